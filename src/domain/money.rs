@@ -1,0 +1,168 @@
+//! [`Money`]: a non-negative amount in the platform currency with at most two decimal
+//! places, kept as a `rust_decimal::Decimal` (never a float).
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::iter::Sum;
+use std::ops::{Add, Sub};
+use std::str::FromStr;
+
+/// Why a string is not an amount of money.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    /// Not a decimal number at all.
+    #[error("{0:?} is not a decimal amount such as \"129.90\"")]
+    NotANumber(String),
+    /// Below zero.
+    #[error("amount {0} is negative")]
+    Negative(String),
+    /// More than two decimal places.
+    #[error("amount {0} has more than 2 decimal places")]
+    TooPrecise(String),
+    /// Beyond what any order could cost (1e12).
+    #[error("amount {0} is too large")]
+    TooLarge(String),
+}
+
+/// A non-negative amount with at most two decimal places. Serialised as a string
+/// (`"129.90"`) so that JSON clients never see a float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Money(Decimal);
+
+impl Money {
+    /// Zero.
+    pub const ZERO: Money = Money(Decimal::ZERO);
+
+    /// Checks a decimal: non-negative, at most 2 places, below 1e12.
+    pub fn new(d: Decimal) -> Result<Money, MoneyError> {
+        if d.is_sign_negative() && !d.is_zero() {
+            return Err(MoneyError::Negative(d.to_string()));
+        }
+        if d.normalize().scale() > 2 {
+            return Err(MoneyError::TooPrecise(d.to_string()));
+        }
+        if d >= Decimal::from(1_000_000_000_000u64) {
+            return Err(MoneyError::TooLarge(d.to_string()));
+        }
+        let mut d = d.abs();
+        d.rescale(2);
+        Ok(Money(d))
+    }
+
+    /// An amount from a whole number of cents (fen).
+    pub fn from_cents(cents: u64) -> Money {
+        Money(Decimal::new(i64::try_from(cents).unwrap_or(i64::MAX), 2))
+    }
+
+    /// The decimal value.
+    pub fn value(self) -> Decimal {
+        self.0
+    }
+
+    /// The amount as a float, for model inputs only (never for accounting).
+    pub fn to_f64_lossy(self) -> f64 {
+        use rust_decimal::prelude::ToPrimitive;
+        self.0.to_f64().unwrap_or(f64::NAN)
+    }
+
+    /// `self - other`, or `None` if that would be negative.
+    pub fn checked_sub(self, other: Money) -> Option<Money> {
+        let d = self.0 - other.0;
+        (!d.is_sign_negative() || d.is_zero()).then_some(Money(d))
+    }
+}
+
+impl FromStr for Money {
+    type Err = MoneyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        // Only plain decimal notation: digits, one optional point, an optional sign.
+        let plain = !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+');
+        if !plain {
+            return Err(MoneyError::NotANumber(s.to_string()));
+        }
+        let d = Decimal::from_str_exact(t).map_err(|_| MoneyError::NotANumber(s.to_string()))?;
+        Money::new(d)
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.2}", self.0)
+    }
+}
+
+impl Add for Money {
+    type Output = Money;
+    fn add(self, o: Money) -> Money {
+        Money(self.0 + o.0)
+    }
+}
+
+impl Sub for Money {
+    type Output = Decimal;
+    /// The signed difference (may be negative, hence a plain `Decimal`).
+    fn sub(self, o: Money) -> Decimal {
+        self.0 - o.0
+    }
+}
+
+impl Sum for Money {
+    fn sum<I: Iterator<Item = Money>>(iter: I) -> Money {
+        iter.fold(Money::ZERO, |a, b| a + b)
+    }
+}
+
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Money, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_parse_from_plain_decimal_strings() {
+        assert_eq!("129.90".parse::<Money>().map(|m| m.to_string()), Ok("129.90".into()));
+        assert_eq!("5".parse::<Money>().map(|m| m.to_string()), Ok("5.00".into()));
+        assert_eq!("0.1".parse::<Money>().map(|m| m.to_string()), Ok("0.10".into()));
+    }
+
+    #[test]
+    fn bad_amounts_are_refused_with_the_reason() {
+        assert!(matches!("-5.00".parse::<Money>(), Err(MoneyError::Negative(_))));
+        assert!(matches!("1.234".parse::<Money>(), Err(MoneyError::TooPrecise(_))));
+        assert!(matches!("abc".parse::<Money>(), Err(MoneyError::NotANumber(_))));
+        assert!(matches!("1e5".parse::<Money>(), Err(MoneyError::NotANumber(_))));
+        assert!(matches!("NaN".parse::<Money>(), Err(MoneyError::NotANumber(_))));
+        assert!(matches!("".parse::<Money>(), Err(MoneyError::NotANumber(_))));
+        assert!(matches!(
+            "1000000000000.00".parse::<Money>(),
+            Err(MoneyError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn trailing_zeros_beyond_two_places_are_fine() {
+        assert_eq!("1.2300".parse::<Money>().map(|m| m.to_string()), Ok("1.23".into()));
+    }
+
+    #[test]
+    fn money_round_trips_through_json_as_a_string() {
+        let m: Money = serde_json::from_str("\"10.50\"").unwrap();
+        assert_eq!(serde_json::to_string(&m).unwrap(), "\"10.50\"");
+        assert!(serde_json::from_str::<Money>("\"-1\"").is_err());
+    }
+}

@@ -1,0 +1,157 @@
+//! A return request as the policy sees it, and the decision it gets.
+
+use super::{BuyerId, Category, MerchantId, Money, OrderId, ReturnId, ReturnReason, Star};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A buyer's request to return an order's goods, already parsed and checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReturnRequest {
+    /// The refund service's id for this return: the idempotency key.
+    pub return_id: ReturnId,
+    pub buyer_id: BuyerId,
+    pub order_id: OrderId,
+    pub merchant_id: MerchantId,
+    pub category: Category,
+    /// The amount to refund.
+    pub amount: Money,
+    pub reason: ReturnReason,
+    /// When the buyer received the goods (UTC).
+    pub delivered_at: DateTime<Utc>,
+    /// When the buyer asked to return them (UTC).
+    pub requested_at: DateTime<Utc>,
+    /// The return parcel's tracking number, when already known.
+    pub tracking_number: Option<String>,
+}
+
+/// Why a benefit was not given, or a fact the caller should know. Each has a stable
+/// `code` for programs and a `message` in words for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum ReasonCode {
+    /// The buyer's star is below the programme's minimum.
+    StarBelowMinimum { star: u8, min: u8 },
+    /// The snapshot does not know the buyer; the policy's default star was used.
+    UnknownBuyer { default_star: u8 },
+    /// Only 7-day no-reason returns are answered instantly.
+    NotNoReasonReturn { reason: ReturnReason },
+    /// Asked too long after delivery (days counted in the platform's time zone).
+    OutsideReturnWindow { days: i64, window_days: u32 },
+    /// Asked before the goods were delivered.
+    NotDelivered,
+    /// The category is not in the programme.
+    CategoryNotInProgramme { category: String },
+    /// The merchant is not in the programme.
+    MerchantNotInProgramme { merchant_id: u64 },
+    /// Goods excluded from no-reason returns (made to order, perishable, ...).
+    ExcludedGoods { category: String },
+    /// The order was already refunded through an earlier return.
+    AlreadyRefunded,
+    /// Pickups are dispatched only within the platform's pickup hours.
+    OutsidePickupHours { next_window: DateTime<Utc> },
+    /// An advance needs the return parcel's tracking number.
+    NoTrackingNumber,
+    /// The advance would take the buyer above the limit for their star.
+    ExposureLimit {
+        outstanding: Money,
+        amount: Money,
+        limit: Money,
+    },
+    /// The platform's advance budget for the day is used up.
+    DailyBudgetExhausted,
+    /// No instant release was granted for this return, so nothing is advanced.
+    NotInstant,
+}
+
+impl ReasonCode {
+    /// The stable code, as serialised in `code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReasonCode::StarBelowMinimum { .. } => "star_below_minimum",
+            ReasonCode::UnknownBuyer { .. } => "unknown_buyer",
+            ReasonCode::NotNoReasonReturn { .. } => "not_no_reason_return",
+            ReasonCode::OutsideReturnWindow { .. } => "outside_return_window",
+            ReasonCode::NotDelivered => "not_delivered",
+            ReasonCode::CategoryNotInProgramme { .. } => "category_not_in_programme",
+            ReasonCode::MerchantNotInProgramme { .. } => "merchant_not_in_programme",
+            ReasonCode::ExcludedGoods { .. } => "excluded_goods",
+            ReasonCode::AlreadyRefunded => "already_refunded",
+            ReasonCode::OutsidePickupHours { .. } => "outside_pickup_hours",
+            ReasonCode::NoTrackingNumber => "no_tracking_number",
+            ReasonCode::ExposureLimit { .. } => "exposure_limit",
+            ReasonCode::DailyBudgetExhausted => "daily_budget_exhausted",
+            ReasonCode::NotInstant => "not_instant",
+        }
+    }
+
+    /// What the code means, in words a buyer or an agent understands.
+    pub fn message(&self) -> String {
+        match self {
+            ReasonCode::StarBelowMinimum { star, min } => format!(
+                "your shopping rating is {star} stars; instant return needs {min} stars or more"
+            ),
+            ReasonCode::UnknownBuyer { default_star } => format!(
+                "no rating yet for this buyer; treated as {default_star} stars"
+            ),
+            ReasonCode::NotNoReasonReturn { reason } => format!(
+                "only no-reason returns are answered instantly; this one is '{reason}' and goes to the merchant"
+            ),
+            ReasonCode::OutsideReturnWindow { days, window_days } => format!(
+                "asked on day {days} after delivery; instant return is open for {window_days} days"
+            ),
+            ReasonCode::NotDelivered => "the goods are not delivered yet".to_string(),
+            ReasonCode::CategoryNotInProgramme { category } => {
+                format!("category '{category}' is not in the fast-return programme")
+            }
+            ReasonCode::MerchantNotInProgramme { merchant_id } => {
+                format!("merchant {merchant_id} is not in the fast-return programme")
+            }
+            ReasonCode::ExcludedGoods { category } => format!(
+                "'{category}' goods cannot be returned without a reason"
+            ),
+            ReasonCode::AlreadyRefunded => "this order was already refunded".to_string(),
+            ReasonCode::OutsidePickupHours { next_window } => format!(
+                "couriers are booked in pickup hours only; the next window opens at {}",
+                next_window.to_rfc3339()
+            ),
+            ReasonCode::NoTrackingNumber => {
+                "the refund is advanced once the parcel's tracking number is entered".to_string()
+            }
+            ReasonCode::ExposureLimit {
+                outstanding,
+                amount,
+                limit,
+            } => format!(
+                "advancing {amount} on top of {outstanding} still outstanding would pass the limit of {limit}"
+            ),
+            ReasonCode::DailyBudgetExhausted => {
+                "the platform's advance budget for today is used up".to_string()
+            }
+            ReasonCode::NotInstant => {
+                "this return did not get instant release, so no refund is advanced".to_string()
+            }
+        }
+    }
+}
+
+/// What the policy decided for a return request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The return address is given at once, without waiting for the merchant.
+    pub instant_address_release: bool,
+    /// A courier pickup is dispatched now.
+    pub courier_pickup: bool,
+    /// When a pickup can be booked: the request time if within pickup hours, else the
+    /// start of the next window. `None` without instant release.
+    pub pickup_from: Option<DateTime<Utc>>,
+    /// The platform advances the refund now.
+    pub advanced_refund: bool,
+    /// The star the decision used (the policy's default for an unknown buyer).
+    pub star: Star,
+    /// Whether the buyer was found in the ratings snapshot.
+    pub rated: bool,
+    /// Every condition that failed, and facts worth knowing.
+    pub reasons: Vec<ReasonCode>,
+    /// Without instant release: the merchant must answer by this time.
+    pub merchant_answer_by: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,210 @@
+//! The eligibility rules of the fast-return programme (spec §5):
+//! [`decide`]`(request, rating, ledger view, policy, now) -> Decision`.
+//!
+//! Pure: no I/O, no clock (the caller passes `now`), no allocation beyond the reasons
+//! list. The service calls it on every request and simulations call it on history.
+//!
+//! - **Instant address release** iff star ≥ `min_star`, reason `no_reason`, asked within
+//!   `window_days` calendar days of delivery (days counted in the platform's time zone:
+//!   delivered on the 1st, day 7 is the 8th), category and merchant in the programme,
+//!   goods not of an excluded kind, delivered, and the order not already refunded.
+//! - **Courier pickup** iff instant release and the request falls in
+//!   `[pickup.start_hour, pickup.end_hour)` local time; otherwise `pickup_from` says
+//!   when the next window opens.
+//! - **Advanced refund** iff instant release, a tracking number, the buyer's
+//!   outstanding advances plus this amount within the limit for their star, and the
+//!   platform's advances today plus this amount within the daily budget.
+//! - Otherwise the merchant answers (within `merchant_answer_hours`), and the decision
+//!   carries a reason code for every condition that failed.
+//!
+//! The count of past returns is never a rule: only the rating is.
+
+mod config;
+
+pub use config::{Policy, PolicyError, PolicyFile};
+
+use crate::domain::{Decision, Money, ReasonCode, ReturnReason, ReturnRequest, Star};
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};
+
+/// What the ledger knows that a decision depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LedgerView {
+    /// The buyer's advanced and not yet settled amount.
+    pub outstanding: Money,
+    /// What the platform has advanced today (platform time zone), all buyers.
+    pub advanced_today: Money,
+    /// An earlier return of the same order was already refunded.
+    pub order_already_refunded: bool,
+}
+
+/// Decides a return request. `rating` is the buyer's star from the snapshot, `None`
+/// when the snapshot does not know the buyer (the policy's default star is used).
+pub fn decide(
+    req: &ReturnRequest,
+    rating: Option<Star>,
+    ledger: &LedgerView,
+    policy: &Policy,
+    _now: DateTime<Utc>,
+) -> Decision {
+    let mut reasons = Vec::new();
+    let star = match rating {
+        Some(s) => s,
+        None => {
+            reasons.push(ReasonCode::UnknownBuyer {
+                default_star: policy.unknown_buyer_star.get(),
+            });
+            policy.unknown_buyer_star
+        }
+    };
+    let instant = instant_release_failures(req, star, ledger, policy, &mut reasons);
+
+    let (courier_pickup, pickup_from) = if instant {
+        match next_pickup(req.requested_at, policy) {
+            None => (true, Some(req.requested_at)),
+            Some(next_window) => {
+                reasons.push(ReasonCode::OutsidePickupHours { next_window });
+                (false, Some(next_window))
+            }
+        }
+    } else {
+        (false, None)
+    };
+
+    let advanced_refund = instant
+        && match &req.tracking_number {
+            None => {
+                reasons.push(ReasonCode::NoTrackingNumber);
+                false
+            }
+            Some(_) => {
+                let refusals = advance_refusals(star, req.amount, ledger, policy);
+                let ok = refusals.is_empty();
+                reasons.extend(refusals);
+                ok
+            }
+        };
+
+    Decision {
+        instant_address_release: instant,
+        courier_pickup,
+        pickup_from,
+        advanced_refund,
+        star,
+        rated: rating.is_some(),
+        reasons,
+        merchant_answer_by: (!instant)
+            .then(|| req.requested_at + Duration::hours(i64::from(policy.merchant_answer_hours))),
+    }
+}
+
+/// Checks every instant-release condition, pushing a reason for each that fails;
+/// true when none failed.
+fn instant_release_failures(
+    req: &ReturnRequest,
+    star: Star,
+    ledger: &LedgerView,
+    policy: &Policy,
+    reasons: &mut Vec<ReasonCode>,
+) -> bool {
+    let before = reasons.len();
+    if star < policy.min_star {
+        reasons.push(ReasonCode::StarBelowMinimum {
+            star: star.get(),
+            min: policy.min_star.get(),
+        });
+    }
+    if req.reason != ReturnReason::NoReason {
+        reasons.push(ReasonCode::NotNoReasonReturn { reason: req.reason });
+    }
+    if req.requested_at < req.delivered_at {
+        reasons.push(ReasonCode::NotDelivered);
+    } else {
+        let days = local_days_between(req.delivered_at, req.requested_at, policy);
+        if days > i64::from(policy.window_days) {
+            reasons.push(ReasonCode::OutsideReturnWindow {
+                days,
+                window_days: policy.window_days,
+            });
+        }
+    }
+    let category = req.category.as_str();
+    if policy.excluded_categories.contains(category) {
+        reasons.push(ReasonCode::ExcludedGoods {
+            category: category.to_string(),
+        });
+    } else if !policy.categories.as_ref().is_none_or(|c| c.contains(category)) {
+        reasons.push(ReasonCode::CategoryNotInProgramme {
+            category: category.to_string(),
+        });
+    }
+    if !policy.merchants.as_ref().is_none_or(|m| m.contains(&req.merchant_id.0)) {
+        reasons.push(ReasonCode::MerchantNotInProgramme {
+            merchant_id: req.merchant_id.0,
+        });
+    }
+    if ledger.order_already_refunded {
+        reasons.push(ReasonCode::AlreadyRefunded);
+    }
+    reasons.len() == before
+}
+
+/// Why an advance of `amount` to a buyer of `star` is refused; empty when it is allowed.
+pub fn advance_refusals(
+    star: Star,
+    amount: Money,
+    ledger: &LedgerView,
+    policy: &Policy,
+) -> Vec<ReasonCode> {
+    let mut out = Vec::new();
+    let limit = policy.limit_for(star);
+    if ledger.outstanding + amount > limit {
+        out.push(ReasonCode::ExposureLimit {
+            outstanding: ledger.outstanding,
+            amount,
+            limit,
+        });
+    }
+    if ledger.advanced_today + amount > policy.daily_budget {
+        out.push(ReasonCode::DailyBudgetExhausted);
+    }
+    out
+}
+
+/// Calendar days from `from` to `to`, both taken as dates in the platform's time zone.
+pub fn local_days_between(from: DateTime<Utc>, to: DateTime<Utc>, policy: &Policy) -> i64 {
+    let a = from.with_timezone(&policy.time_zone).date_naive();
+    let b = to.with_timezone(&policy.time_zone).date_naive();
+    (b - a).num_days()
+}
+
+/// `None` if `at` is inside pickup hours, else when the next pickup window opens.
+pub fn next_pickup(at: DateTime<Utc>, policy: &Policy) -> Option<DateTime<Utc>> {
+    let local = at.with_timezone(&policy.time_zone);
+    let hour = local.hour();
+    if (policy.pickup_start_hour..policy.pickup_end_hour).contains(&hour) {
+        return None;
+    }
+    let day = if hour < policy.pickup_start_hour {
+        local.date_naive()
+    } else {
+        local.date_naive().succ_opt().unwrap_or(local.date_naive())
+    };
+    let start = NaiveTime::from_hms_opt(policy.pickup_start_hour, 0, 0).unwrap_or(NaiveTime::MIN);
+    let naive = day.and_time(start);
+    // A start hour inside a DST gap has no local time; take the first instant after it.
+    let utc = policy
+        .time_zone
+        .from_local_datetime(&naive)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| naive.and_utc() + Duration::hours(1));
+    Some(utc)
+}
+
+/// The platform-local calendar date of an instant (for the daily advance budget).
+pub fn local_date(at: DateTime<Utc>, policy: &Policy) -> chrono::NaiveDate {
+    at.with_timezone(&policy.time_zone).date_naive()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,216 @@
+use super::*;
+use crate::domain::{BuyerId, Category, MerchantId, OrderId, ReturnId};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    name: String,
+    star: Option<u8>,
+    #[serde(default = "d_reason")]
+    reason: String,
+    #[serde(default = "d_category")]
+    category: String,
+    #[serde(default = "d_merchant")]
+    merchant: u64,
+    #[serde(default = "d_amount")]
+    amount: String,
+    #[serde(default = "d_delivered")]
+    delivered_at: String,
+    requested_at: String,
+    tracking: Option<String>,
+    #[serde(default = "d_zero")]
+    outstanding: String,
+    #[serde(default = "d_zero")]
+    advanced_today: String,
+    #[serde(default)]
+    already_refunded: bool,
+    policy: Option<String>,
+    instant: bool,
+    pickup: bool,
+    advance: bool,
+    reasons: Vec<String>,
+    pickup_from: Option<String>,
+    merchant_answer_by: Option<String>,
+}
+
+fn d_reason() -> String {
+    "no_reason".into()
+}
+fn d_category() -> String {
+    "womens_wear".into()
+}
+fn d_merchant() -> u64 {
+    1
+}
+fn d_amount() -> String {
+    "199.00".into()
+}
+fn d_delivered() -> String {
+    "2026-06-30T02:00:00Z".into()
+}
+fn d_zero() -> String {
+    "0.00".into()
+}
+
+fn ts(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// The default policy with a TOML patch applied (`key.path = value` lines).
+fn patched(patch: Option<&str>) -> Policy {
+    let mut doc: toml::Table = toml::from_str(config::DEFAULT_POLICY_TOML).unwrap();
+    if let Some(p) = patch {
+        let p: toml::Table = toml::from_str(p).unwrap();
+        merge(&mut doc, p);
+    }
+    Policy::from_toml(&toml::to_string(&doc).unwrap(), "patched").unwrap()
+}
+
+fn merge(into: &mut toml::Table, from: toml::Table) {
+    for (k, v) in from {
+        match (into.get_mut(&k), v) {
+            (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_policy_case_decides_as_written() {
+    #[derive(Deserialize)]
+    struct File {
+        case: Vec<Case>,
+    }
+    let file: File = toml::from_str(include_str!("cases.toml")).unwrap();
+    assert!(file.case.len() >= 25);
+    let mut failures = Vec::new();
+    for c in file.case {
+        let policy = patched(c.policy.as_deref());
+        let req = ReturnRequest {
+            return_id: ReturnId(1),
+            buyer_id: BuyerId(1),
+            order_id: OrderId(1),
+            merchant_id: MerchantId(c.merchant),
+            category: Category::parse(&c.category).unwrap(),
+            amount: c.amount.parse().unwrap(),
+            reason: c.reason.parse().unwrap(),
+            delivered_at: ts(&c.delivered_at),
+            requested_at: ts(&c.requested_at),
+            tracking_number: c.tracking.clone(),
+        };
+        let ledger = LedgerView {
+            outstanding: c.outstanding.parse().unwrap(),
+            advanced_today: c.advanced_today.parse().unwrap(),
+            order_already_refunded: c.already_refunded,
+        };
+        let star = c.star.map(|s| Star::try_from(s).unwrap());
+        let d = decide(&req, star, &ledger, &policy, req.requested_at);
+        let codes: Vec<&str> = d.reasons.iter().map(|r| r.code()).collect();
+        let mut wrong = Vec::new();
+        if d.instant_address_release != c.instant {
+            wrong.push(format!("instant {}", d.instant_address_release));
+        }
+        if d.courier_pickup != c.pickup {
+            wrong.push(format!("pickup {}", d.courier_pickup));
+        }
+        if d.advanced_refund != c.advance {
+            wrong.push(format!("advance {}", d.advanced_refund));
+        }
+        if codes != c.reasons {
+            wrong.push(format!("reasons {codes:?}"));
+        }
+        if let Some(p) = &c.pickup_from
+            && d.pickup_from != Some(ts(p))
+        {
+            wrong.push(format!("pickup_from {:?}", d.pickup_from));
+        }
+        if let Some(m) = &c.merchant_answer_by
+            && d.merchant_answer_by != Some(ts(m))
+        {
+            wrong.push(format!("merchant_answer_by {:?}", d.merchant_answer_by));
+        }
+        if d.instant_address_release && d.merchant_answer_by.is_some() {
+            wrong.push("instant release with a merchant deadline".into());
+        }
+        if !wrong.is_empty() {
+            failures.push(format!("{}: {}", c.name, wrong.join(", ")));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn shipped_default_policy_is_valid_and_has_the_published_figures() {
+    let p = Policy::default();
+    assert_eq!(p.min_star.get(), 3);
+    assert_eq!(p.window_days, 7);
+    assert_eq!((p.pickup_start_hour, p.pickup_end_hour), (9, 20));
+    assert_eq!(p.merchant_answer_hours, 72);
+    assert_eq!(p.time_zone, chrono_tz::Asia::Shanghai);
+    assert!(p.merchants.is_none());
+    let cats = p.categories.as_ref().unwrap();
+    for c in ["womens_wear", "mens_wear", "accessories", "shoes"] {
+        assert!(cats.contains(c));
+    }
+}
+
+fn error_of(patch: &str) -> String {
+    let mut doc: toml::Table = toml::from_str(config::DEFAULT_POLICY_TOML).unwrap();
+    merge(&mut doc, toml::from_str(patch).unwrap());
+    Policy::from_toml(&toml::to_string(&doc).unwrap(), "policy.toml")
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn bad_policy_values_are_refused_naming_the_key() {
+    let cases = [
+        ("instant.min_star = 6", "instant.min_star"),
+        ("instant.min_star = 0", "instant.min_star"),
+        ("unknown_buyer_star = 9", "unknown_buyer_star"),
+        ("pickup.start_hour = 24", "pickup.start_hour"),
+        ("pickup.end_hour = -1", "pickup.end_hour"),
+        ("pickup.start_hour = 21", "pickup.end_hour"),
+        ("advance.limits.star_3 = \"-5.00\"", "advance.limits.star_3"),
+        ("advance.daily_budget = \"lots\"", "advance.daily_budget"),
+        ("time_zone = \"Mars/Olympus\"", "time_zone"),
+        ("instant.window_days = 0", "instant.window_days"),
+        ("instant.categories = [\"Shoes!\"]", "instant.categories"),
+    ];
+    for (patch, key) in cases {
+        let e = error_of(patch);
+        assert!(e.contains(key), "{patch}: {e}");
+    }
+}
+
+#[test]
+fn unknown_keys_in_the_policy_file_are_refused() {
+    let e = error_of("[instant]\nmin_stars = 3");
+    assert!(e.contains("min_stars"), "{e}");
+    let e = error_of("surprise = 1");
+    assert!(e.contains("surprise"), "{e}");
+}
+
+#[test]
+fn decide_never_advances_without_instant_release() {
+    let policy = Policy::default();
+    let base = ReturnRequest {
+        return_id: ReturnId(1),
+        buyer_id: BuyerId(1),
+        order_id: OrderId(1),
+        merchant_id: MerchantId(1),
+        category: Category::parse("shoes").unwrap(),
+        amount: "10.00".parse().unwrap(),
+        reason: ReturnReason::Quality,
+        delivered_at: ts("2026-06-30T02:00:00Z"),
+        requested_at: ts("2026-07-01T02:00:00Z"),
+        tracking_number: Some("SF".into()),
+    };
+    for s in Star::all() {
+        let d = decide(&base, Some(s), &LedgerView::default(), &policy, base.requested_at);
+        assert!(!d.advanced_refund && !d.instant_address_release && !d.courier_pickup);
+    }
+}

@@ -1,0 +1,263 @@
+//! The model artifact and the scoring function: feature values → points → score →
+//! star, with reason codes. Pure: no I/O beyond (de)serialising the artifact, and no
+//! polars, linfa or axum, so the batch `rate` and the online service call exactly the
+//! same code and agree to the last point.
+//!
+//! A [`Model`] is the public, human-readable JSON artifact (spec §4): bins, weight of
+//! evidence, coefficients, the points table, star cut-offs, the feature order, the
+//! schema version, the training data's fingerprint and the metrics. [`Model::check`]
+//! validates it and returns a [`Scorecard`], the only type that can score.
+//!
+//! Points follow the usual credit-scorecard scaling. With WOE = ln(%good / %bad) per
+//! bin and a logistic regression `logit P(bad) = a + Σ b_j·woe_j`,
+//! `factor = pdo / ln 2`, `offset = base_score − factor·ln(base_odds)`, each bin gets
+//! `round(−factor·(b_j·woe + a/n) + offset/n)` points and the score is the sum of the
+//! points of the buyer's bins, an integer. A higher score is a better buyer.
+
+mod model;
+
+pub use model::{
+    Bin, Feature, FeatureKind, Metrics, Model, ModelError, ReasonText, Scaling, SplitMetrics,
+    StarCutoffs, StarRow, TrainingInfo, Trend, SCHEMA_VERSION,
+};
+
+use crate::domain::Star;
+use std::collections::HashMap;
+
+/// One input value for a feature.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    /// A number (a NaN counts as missing).
+    Num(f64),
+    /// A category label.
+    Cat(&'a str),
+    /// No value.
+    Missing,
+}
+
+/// Up to this many reason codes are given per buyer.
+pub const MAX_REASONS: usize = 4;
+
+/// The result of scoring one buyer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scored {
+    /// The sum of points; higher is better.
+    pub score: i32,
+    /// The star from the model's cut-offs.
+    pub star: Star,
+    /// Indices into the model's features of the (up to four) features that cost the
+    /// most points against their best bin, worst first; `None` past the last.
+    pub reasons: [Option<u16>; MAX_REASONS],
+}
+
+#[derive(Debug, Clone)]
+enum Binner {
+    Numeric {
+        /// Upper bounds (exclusive) of every bin but the last; bins are `[lower, upper)`.
+        uppers: Vec<f64>,
+        points: Vec<i32>,
+    },
+    Categorical {
+        points_of: HashMap<String, i32>,
+        other: i32,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Prepared {
+    binner: Binner,
+    missing: i32,
+    best: i32,
+}
+
+/// A checked model, ready to score. Built only by [`Model::check`].
+#[derive(Debug, Clone)]
+pub struct Scorecard {
+    model: Model,
+    prepared: Vec<Prepared>,
+}
+
+impl Scorecard {
+    /// The artifact this scorecard was built from.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The model version string.
+    pub fn version(&self) -> &str {
+        &self.model.model_version
+    }
+
+    /// Feature names in the order [`Scorecard::score`] expects values.
+    pub fn feature_names(&self) -> impl Iterator<Item = &str> {
+        self.model.features.iter().map(|f| f.name.as_str())
+    }
+
+    /// How many features the model takes.
+    pub fn n_features(&self) -> usize {
+        self.prepared.len()
+    }
+
+    /// The points one value earns for feature `j`.
+    pub fn points(&self, j: usize, v: Value<'_>) -> i32 {
+        let p = &self.prepared[j];
+        match (v, &p.binner) {
+            (Value::Missing, _) => p.missing,
+            (Value::Num(x), _) if x.is_nan() => p.missing,
+            (Value::Num(x), Binner::Numeric { uppers, points }) => {
+                points[uppers.partition_point(|u| *u <= x)]
+            }
+            (Value::Cat(c), Binner::Categorical { points_of, other }) => {
+                points_of.get(c).copied().unwrap_or(*other)
+            }
+            // A number for a categorical feature is read as its text; text for a
+            // numeric feature is parsed, and counts as missing if it is not a number.
+            (Value::Num(x), Binner::Categorical { points_of, other }) => {
+                points_of.get(&format_number(x)).copied().unwrap_or(*other)
+            }
+            (Value::Cat(c), Binner::Numeric { .. }) => match c.trim().parse::<f64>() {
+                Ok(x) => self.points(j, Value::Num(x)),
+                Err(_) => p.missing,
+            },
+        }
+    }
+
+    /// Scores one buyer; `values` are in [`Scorecard::feature_names`] order.
+    pub fn score(&self, values: &[Value<'_>]) -> Result<Scored, ModelError> {
+        if values.len() != self.prepared.len() {
+            return Err(ModelError::Arity {
+                expected: self.prepared.len(),
+                got: values.len(),
+            });
+        }
+        Ok(self.score_with(|j| self.points(j, values[j])))
+    }
+
+    /// Scores one buyer whose features are all numeric (NaN = missing).
+    pub fn score_numeric(&self, values: &[f64]) -> Result<Scored, ModelError> {
+        if values.len() != self.prepared.len() {
+            return Err(ModelError::Arity {
+                expected: self.prepared.len(),
+                got: values.len(),
+            });
+        }
+        Ok(self.score_with(|j| self.points(j, Value::Num(values[j]))))
+    }
+
+    fn score_with(&self, points_of: impl Fn(usize) -> i32) -> Scored {
+        let mut score = 0i32;
+        // (loss, feature) of the worst MAX_REASONS, kept sorted worst first.
+        let mut worst: [(i32, u16); MAX_REASONS] = [(0, 0); MAX_REASONS];
+        for (j, p) in self.prepared.iter().enumerate() {
+            let pts = points_of(j);
+            score += pts;
+            let loss = p.best - pts;
+            if loss > worst[MAX_REASONS - 1].0 {
+                let mut k = MAX_REASONS - 1;
+                while k > 0 && loss > worst[k - 1].0 {
+                    worst[k] = worst[k - 1];
+                    k -= 1;
+                }
+                worst[k] = (loss, u16::try_from(j).unwrap_or(u16::MAX));
+            }
+        }
+        let mut reasons = [None; MAX_REASONS];
+        for (r, (loss, j)) in reasons.iter_mut().zip(worst) {
+            if loss > 0 {
+                *r = Some(j);
+            }
+        }
+        Scored {
+            score,
+            star: self.model.stars.star_of(score),
+            reasons,
+        }
+    }
+
+    /// The most points feature `j` can give (its best bin).
+    pub fn best_points(&self, j: usize) -> i32 {
+        self.prepared[j].best
+    }
+
+    /// The reason text of feature `j`.
+    pub fn reason(&self, j: usize) -> &ReasonText {
+        &self.model.features[j].reason
+    }
+
+    /// The feature whose reason code is `code`.
+    pub fn feature_by_reason_code(&self, code: &str) -> Option<usize> {
+        self.model.features.iter().position(|f| f.reason.code == code)
+    }
+
+    /// The probability that a buyer with this score turns bad, from the scaling.
+    pub fn probability_bad(&self, score: f64) -> f64 {
+        self.model.scaling.probability_bad(score)
+    }
+}
+
+fn format_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+impl Model {
+    /// Validates the artifact (schema version, bins, cut-offs) and prepares it for
+    /// scoring. Fails loudly, naming what is wrong.
+    pub fn check(self) -> Result<Scorecard, ModelError> {
+        model::validate(&self)?;
+        let prepared = self
+            .features
+            .iter()
+            .map(|f| {
+                let missing = f
+                    .bins
+                    .iter()
+                    .find(|b| b.missing)
+                    .map(|b| b.points)
+                    .unwrap_or(0);
+                let best = f.bins.iter().map(|b| b.points).max().unwrap_or(0);
+                let binner = match f.kind {
+                    FeatureKind::Numeric => {
+                        let ranged: Vec<&Bin> = f.bins.iter().filter(|b| !b.missing).collect();
+                        Binner::Numeric {
+                            uppers: ranged
+                                .iter()
+                                .take(ranged.len().saturating_sub(1))
+                                .map(|b| b.upper.unwrap_or(f64::INFINITY))
+                                .collect(),
+                            points: ranged.iter().map(|b| b.points).collect(),
+                        }
+                    }
+                    FeatureKind::Categorical => {
+                        let mut points_of = HashMap::new();
+                        let mut other = missing;
+                        for b in &f.bins {
+                            for c in &b.categories {
+                                points_of.insert(c.clone(), b.points);
+                            }
+                            if b.other {
+                                other = b.points;
+                            }
+                        }
+                        Binner::Categorical { points_of, other }
+                    }
+                };
+                Prepared {
+                    binner,
+                    missing,
+                    best,
+                }
+            })
+            .collect();
+        Ok(Scorecard {
+            model: self,
+            prepared,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
