@@ -13,3 +13,6 @@
 pub mod domain;
 pub mod policy;
 pub mod scoring;
+
+#[cfg(feature = "batch")]
+pub mod pipeline;
