@@ -16,3 +16,7 @@ pub mod scoring;
 
 #[cfg(feature = "batch")]
 pub mod pipeline;
+#[cfg(feature = "batch")]
+pub mod synth;
+#[cfg(feature = "batch")]
+pub mod train;

@@ -1,0 +1,549 @@
+//! The scorecard trainer: binning, weight of evidence, logistic regression (linfa),
+//! points scaling, star cut-offs, and evaluation.
+//!
+//! [`TrainParams`] follows the checked-parameters habit: set what you need (every
+//! setter's default is documented on the field), call [`TrainParams::check`], and only
+//! the checked [`ValidTrainParams`] can fit.
+//!
+//! Fitting (`fit_scorecard`):
+//! 1. bin every feature on the training rows ([`binning`]) and compute its WOE and IV;
+//! 2. keep the features with IV ≥ `min_iv`;
+//! 3. fit a logistic regression of the label on the WOE columns (linfa-logistic, L2);
+//!    a feature whose coefficient has the wrong sign (collinearity) is dropped and the
+//!    model refitted, so every feature's points rise with its WOE;
+//! 4. turn coefficients into integer points per bin (see [`crate::scoring`]);
+//! 5. place the star cut-offs at the configured population shares of the training
+//!    scores, and check that the bad rate falls strictly from 1★ to 5★ (trying a few
+//!    coarser share schedules if the configured one does not).
+
+pub mod binning;
+pub mod dataset;
+pub mod metrics;
+
+use crate::scoring::{
+    Bin, Feature, FeatureKind, Metrics, Model, ReasonText, Scaling, Scorecard, StarCutoffs,
+    TrainingInfo, Trend, SCHEMA_VERSION,
+};
+use binning::{BinningParams, Tally};
+use dataset::{Dataset, FeatureData};
+use linfa::prelude::*;
+use linfa_logistic::LogisticRegression;
+use ndarray::{Array1, Array2};
+use serde::Serialize;
+
+/// Why training failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("invalid training parameter `{param}`: {message}")]
+    Param { param: &'static str, message: String },
+    #[error("training data: {0}")]
+    Data(String),
+    #[error("logistic regression failed: {0}")]
+    Fit(String),
+    #[error("the trained model is invalid: {0}")]
+    Model(#[from] crate::scoring::ModelError),
+}
+
+/// Words and trend for a feature (the buyer features have their own; a generic table's
+/// columns get generic ones).
+#[derive(Debug, Clone)]
+pub struct FeatureMeta {
+    pub description: String,
+    pub message: String,
+    pub advice: String,
+    pub trend: Option<Trend>,
+}
+
+/// Trainer parameters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainParams {
+    /// Pre-bins per numeric feature before merging (default 20).
+    pub max_prebins: usize,
+    /// Most bins per feature, missing bin apart (default 6).
+    pub max_bins: usize,
+    /// Least share of the training rows in a bin (default 0.01).
+    pub min_bin_share: f64,
+    /// Least training rows in a bin (default 20).
+    pub min_bin_rows: usize,
+    /// Features with a lower information value are dropped (default 0.02).
+    pub min_iv: f64,
+    /// L2 penalty of the logistic regression (default 0.01).
+    pub l2: f64,
+    /// Optimiser iterations (default 300).
+    pub max_iterations: u64,
+    /// Score at `base_odds` (default 600).
+    pub base_score: f64,
+    /// Good:bad odds at `base_score` (default 50).
+    pub base_odds: f64,
+    /// Points to double the odds (default 20).
+    pub pdo: f64,
+    /// Population shares of 1★, 2★, 3★ and 4★ on the training rows; 5★ gets the rest
+    /// (default 0.03, 0.05, 0.17, 0.30).
+    pub star_shares: [f64; 4],
+}
+
+impl Default for TrainParams {
+    fn default() -> Self {
+        TrainParams {
+            max_prebins: 20,
+            max_bins: 6,
+            min_bin_share: 0.01,
+            min_bin_rows: 20,
+            min_iv: 0.02,
+            l2: 0.01,
+            max_iterations: 300,
+            base_score: 600.0,
+            base_odds: 50.0,
+            pdo: 20.0,
+            star_shares: [0.03, 0.05, 0.17, 0.30],
+        }
+    }
+}
+
+/// Checked parameters: only these can fit.
+#[derive(Debug, Clone)]
+pub struct ValidTrainParams(TrainParams);
+
+impl TrainParams {
+    /// Validates every parameter, naming the first that is wrong.
+    pub fn check(self) -> Result<ValidTrainParams, TrainError> {
+        let bad = |param, message: String| Err(TrainError::Param { param, message });
+        if self.max_prebins < 2 {
+            return bad("max_prebins", format!("must be at least 2, got {}", self.max_prebins));
+        }
+        if !(2..=20).contains(&self.max_bins) {
+            return bad("max_bins", format!("must be 2..=20, got {}", self.max_bins));
+        }
+        if !(0.0..0.5).contains(&self.min_bin_share) {
+            return bad("min_bin_share", format!("must be in [0, 0.5), got {}", self.min_bin_share));
+        }
+        if !(self.min_iv >= 0.0) {
+            return bad("min_iv", format!("must be >= 0, got {}", self.min_iv));
+        }
+        if !(self.l2 >= 0.0 && self.l2.is_finite()) {
+            return bad("l2", format!("must be >= 0, got {}", self.l2));
+        }
+        if !(self.pdo > 0.0) || !(self.base_odds > 0.0) || !self.base_score.is_finite() {
+            return bad("pdo", "pdo and base_odds must be > 0 and base_score finite".into());
+        }
+        let total: f64 = self.star_shares.iter().sum();
+        if self.star_shares.iter().any(|s| !(*s > 0.0)) || total >= 1.0 {
+            return bad(
+                "star_shares",
+                format!("each must be > 0 and together < 1, got {:?}", self.star_shares),
+            );
+        }
+        Ok(ValidTrainParams(self))
+    }
+}
+
+impl ValidTrainParams {
+    pub fn params(&self) -> &TrainParams {
+        &self.0
+    }
+
+    fn binning(&self) -> BinningParams {
+        BinningParams {
+            max_prebins: self.0.max_prebins,
+            max_bins: self.0.max_bins,
+            min_bin_share: self.0.min_bin_share,
+            min_bin_rows: self.0.min_bin_rows,
+        }
+    }
+}
+
+/// A feature binned on the training rows.
+#[derive(Debug, Clone)]
+struct Binned {
+    index: usize,
+    bins: Vec<Bin>,
+    iv: f64,
+    trend: Option<Trend>,
+    kind: FeatureKind,
+    /// The bin of every training row.
+    row_bin: Vec<u16>,
+}
+
+fn label_of_range(lo: Option<f64>, hi: Option<f64>) -> String {
+    let f = |x: f64| {
+        if x.fract() == 0.0 && x.abs() < 1e15 {
+            format!("{}", x as i64)
+        } else {
+            format!("{x}")
+        }
+    };
+    match (lo, hi) {
+        (None, None) => "all".into(),
+        (None, Some(h)) => format!("< {}", f(h)),
+        (Some(l), None) => format!(">= {}", f(l)),
+        (Some(l), Some(h)) => format!("[{}, {})", f(l), f(h)),
+    }
+}
+
+fn bin_feature(j: usize, col: &FeatureData, labels: &[u8], trend: Option<Trend>, p: &BinningParams, total: Tally) -> Binned {
+    let mk = |label: String, lower, upper, categories, missing, other, t: Tally| Bin {
+        label,
+        lower,
+        upper,
+        categories,
+        missing,
+        other,
+        woe: binning::woe(t, total),
+        points: 0,
+        count: t.count,
+        bads: t.bads,
+    };
+    match col {
+        FeatureData::Num(v) => {
+            let nb = binning::bin_numeric(v, labels, trend, p);
+            let k = nb.tallies.len();
+            let mut bins: Vec<Bin> = (0..k)
+                .map(|i| {
+                    let lo = (i > 0).then(|| nb.cuts[i - 1]);
+                    let hi = (i + 1 < k).then(|| nb.cuts[i]);
+                    mk(label_of_range(lo, hi), lo, hi, vec![], false, false, nb.tallies[i])
+                })
+                .collect();
+            bins.push(mk("missing".into(), None, None, vec![], true, false, nb.missing));
+            let row_bin = v
+                .iter()
+                .map(|x| if x.is_nan() { k as u16 } else { nb.bin_of(*x) as u16 })
+                .collect();
+            let mut tallies = nb.tallies.clone();
+            tallies.push(nb.missing);
+            Binned {
+                index: j,
+                iv: binning::information_value(&tallies, total),
+                bins,
+                trend: nb.trend,
+                kind: FeatureKind::Numeric,
+                row_bin,
+            }
+        }
+        FeatureData::Cat(v) => {
+            let cb = binning::bin_categorical(v, labels, p);
+            let k = cb.groups.len();
+            let mut bins: Vec<Bin> = (0..k)
+                .map(|i| {
+                    let mut label = cb.groups[i].join(", ");
+                    if i == cb.other {
+                        label = if label.is_empty() { "other".into() } else { format!("{label}, other") };
+                    }
+                    mk(label, None, None, cb.groups[i].clone(), false, i == cb.other, cb.tallies[i])
+                })
+                .collect();
+            bins.push(mk("missing".into(), None, None, vec![], true, false, cb.missing));
+            let mut of = std::collections::HashMap::new();
+            for (i, g) in cb.groups.iter().enumerate() {
+                for c in g {
+                    of.insert(c.as_str(), i as u16);
+                }
+            }
+            let row_bin = v
+                .iter()
+                .map(|x| match x {
+                    None => k as u16,
+                    Some(s) => of.get(s.as_str()).copied().unwrap_or(cb.other as u16),
+                })
+                .collect();
+            let mut tallies = cb.tallies.clone();
+            tallies.push(cb.missing);
+            Binned {
+                index: j,
+                iv: binning::information_value(&tallies, total),
+                bins,
+                trend: None,
+                kind: FeatureKind::Categorical,
+                row_bin,
+            }
+        }
+    }
+}
+
+/// Logistic regression of the label on the WOE columns; returns (intercept, coefficients)
+/// of logit P(bad).
+fn logistic(x: Array2<f64>, labels: &[u8], p: &TrainParams) -> Result<(f64, Vec<f64>), TrainError> {
+    let y: Array1<bool> = labels.iter().map(|l| *l == 1).collect();
+    let ds = linfa::Dataset::new(x, y);
+    let fitted = LogisticRegression::default()
+        .alpha(p.l2)
+        .max_iterations(p.max_iterations)
+        .fit(&ds)
+        .map_err(|e| TrainError::Fit(e.to_string()))?;
+    // linfa models P(pos class); make it P(bad).
+    let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
+    Ok((
+        sign * fitted.intercept(),
+        fitted.params().iter().map(|b| sign * b).collect(),
+    ))
+}
+
+/// A trained scorecard and what happened on the way.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    pub card: Scorecard,
+    /// Information value of every candidate feature, and whether it was kept.
+    pub candidates: Vec<(String, f64, bool)>,
+    /// Notes for the report (dropped features, cut-off adjustments).
+    pub notes: Vec<String>,
+}
+
+/// Fits a scorecard on `train`. `meta` gives each feature's words and trend.
+pub fn fit_scorecard(
+    train: &Dataset,
+    meta: &[FeatureMeta],
+    params: &ValidTrainParams,
+    info: TrainingInfo,
+    model_version: String,
+) -> Result<Fitted, TrainError> {
+    let p = params.params();
+    let n = train.rows();
+    let total = Tally {
+        count: n as u64,
+        bads: train.bads() as u64,
+    };
+    if total.bads == 0 || total.bads == total.count {
+        return Err(TrainError::Data("the training rows need both goods and bads".into()));
+    }
+    let bp = params.binning();
+    let binned: Vec<Binned> = train
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(j, c)| bin_feature(j, c, &train.labels, meta[j].trend, &bp, total))
+        .collect();
+    let mut notes = Vec::new();
+    let mut keep: Vec<usize> = binned
+        .iter()
+        .filter(|b| b.iv >= p.min_iv)
+        .map(|b| b.index)
+        .collect();
+    if keep.is_empty() {
+        return Err(TrainError::Data(format!(
+            "no feature has an information value of at least {} (best: {:.4})",
+            p.min_iv,
+            binned.iter().map(|b| b.iv).fold(0.0, f64::max)
+        )));
+    }
+    let (intercept, coefs) = loop {
+        let mut x = Array2::<f64>::zeros((n, keep.len()));
+        for (c, j) in keep.iter().enumerate() {
+            let b = &binned[*j];
+            for (r, bin) in b.row_bin.iter().enumerate() {
+                x[[r, c]] = b.bins[usize::from(*bin)].woe;
+            }
+        }
+        let (a, coefs) = logistic(x, &train.labels, p)?;
+        // With WOE = ln(good/bad), a useful feature has a negative coefficient on
+        // logit P(bad). Drop the worst offender and refit.
+        let worst = coefs
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0.0)
+            .max_by(|a, b| a.1.total_cmp(b.1));
+        match worst {
+            Some((c, v)) if keep.len() > 1 => {
+                notes.push(format!(
+                    "dropped `{}`: coefficient {v:+.3} has the wrong sign (collinear with other features)",
+                    train.names[keep[c]]
+                ));
+                keep.remove(c);
+            }
+            _ => break (a, coefs),
+        }
+    };
+
+    let scaling = Scaling {
+        base_score: p.base_score,
+        base_odds: p.base_odds,
+        pdo: p.pdo,
+    };
+    let factor = scaling.factor();
+    let offset = scaling.offset();
+    let k = keep.len() as f64;
+    let features: Vec<Feature> = keep
+        .iter()
+        .zip(&coefs)
+        .map(|(j, b)| {
+            let bf = &binned[*j];
+            let m = &meta[*j];
+            let bins = bf
+                .bins
+                .iter()
+                .map(|bin| {
+                    let pts = -factor * (b * bin.woe + intercept / k) + offset / k;
+                    Bin {
+                        points: pts.round() as i32,
+                        ..bin.clone()
+                    }
+                })
+                .collect();
+            Feature {
+                name: train.names[*j].clone(),
+                kind: bf.kind,
+                description: m.description.clone(),
+                reason: ReasonText {
+                    code: train.names[*j].clone(),
+                    message: m.message.clone(),
+                    advice: m.advice.clone(),
+                },
+                coefficient: *b,
+                information_value: bf.iv,
+                monotone: bf.trend,
+                bins,
+            }
+        })
+        .collect();
+    let candidates = binned
+        .iter()
+        .map(|b| (train.names[b.index].clone(), b.iv, keep.contains(&b.index)))
+        .collect();
+
+    // Scores of the training rows, from the points table.
+    let scores: Vec<i32> = (0..n)
+        .map(|r| {
+            keep.iter()
+                .zip(&features)
+                .map(|(j, f)| f.bins[usize::from(binned[*j].row_bin[r])].points)
+                .sum()
+        })
+        .collect();
+    let mut model = Model {
+        schema_version: SCHEMA_VERSION,
+        model_version,
+        kind: "scorecard".into(),
+        created_at: chrono::Utc::now(),
+        training: info,
+        scaling,
+        intercept,
+        features,
+        stars: StarCutoffs { min_score: [0, 1, 2, 3] },
+        metrics: Metrics::default(),
+    };
+    let (cuts, note) = choose_cutoffs(&scores, &train.labels, &p.star_shares);
+    if let Some(note) = note {
+        notes.push(note);
+    }
+    model.stars = StarCutoffs { min_score: cuts };
+    let card = model.check()?;
+    Ok(Fitted {
+        card,
+        candidates,
+        notes,
+    })
+}
+
+/// Cut-offs at the given population shares of `scores`, adjusted until the bad rate
+/// falls strictly from 1★ to 5★ if the shares given do not achieve it.
+fn choose_cutoffs(scores: &[i32], labels: &[u8], shares: &[f64; 4]) -> ([i32; 4], Option<String>) {
+    let mut sorted: Vec<i32> = scores.to_vec();
+    sorted.sort_unstable();
+    let at = |cum: f64| -> i32 {
+        let i = ((cum * sorted.len() as f64) as usize).min(sorted.len().saturating_sub(1));
+        sorted[i]
+    };
+    let cuts_for = |sh: &[f64; 4]| -> [i32; 4] {
+        let mut cum = 0.0;
+        let mut c = [0i32; 4];
+        for (k, s) in sh.iter().enumerate() {
+            cum += s;
+            c[k] = at(cum);
+        }
+        // Strictly increasing, even with ties in the scores.
+        for k in 1..4 {
+            if c[k] <= c[k - 1] {
+                c[k] = c[k - 1] + 1;
+            }
+        }
+        // A cut-off at the minimum score would leave 1★ empty.
+        if c[0] <= sorted[0] {
+            let d = sorted[0] + 1 - c[0];
+            for x in &mut c {
+                *x += d;
+            }
+        }
+        c
+    };
+    let falls = |c: &[i32; 4]| {
+        let mut count = [0u64; 5];
+        let mut bads = [0u64; 5];
+        for (s, l) in scores.iter().zip(labels) {
+            let k = c.iter().filter(|x| s >= *x).count();
+            count[k] += 1;
+            bads[k] += u64::from(*l);
+        }
+        let rate: Vec<f64> = (0..5)
+            .map(|k| if count[k] > 0 { bads[k] as f64 / count[k] as f64 } else { f64::NAN })
+            .collect();
+        count.iter().all(|c| *c > 0) && rate.windows(2).all(|w| w[0] > w[1])
+    };
+    let first = cuts_for(shares);
+    if falls(&first) {
+        return (first, None);
+    }
+    let schedules: [[f64; 4]; 6] = [
+        [0.04, 0.06, 0.20, 0.30],
+        [0.05, 0.10, 0.20, 0.30],
+        [0.06, 0.12, 0.22, 0.30],
+        [0.08, 0.15, 0.25, 0.30],
+        [0.10, 0.20, 0.25, 0.25],
+        [0.15, 0.20, 0.25, 0.20],
+    ];
+    for s in &schedules {
+        let c = cuts_for(s);
+        if falls(&c) {
+            return (
+                c,
+                Some(format!(
+                    "star shares {shares:?} did not give a strictly falling bad rate on the training rows; used {s:?}"
+                )),
+            );
+        }
+    }
+    (
+        first,
+        Some("no share schedule gave a strictly falling bad rate on the training rows".into()),
+    )
+}
+
+/// Scores every row of a dataset whose columns are in the model's feature order.
+pub fn score_columns(card: &Scorecard, columns: &[FeatureData], rows: usize) -> Vec<i32> {
+    use rayon::prelude::*;
+    (0..rows)
+        .into_par_iter()
+        .map_init(
+            || Vec::with_capacity(columns.len()),
+            |vals, r| {
+                vals.clear();
+                vals.extend(columns.iter().map(|c| c.value(r)));
+                card.score(vals).map(|s| s.score).unwrap_or(0)
+            },
+        )
+        .collect()
+}
+
+/// The dataset's columns in the model's feature order (for scoring).
+pub fn model_columns(card: &Scorecard, ds: &Dataset) -> Result<Vec<FeatureData>, TrainError> {
+    card.feature_names()
+        .map(|n| {
+            ds.names
+                .iter()
+                .position(|m| m == n)
+                .map(|j| ds.columns[j].clone())
+                .ok_or_else(|| TrainError::Data(format!("the data has no feature `{n}` the model needs")))
+        })
+        .collect()
+}
+
+/// Generic words for a column of an arbitrary table.
+pub fn generic_meta(name: &str) -> FeatureMeta {
+    FeatureMeta {
+        description: format!("column `{name}` of the training table"),
+        message: format!("your `{name}` is in a band that costs points"),
+        advice: format!("values of `{name}` like those of the best band score higher"),
+        trend: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
