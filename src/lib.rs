@@ -13,6 +13,7 @@
 pub mod domain;
 pub mod policy;
 pub mod scoring;
+pub mod snapshot;
 
 #[cfg(feature = "batch")]
 pub mod pipeline;
@@ -20,3 +21,9 @@ pub mod pipeline;
 pub mod synth;
 #[cfg(feature = "batch")]
 pub mod train;
+#[cfg(feature = "batch")]
+pub mod progress;
+#[cfg(feature = "batch")]
+pub mod report;
+#[cfg(feature = "batch")]
+pub mod dataset_io;

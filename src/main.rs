@@ -1,1 +1,338 @@
-fn main() {}
+//! The `fastrefund` command: parses the command line, starts logging, dispatches.
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "fastrefund", version, about = "Buyer star ratings and fast-refund eligibility")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a synthetic purchase and return history with a known truth.
+    #[cfg(feature = "batch")]
+    Generate {
+        /// Number of buyers.
+        #[arg(long, default_value_t = 2000)]
+        buyers: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Output folder (orders, returns, disputes, buyers, truth .parquet).
+        #[arg(long)]
+        out: PathBuf,
+        /// First day of the history.
+        #[arg(long, default_value = "2025-01-01")]
+        start: NaiveDate,
+        /// Day after the last day of the history.
+        #[arg(long, default_value = "2026-06-30")]
+        end: NaiveDate,
+    },
+    /// Write every buyer's features (and label) as of a date to a Parquet file.
+    #[cfg(feature = "batch")]
+    Features {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        as_of: NaiveDate,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Train a scorecard on a history (--data) or on any labelled table (--table).
+    #[cfg(feature = "batch")]
+    Train(TrainArgs),
+    /// Score a labelled table (or a history as of a date) with a model and report AUC, KS, Gini, Brier.
+    #[cfg(feature = "batch")]
+    Evaluate {
+        #[arg(long)]
+        model: PathBuf,
+        /// A labelled table (Parquet or CSV).
+        #[arg(long, conflicts_with = "data", required_unless_present = "data")]
+        table: Option<PathBuf>,
+        /// The label column of --table (0/1, 1 = bad).
+        #[arg(long, requires = "table")]
+        label: Option<String>,
+        /// A history folder, evaluated as of --as-of.
+        #[arg(long, requires = "as_of")]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        /// Print {"auc", "ks", "gini", "brier", "rows"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Score every buyer as of a date and publish a ratings snapshot atomically.
+    #[cfg(feature = "batch")]
+    Rate {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        as_of: NaiveDate,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Compare a snapshot's stars with the generator's hidden truth (synthetic data only).
+    #[cfg(feature = "batch")]
+    Judge {
+        /// The generated history (for truth.parquet).
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        snapshot: PathBuf,
+        /// Folder for star-by-type.json and star-by-type.svg.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// A history folder: buyer features as of --as-of, tested out of time.
+    #[arg(long, conflicts_with = "table", required_unless_present = "table", requires = "as_of")]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    as_of: Option<NaiveDate>,
+    /// As-of date of the out-of-time test (default: --as-of + 90 days).
+    #[arg(long)]
+    test_as_of: Option<NaiveDate>,
+    /// Any table (Parquet or CSV) with a 0/1 label column; text columns are categorical.
+    #[arg(long, requires = "label")]
+    table: Option<PathBuf>,
+    /// The label column of --table (1 = bad).
+    #[arg(long)]
+    label: Option<String>,
+    /// Share of --table rows held out for testing (seeded random split).
+    #[arg(long, default_value_t = 0.3)]
+    test_fraction: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Columns of --table that are not features (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    exclude: Vec<String>,
+    /// Out-of-time split of --table: rows with this column >= --split-at are the test set.
+    #[arg(long, requires = "split_at")]
+    split_column: Option<String>,
+    #[arg(long)]
+    split_at: Option<String>,
+    /// Where model.json and the evaluation go.
+    #[arg(long)]
+    out: PathBuf,
+    /// Most bins per feature.
+    #[arg(long)]
+    max_bins: Option<usize>,
+    /// Score at the base odds.
+    #[arg(long)]
+    base_score: Option<f64>,
+    /// Points to double the odds.
+    #[arg(long)]
+    pdo: Option<f64>,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        #[cfg(feature = "batch")]
+        Command::Generate {
+            buyers,
+            seed,
+            out,
+            start,
+            end,
+        } => batch::generate(buyers, seed, start, end, &out),
+        #[cfg(feature = "batch")]
+        Command::Features { data, as_of, out } => batch::features(&data, as_of, &out),
+        #[cfg(feature = "batch")]
+        Command::Train(a) => batch::train(a),
+        #[cfg(feature = "batch")]
+        Command::Evaluate {
+            model,
+            table,
+            label,
+            data,
+            as_of,
+            json,
+        } => batch::evaluate(&model, table, label, data, as_of, json),
+        #[cfg(feature = "batch")]
+        Command::Rate {
+            data,
+            model,
+            as_of,
+            out,
+        } => batch::rate(&data, &model, as_of, &out),
+        #[cfg(feature = "batch")]
+        Command::Judge {
+            data,
+            snapshot,
+            out,
+        } => batch::judge(&data, &snapshot, out.as_deref()),
+    }
+}
+
+#[cfg(feature = "batch")]
+mod batch {
+    use super::*;
+    use fastrefund::progress;
+    use std::path::Path;
+
+    pub fn generate(buyers: u64, seed: u64, start: NaiveDate, end: NaiveDate, out: &Path) -> Result<()> {
+        let synth = fastrefund::synth::SynthParams {
+            buyers,
+            seed,
+            start,
+            end,
+            ..Default::default()
+        }
+        .check()?;
+        let bar = progress::bar(buyers, "buyers");
+        let s = synth.generate(out, &|done| bar.set_position(done))?;
+        bar.finish_and_clear();
+        tracing::info!(
+            buyers = s.buyers,
+            orders = s.orders,
+            returns = s.returns,
+            disputes = s.disputes,
+            out = %out.display(),
+            "history generated"
+        );
+        Ok(())
+    }
+
+    pub fn features(data: &Path, as_of: NaiveDate, out: &Path) -> Result<()> {
+        use fastrefund::pipeline::{features, tables};
+        let sp = progress::spinner("reading and checking the history");
+        let h = tables::load_history(data)?;
+        sp.set_message("computing features");
+        let mut df = features::labelled_features_as_of(&h, features::date_micros(as_of))?;
+        let f = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+        polars::prelude::ParquetWriter::new(f).finish(&mut df)?;
+        sp.finish_and_clear();
+        tracing::info!(buyers = df.height(), out = %out.display(), "features written");
+        Ok(())
+    }
+
+    pub fn train(a: TrainArgs) -> Result<()> {
+        use fastrefund::train::workflow;
+        let mut params = fastrefund::train::TrainParams::default();
+        if let Some(v) = a.max_bins {
+            params.max_bins = v;
+        }
+        if let Some(v) = a.base_score {
+            params.base_score = v;
+        }
+        if let Some(v) = a.pdo {
+            params.pdo = v;
+        }
+        let sp = progress::spinner("training");
+        let trained = match (a.data, a.table) {
+            (Some(data), _) => workflow::train_history(&workflow::HistoryTraining {
+                data,
+                as_of: a.as_of.context("--as-of is required with --data")?,
+                test_as_of: a.test_as_of,
+                out: a.out.clone(),
+                params,
+            })?,
+            (None, Some(table)) => workflow::train_table(&workflow::TableTraining {
+                table,
+                label: a.label.context("--label is required with --table")?,
+                out: a.out.clone(),
+                test_fraction: a.test_fraction,
+                seed: a.seed,
+                exclude: a.exclude,
+                split_column: a.split_column.zip(a.split_at),
+                params,
+            })?,
+            (None, None) => anyhow::bail!("give --data or --table"),
+        };
+        sp.finish_and_clear();
+        let e = &trained.evaluation;
+        for n in &e.notes {
+            tracing::warn!("{n}");
+        }
+        tracing::info!(
+            model = %trained.model_path.display(),
+            version = %e.model_version,
+            features = trained.card.n_features(),
+            test_auc = format!("{:.4}", e.test.auc),
+            test_ks = format!("{:.4}", e.test.ks),
+            train_auc = format!("{:.4}", e.train.as_ref().map(|m| m.auc).unwrap_or(f64::NAN)),
+            "model trained"
+        );
+        println!("{}", serde_json::to_string_pretty(&workflow::Summary::from(&e.test))?);
+        Ok(())
+    }
+
+    pub fn evaluate(
+        model: &Path,
+        table: Option<PathBuf>,
+        label: Option<String>,
+        data: Option<PathBuf>,
+        as_of: Option<NaiveDate>,
+        json: bool,
+    ) -> Result<()> {
+        use fastrefund::train::workflow;
+        let m = match (table, data) {
+            (Some(t), _) => workflow::evaluate_table(model, &t, &label.context("--label is required with --table")?)?,
+            (None, Some(d)) => workflow::evaluate_history(model, &d, as_of.context("--as-of is required with --data")?)?,
+            (None, None) => anyhow::bail!("give --table or --data"),
+        };
+        if json {
+            println!("{}", serde_json::to_string(&workflow::Summary::from(&m))?);
+        } else {
+            println!(
+                "rows {}  bads {}  AUC {:.4}  KS {:.4}  Gini {:.4}  Brier {:.5}",
+                m.rows, m.bads, m.auc, m.ks, m.gini, m.brier
+            );
+            for s in &m.stars {
+                println!(
+                    "  {}★  {:>8} buyers ({:>5.1}%)  bad rate {:.4}",
+                    s.star,
+                    s.count,
+                    100.0 * s.share,
+                    s.bad_rate
+                );
+            }
+        }
+        Ok(())
+    }
+
+    pub fn rate(data: &Path, model: &Path, as_of: NaiveDate, out: &Path) -> Result<()> {
+        use fastrefund::pipeline::{rate, tables};
+        let sp = progress::spinner("reading and checking the history");
+        let model_json = std::fs::read_to_string(model).with_context(|| format!("cannot read {}", model.display()))?;
+        let card = fastrefund::scoring::Model::from_json(&model_json, &model.display().to_string())?.check()?;
+        let h = tables::load_history(data)?;
+        sp.set_message("computing features and scoring");
+        let (manifest, _) = rate::rate(&h, &card, &model_json, as_of, out, |_| Ok(None))?;
+        sp.finish_and_clear();
+        tracing::info!(
+            buyers = manifest.rows,
+            stars = ?manifest.star_counts,
+            model = %manifest.model_version,
+            out = %out.display(),
+            "snapshot published"
+        );
+        Ok(())
+    }
+
+    pub fn judge(data: &Path, snapshot: &Path, out: Option<&Path>) -> Result<()> {
+        let r = fastrefund::report::judge(data, snapshot)?;
+        println!("{}", r.table());
+        if let Some(out) = out {
+            r.write(out)?;
+        }
+        Ok(())
+    }
+}

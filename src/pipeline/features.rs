@@ -101,6 +101,12 @@ pub const FEATURES: &[FeatureDef] = &[
       "you take long to ship your returns", "ship returns within a day or two of asking", Some(Up)),
     f("days_since_last_bad", "days since the last mismatched or never-shipped return or fraud-flagged dispute (missing = never)",
       "a recent return or dispute went wrong", "every month without problems raises your rating", Some(Down)),
+    f("days_to_request_mean_365", "mean days from delivery to the return request, last 365 days",
+      "you often ask to return goods late in the return window", "decide on a return soon after the goods arrive", Some(Up)),
+    f("bad_outcomes_ever", "mismatched or never-shipped returns and fraud-flagged lost disputes, whole history",
+      "returns or disputes went wrong in the past", "a long clean record outweighs old problems", Some(Up)),
+    f("intact_share_365", "share of settled returns that came back intact, last 365 days",
+      "not every returned parcel came back intact", "send back exactly what you received, unused", Some(Down)),
 ];
 
 /// Feature names in table order.
@@ -153,6 +159,12 @@ const SHIP_DAYS: &str = "__ship_days_365";
 const SHIPPED: &str = "__shipped_365";
 const LAST_BAD_RETURN: &str = "__last_bad_return";
 const LAST_BAD_DISPUTE: &str = "__last_bad_dispute";
+const BAD_RETURNS_EVER: &str = "__bad_returns_ever";
+const BAD_DISPUTES_EVER: &str = "__bad_disputes_ever";
+const REQUEST_DAYS: &str = "__request_days_365";
+const REQUESTED_AFTER_DELIVERY: &str = "__requested_after_delivery_365";
+const INTACT: &str = "__intact_365";
+const RETURNS_SETTLED: &str = "__returns_settled_365";
 
 fn known_is(v: &str) -> Expr {
     col(KNOWN).eq(lit(v))
@@ -212,6 +224,31 @@ fn ship_days_365(t: i64) -> Expr {
 fn shipped_365(t: i64) -> Expr {
     count_if(shipped_in_window(t)).alias(SHIPPED)
 }
+fn after_delivery(t: i64) -> Expr {
+    within(REQUESTED_AT, t, 365).and(col(DELIVERED_AT).lt_eq(col(REQUESTED_AT)))
+}
+fn request_days_365(t: i64) -> Expr {
+    ((col(REQUESTED_AT) - col(DELIVERED_AT)).cast(DataType::Float64) / lit(DAY as f64))
+        .filter(after_delivery(t))
+        .sum()
+        .alias(REQUEST_DAYS)
+}
+fn requested_after_delivery_365(t: i64) -> Expr {
+    count_if(after_delivery(t)).alias(REQUESTED_AFTER_DELIVERY)
+}
+fn intact_365(t: i64) -> Expr {
+    count_if(within(OUTCOME_AT, t, 365).and(known_is("received_ok"))).alias(INTACT)
+}
+fn returns_settled_365(t: i64) -> Expr {
+    count_if(
+        within(OUTCOME_AT, t, 365)
+            .and(known_is("received_ok").or(bad_outcome())),
+    )
+    .alias(RETURNS_SETTLED)
+}
+fn bad_returns_ever() -> Expr {
+    count_if(bad_outcome()).alias(BAD_RETURNS_EVER)
+}
 fn last_bad_return() -> Expr {
     col(OUTCOME_AT).filter(bad_outcome()).max().alias(LAST_BAD_RETURN)
 }
@@ -232,6 +269,9 @@ pub fn disputes_lost_365(t: i64) -> Expr {
 pub fn fraud_flags_365(t: i64) -> Expr {
     count_if(within(DECIDED_AT, t, 365).and(lost_known(t)).and(col(FRAUD_FLAG)))
         .alias("fraud_flags_365")
+}
+fn bad_disputes_ever(t: i64) -> Expr {
+    count_if(lost_known(t).and(col(FRAUD_FLAG))).alias(BAD_DISPUTES_EVER)
 }
 fn last_bad_dispute(t: i64) -> Expr {
     col(DECIDED_AT)
@@ -268,6 +308,15 @@ pub fn advanced_loss_share_365() -> Expr {
 }
 pub fn days_to_ship_mean_365() -> Expr {
     ratio(SHIP_DAYS, SHIPPED).alias("days_to_ship_mean_365")
+}
+pub fn bad_outcomes_ever() -> Expr {
+    (col(BAD_RETURNS_EVER) + col(BAD_DISPUTES_EVER)).alias("bad_outcomes_ever")
+}
+pub fn days_to_request_mean_365() -> Expr {
+    ratio(REQUEST_DAYS, REQUESTED_AFTER_DELIVERY).alias("days_to_request_mean_365")
+}
+pub fn intact_share_365() -> Expr {
+    ratio(INTACT, RETURNS_SETTLED).alias("intact_share_365")
 }
 pub fn days_since_last_bad(t: i64) -> Expr {
     ((t_lit(t) - polars::lazy::dsl::max_horizontal([col(LAST_BAD_RETURN), col(LAST_BAD_DISPUTE)]).unwrap_or(lit(NULL)))
@@ -323,6 +372,12 @@ fn returns_known(h: &History, t: i64) -> LazyFrame {
                 .alias(KNOWN),
         )
         .filter(known_is("merchant_fault").not())
+        .join(
+            h.orders.clone().lazy().select([col(ORDER_ID), col(DELIVERED_AT)]),
+            [col(ORDER_ID)],
+            [col(ORDER_ID)],
+            JoinArgs::new(JoinType::Left),
+        )
 }
 
 /// Buyers known at T: registered before T, or with an order before T.
@@ -395,6 +450,11 @@ pub fn features_as_of(h: &History, t: i64) -> PolarsResult<LazyFrame> {
         non_receipt_claims_365(t),
         ship_days_365(t),
         shipped_365(t),
+        request_days_365(t),
+        requested_after_delivery_365(t),
+        intact_365(t),
+        returns_settled_365(t),
+        bad_returns_ever(),
         last_bad_return(),
     ]);
     let disputes = h
@@ -407,6 +467,7 @@ pub fn features_as_of(h: &History, t: i64) -> PolarsResult<LazyFrame> {
             disputes_opened_365(t),
             disputes_lost_365(t),
             fraud_flags_365(t),
+            bad_disputes_ever(t),
             last_bad_dispute(t),
         ]);
     let mut base = join_left(join_left(join_left(population(h, t), orders), returns), disputes);
@@ -432,6 +493,12 @@ pub fn features_as_of(h: &History, t: i64) -> PolarsResult<LazyFrame> {
         "non_receipt_claims_365",
         SHIP_DAYS,
         SHIPPED,
+        REQUEST_DAYS,
+        REQUESTED_AFTER_DELIVERY,
+        INTACT,
+        RETURNS_SETTLED,
+        BAD_RETURNS_EVER,
+        BAD_DISPUTES_EVER,
         "disputes_opened_365",
         "disputes_lost_365",
         "fraud_flags_365",
@@ -448,6 +515,9 @@ pub fn features_as_of(h: &History, t: i64) -> PolarsResult<LazyFrame> {
         advanced_loss_share_365(),
         days_to_ship_mean_365(),
         days_since_last_bad(t),
+        days_to_request_mean_365(),
+        bad_outcomes_ever(),
+        intact_share_365(),
     ];
     let mut select = vec![col(BUYER_ID)];
     select.extend(FEATURES.iter().map(|f| col(f.name).cast(DataType::Float64)));
@@ -489,7 +559,26 @@ pub fn labels_as_of(h: &History, t: i64) -> LazyFrame {
         .with_column(lit(1.0).alias(LABEL))
 }
 
-/// Features as of `t` with the label attached (for training and evaluation).
+/// Buyers who asked for at least one return in (T, T+90 days]: the **performance
+/// population**. A buyer who returns nothing in the window has no outcome to learn
+/// from (an inactive account is not "good", it is unobserved), and the rating only
+/// matters when a return is asked for; so training and evaluation use these buyers,
+/// as credit scorecards leave out accounts without performance.
+pub fn active_as_of(h: &History, t: i64) -> LazyFrame {
+    let end = t + 90 * DAY;
+    h.returns
+        .clone()
+        .lazy()
+        .filter(col(REQUESTED_AT).gt(t_lit(t)).and(col(REQUESTED_AT).lt_eq(t_lit(end))))
+        .select([col(BUYER_ID)])
+        .unique(None, UniqueKeepStrategy::Any)
+        .with_column(lit(true).alias(ACTIVE))
+}
+
+/// Column of [`labelled_features_as_of`]: the buyer is in the performance population.
+pub const ACTIVE: &str = "active_90d";
+
+/// Features as of `t` with the label and the performance flag attached.
 pub fn labelled_features_as_of(h: &History, t: i64) -> PolarsResult<DataFrame> {
     features_as_of(h, t)?
         .join(
@@ -498,9 +587,20 @@ pub fn labelled_features_as_of(h: &History, t: i64) -> PolarsResult<DataFrame> {
             [col(BUYER_ID)],
             JoinArgs::new(JoinType::Left),
         )
-        .with_column(col(LABEL).fill_null(lit(0.0)))
+        .join(
+            active_as_of(h, t),
+            [col(BUYER_ID)],
+            [col(BUYER_ID)],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_columns([col(LABEL).fill_null(lit(0.0)), col(ACTIVE).fill_null(lit(false))])
         .sort([BUYER_ID], SortMultipleOptions::default())
         .collect()
+}
+
+/// The performance population of a labelled feature frame.
+pub fn performance_rows(df: &DataFrame) -> PolarsResult<DataFrame> {
+    df.clone().lazy().filter(col(ACTIVE)).drop(cols([ACTIVE])).collect()
 }
 
 /// Microseconds since the epoch of midnight UTC starting `d`.

@@ -3,6 +3,7 @@
 //! into a ratings snapshot ([`rate`]).
 
 pub mod features;
+pub mod rate;
 pub mod tables;
 
 /// Column names of the data contract (spec §2) and of the feature table.

@@ -216,18 +216,18 @@ impl World {
         let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed, i));
         let u: f64 = rng.random();
         let kind = Kind::ALL[self.cum_shares.iter().position(|c| u < *c).unwrap_or(4)];
-        let new_p = if kind == Kind::Fraudster {
-            (self.new_share * 4.0).min(0.6)
+        // Fraud accounts are young: they are opened all through the history (new ones
+        // keep coming), so at any date most fraudsters have short histories.
+        let (is_new, registered_at) = if kind == Kind::Fraudster {
+            let r = uniform(&mut rng, self.start - 60 * DAY, self.end - 10 * DAY);
+            (r >= self.end - 180 * DAY, r)
+        } else if rng.random::<f64>() < self.new_share {
+            (true, uniform(&mut rng, self.end - 180 * DAY, self.end - 10 * DAY))
         } else {
-            self.new_share
-        };
-        let is_new = rng.random::<f64>() < new_p;
-        let registered_at = if is_new {
-            uniform(&mut rng, self.end - 180 * DAY, self.end - 10 * DAY)
-        } else {
-            uniform(&mut rng, self.start - 3 * 365 * DAY, self.end - 180 * DAY)
+            (false, uniform(&mut rng, self.start - 3 * 365 * DAY, self.end - 180 * DAY))
         };
         let active_from = registered_at.max(self.start);
+        let active_until = self.end;
 
         // Drift: some bad buyers behaved honestly until `bad_from`; some reform later.
         let turns = match kind {
@@ -267,7 +267,10 @@ impl World {
             Kind::Opportunist => 1.1,
             Kind::Fraudster => 2.2,
         };
-        let hetero = LogNormal::new(-0.18, 0.6).map(|d| d.sample(&mut rng)).unwrap_or(1.0);
+        let sigma: f64 = if kind == Kind::Fraudster { 0.35 } else { 0.6 };
+        let hetero = LogNormal::new(-sigma * sigma / 2.0, sigma)
+            .map(|d| d.sample(&mut rng))
+            .unwrap_or(1.0);
         let per_day = monthly * hetero / 30.4;
 
         // Category preferences: the type's tilt times a personal one.
@@ -288,9 +291,11 @@ impl World {
             .collect();
         // How often this buyer returns relative to the type's norm.
         let returniness = LogNormal::new(0.0, 0.35).map(|d| d.sample(&mut rng)).unwrap_or(1.0);
+        // Some people (and some places) are slower to get a parcel to the courier.
+        let shipping_pace = LogNormal::new(0.0, 0.4).map(|d| d.sample(&mut rng)).unwrap_or(1.0);
 
         // Order times: a Poisson process thinned by the seasonal intensity.
-        let days = (self.end - active_from) as f64 / DAY as f64;
+        let days = (active_until - active_from) as f64 / DAY as f64;
         let mut times: Vec<i64> = Vec::new();
         if days > 0.0 {
             let lambda = per_day * SEASONAL_MAX * days;
@@ -300,7 +305,7 @@ impl World {
                 0
             };
             for _ in 0..n {
-                let t = uniform(&mut rng, active_from, self.end);
+                let t = uniform(&mut rng, active_from, active_until);
                 if rng.random::<f64>() * SEASONAL_MAX < seasonal(t) {
                     times.push(t);
                 }
@@ -333,7 +338,7 @@ impl World {
             };
             let ret = delivered_at.and_then(|d| {
                 let act = act_at(d);
-                self.maybe_return(&mut rng, act, kind, c, j, d, returniness, &mut bad_known)
+                self.maybe_return(&mut rng, act, kind, c, j, d, returniness, shipping_pace, &mut bad_known)
             });
             orders.push(OrderOut {
                 merchant,
@@ -364,6 +369,7 @@ impl World {
         j: usize,
         delivered: i64,
         returniness: f64,
+        shipping_pace: f64,
         bad_known: &mut Vec<i64>,
     ) -> Option<ReturnOut> {
         // Probability of any return of this order.
@@ -455,7 +461,7 @@ impl World {
             (false, false)
         } else {
             let (never, wrong) = match (act, instant) {
-                (Act::Honest | Act::Heavy, _) => (0.003, 0.004),
+                (Act::Honest | Act::Heavy, _) => (0.001, 0.0015),
                 (Act::Wardrober, _) => (0.01, 0.14),
                 (Act::Opportunist, true) => (0.10, 0.04),
                 (Act::Opportunist, false) => (0.03, 0.03),
@@ -469,14 +475,15 @@ impl World {
         // enters a fake one. A few advances were not made (budget).
         let enters_tracking = ships || matches!(act, Act::Fraudster | Act::Opportunist);
         let advanced = instant && enters_tracking && rng.random::<f64>() < 0.95;
-        let ship_median_days = match act {
-            Act::Honest | Act::Heavy => 0.6,
-            Act::Wardrober => 1.5,
-            Act::Opportunist => 1.0,
-            Act::Fraudster => 2.0,
-        };
+        let ship_median_days = shipping_pace
+            * match act {
+                Act::Honest | Act::Heavy => 0.8,
+                Act::Wardrober => 1.2,
+                Act::Opportunist => 1.0,
+                Act::Fraudster => 1.5,
+            };
         let shipped_at = ships.then(|| {
-            let d = LogNormal::new((ship_median_days * DAY as f64).ln(), 0.6)
+            let d = LogNormal::new((ship_median_days * DAY as f64).ln(), 0.7)
                 .map(|d| d.sample(rng))
                 .unwrap_or(DAY as f64);
             requested_at + (d as i64).clamp(HOUR, 20 * DAY)

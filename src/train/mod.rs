@@ -19,6 +19,7 @@
 pub mod binning;
 pub mod dataset;
 pub mod metrics;
+pub mod workflow;
 
 use crate::scoring::{
     Bin, Feature, FeatureKind, Metrics, Model, ReasonText, Scaling, Scorecard, StarCutoffs,
@@ -67,6 +68,9 @@ pub struct TrainParams {
     pub min_bin_rows: usize,
     /// Features with a lower information value are dropped (default 0.02).
     pub min_iv: f64,
+    /// Of two features whose WOE columns correlate more than this, only the one with
+    /// the higher information value is kept (default 0.7).
+    pub max_correlation: f64,
     /// L2 penalty of the logistic regression (default 0.01).
     pub l2: f64,
     /// Optimiser iterations (default 300).
@@ -78,7 +82,7 @@ pub struct TrainParams {
     /// Points to double the odds (default 20).
     pub pdo: f64,
     /// Population shares of 1★, 2★, 3★ and 4★ on the training rows; 5★ gets the rest
-    /// (default 0.03, 0.05, 0.17, 0.30).
+    /// (default 0.04, 0.08, 0.18, 0.30).
     pub star_shares: [f64; 4],
 }
 
@@ -90,12 +94,13 @@ impl Default for TrainParams {
             min_bin_share: 0.01,
             min_bin_rows: 20,
             min_iv: 0.02,
+            max_correlation: 0.7,
             l2: 0.01,
             max_iterations: 300,
             base_score: 600.0,
             base_odds: 50.0,
             pdo: 20.0,
-            star_shares: [0.03, 0.05, 0.17, 0.30],
+            star_shares: [0.04, 0.08, 0.18, 0.30],
         }
     }
 }
@@ -119,6 +124,9 @@ impl TrainParams {
         }
         if !(self.min_iv >= 0.0) {
             return bad("min_iv", format!("must be >= 0, got {}", self.min_iv));
+        }
+        if !(self.max_correlation > 0.0 && self.max_correlation <= 1.0) {
+            return bad("max_correlation", format!("must be in (0, 1], got {}", self.max_correlation));
         }
         if !(self.l2 >= 0.0 && self.l2.is_finite()) {
             return bad("l2", format!("must be >= 0, got {}", self.l2));
@@ -318,6 +326,7 @@ pub fn fit_scorecard(
         .filter(|b| b.iv >= p.min_iv)
         .map(|b| b.index)
         .collect();
+    keep = decorrelate(&binned, keep, p.max_correlation, &mut notes, &train.names);
     if keep.is_empty() {
         return Err(TrainError::Data(format!(
             "no feature has an information value of at least {} (best: {:.4})",
@@ -431,6 +440,43 @@ pub fn fit_scorecard(
         candidates,
         notes,
     })
+}
+
+/// The WOE value of every training row for a binned feature.
+fn woe_column(b: &Binned) -> Vec<f64> {
+    b.row_bin.iter().map(|k| b.bins[usize::from(*k)].woe).collect()
+}
+
+fn correlation(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma).powi(2);
+        sbb += (y - mb).powi(2);
+    }
+    if saa == 0.0 || sbb == 0.0 { 0.0 } else { sab / (saa * sbb).sqrt() }
+}
+
+/// Keeps, in order of information value, each feature whose WOE column correlates at
+/// most `max` with every feature already kept.
+fn decorrelate(binned: &[Binned], mut cand: Vec<usize>, max: f64, notes: &mut Vec<String>, names: &[String]) -> Vec<usize> {
+    cand.sort_by(|a, b| binned[*b].iv.total_cmp(&binned[*a].iv));
+    let mut kept: Vec<(usize, Vec<f64>)> = Vec::new();
+    for j in cand {
+        let w = woe_column(&binned[j]);
+        match kept.iter().find(|(_, k)| correlation(&w, k).abs() > max) {
+            Some((k, _)) => notes.push(format!(
+                "dropped `{}`: its WOE correlates more than {max} with `{}`, which has a higher IV",
+                names[j], names[*k]
+            )),
+            None => kept.push((j, w)),
+        }
+    }
+    let mut out: Vec<usize> = kept.into_iter().map(|(j, _)| j).collect();
+    out.sort_unstable();
+    out
 }
 
 /// Cut-offs at the given population shares of `scores`, adjusted until the bad rate
