@@ -11,6 +11,7 @@
 //! feature (polars, linfa); the service builds without them.
 
 pub mod domain;
+pub mod ledger;
 pub mod policy;
 pub mod scoring;
 pub mod snapshot;
