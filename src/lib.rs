@@ -10,10 +10,12 @@
 //! the same code. The batch modules (`pipeline`, `train`, `synth`) need the `batch`
 //! feature (polars, linfa); the service builds without them.
 
+pub mod config;
 pub mod domain;
 pub mod ledger;
 pub mod policy;
 pub mod scoring;
+pub mod service;
 pub mod snapshot;
 
 #[cfg(feature = "batch")]

@@ -14,6 +14,32 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the eligibility API (with no options: the built-in sample snapshot and the
+    /// default policy on 127.0.0.1:8080).
+    Serve {
+        /// Ratings snapshot folder (default: the sample built into the binary).
+        #[arg(long)]
+        snapshot: Option<PathBuf>,
+        /// Policy file (TOML; default: the shipped policy).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Listen address.
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+        /// Ledger database (default: ./fastrefund-ledger.sqlite).
+        #[arg(long)]
+        ledger: Option<PathBuf>,
+        /// Settings file (TOML): addr, snapshot, policy, ledger, api_token, admin_token, max_body_bytes.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Write every return the service decided, in the `returns` table shape (.parquet or .csv).
+    ExportOutcomes {
+        #[arg(long)]
+        ledger: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Generate a synthetic purchase and return history with a known truth.
     #[cfg(feature = "batch")]
     Generate {
@@ -144,6 +170,31 @@ fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve {
+            snapshot,
+            policy,
+            addr,
+            ledger,
+            config,
+        } => {
+            let mut s = fastrefund::config::Settings::layered(config.as_deref(), |k| std::env::var(k).ok())?;
+            if let Some(v) = snapshot {
+                s.snapshot = Some(v);
+            }
+            if let Some(v) = policy {
+                s.policy = Some(v);
+            }
+            if let Some(v) = addr {
+                s.addr = v;
+            }
+            if let Some(v) = ledger {
+                s.ledger = v;
+            }
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(fastrefund::service::serve(s))?;
+            Ok(())
+        }
+        Command::ExportOutcomes { ledger, out } => export_outcomes(&ledger, &out),
         #[cfg(feature = "batch")]
         Command::Generate {
             buyers,
@@ -179,6 +230,20 @@ fn main() -> Result<()> {
             out,
         } => batch::judge(&data, &snapshot, out.as_deref()),
     }
+}
+
+fn export_outcomes(ledger: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    let rows = fastrefund::ledger::export_returns(ledger)?;
+    match out.extension().and_then(|e| e.to_str()) {
+        Some("csv") => fastrefund::ledger::export::write_csv(&rows, out)?,
+        #[cfg(feature = "batch")]
+        Some("parquet") => fastrefund::pipeline::export::write_parquet(&rows, out)?,
+        #[cfg(not(feature = "batch"))]
+        Some("parquet") => anyhow::bail!("this binary was built without the `batch` feature: write .csv, or rebuild with default features for .parquet"),
+        _ => anyhow::bail!("--out must end in .parquet or .csv"),
+    }
+    tracing::info!(returns = rows.len(), advanced = rows.iter().filter(|r| r.advanced).count(), out = %out.display(), "outcomes exported");
+    Ok(())
 }
 
 #[cfg(feature = "batch")]

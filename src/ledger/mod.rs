@@ -19,6 +19,7 @@
 //! If a commit fails, the transaction rolls back, every caller in the batch gets an
 //! error, and the in-memory view is rebuilt from the database (the source of truth).
 
+pub mod export;
 mod schema;
 
 use crate::domain::{
@@ -32,6 +33,17 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
+
+/// Where the ledger finds a buyer's current star (the service's ratings snapshot).
+pub trait StarLookup: Send + Sync {
+    fn star(&self, buyer: BuyerId) -> Option<Star>;
+}
+
+impl StarLookup for crate::snapshot::Ratings {
+    fn star(&self, buyer: BuyerId) -> Option<Star> {
+        self.get(buyer).map(|r| r.star)
+    }
+}
 
 /// Most commands applied in one transaction.
 pub const MAX_BATCH: usize = 1024;
@@ -136,7 +148,7 @@ enum Cmd {
     Track {
         return_id: u64,
         tracking_number: String,
-        star: Option<Star>,
+        stars: Option<Arc<dyn StarLookup>>,
         policy: Arc<Policy>,
         now: DateTime<Utc>,
         reply: oneshot::Sender<Result<Tracked, LedgerError>>,
@@ -429,7 +441,7 @@ impl State {
         tx: &Transaction<'_>,
         rid: u64,
         tracking: &str,
-        star: Option<Star>,
+        stars: Option<&dyn StarLookup>,
         policy: &Policy,
         now: DateTime<Utc>,
     ) -> Result<Tracked, LedgerError> {
@@ -448,7 +460,8 @@ impl State {
             vec![ReasonCode::NotInstant]
         } else {
             let view = self.view(rec.buyer, rec.order, day);
-            let mut r = policy::advance_refusals(star.unwrap_or(rec.star), rec.amount, &view, policy);
+            let star = stars.and_then(|s| s.star(BuyerId(rec.buyer))).unwrap_or(rec.star);
+            let mut r = policy::advance_refusals(star, rec.amount, &view, policy);
             if view.order_already_refunded {
                 r.push(ReasonCode::AlreadyRefunded);
             }
@@ -578,11 +591,11 @@ impl Writer {
                 Cmd::Track {
                     return_id,
                     tracking_number,
-                    star,
+                    stars,
                     policy,
                     now,
                     reply,
-                } => Reply::Track(reply, st.track(&tx, return_id, &tracking_number, star, &policy, now)),
+                } => Reply::Track(reply, st.track(&tx, return_id, &tracking_number, stars.as_deref(), &policy, now)),
                 Cmd::Settle {
                     return_id,
                     outcome,
@@ -689,19 +702,20 @@ impl Ledger {
     }
 
     /// A tracking number for a decided return: advance the refund if the policy allows.
-    /// `star` is the buyer's current star (`None`: the star recorded at decision time).
+    /// The limit is that of the buyer's current star in `stars` (the star recorded at
+    /// decision time when `stars` is `None` or does not know the buyer).
     pub async fn track(
         &self,
         return_id: ReturnId,
         tracking_number: String,
-        star: Option<Star>,
+        stars: Option<Arc<dyn StarLookup>>,
         policy: Arc<Policy>,
         now: DateTime<Utc>,
     ) -> Result<Tracked, LedgerError> {
         self.call(|reply| Cmd::Track {
             return_id: return_id.0,
             tracking_number,
-            star,
+            stars,
             policy,
             now,
             reply,

@@ -97,6 +97,20 @@ impl Ratings {
         let manifest = Manifest::load(dir)?;
         let model_path = dir.join(MODEL_FILE);
         let model_bytes = std::fs::read(&model_path).map_err(|e| io(&model_path, e))?;
+        let path = dir.join(RATINGS_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+        Ratings::from_parts(manifest, &model_bytes, bytes::Bytes::from(bytes), dir)
+    }
+
+    /// Checks and loads a snapshot from its three files' contents; `dir` names them in
+    /// errors.
+    pub fn from_parts(
+        manifest: Manifest,
+        model_bytes: &[u8],
+        ratings: bytes::Bytes,
+        dir: &Path,
+    ) -> Result<Ratings, SnapshotError> {
+        let model_path = dir.join(MODEL_FILE);
         check_sum(&model_path, &model_bytes, &manifest.model_sha256)?;
         let text = std::str::from_utf8(&model_bytes).map_err(|e| io(&model_path, e))?;
         let model = Model::from_json(text, &model_path.display().to_string())?.check()?;
@@ -111,9 +125,8 @@ impl Ratings {
             ));
         }
         let path = dir.join(RATINGS_FILE);
-        let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
-        check_sum(&path, &bytes, &manifest.ratings_sha256)?;
-        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).map_err(|e| io(&path, e))?;
+        check_sum(&path, &ratings, &manifest.ratings_sha256)?;
+        let reader = SerializedFileReader::new(ratings).map_err(|e| io(&path, e))?;
         let schema = reader.metadata().file_metadata().schema_descr_ptr();
         let find = |name: &str, ty: PhysicalType| -> Result<(usize, i16), SnapshotError> {
             let (i, c) = schema

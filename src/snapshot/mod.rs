@@ -88,7 +88,12 @@ impl Manifest {
     pub fn load(dir: &Path) -> Result<Manifest, SnapshotError> {
         let path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| SnapshotError::Manifest {
+        Manifest::from_json(&text, &path)
+    }
+
+    /// Parses a manifest; `path` names it in errors.
+    pub fn from_json(text: &str, path: &Path) -> Result<Manifest, SnapshotError> {
+        let m: Manifest = serde_json::from_str(text).map_err(|e| SnapshotError::Manifest {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;

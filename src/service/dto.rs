@@ -1,0 +1,352 @@
+//! Request and response bodies of the JSON API, with their OpenAPI schemas, and the
+//! conversion of raw requests into domain types with errors that name the field.
+
+use super::error::ApiError;
+use crate::domain::{
+    BuyerId, Category, Decision, MerchantId, Money, OrderId, Outcome, ReasonCode, ReturnId,
+    ReturnReason, ReturnRequest,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `returns.reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonDto {
+    NoReason,
+    Quality,
+    NotAsDescribed,
+    WrongItem,
+    NotReceived,
+    Other,
+}
+
+impl From<ReasonDto> for ReturnReason {
+    fn from(r: ReasonDto) -> ReturnReason {
+        match r {
+            ReasonDto::NoReason => ReturnReason::NoReason,
+            ReasonDto::Quality => ReturnReason::Quality,
+            ReasonDto::NotAsDescribed => ReturnReason::NotAsDescribed,
+            ReasonDto::WrongItem => ReturnReason::WrongItem,
+            ReasonDto::NotReceived => ReturnReason::NotReceived,
+            ReasonDto::Other => ReturnReason::Other,
+        }
+    }
+}
+
+/// `returns.outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeDto {
+    ReceivedOk,
+    ReceivedMismatch,
+    NotShipped,
+    Pending,
+    MerchantFault,
+}
+
+impl From<OutcomeDto> for Outcome {
+    fn from(o: OutcomeDto) -> Outcome {
+        match o {
+            OutcomeDto::ReceivedOk => Outcome::ReceivedOk,
+            OutcomeDto::ReceivedMismatch => Outcome::ReceivedMismatch,
+            OutcomeDto::NotShipped => Outcome::NotShipped,
+            OutcomeDto::Pending => Outcome::Pending,
+            OutcomeDto::MerchantFault => Outcome::MerchantFault,
+        }
+    }
+}
+
+/// A return request from a refund service.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EligibilityRequest {
+    /// The refund service's id of this return; asking again with the same id returns
+    /// the first decision.
+    #[schema(minimum = 0, example = 1001)]
+    pub return_id: u64,
+    #[schema(minimum = 0, example = 100042)]
+    pub buyer_id: u64,
+    #[schema(minimum = 0, example = 5550001)]
+    pub order_id: u64,
+    #[schema(minimum = 0, example = 17)]
+    pub merchant_id: u64,
+    /// Category code, e.g. `womens_wear`.
+    #[schema(example = "womens_wear", pattern = "^[a-z0-9_]{1,64}$")]
+    pub category: String,
+    /// Amount to refund, a decimal string with at most 2 places.
+    #[schema(example = "199.00", pattern = "^[0-9]{1,12}(\\.[0-9]{1,2})?$")]
+    pub amount: String,
+    pub reason: ReasonDto,
+    /// When the goods were delivered (RFC 3339).
+    #[schema(format = DateTime, example = "2026-06-30T02:00:00Z")]
+    pub delivered_at: String,
+    /// When the buyer asked to return them (RFC 3339).
+    #[schema(format = DateTime, example = "2026-07-02T02:00:00Z")]
+    pub requested_at: String,
+    /// The return parcel's tracking number, if already known.
+    #[schema(max_length = 64)]
+    pub tracking_number: Option<String>,
+}
+
+fn parse_time(field: &'static str, v: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(v)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::field(
+                field,
+                "invalid_timestamp",
+                format!("`{field}` must be an RFC 3339 timestamp such as 2026-06-30T02:00:00Z, got {v:?}"),
+            )
+        })
+}
+
+/// A tracking number: 1 to 64 printable characters.
+pub fn parse_tracking(field: &'static str, v: &str) -> Result<String, ApiError> {
+    let t = v.trim();
+    if t.is_empty() || t.len() > 64 || t.chars().any(|c| c.is_control()) {
+        return Err(ApiError::field(
+            field,
+            "invalid_tracking_number",
+            format!("`{field}` must be 1 to 64 printable characters"),
+        ));
+    }
+    Ok(t.to_string())
+}
+
+/// Parses a money amount, naming the field.
+pub fn parse_amount(field: &'static str, v: &str) -> Result<Money, ApiError> {
+    v.parse::<Money>()
+        .map_err(|e| ApiError::field(field, "invalid_amount", format!("`{field}`: {e}")))
+}
+
+impl TryFrom<EligibilityRequest> for ReturnRequest {
+    type Error = ApiError;
+    fn try_from(r: EligibilityRequest) -> Result<ReturnRequest, ApiError> {
+        Ok(ReturnRequest {
+            return_id: ReturnId(r.return_id),
+            buyer_id: BuyerId(r.buyer_id),
+            order_id: OrderId(r.order_id),
+            merchant_id: MerchantId(r.merchant_id),
+            category: Category::parse(&r.category)
+                .map_err(|e| ApiError::field("category", "invalid_value", format!("`category`: {e}")))?,
+            amount: parse_amount("amount", &r.amount)?,
+            reason: r.reason.into(),
+            delivered_at: parse_time("delivered_at", &r.delivered_at)?,
+            requested_at: parse_time("requested_at", &r.requested_at)?,
+            tracking_number: r
+                .tracking_number
+                .as_deref()
+                .map(|t| parse_tracking("tracking_number", t))
+                .transpose()?,
+        })
+    }
+}
+
+/// A reason code with its message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ReasonDtoOut {
+    /// Stable code, e.g. `star_below_minimum`.
+    pub code: String,
+    /// In words.
+    pub message: String,
+}
+
+impl From<&ReasonCode> for ReasonDtoOut {
+    fn from(r: &ReasonCode) -> ReasonDtoOut {
+        ReasonDtoOut {
+            code: r.code().to_string(),
+            message: r.message(),
+        }
+    }
+}
+
+/// The decision on a return request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct EligibilityResponse {
+    pub return_id: u64,
+    /// Unique id of this decision (the same on a repeated request).
+    pub decision_id: u64,
+    /// The return address is released at once.
+    pub instant_address_release: bool,
+    /// A courier pickup is dispatched now.
+    pub courier_pickup: bool,
+    /// When a pickup can be booked (RFC 3339), with instant release.
+    #[schema(format = DateTime)]
+    pub pickup_from: Option<String>,
+    /// The platform advances the refund now (a tracking number was given and the
+    /// limits allow it).
+    pub advanced_refund: bool,
+    /// The buyer's star used for the decision, 1–5.
+    #[schema(minimum = 1, maximum = 5)]
+    pub star: u8,
+    /// Whether the ratings snapshot knows the buyer.
+    pub rated: bool,
+    /// Every condition that failed, and facts worth knowing.
+    pub reasons: Vec<ReasonDtoOut>,
+    /// Without instant release: the merchant answers by this time (RFC 3339).
+    #[schema(format = DateTime)]
+    pub merchant_answer_by: Option<String>,
+    pub policy_version: String,
+    pub model_version: String,
+}
+
+impl EligibilityResponse {
+    pub fn new(return_id: u64, decision_id: u64, d: &Decision, policy_version: &str, model_version: &str) -> Self {
+        EligibilityResponse {
+            return_id,
+            decision_id,
+            instant_address_release: d.instant_address_release,
+            courier_pickup: d.courier_pickup,
+            pickup_from: d.pickup_from.map(|t| t.to_rfc3339()),
+            advanced_refund: d.advanced_refund,
+            star: d.star.get(),
+            rated: d.rated,
+            reasons: d.reasons.iter().map(ReasonDtoOut::from).collect(),
+            merchant_answer_by: d.merchant_answer_by.map(|t| t.to_rfc3339()),
+            policy_version: policy_version.to_string(),
+            model_version: model_version.to_string(),
+        }
+    }
+}
+
+/// A tracking number for a decided return.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrackingRequest {
+    #[schema(example = "SF1234567890", max_length = 64)]
+    pub tracking_number: String,
+}
+
+/// Whether the refund was advanced.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct TrackingResponse {
+    pub return_id: u64,
+    /// The platform advanced the refund (now, or on an earlier identical call).
+    pub advanced: bool,
+    /// The amount of the return, a decimal string.
+    #[schema(example = "199.00")]
+    pub amount: String,
+    /// Why not, when not advanced.
+    pub reasons: Vec<ReasonDtoOut>,
+}
+
+/// The outcome of an advanced return.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeRequest {
+    pub outcome: OutcomeDto,
+    /// When it happened (RFC 3339).
+    #[schema(format = DateTime, example = "2026-07-05T02:00:00Z")]
+    pub at: String,
+}
+
+impl OutcomeRequest {
+    pub fn parse(&self) -> Result<(Outcome, DateTime<Utc>), ApiError> {
+        Ok((self.outcome.into(), parse_time("at", &self.at)?))
+    }
+}
+
+/// The settlement.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct OutcomeResponse {
+    pub return_id: u64,
+    pub outcome: OutcomeDto,
+    /// The advance settled, a decimal string.
+    pub amount: String,
+    /// The advance was lost (the outcome counts against the buyer).
+    pub loss: bool,
+    /// The buyer's advances still outstanding after this, a decimal string.
+    pub outstanding: String,
+}
+
+/// A buyer's exposure.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ExposureResponse {
+    pub buyer_id: u64,
+    #[schema(minimum = 1, maximum = 5)]
+    pub star: u8,
+    /// Advanced and not yet settled, a decimal string.
+    #[schema(example = "199.00")]
+    pub outstanding: String,
+    /// Most that may be outstanding for the buyer's star, a decimal string.
+    #[schema(example = "3000.00")]
+    pub limit: String,
+    /// `limit - outstanding`, never below zero.
+    pub available: String,
+    /// Advances not yet settled.
+    pub open_advances: u32,
+}
+
+/// What a star gives.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ReasonExplained {
+    pub code: String,
+    /// What lowers the rating.
+    pub message: String,
+    /// What would raise it.
+    pub advice: String,
+}
+
+/// The next star up and what it takes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct NextStar {
+    #[schema(minimum = 2, maximum = 5)]
+    pub star: u8,
+    /// Points still needed.
+    pub points_needed: i32,
+    /// What would raise the rating, most effective first.
+    pub how: Vec<String>,
+}
+
+/// A buyer's rating, as of the snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct RatingResponse {
+    pub buyer_id: u64,
+    #[schema(minimum = 1, maximum = 5)]
+    pub star: u8,
+    pub score: i32,
+    /// The scores of this star: `[min, max]` (open ends are null).
+    pub score_band: [Option<i32>; 2],
+    /// What this star gives.
+    pub benefits: Vec<String>,
+    /// What costs the buyer the most points, worst first (up to four).
+    pub reasons: Vec<ReasonExplained>,
+    /// Null at 5★.
+    pub next_star: Option<NextStar>,
+    /// The snapshot's date (YYYY-MM-DD).
+    #[schema(format = Date)]
+    pub as_of: String,
+    pub model_version: String,
+}
+
+/// A signed link a buyer-facing front end can hand to a logged-in buyer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct BuyerLink {
+    /// Path and query of the buyer's page, valid until `expires_at`.
+    pub url: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
+
+/// Reload request (admin): new snapshot and/or policy paths; omitted = reload the
+/// current ones from disk.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadRequest {
+    pub snapshot: Option<String>,
+    pub policy: Option<String>,
+}
+
+/// What is serving after a reload.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ServingInfo {
+    pub model_version: String,
+    #[schema(format = Date)]
+    pub as_of: String,
+    pub buyers: u64,
+    pub policy_version: String,
+    /// Where the snapshot came from (`embedded` for the built-in sample).
+    pub snapshot_source: String,
+}

@@ -1,0 +1,320 @@
+//! The eligibility service (axum on tokio): answers refund services in microseconds,
+//! records every decision and advance in the [`crate::ledger`], and shows buyers their
+//! own star.
+//!
+//! - [`router`] builds the whole HTTP surface from an [`AppState`], so handler tests
+//!   call it without a socket; [`serve`] binds it and runs until SIGINT/SIGTERM.
+//! - The ratings snapshot and the policy sit behind `ArcSwap`s: a reload (SIGHUP or
+//!   `POST /admin/reload`) loads and checks the new one off the request path and swaps
+//!   it in atomically; a request in flight keeps the version it started with, so no
+//!   request fails, and a bad snapshot is refused while the old one keeps serving.
+//! - Readiness: `/readyz` answers 200 only once a valid snapshot is loaded.
+//! - Security: refund-service calls need `FASTREFUND_API_TOKEN`, admin calls
+//!   `FASTREFUND_ADMIN_TOKEN` (401 without a valid token, 403 with the wrong one).
+//!   Buyer pages open with the API token or with a signed, expiring link that the
+//!   marketplace's own front end mints for a logged-in buyer
+//!   (`POST /v1/buyers/{id}/link`), so a buyer can only ever open their own page.
+
+mod api;
+pub mod dto;
+mod embedded;
+pub mod error;
+mod extract;
+mod ops;
+mod page;
+
+use crate::config::Settings;
+use crate::ledger::{Ledger, LedgerError};
+use crate::policy::{Policy, PolicyError};
+use crate::snapshot::{Manifest, Ratings, SnapshotError};
+use arc_swap::{ArcSwap, ArcSwapOption};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use ops::ApiDoc;
+
+/// Why the service could not start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("cannot listen on {addr}: {message}")]
+    Bind { addr: String, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The bearer tokens (compared by their SHA-256, so that the comparison's timing says
+/// nothing about the secret).
+pub struct Tokens {
+    api: [u8; 32],
+    admin: [u8; 32],
+    api_plain: String,
+}
+
+fn digest(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+impl Tokens {
+    pub fn new(api: &str, admin: &str) -> Tokens {
+        Tokens {
+            api: digest(api),
+            admin: digest(admin),
+            api_plain: api.to_string(),
+        }
+    }
+    pub fn is_api(&self, t: &str) -> bool {
+        digest(t) == self.api
+    }
+    pub fn is_admin(&self, t: &str) -> bool {
+        digest(t) == self.admin
+    }
+    /// Key for signing buyer links.
+    fn link_key(&self) -> &[u8] {
+        self.api_plain.as_bytes()
+    }
+}
+
+/// A loaded snapshot and where it came from.
+pub struct Serving {
+    pub ratings: Arc<Ratings>,
+    /// A folder, or `embedded`.
+    pub source: String,
+    pub loaded_at: DateTime<Utc>,
+}
+
+struct Inner {
+    serving: ArcSwapOption<Serving>,
+    policy: ArcSwap<Policy>,
+    snapshot_path: Mutex<Option<PathBuf>>,
+    policy_path: Mutex<Option<PathBuf>>,
+    reload: tokio::sync::Mutex<()>,
+    ledger: Ledger,
+    tokens: Tokens,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The sample snapshot built into the binary.
+pub fn embedded_snapshot() -> Result<Ratings, SnapshotError> {
+    let dir = Path::new("embedded:data/snapshot");
+    let manifest = Manifest::from_json(embedded::MANIFEST, &dir.join(crate::snapshot::MANIFEST_FILE))?;
+    Ratings::from_parts(
+        manifest,
+        embedded::MODEL,
+        bytes::Bytes::from_static(embedded::RATINGS),
+        dir,
+    )
+}
+
+fn load_snapshot(path: Option<&Path>) -> Result<Serving, SnapshotError> {
+    let started = std::time::Instant::now();
+    let (ratings, source) = match path {
+        Some(p) => (Ratings::load(p)?, p.display().to_string()),
+        None => (embedded_snapshot()?, "embedded".to_string()),
+    };
+    tracing::info!(
+        source = %source,
+        buyers = ratings.len(),
+        model = %ratings.manifest.model_version,
+        as_of = %ratings.manifest.as_of,
+        seconds = started.elapsed().as_secs_f64(),
+        "snapshot loaded"
+    );
+    Ok(Serving {
+        ratings: Arc::new(ratings),
+        source,
+        loaded_at: Utc::now(),
+    })
+}
+
+impl AppState {
+    /// A state with no snapshot loaded yet (not ready).
+    pub fn new(ledger: Ledger, policy: Policy, tokens: Tokens) -> AppState {
+        AppState(Arc::new(Inner {
+            serving: ArcSwapOption::empty(),
+            policy: ArcSwap::from_pointee(policy),
+            snapshot_path: Mutex::new(None),
+            policy_path: Mutex::new(None),
+            reload: tokio::sync::Mutex::new(()),
+            ledger,
+            tokens,
+            metrics: ops::metrics_handle(),
+        }))
+    }
+
+    pub fn tokens(&self) -> &Tokens {
+        &self.0.tokens
+    }
+    pub fn ledger(&self) -> &Ledger {
+        &self.0.ledger
+    }
+    pub fn serving(&self) -> Option<Arc<Serving>> {
+        self.0.serving.load_full()
+    }
+    pub fn policy(&self) -> Arc<Policy> {
+        self.0.policy.load_full()
+    }
+
+    /// Loads and checks a snapshot (`None` = the embedded sample) and policy (`None` =
+    /// keep the current one) off the async threads, then swaps them in. On any error
+    /// nothing changes.
+    pub async fn reload(
+        &self,
+        snapshot: Option<Option<PathBuf>>,
+        policy: Option<PathBuf>,
+    ) -> Result<(), ServeError> {
+        let _one_at_a_time = self.0.reload.lock().await;
+        let snap_path = match snapshot {
+            Some(p) => p,
+            None => self.0.snapshot_path.lock().map(|g| g.clone()).unwrap_or(None),
+        };
+        let policy_path = policy.or_else(|| self.0.policy_path.lock().map(|g| g.clone()).unwrap_or(None));
+        let (serving, new_policy) = tokio::task::spawn_blocking({
+            let snap_path = snap_path.clone();
+            let policy_path = policy_path.clone();
+            move || -> Result<(Serving, Option<Policy>), ServeError> {
+                let serving = load_snapshot(snap_path.as_deref())?;
+                let policy = policy_path.as_deref().map(Policy::load).transpose()?;
+                Ok((serving, policy))
+            }
+        })
+        .await
+        .map_err(|e| ServeError::Other(format!("reload task failed: {e}")))??;
+        self.0.serving.store(Some(Arc::new(serving)));
+        if let Ok(mut g) = self.0.snapshot_path.lock() {
+            *g = snap_path;
+        }
+        if let Some(p) = new_policy {
+            tracing::info!(version = %p.version, "policy loaded");
+            self.0.policy.store(Arc::new(p));
+            if let Ok(mut g) = self.0.policy_path.lock() {
+                *g = policy_path;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/eligibility", post(api::eligibility))
+        .route("/v1/returns/{return_id}/tracking", post(api::tracking))
+        .route("/v1/returns/{return_id}/outcome", post(api::outcome))
+        .route("/v1/buyers/{buyer_id}/exposure", get(api::exposure))
+        .route("/v1/buyers/{buyer_id}/rating", get(api::rating))
+        .route("/v1/buyers/{buyer_id}/link", post(api::buyer_link))
+        .route("/buyers/{buyer_id}", get(page::buyer_page))
+        .route("/admin/reload", post(ops::reload))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(axum::middleware::from_fn(ops::track_metrics))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// Opens the ledger, loads the policy and snapshot, and serves until SIGINT or SIGTERM.
+/// SIGHUP reloads the snapshot and policy from their paths.
+pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+    let (api, admin) = match (&settings.api_token, &settings.admin_token) {
+        (Some(a), Some(b)) => (a.clone(), b.clone()),
+        (a, b) => {
+            let api = a.clone().unwrap_or_else(random_token);
+            let admin = b.clone().unwrap_or_else(random_token);
+            // Printed on purpose, as notebook servers do: the operator needs them.
+            eprintln!("no tokens configured; made these for this run:");
+            eprintln!("  FASTREFUND_API_TOKEN={api}");
+            eprintln!("  FASTREFUND_ADMIN_TOKEN={admin}");
+            (api, admin)
+        }
+    };
+    let ledger = Ledger::open(&settings.ledger)?;
+    let policy = match &settings.policy {
+        Some(p) => Policy::load(p)?,
+        None => Policy::default(),
+    };
+    let state = AppState::new(ledger, policy, Tokens::new(&api, &admin));
+    if let Ok(mut g) = state.0.policy_path.lock() {
+        *g = settings.policy.clone();
+    }
+    let listener = tokio::net::TcpListener::bind(settings.addr)
+        .await
+        .map_err(|e| ServeError::Bind {
+            addr: settings.addr.to_string(),
+            message: e.to_string(),
+        })?;
+    let local = listener.local_addr().map_err(|e| ServeError::Other(e.to_string()))?;
+    tracing::info!(addr = %local, ledger = %settings.ledger.display(), "listening on http://{local}");
+    eprintln!("fastrefund listening on http://{local}  (try: curl http://{local}/readyz)");
+
+    // Load the snapshot after binding: /healthz answers at once, /readyz when loaded.
+    {
+        let state = state.clone();
+        let snapshot = settings.snapshot.clone();
+        tokio::spawn(async move {
+            if let Err(e) = state.reload(Some(snapshot), None).await {
+                tracing::error!(error = %e, "the snapshot could not be loaded; not ready until a reload succeeds");
+            }
+        });
+    }
+    #[cfg(unix)]
+    {
+        let state = state.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the snapshot and policy");
+                if let Err(e) = state.reload(None, None).await {
+                    tracing::error!(error = %e, "reload refused; the previous snapshot and policy keep serving");
+                }
+            }
+        });
+    }
+    let app = router(state, settings.max_body_bytes);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|e| ServeError::Other(e.to_string()))
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,210 @@
+//! Operations endpoints (health, readiness, metrics, OpenAPI, reload) and the metrics
+//! middleware.
+
+use super::dto::*;
+use super::error::{ApiError, ErrorBody, ErrorDetail};
+use super::extract::{parse_json, AdminCaller};
+use super::AppState;
+use axum::body::Bytes;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The OpenAPI document, generated from the handlers and DTOs.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "fastrefund",
+        description = "Buyer star ratings and fast-refund eligibility: instant address release, courier pickup and platform-advanced refunds, decided in microseconds and recorded durably."
+    ),
+    paths(
+        super::api::eligibility,
+        super::api::tracking,
+        super::api::outcome,
+        super::api::exposure,
+        super::api::rating,
+        super::api::buyer_link,
+        super::page::buyer_page,
+        reload,
+        healthz,
+        readyz,
+        metrics,
+    ),
+    components(schemas(
+        EligibilityRequest, EligibilityResponse, ReasonDto, OutcomeDto, ReasonDtoOut,
+        TrackingRequest, TrackingResponse, OutcomeRequest, OutcomeResponse, ExposureResponse,
+        RatingResponse, ReasonExplained, NextStar, BuyerLink, ReloadRequest, ServingInfo,
+        ErrorBody, ErrorDetail, Health
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "refund services", description = "Called on every return request"),
+        (name = "buyers", description = "A buyer's own star and why"),
+        (name = "operations", description = "Health, readiness, metrics, reload"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide Prometheus recorder (installed once).
+pub fn metrics_handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("seconds".into()), &buckets)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full("fastrefund_ledger_batch_size".into()), &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0]))
+                .map(|b| b.build_recorder());
+            match recorder {
+                Ok(r) => {
+                    let h = r.handle();
+                    // Another recorder may already be installed (tests): then this
+                    // handle renders an empty registry, which is harmless.
+                    let _ = metrics::set_global_recorder(r);
+                    h
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build the Prometheus recorder");
+                    PrometheusBuilder::new().build_recorder().handle()
+                }
+            }
+        })
+        .clone()
+}
+
+/// Counts requests and their latency per route.
+pub async fn track_metrics(req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_string();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("fastrefund_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("fastrefund_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Process health.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok".into() })
+}
+
+fn serving_info(state: &AppState) -> Option<ServingInfo> {
+    let s = state.serving()?;
+    Some(ServingInfo {
+        model_version: s.ratings.manifest.model_version.clone(),
+        as_of: s.ratings.manifest.as_of.to_string(),
+        buyers: s.ratings.len() as u64,
+        policy_version: state.policy().version.clone(),
+        snapshot_source: s.source.clone(),
+    })
+}
+
+/// Ready only with a valid snapshot loaded.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Serving", body = ServingInfo),
+    (status = 503, description = "No valid snapshot yet", body = ErrorBody),
+))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<ServingInfo>, ApiError> {
+    serving_info(&state).map(Json).ok_or_else(ApiError::not_ready)
+}
+
+/// Prometheus metrics: requests and latency per route, decisions by outcome, ledger
+/// batches, snapshot age.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    if let Some(s) = state.serving() {
+        let now = chrono::Utc::now();
+        metrics::gauge!("fastrefund_snapshot_age_seconds")
+            .set((now - s.ratings.manifest.created_at).num_milliseconds() as f64 / 1000.0);
+        metrics::gauge!("fastrefund_snapshot_loaded_seconds_ago")
+            .set((now - s.loaded_at).num_milliseconds() as f64 / 1000.0);
+        metrics::gauge!("fastrefund_snapshot_buyers").set(s.ratings.len() as f64);
+    }
+    metrics::gauge!("fastrefund_ready").set(if state.serving().is_some() { 1.0 } else { 0.0 });
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.0.metrics.render(),
+    )
+        .into_response()
+}
+
+/// The OpenAPI document.
+pub async fn openapi() -> Response {
+    match ApiDoc::openapi().to_json() {
+        Ok(j) => ([(header::CONTENT_TYPE, "application/json")], j).into_response(),
+        Err(e) => ApiError::internal("cannot serialise the OpenAPI document", e).into_response(),
+    }
+}
+
+/// Reload the snapshot and/or policy (admin). The new ones are checked first; if either
+/// is invalid nothing changes and the old ones keep serving.
+#[utoipa::path(
+    post, path = "/admin/reload", tag = "operations",
+    request_body(content = ReloadRequest, description = "Optional: new paths; empty = reload the current ones from disk"),
+    responses(
+        (status = 200, description = "Now serving", body = ServingInfo),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not the admin token", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "The new snapshot or policy is invalid (named); nothing changed", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn reload(_: AdminCaller, State(state): State<AppState>, body: Bytes) -> Result<Json<ServingInfo>, ApiError> {
+    let req: ReloadRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ReloadRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    let snapshot = req.snapshot.map(|p| Some(p.into()));
+    let policy = req.policy.map(Into::into);
+    if let Err(e) = state.reload(snapshot, policy).await {
+        tracing::error!(error = %e, "reload refused; the previous snapshot and policy keep serving");
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "reload_refused", e.to_string()));
+    }
+    serving_info(&state).map(Json).ok_or_else(ApiError::not_ready)
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /openapi.json")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
+}
