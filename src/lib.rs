@@ -30,3 +30,5 @@ pub mod progress;
 pub mod report;
 #[cfg(feature = "batch")]
 pub mod dataset_io;
+#[cfg(feature = "batch")]
+pub mod replay;

@@ -103,6 +103,37 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Replay a history's return requests against a running service (demo, feedback loop, load).
+    #[cfg(feature = "batch")]
+    Replay {
+        /// The history whose returns are replayed.
+        #[arg(long)]
+        data: PathBuf,
+        /// Base URL of the service.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// The refund-service token.
+        #[arg(long, env = "FASTREFUND_API_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Replay returns asked on or after this day (default: the first).
+        #[arg(long)]
+        from: Option<NaiveDate>,
+        /// ... and before this day (default: all).
+        #[arg(long)]
+        to: Option<NaiveDate>,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Buyers who keep not shipping after advances (comma-separated ids).
+        #[arg(long, value_delimiter = ',')]
+        not_shipping: Vec<u64>,
+        /// Do not send outcomes.
+        #[arg(long)]
+        no_outcomes: bool,
+        /// At most this many returns.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
     /// Compare a snapshot's stars with the generator's hidden truth (synthetic data only).
     #[cfg(feature = "batch")]
     Judge {
@@ -223,6 +254,28 @@ fn main() -> Result<()> {
             as_of,
             out,
         } => batch::rate(&data, &model, as_of, &out),
+        #[cfg(feature = "batch")]
+        Command::Replay {
+            data,
+            server,
+            token,
+            from,
+            to,
+            concurrency,
+            not_shipping,
+            no_outcomes,
+            limit,
+        } => batch::replay(batch::ReplayArgs {
+            data,
+            server,
+            token,
+            from,
+            to,
+            concurrency,
+            not_shipping,
+            no_outcomes,
+            limit,
+        }),
         #[cfg(feature = "batch")]
         Command::Judge {
             data,
@@ -389,6 +442,44 @@ mod batch {
             out = %out.display(),
             "snapshot published"
         );
+        Ok(())
+    }
+
+    pub struct ReplayArgs {
+        pub data: PathBuf,
+        pub server: String,
+        pub token: String,
+        pub from: Option<NaiveDate>,
+        pub to: Option<NaiveDate>,
+        pub concurrency: usize,
+        pub not_shipping: Vec<u64>,
+        pub no_outcomes: bool,
+        pub limit: Option<usize>,
+    }
+
+    pub fn replay(a: ReplayArgs) -> Result<()> {
+        use fastrefund::pipeline::{features::date_micros, tables};
+        let h = tables::load_history(&a.data)?;
+        let from = a.from.map(date_micros).unwrap_or(i64::MIN);
+        let to = a.to.map(date_micros).unwrap_or(i64::MAX);
+        let mut returns = fastrefund::replay::returns_in_window(&h, from, to)?;
+        if let Some(n) = a.limit {
+            returns.truncate(n);
+        }
+        tracing::info!(returns = returns.len(), server = %a.server, "replaying");
+        let opts = fastrefund::replay::ReplayOptions {
+            base: a.server.trim_end_matches('/').to_string(),
+            token: a.token,
+            concurrency: a.concurrency,
+            not_shipping: a.not_shipping.into_iter().collect(),
+            outcomes: !a.no_outcomes,
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let report = rt.block_on(fastrefund::replay::replay(returns, opts));
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        if report.errors > 0 {
+            anyhow::bail!("{} replayed returns failed (see the log)", report.errors);
+        }
         Ok(())
     }
 

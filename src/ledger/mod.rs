@@ -148,6 +148,7 @@ enum Cmd {
     Track {
         return_id: u64,
         tracking_number: String,
+        shipped_at: DateTime<Utc>,
         stars: Option<Arc<dyn StarLookup>>,
         policy: Arc<Policy>,
         now: DateTime<Utc>,
@@ -328,10 +329,19 @@ struct Writer {
     state: State,
 }
 
-fn insert_advance(tx: &Transaction<'_>, rid: u64, rec: &ReturnRec, tracking: &str, now: DateTime<Utc>, day: NaiveDate) -> Result<(), LedgerError> {
+#[allow(clippy::too_many_arguments)]
+fn insert_advance(
+    tx: &Transaction<'_>,
+    rid: u64,
+    rec: &ReturnRec,
+    tracking: &str,
+    shipped_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    day: NaiveDate,
+) -> Result<(), LedgerError> {
     tx.prepare_cached(
-        "INSERT INTO advances (return_id, buyer_id, order_id, amount, tracking_number, advanced_at, local_date)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO advances (return_id, buyer_id, order_id, amount, tracking_number, shipped_at, advanced_at, local_date)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -340,6 +350,7 @@ fn insert_advance(tx: &Transaction<'_>, rid: u64, rec: &ReturnRec, tracking: &st
             rec.order as i64,
             rec.amount.to_string(),
             tracking,
+            shipped_at.to_rfc3339(),
             now.to_rfc3339(),
             day.to_string()
         ])
@@ -421,7 +432,7 @@ impl State {
         };
         if decision.advanced_refund {
             let tracking = req.tracking_number.as_deref().unwrap_or_default();
-            insert_advance(tx, rid, &rec, tracking, now, day)?;
+            insert_advance(tx, rid, &rec, tracking, now, now, day)?;
         }
         self.returns.insert(rid, rec);
         if decision.advanced_refund {
@@ -436,11 +447,13 @@ impl State {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn track(
         &mut self,
         tx: &Transaction<'_>,
         rid: u64,
         tracking: &str,
+        shipped_at: DateTime<Utc>,
         stars: Option<&dyn StarLookup>,
         policy: &Policy,
         now: DateTime<Utc>,
@@ -468,7 +481,7 @@ impl State {
             r
         };
         if reasons.is_empty() {
-            insert_advance(tx, rid, &rec, tracking, now, day)?;
+            insert_advance(tx, rid, &rec, tracking, shipped_at, now, day)?;
             self.add_advance(rid, rec.amount, day);
             return Ok(Tracked {
                 return_id: rid,
@@ -591,11 +604,15 @@ impl Writer {
                 Cmd::Track {
                     return_id,
                     tracking_number,
+                    shipped_at,
                     stars,
                     policy,
                     now,
                     reply,
-                } => Reply::Track(reply, st.track(&tx, return_id, &tracking_number, stars.as_deref(), &policy, now)),
+                } => Reply::Track(
+                    reply,
+                    st.track(&tx, return_id, &tracking_number, shipped_at, stars.as_deref(), &policy, now),
+                ),
                 Cmd::Settle {
                     return_id,
                     outcome,
@@ -703,11 +720,14 @@ impl Ledger {
 
     /// A tracking number for a decided return: advance the refund if the policy allows.
     /// The limit is that of the buyer's current star in `stars` (the star recorded at
-    /// decision time when `stars` is `None` or does not know the buyer).
+    /// decision time when `stars` is `None` or does not know the buyer). `shipped_at`
+    /// is when the parcel was handed to the courier (recorded for the next rating).
+    #[allow(clippy::too_many_arguments)]
     pub async fn track(
         &self,
         return_id: ReturnId,
         tracking_number: String,
+        shipped_at: DateTime<Utc>,
         stars: Option<Arc<dyn StarLookup>>,
         policy: Arc<Policy>,
         now: DateTime<Utc>,
@@ -715,6 +735,7 @@ impl Ledger {
         self.call(|reply| Cmd::Track {
             return_id: return_id.0,
             tracking_number,
+            shipped_at,
             stars,
             policy,
             now,
@@ -760,7 +781,8 @@ pub struct ExportRow {
     pub amount: Money,
     pub instant: bool,
     pub advanced: bool,
-    /// When the tracking number was entered (the parcel was handed to a courier).
+    /// When the parcel was handed to the courier (as the tracking call said, or when the
+    /// tracking number was entered).
     pub shipped_at: Option<DateTime<Utc>>,
     pub outcome: Outcome,
     pub outcome_at: Option<DateTime<Utc>>,
@@ -789,7 +811,7 @@ pub fn export_returns(path: &Path) -> Result<Vec<ExportRow>, LedgerError> {
     let mut q = conn
         .prepare(
             "SELECT d.return_id, d.order_id, d.buyer_id, d.merchant_id, d.category, d.requested_at, d.reason,
-                    d.amount, d.instant, a.advanced_at, o.outcome, o.outcome_at
+                    d.amount, d.instant, a.shipped_at, o.outcome, o.outcome_at
              FROM decisions d
              LEFT JOIN advances a ON a.return_id = d.return_id
              LEFT JOIN outcomes o ON o.return_id = d.return_id
@@ -829,7 +851,12 @@ pub fn export_returns(path: &Path) -> Result<Vec<ExportRow>, LedgerError> {
             amount: parse_money(&amount)?,
             instant,
             advanced: advanced_at.is_some(),
-            shipped_at: advanced_at.as_deref().map(ts).transpose()?,
+            // A parcel that never shipped has no shipping time, whatever was claimed.
+            shipped_at: advanced_at
+                .as_deref()
+                .filter(|_| outcome.as_deref() != Some(Outcome::NotShipped.as_str()))
+                .map(ts)
+                .transpose()?,
             outcome: outcome.as_deref().map(str::parse).transpose().map_err(unavailable)?.unwrap_or(Outcome::Pending),
             outcome_at: outcome_at.as_deref().map(ts).transpose()?,
         });

@@ -36,6 +36,7 @@ pub const MIGRATIONS: &[&str] = &[
         order_id        INTEGER NOT NULL,
         amount          TEXT    NOT NULL,
         tracking_number TEXT    NOT NULL,
+        shipped_at      TEXT    NOT NULL,
         advanced_at     TEXT    NOT NULL,
         local_date      TEXT    NOT NULL
     );

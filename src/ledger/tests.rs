@@ -68,9 +68,9 @@ async fn tracking_advances_once_and_a_repeat_answers_the_same() {
     let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
     let p = Arc::new(Policy::default());
     l.decide(req(1, 7, 70, "120.00", None), star(4), p.clone(), "m".into(), now()).await.unwrap();
-    let a = l.track(ReturnId(1), "SF1".into(), stars(4), p.clone(), now()).await.unwrap();
+    let a = l.track(ReturnId(1), "SF1".into(), now(), stars(4), p.clone(), now()).await.unwrap();
     assert!(a.advanced && !a.repeated);
-    let b = l.track(ReturnId(1), "SF1".into(), stars(4), p.clone(), now()).await.unwrap();
+    let b = l.track(ReturnId(1), "SF1".into(), now(), stars(4), p.clone(), now()).await.unwrap();
     assert!(b.advanced && b.repeated);
     assert_eq!(l.exposure(BuyerId(7)).await.unwrap().outstanding, money("120.00"));
 }
@@ -81,11 +81,11 @@ async fn no_advance_without_instant_release_and_unknown_returns_are_named() {
     let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
     let p = Arc::new(Policy::default());
     l.decide(req(1, 7, 70, "10.00", None), star(2), p.clone(), "m".into(), now()).await.unwrap();
-    let t = l.track(ReturnId(1), "SF1".into(), stars(2), p.clone(), now()).await.unwrap();
+    let t = l.track(ReturnId(1), "SF1".into(), now(), stars(2), p.clone(), now()).await.unwrap();
     assert!(!t.advanced);
     assert_eq!(t.reasons, vec![ReasonCode::NotInstant]);
     assert_eq!(
-        l.track(ReturnId(99), "SF".into(), stars(4), p, now()).await.unwrap_err(),
+        l.track(ReturnId(99), "SF".into(), now(), stars(4), p, now()).await.unwrap_err(),
         LedgerError::UnknownReturn(99)
     );
 }
@@ -100,7 +100,7 @@ async fn concurrent_advances_for_one_buyer_never_pass_the_limit() {
     }
     let calls = (0..50).map(|i| {
         let (l, p) = (l.clone(), p.clone());
-        tokio::spawn(async move { l.track(ReturnId(i), format!("SF{i}"), stars(3), p, now()).await })
+        tokio::spawn(async move { l.track(ReturnId(i), format!("SF{i}"), now(), stars(3), p, now()).await })
     });
     let results = futures_join(calls).await;
     let granted = results.iter().filter(|r| r.advanced).count();

@@ -228,6 +228,60 @@ pub struct History {
     pub fingerprint: String,
 }
 
+impl History {
+    /// The history as it stood at `at` (µs) for returns and disputes: those asked or
+    /// opened before `at` are kept, later ones dropped; orders and buyers are kept whole.
+    pub fn returns_before(&self, at: i64) -> PolarsResult<History> {
+        Ok(History {
+            orders: self.orders.clone(),
+            returns: self.returns.clone().lazy().filter(col(cols::REQUESTED_AT).lt(lit(at))).collect()?,
+            disputes: self.disputes.clone().lazy().filter(col(cols::OPENED_AT).lt(lit(at))).collect()?,
+            buyers: self.buyers.clone(),
+            fingerprint: format!("{}-before-{at}", self.fingerprint),
+        })
+    }
+}
+
+/// Writes a history's tables as Parquet in the contract's types (times UTC
+/// timestamps, money Decimal(12,2)) into `dir`.
+pub fn write_history(h: &History, dir: &Path) -> PolarsResult<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut tables = vec![("orders", &h.orders), ("returns", &h.returns), ("disputes", &h.disputes)];
+    if let Some(b) = &h.buyers {
+        tables.push(("buyers", b));
+    }
+    for (name, df) in tables {
+        let mut out = Vec::with_capacity(df.width());
+        for c in df.columns() {
+            let s = c.as_materialized_series();
+            let n = c.name().as_str();
+            let is_time = [
+                cols::ORDERED_AT,
+                cols::DELIVERED_AT,
+                cols::REQUESTED_AT,
+                cols::SHIPPED_AT,
+                cols::OUTCOME_AT,
+                cols::OPENED_AT,
+                cols::DECIDED_AT,
+                cols::REGISTERED_AT,
+            ]
+            .contains(&n);
+            out.push(if is_time {
+                s.clone().into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)).into_column()
+            } else if n == cols::AMOUNT {
+                let cents: Vec<Option<i128>> = s.f64()?.iter().map(|v| v.map(|x| (x * 100.0).round() as i128)).collect();
+                Series::new(n.into(), cents).into_decimal(12, 2)?.into_column()
+            } else {
+                c.clone()
+            });
+        }
+        let mut frame = DataFrame::new(df.height(), out)?;
+        let f = std::fs::File::create(dir.join(format!("{name}.parquet")))?;
+        ParquetWriter::new(f).finish(&mut frame)?;
+    }
+    Ok(())
+}
+
 /// Finds the files of a table in `dir`: `name.parquet`, `name.csv`, or `name/*`.
 fn table_files(dir: &Path, table: Table) -> Vec<PathBuf> {
     let name = table.name();

@@ -21,7 +21,7 @@
 
 mod config;
 
-pub use config::{Policy, PolicyError, PolicyFile};
+pub use config::{Policy, PolicyError, PolicyFile, DEFAULT_POLICY_TOML};
 
 use crate::domain::{Decision, Money, ReasonCode, ReturnReason, ReturnRequest, Star};
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};

@@ -90,12 +90,13 @@ pub async fn tracking(
     IdPath(return_id): IdPath,
     ApiJson(body): ApiJson<TrackingRequest>,
 ) -> Result<Json<TrackingResponse>, ApiError> {
-    let tracking = parse_tracking("tracking_number", &body.tracking_number)?;
+    let now = Utc::now();
+    let (tracking, shipped_at) = body.parse(now)?;
     let serving = ready(&state)?;
     let stars: Arc<dyn StarLookup> = serving.ratings.clone();
     let t = state
         .ledger()
-        .track(ReturnId(return_id), tracking, Some(stars), state.policy(), Utc::now())
+        .track(ReturnId(return_id), tracking, shipped_at, Some(stars), state.policy(), now)
         .await?;
     if !t.repeated && t.advanced {
         metrics::counter!("fastrefund_advances_total").increment(1);

@@ -217,6 +217,21 @@ impl EligibilityResponse {
 pub struct TrackingRequest {
     #[schema(example = "SF1234567890", max_length = 64)]
     pub tracking_number: String,
+    /// When the parcel was handed to the courier (RFC 3339); default: now.
+    #[schema(format = DateTime, example = "2026-07-02T05:00:00Z")]
+    pub shipped_at: Option<String>,
+}
+
+impl TrackingRequest {
+    /// The tracking number and the shipping time (default `now`).
+    pub fn parse(&self, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>), ApiError> {
+        let t = parse_tracking("tracking_number", &self.tracking_number)?;
+        let at = match &self.shipped_at {
+            Some(s) => parse_time("shipped_at", s)?,
+            None => now,
+        };
+        Ok((t, at))
+    }
 }
 
 /// Whether the refund was advanced.

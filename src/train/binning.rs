@@ -125,10 +125,14 @@ pub fn bin_numeric(values: &[f64], labels: &[u8], trend: Option<Trend>, p: &Binn
     let n = values.len();
     let min_rows = ((p.min_bin_share * n as f64).ceil() as usize).max(p.min_bin_rows) as u64;
 
-    // Pre-bins: close a run at a change of value once it holds enough rows.
+    // Pre-bins: close a run at a change of value once it holds enough rows, or when
+    // it and the next value are each big enough to stand alone (so that a count
+    // feature keeps 0, 1 and 2 apart when each is common enough, instead of lumping
+    // every non-zero value together).
     let target = (pairs.len() / p.max_prebins.max(1)).max(1) as u64;
     let mut runs: Vec<Run> = Vec::new();
     let mut i = 0;
+    let mut value_runs: Vec<Run> = Vec::new();
     while i < pairs.len() {
         let v = pairs[i].0;
         let mut t = Tally::default();
@@ -137,10 +141,15 @@ pub fn bin_numeric(values: &[f64], labels: &[u8], trend: Option<Trend>, p: &Binn
             t.bads += u64::from(pairs[i].1);
             i += 1;
         }
-        let run = Run { tally: t, lo: v, hi: v };
+        value_runs.push(Run { tally: t, lo: v, hi: v });
+    }
+    for (k, run) in value_runs.iter().enumerate() {
+        let next_stands_alone = value_runs.get(k).is_some_and(|r| r.tally.count >= min_rows);
         match runs.last_mut() {
-            Some(last) if last.tally.count < target => *last = last.merge(run),
-            _ => runs.push(run),
+            Some(last) if last.tally.count < target && !(last.tally.count >= min_rows && next_stands_alone) => {
+                *last = last.merge(*run)
+            }
+            _ => runs.push(*run),
         }
     }
 

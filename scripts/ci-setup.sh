@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the CI checks need beyond cargo: Debian's Chromium (headless page
+# checks) and a Python virtualenv with the pinned packages of scripts/requirements-ci.txt
+# (schemathesis for API fuzzing). Idempotent: skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium (Debian)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+fi
+VENV=target/ci-venv
+if [ ! -x "$VENV/bin/python" ] || ! cmp -s scripts/requirements-ci.txt "$VENV/.requirements"; then
+  echo "installing the pinned Python packages into $VENV"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/requirements-ci.txt
+  cp scripts/requirements-ci.txt "$VENV/.requirements"
+fi

@@ -1,0 +1,334 @@
+//! The HTTP API against the real server: rules, bad input, idempotency, tokens,
+//! reload under load, OpenAPI and the buyer's page.
+
+use crate::support::*;
+use fastrefund::policy::Policy;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn a_four_star_buyer_gets_instant_release_and_pickup_in_hours() {
+    let app = spawn_app().await;
+    let b = app.buyer_with_star(4);
+    let (s, d) = json_of(app.post("/v1/eligibility", &request(1, b)).await).await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["instant_address_release"], true);
+    assert_eq!(d["courier_pickup"], true);
+    assert_eq!(d["advanced_refund"], false);
+    assert_eq!(d["star"], 4);
+    assert_eq!(d["reasons"][0]["code"], "no_tracking_number");
+    // 21:30 local: instant, but the pickup waits for 09:00 the next day.
+    let mut r = request(2, b);
+    r["requested_at"] = json!("2026-07-02T13:30:00Z");
+    let (_, d) = json_of(app.post("/v1/eligibility", &r).await).await;
+    assert_eq!((d["instant_address_release"].clone(), d["courier_pickup"].clone()), (json!(true), json!(false)));
+    assert_eq!(d["pickup_from"], "2026-07-03T01:00:00+00:00");
+}
+
+#[tokio::test]
+async fn low_stars_late_requests_and_excluded_goods_go_to_the_merchant_with_reasons() {
+    let app = spawn_app().await;
+    let lo = app.buyer_with_star(1);
+    let (_, d) = json_of(app.post("/v1/eligibility", &request(1, lo)).await).await;
+    assert_eq!(d["instant_address_release"], false);
+    assert_eq!(d["reasons"][0]["code"], "star_below_minimum");
+    assert!(d["merchant_answer_by"].is_string());
+    let hi = app.buyer_with_star(5);
+    let mut late = request(2, hi);
+    late["delivered_at"] = json!("2026-06-24T01:00:00Z");
+    let (_, d) = json_of(app.post("/v1/eligibility", &late).await).await;
+    assert_eq!(d["reasons"][0]["code"], "outside_return_window");
+    let mut food = request(3, hi);
+    food["category"] = json!("fresh_food");
+    let (_, d) = json_of(app.post("/v1/eligibility", &food).await).await;
+    assert_eq!(d["reasons"][0]["code"], "excluded_goods");
+}
+
+#[tokio::test]
+async fn an_unknown_buyer_is_decided_with_the_default_star() {
+    let app = spawn_app().await;
+    let (s, d) = json_of(app.post("/v1/eligibility", &request(1, 42)).await).await;
+    assert_eq!(s, 200);
+    assert_eq!((d["rated"].clone(), d["star"].clone()), (json!(false), json!(2)));
+    assert_eq!(d["reasons"][0]["code"], "unknown_buyer");
+    let (s, e) = json_of(app.get("/v1/buyers/42/rating", Some(API)).await).await;
+    assert_eq!((s, e["error"]["code"].clone()), (404, json!("unknown_buyer")));
+}
+
+#[tokio::test]
+async fn the_same_return_id_gets_the_same_decision() {
+    let app = spawn_app().await;
+    let b = app.buyer_with_star(5);
+    let (_, a) = json_of(app.post("/v1/eligibility", &request(7, b)).await).await;
+    let mut changed = request(7, b);
+    changed["amount"] = json!("1.00");
+    let (_, again) = json_of(app.post("/v1/eligibility", &changed).await).await;
+    assert_eq!(a, again);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_json_error_naming_the_field() {
+    let app = spawn_app().await;
+    let cases: Vec<(&'static str, u16, &str, Option<&str>)> = vec![
+        ("{not json", 400, "malformed_json", None),
+        ("{\"return_id\": 1}", 422, "invalid_field", Some("buyer_id")),
+        (
+            r#"{"return_id":1,"buyer_id":"x","order_id":1,"merchant_id":1,"category":"shoes","amount":"1.00","reason":"no_reason","delivered_at":"2026-06-30T02:00:00Z","requested_at":"2026-07-01T02:00:00Z"}"#,
+            422,
+            "invalid_field",
+            Some("buyer_id"),
+        ),
+        (
+            r#"{"return_id":1,"buyer_id":1,"order_id":1,"merchant_id":1,"category":"shoes","amount":"-5.00","reason":"no_reason","delivered_at":"2026-06-30T02:00:00Z","requested_at":"2026-07-01T02:00:00Z"}"#,
+            422,
+            "invalid_amount",
+            Some("amount"),
+        ),
+        (
+            r#"{"return_id":1,"buyer_id":1,"order_id":1,"merchant_id":1,"category":"shoes","amount":"lots","reason":"no_reason","delivered_at":"2026-06-30T02:00:00Z","requested_at":"2026-07-01T02:00:00Z"}"#,
+            422,
+            "invalid_amount",
+            Some("amount"),
+        ),
+        (
+            r#"{"return_id":1,"buyer_id":1,"order_id":1,"merchant_id":1,"category":"shoes","amount":"1.00","reason":"no_reason","delivered_at":"yesterday","requested_at":"2026-07-01T02:00:00Z"}"#,
+            422,
+            "invalid_timestamp",
+            Some("delivered_at"),
+        ),
+        (
+            r#"{"return_id":1,"buyer_id":1,"order_id":1,"merchant_id":1,"category":"shoes","amount":"1.00","reason":"because","delivered_at":"2026-06-30T02:00:00Z","requested_at":"2026-07-01T02:00:00Z"}"#,
+            422,
+            "invalid_field",
+            Some("reason"),
+        ),
+    ];
+    for (body, status, code, field) in cases {
+        let (s, e) = json_of(app.post_raw("/v1/eligibility", body, Some(API)).await).await;
+        assert_eq!((s, e["error"]["code"].as_str()), (status, Some(code)), "{body}: {e}");
+        assert_eq!(e["error"]["field"].as_str(), field, "{body}: {e}");
+    }
+    let (s, e) = json_of(app.get("/v1/buyers/abc/rating", Some(API)).await).await;
+    assert_eq!((s, e["error"]["field"].as_str()), (400, Some("buyer_id")), "{e}");
+    // Nothing malformed was recorded.
+    let (s, _) = json_of(app.post("/v1/returns/1/tracking", &json!({"tracking_number": "SF"})).await).await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_with_413() {
+    let app = spawn_app().await;
+    let big = format!("{{\"return_id\": 1, \"pad\": \"{}\"}}", "x".repeat(64 * 1024));
+    let r = app
+        .client
+        .post(format!("{}/v1/eligibility", app.base))
+        .bearer_auth(API)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    let (s, e) = json_of(r).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (413, Some("body_too_large")));
+}
+
+#[tokio::test]
+async fn tokens_are_required_and_scoped() {
+    let app = spawn_app().await;
+    let b = app.buyer_with_star(4);
+    let body = serde_json::to_string(&request(1, b)).unwrap().leak();
+    assert_eq!(app.post_raw("/v1/eligibility", body, None).await.status(), 401);
+    assert_eq!(app.post_raw("/v1/eligibility", body, Some("wrong-token")).await.status(), 401);
+    assert_eq!(app.get(&format!("/v1/buyers/{b}/rating"), None).await.status(), 401);
+    assert_eq!(app.post_raw("/admin/reload", "{}", None).await.status(), 401);
+    assert_eq!(app.post_raw("/admin/reload", "{}", Some(API)).await.status(), 403);
+    assert_eq!(app.post_raw("/admin/reload", "{}", Some(ADMIN)).await.status(), 200);
+    // Operations endpoints are open.
+    assert_eq!(app.get("/healthz", None).await.status(), 200);
+    assert_eq!(app.get("/readyz", None).await.status(), 200);
+    assert_eq!(app.get("/openapi.json", None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn openapi_lists_every_api_path() {
+    let app = spawn_app().await;
+    let (_, doc) = json_of(app.get("/openapi.json", None).await).await;
+    for p in [
+        "/v1/eligibility",
+        "/v1/returns/{return_id}/tracking",
+        "/v1/returns/{return_id}/outcome",
+        "/v1/buyers/{buyer_id}/exposure",
+        "/v1/buyers/{buyer_id}/rating",
+        "/buyers/{buyer_id}",
+        "/admin/reload",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "{p} missing from the OpenAPI document");
+    }
+}
+
+#[tokio::test]
+async fn the_buyer_page_opens_with_a_signed_link_for_that_buyer_only() {
+    let app = spawn_app().await;
+    let b = app.buyer_with_star(3);
+    let other = app.buyer_with_star(5);
+    assert_eq!(app.get(&format!("/buyers/{b}"), None).await.status(), 401);
+    let (_, link) = json_of(app.post(&format!("/v1/buyers/{b}/link"), &json!({})).await).await;
+    let url = link["url"].as_str().unwrap();
+    let r = app.get(url, None).await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("3 of 5 stars"), "{html}");
+    assert!(html.contains("What lowers your rating"));
+    // The same signature does not open another buyer's page.
+    let forged = url.replace(&format!("/buyers/{b}?"), &format!("/buyers/{other}?"));
+    assert_eq!(app.get(&forged, None).await.status(), 401);
+    // An expired link does not open it either.
+    let expired = format!("/buyers/{b}?exp=1&sig={}", "00".repeat(32));
+    assert_eq!(app.get(&expired, None).await.status(), 401);
+}
+
+#[tokio::test]
+async fn the_rating_explains_itself() {
+    let app = spawn_app().await;
+    let b = app.buyer_with_star(2);
+    let (s, r) = json_of(app.get(&format!("/v1/buyers/{b}/rating"), Some(API)).await).await;
+    assert_eq!(s, 200);
+    assert_eq!(r["star"], 2);
+    assert!(!r["reasons"].as_array().unwrap().is_empty(), "a buyer below 5 stars has a reason: {r}");
+    assert_eq!(r["next_star"]["star"], 3);
+    assert!(r["next_star"]["points_needed"].as_i64().unwrap() > 0);
+    assert!(r["benefits"][0].as_str().unwrap().contains("merchant"), "{r}");
+    assert_eq!(r["as_of"], "2026-06-30");
+}
+
+#[tokio::test]
+async fn a_bad_snapshot_is_refused_and_the_old_one_keeps_serving() {
+    let app = spawn_app().await;
+    let bad = app.dir.path().join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    for f in ["manifest.json", "model.json", "ratings.parquet"] {
+        std::fs::copy(sample_snapshot().join(f), bad.join(f)).unwrap();
+    }
+    // Corrupt one byte of the ratings: the checksum no longer matches.
+    let mut bytes = std::fs::read(bad.join("ratings.parquet")).unwrap();
+    let n = bytes.len() / 2;
+    bytes[n] ^= 0xff;
+    std::fs::write(bad.join("ratings.parquet"), bytes).unwrap();
+    let body = format!("{{\"snapshot\": {:?}}}", bad.display().to_string()).leak();
+    let (s, e) = json_of(app.post_raw("/admin/reload", body, Some(ADMIN)).await).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (422, Some("reload_refused")), "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("checksum"), "{e}");
+    let (s, r) = json_of(app.get("/readyz", None).await).await;
+    assert_eq!((s, r["snapshot_source"].as_str()), (200, Some(sample_snapshot().to_str().unwrap())));
+}
+
+#[tokio::test]
+async fn reloading_while_requests_are_in_flight_fails_none() {
+    let app = spawn_app().await;
+    let b = app.buyer_with_star(4);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..4u64 {
+        let (client, base, stop) = (app.client.clone(), app.base.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let (mut ok, mut failed, mut i) = (0, 0, 0u64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let r = client
+                    .post(format!("{base}/v1/eligibility"))
+                    .bearer_auth(API)
+                    .json(&request(w * 1_000_000 + i, b))
+                    .send()
+                    .await
+                    .unwrap();
+                if r.status() == 200 { ok += 1 } else { failed += 1 }
+            }
+            (ok, failed)
+        }));
+    }
+    for _ in 0..10 {
+        let (s, _) = json_of(app.post_raw("/admin/reload", "", Some(ADMIN)).await).await;
+        assert_eq!(s, 200);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, 0);
+    for w in workers {
+        let (o, f) = w.await.unwrap();
+        ok += o;
+        failed += f;
+    }
+    assert!(ok > 0);
+    assert_eq!(failed, 0, "{failed} requests failed during reloads");
+}
+
+#[tokio::test]
+async fn a_reloaded_policy_applies_to_new_decisions_but_not_to_recorded_ones() {
+    let app = spawn_app().await;
+    let b = app.buyer_with_star(3);
+    let (_, before) = json_of(app.post("/v1/eligibility", &request(1, b)).await).await;
+    assert_eq!(before["instant_address_release"], true);
+    let text = fastrefund::policy::DEFAULT_POLICY_TOML
+        .replace("min_star = 3", "min_star = 4")
+        .replace("version = \"default-2026-11\"", "version = \"stricter\"");
+    let path = app.dir.path().join("stricter.toml");
+    std::fs::write(&path, text).unwrap();
+    let body = format!("{{\"policy\": {:?}}}", path.display().to_string()).leak();
+    let (s, info) = json_of(app.post_raw("/admin/reload", body, Some(ADMIN)).await).await;
+    assert_eq!((s, info["policy_version"].as_str()), (200, Some("stricter")), "{info}");
+    let (_, after) = json_of(app.post("/v1/eligibility", &request(2, b)).await).await;
+    assert_eq!(after["instant_address_release"], false);
+    assert_eq!(after["policy_version"], "stricter");
+    let (_, again) = json_of(app.post("/v1/eligibility", &request(1, b)).await).await;
+    assert_eq!(again, before, "a recorded decision is answered as recorded");
+    let _ = Policy::default();
+}
+
+#[tokio::test]
+async fn metrics_count_requests_and_decisions() {
+    let app = spawn_app().await;
+    let b = app.buyer_with_star(4);
+    app.post("/v1/eligibility", &request(1, b)).await;
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    for m in [
+        "fastrefund_http_requests_total",
+        "fastrefund_http_request_duration_seconds_bucket",
+        "fastrefund_decisions_total",
+        "fastrefund_snapshot_age_seconds",
+    ] {
+        assert!(text.contains(m), "{m} missing");
+    }
+}
+
+#[tokio::test]
+async fn advances_respect_the_limit_and_outcomes_settle() {
+    let app = spawn_app().await;
+    let b = app.buyer_with_star(3); // limit 1000.00
+    let mut advanced = 0;
+    for i in 1..=6u64 {
+        let mut r = request(i, b);
+        r["order_id"] = json!(i);
+        r["amount"] = json!("300.00");
+        app.post("/v1/eligibility", &r).await;
+        let (s, t) = json_of(app.post(&format!("/v1/returns/{i}/tracking"), &json!({"tracking_number": format!("SF{i}")})).await).await;
+        assert_eq!(s, 200, "{t}");
+        if t["advanced"] == true {
+            advanced += 1;
+        } else {
+            assert_eq!(t["reasons"][0]["code"], "exposure_limit", "{t}");
+        }
+    }
+    assert_eq!(advanced, 3);
+    let (_, e) = json_of(app.get(&format!("/v1/buyers/{b}/exposure"), Some(API)).await).await;
+    assert_eq!((e["outstanding"].as_str(), e["limit"].as_str()), (Some("900.00"), Some("1000.00")));
+    let (s, o) = json_of(app.post("/v1/returns/1/outcome", &json!({"outcome": "received_ok", "at": "2026-07-05T02:00:00Z"})).await).await;
+    assert_eq!((s, o["outstanding"].as_str(), o["loss"].as_bool()), (200, Some("600.00"), Some(false)), "{o}");
+    let (s, o) = json_of(app.post("/v1/returns/1/outcome", &json!({"outcome": "not_shipped", "at": "2026-07-05T02:00:00Z"})).await).await;
+    assert_eq!((s, o["error"]["code"].as_str()), (409, Some("outcome_conflict")));
+    let (s, o) = json_of(app.post("/v1/returns/4/outcome", &json!({"outcome": "received_ok", "at": "2026-07-05T02:00:00Z"})).await).await;
+    assert_eq!((s, o["error"]["code"].as_str()), (409, Some("not_advanced")));
+    let (s, o) = json_of(app.post("/v1/returns/2/outcome", &json!({"outcome": "pending", "at": "2026-07-05T02:00:00Z"})).await).await;
+    assert_eq!((s, o["error"]["field"].as_str()), (422, Some("outcome")));
+    let _: Value = json!(null);
+}

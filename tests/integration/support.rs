@@ -1,0 +1,107 @@
+//! `spawn_app()`: the real router on a real socket, with a fixture snapshot.
+
+use fastrefund::ledger::Ledger;
+use fastrefund::policy::Policy;
+use fastrefund::service::{router, AppState, Tokens};
+use reqwest::{Client, Response};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+pub const API: &str = "test-api-token";
+pub const ADMIN: &str = "test-admin-token";
+
+/// The repository's shipped sample snapshot (the fixture).
+pub fn sample_snapshot() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/snapshot")
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Policy::default(), Some(sample_snapshot())).await
+}
+
+pub async fn spawn_app_with(policy: Policy, snapshot: Option<PathBuf>) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
+    let state = AppState::new(ledger, policy, Tokens::new(API, ADMIN));
+    state.reload(Some(snapshot), None).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(state.clone(), 16 * 1024);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    TestApp {
+        base: format!("http://{addr}"),
+        client: Client::new(),
+        state,
+        dir,
+    }
+}
+
+impl TestApp {
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(API)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_raw(&self, path: &str, body: &'static str, token: Option<&str>) -> Response {
+        let mut r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut r = self.client.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().await.unwrap()
+    }
+
+    /// A buyer of the fixture snapshot with the given star.
+    pub fn buyer_with_star(&self, star: u8) -> u64 {
+        let serving = self.state.serving().unwrap();
+        let r = &serving.ratings;
+        *r.sample_ids(r.len())
+            .iter()
+            .find(|b| r.get(fastrefund::domain::BuyerId(**b)).unwrap().star.get() == star)
+            .unwrap_or_else(|| panic!("no buyer with {star} stars in the fixture"))
+    }
+}
+
+/// A return request body with sensible defaults.
+pub fn request(return_id: u64, buyer: u64) -> Value {
+    json!({
+        "return_id": return_id,
+        "buyer_id": buyer,
+        "order_id": 900_000 + return_id,
+        "merchant_id": 1,
+        "category": "shoes",
+        "amount": "199.00",
+        "reason": "no_reason",
+        "delivered_at": "2026-06-30T02:00:00Z",
+        "requested_at": "2026-07-02T02:00:00Z"
+    })
+}
+
+pub async fn json_of(r: Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let v = r.json::<Value>().await.unwrap_or(Value::Null);
+    (status, v)
+}
