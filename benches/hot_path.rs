@@ -1,10 +1,13 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! In-process speed of what every request does: `policy::decide`, a snapshot lookup,
 //! and scoring one buyer. Run: `cargo bench --bench hot_path`.
 
 use chrono::TimeZone;
-use criterion::{criterion_group, criterion_main, Criterion};
-use fastrefund::domain::{BuyerId, Category, MerchantId, OrderId, ReturnId, ReturnReason, ReturnRequest, Star};
-use fastrefund::policy::{decide, LedgerView, Policy};
+use criterion::{Criterion, criterion_group, criterion_main};
+use fastrefund::domain::{
+    BuyerId, Category, MerchantId, OrderId, ReturnId, ReturnReason, ReturnRequest, Star,
+};
+use fastrefund::policy::{LedgerView, Policy, decide};
 use std::hint::black_box;
 
 fn request(tracking: bool) -> ReturnRequest {
@@ -33,10 +36,26 @@ fn bench(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("decide");
     g.bench_function("instant_release_pickup_and_advance", |b| {
-        b.iter(|| decide(black_box(&instant), Some(Star::try_from(4u8).unwrap()), &view, &policy, now))
+        b.iter(|| {
+            decide(
+                black_box(&instant),
+                Some(Star::try_from(4u8).unwrap()),
+                &view,
+                &policy,
+                now,
+            )
+        })
     });
     g.bench_function("refused_with_reasons", |b| {
-        b.iter(|| decide(black_box(&refused), Some(Star::try_from(2u8).unwrap()), &view, &policy, now))
+        b.iter(|| {
+            decide(
+                black_box(&refused),
+                Some(Star::try_from(2u8).unwrap()),
+                &view,
+                &policy,
+                now,
+            )
+        })
     });
     g.finish();
 
@@ -51,7 +70,9 @@ fn bench(c: &mut Criterion) {
     });
     let card = ratings.model();
     let values: Vec<f64> = (0..card.n_features()).map(|j| j as f64 * 0.7).collect();
-    c.bench_function("score_one_buyer", |b| b.iter(|| card.score_numeric(black_box(&values))));
+    c.bench_function("score_one_buyer", |b| {
+        b.iter(|| card.score_numeric(black_box(&values)))
+    });
 }
 
 criterion_group!(benches, bench);

@@ -86,7 +86,10 @@ fn token(key: &'static str, v: String) -> Result<String, ConfigError> {
 impl Settings {
     /// Defaults, then `file` (if given), then the environment `env` (a lookup, so tests
     /// need not touch the process environment).
-    pub fn layered(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    pub fn layered(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
         let mut s = Settings::default();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
@@ -144,8 +147,15 @@ mod tests {
     fn the_environment_overrides_the_file_which_overrides_the_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
-        std::fs::write(&f, "addr = \"0.0.0.0:9000\"\nledger = \"/tmp/l.sqlite\"\napi_token = \"file-token-1\"\n").unwrap();
-        let s = Settings::layered(Some(&f), |k| (k == "FASTREFUND_API_TOKEN").then(|| "env-token-12".to_string())).unwrap();
+        std::fs::write(
+            &f,
+            "addr = \"0.0.0.0:9000\"\nledger = \"/tmp/l.sqlite\"\napi_token = \"file-token-1\"\n",
+        )
+        .unwrap();
+        let s = Settings::layered(Some(&f), |k| {
+            (k == "FASTREFUND_API_TOKEN").then(|| "env-token-12".to_string())
+        })
+        .unwrap();
         assert_eq!(s.addr.to_string(), "0.0.0.0:9000");
         assert_eq!(s.ledger, PathBuf::from("/tmp/l.sqlite"));
         assert_eq!(s.api_token.as_deref(), Some("env-token-12"));
@@ -157,11 +167,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
         std::fs::write(&f, "adress = \"x\"\n").unwrap();
-        let e = Settings::layered(Some(&f), |_| None).unwrap_err().to_string();
+        let e = Settings::layered(Some(&f), |_| None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("adress"), "{e}");
-        let e = Settings::layered(None, |k| (k == "FASTREFUND_ADDR").then(|| "nowhere".into())).unwrap_err().to_string();
+        let e = Settings::layered(None, |k| (k == "FASTREFUND_ADDR").then(|| "nowhere".into()))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("FASTREFUND_ADDR"), "{e}");
-        let e = Settings::layered(None, |k| (k == "FASTREFUND_API_TOKEN").then(|| "short".into())).unwrap_err().to_string();
+        let e = Settings::layered(None, |k| {
+            (k == "FASTREFUND_API_TOKEN").then(|| "short".into())
+        })
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("at least 8"), "{e}");
     }
 }

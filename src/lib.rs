@@ -19,16 +19,16 @@ pub mod service;
 pub mod snapshot;
 
 #[cfg(feature = "batch")]
+pub mod dataset_io;
+#[cfg(feature = "batch")]
 pub mod pipeline;
+#[cfg(feature = "batch")]
+pub mod progress;
+#[cfg(feature = "batch")]
+pub mod replay;
+#[cfg(feature = "batch")]
+pub mod report;
 #[cfg(feature = "batch")]
 pub mod synth;
 #[cfg(feature = "batch")]
 pub mod train;
-#[cfg(feature = "batch")]
-pub mod progress;
-#[cfg(feature = "batch")]
-pub mod report;
-#[cfg(feature = "batch")]
-pub mod dataset_io;
-#[cfg(feature = "batch")]
-pub mod replay;

@@ -1,12 +1,16 @@
 //! The `fastrefund` command: parses the command line, starts logging, dispatches.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "fastrefund", version, about = "Buyer star ratings and fast-refund eligibility")]
+#[command(
+    name = "fastrefund",
+    version,
+    about = "Buyer star ratings and fast-refund eligibility"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -151,7 +155,12 @@ enum Command {
 #[derive(clap::Args)]
 struct TrainArgs {
     /// A history folder: buyer features as of --as-of, tested out of time.
-    #[arg(long, conflicts_with = "table", required_unless_present = "table", requires = "as_of")]
+    #[arg(
+        long,
+        conflicts_with = "table",
+        required_unless_present = "table",
+        requires = "as_of"
+    )]
     data: Option<PathBuf>,
     #[arg(long)]
     as_of: Option<NaiveDate>,
@@ -189,6 +198,12 @@ struct TrainArgs {
     /// Points to double the odds.
     #[arg(long)]
     pdo: Option<f64>,
+    /// Of two features whose WOE correlate more than this, keep the one with more IV.
+    #[arg(long)]
+    max_correlation: Option<f64>,
+    /// Drop features with less information value.
+    #[arg(long)]
+    min_iv: Option<f64>,
 }
 
 fn main() -> Result<()> {
@@ -208,7 +223,9 @@ fn main() -> Result<()> {
             ledger,
             config,
         } => {
-            let mut s = fastrefund::config::Settings::layered(config.as_deref(), |k| std::env::var(k).ok())?;
+            let mut s = fastrefund::config::Settings::layered(config.as_deref(), |k| {
+                std::env::var(k).ok()
+            })?;
             if let Some(v) = snapshot {
                 s.snapshot = Some(v);
             }
@@ -221,7 +238,9 @@ fn main() -> Result<()> {
             if let Some(v) = ledger {
                 s.ledger = v;
             }
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(fastrefund::service::serve(s))?;
             Ok(())
         }
@@ -292,7 +311,9 @@ fn export_outcomes(ledger: &std::path::Path, out: &std::path::Path) -> Result<()
         #[cfg(feature = "batch")]
         Some("parquet") => fastrefund::pipeline::export::write_parquet(&rows, out)?,
         #[cfg(not(feature = "batch"))]
-        Some("parquet") => anyhow::bail!("this binary was built without the `batch` feature: write .csv, or rebuild with default features for .parquet"),
+        Some("parquet") => anyhow::bail!(
+            "this binary was built without the `batch` feature: write .csv, or rebuild with default features for .parquet"
+        ),
         _ => anyhow::bail!("--out must end in .parquet or .csv"),
     }
     tracing::info!(returns = rows.len(), advanced = rows.iter().filter(|r| r.advanced).count(), out = %out.display(), "outcomes exported");
@@ -302,10 +323,17 @@ fn export_outcomes(ledger: &std::path::Path, out: &std::path::Path) -> Result<()
 #[cfg(feature = "batch")]
 mod batch {
     use super::*;
+    use anyhow::Context;
     use fastrefund::progress;
     use std::path::Path;
 
-    pub fn generate(buyers: u64, seed: u64, start: NaiveDate, end: NaiveDate, out: &Path) -> Result<()> {
+    pub fn generate(
+        buyers: u64,
+        seed: u64,
+        start: NaiveDate,
+        end: NaiveDate,
+        out: &Path,
+    ) -> Result<()> {
         let synth = fastrefund::synth::SynthParams {
             buyers,
             seed,
@@ -334,7 +362,8 @@ mod batch {
         let h = tables::load_history(data)?;
         sp.set_message("computing features");
         let mut df = features::labelled_features_as_of(&h, features::date_micros(as_of))?;
-        let f = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+        let f = std::fs::File::create(out)
+            .with_context(|| format!("cannot create {}", out.display()))?;
         polars::prelude::ParquetWriter::new(f).finish(&mut df)?;
         sp.finish_and_clear();
         tracing::info!(buyers = df.height(), out = %out.display(), "features written");
@@ -352,6 +381,12 @@ mod batch {
         }
         if let Some(v) = a.pdo {
             params.pdo = v;
+        }
+        if let Some(v) = a.max_correlation {
+            params.max_correlation = v;
+        }
+        if let Some(v) = a.min_iv {
+            params.min_iv = v;
         }
         let sp = progress::spinner("training");
         let trained = match (a.data, a.table) {
@@ -388,7 +423,10 @@ mod batch {
             train_auc = format!("{:.4}", e.train.as_ref().map(|m| m.auc).unwrap_or(f64::NAN)),
             "model trained"
         );
-        println!("{}", serde_json::to_string_pretty(&workflow::Summary::from(&e.test))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&workflow::Summary::from(&e.test))?
+        );
         Ok(())
     }
 
@@ -402,8 +440,16 @@ mod batch {
     ) -> Result<()> {
         use fastrefund::train::workflow;
         let m = match (table, data) {
-            (Some(t), _) => workflow::evaluate_table(model, &t, &label.context("--label is required with --table")?)?,
-            (None, Some(d)) => workflow::evaluate_history(model, &d, as_of.context("--as-of is required with --data")?)?,
+            (Some(t), _) => workflow::evaluate_table(
+                model,
+                &t,
+                &label.context("--label is required with --table")?,
+            )?,
+            (None, Some(d)) => workflow::evaluate_history(
+                model,
+                &d,
+                as_of.context("--as-of is required with --data")?,
+            )?,
             (None, None) => anyhow::bail!("give --table or --data"),
         };
         if json {
@@ -429,8 +475,11 @@ mod batch {
     pub fn rate(data: &Path, model: &Path, as_of: NaiveDate, out: &Path) -> Result<()> {
         use fastrefund::pipeline::{rate, tables};
         let sp = progress::spinner("reading and checking the history");
-        let model_json = std::fs::read_to_string(model).with_context(|| format!("cannot read {}", model.display()))?;
-        let card = fastrefund::scoring::Model::from_json(&model_json, &model.display().to_string())?.check()?;
+        let model_json = std::fs::read_to_string(model)
+            .with_context(|| format!("cannot read {}", model.display()))?;
+        let card =
+            fastrefund::scoring::Model::from_json(&model_json, &model.display().to_string())?
+                .check()?;
         let h = tables::load_history(data)?;
         sp.set_message("computing features and scoring");
         let (manifest, _) = rate::rate(&h, &card, &model_json, as_of, out, |_| Ok(None))?;
@@ -474,7 +523,9 @@ mod batch {
             not_shipping: a.not_shipping.into_iter().collect(),
             outcomes: !a.no_outcomes,
         };
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
         let report = rt.block_on(fastrefund::replay::replay(returns, opts));
         println!("{}", serde_json::to_string_pretty(&report)?);
         if report.errors > 0 {

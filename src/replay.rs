@@ -10,7 +10,7 @@ use crate::pipeline::cols::*;
 use crate::pipeline::tables::History;
 use polars::prelude::*;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -47,12 +47,18 @@ pub fn returns_in_window(h: &History, from: i64, to: i64) -> PolarsResult<Vec<Re
         .returns
         .clone()
         .lazy()
-        .filter(col(REQUESTED_AT).gt_eq(lit(from)).and(col(REQUESTED_AT).lt(lit(to))))
+        .filter(
+            col(REQUESTED_AT)
+                .gt_eq(lit(from))
+                .and(col(REQUESTED_AT).lt(lit(to))),
+        )
         .join(
-            h.orders
-                .clone()
-                .lazy()
-                .select([col(ORDER_ID), col(MERCHANT_ID), col(CATEGORY), col(DELIVERED_AT)]),
+            h.orders.clone().lazy().select([
+                col(ORDER_ID),
+                col(MERCHANT_ID),
+                col(CATEGORY),
+                col(DELIVERED_AT),
+            ]),
             [col(ORDER_ID)],
             [col(ORDER_ID)],
             JoinArgs::new(JoinType::Inner),
@@ -60,16 +66,44 @@ pub fn returns_in_window(h: &History, from: i64, to: i64) -> PolarsResult<Vec<Re
         .filter(col(DELIVERED_AT).is_not_null())
         .sort([REQUESTED_AT], SortMultipleOptions::default())
         .collect()?;
-    let u = |c: &str| -> PolarsResult<Vec<u64>> { Ok(df.column(c)?.u64()?.iter().map(|v| v.unwrap_or(0)).collect()) };
-    let t = |c: &str| -> PolarsResult<Vec<Option<i64>>> { Ok(df.column(c)?.i64()?.iter().collect()) };
+    let u = |c: &str| -> PolarsResult<Vec<u64>> {
+        Ok(df
+            .column(c)?
+            .u64()?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect())
+    };
+    let t =
+        |c: &str| -> PolarsResult<Vec<Option<i64>>> { Ok(df.column(c)?.i64()?.iter().collect()) };
     let s = |c: &str| -> PolarsResult<Vec<String>> {
-        Ok(df.column(c)?.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+        Ok(df
+            .column(c)?
+            .str()?
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect())
     };
     let (rid, oid, bid, mid) = (u(RETURN_ID)?, u(ORDER_ID)?, u(BUYER_ID)?, u(MERCHANT_ID)?);
     let (cat, reason, outcome) = (s(CATEGORY)?, s(REASON)?, s(OUTCOME)?);
-    let (delivered, requested, shipped, outcome_at) = (t(DELIVERED_AT)?, t(REQUESTED_AT)?, t(SHIPPED_AT)?, t(OUTCOME_AT)?);
-    let amount: Vec<f64> = df.column(AMOUNT)?.f64()?.iter().map(|v| v.unwrap_or(0.0)).collect();
-    let advanced: Vec<bool> = df.column(ADVANCED)?.bool()?.iter().map(|v| v.unwrap_or(false)).collect();
+    let (delivered, requested, shipped, outcome_at) = (
+        t(DELIVERED_AT)?,
+        t(REQUESTED_AT)?,
+        t(SHIPPED_AT)?,
+        t(OUTCOME_AT)?,
+    );
+    let amount: Vec<f64> = df
+        .column(AMOUNT)?
+        .f64()?
+        .iter()
+        .map(|v| v.unwrap_or(0.0))
+        .collect();
+    let advanced: Vec<bool> = df
+        .column(ADVANCED)?
+        .bool()?
+        .iter()
+        .map(|v| v.unwrap_or(false))
+        .collect();
     Ok((0..df.height())
         .map(|i| ReplayReturn {
             return_id: rid[i],
@@ -134,7 +168,12 @@ struct Tally {
     latencies: Vec<u64>,
 }
 
-async fn post(client: &reqwest::Client, o: &ReplayOptions, path: &str, body: Value) -> Result<(u16, Value), String> {
+async fn post(
+    client: &reqwest::Client,
+    o: &ReplayOptions,
+    path: &str,
+    body: Value,
+) -> Result<(u16, Value), String> {
     let r = client
         .post(format!("{}{path}", o.base))
         .bearer_auth(&o.token)
@@ -146,7 +185,12 @@ async fn post(client: &reqwest::Client, o: &ReplayOptions, path: &str, body: Val
     Ok((s, r.json().await.map_err(|e| e.to_string())?))
 }
 
-async fn one(client: &reqwest::Client, o: &ReplayOptions, r: &ReplayReturn, t: &Mutex<Tally>) -> Result<(), String> {
+async fn one(
+    client: &reqwest::Client,
+    o: &ReplayOptions,
+    r: &ReplayReturn,
+    t: &Mutex<Tally>,
+) -> Result<(), String> {
     let amount = Money::from_cents(r.amount_cents).to_string();
     let started = Instant::now();
     let (s, d) = post(
@@ -206,7 +250,9 @@ async fn one(client: &reqwest::Client, o: &ReplayOptions, r: &ReplayReturn, t: &
     } else {
         r.outcome
     };
-    let Some((outcome, at)) = outcome else { return Ok(()) };
+    let Some((outcome, at)) = outcome else {
+        return Ok(());
+    };
     let (s, out) = post(
         client,
         o,
@@ -258,7 +304,10 @@ pub async fn replay(returns: Vec<ReplayReturn>, o: ReplayOptions) -> ReplayRepor
     }
     let mut t = match Arc::try_unwrap(tally) {
         Ok(m) => m.into_inner().unwrap_or_default(),
-        Err(a) => a.lock().map(|mut g| std::mem::take(&mut *g)).unwrap_or_default(),
+        Err(a) => a
+            .lock()
+            .map(|mut g| std::mem::take(&mut *g))
+            .unwrap_or_default(),
     };
     t.latencies.sort_unstable();
     let pct = |p: f64| {

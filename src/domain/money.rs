@@ -135,19 +135,46 @@ mod tests {
 
     #[test]
     fn amounts_parse_from_plain_decimal_strings() {
-        assert_eq!("129.90".parse::<Money>().map(|m| m.to_string()), Ok("129.90".into()));
-        assert_eq!("5".parse::<Money>().map(|m| m.to_string()), Ok("5.00".into()));
-        assert_eq!("0.1".parse::<Money>().map(|m| m.to_string()), Ok("0.10".into()));
+        assert_eq!(
+            "129.90".parse::<Money>().map(|m| m.to_string()),
+            Ok("129.90".into())
+        );
+        assert_eq!(
+            "5".parse::<Money>().map(|m| m.to_string()),
+            Ok("5.00".into())
+        );
+        assert_eq!(
+            "0.1".parse::<Money>().map(|m| m.to_string()),
+            Ok("0.10".into())
+        );
     }
 
     #[test]
     fn bad_amounts_are_refused_with_the_reason() {
-        assert!(matches!("-5.00".parse::<Money>(), Err(MoneyError::Negative(_))));
-        assert!(matches!("1.234".parse::<Money>(), Err(MoneyError::TooPrecise(_))));
-        assert!(matches!("abc".parse::<Money>(), Err(MoneyError::NotANumber(_))));
-        assert!(matches!("1e5".parse::<Money>(), Err(MoneyError::NotANumber(_))));
-        assert!(matches!("NaN".parse::<Money>(), Err(MoneyError::NotANumber(_))));
-        assert!(matches!("".parse::<Money>(), Err(MoneyError::NotANumber(_))));
+        assert!(matches!(
+            "-5.00".parse::<Money>(),
+            Err(MoneyError::Negative(_))
+        ));
+        assert!(matches!(
+            "1.234".parse::<Money>(),
+            Err(MoneyError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            "abc".parse::<Money>(),
+            Err(MoneyError::NotANumber(_))
+        ));
+        assert!(matches!(
+            "1e5".parse::<Money>(),
+            Err(MoneyError::NotANumber(_))
+        ));
+        assert!(matches!(
+            "NaN".parse::<Money>(),
+            Err(MoneyError::NotANumber(_))
+        ));
+        assert!(matches!(
+            "".parse::<Money>(),
+            Err(MoneyError::NotANumber(_))
+        ));
         assert!(matches!(
             "1000000000000.00".parse::<Money>(),
             Err(MoneyError::TooLarge(_))
@@ -156,7 +183,10 @@ mod tests {
 
     #[test]
     fn trailing_zeros_beyond_two_places_are_fine() {
-        assert_eq!("1.2300".parse::<Money>().map(|m| m.to_string()), Ok("1.23".into()));
+        assert_eq!(
+            "1.2300".parse::<Money>().map(|m| m.to_string()),
+            Ok("1.23".into())
+        );
     }
 
     #[test]

@@ -90,9 +90,9 @@ impl ReasonCode {
             ReasonCode::StarBelowMinimum { star, min } => format!(
                 "your shopping rating is {star} stars; instant return needs {min} stars or more"
             ),
-            ReasonCode::UnknownBuyer { default_star } => format!(
-                "no rating yet for this buyer; treated as {default_star} stars"
-            ),
+            ReasonCode::UnknownBuyer { default_star } => {
+                format!("no rating yet for this buyer; treated as {default_star} stars")
+            }
             ReasonCode::NotNoReasonReturn { reason } => format!(
                 "only no-reason returns are answered instantly; this one is '{reason}' and goes to the merchant"
             ),
@@ -106,9 +106,9 @@ impl ReasonCode {
             ReasonCode::MerchantNotInProgramme { merchant_id } => {
                 format!("merchant {merchant_id} is not in the fast-return programme")
             }
-            ReasonCode::ExcludedGoods { category } => format!(
-                "'{category}' goods cannot be returned without a reason"
-            ),
+            ReasonCode::ExcludedGoods { category } => {
+                format!("'{category}' goods cannot be returned without a reason")
+            }
             ReasonCode::AlreadyRefunded => "this order was already refunded".to_string(),
             ReasonCode::OutsidePickupHours { next_window } => format!(
                 "couriers are booked in pickup hours only; the next window opens at {}",

@@ -13,7 +13,9 @@ pub fn write_csv(rows: &[ExportRow], out: &Path) -> std::io::Result<()> {
     {
         let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         writeln!(w, "{COLUMNS}")?;
-        let t = |x: &Option<chrono::DateTime<chrono::Utc>>| x.map(|t| t.to_rfc3339()).unwrap_or_default();
+        let t = |x: &Option<chrono::DateTime<chrono::Utc>>| {
+            x.map(|t| t.to_rfc3339()).unwrap_or_default()
+        };
         for r in rows {
             writeln!(
                 w,

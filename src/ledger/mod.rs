@@ -28,7 +28,7 @@ use crate::domain::{
 };
 use crate::policy::{self, LedgerView, Policy};
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{Connection, Transaction, params};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,7 +57,9 @@ pub enum LedgerError {
     UnknownReturn(u64),
     #[error("return {0} was not advanced, so it has no outcome to settle")]
     NotAdvanced(u64),
-    #[error("return {return_id} already has outcome {existing}; a different outcome ({given}) is refused")]
+    #[error(
+        "return {return_id} already has outcome {existing}; a different outcome ({given}) is refused"
+    )]
     OutcomeConflict {
         return_id: u64,
         existing: Outcome,
@@ -169,10 +171,22 @@ enum Cmd {
 
 /// A reply waiting for its batch to commit.
 enum Reply {
-    Decide(oneshot::Sender<Result<Decided, LedgerError>>, Result<Decided, LedgerError>),
-    Track(oneshot::Sender<Result<Tracked, LedgerError>>, Result<Tracked, LedgerError>),
-    Settle(oneshot::Sender<Result<Settled, LedgerError>>, Result<Settled, LedgerError>),
-    Exposure(oneshot::Sender<Result<BuyerExposure, LedgerError>>, Result<BuyerExposure, LedgerError>),
+    Decide(
+        oneshot::Sender<Result<Decided, LedgerError>>,
+        Result<Decided, LedgerError>,
+    ),
+    Track(
+        oneshot::Sender<Result<Tracked, LedgerError>>,
+        Result<Tracked, LedgerError>,
+    ),
+    Settle(
+        oneshot::Sender<Result<Settled, LedgerError>>,
+        Result<Settled, LedgerError>,
+    ),
+    Exposure(
+        oneshot::Sender<Result<BuyerExposure, LedgerError>>,
+        Result<BuyerExposure, LedgerError>,
+    ),
 }
 
 impl Reply {
@@ -211,16 +225,21 @@ fn open_conn(path: &Path) -> Result<Connection, LedgerError> {
         std::fs::create_dir_all(dir).map_err(|e| open_err(&e))?;
     }
     let mut conn = Connection::open(path).map_err(|e| open_err(&e))?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| open_err(&e))?;
-    conn.pragma_update(None, "synchronous", "FULL").map_err(|e| open_err(&e))?;
-    conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| open_err(&e))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| open_err(&e))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| open_err(&e))?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| open_err(&e))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(|e| open_err(&e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| open_err(&e))?;
     schema::migrate(&mut conn).map_err(|e| open_err(&e))?;
     Ok(conn)
 }
 
 fn parse_money(s: &str) -> Result<Money, LedgerError> {
-    s.parse().map_err(|e| unavailable(format!("corrupt amount {s:?} in the ledger: {e}")))
+    s.parse()
+        .map_err(|e| unavailable(format!("corrupt amount {s:?} in the ledger: {e}")))
 }
 
 /// Rebuilds the in-memory view from the database.
@@ -265,7 +284,13 @@ fn load_state(conn: &Connection) -> Result<State, LedgerError> {
         .prepare("SELECT return_id, amount, local_date FROM advances")
         .map_err(unavailable)?;
     let rows = q
-        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
         .map_err(unavailable)?;
     for row in rows {
         let (rid, amount, day) = row.map_err(unavailable)?;
@@ -277,12 +302,15 @@ fn load_state(conn: &Connection) -> Result<State, LedgerError> {
             .ok_or_else(|| unavailable(format!("advance for undecided return {rid}")))?;
         rec.advance = Some(Advance { amount });
         st.advanced_orders.insert(rec.order);
-        *st.by_day.entry(day).or_default() = st.by_day.get(&day).copied().unwrap_or_default() + amount;
+        *st.by_day.entry(day).or_default() =
+            st.by_day.get(&day).copied().unwrap_or_default() + amount;
         let e = st.outstanding.entry(rec.buyer).or_insert((Money::ZERO, 0));
         e.0 = e.0 + amount;
         e.1 += 1;
     }
-    let mut q = conn.prepare("SELECT return_id, outcome FROM outcomes").map_err(unavailable)?;
+    let mut q = conn
+        .prepare("SELECT return_id, outcome FROM outcomes")
+        .map_err(unavailable)?;
     let rows = q
         .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
         .map_err(unavailable)?;
@@ -305,7 +333,11 @@ fn load_state(conn: &Connection) -> Result<State, LedgerError> {
 impl State {
     fn view(&self, buyer: u64, order: u64, day: NaiveDate) -> LedgerView {
         LedgerView {
-            outstanding: self.outstanding.get(&buyer).map(|e| e.0).unwrap_or_default(),
+            outstanding: self
+                .outstanding
+                .get(&buyer)
+                .map(|e| e.0)
+                .unwrap_or_default(),
             advanced_today: self.by_day.get(&day).copied().unwrap_or_default(),
             order_already_refunded: self.advanced_orders.contains(&order),
         }
@@ -315,7 +347,10 @@ impl State {
         if let Some(rec) = self.returns.get_mut(&rid) {
             rec.advance = Some(Advance { amount });
             self.advanced_orders.insert(rec.order);
-            let e = self.outstanding.entry(rec.buyer).or_insert((Money::ZERO, 0));
+            let e = self
+                .outstanding
+                .entry(rec.buyer)
+                .or_insert((Money::ZERO, 0));
             e.0 = e.0 + amount;
             e.1 += 1;
             let d = self.by_day.entry(day).or_default();
@@ -458,7 +493,11 @@ impl State {
         policy: &Policy,
         now: DateTime<Utc>,
     ) -> Result<Tracked, LedgerError> {
-        let rec = self.returns.get(&rid).ok_or(LedgerError::UnknownReturn(rid))?.clone();
+        let rec = self
+            .returns
+            .get(&rid)
+            .ok_or(LedgerError::UnknownReturn(rid))?
+            .clone();
         if let Some(a) = &rec.advance {
             return Ok(Tracked {
                 return_id: rid,
@@ -473,7 +512,9 @@ impl State {
             vec![ReasonCode::NotInstant]
         } else {
             let view = self.view(rec.buyer, rec.order, day);
-            let star = stars.and_then(|s| s.star(BuyerId(rec.buyer))).unwrap_or(rec.star);
+            let star = stars
+                .and_then(|s| s.star(BuyerId(rec.buyer)))
+                .unwrap_or(rec.star);
             let mut r = policy::advance_refusals(star, rec.amount, &view, policy);
             if view.order_already_refunded {
                 r.push(ReasonCode::AlreadyRefunded);
@@ -517,8 +558,15 @@ impl State {
         if outcome == Outcome::Pending {
             return Err(LedgerError::PendingOutcome);
         }
-        let rec = self.returns.get(&rid).ok_or(LedgerError::UnknownReturn(rid))?;
-        let amount = rec.advance.as_ref().ok_or(LedgerError::NotAdvanced(rid))?.amount;
+        let rec = self
+            .returns
+            .get(&rid)
+            .ok_or(LedgerError::UnknownReturn(rid))?;
+        let amount = rec
+            .advance
+            .as_ref()
+            .ok_or(LedgerError::NotAdvanced(rid))?
+            .amount;
         let buyer = rec.buyer;
         let outstanding = |st: &State| st.outstanding.get(&buyer).map(|e| e.0).unwrap_or_default();
         if let Some(existing) = rec.outcome {
@@ -574,7 +622,8 @@ impl Writer {
             let n = batch.len();
             self.apply_batch(&mut batch);
             metrics::histogram!("fastrefund_ledger_batch_size").record(n as f64);
-            metrics::histogram!("fastrefund_ledger_commit_seconds").record(started.elapsed().as_secs_f64());
+            metrics::histogram!("fastrefund_ledger_commit_seconds")
+                .record(started.elapsed().as_secs_f64());
         }
     }
 
@@ -600,7 +649,10 @@ impl Writer {
                     model_version,
                     now,
                     reply,
-                } => Reply::Decide(reply, st.decide(&tx, req, star, &policy, model_version, now)),
+                } => Reply::Decide(
+                    reply,
+                    st.decide(&tx, req, star, &policy, model_version, now),
+                ),
                 Cmd::Track {
                     return_id,
                     tracking_number,
@@ -611,7 +663,15 @@ impl Writer {
                     reply,
                 } => Reply::Track(
                     reply,
-                    st.track(&tx, return_id, &tracking_number, shipped_at, stars.as_deref(), &policy, now),
+                    st.track(
+                        &tx,
+                        return_id,
+                        &tracking_number,
+                        shipped_at,
+                        stars.as_deref(),
+                        &policy,
+                        now,
+                    ),
                 ),
                 Cmd::Settle {
                     return_id,
@@ -621,7 +681,11 @@ impl Writer {
                     reply,
                 } => Reply::Settle(reply, st.settle(&tx, return_id, outcome, at, now)),
                 Cmd::Exposure { buyer, reply } => {
-                    let e = st.outstanding.get(&buyer).copied().unwrap_or((Money::ZERO, 0));
+                    let e = st
+                        .outstanding
+                        .get(&buyer)
+                        .copied()
+                        .unwrap_or((Money::ZERO, 0));
                     Reply::Exposure(
                         reply,
                         Ok(BuyerExposure {
@@ -688,13 +752,17 @@ impl Ledger {
         &self.path
     }
 
-    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, LedgerError>>) -> Cmd) -> Result<T, LedgerError> {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, LedgerError>>) -> Cmd,
+    ) -> Result<T, LedgerError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(make(tx))
             .await
             .map_err(|_| unavailable("the ledger writer has stopped"))?;
-        rx.await.map_err(|_| unavailable("the ledger writer has stopped"))?
+        rx.await
+            .map_err(|_| unavailable("the ledger writer has stopped"))?
     }
 
     /// Decides a return request and records the decision (and the advance, if one is
@@ -764,7 +832,11 @@ impl Ledger {
 
     /// A buyer's outstanding advances (as committed).
     pub async fn exposure(&self, buyer: BuyerId) -> Result<BuyerExposure, LedgerError> {
-        self.call(|reply| Cmd::Exposure { buyer: buyer.0, reply }).await
+        self.call(|reply| Cmd::Exposure {
+            buyer: buyer.0,
+            reply,
+        })
+        .await
     }
 }
 
@@ -802,12 +874,11 @@ pub fn export_returns(path: &Path) -> Result<Vec<ExportRow>, LedgerError> {
             message: "no such file".into(),
         });
     }
-    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| {
-        LedgerError::Open {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| LedgerError::Open {
             path: path.display().to_string(),
             message: e.to_string(),
-        }
-    })?;
+        })?;
     let mut q = conn
         .prepare(
             "SELECT d.return_id, d.order_id, d.buyer_id, d.merchant_id, d.category, d.requested_at, d.reason,
@@ -838,8 +909,20 @@ pub fn export_returns(path: &Path) -> Result<Vec<ExportRow>, LedgerError> {
         .map_err(unavailable)?;
     let mut out = Vec::new();
     for row in rows {
-        let (rid, order, buyer, merchant, category, requested, reason, amount, instant, advanced_at, outcome, outcome_at) =
-            row.map_err(unavailable)?;
+        let (
+            rid,
+            order,
+            buyer,
+            merchant,
+            category,
+            requested,
+            reason,
+            amount,
+            instant,
+            advanced_at,
+            outcome,
+            outcome_at,
+        ) = row.map_err(unavailable)?;
         out.push(ExportRow {
             return_id: ReturnId(rid as u64),
             order_id: OrderId(order as u64),
@@ -857,7 +940,12 @@ pub fn export_returns(path: &Path) -> Result<Vec<ExportRow>, LedgerError> {
                 .filter(|_| outcome.as_deref() != Some(Outcome::NotShipped.as_str()))
                 .map(ts)
                 .transpose()?,
-            outcome: outcome.as_deref().map(str::parse).transpose().map_err(unavailable)?.unwrap_or(Outcome::Pending),
+            outcome: outcome
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(unavailable)?
+                .unwrap_or(Outcome::Pending),
             outcome_at: outcome_at.as_deref().map(ts).transpose()?,
         });
     }
@@ -868,7 +956,8 @@ pub fn export_returns(path: &Path) -> Result<Vec<ExportRow>, LedgerError> {
 /// each buyer's outstanding amount is their advances minus their settled advances,
 /// no return is advanced twice, every outcome belongs to an advance.
 pub fn check_invariants(path: &Path) -> Result<HashMap<u64, Money>, String> {
-    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| e.to_string())?;
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| e.to_string())?;
     let st = load_state(&conn).map_err(|e| e.to_string())?;
     let dup: i64 = conn
         .query_row(
@@ -900,7 +989,9 @@ pub fn check_invariants(path: &Path) -> Result<HashMap<u64, Money>, String> {
     for (buyer, (out, _)) in &st.outstanding {
         let want = expect.get(buyer).copied().unwrap_or_default();
         if *out != want {
-            return Err(format!("buyer {buyer}: outstanding {out}, advances minus settlements {want}"));
+            return Err(format!(
+                "buyer {buyer}: outstanding {out}, advances minus settlements {want}"
+            ));
         }
     }
     Ok(expect)

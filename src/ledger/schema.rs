@@ -70,7 +70,8 @@ pub fn migrate(conn: &mut Connection) -> Result<u32, String> {
     }
     for (k, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction().map_err(|e| e.to_string())?;
-        tx.execute_batch(sql).map_err(|e| format!("migration {}: {e}", k + 1))?;
+        tx.execute_batch(sql)
+            .map_err(|e| format!("migration {}: {e}", k + 1))?;
         tx.pragma_update(None, "user_version", k as u32 + 1)
             .map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;

@@ -47,18 +47,51 @@ async fn a_repeated_decision_is_the_recorded_one_even_after_a_restart() {
     let path = dir.path().join("ledger.sqlite");
     let p = Arc::new(Policy::default());
     let l = Ledger::open(&path).unwrap();
-    let a = l.decide(req(1, 7, 70, "10.00", None), star(4), p.clone(), "m1".into(), now()).await.unwrap();
+    let a = l
+        .decide(
+            req(1, 7, 70, "10.00", None),
+            star(4),
+            p.clone(),
+            "m1".into(),
+            now(),
+        )
+        .await
+        .unwrap();
     assert!(a.decision.instant_address_release && !a.repeated);
     // Asked again, even with a lower star now: the first decision stands.
-    let b = l.decide(req(1, 7, 70, "10.00", None), star(1), p.clone(), "m2".into(), now()).await.unwrap();
+    let b = l
+        .decide(
+            req(1, 7, 70, "10.00", None),
+            star(1),
+            p.clone(),
+            "m2".into(),
+            now(),
+        )
+        .await
+        .unwrap();
     assert!(b.repeated);
-    assert_eq!((b.decision_id, &b.decision, &b.model_version), (a.decision_id, &a.decision, &a.model_version));
+    assert_eq!(
+        (b.decision_id, &b.decision, &b.model_version),
+        (a.decision_id, &a.decision, &a.model_version)
+    );
     drop(l);
     let l = Ledger::open(&path).unwrap();
-    let c = l.decide(req(1, 7, 70, "10.00", None), star(1), p.clone(), "m3".into(), now()).await.unwrap();
+    let c = l
+        .decide(
+            req(1, 7, 70, "10.00", None),
+            star(1),
+            p.clone(),
+            "m3".into(),
+            now(),
+        )
+        .await
+        .unwrap();
     assert_eq!((c.decision_id, c.decision), (a.decision_id, a.decision));
     // New decisions keep unique ids after a restart.
-    let d = l.decide(req(2, 7, 71, "10.00", None), star(4), p, "m3".into(), now()).await.unwrap();
+    let d = l
+        .decide(req(2, 7, 71, "10.00", None), star(4), p, "m3".into(), now())
+        .await
+        .unwrap();
     assert!(d.decision_id > a.decision_id);
 }
 
@@ -67,12 +100,29 @@ async fn tracking_advances_once_and_a_repeat_answers_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
     let p = Arc::new(Policy::default());
-    l.decide(req(1, 7, 70, "120.00", None), star(4), p.clone(), "m".into(), now()).await.unwrap();
-    let a = l.track(ReturnId(1), "SF1".into(), now(), stars(4), p.clone(), now()).await.unwrap();
+    l.decide(
+        req(1, 7, 70, "120.00", None),
+        star(4),
+        p.clone(),
+        "m".into(),
+        now(),
+    )
+    .await
+    .unwrap();
+    let a = l
+        .track(ReturnId(1), "SF1".into(), now(), stars(4), p.clone(), now())
+        .await
+        .unwrap();
     assert!(a.advanced && !a.repeated);
-    let b = l.track(ReturnId(1), "SF1".into(), now(), stars(4), p.clone(), now()).await.unwrap();
+    let b = l
+        .track(ReturnId(1), "SF1".into(), now(), stars(4), p.clone(), now())
+        .await
+        .unwrap();
     assert!(b.advanced && b.repeated);
-    assert_eq!(l.exposure(BuyerId(7)).await.unwrap().outstanding, money("120.00"));
+    assert_eq!(
+        l.exposure(BuyerId(7)).await.unwrap().outstanding,
+        money("120.00")
+    );
 }
 
 #[tokio::test]
@@ -80,12 +130,25 @@ async fn no_advance_without_instant_release_and_unknown_returns_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
     let p = Arc::new(Policy::default());
-    l.decide(req(1, 7, 70, "10.00", None), star(2), p.clone(), "m".into(), now()).await.unwrap();
-    let t = l.track(ReturnId(1), "SF1".into(), now(), stars(2), p.clone(), now()).await.unwrap();
+    l.decide(
+        req(1, 7, 70, "10.00", None),
+        star(2),
+        p.clone(),
+        "m".into(),
+        now(),
+    )
+    .await
+    .unwrap();
+    let t = l
+        .track(ReturnId(1), "SF1".into(), now(), stars(2), p.clone(), now())
+        .await
+        .unwrap();
     assert!(!t.advanced);
     assert_eq!(t.reasons, vec![ReasonCode::NotInstant]);
     assert_eq!(
-        l.track(ReturnId(99), "SF".into(), now(), stars(4), p, now()).await.unwrap_err(),
+        l.track(ReturnId(99), "SF".into(), now(), stars(4), p, now())
+            .await
+            .unwrap_err(),
         LedgerError::UnknownReturn(99)
     );
 }
@@ -96,18 +159,36 @@ async fn concurrent_advances_for_one_buyer_never_pass_the_limit() {
     let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
     let p = Arc::new(Policy::default()); // 3★ limit 1000.00
     for i in 0..50 {
-        l.decide(req(i, 7, 100 + i, "90.00", None), star(3), p.clone(), "m".into(), now()).await.unwrap();
+        l.decide(
+            req(i, 7, 100 + i, "90.00", None),
+            star(3),
+            p.clone(),
+            "m".into(),
+            now(),
+        )
+        .await
+        .unwrap();
     }
     let calls = (0..50).map(|i| {
         let (l, p) = (l.clone(), p.clone());
-        tokio::spawn(async move { l.track(ReturnId(i), format!("SF{i}"), now(), stars(3), p, now()).await })
+        tokio::spawn(async move {
+            l.track(ReturnId(i), format!("SF{i}"), now(), stars(3), p, now())
+                .await
+        })
     });
     let results = futures_join(calls).await;
     let granted = results.iter().filter(|r| r.advanced).count();
     assert_eq!(granted, 11, "1000.00 / 90.00 = 11 advances fit");
     let refused: Vec<&Tracked> = results.iter().filter(|r| !r.advanced).collect();
-    assert!(refused.iter().all(|r| r.reasons.iter().any(|c| c.code() == "exposure_limit")));
-    assert_eq!(l.exposure(BuyerId(7)).await.unwrap().outstanding, money("990.00"));
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.reasons.iter().any(|c| c.code() == "exposure_limit"))
+    );
+    assert_eq!(
+        l.exposure(BuyerId(7)).await.unwrap().outstanding,
+        money("990.00")
+    );
 }
 
 async fn futures_join(
@@ -126,29 +207,85 @@ async fn outcomes_settle_once_and_impossible_transitions_are_refused() {
     let path = dir.path().join("l.sqlite");
     let l = Ledger::open(&path).unwrap();
     let p = Arc::new(Policy::default());
-    l.decide(req(1, 7, 70, "50.00", Some("SF1")), star(5), p.clone(), "m".into(), now()).await.unwrap();
-    l.decide(req(2, 7, 71, "30.00", Some("SF2")), star(5), p.clone(), "m".into(), now()).await.unwrap();
-    l.decide(req(3, 7, 72, "30.00", None), star(5), p.clone(), "m".into(), now()).await.unwrap();
-    assert_eq!(l.exposure(BuyerId(7)).await.unwrap().outstanding, money("80.00"));
-    let s = l.settle(ReturnId(1), Outcome::ReceivedOk, now(), now()).await.unwrap();
+    l.decide(
+        req(1, 7, 70, "50.00", Some("SF1")),
+        star(5),
+        p.clone(),
+        "m".into(),
+        now(),
+    )
+    .await
+    .unwrap();
+    l.decide(
+        req(2, 7, 71, "30.00", Some("SF2")),
+        star(5),
+        p.clone(),
+        "m".into(),
+        now(),
+    )
+    .await
+    .unwrap();
+    l.decide(
+        req(3, 7, 72, "30.00", None),
+        star(5),
+        p.clone(),
+        "m".into(),
+        now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        l.exposure(BuyerId(7)).await.unwrap().outstanding,
+        money("80.00")
+    );
+    let s = l
+        .settle(ReturnId(1), Outcome::ReceivedOk, now(), now())
+        .await
+        .unwrap();
     assert!(!s.loss && s.outstanding == money("30.00"));
-    let again = l.settle(ReturnId(1), Outcome::ReceivedOk, now(), now()).await.unwrap();
+    let again = l
+        .settle(ReturnId(1), Outcome::ReceivedOk, now(), now())
+        .await
+        .unwrap();
     assert!(again.repeated && again.outstanding == money("30.00"));
     assert!(matches!(
-        l.settle(ReturnId(1), Outcome::NotShipped, now(), now()).await,
+        l.settle(ReturnId(1), Outcome::NotShipped, now(), now())
+            .await,
         Err(LedgerError::OutcomeConflict { .. })
     ));
-    assert_eq!(l.settle(ReturnId(3), Outcome::ReceivedOk, now(), now()).await.unwrap_err(), LedgerError::NotAdvanced(3));
-    assert_eq!(l.settle(ReturnId(2), Outcome::Pending, now(), now()).await.unwrap_err(), LedgerError::PendingOutcome);
-    let loss = l.settle(ReturnId(2), Outcome::NotShipped, now(), now()).await.unwrap();
+    assert_eq!(
+        l.settle(ReturnId(3), Outcome::ReceivedOk, now(), now())
+            .await
+            .unwrap_err(),
+        LedgerError::NotAdvanced(3)
+    );
+    assert_eq!(
+        l.settle(ReturnId(2), Outcome::Pending, now(), now())
+            .await
+            .unwrap_err(),
+        LedgerError::PendingOutcome
+    );
+    let loss = l
+        .settle(ReturnId(2), Outcome::NotShipped, now(), now())
+        .await
+        .unwrap();
     assert!(loss.loss && loss.outstanding == Money::ZERO);
     drop(l);
     check_invariants(&path).unwrap();
     let rows = export_returns(&path).unwrap();
     assert_eq!(rows.len(), 3);
-    assert_eq!((rows[0].outcome, rows[0].advanced), (Outcome::ReceivedOk, true));
-    assert_eq!((rows[1].outcome, rows[1].advanced), (Outcome::NotShipped, true));
-    assert_eq!((rows[2].outcome, rows[2].advanced), (Outcome::Pending, false));
+    assert_eq!(
+        (rows[0].outcome, rows[0].advanced),
+        (Outcome::ReceivedOk, true)
+    );
+    assert_eq!(
+        (rows[1].outcome, rows[1].advanced),
+        (Outcome::NotShipped, true)
+    );
+    assert_eq!(
+        (rows[2].outcome, rows[2].advanced),
+        (Outcome::Pending, false)
+    );
 }
 
 #[tokio::test]
@@ -156,27 +293,79 @@ async fn a_second_return_of_an_advanced_order_gets_no_instant_release() {
     let dir = tempfile::tempdir().unwrap();
     let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
     let p = Arc::new(Policy::default());
-    l.decide(req(1, 7, 70, "50.00", Some("SF1")), star(5), p.clone(), "m".into(), now()).await.unwrap();
-    let d = l.decide(req(2, 7, 70, "50.00", Some("SF2")), star(5), p, "m".into(), now()).await.unwrap();
+    l.decide(
+        req(1, 7, 70, "50.00", Some("SF1")),
+        star(5),
+        p.clone(),
+        "m".into(),
+        now(),
+    )
+    .await
+    .unwrap();
+    let d = l
+        .decide(
+            req(2, 7, 70, "50.00", Some("SF2")),
+            star(5),
+            p,
+            "m".into(),
+            now(),
+        )
+        .await
+        .unwrap();
     assert!(!d.decision.instant_address_release);
-    assert!(d.decision.reasons.iter().any(|r| r.code() == "already_refunded"));
+    assert!(
+        d.decision
+            .reasons
+            .iter()
+            .any(|r| r.code() == "already_refunded")
+    );
 }
 
 #[tokio::test]
 async fn the_daily_budget_is_shared_by_all_buyers() {
     let dir = tempfile::tempdir().unwrap();
     let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
-    let mut pol = Policy::default();
-    pol.daily_budget = money("100.00");
-    let p = Arc::new(pol);
-    let a = l.decide(req(1, 7, 70, "60.00", Some("A")), star(5), p.clone(), "m".into(), now()).await.unwrap();
-    let b = l.decide(req(2, 8, 71, "60.00", Some("B")), star(5), p.clone(), "m".into(), now()).await.unwrap();
+    let p = Arc::new(Policy {
+        daily_budget: money("100.00"),
+        ..Policy::default()
+    });
+    let a = l
+        .decide(
+            req(1, 7, 70, "60.00", Some("A")),
+            star(5),
+            p.clone(),
+            "m".into(),
+            now(),
+        )
+        .await
+        .unwrap();
+    let b = l
+        .decide(
+            req(2, 8, 71, "60.00", Some("B")),
+            star(5),
+            p.clone(),
+            "m".into(),
+            now(),
+        )
+        .await
+        .unwrap();
     assert!(a.decision.advanced_refund);
     assert!(!b.decision.advanced_refund);
-    assert!(b.decision.reasons.iter().any(|r| r.code() == "daily_budget_exhausted"));
+    assert!(
+        b.decision
+            .reasons
+            .iter()
+            .any(|r| r.code() == "daily_budget_exhausted")
+    );
     // The next day has a fresh budget.
     let c = l
-        .decide(req(3, 8, 72, "60.00", Some("C")), star(5), p, "m".into(), now() + chrono::Duration::days(1))
+        .decide(
+            req(3, 8, 72, "60.00", Some("C")),
+            star(5),
+            p,
+            "m".into(),
+            now() + chrono::Duration::days(1),
+        )
         .await
         .unwrap();
     assert!(c.decision.advanced_refund);

@@ -26,17 +26,53 @@ pub fn returns_frame(rows: &[ExportRow]) -> PolarsResult<DataFrame> {
         })
         .collect();
     DataFrame::new_infer_height(vec![
-        Column::new(RETURN_ID.into(), rows.iter().map(|r| r.return_id.0).collect::<Vec<u64>>()),
-        Column::new(ORDER_ID.into(), rows.iter().map(|r| r.order_id.0).collect::<Vec<u64>>()),
-        Column::new(BUYER_ID.into(), rows.iter().map(|r| r.buyer_id.0).collect::<Vec<u64>>()),
-        time(REQUESTED_AT, rows.iter().map(|r| Some(micros(r.requested_at))).collect()),
-        Column::new(REASON.into(), rows.iter().map(|r| r.reason.as_str()).collect::<Vec<&str>>()),
-        Series::new(AMOUNT.into(), cents).into_decimal(12, 2)?.into_column(),
-        Column::new(INSTANT.into(), rows.iter().map(|r| r.instant).collect::<Vec<bool>>()),
-        Column::new(ADVANCED.into(), rows.iter().map(|r| r.advanced).collect::<Vec<bool>>()),
-        time(SHIPPED_AT, rows.iter().map(|r| r.shipped_at.map(micros)).collect()),
-        Column::new(OUTCOME.into(), rows.iter().map(|r| r.outcome.as_str()).collect::<Vec<&str>>()),
-        time(OUTCOME_AT, rows.iter().map(|r| r.outcome_at.map(micros)).collect()),
+        Column::new(
+            RETURN_ID.into(),
+            rows.iter().map(|r| r.return_id.0).collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            ORDER_ID.into(),
+            rows.iter().map(|r| r.order_id.0).collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            BUYER_ID.into(),
+            rows.iter().map(|r| r.buyer_id.0).collect::<Vec<u64>>(),
+        ),
+        time(
+            REQUESTED_AT,
+            rows.iter().map(|r| Some(micros(r.requested_at))).collect(),
+        ),
+        Column::new(
+            REASON.into(),
+            rows.iter()
+                .map(|r| r.reason.as_str())
+                .collect::<Vec<&str>>(),
+        ),
+        Series::new(AMOUNT.into(), cents)
+            .into_decimal(12, 2)?
+            .into_column(),
+        Column::new(
+            INSTANT.into(),
+            rows.iter().map(|r| r.instant).collect::<Vec<bool>>(),
+        ),
+        Column::new(
+            ADVANCED.into(),
+            rows.iter().map(|r| r.advanced).collect::<Vec<bool>>(),
+        ),
+        time(
+            SHIPPED_AT,
+            rows.iter().map(|r| r.shipped_at.map(micros)).collect(),
+        ),
+        Column::new(
+            OUTCOME.into(),
+            rows.iter()
+                .map(|r| r.outcome.as_str())
+                .collect::<Vec<&str>>(),
+        ),
+        time(
+            OUTCOME_AT,
+            rows.iter().map(|r| r.outcome_at.map(micros)).collect(),
+        ),
     ])
 }
 

@@ -61,52 +61,174 @@ use Trend::{Decreasing as Down, Increasing as Up};
 
 /// The buyer features, in the order of the feature table.
 pub const FEATURES: &[FeatureDef] = &[
-    f("account_age_days", "days since the account was registered (or its first order)",
-      "your account is still new", "keep shopping: your rating grows with your history", Some(Down)),
-    f("orders_90", "orders placed in the last 90 days, cancelled ones excluded",
-      "few recent orders to judge from", "recent completed orders build up your history", Some(Down)),
-    f("orders_365", "orders placed in the last 365 days, cancelled ones excluded",
-      "little buying history in the past year", "orders you keep build up your history", Some(Down)),
-    f("spend_365", "amount spent on orders in the last 365 days",
-      "little buying history in the past year", "orders you keep build up your history", Some(Down)),
-    f("returns_90", "returns asked in the last 90 days (merchant-fault returns excluded)",
-      "many returns in the last 90 days", "returns you ship back promptly and intact keep your rating up", Some(Up)),
-    f("returns_365", "returns asked in the last 365 days (merchant-fault returns excluded)",
-      "many returns in the past year", "returns you ship back promptly and intact keep your rating up", Some(Up)),
-    f("relative_return_rate_365", "returns in the last 365 days relative to what is normal for the categories bought (1 = normal)",
-      "you return more than is usual for what you buy", "keeping more of what you order raises your rating", Some(Up)),
-    f("return_value_share_365", "value returned / value bought, last 365 days",
-      "a large share of what you spend comes back as returns", "keeping more of what you order raises your rating", Some(Up)),
-    f("no_reason_share_365", "share of returns in the last 365 days asked without a reason",
-      "most of your returns give no reason", "telling the merchant what was wrong helps", None),
-    f("advanced_365", "returns whose refund the platform advanced, last 365 days",
-      "many refunds advanced to you", "returns that arrive as promised keep advances open", None),
-    f("mismatch_365", "returns that arrived empty, worn or with other goods, last 365 days",
-      "returned parcels arrived empty, used or with other goods", "send back exactly what you received, unused", Some(Up)),
-    f("not_shipped_365", "returns never shipped after the refund was advanced, last 365 days",
-      "refunds were advanced for parcels never sent", "ship every return you have been refunded for", Some(Up)),
-    f("bad_outcomes_90", "mismatched or never-shipped returns in the last 90 days",
-      "a return went wrong in the last 90 days", "a clean record over the next months raises your rating", Some(Up)),
-    f("advanced_loss_share_365", "share of settled advanced refunds that ended in a loss, last 365 days",
-      "advanced refunds ended in losses", "ship returns on time and intact", Some(Up)),
-    f("non_receipt_claims_365", "returns claiming the goods never arrived, last 365 days",
-      "you often report parcels as not received", "check with the courier and neighbours before reporting a parcel lost", Some(Up)),
-    f("disputes_opened_365", "disputes opened on the buyer's orders, last 365 days",
-      "many disputes on your orders", "settling problems with the merchant directly helps", Some(Up)),
-    f("disputes_lost_365", "disputes the platform decided against the buyer, last 365 days",
-      "disputes were decided against you", "open disputes only with clear evidence", Some(Up)),
-    f("fraud_flags_365", "lost disputes the platform flagged as fraud, last 365 days",
-      "a dispute found dishonest behaviour", "a clean record over the next months raises your rating", Some(Up)),
-    f("days_to_ship_mean_365", "mean days from return request to shipping, last 365 days",
-      "you take long to ship your returns", "ship returns within a day or two of asking", Some(Up)),
-    f("days_since_last_bad", "days since the last mismatched or never-shipped return or fraud-flagged dispute (missing = never)",
-      "a recent return or dispute went wrong", "every month without problems raises your rating", Some(Down)),
-    f("days_to_request_mean_365", "mean days from delivery to the return request, last 365 days",
-      "you often ask to return goods late in the return window", "decide on a return soon after the goods arrive", Some(Up)),
-    f("bad_outcomes_ever", "mismatched or never-shipped returns and fraud-flagged lost disputes, whole history",
-      "returns or disputes went wrong in the past", "a long clean record outweighs old problems", Some(Up)),
-    f("intact_share_365", "share of settled returns that came back intact, last 365 days",
-      "not every returned parcel came back intact", "send back exactly what you received, unused", Some(Down)),
+    f(
+        "account_age_days",
+        "days since the account was registered (or its first order)",
+        "your account is still new",
+        "keep shopping: your rating grows with your history",
+        Some(Down),
+    ),
+    f(
+        "orders_90",
+        "orders placed in the last 90 days, cancelled ones excluded",
+        "few recent orders to judge from",
+        "recent completed orders build up your history",
+        Some(Down),
+    ),
+    f(
+        "orders_365",
+        "orders placed in the last 365 days, cancelled ones excluded",
+        "little buying history in the past year",
+        "orders you keep build up your history",
+        Some(Down),
+    ),
+    f(
+        "spend_365",
+        "amount spent on orders in the last 365 days",
+        "little buying history in the past year",
+        "orders you keep build up your history",
+        Some(Down),
+    ),
+    f(
+        "returns_90",
+        "returns asked in the last 90 days (merchant-fault returns excluded)",
+        "many returns in the last 90 days",
+        "returns you ship back promptly and intact keep your rating up",
+        Some(Up),
+    ),
+    f(
+        "returns_365",
+        "returns asked in the last 365 days (merchant-fault returns excluded)",
+        "many returns in the past year",
+        "returns you ship back promptly and intact keep your rating up",
+        Some(Up),
+    ),
+    f(
+        "relative_return_rate_365",
+        "returns in the last 365 days relative to what is normal for the categories bought (1 = normal)",
+        "you return more than is usual for what you buy",
+        "keeping more of what you order raises your rating",
+        Some(Up),
+    ),
+    f(
+        "return_value_share_365",
+        "value returned / value bought, last 365 days",
+        "a large share of what you spend comes back as returns",
+        "keeping more of what you order raises your rating",
+        Some(Up),
+    ),
+    f(
+        "no_reason_share_365",
+        "share of returns in the last 365 days asked without a reason",
+        "most of your returns give no reason",
+        "telling the merchant what was wrong helps",
+        None,
+    ),
+    f(
+        "advanced_365",
+        "returns whose refund the platform advanced, last 365 days",
+        "many refunds advanced to you",
+        "returns that arrive as promised keep advances open",
+        None,
+    ),
+    f(
+        "mismatch_365",
+        "returns that arrived empty, worn or with other goods, last 365 days",
+        "returned parcels arrived empty, used or with other goods",
+        "send back exactly what you received, unused",
+        Some(Up),
+    ),
+    f(
+        "not_shipped_365",
+        "returns never shipped after the refund was advanced, last 365 days",
+        "refunds were advanced for parcels never sent",
+        "ship every return you have been refunded for",
+        Some(Up),
+    ),
+    f(
+        "bad_outcomes_90",
+        "mismatched or never-shipped returns in the last 90 days",
+        "a return went wrong in the last 90 days",
+        "a clean record over the next months raises your rating",
+        Some(Up),
+    ),
+    f(
+        "advanced_loss_share_365",
+        "share of settled advanced refunds that ended in a loss, last 365 days",
+        "advanced refunds ended in losses",
+        "ship returns on time and intact",
+        Some(Up),
+    ),
+    f(
+        "non_receipt_claims_365",
+        "returns claiming the goods never arrived, last 365 days",
+        "you often report parcels as not received",
+        "check with the courier and neighbours before reporting a parcel lost",
+        Some(Up),
+    ),
+    f(
+        "disputes_opened_365",
+        "disputes opened on the buyer's orders, last 365 days",
+        "many disputes on your orders",
+        "settling problems with the merchant directly helps",
+        Some(Up),
+    ),
+    f(
+        "disputes_lost_365",
+        "disputes the platform decided against the buyer, last 365 days",
+        "disputes were decided against you",
+        "open disputes only with clear evidence",
+        Some(Up),
+    ),
+    f(
+        "fraud_flags_365",
+        "lost disputes the platform flagged as fraud, last 365 days",
+        "a dispute found dishonest behaviour",
+        "a clean record over the next months raises your rating",
+        Some(Up),
+    ),
+    f(
+        "days_to_ship_mean_365",
+        "mean days from return request to shipping, last 365 days",
+        "you take long to ship your returns",
+        "ship returns within a day or two of asking",
+        Some(Up),
+    ),
+    f(
+        "days_since_last_bad",
+        "days since the last mismatched or never-shipped return or fraud-flagged dispute (missing = never)",
+        "a recent return or dispute went wrong",
+        "every month without problems raises your rating",
+        Some(Down),
+    ),
+    f(
+        "days_to_request_mean_365",
+        "mean days from delivery to the return request, last 365 days",
+        "you often ask to return goods late in the return window",
+        "decide on a return soon after the goods arrive",
+        Some(Up),
+    ),
+    f(
+        "late_return_share_365",
+        "share of no-reason returns asked 5 or more days after delivery, last 365 days",
+        "you often return goods at the very end of the return window",
+        "decide on a return soon after the goods arrive",
+        Some(Up),
+    ),
+    f(
+        "bad_outcomes_ever",
+        "mismatched or never-shipped returns and fraud-flagged lost disputes, whole history",
+        "returns or disputes went wrong in the past",
+        "a long clean record outweighs old problems",
+        Some(Up),
+    ),
+    f(
+        "intact_share_365",
+        "share of settled returns that came back intact, last 365 days",
+        "not every returned parcel came back intact",
+        "send back exactly what you received, unused",
+        Some(Down),
+    ),
 ];
 
 /// Feature names in table order.
@@ -120,7 +242,9 @@ fn t_lit(t: i64) -> Expr {
 
 /// `ts` falls in `[T − days, T)`.
 fn within(ts: &str, t: i64, days: i64) -> Expr {
-    col(ts).gt_eq(t_lit(t - days * DAY)).and(col(ts).lt(t_lit(t)))
+    col(ts)
+        .gt_eq(t_lit(t - days * DAY))
+        .and(col(ts).lt(t_lit(t)))
 }
 
 fn count_if(cond: Expr) -> Expr {
@@ -136,10 +260,16 @@ pub fn orders_365(t: i64) -> Expr {
     count_if(within(ORDERED_AT, t, 365)).alias("orders_365")
 }
 pub fn spend_365(t: i64) -> Expr {
-    col(AMOUNT).filter(within(ORDERED_AT, t, 365)).sum().alias("spend_365")
+    col(AMOUNT)
+        .filter(within(ORDERED_AT, t, 365))
+        .sum()
+        .alias("spend_365")
 }
 fn expected_returns_365(t: i64) -> Expr {
-    col(NORM).filter(within(ORDERED_AT, t, 365)).sum().alias(EXPECTED)
+    col(NORM)
+        .filter(within(ORDERED_AT, t, 365))
+        .sum()
+        .alias(EXPECTED)
 }
 fn first_order_at() -> Expr {
     col(ORDERED_AT).min().alias(FIRST_ORDER)
@@ -164,6 +294,7 @@ const BAD_DISPUTES_EVER: &str = "__bad_disputes_ever";
 const REQUEST_DAYS: &str = "__request_days_365";
 const REQUESTED_AFTER_DELIVERY: &str = "__requested_after_delivery_365";
 const INTACT: &str = "__intact_365";
+const LATE_NO_REASON: &str = "__late_no_reason_365";
 const RETURNS_SETTLED: &str = "__returns_settled_365";
 
 fn known_is(v: &str) -> Expr {
@@ -180,7 +311,10 @@ pub fn returns_365(t: i64) -> Expr {
     count_if(within(REQUESTED_AT, t, 365)).alias("returns_365")
 }
 fn return_value_365(t: i64) -> Expr {
-    col(AMOUNT).filter(within(REQUESTED_AT, t, 365)).sum().alias(RETURN_VALUE)
+    col(AMOUNT)
+        .filter(within(REQUESTED_AT, t, 365))
+        .sum()
+        .alias(RETURN_VALUE)
 }
 fn no_reason_365(t: i64) -> Expr {
     count_if(within(REQUESTED_AT, t, 365).and(col(REASON).eq(lit("no_reason")))).alias(NO_REASON)
@@ -198,7 +332,12 @@ pub fn bad_outcomes_90(t: i64) -> Expr {
     count_if(within(OUTCOME_AT, t, 90).and(bad_outcome())).alias("bad_outcomes_90")
 }
 fn advanced_losses_365(t: i64) -> Expr {
-    count_if(within(OUTCOME_AT, t, 365).and(col(ADVANCED)).and(bad_outcome())).alias(LOSSES)
+    count_if(
+        within(OUTCOME_AT, t, 365)
+            .and(col(ADVANCED))
+            .and(bad_outcome()),
+    )
+    .alias(LOSSES)
 }
 fn advanced_settled_365(t: i64) -> Expr {
     count_if(
@@ -236,21 +375,29 @@ fn request_days_365(t: i64) -> Expr {
 fn requested_after_delivery_365(t: i64) -> Expr {
     count_if(after_delivery(t)).alias(REQUESTED_AFTER_DELIVERY)
 }
+fn late_no_reason_365(t: i64) -> Expr {
+    count_if(
+        after_delivery(t)
+            .and(col(REASON).eq(lit("no_reason")))
+            .and((col(REQUESTED_AT) - col(DELIVERED_AT)).gt_eq(lit(5 * DAY))),
+    )
+    .alias(LATE_NO_REASON)
+}
 fn intact_365(t: i64) -> Expr {
     count_if(within(OUTCOME_AT, t, 365).and(known_is("received_ok"))).alias(INTACT)
 }
 fn returns_settled_365(t: i64) -> Expr {
-    count_if(
-        within(OUTCOME_AT, t, 365)
-            .and(known_is("received_ok").or(bad_outcome())),
-    )
-    .alias(RETURNS_SETTLED)
+    count_if(within(OUTCOME_AT, t, 365).and(known_is("received_ok").or(bad_outcome())))
+        .alias(RETURNS_SETTLED)
 }
 fn bad_returns_ever() -> Expr {
     count_if(bad_outcome()).alias(BAD_RETURNS_EVER)
 }
 fn last_bad_return() -> Expr {
-    col(OUTCOME_AT).filter(bad_outcome()).max().alias(LAST_BAD_RETURN)
+    col(OUTCOME_AT)
+        .filter(bad_outcome())
+        .max()
+        .alias(LAST_BAD_RETURN)
 }
 
 // ---- disputes (opened before T; decisions as known at T) ----
@@ -267,8 +414,12 @@ pub fn disputes_lost_365(t: i64) -> Expr {
     count_if(within(DECIDED_AT, t, 365).and(lost_known(t))).alias("disputes_lost_365")
 }
 pub fn fraud_flags_365(t: i64) -> Expr {
-    count_if(within(DECIDED_AT, t, 365).and(lost_known(t)).and(col(FRAUD_FLAG)))
-        .alias("fraud_flags_365")
+    count_if(
+        within(DECIDED_AT, t, 365)
+            .and(lost_known(t))
+            .and(col(FRAUD_FLAG)),
+    )
+    .alias("fraud_flags_365")
 }
 fn bad_disputes_ever(t: i64) -> Expr {
     count_if(lost_known(t).and(col(FRAUD_FLAG))).alias(BAD_DISPUTES_EVER)
@@ -309,6 +460,9 @@ pub fn advanced_loss_share_365() -> Expr {
 pub fn days_to_ship_mean_365() -> Expr {
     ratio(SHIP_DAYS, SHIPPED).alias("days_to_ship_mean_365")
 }
+pub fn late_return_share_365() -> Expr {
+    ratio(LATE_NO_REASON, NO_REASON).alias("late_return_share_365")
+}
 pub fn bad_outcomes_ever() -> Expr {
     (col(BAD_RETURNS_EVER) + col(BAD_DISPUTES_EVER)).alias("bad_outcomes_ever")
 }
@@ -319,8 +473,10 @@ pub fn intact_share_365() -> Expr {
     ratio(INTACT, RETURNS_SETTLED).alias("intact_share_365")
 }
 pub fn days_since_last_bad(t: i64) -> Expr {
-    ((t_lit(t) - polars::lazy::dsl::max_horizontal([col(LAST_BAD_RETURN), col(LAST_BAD_DISPUTE)]).unwrap_or(lit(NULL)))
-        .cast(DataType::Float64)
+    ((t_lit(t)
+        - polars::lazy::dsl::max_horizontal([col(LAST_BAD_RETURN), col(LAST_BAD_DISPUTE)])
+            .unwrap_or(lit(NULL)))
+    .cast(DataType::Float64)
         / lit(DAY as f64))
     .alias("days_since_last_bad")
 }
@@ -339,7 +495,10 @@ fn category_norms(h: &History, t: i64) -> LazyFrame {
     let per_cat_returns = returns_known(h, t)
         .filter(within(REQUESTED_AT, t, 365))
         .join(
-            h.orders.clone().lazy().select([col(ORDER_ID), col(CATEGORY)]),
+            h.orders
+                .clone()
+                .lazy()
+                .select([col(ORDER_ID), col(CATEGORY)]),
             [col(ORDER_ID)],
             [col(ORDER_ID)],
             JoinArgs::new(JoinType::Inner),
@@ -373,7 +532,10 @@ fn returns_known(h: &History, t: i64) -> LazyFrame {
         )
         .filter(known_is("merchant_fault").not())
         .join(
-            h.orders.clone().lazy().select([col(ORDER_ID), col(DELIVERED_AT)]),
+            h.orders
+                .clone()
+                .lazy()
+                .select([col(ORDER_ID), col(DELIVERED_AT)]),
             [col(ORDER_ID)],
             [col(ORDER_ID)],
             JoinArgs::new(JoinType::Left),
@@ -395,9 +557,8 @@ fn population(h: &History, t: i64) -> LazyFrame {
                 .lazy()
                 .filter(col(REGISTERED_AT).lt(t_lit(t)))
                 .select([col(BUYER_ID)]);
-            concat([reg, from_orders], UnionArgs::default()).unwrap_or_else(|_| {
-                h.orders.clone().lazy().select([col(BUYER_ID)]).limit(0)
-            })
+            concat([reg, from_orders], UnionArgs::default())
+                .unwrap_or_else(|_| h.orders.clone().lazy().select([col(BUYER_ID)]).limit(0))
         }
         None => from_orders,
     };
@@ -420,7 +581,11 @@ pub fn features_as_of(h: &History, t: i64) -> PolarsResult<LazyFrame> {
         .orders
         .clone()
         .lazy()
-        .filter(col(ORDERED_AT).lt(t_lit(t)).and(col(STATUS).neq(lit("cancelled"))))
+        .filter(
+            col(ORDERED_AT)
+                .lt(t_lit(t))
+                .and(col(STATUS).neq(lit("cancelled"))),
+        )
         .join(
             category_norms(h, t),
             [col(CATEGORY)],
@@ -453,6 +618,7 @@ pub fn features_as_of(h: &History, t: i64) -> PolarsResult<LazyFrame> {
         request_days_365(t),
         requested_after_delivery_365(t),
         intact_365(t),
+        late_no_reason_365(t),
         returns_settled_365(t),
         bad_returns_ever(),
         last_bad_return(),
@@ -470,9 +636,15 @@ pub fn features_as_of(h: &History, t: i64) -> PolarsResult<LazyFrame> {
             bad_disputes_ever(t),
             last_bad_dispute(t),
         ]);
-    let mut base = join_left(join_left(join_left(population(h, t), orders), returns), disputes);
+    let mut base = join_left(
+        join_left(join_left(population(h, t), orders), returns),
+        disputes,
+    );
     base = match &h.buyers {
-        Some(b) => join_left(base, b.clone().lazy().select([col(BUYER_ID), col(REGISTERED_AT)])),
+        Some(b) => join_left(
+            base,
+            b.clone().lazy().select([col(BUYER_ID), col(REGISTERED_AT)]),
+        ),
         None => base.with_column(lit(NULL).cast(DataType::Int64).alias(REGISTERED_AT)),
     };
     let counts = [
@@ -496,6 +668,7 @@ pub fn features_as_of(h: &History, t: i64) -> PolarsResult<LazyFrame> {
         REQUEST_DAYS,
         REQUESTED_AFTER_DELIVERY,
         INTACT,
+        LATE_NO_REASON,
         RETURNS_SETTLED,
         BAD_RETURNS_EVER,
         BAD_DISPUTES_EVER,
@@ -516,6 +689,7 @@ pub fn features_as_of(h: &History, t: i64) -> PolarsResult<LazyFrame> {
         days_to_ship_mean_365(),
         days_since_last_bad(t),
         days_to_request_mean_365(),
+        late_return_share_365(),
         bad_outcomes_ever(),
         intact_share_365(),
     ];
@@ -538,7 +712,11 @@ pub fn labels_as_of(h: &History, t: i64) -> LazyFrame {
         .lazy()
         .filter(
             col(ADVANCED)
-                .and(col(OUTCOME).eq(lit("received_mismatch")).or(col(OUTCOME).eq(lit("not_shipped"))))
+                .and(
+                    col(OUTCOME)
+                        .eq(lit("received_mismatch"))
+                        .or(col(OUTCOME).eq(lit("not_shipped"))),
+                )
                 .and(in_window(OUTCOME_AT)),
         )
         .select([col(BUYER_ID)]);
@@ -569,7 +747,11 @@ pub fn active_as_of(h: &History, t: i64) -> LazyFrame {
     h.returns
         .clone()
         .lazy()
-        .filter(col(REQUESTED_AT).gt(t_lit(t)).and(col(REQUESTED_AT).lt_eq(t_lit(end))))
+        .filter(
+            col(REQUESTED_AT)
+                .gt(t_lit(t))
+                .and(col(REQUESTED_AT).lt_eq(t_lit(end))),
+        )
         .select([col(BUYER_ID)])
         .unique(None, UniqueKeepStrategy::Any)
         .with_column(lit(true).alias(ACTIVE))
@@ -593,14 +775,21 @@ pub fn labelled_features_as_of(h: &History, t: i64) -> PolarsResult<DataFrame> {
             [col(BUYER_ID)],
             JoinArgs::new(JoinType::Left),
         )
-        .with_columns([col(LABEL).fill_null(lit(0.0)), col(ACTIVE).fill_null(lit(false))])
+        .with_columns([
+            col(LABEL).fill_null(lit(0.0)),
+            col(ACTIVE).fill_null(lit(false)),
+        ])
         .sort([BUYER_ID], SortMultipleOptions::default())
         .collect()
 }
 
 /// The performance population of a labelled feature frame.
 pub fn performance_rows(df: &DataFrame) -> PolarsResult<DataFrame> {
-    df.clone().lazy().filter(col(ACTIVE)).drop(cols([ACTIVE])).collect()
+    df.clone()
+        .lazy()
+        .filter(col(ACTIVE))
+        .drop(cols([ACTIVE]))
+        .collect()
 }
 
 /// Microseconds since the epoch of midnight UTC starting `d`.

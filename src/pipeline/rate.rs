@@ -2,10 +2,10 @@
 //! [`Scorecard`] the service loads, published as an atomic ratings snapshot.
 
 use super::cols::BUYER_ID;
-use super::features::{date_micros, features_as_of, FEATURES};
+use super::features::{FEATURES, date_micros, features_as_of};
 use super::tables::History;
-use crate::scoring::{Scorecard, Scored, MAX_REASONS};
-use crate::snapshot::{self, Manifest, SnapshotError, MANIFEST_FILE, MODEL_FILE, RATINGS_FILE};
+use crate::scoring::{MAX_REASONS, Scorecard, Scored};
+use crate::snapshot::{self, MANIFEST_FILE, MODEL_FILE, Manifest, RATINGS_FILE, SnapshotError};
 use chrono::NaiveDate;
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -80,8 +80,14 @@ pub fn ratings_frame(card: &Scorecard, s: &Scores, as_of: NaiveDate) -> PolarsRe
     let n = s.buyer_ids.len();
     let mut cols = vec![
         Column::new(BUYER_ID.into(), s.buyer_ids.clone()),
-        Column::new("star".into(), s.scored.iter().map(|x| x.star.get()).collect::<Vec<u8>>()),
-        Column::new("score".into(), s.scored.iter().map(|x| x.score).collect::<Vec<i32>>()),
+        Column::new(
+            "star".into(),
+            s.scored.iter().map(|x| x.star.get()).collect::<Vec<u8>>(),
+        ),
+        Column::new(
+            "score".into(),
+            s.scored.iter().map(|x| x.score).collect::<Vec<i32>>(),
+        ),
     ];
     for k in 0..MAX_REASONS {
         let v: Vec<Option<&str>> = s
@@ -92,7 +98,11 @@ pub fn ratings_frame(card: &Scorecard, s: &Scores, as_of: NaiveDate) -> PolarsRe
         cols.push(Column::new(format!("reason_{}", k + 1).into(), v));
     }
     let days = (as_of - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days() as i32;
-    cols.push(Series::new("as_of".into(), vec![days; n]).into_date().into_column());
+    cols.push(
+        Series::new("as_of".into(), vec![days; n])
+            .into_date()
+            .into_column(),
+    );
     cols.push(Column::new("model_version".into(), vec![card.version(); n]));
     DataFrame::new(n, cols)
 }

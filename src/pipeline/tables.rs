@@ -43,7 +43,9 @@ pub enum DataError {
         column: &'static str,
         problem: String,
     },
-    #[error("{file}, row {row}: duplicate {column} {value} (already in {first_file}, row {first_row})")]
+    #[error(
+        "{file}, row {row}: duplicate {column} {value} (already in {first_file}, row {first_row})"
+    )]
     Duplicate {
         file: String,
         row: u64,
@@ -52,7 +54,9 @@ pub enum DataError {
         first_file: String,
         first_row: u64,
     },
-    #[error("{file}, row {row}: {what} {id} is for order {order_id}, which is not in the orders table")]
+    #[error(
+        "{file}, row {row}: {what} {id} is for order {order_id}, which is not in the orders table"
+    )]
     UnknownOrder {
         file: String,
         row: u64,
@@ -120,39 +124,39 @@ const fn n(name: &'static str, kind: Kind) -> Spec {
 use Kind::*;
 
 const ORDERS_SPECS: &[Spec] = &[
-                c(cols::ORDER_ID, Id),
-                c(cols::BUYER_ID, Id),
-                c(cols::MERCHANT_ID, Id),
-                c(cols::CATEGORY, Text),
-                c(cols::AMOUNT, Money),
-                c(cols::ORDERED_AT, Time),
-                n(cols::DELIVERED_AT, Time),
-                c(cols::STATUS, Enum(OrderStatus::NAMES)),
-            ];
+    c(cols::ORDER_ID, Id),
+    c(cols::BUYER_ID, Id),
+    c(cols::MERCHANT_ID, Id),
+    c(cols::CATEGORY, Text),
+    c(cols::AMOUNT, Money),
+    c(cols::ORDERED_AT, Time),
+    n(cols::DELIVERED_AT, Time),
+    c(cols::STATUS, Enum(OrderStatus::NAMES)),
+];
 
 const RETURNS_SPECS: &[Spec] = &[
-                c(cols::RETURN_ID, Id),
-                c(cols::ORDER_ID, Id),
-                c(cols::BUYER_ID, Id),
-                c(cols::REQUESTED_AT, Time),
-                c(cols::REASON, Enum(ReturnReason::NAMES)),
-                c(cols::AMOUNT, Money),
-                c(cols::INSTANT, Flag),
-                c(cols::ADVANCED, Flag),
-                n(cols::SHIPPED_AT, Time),
-                c(cols::OUTCOME, Enum(Outcome::NAMES)),
-                n(cols::OUTCOME_AT, Time),
-            ];
+    c(cols::RETURN_ID, Id),
+    c(cols::ORDER_ID, Id),
+    c(cols::BUYER_ID, Id),
+    c(cols::REQUESTED_AT, Time),
+    c(cols::REASON, Enum(ReturnReason::NAMES)),
+    c(cols::AMOUNT, Money),
+    c(cols::INSTANT, Flag),
+    c(cols::ADVANCED, Flag),
+    n(cols::SHIPPED_AT, Time),
+    c(cols::OUTCOME, Enum(Outcome::NAMES)),
+    n(cols::OUTCOME_AT, Time),
+];
 
 const DISPUTES_SPECS: &[Spec] = &[
-                c(cols::DISPUTE_ID, Id),
-                c(cols::ORDER_ID, Id),
-                c(cols::BUYER_ID, Id),
-                c(cols::OPENED_AT, Time),
-                n(cols::DECIDED_AT, Time),
-                c(cols::DECISION, Enum(DisputeDecision::NAMES)),
-                c(cols::FRAUD_FLAG, Flag),
-            ];
+    c(cols::DISPUTE_ID, Id),
+    c(cols::ORDER_ID, Id),
+    c(cols::BUYER_ID, Id),
+    c(cols::OPENED_AT, Time),
+    n(cols::DECIDED_AT, Time),
+    c(cols::DECISION, Enum(DisputeDecision::NAMES)),
+    c(cols::FRAUD_FLAG, Flag),
+];
 
 const BUYERS_SPECS: &[Spec] = &[c(cols::BUYER_ID, Id), c(cols::REGISTERED_AT, Time)];
 
@@ -234,8 +238,18 @@ impl History {
     pub fn returns_before(&self, at: i64) -> PolarsResult<History> {
         Ok(History {
             orders: self.orders.clone(),
-            returns: self.returns.clone().lazy().filter(col(cols::REQUESTED_AT).lt(lit(at))).collect()?,
-            disputes: self.disputes.clone().lazy().filter(col(cols::OPENED_AT).lt(lit(at))).collect()?,
+            returns: self
+                .returns
+                .clone()
+                .lazy()
+                .filter(col(cols::REQUESTED_AT).lt(lit(at)))
+                .collect()?,
+            disputes: self
+                .disputes
+                .clone()
+                .lazy()
+                .filter(col(cols::OPENED_AT).lt(lit(at)))
+                .collect()?,
             buyers: self.buyers.clone(),
             fingerprint: format!("{}-before-{at}", self.fingerprint),
         })
@@ -246,7 +260,11 @@ impl History {
 /// timestamps, money Decimal(12,2)) into `dir`.
 pub fn write_history(h: &History, dir: &Path) -> PolarsResult<()> {
     std::fs::create_dir_all(dir)?;
-    let mut tables = vec![("orders", &h.orders), ("returns", &h.returns), ("disputes", &h.disputes)];
+    let mut tables = vec![
+        ("orders", &h.orders),
+        ("returns", &h.returns),
+        ("disputes", &h.disputes),
+    ];
     if let Some(b) = &h.buyers {
         tables.push(("buyers", b));
     }
@@ -267,10 +285,18 @@ pub fn write_history(h: &History, dir: &Path) -> PolarsResult<()> {
             ]
             .contains(&n);
             out.push(if is_time {
-                s.clone().into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)).into_column()
+                s.clone()
+                    .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+                    .into_column()
             } else if n == cols::AMOUNT {
-                let cents: Vec<Option<i128>> = s.f64()?.iter().map(|v| v.map(|x| (x * 100.0).round() as i128)).collect();
-                Series::new(n.into(), cents).into_decimal(12, 2)?.into_column()
+                let cents: Vec<Option<i128>> = s
+                    .f64()?
+                    .iter()
+                    .map(|v| v.map(|x| (x * 100.0).round() as i128))
+                    .collect();
+                Series::new(n.into(), cents)
+                    .into_decimal(12, 2)?
+                    .into_column()
             } else {
                 c.clone()
             });
@@ -311,7 +337,11 @@ fn table_files(dir: &Path, table: Table) -> Vec<PathBuf> {
 }
 
 /// Reads and checks one table from `dir`. `Ok(None)` if an optional table is absent.
-pub fn load_table(dir: &Path, table: Table, hasher: &mut Sha256) -> Result<Option<Loaded>, DataError> {
+pub fn load_table(
+    dir: &Path,
+    table: Table,
+    hasher: &mut Sha256,
+) -> Result<Option<Loaded>, DataError> {
     let files = table_files(dir, table);
     if files.is_empty() {
         return if table == Table::Buyers {
@@ -334,7 +364,8 @@ pub fn load_table(dir: &Path, table: Table, hasher: &mut Sha256) -> Result<Optio
     }
     let mut df = frames.remove(0);
     for other in frames {
-        df.vstack_mut_owned(other).map_err(|e| read_err(&sources[0].0, e))?;
+        df.vstack_mut_owned(other)
+            .map_err(|e| read_err(&sources[0].0, e))?;
     }
     df.rechunk_mut_par();
     let loaded = Loaded { df, files: sources };
@@ -348,7 +379,11 @@ fn hash_file(path: &Path, hasher: &mut Sha256) -> Result<(), DataError> {
         file: path.display().to_string(),
         message: e.to_string(),
     })?;
-    hasher.update(path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+    hasher.update(
+        path.file_name()
+            .map(|n| n.as_encoded_bytes())
+            .unwrap_or_default(),
+    );
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let k = f.read(&mut buf).map_err(|e| DataError::Read {
@@ -398,7 +433,10 @@ fn read_file(path: &Path, table: Table) -> Result<DataFrame, DataError> {
         }
     }
     let names: Vec<Expr> = table.specs().iter().map(|s| col(s.name)).collect();
-    let raw = lf.select(names).collect().map_err(|e| read_err(&label, e))?;
+    let raw = lf
+        .select(names)
+        .collect()
+        .map_err(|e| read_err(&label, e))?;
     let mut out = Vec::with_capacity(table.specs().len());
     for s in table.specs() {
         let column = raw.column(s.name).map_err(|e| read_err(&label, e))?;
@@ -431,7 +469,11 @@ fn check_nulls(s: &Series, spec: &Spec, file: &str) -> Result<(), DataError> {
     if spec.nullable || s.null_count() == 0 {
         return Ok(());
     }
-    let row = s.is_null().iter().position(|v| v == Some(true)).unwrap_or(0);
+    let row = s
+        .is_null()
+        .iter()
+        .position(|v| v == Some(true))
+        .unwrap_or(0);
     Err(bad(file, row, spec.name, "missing value"))
 }
 
@@ -444,7 +486,10 @@ fn normalise(s: &Series, spec: &Spec, file: &str) -> Result<Series, DataError> {
         Kind::Time => normalise_time(s, spec, file)?,
         Kind::Flag => normalise_flag(s, spec, file)?,
         Kind::Text | Kind::Enum(_) => {
-            if !matches!(s.dtype(), DataType::String | DataType::Categorical(_, _) | DataType::Enum(_, _)) {
+            if !matches!(
+                s.dtype(),
+                DataType::String | DataType::Categorical(_, _) | DataType::Enum(_, _)
+            ) {
                 return Err(wrong_type(file, s, spec, "a string"));
             }
             let t = s.cast(&DataType::String).map_err(|e| read_err(file, e))?;
@@ -458,7 +503,10 @@ fn normalise(s: &Series, spec: &Spec, file: &str) -> Result<Series, DataError> {
                             file,
                             row,
                             spec.name,
-                            format!("unknown value {v:?}; expected one of {}", allowed.join(", ")),
+                            format!(
+                                "unknown value {v:?}; expected one of {}",
+                                allowed.join(", ")
+                            ),
                         ));
                     }
                 }
@@ -486,7 +534,12 @@ fn normalise_id(s: &Series, spec: &Spec, file: &str) -> Result<Series, DataError
             let i = s.cast(&DataType::Int64).map_err(|e| read_err(file, e))?;
             let ca = i.i64().map_err(|e| read_err(file, e))?;
             if let Some(row) = ca.iter().position(|v| v.is_some_and(|v| v < 0)) {
-                return Err(bad(file, row, spec.name, "negative id; ids are unsigned integers"));
+                return Err(bad(
+                    file,
+                    row,
+                    spec.name,
+                    "negative id; ids are unsigned integers",
+                ));
             }
         }
         return s.cast(&DataType::UInt64).map_err(|e| read_err(file, e));
@@ -498,7 +551,12 @@ fn normalise_id(s: &Series, spec: &Spec, file: &str) -> Result<Series, DataError
             out.push(match v {
                 None => None,
                 Some(t) => Some(t.trim().parse::<u64>().map_err(|_| {
-                    bad(file, row, spec.name, format!("{t:?} is not an unsigned integer id"))
+                    bad(
+                        file,
+                        row,
+                        spec.name,
+                        format!("{t:?} is not an unsigned integer id"),
+                    )
                 })?),
             });
         }
@@ -520,9 +578,10 @@ fn normalise_money(s: &Series, spec: &Spec, file: &str) -> Result<Series, DataEr
             out.push(match v {
                 None => None,
                 Some(t) => {
-                    let m: crate::domain::Money = t
-                        .parse()
-                        .map_err(|e: crate::domain::MoneyError| bad(file, row, spec.name, e.to_string()))?;
+                    let m: crate::domain::Money =
+                        t.parse().map_err(|e: crate::domain::MoneyError| {
+                            bad(file, row, spec.name, e.to_string())
+                        })?;
                     Some(m.to_f64_lossy())
                 }
             });
@@ -539,11 +598,21 @@ fn normalise_money(s: &Series, spec: &Spec, file: &str) -> Result<Series, DataEr
     for (row, v) in values.iter().enumerate() {
         if let Some(x) = v {
             if *x < 0.0 {
-                return Err(bad(file, row, spec.name, format!("amount {x:.2} is negative")));
+                return Err(bad(
+                    file,
+                    row,
+                    spec.name,
+                    format!("amount {x:.2} is negative"),
+                ));
             }
             let cents = x * 100.0;
             if (cents - cents.round()).abs() > 1e-6 {
-                return Err(bad(file, row, spec.name, format!("amount {x} has more than 2 decimal places")));
+                return Err(bad(
+                    file,
+                    row,
+                    spec.name,
+                    format!("amount {x} has more than 2 decimal places"),
+                ));
             }
         }
     }
@@ -605,7 +674,9 @@ fn normalise_time(s: &Series, spec: &Spec, file: &str) -> Result<Series, DataErr
                             file,
                             row,
                             spec.name,
-                            format!("{t:?} is not a timestamp (RFC 3339, e.g. 2026-06-30T02:00:00Z)"),
+                            format!(
+                                "{t:?} is not a timestamp (RFC 3339, e.g. 2026-06-30T02:00:00Z)"
+                            ),
                         )
                     })?),
                 });
@@ -628,7 +699,12 @@ fn normalise_flag(s: &Series, spec: &Spec, file: &str) -> Result<Series, DataErr
                     Some("true" | "True" | "TRUE" | "1") => Some(true),
                     Some("false" | "False" | "FALSE" | "0") => Some(false),
                     Some(t) => {
-                        return Err(bad(file, row, spec.name, format!("{t:?} is not true or false")));
+                        return Err(bad(
+                            file,
+                            row,
+                            spec.name,
+                            format!("{t:?} is not true or false"),
+                        ));
                     }
                 });
             }
@@ -648,12 +724,11 @@ fn normalise_flag(s: &Series, spec: &Spec, file: &str) -> Result<Series, DataErr
 
 /// Refuses a repeated id, naming both rows.
 fn check_unique(t: &Loaded, key: &'static str) -> Result<(), DataError> {
-    let s = t
-        .df
-        .column(key)
-        .map_err(|e| read_err("?", e))?
-        .as_materialized_series()
-        .clone();
+    let s =
+        t.df.column(key)
+            .map_err(|e| read_err("?", e))?
+            .as_materialized_series()
+            .clone();
     let ca = s.u64().map_err(|e| read_err("?", e))?;
     let mut seen = PlHashMap::with_capacity(ca.len());
     for (i, v) in ca.iter().enumerate() {
@@ -694,7 +769,9 @@ fn check_orders_exist(
     let ord = t.df.column(cols::ORDER_ID).map_err(e)?.u64().map_err(e)?;
     let buy = t.df.column(cols::BUYER_ID).map_err(e)?.u64().map_err(e)?;
     for (i, ((id, o), b)) in ids.iter().zip(ord.iter()).zip(buy.iter()).enumerate() {
-        let (Some(id), Some(o), Some(b)) = (id, o, b) else { continue };
+        let (Some(id), Some(o), Some(b)) = (id, o, b) else {
+            continue;
+        };
         match owner.get(&o) {
             None => {
                 let (file, row) = t.locate(i as u64);
@@ -731,8 +808,10 @@ pub fn load_history(dir: &Path) -> Result<History, DataError> {
         dir: dir.display().to_string(),
         table: t.name(),
     };
-    let orders = load_table(dir, Table::Orders, &mut hasher)?.ok_or_else(|| missing(Table::Orders))?;
-    let returns = load_table(dir, Table::Returns, &mut hasher)?.ok_or_else(|| missing(Table::Returns))?;
+    let orders =
+        load_table(dir, Table::Orders, &mut hasher)?.ok_or_else(|| missing(Table::Orders))?;
+    let returns =
+        load_table(dir, Table::Returns, &mut hasher)?.ok_or_else(|| missing(Table::Returns))?;
     let disputes =
         load_table(dir, Table::Disputes, &mut hasher)?.ok_or_else(|| missing(Table::Disputes))?;
     let buyers = load_table(dir, Table::Buyers, &mut hasher)?;

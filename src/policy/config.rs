@@ -45,9 +45,9 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Scope<T> {
             Word(String),
             List(Vec<T>),
         }
-        match Raw::<T>::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("expected \"all\" or a list")
-        })? {
+        match Raw::<T>::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected \"all\" or a list"))?
+        {
             Raw::Word(w) if w == "all" => Ok(Scope::All),
             Raw::Word(w) => Err(serde::de::Error::custom(format!(
                 "expected \"all\" or a list, found {w:?}"
@@ -174,7 +174,8 @@ impl PolicyFile {
             message,
         };
         let star = |key: &str, v: i64| {
-            Star::try_from(v).map_err(|_| invalid(key, format!("must be a star from 1 to 5, found {v}")))
+            Star::try_from(v)
+                .map_err(|_| invalid(key, format!("must be a star from 1 to 5, found {v}")))
         };
         let hour = |key: &str, v: i64| {
             u32::try_from(v)
@@ -197,7 +198,10 @@ impl PolicyFile {
         let time_zone: Tz = self.time_zone.parse().map_err(|_| {
             invalid(
                 "time_zone",
-                format!("{:?} is not an IANA time zone such as \"Asia/Shanghai\"", self.time_zone),
+                format!(
+                    "{:?} is not an IANA time zone such as \"Asia/Shanghai\"",
+                    self.time_zone
+                ),
             )
         })?;
         let merchant_answer_hours = u32::try_from(self.merchant_answer_hours)
@@ -206,7 +210,10 @@ impl PolicyFile {
             .ok_or_else(|| {
                 invalid(
                     "merchant_answer_hours",
-                    format!("must be from 1 to 720, found {}", self.merchant_answer_hours),
+                    format!(
+                        "must be from 1 to 720, found {}",
+                        self.merchant_answer_hours
+                    ),
                 )
             })?;
         let window_days = u32::try_from(self.instant.window_days)
@@ -223,7 +230,9 @@ impl PolicyFile {
         if pickup_start_hour >= pickup_end_hour {
             return Err(invalid(
                 "pickup.end_hour",
-                format!("must be after pickup.start_hour ({pickup_start_hour}), found {pickup_end_hour}"),
+                format!(
+                    "must be after pickup.start_hour ({pickup_start_hour}), found {pickup_end_hour}"
+                ),
             ));
         }
         let l = &self.advance.limits;

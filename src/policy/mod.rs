@@ -21,7 +21,7 @@
 
 mod config;
 
-pub use config::{Policy, PolicyError, PolicyFile, DEFAULT_POLICY_TOML};
+pub use config::{DEFAULT_POLICY_TOML, Policy, PolicyError, PolicyFile};
 
 use crate::domain::{Decision, Money, ReasonCode, ReturnReason, ReturnRequest, Star};
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};
@@ -132,12 +132,20 @@ fn instant_release_failures(
         reasons.push(ReasonCode::ExcludedGoods {
             category: category.to_string(),
         });
-    } else if !policy.categories.as_ref().is_none_or(|c| c.contains(category)) {
+    } else if !policy
+        .categories
+        .as_ref()
+        .is_none_or(|c| c.contains(category))
+    {
         reasons.push(ReasonCode::CategoryNotInProgramme {
             category: category.to_string(),
         });
     }
-    if !policy.merchants.as_ref().is_none_or(|m| m.contains(&req.merchant_id.0)) {
+    if !policy
+        .merchants
+        .as_ref()
+        .is_none_or(|m| m.contains(&req.merchant_id.0))
+    {
         reasons.push(ReasonCode::MerchantNotInProgramme {
             merchant_id: req.merchant_id.0,
         });

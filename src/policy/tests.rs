@@ -210,7 +210,13 @@ fn decide_never_advances_without_instant_release() {
         tracking_number: Some("SF".into()),
     };
     for s in Star::all() {
-        let d = decide(&base, Some(s), &LedgerView::default(), &policy, base.requested_at);
+        let d = decide(
+            &base,
+            Some(s),
+            &LedgerView::default(),
+            &policy,
+            base.requested_at,
+        );
         assert!(!d.advanced_refund && !d.instant_address_release && !d.courier_pickup);
     }
 }

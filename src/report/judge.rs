@@ -1,6 +1,6 @@
 //! How a snapshot's stars fall for each hidden buyer type of a generated history.
 
-use super::{io, plot, ReportError};
+use super::{ReportError, io, plot};
 use crate::dataset_io::read_parquet;
 use polars::prelude::*;
 use serde::Serialize;
@@ -48,7 +48,9 @@ pub fn judge(data: &Path, snapshot: &Path) -> Result<Judgement, ReportError> {
     let mut count = [[0u64; 5]; 5];
     let (mut rated, mut below5, mut below5_reason) = (0u64, 0u64, 0u64);
     for i in 0..joined.height() {
-        let (Some(t), Some(s)) = (types.get(i), stars.get(i)) else { continue };
+        let (Some(t), Some(s)) = (types.get(i), stars.get(i)) else {
+            continue;
+        };
         rated += 1;
         let k = names.iter().position(|n| *n == t).unwrap_or(0);
         count[k][usize::from(s.clamp(1, 5) - 1)] += 1;
@@ -93,7 +95,9 @@ pub fn judge(data: &Path, snapshot: &Path) -> Result<Judgement, ReportError> {
 impl Judgement {
     /// A Markdown table of the star distribution per hidden type, and the goal figures.
     pub fn table(&self) -> String {
-        let mut s = String::from("| hidden type | buyers | 1★ | 2★ | 3★ | 4★ | 5★ |\n|---|---:|---:|---:|---:|---:|---:|\n");
+        let mut s = String::from(
+            "| hidden type | buyers | 1★ | 2★ | 3★ | 4★ | 5★ |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        );
         for r in &self.by_type {
             s += &format!("| {} | {} |", r.hidden_type, r.buyers);
             for x in r.star_share {
@@ -108,7 +112,8 @@ impl Judgement {
             self.heavy_honest_3_plus,
             self.fraudster_2_minus,
             self.below_5_with_reason,
-            self.dishonest_share_by_star.map(|x| (x * 1000.0).round() / 1000.0),
+            self.dishonest_share_by_star
+                .map(|x| (x * 1000.0).round() / 1000.0),
             self.dishonest_share_falls
         );
         s
@@ -121,7 +126,10 @@ impl Judgement {
             let p = out.join(name);
             std::fs::write(&p, body).map_err(|e| io(&p, e))
         };
-        w("star-by-type.json", serde_json::to_string_pretty(self).unwrap_or_default())?;
+        w(
+            "star-by-type.json",
+            serde_json::to_string_pretty(self).unwrap_or_default(),
+        )?;
         w("star-by-type.md", self.table())?;
         let rows: Vec<(String, [f64; 5])> = self
             .by_type

@@ -5,7 +5,7 @@
 mod judge;
 pub mod plot;
 
-pub use judge::{judge, Judgement};
+pub use judge::{Judgement, judge};
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]

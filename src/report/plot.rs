@@ -50,7 +50,10 @@ pub fn stacked_star_bars(title: &str, rows: &[(String, [f64; 5])]) -> Result<Str
                 let right = left + share[k] * 100.0;
                 let y = n - 1 - i as i32;
                 Rectangle::new(
-                    [(left, SegmentValue::Exact(y)), (right, SegmentValue::Exact(y + 1))],
+                    [
+                        (left, SegmentValue::Exact(y)),
+                        (right, SegmentValue::Exact(y + 1)),
+                    ],
                     colour.filled(),
                 )
             });
@@ -58,7 +61,9 @@ pub fn stacked_star_bars(title: &str, rows: &[(String, [f64; 5])]) -> Result<Str
                 .draw_series(bars)
                 .map_err(perr)?
                 .label(format!("{}★", k + 1))
-                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], colour.filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 12, y + 6)], colour.filled())
+                });
         }
         chart
             .configure_series_labels()

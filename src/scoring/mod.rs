@@ -17,8 +17,8 @@
 mod model;
 
 pub use model::{
-    Bin, Feature, FeatureKind, Metrics, Model, ModelError, ReasonText, Scaling, SplitMetrics,
-    StarCutoffs, StarRow, TrainingInfo, Trend, SCHEMA_VERSION,
+    Bin, Feature, FeatureKind, Metrics, Model, ModelError, ReasonText, SCHEMA_VERSION, Scaling,
+    SplitMetrics, StarCutoffs, StarRow, TrainingInfo, Trend,
 };
 
 use crate::domain::Star;
@@ -186,7 +186,10 @@ impl Scorecard {
 
     /// The feature whose reason code is `code`.
     pub fn feature_by_reason_code(&self, code: &str) -> Option<usize> {
-        self.model.features.iter().position(|f| f.reason.code == code)
+        self.model
+            .features
+            .iter()
+            .position(|f| f.reason.code == code)
     }
 
     /// The probability that a buyer with this score turns bad, from the scaling.

@@ -315,7 +315,10 @@ pub(super) fn validate(m: &Model) -> Result<(), ModelError> {
             return bad(format!("feature {:?} has no bins", f.name));
         }
         if f.bins.iter().filter(|b| b.missing).count() > 1 {
-            return bad(format!("feature {:?} has more than one missing bin", f.name));
+            return bad(format!(
+                "feature {:?} has more than one missing bin",
+                f.name
+            ));
         }
         match f.kind {
             FeatureKind::Numeric => {
@@ -324,10 +327,16 @@ pub(super) fn validate(m: &Model) -> Result<(), ModelError> {
                     return bad(format!("numeric feature {:?} has no range bins", f.name));
                 }
                 if ranged[0].lower.is_some() {
-                    return bad(format!("feature {:?}: the first bin must start at -inf", f.name));
+                    return bad(format!(
+                        "feature {:?}: the first bin must start at -inf",
+                        f.name
+                    ));
                 }
                 if ranged[ranged.len() - 1].upper.is_some() {
-                    return bad(format!("feature {:?}: the last bin must end at +inf", f.name));
+                    return bad(format!(
+                        "feature {:?}: the last bin must end at +inf",
+                        f.name
+                    ));
                 }
                 for w in ranged.windows(2) {
                     match (w[0].upper, w[1].lower) {
@@ -342,7 +351,10 @@ pub(super) fn validate(m: &Model) -> Result<(), ModelError> {
                     if let (Some(l0), Some(u0)) = (w[0].lower, w[0].upper)
                         && l0 >= u0
                     {
-                        return bad(format!("feature {:?}: bin {:?} is empty", f.name, w[0].label));
+                        return bad(format!(
+                            "feature {:?}: bin {:?} is empty",
+                            f.name, w[0].label
+                        ));
                     }
                 }
             }

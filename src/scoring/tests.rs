@@ -98,7 +98,11 @@ use chrono::Utc;
 fn points_come_from_the_bin_the_value_falls_in() {
     let s = tiny_model().check().unwrap();
     assert_eq!(s.points(0, Value::Num(0.0)), 200);
-    assert_eq!(s.points(0, Value::Num(1.0)), 150, "lower bound is inclusive");
+    assert_eq!(
+        s.points(0, Value::Num(1.0)),
+        150,
+        "lower bound is inclusive"
+    );
     assert_eq!(s.points(0, Value::Num(2.999)), 150);
     assert_eq!(s.points(0, Value::Num(3.0)), 100);
     assert_eq!(s.points(0, Value::Num(1e9)), 100);
@@ -106,17 +110,25 @@ fn points_come_from_the_bin_the_value_falls_in() {
     assert_eq!(s.points(0, Value::Missing), 5);
     assert_eq!(s.points(1, Value::Missing), 0, "no missing bin: neutral");
     assert_eq!(s.points(2, Value::Cat("b")), 30);
-    assert_eq!(s.points(2, Value::Cat("zzz")), 10, "unseen label goes to other");
+    assert_eq!(
+        s.points(2, Value::Cat("zzz")),
+        10,
+        "unseen label goes to other"
+    );
 }
 
 #[test]
 fn score_is_the_sum_of_points_and_star_comes_from_cutoffs() {
     let s = tiny_model().check().unwrap();
-    let best = s.score(&[Value::Num(0.0), Value::Num(40.0), Value::Cat("a")]).unwrap();
+    let best = s
+        .score(&[Value::Num(0.0), Value::Num(40.0), Value::Cat("a")])
+        .unwrap();
     assert_eq!(best.score, 390);
     assert_eq!(best.star.get(), 5);
     assert_eq!(best.reasons, [None; 4], "no points lost, no reasons");
-    let worse = s.score(&[Value::Num(5.0), Value::Num(10.0), Value::Cat("c")]).unwrap();
+    let worse = s
+        .score(&[Value::Num(5.0), Value::Num(10.0), Value::Cat("c")])
+        .unwrap();
     assert_eq!(worse.score, 100 + 120 + 10);
     assert_eq!(worse.star.get(), 1);
     // losses cost 100, age 40, kind 20: worst first.
@@ -140,7 +152,10 @@ fn wrong_number_of_values_is_an_error() {
     let s = tiny_model().check().unwrap();
     assert!(matches!(
         s.score_numeric(&[1.0]),
-        Err(ModelError::Arity { expected: 3, got: 1 })
+        Err(ModelError::Arity {
+            expected: 3,
+            got: 1
+        })
     ));
 }
 
@@ -163,7 +178,10 @@ fn other_schema_versions_are_refused_by_name() {
     let mut m = tiny_model();
     m.schema_version = 99;
     let e = Model::from_json(&m.to_json(), "x.json").unwrap_err();
-    assert!(matches!(e, ModelError::SchemaVersion { found: 99, .. }), "{e}");
+    assert!(
+        matches!(e, ModelError::SchemaVersion { found: 99, .. }),
+        "{e}"
+    );
 }
 
 #[test]

@@ -7,9 +7,9 @@ use super::{AppState, Serving};
 use crate::domain::{BuyerId, Money, ReturnId, ReturnRequest, Star};
 use crate::ledger::StarLookup;
 use crate::policy::Policy;
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use chrono::Utc;
 use std::sync::Arc;
 
@@ -43,7 +43,13 @@ pub async fn eligibility(
     let return_id = req.return_id.0;
     let d = state
         .ledger()
-        .decide(req, star, state.policy(), serving.ratings.manifest.model_version.clone(), Utc::now())
+        .decide(
+            req,
+            star,
+            state.policy(),
+            serving.ratings.manifest.model_version.clone(),
+            Utc::now(),
+        )
         .await?;
     if !d.repeated {
         metrics::counter!(
@@ -96,7 +102,14 @@ pub async fn tracking(
     let stars: Arc<dyn StarLookup> = serving.ratings.clone();
     let t = state
         .ledger()
-        .track(ReturnId(return_id), tracking, shipped_at, Some(stars), state.policy(), now)
+        .track(
+            ReturnId(return_id),
+            tracking,
+            shipped_at,
+            Some(stars),
+            state.policy(),
+            now,
+        )
         .await?;
     if !t.repeated && t.advanced {
         metrics::counter!("fastrefund_advances_total").increment(1);
@@ -134,9 +147,13 @@ pub async fn outcome(
     ApiJson(body): ApiJson<OutcomeRequest>,
 ) -> Result<Json<OutcomeResponse>, ApiError> {
     let (outcome, at) = body.parse()?;
-    let s = state.ledger().settle(ReturnId(return_id), outcome, at, Utc::now()).await?;
+    let s = state
+        .ledger()
+        .settle(ReturnId(return_id), outcome, at, Utc::now())
+        .await?;
     if !s.repeated {
-        metrics::counter!("fastrefund_outcomes_total", "outcome" => s.outcome.as_str()).increment(1);
+        metrics::counter!("fastrefund_outcomes_total", "outcome" => s.outcome.as_str())
+            .increment(1);
     }
     Ok(Json(OutcomeResponse {
         return_id,
@@ -182,7 +199,10 @@ pub async fn exposure(
         star: star.get(),
         outstanding: e.outstanding.to_string(),
         limit: limit.to_string(),
-        available: limit.checked_sub(e.outstanding).unwrap_or(Money::ZERO).to_string(),
+        available: limit
+            .checked_sub(e.outstanding)
+            .unwrap_or(Money::ZERO)
+            .to_string(),
         open_advances: e.open_advances,
     }))
 }
@@ -206,8 +226,14 @@ pub fn benefits(star: Star, policy: &Policy) -> Vec<String> {
         ]
     } else {
         vec![
-            format!("Returns are answered by the merchant within {} hours", policy.merchant_answer_hours),
-            format!("Reach {} stars for instant returns, courier pickup and refunds in seconds", policy.min_star.get()),
+            format!(
+                "Returns are answered by the merchant within {} hours",
+                policy.merchant_answer_hours
+            ),
+            format!(
+                "Reach {} stars for instant returns, courier pickup and refunds in seconds",
+                policy.min_star.get()
+            ),
         ]
     }
 }
@@ -248,7 +274,10 @@ pub fn rating_view(serving: &Serving, policy: &Policy, buyer: BuyerId) -> Option
         buyer_id: buyer.0,
         star: r.star.get(),
         score: r.score,
-        score_band: [(k >= 2).then(|| cuts[k - 2]), (k <= 4).then(|| cuts[k - 1] - 1)],
+        score_band: [
+            (k >= 2).then(|| cuts[k - 2]),
+            (k <= 4).then(|| cuts[k - 1] - 1),
+        ],
         benefits: benefits(r.star, policy),
         reasons,
         next_star,
@@ -306,7 +335,11 @@ pub async fn rating(
     ),
     security(("bearer" = []))
 )]
-pub async fn buyer_link(_: ApiCaller, State(state): State<AppState>, IdPath(buyer): IdPath) -> Json<BuyerLink> {
+pub async fn buyer_link(
+    _: ApiCaller,
+    State(state): State<AppState>,
+    IdPath(buyer): IdPath,
+) -> Json<BuyerLink> {
     let exp = Utc::now() + chrono::Duration::minutes(15);
     let sig = super::page::sign(&state, buyer, exp.timestamp());
     Json(BuyerLink {

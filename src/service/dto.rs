@@ -129,8 +129,9 @@ impl TryFrom<EligibilityRequest> for ReturnRequest {
             buyer_id: BuyerId(r.buyer_id),
             order_id: OrderId(r.order_id),
             merchant_id: MerchantId(r.merchant_id),
-            category: Category::parse(&r.category)
-                .map_err(|e| ApiError::field("category", "invalid_value", format!("`category`: {e}")))?,
+            category: Category::parse(&r.category).map_err(|e| {
+                ApiError::field("category", "invalid_value", format!("`category`: {e}"))
+            })?,
             amount: parse_amount("amount", &r.amount)?,
             reason: r.reason.into(),
             delivered_at: parse_time("delivered_at", &r.delivered_at)?,
@@ -193,7 +194,13 @@ pub struct EligibilityResponse {
 }
 
 impl EligibilityResponse {
-    pub fn new(return_id: u64, decision_id: u64, d: &Decision, policy_version: &str, model_version: &str) -> Self {
+    pub fn new(
+        return_id: u64,
+        decision_id: u64,
+        d: &Decision,
+        policy_version: &str,
+        model_version: &str,
+    ) -> Self {
         EligibilityResponse {
             return_id,
             decision_id,

@@ -3,7 +3,7 @@
 //! Internal details are logged, never sent.
 
 use crate::ledger::LedgerError;
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -46,7 +46,11 @@ impl ApiError {
     }
 
     /// A field of the request is missing, mistyped or out of range (422).
-    pub fn field(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn field(
+        field: impl Into<String>,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             code,
@@ -64,7 +68,11 @@ impl ApiError {
     }
 
     pub fn forbidden() -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this token may not make this call")
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this token may not make this call",
+        )
     }
 
     pub fn not_ready() -> ApiError {
@@ -78,7 +86,11 @@ impl ApiError {
     /// An internal failure: logged in full, answered without details.
     pub fn internal(context: &str, e: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %e, "{context}");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; it has been logged")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; it has been logged",
+        )
     }
 }
 
@@ -86,9 +98,13 @@ impl From<LedgerError> for ApiError {
     fn from(e: LedgerError) -> ApiError {
         let msg = e.to_string();
         match e {
-            LedgerError::UnknownReturn(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_return", msg),
+            LedgerError::UnknownReturn(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_return", msg)
+            }
             LedgerError::NotAdvanced(_) => ApiError::new(StatusCode::CONFLICT, "not_advanced", msg),
-            LedgerError::OutcomeConflict { .. } => ApiError::new(StatusCode::CONFLICT, "outcome_conflict", msg),
+            LedgerError::OutcomeConflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "outcome_conflict", msg)
+            }
             LedgerError::PendingOutcome => ApiError::field("outcome", "invalid_outcome", msg),
             LedgerError::Unavailable(_) | LedgerError::Open { .. } => {
                 tracing::error!(error = %msg, "ledger unavailable");
@@ -113,8 +129,10 @@ impl IntoResponse for ApiError {
         };
         let mut r = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         r
     }

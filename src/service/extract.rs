@@ -2,11 +2,11 @@
 //! bodies (malformed, mistyped or missing fields, too large, wrong content type),
 //! numeric path parameters, and bearer tokens.
 
-use super::error::ApiError;
 use super::AppState;
+use super::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
-use axum::http::{header, request::Parts, StatusCode};
+use axum::http::{StatusCode, header, request::Parts};
 use serde::de::DeserializeOwned;
 
 /// A JSON body, deserialised with the path of any failing field.
@@ -88,9 +88,14 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(params): Path<Vec<(String, String)>> = Path::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path_parameter", e.body_text()))?;
+        let Path(params): Path<Vec<(String, String)>> =
+            Path::from_request_parts(parts, state).await.map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_path_parameter",
+                    e.body_text(),
+                )
+            })?;
         let (name, value) = params.into_iter().next().unwrap_or_default();
         value.parse::<u64>().map(IdPath).map_err(|_| ApiError {
             status: StatusCode::BAD_REQUEST,
@@ -106,7 +111,10 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
 }
 
@@ -160,7 +168,10 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("buyer_id"), "{e:?}");
         let e = parse_json::<EligibilityRequest>(b"{not json").unwrap_err();
-        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "malformed_json"));
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::BAD_REQUEST, "malformed_json")
+        );
         let e = parse_json::<EligibilityRequest>(
             br#"{"return_id":1,"buyer_id":1,"order_id":1,"merchant_id":1,"category":"shoes","amount":"1","reason":"lost","delivered_at":"x","requested_at":"x"}"#,
         )

@@ -28,9 +28,9 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::policy::{Policy, PolicyError};
 use crate::snapshot::{Manifest, Ratings, SnapshotError};
 use arc_swap::{ArcSwap, ArcSwapOption};
+use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -111,7 +111,10 @@ pub struct AppState(Arc<Inner>);
 /// The sample snapshot built into the binary.
 pub fn embedded_snapshot() -> Result<Ratings, SnapshotError> {
     let dir = Path::new("embedded:data/snapshot");
-    let manifest = Manifest::from_json(embedded::MANIFEST, &dir.join(crate::snapshot::MANIFEST_FILE))?;
+    let manifest = Manifest::from_json(
+        embedded::MANIFEST,
+        &dir.join(crate::snapshot::MANIFEST_FILE),
+    )?;
     Ratings::from_parts(
         manifest,
         embedded::MODEL,
@@ -180,9 +183,15 @@ impl AppState {
         let _one_at_a_time = self.0.reload.lock().await;
         let snap_path = match snapshot {
             Some(p) => p,
-            None => self.0.snapshot_path.lock().map(|g| g.clone()).unwrap_or(None),
+            None => self
+                .0
+                .snapshot_path
+                .lock()
+                .map(|g| g.clone())
+                .unwrap_or(None),
         };
-        let policy_path = policy.or_else(|| self.0.policy_path.lock().map(|g| g.clone()).unwrap_or(None));
+        let policy_path =
+            policy.or_else(|| self.0.policy_path.lock().map(|g| g.clone()).unwrap_or(None));
         let (serving, new_policy) = tokio::task::spawn_blocking({
             let snap_path = snap_path.clone();
             let policy_path = policy_path.clone();
@@ -268,7 +277,9 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
             addr: settings.addr.to_string(),
             message: e.to_string(),
         })?;
-    let local = listener.local_addr().map_err(|e| ServeError::Other(e.to_string()))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServeError::Other(e.to_string()))?;
     tracing::info!(addr = %local, ledger = %settings.ledger.display(), "listening on http://{local}");
     eprintln!("fastrefund listening on http://{local}  (try: curl http://{local}/readyz)");
 
@@ -286,8 +297,10 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     {
         let state = state.clone();
         tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
             while hup.recv().await.is_some() {
                 tracing::info!("SIGHUP: reloading the snapshot and policy");
                 if let Err(e) = state.reload(None, None).await {
@@ -309,7 +322,8 @@ async fn shutdown() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -1,16 +1,16 @@
 //! Operations endpoints (health, readiness, metrics, OpenAPI, reload) and the metrics
 //! middleware.
 
+use super::AppState;
 use super::dto::*;
 use super::error::{ApiError, ErrorBody, ErrorDetail};
-use super::extract::{parse_json, AdminCaller};
-use super::AppState;
+use super::extract::{AdminCaller, parse_json};
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -70,11 +70,17 @@ pub fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let buckets = [
-                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
+                0.1, 0.25, 1.0,
             ];
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("seconds".into()), &buckets)
-                .and_then(|b| b.set_buckets_for_metric(Matcher::Full("fastrefund_ledger_batch_size".into()), &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0]))
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("fastrefund_ledger_batch_size".into()),
+                        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0],
+                    )
+                })
                 .map(|b| b.build_recorder());
             match recorder {
                 Ok(r) => {
@@ -120,7 +126,9 @@ pub struct Health {
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".into() })
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
 fn serving_info(state: &AppState) -> Option<ServingInfo> {
@@ -140,7 +148,9 @@ fn serving_info(state: &AppState) -> Option<ServingInfo> {
     (status = 503, description = "No valid snapshot yet", body = ErrorBody),
 ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<ServingInfo>, ApiError> {
-    serving_info(&state).map(Json).ok_or_else(ApiError::not_ready)
+    serving_info(&state)
+        .map(Json)
+        .ok_or_else(ApiError::not_ready)
 }
 
 /// Prometheus metrics: requests and latency per route, decisions by outcome, ledger
@@ -186,7 +196,11 @@ pub async fn openapi() -> Response {
     ),
     security(("bearer" = []))
 )]
-pub async fn reload(_: AdminCaller, State(state): State<AppState>, body: Bytes) -> Result<Json<ServingInfo>, ApiError> {
+pub async fn reload(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<ServingInfo>, ApiError> {
     let req: ReloadRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReloadRequest::default()
     } else {
@@ -196,15 +210,29 @@ pub async fn reload(_: AdminCaller, State(state): State<AppState>, body: Bytes) 
     let policy = req.policy.map(Into::into);
     if let Err(e) = state.reload(snapshot, policy).await {
         tracing::error!(error = %e, "reload refused; the previous snapshot and policy keep serving");
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "reload_refused", e.to_string()));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reload_refused",
+            e.to_string(),
+        ));
     }
-    serving_info(&state).map(Json).ok_or_else(ApiError::not_ready)
+    serving_info(&state)
+        .map(Json)
+        .ok_or_else(ApiError::not_ready)
 }
 
 pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /openapi.json")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see /openapi.json",
+    )
 }
 
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
 }

@@ -7,14 +7,14 @@
 //! minted by `POST /v1/buyers/{id}/link`, so only the marketplace, after logging the
 //! buyer in, can hand one out, and a link opens one buyer's page only.
 
+use super::AppState;
 use super::api::{rating_view, unknown_buyer};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{has_api_token, IdPath};
-use super::AppState;
+use super::extract::{IdPath, has_api_token};
 use crate::domain::BuyerId;
 use crate::service::dto::RatingResponse;
 use axum::extract::{FromRequestParts, RawQuery, State};
-use axum::http::{header, request::Parts, StatusCode};
+use axum::http::{StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -80,7 +80,8 @@ pub async fn buyer_page(
     }
     let serving = state.serving().ok_or_else(ApiError::not_ready)?;
     let policy = state.policy();
-    let view = rating_view(&serving, &policy, BuyerId(buyer)).ok_or_else(|| unknown_buyer(&serving, &policy, buyer))?;
+    let view = rating_view(&serving, &policy, BuyerId(buyer))
+        .ok_or_else(|| unknown_buyer(&serving, &policy, buyer))?;
     let mut r = Html(render(&view)).into_response();
     r.headers_mut().insert(
         header::CACHE_CONTROL,
@@ -123,7 +124,11 @@ pub fn render(v: &RatingResponse) -> String {
             }
         })
         .collect();
-    let benefits: String = v.benefits.iter().map(|b| format!("<li>{}</li>", esc(b))).collect();
+    let benefits: String = v
+        .benefits
+        .iter()
+        .map(|b| format!("<li>{}</li>", esc(b)))
+        .collect();
     let reasons = if v.reasons.is_empty() {
         "<p class=\"good\">Nothing is holding your rating back. Keep it up!</p>".to_string()
     } else {
@@ -150,7 +155,11 @@ pub fn render(v: &RatingResponse) -> String {
             } else {
                 50
             };
-            let how: String = n.how.iter().map(|h| format!("<li>{}</li>", esc(h))).collect();
+            let how: String = n
+                .how
+                .iter()
+                .map(|h| format!("<li>{}</li>", esc(h)))
+                .collect();
             format!(
                 "<p>You are <strong>{} points</strong> from {} stars.</p>\
                  <div class=\"bar\" role=\"progressbar\" aria-valuenow=\"{pct}\" aria-valuemin=\"0\" aria-valuemax=\"100\"><div style=\"width:{pct}%\"></div></div>\

@@ -1,9 +1,9 @@
 //! Loading and checking a snapshot with the `parquet` crate (not polars), so that the
 //! service builds without the batch stack.
 
-use super::{io, Manifest, SnapshotError, MODEL_FILE, RATINGS_FILE};
+use super::{MODEL_FILE, Manifest, RATINGS_FILE, SnapshotError, io};
 use crate::domain::{BuyerId, Star};
-use crate::scoring::{Model, Scorecard, MAX_REASONS};
+use crate::scoring::{MAX_REASONS, Model, Scorecard};
 use parquet::basic::Type as PhysicalType;
 use parquet::column::reader::{ColumnReader, get_typed_column_reader};
 use parquet::data_type::{ByteArrayType, DataType, Int32Type, Int64Type};
@@ -78,13 +78,22 @@ where
         got += records;
     }
     if got != rows {
-        return Err(invalid(path, format!("column {i} has {got} values, expected {rows}")));
+        return Err(invalid(
+            path,
+            format!("column {i} has {got} values, expected {rows}"),
+        ));
     }
     Ok((vals, defs))
 }
 
 /// A required column: every level defined.
-fn required<T: Copy>(vals: Vec<T>, defs: &[i16], max_def: i16, name: &str, path: &Path) -> Result<Vec<T>, SnapshotError> {
+fn required<T: Copy>(
+    vals: Vec<T>,
+    defs: &[i16],
+    max_def: i16,
+    name: &str,
+    path: &Path,
+) -> Result<Vec<T>, SnapshotError> {
     if max_def > 0 && defs.iter().any(|d| *d < max_def) {
         return Err(invalid(path, format!("column `{name}` has missing values")));
     }
@@ -111,8 +120,8 @@ impl Ratings {
         dir: &Path,
     ) -> Result<Ratings, SnapshotError> {
         let model_path = dir.join(MODEL_FILE);
-        check_sum(&model_path, &model_bytes, &manifest.model_sha256)?;
-        let text = std::str::from_utf8(&model_bytes).map_err(|e| io(&model_path, e))?;
+        check_sum(&model_path, model_bytes, &manifest.model_sha256)?;
+        let text = std::str::from_utf8(model_bytes).map_err(|e| io(&model_path, e))?;
         let model = Model::from_json(text, &model_path.display().to_string())?.check()?;
         if model.version() != manifest.model_version {
             return Err(invalid(
@@ -138,7 +147,10 @@ impl Ratings {
             if c.physical_type() != ty {
                 return Err(invalid(
                     &path,
-                    format!("column `{name}` is {:?}, expected {ty:?}", c.physical_type()),
+                    format!(
+                        "column `{name}` is {:?}, expected {ty:?}",
+                        c.physical_type()
+                    ),
                 ));
             }
             Ok((i, c.max_def_level()))
@@ -155,10 +167,15 @@ impl Ratings {
         let code_index: HashMap<&str, u16> = model
             .feature_names()
             .enumerate()
-            .filter_map(|(j, _)| u16::try_from(j).ok().map(|k| (model.reason(j).code.as_str(), k)))
+            .filter_map(|(j, _)| {
+                u16::try_from(j)
+                    .ok()
+                    .map(|k| (model.reason(j).code.as_str(), k))
+            })
             .collect();
         let total = usize::try_from(manifest.rows).unwrap_or(usize::MAX);
-        let mut rows: Vec<(u64, i32, u8, [u16; MAX_REASONS])> = Vec::with_capacity(total.min(1 << 28));
+        let mut rows: Vec<(u64, i32, u8, [u16; MAX_REASONS])> =
+            Vec::with_capacity(total.min(1 << 28));
         for g in 0..reader.num_row_groups() {
             let rg = reader.get_row_group(g).map_err(|e| io(&path, e))?;
             let n = usize::try_from(rg.metadata().num_rows()).unwrap_or(0);
@@ -177,10 +194,18 @@ impl Ratings {
                     if !present {
                         continue;
                     }
-                    let v = it.next().ok_or_else(|| invalid(&path, "reason column is short"))?;
+                    let v = it
+                        .next()
+                        .ok_or_else(|| invalid(&path, "reason column is short"))?;
                     let code = v.as_utf8().map_err(|e| io(&path, e))?;
                     slot[k] = *code_index.get(code).ok_or_else(|| {
-                        invalid(&path, format!("reason code {code:?} is not a feature of model {}", model.version()))
+                        invalid(
+                            &path,
+                            format!(
+                                "reason code {code:?} is not a feature of model {}",
+                                model.version()
+                            ),
+                        )
                     })?;
                 }
             }
@@ -188,7 +213,12 @@ impl Ratings {
                 let star = u8::try_from(stars[r])
                     .ok()
                     .and_then(|s| Star::try_from(s).ok())
-                    .ok_or_else(|| invalid(&path, format!("row {}: star {} is outside 1..=5", rows.len() + 1, stars[r])))?;
+                    .ok_or_else(|| {
+                        invalid(
+                            &path,
+                            format!("row {}: star {} is outside 1..=5", rows.len() + 1, stars[r]),
+                        )
+                    })?;
                 let expected = model.model().stars.star_of(scores[r]);
                 if star != expected {
                     return Err(invalid(
@@ -206,7 +236,10 @@ impl Ratings {
             }
         }
         if rows.len() as u64 != manifest.rows {
-            return Err(invalid(&path, format!("{} rows, the manifest says {}", rows.len(), manifest.rows)));
+            return Err(invalid(
+                &path,
+                format!("{} rows, the manifest says {}", rows.len(), manifest.rows),
+            ));
         }
         let mut counts = [0u64; 5];
         for r in &rows {
@@ -215,7 +248,10 @@ impl Ratings {
         if counts != manifest.star_counts {
             return Err(invalid(
                 &path,
-                format!("star counts {counts:?} differ from the manifest's {:?}", manifest.star_counts),
+                format!(
+                    "star counts {counts:?} differ from the manifest's {:?}",
+                    manifest.star_counts
+                ),
             ));
         }
         if !rows.windows(2).all(|w| w[0].0 < w[1].0) {

@@ -199,7 +199,10 @@ mod tests {
             std::fs::write(d.join("b.txt"), "third").map_err(|e| io(d, e))
         })
         .unwrap();
-        assert!(!out.join("a.txt").exists(), "the old files are replaced, not merged");
+        assert!(
+            !out.join("a.txt").exists(),
+            "the old files are replaced, not merged"
+        );
         assert_eq!(std::fs::read_to_string(out.join("b.txt")).unwrap(), "third");
     }
 }

@@ -54,7 +54,15 @@ struct Cat {
     apparel: bool,
 }
 
-const fn cat(name: &'static str, weight: f64, median: f64, sigma: f64, rate: f64, no_reason_ok: bool, apparel: bool) -> Cat {
+const fn cat(
+    name: &'static str,
+    weight: f64,
+    median: f64,
+    sigma: f64,
+    rate: f64,
+    no_reason_ok: bool,
+    apparel: bool,
+) -> Cat {
     Cat {
         name,
         weight,
@@ -179,6 +187,11 @@ fn seasonal(t: i64) -> f64 {
     week * season
 }
 const SEASONAL_MAX: f64 = 1.25 * 2.6;
+/// How much harder a fraud account orders in its first 45 days.
+const BURST: f64 = 2.5;
+/// The history's legacy rule withheld instant release this many days after a known
+/// bad outcome.
+const LEGACY_COOLDOWN_DAYS: i64 = 30;
 
 impl World {
     pub fn new(p: &SynthParams, merchants: u32, cum_shares: [f64; 5]) -> World {
@@ -222,9 +235,15 @@ impl World {
             let r = uniform(&mut rng, self.start - 60 * DAY, self.end - 10 * DAY);
             (r >= self.end - 180 * DAY, r)
         } else if rng.random::<f64>() < self.new_share {
-            (true, uniform(&mut rng, self.end - 180 * DAY, self.end - 10 * DAY))
+            (
+                true,
+                uniform(&mut rng, self.end - 180 * DAY, self.end - 10 * DAY),
+            )
         } else {
-            (false, uniform(&mut rng, self.start - 3 * 365 * DAY, self.end - 180 * DAY))
+            (
+                false,
+                uniform(&mut rng, self.start - 3 * 365 * DAY, self.end - 180 * DAY),
+            )
         };
         let active_from = registered_at.max(self.start);
         let active_until = self.end;
@@ -237,7 +256,9 @@ impl World {
         };
         let bad_from = match kind {
             Kind::Honest | Kind::HeavyHonest => None,
-            _ if turns => Some(uniform(&mut rng, active_from, self.end - 30 * DAY).max(active_from)),
+            _ if turns => {
+                Some(uniform(&mut rng, active_from, self.end - 30 * DAY).max(active_from))
+            }
             _ => Some(registered_at),
         };
         let reform_at = match kind {
@@ -285,28 +306,44 @@ impl World {
                     Kind::Fraudster if j == BEAUTY => 1.8,
                     _ => 1.0,
                 };
-                let personal = LogNormal::new(0.0, 0.5).map(|d| d.sample(&mut rng)).unwrap_or(1.0);
+                let personal = LogNormal::new(0.0, 0.5)
+                    .map(|d| d.sample(&mut rng))
+                    .unwrap_or(1.0);
                 c.weight * tilt * personal
             })
             .collect();
         // How often this buyer returns relative to the type's norm.
-        let returniness = LogNormal::new(0.0, 0.35).map(|d| d.sample(&mut rng)).unwrap_or(1.0);
+        let returniness = LogNormal::new(0.0, 0.35)
+            .map(|d| d.sample(&mut rng))
+            .unwrap_or(1.0);
         // Some people (and some places) are slower to get a parcel to the courier.
-        let shipping_pace = LogNormal::new(0.0, 0.4).map(|d| d.sample(&mut rng)).unwrap_or(1.0);
+        let shipping_pace = LogNormal::new(0.0, 0.4)
+            .map(|d| d.sample(&mut rng))
+            .unwrap_or(1.0);
 
         // Order times: a Poisson process thinned by the seasonal intensity.
         let days = (active_until - active_from) as f64 / DAY as f64;
         let mut times: Vec<i64> = Vec::new();
+        // A fraud account is exploited hardest in its first weeks.
+        let burst = |t: i64| {
+            if kind == Kind::Fraudster && t < registered_at + 45 * DAY {
+                BURST
+            } else {
+                1.0
+            }
+        };
         if days > 0.0 {
-            let lambda = per_day * SEASONAL_MAX * days;
+            let lambda = per_day * SEASONAL_MAX * BURST * days;
             let n = if lambda > 0.0 {
-                Poisson::new(lambda).map(|d| d.sample(&mut rng) as u64).unwrap_or(0)
+                Poisson::new(lambda)
+                    .map(|d| d.sample(&mut rng) as u64)
+                    .unwrap_or(0)
             } else {
                 0
             };
             for _ in 0..n {
                 let t = uniform(&mut rng, active_from, active_until);
-                if rng.random::<f64>() * SEASONAL_MAX < seasonal(t) {
+                if rng.random::<f64>() * SEASONAL_MAX * BURST < seasonal(t) * burst(t) {
                     times.push(t);
                 }
             }
@@ -330,7 +367,14 @@ impl World {
             let (delivered_at, status) = if cancelled {
                 (None, "cancelled")
             } else if delivered >= self.end {
-                (None, if t + DAY >= self.end { "paid" } else { "shipped" })
+                (
+                    None,
+                    if t + DAY >= self.end {
+                        "paid"
+                    } else {
+                        "shipped"
+                    },
+                )
             } else if delivered + 15 * DAY < self.end {
                 (Some(delivered), "completed")
             } else {
@@ -338,7 +382,17 @@ impl World {
             };
             let ret = delivered_at.and_then(|d| {
                 let act = act_at(d);
-                self.maybe_return(&mut rng, act, kind, c, j, d, returniness, shipping_pace, &mut bad_known)
+                self.maybe_return(
+                    &mut rng,
+                    act,
+                    kind,
+                    c,
+                    j,
+                    d,
+                    returniness,
+                    shipping_pace,
+                    &mut bad_known,
+                )
             });
             orders.push(OrderOut {
                 merchant,
@@ -400,7 +454,11 @@ impl World {
         let reason = if claim {
             "not_received"
         } else if !c.no_reason_ok {
-            if rng.random::<f64>() < 0.6 { "quality" } else { "not_as_described" }
+            if rng.random::<f64>() < 0.6 {
+                "quality"
+            } else {
+                "not_as_described"
+            }
         } else {
             let no_reason_p = match act {
                 Act::Wardrober => 0.9,
@@ -434,11 +492,13 @@ impl World {
 
         // The platform's own legacy rule decided instant release in this history:
         // programme categories, no-reason, within the window, no bad outcome it knew of
-        // in the last 180 days, and (budget, merchant opt-outs) nine times in ten.
+        // in the last LEGACY_COOLDOWN_DAYS days, and (budget, merchant opt-outs) nine times
+        // in ten. The cool-down is short, as a crude rule would have it: losses recur in
+        // the history, so a model can learn what repeated losses mean.
         let within_window = local_day(requested_at) - local_day(delivered) <= 7;
         let clean = !bad_known
             .iter()
-            .any(|b| *b < requested_at && *b >= requested_at - 180 * DAY);
+            .any(|b| *b < requested_at && *b >= requested_at - LEGACY_COOLDOWN_DAYS * DAY);
         let instant = reason == "no_reason"
             && c.apparel
             && within_window
@@ -461,7 +521,7 @@ impl World {
             (false, false)
         } else {
             let (never, wrong) = match (act, instant) {
-                (Act::Honest | Act::Heavy, _) => (0.001, 0.0015),
+                (Act::Honest | Act::Heavy, _) => (0.0005, 0.0008),
                 (Act::Wardrober, _) => (0.01, 0.14),
                 (Act::Opportunist, true) => (0.10, 0.04),
                 (Act::Opportunist, false) => (0.03, 0.03),
@@ -489,18 +549,33 @@ impl World {
             requested_at + (d as i64).clamp(HOUR, 20 * DAY)
         });
         let (outcome, at) = if merchant_fault {
-            ("merchant_fault", shipped_at.unwrap_or(requested_at) + uniform(rng, 2 * DAY, 6 * DAY))
+            (
+                "merchant_fault",
+                shipped_at.unwrap_or(requested_at) + uniform(rng, 2 * DAY, 6 * DAY),
+            )
         } else if let Some(s) = shipped_at {
             let at = s + uniform(rng, 2 * DAY, 5 * DAY);
-            (if mismatch { "received_mismatch" } else { "received_ok" }, at)
+            (
+                if mismatch {
+                    "received_mismatch"
+                } else {
+                    "received_ok"
+                },
+                at,
+            )
         } else {
             ("not_shipped", requested_at + 10 * DAY)
         };
-        let (outcome, outcome_at) = if at >= self.end { ("pending", None) } else { (outcome, Some(at)) };
-        if matches!(outcome, "received_mismatch" | "not_shipped") && !dishonest_claim {
-            if let Some(a) = outcome_at {
-                bad_known.push(a);
-            }
+        let (outcome, outcome_at) = if at >= self.end {
+            ("pending", None)
+        } else {
+            (outcome, Some(at))
+        };
+        if matches!(outcome, "received_mismatch" | "not_shipped")
+            && !dishonest_claim
+            && let Some(a) = outcome_at
+        {
+            bad_known.push(a);
         }
 
         // Disputes: from mismatches, unshipped advances, non-receipt claims and faults.
@@ -521,7 +596,8 @@ impl World {
         };
         let dispute = (rng.random::<f64>() < open_p)
             .then(|| {
-                let opened_at = outcome_at.unwrap_or(requested_at + 3 * DAY) + uniform(rng, 0, 2 * DAY);
+                let opened_at =
+                    outcome_at.unwrap_or(requested_at + 3 * DAY) + uniform(rng, 0, 2 * DAY);
                 if opened_at >= self.end {
                     return None;
                 }
@@ -529,7 +605,13 @@ impl World {
                 let decision = if merchant_fault {
                     if x < 0.9 { "buyer_won" } else { "split" }
                 } else if dishonest {
-                    if x < 0.85 { "merchant_won" } else if x < 0.93 { "split" } else { "buyer_won" }
+                    if x < 0.85 {
+                        "merchant_won"
+                    } else if x < 0.93 {
+                        "split"
+                    } else {
+                        "buyer_won"
+                    }
                 } else if x < 0.5 {
                     "buyer_won"
                 } else if x < 0.8 {
@@ -576,11 +658,17 @@ impl World {
 }
 
 fn uniform(rng: &mut ChaCha8Rng, lo: i64, hi: i64) -> i64 {
-    if hi <= lo { lo } else { rng.random_range(lo..hi) }
+    if hi <= lo {
+        lo
+    } else {
+        rng.random_range(lo..hi)
+    }
 }
 
 fn exp_micros(rng: &mut ChaCha8Rng, mean: f64) -> i64 {
-    Exp::new(1.0 / mean).map(|d| d.sample(rng) as i64).unwrap_or(mean as i64)
+    Exp::new(1.0 / mean)
+        .map(|d| d.sample(rng) as i64)
+        .unwrap_or(mean as i64)
 }
 
 fn pick_weighted(rng: &mut ChaCha8Rng, w: impl Iterator<Item = f64> + Clone) -> usize {

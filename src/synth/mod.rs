@@ -29,7 +29,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum SynthError {
     #[error("invalid generator parameter `{param}`: {message}")]
-    Param { param: &'static str, message: String },
+    Param {
+        param: &'static str,
+        message: String,
+    },
     #[error("cannot write {path}: {message}")]
     Write { path: String, message: String },
 }
@@ -85,16 +88,27 @@ impl SynthParams {
     pub fn check(self) -> Result<CheckedSynth, SynthError> {
         let bad = |param, message: String| Err(SynthError::Param { param, message });
         if self.buyers == 0 || self.buyers > 50_000_000 {
-            return bad("buyers", format!("must be 1..=50,000,000, got {}", self.buyers));
+            return bad(
+                "buyers",
+                format!("must be 1..=50,000,000, got {}", self.buyers),
+            );
         }
         if self.end <= self.start + chrono::Duration::days(30) {
-            return bad("end", format!("must be at least 30 days after start ({})", self.start));
+            return bad(
+                "end",
+                format!("must be at least 30 days after start ({})", self.start),
+            );
         }
-        if self.shares.iter().any(|s| !s.is_finite() || *s < 0.0) || self.shares.iter().sum::<f64>() <= 0.0 {
+        if self.shares.iter().any(|s| !s.is_finite() || *s < 0.0)
+            || self.shares.iter().sum::<f64>() <= 0.0
+        {
             return bad("shares", "must be non-negative and not all zero".into());
         }
         if !(0.0..=1.0).contains(&self.new_share) {
-            return bad("new_share", format!("must be in [0, 1], got {}", self.new_share));
+            return bad(
+                "new_share",
+                format!("must be in [0, 1], got {}", self.new_share),
+            );
         }
         if self.chunk == 0 {
             return bad("chunk", "must be at least 1".into());
@@ -223,7 +237,9 @@ struct Columns {
 pub const FIRST_BUYER_ID: u64 = 100_001;
 
 fn money(name: &str, v: Vec<i128>) -> PolarsResult<Column> {
-    Ok(Series::new(name.into(), v).into_decimal(12, 2)?.into_column())
+    Ok(Series::new(name.into(), v)
+        .into_decimal(12, 2)?
+        .into_column())
 }
 
 fn time(name: &str, v: Vec<i64>) -> Column {
@@ -353,7 +369,11 @@ impl CheckedSynth {
 
     /// Generates the history into `out` (created if needed): orders, returns,
     /// disputes, buyers and truth `.parquet`. `progress` is told how many buyers are done.
-    pub fn generate(&self, out: &Path, progress: &(dyn Fn(u64) + Sync)) -> Result<SynthSummary, SynthError> {
+    pub fn generate(
+        &self,
+        out: &Path,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<SynthSummary, SynthError> {
         std::fs::create_dir_all(out).map_err(|e| SynthError::Write {
             path: out.display().to_string(),
             message: e.to_string(),
@@ -375,7 +395,10 @@ impl CheckedSynth {
         let mut lo = 0;
         while lo < self.p.buyers {
             let hi = (lo + self.p.chunk).min(self.p.buyers);
-            let sims: Vec<BuyerOut> = (lo..hi).into_par_iter().map(|i| world.simulate(i)).collect();
+            let sims: Vec<BuyerOut> = (lo..hi)
+                .into_par_iter()
+                .map(|i| world.simulate(i))
+                .collect();
             let mut c = Columns::default();
             for (i, b) in (lo..hi).zip(sims) {
                 append(&mut c, &mut ids, FIRST_BUYER_ID + i, b);

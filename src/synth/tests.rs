@@ -23,8 +23,12 @@ fn same_seed_gives_the_same_bytes_whatever_the_chunking() {
         let x = std::fs::read(a.path().join(format!("{t}.parquet"))).unwrap();
         let y = std::fs::read(b.path().join(format!("{t}.parquet"))).unwrap();
         // Row groups differ with chunking, so compare contents, then bytes for equal chunking.
-        let dx = ParquetReader::new(std::io::Cursor::new(x)).finish().unwrap();
-        let dy = ParquetReader::new(std::io::Cursor::new(y)).finish().unwrap();
+        let dx = ParquetReader::new(std::io::Cursor::new(x))
+            .finish()
+            .unwrap();
+        let dy = ParquetReader::new(std::io::Cursor::new(y))
+            .finish()
+            .unwrap();
         assert!(dx.equals_missing(&dy), "{t} differs");
     }
     let c = tempfile::tempdir().unwrap();

@@ -110,7 +110,12 @@ impl NumericBins {
 }
 
 /// Bins a numeric feature. `values` NaN = missing.
-pub fn bin_numeric(values: &[f64], labels: &[u8], trend: Option<Trend>, p: &BinningParams) -> NumericBins {
+pub fn bin_numeric(
+    values: &[f64],
+    labels: &[u8],
+    trend: Option<Trend>,
+    p: &BinningParams,
+) -> NumericBins {
     let mut missing = Tally::default();
     let mut pairs: Vec<(f64, u8)> = Vec::with_capacity(values.len());
     for (v, l) in values.iter().zip(labels) {
@@ -141,12 +146,19 @@ pub fn bin_numeric(values: &[f64], labels: &[u8], trend: Option<Trend>, p: &Binn
             t.bads += u64::from(pairs[i].1);
             i += 1;
         }
-        value_runs.push(Run { tally: t, lo: v, hi: v });
+        value_runs.push(Run {
+            tally: t,
+            lo: v,
+            hi: v,
+        });
     }
     for (k, run) in value_runs.iter().enumerate() {
         let next_stands_alone = value_runs.get(k).is_some_and(|r| r.tally.count >= min_rows);
         match runs.last_mut() {
-            Some(last) if last.tally.count < target && !(last.tally.count >= min_rows && next_stands_alone) => {
+            Some(last)
+                if last.tally.count < target
+                    && !(last.tally.count >= min_rows && next_stands_alone) =>
+            {
                 *last = last.merge(*run)
             }
             _ => runs.push(*run),
@@ -165,7 +177,9 @@ pub fn bin_numeric(values: &[f64], labels: &[u8], trend: Option<Trend>, p: &Binn
         None => {
             let up = monotone(runs.clone(), Trend::Increasing);
             let down = monotone(runs, Trend::Decreasing);
-            let iv = |r: &[Run]| information_value(&r.iter().map(|x| x.tally).collect::<Vec<_>>(), total);
+            let iv = |r: &[Run]| {
+                information_value(&r.iter().map(|x| x.tally).collect::<Vec<_>>(), total)
+            };
             if iv(&up) >= iv(&down) {
                 (up, Some(Trend::Increasing))
             } else {
@@ -261,7 +275,7 @@ fn merge_to(mut runs: Vec<Run>, max: usize) -> Vec<Run> {
 
 /// The number with the fewest significant digits in `(a, b]`.
 pub fn roundest_between(a: f64, b: f64) -> f64 {
-    if !(a < b) {
+    if a.is_nan() || b.is_nan() || a >= b {
         return b;
     }
     let mag = b.abs().max(a.abs()).max(f64::MIN_POSITIVE).log10().floor() as i32;
@@ -269,7 +283,9 @@ pub fn roundest_between(a: f64, b: f64) -> f64 {
         let scale = 10f64.powi(mag - sig + 1);
         let c = ((a / scale).floor() + 1.0) * scale;
         // Clean up the floating-point noise of the multiplication.
-        let c = format!("{:.*e}", (sig - 1).max(0) as usize, c).parse::<f64>().unwrap_or(c);
+        let c = format!("{:.*e}", (sig - 1).max(0) as usize, c)
+            .parse::<f64>()
+            .unwrap_or(c);
         if c > a && c <= b {
             return c;
         }
@@ -289,7 +305,11 @@ pub struct CategoricalBins {
 }
 
 /// Bins a categorical feature.
-pub fn bin_categorical(values: &[Option<String>], labels: &[u8], p: &BinningParams) -> CategoricalBins {
+pub fn bin_categorical(
+    values: &[Option<String>],
+    labels: &[u8],
+    p: &BinningParams,
+) -> CategoricalBins {
     use std::collections::BTreeMap;
     let mut missing = Tally::default();
     let mut per: BTreeMap<&str, Tally> = BTreeMap::new();
@@ -336,7 +356,13 @@ pub fn bin_categorical(values: &[Option<String>], labels: &[u8], p: &BinningPara
         let j = if small.is_some() {
             let d = |j: usize| (groups[j].1.rate() - groups[k].1.rate()).abs();
             match (k.checked_sub(1), (k + 1 < groups.len()).then_some(k + 1)) {
-                (Some(l), Some(r)) => if d(l) <= d(r) { l } else { r },
+                (Some(l), Some(r)) => {
+                    if d(l) <= d(r) {
+                        l
+                    } else {
+                        r
+                    }
+                }
                 (Some(l), None) => l,
                 (None, Some(r)) => r,
                 (None, None) => break,
@@ -379,12 +405,18 @@ mod tests {
         for i in (0..980).step_by(100) {
             l[i] = 1;
         }
-        for i in 980..990 {
-            l[i] = 1;
+        for x in l.iter_mut().take(990).skip(980) {
+            *x = 1;
         }
         let b = bin_numeric(&v, &l, Some(Trend::Increasing), &P);
         assert_eq!(b.cuts, vec![1.0]);
-        assert_eq!(b.tallies[1], Tally { count: 20, bads: 10 });
+        assert_eq!(
+            b.tallies[1],
+            Tally {
+                count: 20,
+                bads: 10
+            }
+        );
     }
 
     #[test]
@@ -423,7 +455,10 @@ mod tests {
 
     #[test]
     fn woe_is_zero_for_an_empty_bin_and_finite_without_bads() {
-        let total = Tally { count: 100, bads: 10 };
+        let total = Tally {
+            count: 100,
+            bads: 10,
+        };
         assert_eq!(woe(Tally::default(), total), 0.0);
         assert!(woe(Tally { count: 50, bads: 0 }, total).is_finite());
         assert!(woe(Tally { count: 10, bads: 9 }, total) < 0.0);
@@ -435,7 +470,9 @@ mod tests {
         v.extend(vec![Some("b".into()); 495]);
         v.extend(vec![Some("c".into()); 2]);
         v.extend(vec![None; 3]);
-        let l: Vec<u8> = (0..1000).map(|i| u8::from(i >= 500 && i % 3 == 0)).collect();
+        let l: Vec<u8> = (0..1000)
+            .map(|i| u8::from(i >= 500 && i % 3 == 0))
+            .collect();
         let b = bin_categorical(&v, &l, &P);
         assert_eq!(b.missing.count, 3);
         let other = &b.groups[b.other];

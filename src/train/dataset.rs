@@ -128,7 +128,8 @@ pub fn read_table(path: &Path) -> Result<DataFrame, DatasetError> {
             });
         }
     };
-    lf.and_then(|lf| lf.collect()).map_err(|e| read_err(&file, e))
+    lf.and_then(|lf| lf.collect())
+        .map_err(|e| read_err(&file, e))
 }
 
 /// The label column as 0/1; anything else is an error naming the row.
@@ -166,8 +167,8 @@ pub fn labels_of(df: &DataFrame, column: &str, file: &str) -> Result<Vec<u8>, Da
         let ca = f.f64().map_err(|e| read_err(file, e))?;
         for (i, v) in ca.iter().enumerate() {
             out.push(match v {
-                Some(x) if x == 0.0 => 0,
-                Some(x) if x == 1.0 => 1,
+                Some(x) if (x - 0.0).abs() < f64::EPSILON => 0,
+                Some(x) if (x - 1.0).abs() < f64::EPSILON => 1,
                 Some(x) => return Err(bad(i, x.to_string())),
                 None => return Err(bad(i, "missing".into())),
             });
@@ -191,12 +192,19 @@ pub fn feature_of(s: &Series) -> Option<FeatureData> {
         DataType::String | DataType::Categorical(_, _) | DataType::Enum(_, _) => {
             let t = s.cast(&DataType::String).ok()?;
             let ca = t.str().ok()?;
-            Some(FeatureData::Cat(ca.iter().map(|v| v.map(str::to_string)).collect()))
+            Some(FeatureData::Cat(
+                ca.iter().map(|v| v.map(str::to_string)).collect(),
+            ))
         }
-        dt if dt.is_primitive_numeric() || dt.is_bool() || matches!(dt, DataType::Decimal(_, _)) => {
+        dt if dt.is_primitive_numeric()
+            || dt.is_bool()
+            || matches!(dt, DataType::Decimal(_, _)) =>
+        {
             let f = s.cast(&DataType::Float64).ok()?;
             let ca = f.f64().ok()?;
-            Some(FeatureData::Num(ca.iter().map(|v| v.unwrap_or(f64::NAN)).collect()))
+            Some(FeatureData::Num(
+                ca.iter().map(|v| v.unwrap_or(f64::NAN)).collect(),
+            ))
         }
         _ => None,
     }

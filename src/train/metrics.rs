@@ -120,7 +120,11 @@ pub fn star_table(card: &Scorecard, scores: &[i32], labels: &[u8]) -> Vec<StarRo
             star: k as u8 + 1,
             count: count[k],
             bads: bads[k],
-            bad_rate: if count[k] > 0 { bads[k] as f64 / count[k] as f64 } else { 0.0 },
+            bad_rate: if count[k] > 0 {
+                bads[k] as f64 / count[k] as f64
+            } else {
+                0.0
+            },
             share: count[k] as f64 / n,
             min_score: (k > 0).then(|| card.model().stars.min_score[k - 1]),
         })
@@ -135,7 +139,10 @@ pub fn strictly_falling(rows: &[StarRow]) -> bool {
 /// All metrics of a scored split.
 pub fn split_metrics(card: &Scorecard, scores: &[i32], labels: &[u8]) -> SplitMetrics {
     let risk: Vec<f64> = scores.iter().map(|s| -f64::from(*s)).collect();
-    let p: Vec<f64> = scores.iter().map(|s| card.probability_bad(f64::from(*s))).collect();
+    let p: Vec<f64> = scores
+        .iter()
+        .map(|s| card.probability_bad(f64::from(*s)))
+        .collect();
     let a = auc(&risk, labels);
     SplitMetrics {
         rows: labels.len() as u64,

@@ -22,8 +22,8 @@ pub mod metrics;
 pub mod workflow;
 
 use crate::scoring::{
-    Bin, Feature, FeatureKind, Metrics, Model, ReasonText, Scaling, Scorecard, StarCutoffs,
-    TrainingInfo, Trend, SCHEMA_VERSION,
+    Bin, Feature, FeatureKind, Metrics, Model, ReasonText, SCHEMA_VERSION, Scaling, Scorecard,
+    StarCutoffs, TrainingInfo, Trend,
 };
 use binning::{BinningParams, Tally};
 use dataset::{Dataset, FeatureData};
@@ -36,7 +36,10 @@ use serde::Serialize;
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error("invalid training parameter `{param}`: {message}")]
-    Param { param: &'static str, message: String },
+    Param {
+        param: &'static str,
+        message: String,
+    },
     #[error("training data: {0}")]
     Data(String),
     #[error("logistic regression failed: {0}")]
@@ -115,31 +118,51 @@ impl TrainParams {
     pub fn check(self) -> Result<ValidTrainParams, TrainError> {
         let bad = |param, message: String| Err(TrainError::Param { param, message });
         if self.max_prebins < 2 {
-            return bad("max_prebins", format!("must be at least 2, got {}", self.max_prebins));
+            return bad(
+                "max_prebins",
+                format!("must be at least 2, got {}", self.max_prebins),
+            );
         }
         if !(2..=20).contains(&self.max_bins) {
             return bad("max_bins", format!("must be 2..=20, got {}", self.max_bins));
         }
         if !(0.0..0.5).contains(&self.min_bin_share) {
-            return bad("min_bin_share", format!("must be in [0, 0.5), got {}", self.min_bin_share));
+            return bad(
+                "min_bin_share",
+                format!("must be in [0, 0.5), got {}", self.min_bin_share),
+            );
         }
-        if !(self.min_iv >= 0.0) {
+        if self.min_iv.is_nan() || self.min_iv < 0.0 {
             return bad("min_iv", format!("must be >= 0, got {}", self.min_iv));
         }
         if !(self.max_correlation > 0.0 && self.max_correlation <= 1.0) {
-            return bad("max_correlation", format!("must be in (0, 1], got {}", self.max_correlation));
+            return bad(
+                "max_correlation",
+                format!("must be in (0, 1], got {}", self.max_correlation),
+            );
         }
         if !(self.l2 >= 0.0 && self.l2.is_finite()) {
             return bad("l2", format!("must be >= 0, got {}", self.l2));
         }
-        if !(self.pdo > 0.0) || !(self.base_odds > 0.0) || !self.base_score.is_finite() {
-            return bad("pdo", "pdo and base_odds must be > 0 and base_score finite".into());
+        if self.pdo.is_nan()
+            || self.pdo <= 0.0
+            || self.base_odds.is_nan()
+            || self.base_odds <= 0.0
+            || !self.base_score.is_finite()
+        {
+            return bad(
+                "pdo",
+                "pdo and base_odds must be > 0 and base_score finite".into(),
+            );
         }
         let total: f64 = self.star_shares.iter().sum();
-        if self.star_shares.iter().any(|s| !(*s > 0.0)) || total >= 1.0 {
+        if self.star_shares.iter().any(|s| s.is_nan() || *s <= 0.0) || total >= 1.0 {
             return bad(
                 "star_shares",
-                format!("each must be > 0 and together < 1, got {:?}", self.star_shares),
+                format!(
+                    "each must be > 0 and together < 1, got {:?}",
+                    self.star_shares
+                ),
             );
         }
         Ok(ValidTrainParams(self))
@@ -189,7 +212,14 @@ fn label_of_range(lo: Option<f64>, hi: Option<f64>) -> String {
     }
 }
 
-fn bin_feature(j: usize, col: &FeatureData, labels: &[u8], trend: Option<Trend>, p: &BinningParams, total: Tally) -> Binned {
+fn bin_feature(
+    j: usize,
+    col: &FeatureData,
+    labels: &[u8],
+    trend: Option<Trend>,
+    p: &BinningParams,
+    total: Tally,
+) -> Binned {
     let mk = |label: String, lower, upper, categories, missing, other, t: Tally| Bin {
         label,
         lower,
@@ -210,13 +240,35 @@ fn bin_feature(j: usize, col: &FeatureData, labels: &[u8], trend: Option<Trend>,
                 .map(|i| {
                     let lo = (i > 0).then(|| nb.cuts[i - 1]);
                     let hi = (i + 1 < k).then(|| nb.cuts[i]);
-                    mk(label_of_range(lo, hi), lo, hi, vec![], false, false, nb.tallies[i])
+                    mk(
+                        label_of_range(lo, hi),
+                        lo,
+                        hi,
+                        vec![],
+                        false,
+                        false,
+                        nb.tallies[i],
+                    )
                 })
                 .collect();
-            bins.push(mk("missing".into(), None, None, vec![], true, false, nb.missing));
+            bins.push(mk(
+                "missing".into(),
+                None,
+                None,
+                vec![],
+                true,
+                false,
+                nb.missing,
+            ));
             let row_bin = v
                 .iter()
-                .map(|x| if x.is_nan() { k as u16 } else { nb.bin_of(*x) as u16 })
+                .map(|x| {
+                    if x.is_nan() {
+                        k as u16
+                    } else {
+                        nb.bin_of(*x) as u16
+                    }
+                })
                 .collect();
             let mut tallies = nb.tallies.clone();
             tallies.push(nb.missing);
@@ -236,12 +288,32 @@ fn bin_feature(j: usize, col: &FeatureData, labels: &[u8], trend: Option<Trend>,
                 .map(|i| {
                     let mut label = cb.groups[i].join(", ");
                     if i == cb.other {
-                        label = if label.is_empty() { "other".into() } else { format!("{label}, other") };
+                        label = if label.is_empty() {
+                            "other".into()
+                        } else {
+                            format!("{label}, other")
+                        };
                     }
-                    mk(label, None, None, cb.groups[i].clone(), false, i == cb.other, cb.tallies[i])
+                    mk(
+                        label,
+                        None,
+                        None,
+                        cb.groups[i].clone(),
+                        false,
+                        i == cb.other,
+                        cb.tallies[i],
+                    )
                 })
                 .collect();
-            bins.push(mk("missing".into(), None, None, vec![], true, false, cb.missing));
+            bins.push(mk(
+                "missing".into(),
+                None,
+                None,
+                vec![],
+                true,
+                false,
+                cb.missing,
+            ));
             let mut of = std::collections::HashMap::new();
             for (i, g) in cb.groups.iter().enumerate() {
                 for c in g {
@@ -312,7 +384,9 @@ pub fn fit_scorecard(
         bads: train.bads() as u64,
     };
     if total.bads == 0 || total.bads == total.count {
-        return Err(TrainError::Data("the training rows need both goods and bads".into()));
+        return Err(TrainError::Data(
+            "the training rows need both goods and bads".into(),
+        ));
     }
     let bp = params.binning();
     let binned: Vec<Binned> = train
@@ -427,7 +501,9 @@ pub fn fit_scorecard(
         scaling,
         intercept,
         features,
-        stars: StarCutoffs { min_score: [0, 1, 2, 3] },
+        stars: StarCutoffs {
+            min_score: [0, 1, 2, 3],
+        },
         metrics: Metrics::default(),
     };
     let (cuts, note) = choose_cutoffs(&scores, &train.labels, &p.star_shares);
@@ -445,7 +521,10 @@ pub fn fit_scorecard(
 
 /// The WOE value of every training row for a binned feature.
 fn woe_column(b: &Binned) -> Vec<f64> {
-    b.row_bin.iter().map(|k| b.bins[usize::from(*k)].woe).collect()
+    b.row_bin
+        .iter()
+        .map(|k| b.bins[usize::from(*k)].woe)
+        .collect()
 }
 
 fn correlation(a: &[f64], b: &[f64]) -> f64 {
@@ -457,12 +536,22 @@ fn correlation(a: &[f64], b: &[f64]) -> f64 {
         saa += (x - ma).powi(2);
         sbb += (y - mb).powi(2);
     }
-    if saa == 0.0 || sbb == 0.0 { 0.0 } else { sab / (saa * sbb).sqrt() }
+    if saa == 0.0 || sbb == 0.0 {
+        0.0
+    } else {
+        sab / (saa * sbb).sqrt()
+    }
 }
 
 /// Keeps, in order of information value, each feature whose WOE column correlates at
 /// most `max` with every feature already kept.
-fn decorrelate(binned: &[Binned], mut cand: Vec<usize>, max: f64, notes: &mut Vec<String>, names: &[String]) -> Vec<usize> {
+fn decorrelate(
+    binned: &[Binned],
+    mut cand: Vec<usize>,
+    max: f64,
+    notes: &mut Vec<String>,
+    names: &[String],
+) -> Vec<usize> {
     cand.sort_by(|a, b| binned[*b].iv.total_cmp(&binned[*a].iv));
     let mut kept: Vec<(usize, Vec<f64>)> = Vec::new();
     for j in cand {
@@ -486,6 +575,7 @@ fn decorrelate(binned: &[Binned], mut cand: Vec<usize>, max: f64, notes: &mut Ve
 /// distinct scores at each half-percentile) by dynamic programming over consecutive
 /// pairs of cuts. When no placement can make the bad rate fall strictly (tiny data),
 /// the target shares are used and a note says so.
+#[allow(clippy::needless_range_loop)] // index-based dynamic programming reads best
 fn choose_cutoffs(scores: &[i32], labels: &[u8], shares: &[f64; 4]) -> ([i32; 4], Option<String>) {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_unstable_by_key(|i| scores[*i]);
@@ -521,7 +611,12 @@ fn choose_cutoffs(scores: &[i32], labels: &[u8], shares: &[f64; 4]) -> ([i32; 4]
     let cost = |v: usize, k: usize| (below[v] as f64 / n.max(1) as f64 - targets[k]).abs();
     let fallback = |note: &str| {
         let at = |t: f64| sorted[((t * n as f64) as usize).min(n.saturating_sub(1))];
-        let mut c = [at(targets[0]), at(targets[1]), at(targets[2]), at(targets[3])];
+        let mut c = [
+            at(targets[0]),
+            at(targets[1]),
+            at(targets[2]),
+            at(targets[3]),
+        ];
         for k in 1..4 {
             if c[k] <= c[k - 1] {
                 c[k] = c[k - 1] + 1;
@@ -530,7 +625,9 @@ fn choose_cutoffs(scores: &[i32], labels: &[u8], shares: &[f64; 4]) -> ([i32; 4]
         (c, Some(note.to_string()))
     };
     if m < 4 {
-        return fallback("too few distinct scores to place four star cut-offs; used the target shares");
+        return fallback(
+            "too few distinct scores to place four star cut-offs; used the target shares",
+        );
     }
     const INF: f64 = f64::INFINITY;
     let end = m + 1;
@@ -577,14 +674,19 @@ fn choose_cutoffs(scores: &[i32], labels: &[u8], shares: &[f64; 4]) -> ([i32; 4]
         }
     }
     if best.0 == INF {
-        return fallback("no cut-offs give a strictly falling bad rate on the training rows; used the target shares");
+        return fallback(
+            "no cut-offs give a strictly falling bad rate on the training rows; used the target shares",
+        );
     }
     let (_, c3, c4) = best;
     let c2 = back[3][c3][c4];
     let c1 = back[2][c2][c3];
     let cut = |v: usize| cands[v - 1];
     let c = [cut(c1), cut(c2), cut(c3), cut(c4)];
-    let got: Vec<f64> = [c1, c2, c3, c4].iter().map(|v| below[*v] as f64 / n as f64).collect();
+    let got: Vec<f64> = [c1, c2, c3, c4]
+        .iter()
+        .map(|v| below[*v] as f64 / n as f64)
+        .collect();
     let off = got.iter().zip(&targets).any(|(g, t)| (g - t).abs() > 0.02);
     let note = off.then(|| {
         format!(
@@ -618,7 +720,9 @@ pub fn model_columns(card: &Scorecard, ds: &Dataset) -> Result<Vec<FeatureData>,
                 .iter()
                 .position(|m| m == n)
                 .map(|j| ds.columns[j].clone())
-                .ok_or_else(|| TrainError::Data(format!("the data has no feature `{n}` the model needs")))
+                .ok_or_else(|| {
+                    TrainError::Data(format!("the data has no feature `{n}` the model needs"))
+                })
         })
         .collect()
 }

@@ -12,7 +12,11 @@ fn toy(n: usize, seed: u64) -> Dataset {
         let z = -3.0 + 0.4 * a - 0.5 * b + if cat == "red" { 1.0 } else { 0.0 };
         let p = 1.0 / (1.0 + (-z).exp());
         y.push(u8::from(rng.random::<f64>() < p));
-        x1.push(if rng.random::<f64>() < 0.05 { f64::NAN } else { a });
+        x1.push(if rng.random::<f64>() < 0.05 {
+            f64::NAN
+        } else {
+            a
+        });
         x2.push(b);
         x3.push(rng.random::<f64>());
         c.push(Some(cat.to_string()));
@@ -44,7 +48,14 @@ fn info() -> TrainingInfo {
 
 fn fit(ds: &Dataset) -> Fitted {
     let meta: Vec<FeatureMeta> = ds.names.iter().map(|n| generic_meta(n)).collect();
-    fit_scorecard(ds, &meta, &TrainParams::default().check().unwrap(), info(), "toy-1".into()).unwrap()
+    fit_scorecard(
+        ds,
+        &meta,
+        &TrainParams::default().check().unwrap(),
+        info(),
+        "toy-1".into(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -52,7 +63,10 @@ fn scorecard_learns_the_signal_and_ignores_noise() {
     let train = toy(20_000, 1);
     let f = fit(&train);
     let names: Vec<&str> = f.card.feature_names().collect();
-    assert!(names.contains(&"x1") && names.contains(&"x2") && names.contains(&"c"), "{names:?}");
+    assert!(
+        names.contains(&"x1") && names.contains(&"x2") && names.contains(&"c"),
+        "{names:?}"
+    );
     assert!(!names.contains(&"x3"), "noise kept: {:?}", f.candidates);
     let test = toy(10_000, 2);
     let cols = model_columns(&f.card, &test).unwrap();

@@ -3,15 +3,19 @@
 
 use super::dataset::{self, Dataset, DatasetError, FeatureData};
 use super::metrics::{self, CalibrationRow};
-use super::{fit_scorecard, generic_meta, model_columns, score_columns, FeatureMeta, TrainError, TrainParams};
+use super::{
+    FeatureMeta, TrainError, TrainParams, fit_scorecard, generic_meta, model_columns, score_columns,
+};
 use crate::pipeline::cols::{BUYER_ID, LABEL};
-use crate::pipeline::features::{date_micros, labelled_features_as_of, performance_rows, DAY, FEATURES};
-use crate::pipeline::tables::{load_history, DataError, History};
+use crate::pipeline::features::{
+    DAY, FEATURES, date_micros, labelled_features_as_of, performance_rows,
+};
+use crate::pipeline::tables::{DataError, History, load_history};
 use crate::scoring::{Model, ModelError, Scorecard, SplitMetrics, TrainingInfo};
 use chrono::NaiveDate;
 use polars::prelude::*;
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -134,7 +138,8 @@ fn buyer_meta() -> Vec<FeatureMeta> {
 /// The performance population of a labelled feature frame, as a dataset.
 fn history_dataset(df: &DataFrame) -> Result<Dataset, WorkflowError> {
     let df = performance_rows(df)?;
-    let (ds, _) = dataset::dataset_from_frame(&df, LABEL, &[BUYER_ID.to_string()], "buyer features")?;
+    let (ds, _) =
+        dataset::dataset_from_frame(&df, LABEL, &[BUYER_ID.to_string()], "buyer features")?;
     Ok(ds)
 }
 
@@ -187,7 +192,10 @@ fn finish(
     let test_scores = score(test)?;
     let train_m = metrics::split_metrics(&card, &train_scores, &train.labels);
     let test_m = metrics::split_metrics(&card, &test_scores, &test.labels);
-    let p: Vec<f64> = test_scores.iter().map(|s| card.probability_bad(f64::from(*s))).collect();
+    let p: Vec<f64> = test_scores
+        .iter()
+        .map(|s| card.probability_bad(f64::from(*s)))
+        .collect();
     let calibration = metrics::calibration(&test_scores, &p, &test.labels, 10);
     let mut notes = fitted.notes;
     if !metrics::strictly_falling(&test_m.stars) {
@@ -213,8 +221,11 @@ fn finish(
     let model_path = out.join("model.json");
     std::fs::write(&model_path, card.model().to_json()).map_err(|e| io(&model_path, e))?;
     let eval_path = out.join("evaluation.json");
-    std::fs::write(&eval_path, serde_json::to_string_pretty(&evaluation).unwrap_or_default())
-        .map_err(|e| io(&eval_path, e))?;
+    std::fs::write(
+        &eval_path,
+        serde_json::to_string_pretty(&evaluation).unwrap_or_default(),
+    )
+    .map_err(|e| io(&eval_path, e))?;
     Ok(Trained {
         card,
         evaluation,
@@ -241,7 +252,12 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
     let (train, test, split, test_date) = if t2 > t && end >= t2 + 89 * DAY {
         let _s = tracing::info_span!("features", as_of = %test_as_of).entered();
         let test_df = labelled_features_as_of(&h, t2)?;
-        (full, history_dataset(&test_df)?, "out_of_time", Some(test_as_of))
+        (
+            full,
+            history_dataset(&test_df)?,
+            "out_of_time",
+            Some(test_as_of),
+        )
     } else {
         tracing::warn!(
             %test_as_of,
@@ -263,7 +279,11 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
         ),
         params: serde_json::to_value(params.params()).unwrap_or_default(),
     };
-    let version = version_tag(&format!("scorecard-{}", o.as_of), &h.fingerprint, params.params());
+    let version = version_tag(
+        &format!("scorecard-{}", o.as_of),
+        &h.fingerprint,
+        params.params(),
+    );
     let fitted = {
         let _s = tracing::info_span!("fit", rows = train.rows(), bads = train.bads()).entered();
         fit_scorecard(&train, &buyer_meta(), &params, info, version)?
@@ -273,21 +293,31 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
 
 /// Rows of `df` whose `column` is at or after `at` (compared as numbers when the
 /// column is numeric, else as text, which orders ISO dates).
-fn oot_mask(df: &DataFrame, column: &str, at: &str, file: &str) -> Result<Vec<bool>, WorkflowError> {
+fn oot_mask(
+    df: &DataFrame,
+    column: &str,
+    at: &str,
+    file: &str,
+) -> Result<Vec<bool>, WorkflowError> {
     let c = df
         .column(column)
         .map_err(|_| WorkflowError::Invalid(format!("{file}: no split column `{column}`")))?
         .as_materialized_series()
         .clone();
     if c.dtype().is_primitive_numeric() {
-        let x: f64 = at
-            .parse()
-            .map_err(|_| WorkflowError::Invalid(format!("split value {at:?} is not a number, but `{column}` is numeric")))?;
+        let x: f64 = at.parse().map_err(|_| {
+            WorkflowError::Invalid(format!(
+                "split value {at:?} is not a number, but `{column}` is numeric"
+            ))
+        })?;
         let f = c.cast(&DataType::Float64)?;
         Ok(f.f64()?.iter().map(|v| v.is_some_and(|v| v >= x)).collect())
     } else {
         let s = c.cast(&DataType::String)?;
-        Ok(s.str()?.iter().map(|v| v.is_some_and(|v| v >= at)).collect())
+        Ok(s.str()?
+            .iter()
+            .map(|v| v.is_some_and(|v| v >= at))
+            .collect())
     }
 }
 
@@ -310,7 +340,10 @@ pub fn train_table(o: &TableTraining) -> Result<Trained, WorkflowError> {
     }
     let (full, skipped) = dataset::dataset_from_frame(&df, &o.label, &exclude, &file)?;
     if !skipped.is_empty() {
-        tracing::warn!(?skipped, "columns that are neither numeric nor text are not used");
+        tracing::warn!(
+            ?skipped,
+            "columns that are neither numeric nor text are not used"
+        );
     }
     let (train_idx, test_idx, split) = match &o.split_column {
         Some((c, at)) => {
@@ -360,7 +393,11 @@ pub fn train_table(o: &TableTraining) -> Result<Trained, WorkflowError> {
 }
 
 /// Scores a labelled table with a model and measures it.
-pub fn evaluate_table(model: &Path, table: &Path, label: &str) -> Result<SplitMetrics, WorkflowError> {
+pub fn evaluate_table(
+    model: &Path,
+    table: &Path,
+    label: &str,
+) -> Result<SplitMetrics, WorkflowError> {
     let card = Model::load(model)?.check()?;
     let file = table.display().to_string();
     let df = dataset::read_table(table)?;
@@ -372,7 +409,11 @@ pub fn evaluate_table(model: &Path, table: &Path, label: &str) -> Result<SplitMe
 }
 
 /// Scores a history's buyers as of a date against their label and measures it.
-pub fn evaluate_history(model: &Path, data: &Path, as_of: NaiveDate) -> Result<SplitMetrics, WorkflowError> {
+pub fn evaluate_history(
+    model: &Path,
+    data: &Path,
+    as_of: NaiveDate,
+) -> Result<SplitMetrics, WorkflowError> {
     let card = Model::load(model)?.check()?;
     let h = load_history(data)?;
     let df = labelled_features_as_of(&h, date_micros(as_of))?;

@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use fastrefund::policy::Policy;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn a_four_star_buyer_gets_instant_release_and_pickup_in_hours() {
@@ -20,7 +20,13 @@ async fn a_four_star_buyer_gets_instant_release_and_pickup_in_hours() {
     let mut r = request(2, b);
     r["requested_at"] = json!("2026-07-02T13:30:00Z");
     let (_, d) = json_of(app.post("/v1/eligibility", &r).await).await;
-    assert_eq!((d["instant_address_release"].clone(), d["courier_pickup"].clone()), (json!(true), json!(false)));
+    assert_eq!(
+        (
+            d["instant_address_release"].clone(),
+            d["courier_pickup"].clone()
+        ),
+        (json!(true), json!(false))
+    );
     assert_eq!(d["pickup_from"], "2026-07-03T01:00:00+00:00");
 }
 
@@ -48,10 +54,16 @@ async fn an_unknown_buyer_is_decided_with_the_default_star() {
     let app = spawn_app().await;
     let (s, d) = json_of(app.post("/v1/eligibility", &request(1, 42)).await).await;
     assert_eq!(s, 200);
-    assert_eq!((d["rated"].clone(), d["star"].clone()), (json!(false), json!(2)));
+    assert_eq!(
+        (d["rated"].clone(), d["star"].clone()),
+        (json!(false), json!(2))
+    );
     assert_eq!(d["reasons"][0]["code"], "unknown_buyer");
     let (s, e) = json_of(app.get("/v1/buyers/42/rating", Some(API)).await).await;
-    assert_eq!((s, e["error"]["code"].clone()), (404, json!("unknown_buyer")));
+    assert_eq!(
+        (s, e["error"]["code"].clone()),
+        (404, json!("unknown_buyer"))
+    );
 }
 
 #[tokio::test]
@@ -104,20 +116,35 @@ async fn bad_input_gets_a_json_error_naming_the_field() {
     ];
     for (body, status, code, field) in cases {
         let (s, e) = json_of(app.post_raw("/v1/eligibility", body, Some(API)).await).await;
-        assert_eq!((s, e["error"]["code"].as_str()), (status, Some(code)), "{body}: {e}");
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {e}"
+        );
         assert_eq!(e["error"]["field"].as_str(), field, "{body}: {e}");
     }
     let (s, e) = json_of(app.get("/v1/buyers/abc/rating", Some(API)).await).await;
-    assert_eq!((s, e["error"]["field"].as_str()), (400, Some("buyer_id")), "{e}");
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (400, Some("buyer_id")),
+        "{e}"
+    );
     // Nothing malformed was recorded.
-    let (s, _) = json_of(app.post("/v1/returns/1/tracking", &json!({"tracking_number": "SF"})).await).await;
+    let (s, _) = json_of(
+        app.post("/v1/returns/1/tracking", &json!({"tracking_number": "SF"}))
+            .await,
+    )
+    .await;
     assert_eq!(s, 404);
 }
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_refused_with_413() {
     let app = spawn_app().await;
-    let big = format!("{{\"return_id\": 1, \"pad\": \"{}\"}}", "x".repeat(64 * 1024));
+    let big = format!(
+        "{{\"return_id\": 1, \"pad\": \"{}\"}}",
+        "x".repeat(64 * 1024)
+    );
     let r = app
         .client
         .post(format!("{}/v1/eligibility", app.base))
@@ -128,7 +155,10 @@ async fn a_body_over_the_limit_is_refused_with_413() {
         .await
         .unwrap();
     let (s, e) = json_of(r).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (413, Some("body_too_large")));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (413, Some("body_too_large"))
+    );
 }
 
 #[tokio::test]
@@ -136,12 +166,38 @@ async fn tokens_are_required_and_scoped() {
     let app = spawn_app().await;
     let b = app.buyer_with_star(4);
     let body = serde_json::to_string(&request(1, b)).unwrap().leak();
-    assert_eq!(app.post_raw("/v1/eligibility", body, None).await.status(), 401);
-    assert_eq!(app.post_raw("/v1/eligibility", body, Some("wrong-token")).await.status(), 401);
-    assert_eq!(app.get(&format!("/v1/buyers/{b}/rating"), None).await.status(), 401);
-    assert_eq!(app.post_raw("/admin/reload", "{}", None).await.status(), 401);
-    assert_eq!(app.post_raw("/admin/reload", "{}", Some(API)).await.status(), 403);
-    assert_eq!(app.post_raw("/admin/reload", "{}", Some(ADMIN)).await.status(), 200);
+    assert_eq!(
+        app.post_raw("/v1/eligibility", body, None).await.status(),
+        401
+    );
+    assert_eq!(
+        app.post_raw("/v1/eligibility", body, Some("wrong-token"))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.get(&format!("/v1/buyers/{b}/rating"), None)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.post_raw("/admin/reload", "{}", None).await.status(),
+        401
+    );
+    assert_eq!(
+        app.post_raw("/admin/reload", "{}", Some(API))
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        app.post_raw("/admin/reload", "{}", Some(ADMIN))
+            .await
+            .status(),
+        200
+    );
     // Operations endpoints are open.
     assert_eq!(app.get("/healthz", None).await.status(), 200);
     assert_eq!(app.get("/readyz", None).await.status(), 200);
@@ -164,7 +220,10 @@ async fn openapi_lists_every_api_path() {
         "/readyz",
         "/metrics",
     ] {
-        assert!(doc["paths"].get(p).is_some(), "{p} missing from the OpenAPI document");
+        assert!(
+            doc["paths"].get(p).is_some(),
+            "{p} missing from the OpenAPI document"
+        );
     }
 }
 
@@ -196,10 +255,16 @@ async fn the_rating_explains_itself() {
     let (s, r) = json_of(app.get(&format!("/v1/buyers/{b}/rating"), Some(API)).await).await;
     assert_eq!(s, 200);
     assert_eq!(r["star"], 2);
-    assert!(!r["reasons"].as_array().unwrap().is_empty(), "a buyer below 5 stars has a reason: {r}");
+    assert!(
+        !r["reasons"].as_array().unwrap().is_empty(),
+        "a buyer below 5 stars has a reason: {r}"
+    );
     assert_eq!(r["next_star"]["star"], 3);
     assert!(r["next_star"]["points_needed"].as_i64().unwrap() > 0);
-    assert!(r["benefits"][0].as_str().unwrap().contains("merchant"), "{r}");
+    assert!(
+        r["benefits"][0].as_str().unwrap().contains("merchant"),
+        "{r}"
+    );
     assert_eq!(r["as_of"], "2026-06-30");
 }
 
@@ -218,10 +283,20 @@ async fn a_bad_snapshot_is_refused_and_the_old_one_keeps_serving() {
     std::fs::write(bad.join("ratings.parquet"), bytes).unwrap();
     let body = format!("{{\"snapshot\": {:?}}}", bad.display().to_string()).leak();
     let (s, e) = json_of(app.post_raw("/admin/reload", body, Some(ADMIN)).await).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (422, Some("reload_refused")), "{e}");
-    assert!(e["error"]["message"].as_str().unwrap().contains("checksum"), "{e}");
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("reload_refused")),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("checksum"),
+        "{e}"
+    );
     let (s, r) = json_of(app.get("/readyz", None).await).await;
-    assert_eq!((s, r["snapshot_source"].as_str()), (200, Some(sample_snapshot().to_str().unwrap())));
+    assert_eq!(
+        (s, r["snapshot_source"].as_str()),
+        (200, Some(sample_snapshot().to_str().unwrap()))
+    );
 }
 
 #[tokio::test]
@@ -243,7 +318,11 @@ async fn reloading_while_requests_are_in_flight_fails_none() {
                     .send()
                     .await
                     .unwrap();
-                if r.status() == 200 { ok += 1 } else { failed += 1 }
+                if r.status() == 200 {
+                    ok += 1
+                } else {
+                    failed += 1
+                }
             }
             (ok, failed)
         }));
@@ -276,7 +355,11 @@ async fn a_reloaded_policy_applies_to_new_decisions_but_not_to_recorded_ones() {
     std::fs::write(&path, text).unwrap();
     let body = format!("{{\"policy\": {:?}}}", path.display().to_string()).leak();
     let (s, info) = json_of(app.post_raw("/admin/reload", body, Some(ADMIN)).await).await;
-    assert_eq!((s, info["policy_version"].as_str()), (200, Some("stricter")), "{info}");
+    assert_eq!(
+        (s, info["policy_version"].as_str()),
+        (200, Some("stricter")),
+        "{info}"
+    );
     let (_, after) = json_of(app.post("/v1/eligibility", &request(2, b)).await).await;
     assert_eq!(after["instant_address_release"], false);
     assert_eq!(after["policy_version"], "stricter");
@@ -311,7 +394,14 @@ async fn advances_respect_the_limit_and_outcomes_settle() {
         r["order_id"] = json!(i);
         r["amount"] = json!("300.00");
         app.post("/v1/eligibility", &r).await;
-        let (s, t) = json_of(app.post(&format!("/v1/returns/{i}/tracking"), &json!({"tracking_number": format!("SF{i}")})).await).await;
+        let (s, t) = json_of(
+            app.post(
+                &format!("/v1/returns/{i}/tracking"),
+                &json!({"tracking_number": format!("SF{i}")}),
+            )
+            .await,
+        )
+        .await;
         assert_eq!(s, 200, "{t}");
         if t["advanced"] == true {
             advanced += 1;
@@ -320,15 +410,60 @@ async fn advances_respect_the_limit_and_outcomes_settle() {
         }
     }
     assert_eq!(advanced, 3);
-    let (_, e) = json_of(app.get(&format!("/v1/buyers/{b}/exposure"), Some(API)).await).await;
-    assert_eq!((e["outstanding"].as_str(), e["limit"].as_str()), (Some("900.00"), Some("1000.00")));
-    let (s, o) = json_of(app.post("/v1/returns/1/outcome", &json!({"outcome": "received_ok", "at": "2026-07-05T02:00:00Z"})).await).await;
-    assert_eq!((s, o["outstanding"].as_str(), o["loss"].as_bool()), (200, Some("600.00"), Some(false)), "{o}");
-    let (s, o) = json_of(app.post("/v1/returns/1/outcome", &json!({"outcome": "not_shipped", "at": "2026-07-05T02:00:00Z"})).await).await;
-    assert_eq!((s, o["error"]["code"].as_str()), (409, Some("outcome_conflict")));
-    let (s, o) = json_of(app.post("/v1/returns/4/outcome", &json!({"outcome": "received_ok", "at": "2026-07-05T02:00:00Z"})).await).await;
-    assert_eq!((s, o["error"]["code"].as_str()), (409, Some("not_advanced")));
-    let (s, o) = json_of(app.post("/v1/returns/2/outcome", &json!({"outcome": "pending", "at": "2026-07-05T02:00:00Z"})).await).await;
+    let (_, e) = json_of(
+        app.get(&format!("/v1/buyers/{b}/exposure"), Some(API))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (e["outstanding"].as_str(), e["limit"].as_str()),
+        (Some("900.00"), Some("1000.00"))
+    );
+    let (s, o) = json_of(
+        app.post(
+            "/v1/returns/1/outcome",
+            &json!({"outcome": "received_ok", "at": "2026-07-05T02:00:00Z"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (s, o["outstanding"].as_str(), o["loss"].as_bool()),
+        (200, Some("600.00"), Some(false)),
+        "{o}"
+    );
+    let (s, o) = json_of(
+        app.post(
+            "/v1/returns/1/outcome",
+            &json!({"outcome": "not_shipped", "at": "2026-07-05T02:00:00Z"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (s, o["error"]["code"].as_str()),
+        (409, Some("outcome_conflict"))
+    );
+    let (s, o) = json_of(
+        app.post(
+            "/v1/returns/4/outcome",
+            &json!({"outcome": "received_ok", "at": "2026-07-05T02:00:00Z"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (s, o["error"]["code"].as_str()),
+        (409, Some("not_advanced"))
+    );
+    let (s, o) = json_of(
+        app.post(
+            "/v1/returns/2/outcome",
+            &json!({"outcome": "pending", "at": "2026-07-05T02:00:00Z"}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!((s, o["error"]["field"].as_str()), (422, Some("outcome")));
     let _: Value = json!(null);
 }

@@ -8,7 +8,7 @@ use crate::support::*;
 use fastrefund::domain::BuyerId;
 use fastrefund::pipeline::features::date_micros;
 use fastrefund::pipeline::{rate, tables};
-use fastrefund::replay::{replay, returns_in_window, ReplayOptions};
+use fastrefund::replay::{ReplayOptions, replay, returns_in_window};
 use fastrefund::scoring::Model;
 use std::collections::{HashMap, HashSet};
 
@@ -20,11 +20,15 @@ fn day(y: i32, m: u32, d: u32) -> chrono::NaiveDate {
 async fn buyers_who_keep_not_shipping_lose_instant_release_and_heavy_honest_returners_keep_it() {
     let root = tempfile::tempdir().unwrap();
     let full_dir = root.path().join("full");
-    fastrefund::synth::SynthParams { buyers: 20000, seed: 23, ..Default::default() }
-        .check()
-        .unwrap()
-        .generate(&full_dir, &|_| {})
-        .unwrap();
+    fastrefund::synth::SynthParams {
+        buyers: 20000,
+        seed: 23,
+        ..Default::default()
+    }
+    .check()
+    .unwrap()
+    .generate(&full_dir, &|_| {})
+    .unwrap();
     let full = tables::load_history(&full_dir).unwrap();
     // The data team's history stops at S; the weeks after S happen live, through the service.
     let (s, e) = (day(2026, 5, 1), day(2026, 6, 30));
@@ -33,45 +37,91 @@ async fn buyers_who_keep_not_shipping_lose_instant_release_and_heavy_honest_retu
     tables::write_history(&past, &past_dir).unwrap();
     let past = tables::load_history(&past_dir).unwrap();
     // A scorecard trained on that history rates them as of S.
-    let trained = fastrefund::train::workflow::train_history(&fastrefund::train::workflow::HistoryTraining {
-        data: past_dir.clone(),
-        as_of: day(2026, 1, 1),
-        test_as_of: None,
-        out: root.path().join("model"),
-        params: fastrefund::train::TrainParams::default(),
-    })
-    .unwrap();
+    let trained =
+        fastrefund::train::workflow::train_history(&fastrefund::train::workflow::HistoryTraining {
+            data: past_dir.clone(),
+            as_of: day(2026, 1, 1),
+            test_as_of: None,
+            out: root.path().join("model"),
+            params: fastrefund::train::TrainParams::default(),
+        })
+        .unwrap();
     let model_json = std::fs::read_to_string(&trained.model_path).unwrap();
-    let card = Model::from_json(&model_json, "model.json").unwrap().check().unwrap();
+    let card = Model::from_json(&model_json, "model.json")
+        .unwrap()
+        .check()
+        .unwrap();
     let snap1 = root.path().join("snap1");
     rate::rate(&past, &card, &model_json, s, &snap1, |_| Ok(None)).unwrap();
 
     let live = returns_in_window(&full, date_micros(s), date_micros(e)).unwrap();
     let app = spawn_app_with(fastrefund::policy::Policy::default(), Some(snap1.clone())).await;
     let serving = app.state.serving().unwrap();
-    let star = |b: u64| serving.ratings.get(BuyerId(b)).map(|r| r.star.get()).unwrap_or(0);
+    let star = |b: u64| {
+        serving
+            .ratings
+            .get(BuyerId(b))
+            .map(|r| r.star.get())
+            .unwrap_or(0)
+    };
     // Returns that can get instant release: no-reason, programme category, in the window.
     let mut eligible: HashMap<u64, usize> = HashMap::new();
     for r in &live {
         let days = (r.requested_at - r.delivered_at) / 86_400_000_000;
-        if r.reason == "no_reason" && ["womens_wear", "mens_wear", "accessories", "shoes"].contains(&r.category.as_str()) && days < 7 {
+        if r.reason == "no_reason"
+            && ["womens_wear", "mens_wear", "accessories", "shoes"].contains(&r.category.as_str())
+            && days < 7
+        {
             *eligible.entry(r.buyer_id).or_default() += 1;
         }
     }
     let truth = fastrefund::dataset_io::read_parquet(&full_dir.join("truth.parquet")).unwrap();
     let kinds: HashMap<u64, String> = truth
-        .column("buyer_id").unwrap().u64().unwrap().iter().flatten()
-        .zip(truth.column("hidden_type").unwrap().str().unwrap().iter().flatten().map(str::to_string))
+        .column("buyer_id")
+        .unwrap()
+        .u64()
+        .unwrap()
+        .iter()
+        .flatten()
+        .zip(
+            truth
+                .column("hidden_type")
+                .unwrap()
+                .str()
+                .unwrap()
+                .iter()
+                .flatten()
+                .map(str::to_string),
+        )
         .collect();
-    let mut honest: Vec<u64> = eligible.iter().filter(|(b, n)| **n >= 3 && star(**b) >= 3 && kinds[*b] == "honest").map(|(b, _)| *b).collect();
+    let mut honest: Vec<u64> = eligible
+        .iter()
+        .filter(|(b, n)| **n >= 3 && star(**b) >= 3 && kinds[*b] == "honest")
+        .map(|(b, _)| *b)
+        .collect();
     honest.sort_unstable();
     let bad: HashSet<u64> = honest.into_iter().take(15).collect();
-    let heavy: Vec<u64> = eligible.iter().filter(|(b, n)| **n >= 2 && star(**b) >= 3 && kinds[*b] == "heavy_honest").map(|(b, _)| *b).collect();
-    assert!(bad.len() >= 10 && heavy.len() >= 10, "too few buyers to show anything: {} {}", bad.len(), heavy.len());
+    let heavy: Vec<u64> = eligible
+        .iter()
+        .filter(|(b, n)| **n >= 2 && star(**b) >= 3 && kinds[*b] == "heavy_honest")
+        .map(|(b, _)| *b)
+        .collect();
+    assert!(
+        bad.len() >= 10 && heavy.len() >= 10,
+        "too few buyers to show anything: {} {}",
+        bad.len(),
+        heavy.len()
+    );
 
     let report = replay(
         live,
-        ReplayOptions { base: app.base.clone(), token: API.into(), concurrency: 8, not_shipping: bad.clone(), outcomes: true },
+        ReplayOptions {
+            base: app.base.clone(),
+            token: API.into(),
+            concurrency: 8,
+            not_shipping: bad.clone(),
+            outcomes: true,
+        },
     )
     .await;
     assert_eq!(report.errors, 0, "{report:?}");
@@ -80,35 +130,46 @@ async fn buyers_who_keep_not_shipping_lose_instant_release_and_heavy_honest_retu
     // The service's record of those weeks goes back into the history, and S..E is rated.
     let rows = fastrefund::ledger::export_returns(&app.dir.path().join("ledger.sqlite")).unwrap();
     std::fs::create_dir(past_dir.join("returns")).unwrap();
-    fastrefund::pipeline::export::write_parquet(&rows, &past_dir.join("returns/live.parquet")).unwrap();
+    fastrefund::pipeline::export::write_parquet(&rows, &past_dir.join("returns/live.parquet"))
+        .unwrap();
     let next = tables::load_history(&past_dir).unwrap();
     let snap2 = root.path().join("snap2");
     rate::rate(&next, &card, &model_json, e, &snap2, |_| Ok(None)).unwrap();
     app.state.reload(Some(Some(snap2)), None).await.unwrap();
     let serving = app.state.serving().unwrap();
-    let star2 = |b: u64| serving.ratings.get(BuyerId(b)).map(|r| r.star.get()).unwrap_or(0);
-    if std::env::var("FEEDBACK_DEBUG").is_ok() {
-        let (_, scores) = rate::rate(&next, &card, &model_json, e, &root.path().join("dbg"), |_| Ok(None)).unwrap();
-        let df = scores.features.clone();
-        let ids: Vec<u64> = df.column("buyer_id").unwrap().u64().unwrap().iter().flatten().collect();
-        for b in &bad {
-            let i = ids.iter().position(|x| x == b).unwrap();
-            let row: Vec<String> = df.columns().iter().map(|c| format!("{}={}", c.name(), c.get(i).unwrap())).collect();
-            eprintln!("{b} star1={} star2={} {:?} {}", star(*b), star2(*b), scores.scored[i], row.join(" "));
-        }
-        eprintln!("{report:?}");
-        std::fs::write("/tmp/feedback-model.json", card.model().to_json()).unwrap();
-        eprintln!("{}", card.model().to_json().lines().filter(|l| l.contains("\"name\"")).collect::<Vec<_>>().join(""));
-    }
+    let star2 = |b: u64| {
+        serving
+            .ratings
+            .get(BuyerId(b))
+            .map(|r| r.star.get())
+            .unwrap_or(0)
+    };
     let fell = bad.iter().filter(|b| star2(**b) < 3).count();
-    assert_eq!(fell, bad.len(), "buyers who kept not shipping and still have 3★+: {:?}", bad.iter().filter(|b| star2(**b) >= 3).collect::<Vec<_>>());
+    assert_eq!(
+        fell,
+        bad.len(),
+        "buyers who kept not shipping and still have 3★+: {:?}",
+        bad.iter().filter(|b| star2(**b) >= 3).collect::<Vec<_>>()
+    );
     let kept = heavy.iter().filter(|b| star2(**b) >= 3).count();
-    assert!(kept as f64 >= 0.9 * heavy.len() as f64, "{kept} of {} heavy honest returners kept 3★", heavy.len());
+    assert!(
+        kept as f64 >= 0.9 * heavy.len() as f64,
+        "{kept} of {} heavy honest returners kept 3★",
+        heavy.len()
+    );
     // And the service now answers them accordingly.
     let b = *bad.iter().next().unwrap();
-    let (_, d) = json_of(app.post("/v1/eligibility", &request(9_000_000_001, b)).await).await;
+    let (_, d) = json_of(
+        app.post("/v1/eligibility", &request(9_000_000_001, b))
+            .await,
+    )
+    .await;
     assert_eq!(d["instant_address_release"], false, "{d}");
     let h = heavy.iter().copied().find(|b| star2(*b) >= 3).unwrap();
-    let (_, d) = json_of(app.post("/v1/eligibility", &request(9_000_000_002, h)).await).await;
+    let (_, d) = json_of(
+        app.post("/v1/eligibility", &request(9_000_000_002, h))
+            .await,
+    )
+    .await;
     assert_eq!(d["instant_address_release"], true, "{d}");
 }

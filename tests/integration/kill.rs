@@ -11,7 +11,7 @@ use fastrefund::domain::{BuyerId, Money, Star};
 use fastrefund::policy::Policy;
 use fastrefund::snapshot::Ratings;
 use rand::{Rng, SeedableRng};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,28 +26,40 @@ struct Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start(ledger: &Path, snapshot: &Path) -> Server {
     let port = free_port();
-    let child = Command::new(crate::batch::bin())
-        .args(["serve", "--snapshot", snapshot.to_str().unwrap(), "--ledger", ledger.to_str().unwrap()])
-        .args(["--addr", &format!("127.0.0.1:{port}")])
-        .env("FASTREFUND_API_TOKEN", API)
-        .env("FASTREFUND_ADMIN_TOKEN", "kill-test-admin-token")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let server = Server {
+        child: Command::new(crate::batch::bin())
+            .args([
+                "serve",
+                "--snapshot",
+                snapshot.to_str().unwrap(),
+                "--ledger",
+                ledger.to_str().unwrap(),
+            ])
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .env("FASTREFUND_API_TOKEN", API)
+            .env("FASTREFUND_ADMIN_TOKEN", "kill-test-admin-token")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        base: format!("http://127.0.0.1:{port}"),
+    };
     let client = reqwest::Client::new();
     for _ in 0..300 {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+        if let Ok(r) = client.get(format!("{}/readyz", server.base)).send().await
             && r.status() == 200
         {
-            return Server { child, base };
+            return server;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -55,9 +67,16 @@ async fn start(ledger: &Path, snapshot: &Path) -> Server {
 }
 
 impl Server {
-    fn kill(mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
+    /// SIGKILL, as a crash would.
+    fn kill(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
     }
 }
 
@@ -69,7 +88,12 @@ struct Acked {
     outcomes: BTreeMap<u64, &'static str>,
 }
 
-async fn post(client: &reqwest::Client, base: &str, path: &str, body: Value) -> Option<(u16, Value)> {
+async fn post(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: Value,
+) -> Option<(u16, Value)> {
     let r = client
         .post(format!("{base}{path}"))
         .bearer_auth(API)
@@ -82,9 +106,19 @@ async fn post(client: &reqwest::Client, base: &str, path: &str, body: Value) -> 
     Some((s, r.json().await.ok()?))
 }
 
+fn copy(acked: &Mutex<Acked>) -> Acked {
+    let a = acked.lock().unwrap();
+    Acked {
+        advances: a.advances.clone(),
+        outcomes: a.outcomes.clone(),
+    }
+}
+
 /// Outstanding per buyer from the database's own records.
 fn outstanding_in_db(ledger: &Path) -> HashMap<u64, Money> {
-    let conn = rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let conn =
+        rusqlite::Connection::open_with_flags(ledger, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     let mut q = conn
         .prepare(
             "SELECT a.buyer_id, a.amount FROM advances a LEFT JOIN outcomes o ON o.return_id = a.return_id
@@ -92,13 +126,20 @@ fn outstanding_in_db(ledger: &Path) -> HashMap<u64, Money> {
         )
         .unwrap();
     let mut out: HashMap<u64, Money> = HashMap::new();
-    for row in q.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).unwrap() {
+    for row in q
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+    {
         let (b, a) = row.unwrap();
         let e = out.entry(b as u64).or_default();
         *e = *e + a.parse::<Money>().unwrap();
     }
     let dup: i64 = conn
-        .query_row("SELECT COUNT(*) - COUNT(DISTINCT return_id) FROM advances", [], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) - COUNT(DISTINCT return_id) FROM advances",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(dup, 0, "an advance is recorded twice");
     out
@@ -107,16 +148,30 @@ fn outstanding_in_db(ledger: &Path) -> HashMap<u64, Money> {
 async fn verify(server: &Server, ledger: &Path, acked: &Acked, buyers: &[(u64, Star)]) {
     let client = reqwest::Client::new();
     for (rid, (_, amount)) in &acked.advances {
-        let (s, t) = post(&client, &server.base, &format!("/v1/returns/{rid}/tracking"), json!({"tracking_number": format!("T{rid}")}))
-            .await
-            .unwrap();
-        assert_eq!((s, &t["advanced"]), (200, &json!(true)), "acknowledged advance {rid} lost: {t}");
+        let (s, t) = post(
+            &client,
+            &server.base,
+            &format!("/v1/returns/{rid}/tracking"),
+            json!({"tracking_number": format!("T{rid}")}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (s, &t["advanced"]),
+            (200, &json!(true)),
+            "acknowledged advance {rid} lost: {t}"
+        );
         assert_eq!(t["amount"].as_str().unwrap(), amount.to_string());
     }
     for (rid, outcome) in &acked.outcomes {
-        let (s, o) = post(&client, &server.base, &format!("/v1/returns/{rid}/outcome"), json!({"outcome": outcome, "at": "2026-07-05T02:00:00Z"}))
-            .await
-            .unwrap();
+        let (s, o) = post(
+            &client,
+            &server.base,
+            &format!("/v1/returns/{rid}/outcome"),
+            json!({"outcome": outcome, "at": "2026-07-05T02:00:00Z"}),
+        )
+        .await
+        .unwrap();
         assert_eq!(s, 200, "acknowledged outcome of {rid} lost: {o}");
     }
     let db = outstanding_in_db(ledger);
@@ -130,8 +185,15 @@ async fn verify(server: &Server, ledger: &Path, acked: &Acked, buyers: &[(u64, S
             .unwrap();
         let e: Value = r.json().await.unwrap();
         let served: Money = e["outstanding"].as_str().unwrap().parse().unwrap();
-        assert_eq!(served, db.get(b).copied().unwrap_or_default(), "buyer {b}: served vs recorded");
-        assert!(served <= policy.limit_for(*star), "buyer {b} above the limit: {e}");
+        assert_eq!(
+            served,
+            db.get(b).copied().unwrap_or_default(),
+            "buyer {b}: served vs recorded"
+        );
+        assert!(
+            served <= policy.limit_for(*star),
+            "buyer {b} above the limit: {e}"
+        );
     }
 }
 
@@ -155,17 +217,17 @@ async fn acknowledged_money_survives_sigkill_and_is_never_counted_twice() {
     for round in 0..5 {
         let server = start(&ledger, &snapshot).await;
         if round > 0 {
-            let a = acked.lock().unwrap();
-            let snapshot_of_acked = Acked {
-                advances: a.advances.clone(),
-                outcomes: a.outcomes.clone(),
-            };
-            drop(a);
-            verify(&server, &ledger, &snapshot_of_acked, &buyers).await;
+            let so_far = copy(&acked);
+            verify(&server, &ledger, &so_far, &buyers).await;
         }
         let mut tasks = Vec::new();
         for w in 0..12u64 {
-            let (base, acked, next_id, buyers) = (server.base.clone(), acked.clone(), next_id.clone(), buyers.clone());
+            let (base, acked, next_id, buyers) = (
+                server.base.clone(),
+                acked.clone(),
+                next_id.clone(),
+                buyers.clone(),
+            );
             let seed = round * 100 + w;
             tasks.push(tokio::spawn(async move {
                 let client = reqwest::Client::new();
@@ -217,13 +279,12 @@ async fn acknowledged_money_survives_sigkill_and_is_never_counted_twice() {
         }
     }
     let server = start(&ledger, &snapshot).await;
-    let a = acked.lock().unwrap();
-    let final_acked = Acked {
-        advances: a.advances.clone(),
-        outcomes: a.outcomes.clone(),
-    };
-    drop(a);
-    assert!(final_acked.advances.len() > 20, "too few advances to mean anything: {}", final_acked.advances.len());
+    let final_acked = copy(&acked);
+    assert!(
+        final_acked.advances.len() > 20,
+        "too few advances to mean anything: {}",
+        final_acked.advances.len()
+    );
     verify(&server, &ledger, &final_acked, &buyers).await;
     server.kill();
     fastrefund::ledger::check_invariants(&ledger).unwrap();

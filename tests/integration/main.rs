@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Integration tests, in one binary (each test binary re-links polars): the service
 //! started for real on 127.0.0.1:0, the batch commands end to end, batch/online parity,
 //! and the ledger's kill tests against the real `fastrefund` process.

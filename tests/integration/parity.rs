@@ -12,7 +12,10 @@ use std::path::Path;
 async fn batch_and_online_give_every_buyer_the_same_score_and_star() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let history = load_history(&root.join("data/sample")).unwrap();
-    let card = Model::load(&root.join("data/snapshot/model.json")).unwrap().check().unwrap();
+    let card = Model::load(&root.join("data/snapshot/model.json"))
+        .unwrap()
+        .check()
+        .unwrap();
     let as_of = chrono::NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
     let batch = score_history(&history, &card, date_micros(as_of)).unwrap();
     let app = spawn_app().await;
@@ -20,12 +23,22 @@ async fn batch_and_online_give_every_buyer_the_same_score_and_star() {
     assert_eq!(batch.buyer_ids.len(), serving.ratings.len());
     for (id, scored) in batch.buyer_ids.iter().zip(&batch.scored) {
         let online = serving.ratings.get(BuyerId(*id)).expect("rated online");
-        assert_eq!((online.score, online.star, online.reasons), (scored.score, scored.star, scored.reasons), "buyer {id}");
+        assert_eq!(
+            (online.score, online.star, online.reasons),
+            (scored.score, scored.star, scored.reasons),
+            "buyer {id}"
+        );
     }
     // And through HTTP, for a spread of buyers.
     for (id, scored) in batch.buyer_ids.iter().zip(&batch.scored).step_by(97) {
         let (s, r) = json_of(app.get(&format!("/v1/buyers/{id}/rating"), Some(API)).await).await;
         assert_eq!(s, 200);
-        assert_eq!((r["score"].as_i64(), r["star"].as_u64()), (Some(i64::from(scored.score)), Some(u64::from(scored.star.get()))));
+        assert_eq!(
+            (r["score"].as_i64(), r["star"].as_u64()),
+            (
+                Some(i64::from(scored.score)),
+                Some(u64::from(scored.star.get()))
+            )
+        );
     }
 }

@@ -2,9 +2,9 @@
 
 use fastrefund::ledger::Ledger;
 use fastrefund::policy::Policy;
-use fastrefund::service::{router, AppState, Tokens};
+use fastrefund::service::{AppState, Tokens, router};
 use reqwest::{Client, Response};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
 pub const API: &str = "test-api-token";

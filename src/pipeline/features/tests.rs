@@ -70,13 +70,7 @@ fn rows(df: &DataFrame) -> Vec<(u64, Vec<Option<f64>>)> {
         .map(|(i, id)| {
             let vals = FEATURES
                 .iter()
-                .map(|f| {
-                    df.column(f.name)
-                        .unwrap()
-                        .f64()
-                        .unwrap()
-                        .get(i)
-                })
+                .map(|f| df.column(f.name).unwrap().f64().unwrap().get(i))
                 .collect();
             (*id, vals)
         })
@@ -96,44 +90,139 @@ fn features_match_the_hand_worked_golden_answers() {
     // Category norms over [2025-01-01, 2026-01-01): shoes 1 return / 2 orders = 0.5,
     // womens_wear 1/1 = 1.0 (return 3 was merchant_fault: dropped).
     let s = Some;
-    let expected: [(u64, [Option<f64>; 23]); 3] = [
+    let expected: [(u64, [Option<f64>; 24]); 3] = [
         // buyer 1: registered 2025-01-01 (365 days); orders 1 (90 d) and 1+2 (365 d),
         // order 3 cancelled; spend 300; expected returns 0.5+0.5 = 1; one return
         // (return 3 merchant fault, dropped): relative (1+1)/(1+1) = 1; value share
         // 100/300; one advanced, settled received_ok: loss share 0; dispute 2 opened
         // but decided after T: not lost; shipped 1 day after asking; nothing bad;
-        // asked 2 days after delivery; the one settled return came back intact.
-        (1, [s(365.0), s(1.0), s(2.0), s(300.0), s(1.0), s(1.0), s(1.0), s(100.0 / 300.0),
-             s(1.0), s(1.0), s(0.0), s(0.0), s(0.0), s(0.0), s(0.0), s(1.0), s(0.0), s(0.0),
-             s(1.0), None, s(2.0), s(0.0), s(1.0)]),
+        // asked 2 days after delivery (so no late no-reason return); the one settled
+        // return came back intact.
+        (
+            1,
+            [
+                s(365.0),
+                s(1.0),
+                s(2.0),
+                s(300.0),
+                s(1.0),
+                s(1.0),
+                s(1.0),
+                s(100.0 / 300.0),
+                s(1.0),
+                s(1.0),
+                s(0.0),
+                s(0.0),
+                s(0.0),
+                s(0.0),
+                s(0.0),
+                s(1.0),
+                s(0.0),
+                s(0.0),
+                s(1.0),
+                None,
+                s(2.0),
+                s(0.0),
+                s(0.0),
+                s(1.0),
+            ],
+        ),
         // buyer 2: registered 2025-11-01 (61 days); one order of 50; expected 1.0;
         // one return, not shipped after an advance (2025-11-30): loss share 1;
         // dispute 1 lost with fraud flag 2025-12-10, the latest bad event: 22 days;
         // asked 3 days after delivery; two bad events ever (the unshipped return and
         // the fraud-flagged dispute); its one settled return never came back.
-        (2, [s(61.0), s(1.0), s(1.0), s(50.0), s(1.0), s(1.0), s(1.0), s(1.0),
-             s(1.0), s(1.0), s(0.0), s(1.0), s(1.0), s(1.0), s(0.0), s(1.0), s(1.0), s(1.0),
-             None, s(22.0), s(3.0), s(2.0), s(0.0)]),
+        (
+            2,
+            [
+                s(61.0),
+                s(1.0),
+                s(1.0),
+                s(50.0),
+                s(1.0),
+                s(1.0),
+                s(1.0),
+                s(1.0),
+                s(1.0),
+                s(1.0),
+                s(0.0),
+                s(1.0),
+                s(1.0),
+                s(1.0),
+                s(0.0),
+                s(1.0),
+                s(1.0),
+                s(1.0),
+                None,
+                s(22.0),
+                s(3.0),
+                s(0.0),
+                s(2.0),
+                s(0.0),
+            ],
+        ),
         // buyer 3: registered 2024-09-01 (487 days); its only order is older than
         // 365 days: nothing in any window; ratios with a zero denominator are missing.
-        (3, [s(487.0), s(0.0), s(0.0), s(0.0), s(0.0), s(0.0), s(1.0), None,
-             None, s(0.0), s(0.0), s(0.0), s(0.0), None, s(0.0), s(0.0), s(0.0), s(0.0),
-             None, None, None, s(0.0), None]),
+        (
+            3,
+            [
+                s(487.0),
+                s(0.0),
+                s(0.0),
+                s(0.0),
+                s(0.0),
+                s(0.0),
+                s(1.0),
+                None,
+                None,
+                s(0.0),
+                s(0.0),
+                s(0.0),
+                s(0.0),
+                None,
+                s(0.0),
+                s(0.0),
+                s(0.0),
+                s(0.0),
+                None,
+                None,
+                None,
+                None,
+                s(0.0),
+                None,
+            ],
+        ),
     ];
     for ((id, vals), (eid, evals)) in got.iter().zip(expected.iter()) {
         assert_eq!(id, eid);
         for ((f, v), e) in FEATURES.iter().zip(vals).zip(evals) {
             match (v, e) {
-                (Some(a), Some(b)) => assert!((a - b).abs() < 1e-9, "buyer {id} {}: {a} != {b}", f.name),
+                (Some(a), Some(b)) => {
+                    assert!((a - b).abs() < 1e-9, "buyer {id} {}: {a} != {b}", f.name)
+                }
                 _ => assert_eq!(v, e, "buyer {id} {}", f.name),
             }
         }
     }
     // Label: buyer 2's return 6 (advanced, not shipped, 2026-01-20) falls in (T, T+90].
-    let labels: Vec<f64> = df.column(LABEL).unwrap().f64().unwrap().iter().map(|v| v.unwrap()).collect();
+    let labels: Vec<f64> = df
+        .column(LABEL)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap())
+        .collect();
     assert_eq!(labels, vec![0.0, 1.0, 0.0]);
     // Only buyer 2 asked for a return in (T, T+90]: the performance population.
-    let active: Vec<bool> = df.column(ACTIVE).unwrap().bool().unwrap().iter().map(|v| v.unwrap()).collect();
+    let active: Vec<bool> = df
+        .column(ACTIVE)
+        .unwrap()
+        .bool()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap())
+        .collect();
     assert_eq!(active, vec![false, true, false]);
 }
 
@@ -153,7 +242,13 @@ fn events_after_the_as_of_date_change_no_feature() {
             "9,2026-01-01T00:00:00Z\n",
         ],
     );
-    let fa = features_as_of(&load_history(a.path()).unwrap(), t0()).unwrap().collect().unwrap();
-    let fb = features_as_of(&load_history(b.path()).unwrap(), t0()).unwrap().collect().unwrap();
+    let fa = features_as_of(&load_history(a.path()).unwrap(), t0())
+        .unwrap()
+        .collect()
+        .unwrap();
+    let fb = features_as_of(&load_history(b.path()).unwrap(), t0())
+        .unwrap()
+        .collect()
+        .unwrap();
     assert!(fa.equals_missing(&fb), "{fa}\n{fb}");
 }
