@@ -35,6 +35,17 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Challenger model run in shadow (its `model.json`), if any.
     pub shadow_model: Option<PathBuf>,
+    /// Runtime threads serving HTTP (default: one per core).
+    pub workers: usize,
+    /// Wait for the fdatasync before answering every decision, not only those that
+    /// move money (default false; see `ledger::LedgerOptions`).
+    pub durable_decisions: bool,
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 impl Default for Settings {
@@ -48,6 +59,8 @@ impl Default for Settings {
             admin_token: None,
             max_body_bytes: 16 * 1024,
             shadow_model: None,
+            workers: default_workers(),
+            durable_decisions: false,
         }
     }
 }
@@ -64,6 +77,8 @@ struct File {
     admin_token: Option<String>,
     max_body_bytes: Option<usize>,
     shadow_model: Option<PathBuf>,
+    workers: Option<usize>,
+    durable_decisions: Option<bool>,
 }
 
 fn parse_addr(key: &'static str, v: &str) -> Result<SocketAddr, ConfigError> {
@@ -110,6 +125,8 @@ impl Settings {
             s.admin_token = f.admin_token.map(|t| token("admin_token", t)).transpose()?;
             s.max_body_bytes = f.max_body_bytes.unwrap_or(s.max_body_bytes);
             s.shadow_model = f.shadow_model.or(s.shadow_model);
+            s.workers = f.workers.unwrap_or(s.workers);
+            s.durable_decisions = f.durable_decisions.unwrap_or(s.durable_decisions);
         }
         if let Some(a) = env("FASTREFUND_ADDR") {
             s.addr = parse_addr("FASTREFUND_ADDR", &a)?;
@@ -128,6 +145,21 @@ impl Settings {
         }
         if let Some(v) = env("FASTREFUND_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
             s.admin_token = Some(token("FASTREFUND_ADMIN_TOKEN", v)?);
+        }
+        if let Some(v) = env("FASTREFUND_WORKERS") {
+            s.workers = v.parse().map_err(|_| ConfigError::Invalid {
+                key: "FASTREFUND_WORKERS",
+                message: format!("{v:?} is not a number of threads"),
+            })?;
+        }
+        if let Some(v) = env("FASTREFUND_DURABLE_DECISIONS") {
+            s.durable_decisions = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        if !(1..=256).contains(&s.workers) {
+            return Err(ConfigError::Invalid {
+                key: "workers",
+                message: format!("must be 1 to 256, got {}", s.workers),
+            });
         }
         if !(1024..=1 << 24).contains(&s.max_body_bytes) {
             return Err(ConfigError::Invalid {

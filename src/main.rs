@@ -239,6 +239,7 @@ fn main() -> Result<()> {
                 s.ledger = v;
             }
             let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(s.workers)
                 .enable_all()
                 .build()?;
             rt.block_on(fastrefund::service::serve(s))?;

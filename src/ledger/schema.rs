@@ -1,6 +1,14 @@
 //! The ledger's SQLite schema, versioned by `PRAGMA user_version`. Each migration
 //! runs once, in order, inside a transaction; a database newer than this build is
 //! refused.
+//!
+//! Every table is append-only in the order things happened (`seq`, the rowid), with
+//! no secondary index, and rows are small (times as integer microseconds since the
+//! epoch in UTC): a group commit then writes one or two pages at the end of the file
+//! whatever the return ids look like, and the fsync of those pages is what a caller
+//! waits for. The service keeps its working view (and the `seq` of each return's
+//! decision) in memory; `return_id` is unique because the single writer checks it
+//! before every insert, and the kill tests and `check_invariants` verify it.
 
 use rusqlite::Connection;
 
@@ -8,51 +16,59 @@ use rusqlite::Connection;
 pub const MIGRATIONS: &[&str] = &[
     // 1: decisions, advances, outcomes, refused tracking attempts.
     "
+    CREATE TABLE versions (
+        id   INTEGER PRIMARY KEY,
+        text TEXT NOT NULL UNIQUE
+    );
     CREATE TABLE decisions (
-        return_id      INTEGER PRIMARY KEY,
-        decision_id    INTEGER NOT NULL UNIQUE,
+        seq            INTEGER PRIMARY KEY,
+        return_id      INTEGER NOT NULL,
+        decision_id    INTEGER NOT NULL,
         buyer_id       INTEGER NOT NULL,
         order_id       INTEGER NOT NULL,
         merchant_id    INTEGER NOT NULL,
         category       TEXT    NOT NULL,
         amount         TEXT    NOT NULL,
         reason         TEXT    NOT NULL,
-        delivered_at   TEXT    NOT NULL,
-        requested_at   TEXT    NOT NULL,
+        delivered_at   INTEGER NOT NULL,
+        requested_at   INTEGER NOT NULL,
+        decided_at     INTEGER NOT NULL,
         star           INTEGER NOT NULL,
+        rated          INTEGER NOT NULL,
         instant        INTEGER NOT NULL,
         pickup         INTEGER NOT NULL,
         advanced       INTEGER NOT NULL,
-        policy_version TEXT    NOT NULL,
-        model_version  TEXT    NOT NULL,
-        decided_at     TEXT    NOT NULL,
-        decision       TEXT    NOT NULL,
+        pickup_from    INTEGER,
+        merchant_answer_by INTEGER,
+        policy_version INTEGER NOT NULL,
+        model_version  INTEGER NOT NULL,
+        reasons        TEXT    NOT NULL,
         shadow         TEXT
     );
-    CREATE INDEX decisions_buyer ON decisions(buyer_id);
     CREATE TABLE advances (
-        return_id       INTEGER PRIMARY KEY REFERENCES decisions(return_id),
+        seq             INTEGER PRIMARY KEY,
+        return_id       INTEGER NOT NULL,
         buyer_id        INTEGER NOT NULL,
         order_id        INTEGER NOT NULL,
         amount          TEXT    NOT NULL,
         tracking_number TEXT    NOT NULL,
-        shipped_at      TEXT    NOT NULL,
-        advanced_at     TEXT    NOT NULL,
+        shipped_at      INTEGER NOT NULL,
+        advanced_at     INTEGER NOT NULL,
         local_date      TEXT    NOT NULL
     );
-    CREATE INDEX advances_buyer ON advances(buyer_id);
     CREATE TABLE outcomes (
-        return_id   INTEGER PRIMARY KEY REFERENCES advances(return_id),
+        seq         INTEGER PRIMARY KEY,
+        return_id   INTEGER NOT NULL,
         outcome     TEXT NOT NULL,
-        outcome_at  TEXT NOT NULL,
-        recorded_at TEXT NOT NULL
+        outcome_at  INTEGER NOT NULL,
+        recorded_at INTEGER NOT NULL
     );
     CREATE TABLE tracking_refusals (
-        id              INTEGER PRIMARY KEY AUTOINCREMENT,
-        return_id       INTEGER NOT NULL REFERENCES decisions(return_id),
+        seq             INTEGER PRIMARY KEY,
+        return_id       INTEGER NOT NULL,
         tracking_number TEXT    NOT NULL,
         reasons         TEXT    NOT NULL,
-        at              TEXT    NOT NULL
+        at              INTEGER NOT NULL
     );
     ",
 ];

@@ -22,6 +22,10 @@ fn backticked(msg: &str) -> Option<String> {
 
 /// Deserialises JSON bytes into `T`, mapping errors to API errors.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // The happy path without path tracking; on failure, again with it, for the field.
+    if let Ok(v) = serde_json::from_slice(bytes) {
+        return Ok(v);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

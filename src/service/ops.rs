@@ -102,14 +102,29 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// Counts requests and their latency per route.
 pub async fn track_metrics(req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().as_str().to_string();
+    // Labels are static strings where possible: no allocation on the hot path.
+    let route: metrics::SharedString = match req.extensions().get::<MatchedPath>() {
+        Some(p) => match super::ROUTES.iter().find(|r| **r == p.as_str()) {
+            Some(r) => (*r).into(),
+            None => p.as_str().to_string().into(),
+        },
+        None => "unmatched".into(),
+    };
+    let method: metrics::SharedString = match *req.method() {
+        axum::http::Method::GET => "GET".into(),
+        axum::http::Method::POST => "POST".into(),
+        ref m => m.as_str().to_string().into(),
+    };
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
+    let status: metrics::SharedString = match response.status().as_u16() {
+        200 => "200".into(),
+        400 => "400".into(),
+        401 => "401".into(),
+        404 => "404".into(),
+        409 => "409".into(),
+        422 => "422".into(),
+        s => s.to_string().into(),
+    };
     metrics::counter!("fastrefund_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("fastrefund_http_request_duration_seconds", "method" => method, "route" => route)
