@@ -35,14 +35,14 @@ impl From<ReasonDto> for ReturnReason {
     }
 }
 
-/// `returns.outcome`.
+/// The outcome of an advanced return, as a merchant or carrier reports it (every
+/// `returns.outcome` value but `pending`, which settles nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeDto {
     ReceivedOk,
     ReceivedMismatch,
     NotShipped,
-    Pending,
     MerchantFault,
 }
 
@@ -52,10 +52,52 @@ impl From<OutcomeDto> for Outcome {
             OutcomeDto::ReceivedOk => Outcome::ReceivedOk,
             OutcomeDto::ReceivedMismatch => Outcome::ReceivedMismatch,
             OutcomeDto::NotShipped => Outcome::NotShipped,
-            OutcomeDto::Pending => Outcome::Pending,
             OutcomeDto::MerchantFault => Outcome::MerchantFault,
         }
     }
+}
+
+/// Largest id the API takes: ids are stored as SQL `INTEGER` (signed 64-bit), so the
+/// API takes 0 to 2^63 − 1, which its OpenAPI document states as `int64` ≥ 0.
+pub const MAX_ID: u64 = i64::MAX as u64;
+
+/// Checks an id field.
+pub fn check_id(field: &'static str, v: u64) -> Result<u64, ApiError> {
+    if v > MAX_ID {
+        return Err(ApiError::field(
+            field,
+            "invalid_id",
+            format!("`{field}` must be at most {MAX_ID}"),
+        ));
+    }
+    Ok(v)
+}
+
+/// An id: a JSON integer, or a number with no fraction (`5.0`), as JSON Schema's
+/// `integer` allows.
+fn de_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a non-negative integer id")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v)
+                .map_err(|_| E::custom(format!("{v} is negative; ids are non-negative")))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u64, E> {
+            if v.fract() == 0.0 && (0.0..=MAX_ID as f64).contains(&v) {
+                Ok(v as u64)
+            } else {
+                Err(E::custom(format!("{v} is not a non-negative integer id")))
+            }
+        }
+    }
+    d.deserialize_any(V)
 }
 
 /// A return request from a refund service.
@@ -65,12 +107,16 @@ pub struct EligibilityRequest {
     /// The refund service's id of this return; asking again with the same id returns
     /// the first decision.
     #[schema(minimum = 0, example = 1001)]
+    #[serde(deserialize_with = "de_id")]
     pub return_id: u64,
     #[schema(minimum = 0, example = 100042)]
+    #[serde(deserialize_with = "de_id")]
     pub buyer_id: u64,
     #[schema(minimum = 0, example = 5550001)]
+    #[serde(deserialize_with = "de_id")]
     pub order_id: u64,
     #[schema(minimum = 0, example = 17)]
+    #[serde(deserialize_with = "de_id")]
     pub merchant_id: u64,
     /// Category code, e.g. `womens_wear`.
     #[schema(example = "womens_wear", pattern = "^[a-z0-9_]{1,64}$")]
@@ -86,7 +132,7 @@ pub struct EligibilityRequest {
     #[schema(format = DateTime, example = "2026-07-02T02:00:00Z")]
     pub requested_at: String,
     /// The return parcel's tracking number, if already known.
-    #[schema(max_length = 64)]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub tracking_number: Option<String>,
 }
 
@@ -102,17 +148,19 @@ fn parse_time(field: &'static str, v: &str) -> Result<DateTime<Utc>, ApiError> {
         })
 }
 
-/// A tracking number: 1 to 64 printable characters.
+/// A tracking number: 1 to 64 of `A-Z a-z 0-9 . _ -`.
 pub fn parse_tracking(field: &'static str, v: &str) -> Result<String, ApiError> {
-    let t = v.trim();
-    if t.is_empty() || t.len() > 64 || t.chars().any(|c| c.is_control()) {
+    let ok = (1..=64).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !ok {
         return Err(ApiError::field(
             field,
             "invalid_tracking_number",
-            format!("`{field}` must be 1 to 64 printable characters"),
+            format!("`{field}` must be 1 to 64 of A-Z, a-z, 0-9, '.', '_' and '-'"),
         ));
     }
-    Ok(t.to_string())
+    Ok(v.to_string())
 }
 
 /// Parses a money amount, naming the field.
@@ -125,10 +173,10 @@ impl TryFrom<EligibilityRequest> for ReturnRequest {
     type Error = ApiError;
     fn try_from(r: EligibilityRequest) -> Result<ReturnRequest, ApiError> {
         Ok(ReturnRequest {
-            return_id: ReturnId(r.return_id),
-            buyer_id: BuyerId(r.buyer_id),
-            order_id: OrderId(r.order_id),
-            merchant_id: MerchantId(r.merchant_id),
+            return_id: ReturnId(check_id("return_id", r.return_id)?),
+            buyer_id: BuyerId(check_id("buyer_id", r.buyer_id)?),
+            order_id: OrderId(check_id("order_id", r.order_id)?),
+            merchant_id: MerchantId(check_id("merchant_id", r.merchant_id)?),
             category: Category::parse(&r.category).map_err(|e| {
                 ApiError::field("category", "invalid_value", format!("`category`: {e}"))
             })?,
@@ -222,7 +270,12 @@ impl EligibilityResponse {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackingRequest {
-    #[schema(example = "SF1234567890", max_length = 64)]
+    #[schema(
+        example = "SF1234567890",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9._-]{1,64}$"
+    )]
     pub tracking_number: String,
     /// When the parcel was handed to the courier (RFC 3339); default: now.
     #[schema(format = DateTime, example = "2026-07-02T05:00:00Z")]

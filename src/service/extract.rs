@@ -101,12 +101,29 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
                 )
             })?;
         let (name, value) = params.into_iter().next().unwrap_or_default();
-        value.parse::<u64>().map(IdPath).map_err(|_| ApiError {
-            status: StatusCode::BAD_REQUEST,
-            code: "invalid_path_parameter",
-            message: format!("`{name}` must be an unsigned integer id, got {value:?}"),
-            field: Some(name),
-        })
+        // `5.0` is an integer as JSON Schema (and so the OpenAPI document) sees it.
+        let whole_float = || {
+            value
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.fract() == 0.0 && (0.0..=super::dto::MAX_ID as f64).contains(f))
+                .map(|f| f as u64)
+        };
+        value
+            .parse::<u64>()
+            .ok()
+            .or_else(whole_float)
+            .filter(|v| *v <= super::dto::MAX_ID)
+            .map(IdPath)
+            .ok_or_else(|| ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid_path_parameter",
+                message: format!(
+                    "`{name}` must be an integer id from 0 to {}, got {value:?}",
+                    super::dto::MAX_ID
+                ),
+                field: Some(name),
+            })
     }
 }
 

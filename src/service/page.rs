@@ -34,18 +34,38 @@ pub fn sign(state: &AppState, buyer: u64, exp: i64) -> String {
     hex::encode(mac(state, buyer, exp).finalize().into_bytes())
 }
 
-fn link_ok(state: &AppState, buyer: u64, query: Option<&str>) -> bool {
-    let Some(q) = query else { return false };
+/// The signed-link parameters, if any; malformed ones are an error.
+fn link_params(query: Option<&str>) -> Result<Option<(i64, Vec<u8>)>, ApiError> {
+    let bad = |name: &str, what: &str| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_query_parameter",
+        message: format!("`{name}` must be {what}"),
+        field: Some(name.to_string()),
+    };
     let (mut exp, mut sig) = (None, None);
-    for kv in q.split('&') {
-        match kv.split_once('=') {
-            Some(("exp", v)) => exp = v.parse::<i64>().ok(),
-            Some(("sig", v)) => sig = hex::decode(v).ok(),
+    for kv in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+    {
+        match kv.split_once('=').unwrap_or((kv, "")) {
+            ("exp", v) => exp = Some(v.parse::<i64>().map_err(|_| bad("exp", "unix seconds"))?),
+            ("sig", v) => {
+                let ok = v.len() == 64
+                    && v.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                let bytes = hex::decode(v).ok().filter(|_| ok);
+                sig = Some(bytes.ok_or_else(|| bad("sig", "64 lowercase hex digits"))?);
+            }
             _ => {}
         }
     }
-    match (exp, sig) {
-        (Some(exp), Some(sig)) if exp > chrono::Utc::now().timestamp() => {
+    Ok(exp.zip(sig))
+}
+
+fn link_ok(state: &AppState, buyer: u64, link: Option<(i64, Vec<u8>)>) -> bool {
+    match link {
+        Some((exp, sig)) if exp > chrono::Utc::now().timestamp() => {
             mac(state, buyer, exp).verify_slice(&sig).is_ok()
         }
         _ => false,
@@ -58,11 +78,11 @@ fn link_ok(state: &AppState, buyer: u64, query: Option<&str>) -> bool {
     params(
         ("buyer_id" = u64, Path, description = "The buyer"),
         ("exp" = Option<i64>, Query, description = "Signed link: expiry, unix seconds"),
-        ("sig" = Option<String>, Query, description = "Signed link: HMAC-SHA256 signature, hex"),
+        ("sig" = Option<String>, Query, pattern = "^[0-9a-f]{64}$", description = "Signed link: HMAC-SHA256 signature, hex"),
     ),
     responses(
         (status = 200, description = "The page", body = String, content_type = "text/html"),
-        (status = 400, description = "The buyer id is not a number", body = ErrorBody),
+        (status = 400, description = "The buyer id is not a number, or `exp`/`sig` are malformed", body = ErrorBody),
         (status = 401, description = "Neither the API token nor a valid signed link", body = ErrorBody),
         (status = 404, description = "The snapshot does not know the buyer", body = ErrorBody),
         (status = 503, description = "Not ready", body = ErrorBody),
@@ -75,7 +95,8 @@ pub async fn buyer_page(
     RawQuery(query): RawQuery,
     parts: PageParts,
 ) -> Result<Response, ApiError> {
-    if !(parts.api_token || link_ok(&state, buyer, query.as_deref())) {
+    let link = link_params(query.as_deref())?;
+    if !(parts.api_token || link_ok(&state, buyer, link)) {
         return Err(ApiError::unauthorized());
     }
     let serving = state.serving().ok_or_else(ApiError::not_ready)?;
