@@ -106,6 +106,19 @@ enum Command {
         as_of: NaiveDate,
         #[arg(long)]
         out: PathBuf,
+        /// Also rate every buyer with this challenger (e.g. the `challenger.json` that
+        /// `train` writes beside the model): the service then runs it in shadow.
+        #[arg(long)]
+        challenger: Option<PathBuf>,
+        /// Snapshot in service to measure drift against (default: the one at --out).
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// Refuse to publish when the score PSI against the baseline passes this.
+        #[arg(long, default_value_t = 0.25)]
+        max_psi: f64,
+        /// Publish even past --max-psi.
+        #[arg(long)]
+        force: bool,
     },
     /// Replay a history's return requests against a running service (demo, feedback loop, load).
     #[cfg(feature = "batch")]
@@ -204,6 +217,9 @@ struct TrainArgs {
     /// Drop features with less information value.
     #[arg(long)]
     min_iv: Option<f64>,
+    /// Do not train the challenger (bagged trees) beside the scorecard.
+    #[arg(long)]
+    no_challenger: bool,
 }
 
 fn main() -> Result<()> {
@@ -273,7 +289,20 @@ fn main() -> Result<()> {
             model,
             as_of,
             out,
-        } => batch::rate(&data, &model, as_of, &out),
+            challenger,
+            baseline,
+            max_psi,
+            force,
+        } => batch::rate(batch::RateArgs {
+            data,
+            model,
+            as_of,
+            out,
+            challenger,
+            baseline,
+            max_psi,
+            force,
+        }),
         #[cfg(feature = "batch")]
         Command::Replay {
             data,
@@ -397,6 +426,7 @@ mod batch {
                 test_as_of: a.test_as_of,
                 out: a.out.clone(),
                 params,
+                challenger: (!a.no_challenger).then(Default::default),
             })?,
             (None, Some(table)) => workflow::train_table(&workflow::TableTraining {
                 table,
@@ -407,6 +437,7 @@ mod batch {
                 exclude: a.exclude,
                 split_column: a.split_column.zip(a.split_at),
                 params,
+                challenger: (!a.no_challenger).then(Default::default),
             })?,
             (None, None) => anyhow::bail!("give --data or --table"),
         };
@@ -473,23 +504,59 @@ mod batch {
         Ok(())
     }
 
-    pub fn rate(data: &Path, model: &Path, as_of: NaiveDate, out: &Path) -> Result<()> {
+    pub struct RateArgs {
+        pub data: PathBuf,
+        pub model: PathBuf,
+        pub as_of: NaiveDate,
+        pub out: PathBuf,
+        pub challenger: Option<PathBuf>,
+        pub baseline: Option<PathBuf>,
+        pub max_psi: f64,
+        pub force: bool,
+    }
+
+    pub fn rate(a: RateArgs) -> Result<()> {
         use fastrefund::pipeline::{rate, tables};
+        use fastrefund::train::challenger::Challenger;
         let sp = progress::spinner("reading and checking the history");
-        let model_json = std::fs::read_to_string(model)
-            .with_context(|| format!("cannot read {}", model.display()))?;
+        let model_json = std::fs::read_to_string(&a.model)
+            .with_context(|| format!("cannot read {}", a.model.display()))?;
         let card =
-            fastrefund::scoring::Model::from_json(&model_json, &model.display().to_string())?
+            fastrefund::scoring::Model::from_json(&model_json, &a.model.display().to_string())?
                 .check()?;
-        let h = tables::load_history(data)?;
+        let challenger = a.challenger.as_deref().map(Challenger::load).transpose()?;
+        let baseline_dir = a.baseline.clone().unwrap_or_else(|| a.out.clone());
+        let baseline = if baseline_dir
+            .join(fastrefund::snapshot::MANIFEST_FILE)
+            .is_file()
+        {
+            match fastrefund::snapshot::Ratings::load(&baseline_dir) {
+                Ok(r) => Some(r),
+                Err(e) if a.baseline.is_some() => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the snapshot at --out cannot be read; no drift check");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let h = tables::load_history(&a.data)?;
         sp.set_message("computing features and scoring");
-        let (manifest, _) = rate::rate(&h, &card, &model_json, as_of, out, |_| Ok(None))?;
+        let opts = rate::RateOptions {
+            challenger: challenger.as_ref(),
+            baseline: baseline.as_ref(),
+            max_psi: a.max_psi,
+            force: a.force,
+        };
+        let (manifest, _) = rate::rate(&h, &card, &model_json, a.as_of, &a.out, &opts)?;
         sp.finish_and_clear();
         tracing::info!(
             buyers = manifest.rows,
             stars = ?manifest.star_counts,
             model = %manifest.model_version,
-            out = %out.display(),
+            challenger = manifest.challenger_version.as_deref().unwrap_or("none"),
+            out = %a.out.display(),
             "snapshot published"
         );
         Ok(())

@@ -164,6 +164,7 @@ enum Cmd {
     Decide {
         req: ReturnRequest,
         star: Option<Star>,
+        shadow: Option<Option<Star>>,
         policy: Arc<Policy>,
         model_version: String,
         now: DateTime<Utc>,
@@ -649,11 +650,13 @@ fn insert_advance(
 }
 
 impl State {
+    #[allow(clippy::too_many_arguments)]
     fn decide(
         &mut self,
         tx: &Transaction<'_>,
         req: ReturnRequest,
         star: Option<Star>,
+        shadow: Option<Option<Star>>,
         policy: &Policy,
         model_version: String,
         now: DateTime<Utc>,
@@ -667,13 +670,29 @@ impl State {
         let decision = policy::decide(&req, star, &view, policy, now);
         let decision_id = self.next_decision_id;
         let reasons = serde_json::to_string(&decision.reasons).map_err(unavailable)?;
+        // What the challenger would have decided, in the same state of the ledger.
+        let shadow_json = shadow.map(|s| {
+            let d = policy::decide(&req, s, &view, policy, now);
+            let agree = d.instant_address_release == decision.instant_address_release
+                && d.advanced_refund == decision.advanced_refund;
+            metrics::counter!("fastrefund_shadow_decisions_total", "agree" => if agree { "true" } else { "false" })
+                .increment(1);
+            serde_json::json!({
+                "star": d.star.get(),
+                "instant_address_release": d.instant_address_release,
+                "courier_pickup": d.courier_pickup,
+                "advanced_refund": d.advanced_refund,
+                "reasons": d.reasons.iter().map(|r| r.code()).collect::<Vec<_>>(),
+            })
+            .to_string()
+        });
         let policy_id = self.version_id(tx, &policy.version)?;
         let model_id = self.version_id(tx, &model_version)?;
         tx.prepare_cached(
             "INSERT INTO decisions (return_id, decision_id, buyer_id, order_id, merchant_id, category, amount,
                reason, delivered_at, requested_at, decided_at, star, rated, instant, pickup, advanced,
-               pickup_from, merchant_answer_by, policy_version, model_version, reasons)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+               pickup_from, merchant_answer_by, policy_version, model_version, reasons, shadow)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -698,6 +717,7 @@ impl State {
                 policy_id,
                 model_id,
                 reasons,
+                shadow_json,
             ])
         })
         .map_err(unavailable)?;
@@ -873,13 +893,14 @@ impl Writer {
                 Cmd::Decide {
                     req,
                     star,
+                    shadow,
                     policy,
                     model_version,
                     now,
                     reply,
                 } => Reply::Decide(
                     reply,
-                    st.decide(&tx, req, star, &policy, model_version, now),
+                    st.decide(&tx, req, star, shadow, &policy, model_version, now),
                 ),
                 Cmd::Track {
                     return_id,
@@ -1055,9 +1076,25 @@ impl Ledger {
         model_version: String,
         now: DateTime<Utc>,
     ) -> Result<Decided, LedgerError> {
+        self.decide_with_shadow(req, star, None, policy, model_version, now)
+            .await
+    }
+
+    /// Like [`Ledger::decide`], and records what the challenger would have decided
+    /// with its star `shadow` (`Some(None)`: the challenger does not know the buyer).
+    pub async fn decide_with_shadow(
+        &self,
+        req: ReturnRequest,
+        star: Option<Star>,
+        shadow: Option<Option<Star>>,
+        policy: Arc<Policy>,
+        model_version: String,
+        now: DateTime<Utc>,
+    ) -> Result<Decided, LedgerError> {
         self.call(|reply| Cmd::Decide {
             req,
             star,
+            shadow,
             policy,
             model_version,
             now,

@@ -2,6 +2,7 @@
 //! per-buyer features and labels as of a date ([`features`]), and score every buyer
 //! into a ratings snapshot ([`rate`]).
 
+pub mod drift;
 pub mod export;
 pub mod features;
 pub mod rate;

@@ -2,10 +2,14 @@
 //! [`Scorecard`] the service loads, published as an atomic ratings snapshot.
 
 use super::cols::BUYER_ID;
+use super::drift::DriftReport;
 use super::features::{FEATURES, date_micros, features_as_of};
 use super::tables::History;
 use crate::scoring::{MAX_REASONS, Scorecard, Scored};
-use crate::snapshot::{self, MANIFEST_FILE, MODEL_FILE, Manifest, RATINGS_FILE, SnapshotError};
+use crate::snapshot::{
+    self, Distribution, MANIFEST_FILE, MODEL_FILE, Manifest, RATINGS_FILE, Ratings, SnapshotError,
+};
+use crate::train::challenger::Challenger;
 use chrono::NaiveDate;
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -75,8 +79,37 @@ pub fn score_history(h: &History, card: &Scorecard, t: i64) -> Result<Scores, Ra
     })
 }
 
-/// The `ratings.parquet` frame.
-pub fn ratings_frame(card: &Scorecard, s: &Scores, as_of: NaiveDate) -> PolarsResult<DataFrame> {
+/// Challenger stars of every scored buyer (from the feature frame the scores came from).
+pub fn challenger_stars(ch: &Challenger, s: &Scores) -> Result<Vec<u8>, RateError> {
+    let cols: Vec<Vec<f64>> = ch
+        .features
+        .iter()
+        .map(|name| {
+            let c = s
+                .features
+                .column(name)
+                .map_err(|_| RateError::UnknownFeature(name.clone()))?
+                .f64()?
+                .clone();
+            Ok(c.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+        })
+        .collect::<Result<_, RateError>>()?;
+    Ok((0..s.buyer_ids.len())
+        .into_par_iter()
+        .map(|i| {
+            let row: Vec<f64> = cols.iter().map(|c| c[i]).collect();
+            ch.star_of(ch.score(&row)).get()
+        })
+        .collect())
+}
+
+/// The `ratings.parquet` frame (with `challenger_star` when a challenger is given).
+pub fn ratings_frame(
+    card: &Scorecard,
+    s: &Scores,
+    as_of: NaiveDate,
+    challenger: Option<&[u8]>,
+) -> PolarsResult<DataFrame> {
     let n = s.buyer_ids.len();
     let mut cols = vec![
         Column::new(BUYER_ID.into(), s.buyer_ids.clone()),
@@ -104,10 +137,22 @@ pub fn ratings_frame(card: &Scorecard, s: &Scores, as_of: NaiveDate) -> PolarsRe
             .into_column(),
     );
     cols.push(Column::new("model_version".into(), vec![card.version(); n]));
+    if let Some(c) = challenger {
+        cols.push(Column::new("challenger_star".into(), c.to_vec()));
+    }
     DataFrame::new(n, cols)
 }
 
-/// Writes a snapshot's three files into `dir` and returns its manifest.
+/// What a snapshot records beside its ratings.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    pub drift: Option<DriftReport>,
+    pub distribution: Option<Distribution>,
+    pub challenger_version: Option<String>,
+}
+
+/// Writes a snapshot's files into `dir` and returns its manifest: `ratings.parquet`,
+/// `model.json`, `manifest.json`, and with drift `drift.json` and `drift.svg`.
 pub fn write_snapshot(
     dir: &Path,
     card: &Scorecard,
@@ -115,23 +160,34 @@ pub fn write_snapshot(
     ratings: &mut DataFrame,
     as_of: NaiveDate,
     data_fingerprint: &str,
-    drift: Option<serde_json::Value>,
+    extras: Extras,
 ) -> Result<Manifest, RateError> {
-    let path = dir.join(RATINGS_FILE);
-    let f = std::fs::File::create(&path).map_err(|e| SnapshotError::Io {
-        path: path.display().to_string(),
+    let io = |p: &Path, e: &dyn std::fmt::Display| SnapshotError::Io {
+        path: p.display().to_string(),
         message: e.to_string(),
-    })?;
+    };
+    let path = dir.join(RATINGS_FILE);
+    let f = std::fs::File::create(&path).map_err(|e| io(&path, &e))?;
     ParquetWriter::new(f)
         .with_compression(ParquetCompression::Zstd(None))
         .finish(ratings)?;
-    let bytes = std::fs::read(&path).map_err(|e| SnapshotError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let bytes = std::fs::read(&path).map_err(|e| io(&path, &e))?;
     let mut star_counts = [0u64; 5];
     for s in ratings.column("star")?.u8()?.iter().flatten() {
         star_counts[usize::from(s.clamp(1, 5) - 1)] += 1;
+    }
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(|e| io(&p, &e))
+    };
+    if let Some(d) = &extras.drift {
+        write(
+            "drift.json",
+            &serde_json::to_string_pretty(d).unwrap_or_default(),
+        )?;
+        if let Ok(svg) = super::drift::drift_svg(d) {
+            write("drift.svg", &svg)?;
+        }
     }
     let manifest = Manifest {
         manifest_version: snapshot::MANIFEST_VERSION,
@@ -143,14 +199,12 @@ pub fn write_snapshot(
         model_sha256: snapshot::sha256_hex(model_json.as_bytes()),
         data_fingerprint: data_fingerprint.to_string(),
         created_at: chrono::Utc::now(),
-        drift,
-    };
-    let write = |name: &str, text: &str| {
-        let p = dir.join(name);
-        std::fs::write(&p, text).map_err(|e| SnapshotError::Io {
-            path: p.display().to_string(),
-            message: e.to_string(),
-        })
+        drift: extras
+            .drift
+            .as_ref()
+            .and_then(|d| serde_json::to_value(d).ok()),
+        distribution: extras.distribution,
+        challenger_version: extras.challenger_version,
     };
     write(MODEL_FILE, model_json)?;
     write(
@@ -160,21 +214,74 @@ pub fn write_snapshot(
     Ok(manifest)
 }
 
+/// How `rate` publishes.
+#[derive(Debug, Clone, Copy)]
+pub struct RateOptions<'a> {
+    /// Also rate every buyer with this challenger (`challenger_star`).
+    pub challenger: Option<&'a Challenger>,
+    /// The snapshot in service, to measure drift against.
+    pub baseline: Option<&'a Ratings>,
+    /// Refuse to publish when the score PSI against the baseline passes this
+    /// (default 0.25)...
+    pub max_psi: f64,
+    /// ... unless forced.
+    pub force: bool,
+}
+
+impl Default for RateOptions<'_> {
+    fn default() -> Self {
+        RateOptions {
+            challenger: None,
+            baseline: None,
+            max_psi: 0.25,
+            force: false,
+        }
+    }
+}
+
 /// Rates every buyer as of `as_of` and publishes the snapshot atomically at `out`.
-/// `gate` sees the new ratings before anything is published and may refuse them
-/// (the drift check), or return a drift report to record in the manifest.
+/// With a baseline, the drift is measured first and a snapshot whose scores moved
+/// more than `max_psi` is refused (nothing is published) unless `force`.
 pub fn rate(
     h: &History,
     card: &Scorecard,
     model_json: &str,
     as_of: NaiveDate,
     out: &Path,
-    gate: impl FnOnce(&Scores) -> Result<Option<serde_json::Value>, RateError>,
+    opts: &RateOptions<'_>,
 ) -> Result<(Manifest, Scores), RateError> {
     let t = date_micros(as_of);
     let scores = score_history(h, card, t)?;
-    let drift = gate(&scores)?;
-    let mut frame = ratings_frame(card, &scores, as_of)?;
+    let drift = opts.baseline.and_then(|b| super::drift::drift(b, &scores));
+    if let Some(d) = &drift {
+        tracing::info!(score_psi = d.score_psi, star_psi = d.star_psi, baseline = %d.baseline_model_version, "drift against the snapshot in service");
+        if d.score_psi > opts.max_psi && !opts.force {
+            let moved = d.moved(0.1);
+            return Err(RateError::Refused(format!(
+                "the score distribution moved too far from the snapshot in service ({} as of {}): score PSI {:.3} > {:.2} (star PSI {:.3}); features that moved: {}. Nothing was published; check the data, or pass --force to publish anyway",
+                d.baseline_model_version,
+                d.baseline_as_of,
+                d.score_psi,
+                opts.max_psi,
+                d.star_psi,
+                if moved.is_empty() {
+                    "none above 0.1".into()
+                } else {
+                    moved.join(", ")
+                }
+            )));
+        }
+    }
+    let challenger = opts
+        .challenger
+        .map(|c| challenger_stars(c, &scores))
+        .transpose()?;
+    let mut frame = ratings_frame(card, &scores, as_of, challenger.as_deref())?;
+    let extras = Extras {
+        drift,
+        distribution: Some(super::drift::distribution(card, &scores)),
+        challenger_version: opts.challenger.map(|c| c.model_version.clone()),
+    };
     let mut manifest = None;
     snapshot::publish_dir::<RateError>(out, |dir| {
         manifest = Some(write_snapshot(
@@ -184,7 +291,7 @@ pub fn rate(
             &mut frame,
             as_of,
             &h.fingerprint,
-            drift,
+            extras,
         )?);
         Ok(())
     })?;

@@ -1,11 +1,14 @@
 //! Reports a person looks at: tables as JSON/Markdown and figures as SVG.
 //!
 //! - [`judge`]: a snapshot's stars against the generator's hidden truth.
+//! - [`model_report`]: the evaluation report of a trained model (HTML, SVG, CSV).
 
 mod judge;
+mod model_report;
 pub mod plot;
 
 pub use judge::{Judgement, judge};
+pub use model_report::model_report;
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]

@@ -76,3 +76,227 @@ pub fn stacked_star_bars(title: &str, rows: &[(String, [f64; 5])]) -> Result<Str
     }
     Ok(svg)
 }
+
+/// A named line of (x, y) points.
+pub struct Line<'a> {
+    pub name: &'a str,
+    pub points: Vec<(f64, f64)>,
+    pub colour: RGBColor,
+}
+
+/// Lines on one chart, with a legend.
+pub fn lines(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Line<'_>],
+    diagonal: bool,
+) -> Result<String, ReportError> {
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for s in series {
+        for (x, y) in &s.points {
+            x0 = x0.min(*x);
+            x1 = x1.max(*x);
+            y0 = y0.min(*y);
+            y1 = y1.max(*y);
+        }
+    }
+    if x0 >= x1 {
+        x1 = x0 + 1.0;
+    }
+    if y0 >= y1 {
+        y1 = y0 + 1.0;
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(perr)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(perr)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .draw()
+            .map_err(perr)?;
+        if diagonal {
+            chart
+                .draw_series(LineSeries::new(vec![(x0, y0), (x1, y1)], BLACK.mix(0.3)))
+                .map_err(perr)?;
+        }
+        for s in series {
+            let c = s.colour;
+            chart
+                .draw_series(LineSeries::new(s.points.clone(), c.stroke_width(2)))
+                .map_err(perr)?
+                .label(s.name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(perr)?;
+        root.present().map_err(perr)?;
+    }
+    Ok(svg)
+}
+
+/// Vertical bars (one value per label), optionally with a second series as a line on
+/// its own axis (e.g. population bars and bad rate line).
+pub fn bars_with_line(
+    title: &str,
+    labels: &[String],
+    bars: (&str, &[f64]),
+    line: Option<(&str, &[f64])>,
+    colours: Option<&[RGBColor]>,
+) -> Result<String, ReportError> {
+    let n = labels.len().max(1);
+    let bmax = bars.1.iter().copied().fold(0.0, f64::max).max(1e-9) * 1.1;
+    let bmin = bars.1.iter().copied().fold(0.0, f64::min).min(0.0) * 1.1;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(perr)?;
+        let chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(60)
+            .y_label_area_size(60)
+            .right_y_label_area_size(if line.is_some() { 60 } else { 0 })
+            .build_cartesian_2d((0..n).into_segmented(), bmin..bmax)
+            .map_err(perr)?;
+        let lmax = line
+            .map(|(_, v)| v.iter().copied().fold(0.0, f64::max).max(1e-9) * 1.1)
+            .unwrap_or(1.0);
+        let mut chart = chart.set_secondary_coord((0..n).into_segmented(), 0.0..lmax);
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_desc(bars.0)
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                    labels.get(*i).cloned().unwrap_or_default()
+                }
+                SegmentValue::Last => String::new(),
+            })
+            .draw()
+            .map_err(perr)?;
+        let default = [RGBColor(70, 130, 180)];
+        let palette = colours.unwrap_or(&default);
+        chart
+            .draw_series(bars.1.iter().enumerate().map(|(i, v)| {
+                let c = palette[i % palette.len()];
+                let (a, b) = if *v >= 0.0 { (0.0, *v) } else { (*v, 0.0) };
+                Rectangle::new(
+                    [(SegmentValue::Exact(i), a), (SegmentValue::Exact(i + 1), b)],
+                    c.mix(0.85).filled(),
+                )
+            }))
+            .map_err(perr)?
+            .label(bars.0)
+            .legend(|(x, y)| {
+                Rectangle::new(
+                    [(x, y - 6), (x + 12, y + 6)],
+                    RGBColor(70, 130, 180).filled(),
+                )
+            });
+        if let Some((name, vals)) = line {
+            chart
+                .configure_secondary_axes()
+                .y_desc(name)
+                .draw()
+                .map_err(perr)?;
+            chart
+                .draw_secondary_series(LineSeries::new(
+                    vals.iter()
+                        .enumerate()
+                        .map(|(i, v)| (SegmentValue::CenterOf(i), *v)),
+                    RED.stroke_width(3),
+                ))
+                .map_err(perr)?
+                .label(name)
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED.stroke_width(3)));
+            chart
+                .draw_secondary_series(
+                    vals.iter().enumerate().map(|(i, v)| {
+                        Circle::new((SegmentValue::CenterOf(i), *v), 4, RED.filled())
+                    }),
+                )
+                .map_err(perr)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(perr)?;
+        root.present().map_err(perr)?;
+    }
+    Ok(svg)
+}
+
+/// Horizontal bars, largest first (e.g. information value per feature).
+pub fn hbars(
+    title: &str,
+    rows: &[(String, f64, bool)],
+    x_desc: &str,
+) -> Result<String, ReportError> {
+    let n = rows.len().max(1) as i32;
+    let max = rows.iter().map(|r| r.1).fold(0.0, f64::max).max(1e-9) * 1.1;
+    let mut svg = String::new();
+    {
+        let h = (80 + 28 * rows.len()) as u32;
+        let root = SVGBackend::with_string(&mut svg, (760, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(perr)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(35)
+            .y_label_area_size(230)
+            .build_cartesian_2d(0.0..max, (0..n).into_segmented())
+            .map_err(perr)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .x_desc(x_desc)
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => rows
+                    .get(usize::try_from(n - 1 - *i).unwrap_or(0))
+                    .map(|r| r.0.clone())
+                    .unwrap_or_default(),
+                SegmentValue::Last => String::new(),
+            })
+            .draw()
+            .map_err(perr)?;
+        chart
+            .draw_series(rows.iter().enumerate().map(|(i, (_, v, kept))| {
+                let y = n - 1 - i as i32;
+                let c = if *kept {
+                    RGBColor(44, 160, 44)
+                } else {
+                    RGBColor(180, 180, 180)
+                };
+                Rectangle::new(
+                    [
+                        (0.0, SegmentValue::Exact(y)),
+                        (*v, SegmentValue::Exact(y + 1)),
+                    ],
+                    c.filled(),
+                )
+            }))
+            .map_err(perr)?;
+        root.present().map_err(perr)?;
+    }
+    Ok(svg)
+}

@@ -68,6 +68,10 @@ struct Prepared {
     binner: Binner,
     missing: i32,
     best: i32,
+    /// Numeric: positions in `Feature::bins` of the range bins, in order.
+    ranged: Vec<usize>,
+    /// Position of the missing bin in `Feature::bins`, if it has one.
+    missing_pos: Option<usize>,
 }
 
 /// A checked model, ready to score. Built only by [`Model::check`].
@@ -120,6 +124,20 @@ impl Scorecard {
                 Err(_) => p.missing,
             },
         }
+    }
+
+    /// The bin (a position in the feature's `bins`) a number falls in, for numeric
+    /// feature `j`; a missing value goes to the missing bin, or to `bins.len()` when the
+    /// feature has none. `None` for a categorical feature.
+    pub fn numeric_bin(&self, j: usize, x: f64) -> Option<usize> {
+        let p = &self.prepared[j];
+        let Binner::Numeric { uppers, .. } = &p.binner else {
+            return None;
+        };
+        if x.is_nan() {
+            return Some(p.missing_pos.unwrap_or(self.model.features[j].bins.len()));
+        }
+        p.ranged.get(uppers.partition_point(|u| *u <= x)).copied()
     }
 
     /// Scores one buyer; `values` are in [`Scorecard::feature_names`] order.
@@ -252,6 +270,14 @@ impl Model {
                     binner,
                     missing,
                     best,
+                    ranged: f
+                        .bins
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, b)| !b.missing)
+                        .map(|(i, _)| i)
+                        .collect(),
+                    missing_pos: f.bins.iter().position(|b| b.missing),
                 }
             })
             .collect();

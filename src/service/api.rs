@@ -39,13 +39,22 @@ pub async fn eligibility(
 ) -> Result<Json<EligibilityResponse>, ApiError> {
     let req = ReturnRequest::try_from(body)?;
     let serving = ready(&state)?;
-    let star = serving.ratings.get(req.buyer_id).map(|r| r.star);
+    let rating = serving.ratings.get(req.buyer_id);
+    let star = rating.map(|r| r.star);
+    // Shadow mode: the snapshot carries a challenger's stars.
+    let shadow = serving
+        .ratings
+        .manifest
+        .challenger_version
+        .as_ref()
+        .map(|_| rating.and_then(|r| r.challenger_star));
     let return_id = req.return_id.0;
     let d = state
         .ledger()
-        .decide(
+        .decide_with_shadow(
             req,
             star,
+            shadow,
             state.policy(),
             serving.ratings.manifest.model_version.clone(),
             Utc::now(),

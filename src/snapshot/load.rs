@@ -21,6 +21,8 @@ pub struct BuyerRating {
     pub score: i32,
     /// Indices of the model's features that cost the most points, worst first.
     pub reasons: [Option<u16>; MAX_REASONS],
+    /// The challenger's star, when the snapshot carries one (shadow mode).
+    pub challenger_star: Option<Star>,
 }
 
 /// A loaded, checked snapshot: the ratings of every buyer, packed and sorted by id.
@@ -32,6 +34,8 @@ pub struct Ratings {
     scores: Vec<i32>,
     stars: Vec<u8>,
     reasons: Vec<[u16; MAX_REASONS]>,
+    /// The challenger's stars (0 = none), when the snapshot carries them.
+    challenger: Option<Vec<u8>>,
 }
 
 fn invalid(path: &Path, message: impl Into<String>) -> SnapshotError {
@@ -163,6 +167,10 @@ impl Ratings {
             .collect::<Result<_, _>>()?;
         find("as_of", PhysicalType::INT32)?;
         find("model_version", PhysicalType::BYTE_ARRAY)?;
+        let challenger_col = match manifest.challenger_version {
+            Some(_) => Some(find("challenger_star", PhysicalType::INT32)?),
+            None => None,
+        };
 
         let code_index: HashMap<&str, u16> = model
             .feature_names()
@@ -174,7 +182,7 @@ impl Ratings {
             })
             .collect();
         let total = usize::try_from(manifest.rows).unwrap_or(usize::MAX);
-        let mut rows: Vec<(u64, i32, u8, [u16; MAX_REASONS])> =
+        let mut rows: Vec<(u64, i32, u8, [u16; MAX_REASONS], u8)> =
             Vec::with_capacity(total.min(1 << 28));
         for g in 0..reader.num_row_groups() {
             let rg = reader.get_row_group(g).map_err(|e| io(&path, e))?;
@@ -185,6 +193,20 @@ impl Ratings {
             let stars = required(stars, &d, star_def, "star", &path)?;
             let (scores, d) = read_chunk::<Int32Type>(rg.as_ref(), score_col, n, &path)?;
             let scores = required(scores, &d, score_def, "score", &path)?;
+            let challenger = match challenger_col {
+                Some((col, max_def)) => {
+                    let (vals, defs) = read_chunk::<Int32Type>(rg.as_ref(), col, n, &path)?;
+                    let vals = required(vals, &defs, max_def, "challenger_star", &path)?;
+                    if let Some(v) = vals.iter().find(|v| !(1..=5).contains(*v)) {
+                        return Err(invalid(
+                            &path,
+                            format!("challenger star {v} is outside 1..=5"),
+                        ));
+                    }
+                    vals.into_iter().map(|v| v as u8).collect()
+                }
+                None => vec![0u8; n],
+            };
             let mut reasons = vec![[NO_REASON; MAX_REASONS]; n];
             for (k, (col, max_def)) in reason_cols.iter().enumerate() {
                 let (vals, defs) = read_chunk::<ByteArrayType>(rg.as_ref(), *col, n, &path)?;
@@ -232,7 +254,13 @@ impl Ratings {
                         ),
                     ));
                 }
-                rows.push((ids[r] as u64, scores[r], star.get(), reasons[r]));
+                rows.push((
+                    ids[r] as u64,
+                    scores[r],
+                    star.get(),
+                    reasons[r],
+                    challenger[r],
+                ));
             }
         }
         if rows.len() as u64 != manifest.rows {
@@ -260,6 +288,7 @@ impl Ratings {
                 return Err(invalid(&path, format!("buyer {} is rated twice", w[0].0)));
             }
         }
+        let has_challenger = manifest.challenger_version.is_some();
         let mut out = Ratings {
             manifest,
             model: Arc::new(model),
@@ -267,12 +296,16 @@ impl Ratings {
             scores: Vec::with_capacity(rows.len()),
             stars: Vec::with_capacity(rows.len()),
             reasons: Vec::with_capacity(rows.len()),
+            challenger: has_challenger.then(|| Vec::with_capacity(rows.len())),
         };
-        for (id, score, star, reasons) in rows {
+        for (id, score, star, reasons, ch) in rows {
             out.ids.push(id);
             out.scores.push(score);
             out.stars.push(star);
             out.reasons.push(reasons);
+            if let Some(c) = &mut out.challenger {
+                c.push(ch);
+            }
         }
         Ok(out)
     }
@@ -285,6 +318,10 @@ impl Ratings {
             star: Star::try_from(self.stars[i]).unwrap_or(Star::MIN),
             score: self.scores[i],
             reasons: r.map(|x| (x != NO_REASON).then_some(x)),
+            challenger_star: self
+                .challenger
+                .as_ref()
+                .and_then(|c| Star::try_from(c[i]).ok()),
         })
     }
 
@@ -302,7 +339,8 @@ impl Ratings {
         &self.model
     }
 
-    /// Bytes held per buyer by the packed table (for the memory benchmark).
+    /// Bytes held per buyer by the packed table (for the memory benchmark), without
+    /// and with a challenger's stars.
     pub const BYTES_PER_BUYER: usize =
         std::mem::size_of::<u64>() + std::mem::size_of::<i32>() + 1 + 2 * MAX_REASONS;
 

@@ -81,6 +81,28 @@ pub struct Manifest {
     /// Drift against the snapshot this one replaced, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<serde_json::Value>,
+    /// The distributions the next snapshot's drift is measured against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<Distribution>,
+    /// The challenger whose stars are in `challenger_star`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenger_version: Option<String>,
+}
+
+/// Score, star and feature distributions of a snapshot (for the population stability
+/// index of the next one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    /// Inner edges of the score deciles: a score below `score_edges[k]` (and not below
+    /// the previous edge) falls in bin `k`.
+    pub score_edges: Vec<i32>,
+    /// Share of buyers in each score bin (`score_edges.len() + 1` of them).
+    pub score_shares: Vec<f64>,
+    /// Share of buyers at each star, 1★ first.
+    pub star_shares: [f64; 5],
+    /// For every model feature, the share of buyers in each of its bins (with one more
+    /// slot for missing values when the feature has no missing bin).
+    pub features: std::collections::BTreeMap<String, Vec<f64>>,
 }
 
 impl Manifest {

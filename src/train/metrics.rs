@@ -181,3 +181,136 @@ mod tests {
         assert_eq!(brier(&[1.0, 0.0], &[0, 1]), 1.0);
     }
 }
+
+/// Points of the ROC curve (false positive rate, true positive rate) of `risk`,
+/// at most `max_points` of them, from (0, 0) to (1, 1).
+pub fn roc_points(risk: &[f64], labels: &[u8], max_points: usize) -> Vec<[f64; 2]> {
+    let mut idx: Vec<usize> = (0..risk.len()).collect();
+    idx.sort_unstable_by(|a, b| risk[*b].total_cmp(&risk[*a]));
+    let p = labels.iter().filter(|l| **l == 1).count().max(1) as f64;
+    let n = (labels.len() as f64 - p).max(1.0);
+    let mut pts = vec![[0.0, 0.0]];
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let step = (idx.len() / max_points.max(1)).max(1);
+    let mut i = 0;
+    while i < idx.len() {
+        let v = risk[idx[i]];
+        while i < idx.len() && risk[idx[i]] == v {
+            if labels[idx[i]] == 1 {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            i += 1;
+        }
+        if pts.len() * step <= i || i == idx.len() {
+            pts.push([fp / n, tp / p]);
+        }
+    }
+    pts
+}
+
+/// Cumulative shares of bads and goods at or below each score (for the KS plot):
+/// `[score, share of bads, share of goods]`, ascending by score, at most `max_points`.
+pub fn ks_curve(scores: &[i32], labels: &[u8], max_points: usize) -> Vec<[f64; 3]> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_unstable_by_key(|i| scores[*i]);
+    let b = labels.iter().filter(|l| **l == 1).count().max(1) as f64;
+    let g = (labels.len() as f64 - b).max(1.0);
+    let (mut cb, mut cg) = (0.0, 0.0);
+    let step = (idx.len() / max_points.max(1)).max(1);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < idx.len() {
+        let s = scores[idx[i]];
+        while i < idx.len() && scores[idx[i]] == s {
+            if labels[idx[i]] == 1 {
+                cb += 1.0;
+            } else {
+                cg += 1.0;
+            }
+            i += 1;
+        }
+        if out.len() * step <= i || i == idx.len() {
+            out.push([f64::from(s), cb / b, cg / g]);
+        }
+    }
+    out
+}
+
+/// The score distribution of goods and bads: `bins` equal-width bins over the score
+/// range; each class's counts as shares of that class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreDistribution {
+    /// Bin edges (`bins + 1` of them).
+    pub edges: Vec<f64>,
+    pub goods: Vec<f64>,
+    pub bads: Vec<f64>,
+}
+
+pub fn score_distribution(scores: &[i32], labels: &[u8], bins: usize) -> ScoreDistribution {
+    let lo = scores.iter().copied().min().unwrap_or(0) as f64;
+    let hi = scores.iter().copied().max().unwrap_or(1) as f64 + 1.0;
+    let w = (hi - lo) / bins.max(1) as f64;
+    let mut goods = vec![0.0; bins.max(1)];
+    let mut bads = vec![0.0; bins.max(1)];
+    for (s, l) in scores.iter().zip(labels) {
+        let k = (((f64::from(*s) - lo) / w) as usize).min(bins.max(1) - 1);
+        if *l == 1 {
+            bads[k] += 1.0;
+        } else {
+            goods[k] += 1.0;
+        }
+    }
+    let (tb, tg) = (
+        bads.iter().sum::<f64>().max(1.0),
+        goods.iter().sum::<f64>().max(1.0),
+    );
+    ScoreDistribution {
+        edges: (0..=bins.max(1)).map(|k| lo + w * k as f64).collect(),
+        goods: goods.iter().map(|v| v / tg).collect(),
+        bads: bads.iter().map(|v| v / tb).collect(),
+    }
+}
+
+/// Population stability index between two distributions over the same bins (each a
+/// list of shares); empty bins are floored at 0.0001 so the index stays finite.
+pub fn psi(expected: &[f64], actual: &[f64]) -> f64 {
+    expected
+        .iter()
+        .zip(actual)
+        .map(|(e, a)| {
+            let (e, a) = (e.max(1e-4), a.max(1e-4));
+            (a - e) * (a / e).ln()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod curve_tests {
+    use super::*;
+
+    #[test]
+    fn roc_runs_from_origin_to_one_one() {
+        let pts = roc_points(&[0.9, 0.8, 0.3, 0.1], &[1, 0, 1, 0], 100);
+        assert_eq!(pts.first(), Some(&[0.0, 0.0]));
+        assert_eq!(pts.last(), Some(&[1.0, 1.0]));
+    }
+
+    #[test]
+    fn psi_is_zero_for_the_same_distribution_and_grows_with_shift() {
+        let a = [0.25, 0.25, 0.25, 0.25];
+        assert!(psi(&a, &a).abs() < 1e-12);
+        let b = [0.1, 0.2, 0.3, 0.4];
+        let c = [0.01, 0.09, 0.3, 0.6];
+        assert!(psi(&a, &b) > 0.0 && psi(&a, &c) > psi(&a, &b));
+    }
+
+    #[test]
+    fn score_distribution_shares_sum_to_one_per_class() {
+        let d = score_distribution(&[500, 520, 600, 640], &[1, 1, 0, 0], 4);
+        assert!((d.goods.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!((d.bads.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert_eq!(d.edges.len(), 5);
+    }
+}

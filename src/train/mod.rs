@@ -17,6 +17,7 @@
 //!    coarser share schedules if the configured one does not).
 
 pub mod binning;
+pub mod challenger;
 pub mod dataset;
 pub mod metrics;
 pub mod workflow;

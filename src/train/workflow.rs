@@ -55,7 +55,74 @@ pub struct Evaluation {
     pub calibration: Vec<CalibrationRow>,
     /// Information value of every candidate feature, and whether the model kept it.
     pub information_value: Vec<IvRow>,
+    /// ROC curve on the test split: `[false positive rate, true positive rate]`.
+    pub roc: Vec<[f64; 2]>,
+    /// Cumulative shares of bads and goods by score on the test split.
+    pub ks_curve: Vec<[f64; 3]>,
+    /// Score distribution of goods and bads on the test split.
+    pub score_distribution: metrics::ScoreDistribution,
+    /// The challenger on the same splits, when one was trained.
+    pub challenger: Option<ChallengerEval>,
     pub notes: Vec<String>,
+}
+
+/// The challenger's figures on the same splits as the champion's.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChallengerEval {
+    pub model_version: String,
+    pub kind: String,
+    pub train_auc: f64,
+    pub auc: f64,
+    pub ks: f64,
+    pub gini: f64,
+    pub brier: f64,
+    pub roc: Vec<[f64; 2]>,
+    /// Population and bad rate by the challenger's star, test split.
+    pub stars: Vec<crate::scoring::StarRow>,
+}
+
+fn challenger_eval(
+    ch: &super::challenger::Challenger,
+    train: &Dataset,
+    test: &Dataset,
+) -> Result<ChallengerEval, WorkflowError> {
+    let tr = super::challenger::scores(ch, train)?;
+    let te = super::challenger::scores(ch, test)?;
+    let risk = |s: &[i32]| s.iter().map(|v| -f64::from(*v)).collect::<Vec<_>>();
+    let auc = metrics::auc(&risk(&te), &test.labels);
+    let p: Vec<f64> = te.iter().map(|s| 1.0 - f64::from(*s) / 1000.0).collect();
+    let mut count = [0u64; 5];
+    let mut bads = [0u64; 5];
+    for (s, l) in te.iter().zip(&test.labels) {
+        let k = ch.star_of(*s).index();
+        count[k] += 1;
+        bads[k] += u64::from(*l);
+    }
+    let n = te.len().max(1) as f64;
+    Ok(ChallengerEval {
+        model_version: ch.model_version.clone(),
+        kind: ch.kind.clone(),
+        train_auc: metrics::auc(&risk(&tr), &train.labels),
+        auc,
+        ks: metrics::ks(&risk(&te), &test.labels),
+        gini: 2.0 * auc - 1.0,
+        brier: metrics::brier(&p, &test.labels),
+        roc: metrics::roc_points(&risk(&te), &test.labels, 200),
+        stars: (0..5)
+            .map(|k| crate::scoring::StarRow {
+                star: k as u8 + 1,
+                count: count[k],
+                bads: bads[k],
+                bad_rate: if count[k] > 0 {
+                    bads[k] as f64 / count[k] as f64
+                } else {
+                    0.0
+                },
+                share: count[k] as f64 / n,
+                min_score: (k > 0).then(|| ch.star_min_score[k - 1]),
+            })
+            .collect(),
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -98,6 +165,8 @@ pub struct HistoryTraining {
     pub test_as_of: Option<NaiveDate>,
     pub out: PathBuf,
     pub params: TrainParams,
+    /// Also train the challenger (bagged trees) and compare it in the report.
+    pub challenger: Option<super::challenger::ChallengerParams>,
 }
 
 /// Options of `train --table`.
@@ -113,6 +182,8 @@ pub struct TableTraining {
     /// Out-of-time split: rows whose `column` is ≥ `at` are the test split.
     pub split_column: Option<(String, String)>,
     pub params: TrainParams,
+    /// Also train the challenger when every feature is numeric.
+    pub challenger: Option<super::challenger::ChallengerParams>,
 }
 
 /// What a training run produced.
@@ -182,6 +253,7 @@ fn finish(
     train: &Dataset,
     test: &Dataset,
     out: &Path,
+    challenger: Option<&super::challenger::ChallengerParams>,
 ) -> Result<Trained, WorkflowError> {
     let card = fitted.card;
     let score = |ds: &Dataset| -> Result<Vec<i32>, WorkflowError> {
@@ -205,6 +277,22 @@ fn finish(
     model.metrics.train = Some(train_m.clone());
     model.metrics.test = Some(test_m.clone());
     let card = model.check()?;
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    let challenger = match challenger {
+        Some(p) => {
+            let _s = tracing::info_span!("challenger").entered();
+            let shares: Vec<f64> = train_m.stars.iter().map(|s| s.share).collect();
+            let shares = [shares[0], shares[1], shares[2], shares[3], shares[4]];
+            let version = format!("{}-challenger", card.version());
+            let ch = super::challenger::fit(train, p, shares, version)?;
+            let path = out.join("challenger.json");
+            std::fs::write(&path, serde_json::to_string(&ch).unwrap_or_default())
+                .map_err(|e| io(&path, e))?;
+            Some(challenger_eval(&ch, train, test)?)
+        }
+        None => None,
+    };
+    let risk: Vec<f64> = test_scores.iter().map(|s| -f64::from(*s)).collect();
     let evaluation = Evaluation {
         model_version: card.version().to_string(),
         train: Some(train_m),
@@ -215,9 +303,12 @@ fn finish(
             .into_iter()
             .map(|(feature, iv, kept)| IvRow { feature, iv, kept })
             .collect(),
+        roc: metrics::roc_points(&risk, &test.labels, 200),
+        ks_curve: metrics::ks_curve(&test_scores, &test.labels, 200),
+        score_distribution: metrics::score_distribution(&test_scores, &test.labels, 30),
+        challenger,
         notes,
     };
-    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let model_path = out.join("model.json");
     std::fs::write(&model_path, card.model().to_json()).map_err(|e| io(&model_path, e))?;
     let eval_path = out.join("evaluation.json");
@@ -226,6 +317,7 @@ fn finish(
         serde_json::to_string_pretty(&evaluation).unwrap_or_default(),
     )
     .map_err(|e| io(&eval_path, e))?;
+    crate::report::model_report(&card, &evaluation, out).map_err(|e| io(out, e))?;
     Ok(Trained {
         card,
         evaluation,
@@ -288,7 +380,7 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
         let _s = tracing::info_span!("fit", rows = train.rows(), bads = train.bads()).entered();
         fit_scorecard(&train, &buyer_meta(), &params, info, version)?
     };
-    finish(fitted, &train, &test, &o.out)
+    finish(fitted, &train, &test, &o.out, o.challenger.as_ref())
 }
 
 /// Rows of `df` whose `column` is at or after `at` (compared as numbers when the
@@ -389,7 +481,12 @@ pub fn train_table(o: &TableTraining) -> Result<Trained, WorkflowError> {
         .unwrap_or_else(|| "table".into());
     let version = version_tag(&format!("scorecard-{stem}"), &fingerprint, params.params());
     let fitted = fit_scorecard(&train, &meta, &params, info, version)?;
-    finish(fitted, &train, &test, &o.out)
+    let numeric = train
+        .columns
+        .iter()
+        .all(|c| matches!(c, FeatureData::Num(_)));
+    let challenger = o.challenger.as_ref().filter(|_| numeric);
+    finish(fitted, &train, &test, &o.out, challenger)
 }
 
 /// Scores a labelled table with a model and measures it.

@@ -44,6 +44,7 @@ async fn buyers_who_keep_not_shipping_lose_instant_release_and_heavy_honest_retu
             test_as_of: None,
             out: root.path().join("model"),
             params: fastrefund::train::TrainParams::default(),
+            challenger: None,
         })
         .unwrap();
     let model_json = std::fs::read_to_string(&trained.model_path).unwrap();
@@ -52,7 +53,7 @@ async fn buyers_who_keep_not_shipping_lose_instant_release_and_heavy_honest_retu
         .check()
         .unwrap();
     let snap1 = root.path().join("snap1");
-    rate::rate(&past, &card, &model_json, s, &snap1, |_| Ok(None)).unwrap();
+    rate::rate(&past, &card, &model_json, s, &snap1, &Default::default()).unwrap();
 
     let live = returns_in_window(&full, date_micros(s), date_micros(e)).unwrap();
     let app = spawn_app_with(fastrefund::policy::Policy::default(), Some(snap1.clone())).await;
@@ -134,7 +135,7 @@ async fn buyers_who_keep_not_shipping_lose_instant_release_and_heavy_honest_retu
         .unwrap();
     let next = tables::load_history(&past_dir).unwrap();
     let snap2 = root.path().join("snap2");
-    rate::rate(&next, &card, &model_json, e, &snap2, |_| Ok(None)).unwrap();
+    rate::rate(&next, &card, &model_json, e, &snap2, &Default::default()).unwrap();
     app.state.reload(Some(Some(snap2)), None).await.unwrap();
     let serving = app.state.serving().unwrap();
     let star2 = |b: u64| {
