@@ -39,6 +39,16 @@ pub struct FeatureDef {
     pub advice: &'static str,
     /// The direction the bad rate must follow as the value rises.
     pub trend: Option<Trend>,
+    /// Message and advice when the buyer has no value (a share or mean of nothing):
+    /// "you take long to ship your returns" is wrong for one who never shipped one.
+    pub when_missing: Option<(&'static str, &'static str)>,
+}
+
+impl FeatureDef {
+    const fn missing(mut self, message: &'static str, advice: &'static str) -> FeatureDef {
+        self.when_missing = Some((message, advice));
+        self
+    }
 }
 
 const fn f(
@@ -54,6 +64,7 @@ const fn f(
         message,
         advice,
         trend,
+        when_missing: None,
     }
 }
 
@@ -109,6 +120,10 @@ pub const FEATURES: &[FeatureDef] = &[
         "you return more than is usual for what you buy",
         "keeping more of what you order raises your rating",
         Some(Up),
+    )
+    .missing(
+        "no orders in the past year to compare your returns with",
+        "orders you keep build up your history",
     ),
     f(
         "return_value_share_365",
@@ -116,6 +131,10 @@ pub const FEATURES: &[FeatureDef] = &[
         "a large share of what you spend comes back as returns",
         "keeping more of what you order raises your rating",
         Some(Up),
+    )
+    .missing(
+        "no spending in the past year to compare your returns with",
+        "orders you keep build up your history",
     ),
     f(
         "no_reason_share_365",
@@ -123,6 +142,10 @@ pub const FEATURES: &[FeatureDef] = &[
         "most of your returns give no reason",
         "telling the merchant what was wrong helps",
         None,
+    )
+    .missing(
+        "no returns in the past year to judge from",
+        "orders you keep build up your history",
     ),
     f(
         "advanced_365",
@@ -158,6 +181,10 @@ pub const FEATURES: &[FeatureDef] = &[
         "advanced refunds ended in losses",
         "ship returns on time and intact",
         Some(Up),
+    )
+    .missing(
+        "no settled advanced refunds in the past year to judge from",
+        "returns that arrive as promised build up your record",
     ),
     f(
         "non_receipt_claims_365",
@@ -193,6 +220,10 @@ pub const FEATURES: &[FeatureDef] = &[
         "you take long to ship your returns",
         "ship returns within a day or two of asking",
         Some(Up),
+    )
+    .missing(
+        "no returns shipped in the past year to judge your shipping from",
+        "returns you ship within a day or two build up your record",
     ),
     f(
         "days_since_last_bad",
@@ -200,6 +231,10 @@ pub const FEATURES: &[FeatureDef] = &[
         "a recent return or dispute went wrong",
         "every month without problems raises your rating",
         Some(Down),
+    )
+    .missing(
+        "your record is still short",
+        "every month without problems raises your rating",
     ),
     f(
         "days_to_request_mean_365",
@@ -207,6 +242,10 @@ pub const FEATURES: &[FeatureDef] = &[
         "you often ask to return goods late in the return window",
         "decide on a return soon after the goods arrive",
         Some(Up),
+    )
+    .missing(
+        "no returns in the past year to judge from",
+        "orders you keep build up your history",
     ),
     f(
         "late_return_share_365",
@@ -214,6 +253,10 @@ pub const FEATURES: &[FeatureDef] = &[
         "you often return goods at the very end of the return window",
         "decide on a return soon after the goods arrive",
         Some(Up),
+    )
+    .missing(
+        "no returns without a reason in the past year to judge from",
+        "orders you keep build up your history",
     ),
     f(
         "bad_outcomes_ever",
@@ -228,6 +271,10 @@ pub const FEATURES: &[FeatureDef] = &[
         "not every returned parcel came back intact",
         "send back exactly what you received, unused",
         Some(Down),
+    )
+    .missing(
+        "no settled returns in the past year to show they come back intact",
+        "returns sent back unused and complete build up your record",
     ),
 ];
 

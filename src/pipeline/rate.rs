@@ -123,10 +123,10 @@ pub fn ratings_frame(
         ),
     ];
     for k in 0..MAX_REASONS {
-        let v: Vec<Option<&str>> = s
+        let v: Vec<Option<String>> = s
             .scored
             .iter()
-            .map(|x| x.reasons[k].map(|j| card.reason(usize::from(j)).code.as_str()))
+            .map(|x| x.reasons[k].map(|r| r.code(card)))
             .collect();
         cols.push(Column::new(format!("reason_{}", k + 1).into(), v));
     }

@@ -45,9 +45,60 @@ pub struct Scored {
     pub score: i32,
     /// The star from the model's cut-offs.
     pub star: Star,
-    /// Indices into the model's features of the (up to four) features that cost the
-    /// most points against their best bin, worst first; `None` past the last.
-    pub reasons: [Option<u16>; MAX_REASONS],
+    /// The (up to four) features that cost the most points against their best bin,
+    /// worst first; `None` past the last.
+    pub reasons: [Option<ReasonRef>; MAX_REASONS],
+}
+
+/// Suffix of a stored reason code whose feature had no value (e.g. a buyer who never
+/// shipped a return has no shipping time): `days_to_ship_mean_365:missing`.
+pub const MISSING_SUFFIX: &str = ":missing";
+
+/// One reason a buyer lost points: the feature, and whether it lost them for having no
+/// value rather than a bad one. The two get different words: "you take long to ship
+/// your returns" is wrong for a buyer who has never shipped one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReasonRef {
+    /// Index into the model's features.
+    pub feature: u16,
+    /// The value was missing.
+    pub missing: bool,
+}
+
+/// The words for one reason, chosen for missing or present values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReasonWords<'a> {
+    pub message: &'a str,
+    pub advice: &'a str,
+}
+
+impl ReasonRef {
+    /// The stored code: the feature's code, with [`MISSING_SUFFIX`] when missing.
+    pub fn code(self, card: &Scorecard) -> String {
+        let base = &card.reason(usize::from(self.feature)).code;
+        if self.missing {
+            format!("{base}{MISSING_SUFFIX}")
+        } else {
+            base.clone()
+        }
+    }
+
+    /// The message and advice, using the feature's missing-value words when the value
+    /// was missing and it has them.
+    pub fn words(self, card: &Scorecard) -> ReasonWords<'_> {
+        let t = card.reason(usize::from(self.feature));
+        if self.missing {
+            ReasonWords {
+                message: t.missing_message.as_deref().unwrap_or(&t.message),
+                advice: t.missing_advice.as_deref().unwrap_or(&t.advice),
+            }
+        } else {
+            ReasonWords {
+                message: &t.message,
+                advice: &t.advice,
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -104,24 +155,30 @@ impl Scorecard {
 
     /// The points one value earns for feature `j`.
     pub fn points(&self, j: usize, v: Value<'_>) -> i32 {
+        self.points_and_missing(j, v).0
+    }
+
+    /// The points one value earns for feature `j`, and whether it counted as missing.
+    fn points_and_missing(&self, j: usize, v: Value<'_>) -> (i32, bool) {
         let p = &self.prepared[j];
         match (v, &p.binner) {
-            (Value::Missing, _) => p.missing,
-            (Value::Num(x), _) if x.is_nan() => p.missing,
+            (Value::Missing, _) => (p.missing, true),
+            (Value::Num(x), _) if x.is_nan() => (p.missing, true),
             (Value::Num(x), Binner::Numeric { uppers, points }) => {
-                points[uppers.partition_point(|u| *u <= x)]
+                (points[uppers.partition_point(|u| *u <= x)], false)
             }
             (Value::Cat(c), Binner::Categorical { points_of, other }) => {
-                points_of.get(c).copied().unwrap_or(*other)
+                (points_of.get(c).copied().unwrap_or(*other), false)
             }
             // A number for a categorical feature is read as its text; text for a
             // numeric feature is parsed, and counts as missing if it is not a number.
-            (Value::Num(x), Binner::Categorical { points_of, other }) => {
-                points_of.get(&format_number(x)).copied().unwrap_or(*other)
-            }
+            (Value::Num(x), Binner::Categorical { points_of, other }) => (
+                points_of.get(&format_number(x)).copied().unwrap_or(*other),
+                false,
+            ),
             (Value::Cat(c), Binner::Numeric { .. }) => match c.trim().parse::<f64>() {
-                Ok(x) => self.points(j, Value::Num(x)),
-                Err(_) => p.missing,
+                Ok(x) => self.points_and_missing(j, Value::Num(x)),
+                Err(_) => (p.missing, true),
             },
         }
     }
@@ -148,7 +205,7 @@ impl Scorecard {
                 got: values.len(),
             });
         }
-        Ok(self.score_with(|j| self.points(j, values[j])))
+        Ok(self.score_with(|j| self.points_and_missing(j, values[j])))
     }
 
     /// Scores one buyer whose features are all numeric (NaN = missing).
@@ -159,15 +216,19 @@ impl Scorecard {
                 got: values.len(),
             });
         }
-        Ok(self.score_with(|j| self.points(j, Value::Num(values[j]))))
+        Ok(self.score_with(|j| self.points_and_missing(j, Value::Num(values[j]))))
     }
 
-    fn score_with(&self, points_of: impl Fn(usize) -> i32) -> Scored {
+    fn score_with(&self, points_of: impl Fn(usize) -> (i32, bool)) -> Scored {
         let mut score = 0i32;
-        // (loss, feature) of the worst MAX_REASONS, kept sorted worst first.
-        let mut worst: [(i32, u16); MAX_REASONS] = [(0, 0); MAX_REASONS];
+        // (loss, reason) of the worst MAX_REASONS, kept sorted worst first.
+        let none = ReasonRef {
+            feature: 0,
+            missing: false,
+        };
+        let mut worst: [(i32, ReasonRef); MAX_REASONS] = [(0, none); MAX_REASONS];
         for (j, p) in self.prepared.iter().enumerate() {
-            let pts = points_of(j);
+            let (pts, missing) = points_of(j);
             score += pts;
             let loss = p.best - pts;
             if loss > worst[MAX_REASONS - 1].0 {
@@ -176,7 +237,13 @@ impl Scorecard {
                     worst[k] = worst[k - 1];
                     k -= 1;
                 }
-                worst[k] = (loss, u16::try_from(j).unwrap_or(u16::MAX));
+                worst[k] = (
+                    loss,
+                    ReasonRef {
+                        feature: u16::try_from(j).unwrap_or(u16::MAX),
+                        missing,
+                    },
+                );
             }
         }
         let mut reasons = [None; MAX_REASONS];
@@ -202,12 +269,22 @@ impl Scorecard {
         &self.model.features[j].reason
     }
 
-    /// The feature whose reason code is `code`.
-    pub fn feature_by_reason_code(&self, code: &str) -> Option<usize> {
-        self.model
+    /// The reason a stored code stands for: a feature's code, with [`MISSING_SUFFIX`]
+    /// when the value was missing.
+    pub fn reason_by_code(&self, code: &str) -> Option<ReasonRef> {
+        let (base, missing) = match code.strip_suffix(MISSING_SUFFIX) {
+            Some(b) => (b, true),
+            None => (code, false),
+        };
+        let j = self
+            .model
             .features
             .iter()
-            .position(|f| f.reason.code == code)
+            .position(|f| f.reason.code == base)?;
+        Some(ReasonRef {
+            feature: u16::try_from(j).ok()?,
+            missing,
+        })
     }
 
     /// The probability that a buyer with this score turns bad, from the scaling.

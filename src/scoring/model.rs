@@ -10,6 +10,10 @@ use std::path::Path;
 /// The artifact schema this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The most features a model may have (reason references pack a feature index and a
+/// missing flag into 15 bits in the serving snapshot).
+pub const MAX_FEATURES: usize = 4096;
+
 /// Why a model artifact cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -59,6 +63,13 @@ pub struct ReasonText {
     pub message: String,
     /// What would raise it.
     pub advice: String,
+    /// The message when the feature has no value for the buyer (e.g. no return shipped
+    /// yet, so no shipping time); `message` is used when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_message: Option<String>,
+    /// The advice when the feature has no value; `advice` is used when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_advice: Option<String>,
 }
 
 /// One bin of a feature.
@@ -295,8 +306,11 @@ pub(super) fn validate(m: &Model) -> Result<(), ModelError> {
     if m.features.is_empty() {
         return bad("the model has no features".into());
     }
-    if m.features.len() > usize::from(u16::MAX) {
-        return bad("too many features".into());
+    if m.features.len() > MAX_FEATURES {
+        return bad(format!(
+            "{} features; a model takes at most {MAX_FEATURES}",
+            m.features.len()
+        ));
     }
     let s = &m.scaling;
     if !(s.pdo > 0.0 && s.base_odds > 0.0 && s.base_score.is_finite()) {
@@ -307,6 +321,17 @@ pub(super) fn validate(m: &Model) -> Result<(), ModelError> {
     for f in &m.features {
         if !names.insert(f.name.as_str()) {
             return bad(format!("feature {:?} appears twice", f.name));
+        }
+        let code = &f.reason.code;
+        if code.is_empty()
+            || !code
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        {
+            return bad(format!(
+                "reason code {code:?} of feature {:?} must be letters, digits, '_', '-' or '.'",
+                f.name
+            ));
         }
         if !codes.insert(f.reason.code.as_str()) {
             return bad(format!("reason code {:?} appears twice", f.reason.code));

@@ -25,6 +25,8 @@ fn feature(name: &str, bins: Vec<Bin>) -> Feature {
             code: name.into(),
             message: format!("{name} costs points"),
             advice: format!("improve {name}"),
+            missing_message: Some(format!("no {name} yet")),
+            missing_advice: None,
         },
         coefficient: -1.0,
         information_value: 0.1,
@@ -132,7 +134,48 @@ fn score_is_the_sum_of_points_and_star_comes_from_cutoffs() {
     assert_eq!(worse.score, 100 + 120 + 10);
     assert_eq!(worse.star.get(), 1);
     // losses cost 100, age 40, kind 20: worst first.
-    assert_eq!(worse.reasons, [Some(0), Some(1), Some(2), None]);
+    let r = |feature, missing| Some(ReasonRef { feature, missing });
+    assert_eq!(worse.reasons, [r(0, false), r(1, false), r(2, false), None]);
+}
+
+#[test]
+fn a_missing_value_gets_its_own_code_and_words() {
+    let s = tiny_model().check().unwrap();
+    // Feature 0's missing bin earns 5 points against a best of 200.
+    let scored = s
+        .score(&[Value::Missing, Value::Num(40.0), Value::Cat("a")])
+        .unwrap();
+    let first = scored.reasons[0].unwrap();
+    assert!(first.missing);
+    let code = first.code(&s);
+    assert!(code.ends_with(MISSING_SUFFIX), "{code}");
+    assert_eq!(s.reason_by_code(&code), Some(first));
+    let words = first.words(&s);
+    assert!(words.message.starts_with("no "), "{}", words.message);
+    // No missing advice: the feature's advice stands.
+    assert_eq!(words.advice, s.reason(0).advice);
+    // The same feature with a bad value gets the plain code and words.
+    let bad = s
+        .score(&[Value::Num(5.0), Value::Num(40.0), Value::Cat("a")])
+        .unwrap();
+    let plain = bad.reasons[0].unwrap();
+    assert!(!plain.missing);
+    assert_eq!(s.reason_by_code(&plain.code(&s)), Some(plain));
+    assert_eq!(plain.words(&s).message, s.reason(0).message);
+    // Text that is not a number counts as missing too.
+    let text = s
+        .score(&[Value::Cat("n/a"), Value::Num(40.0), Value::Cat("a")])
+        .unwrap();
+    assert_eq!(text.reasons[0], Some(first));
+    assert_eq!(s.reason_by_code("no_such_feature"), None);
+}
+
+#[test]
+fn reason_codes_must_be_plain_words() {
+    let mut m = tiny_model();
+    m.features[0].reason.code = "losses:missing".into();
+    let err = m.check().unwrap_err().to_string();
+    assert!(err.contains("losses:missing"), "{err}");
 }
 
 #[test]

@@ -257,12 +257,12 @@ pub fn rating_view(serving: &Serving, policy: &Policy, buyer: BuyerId) -> Option
         .reasons
         .iter()
         .flatten()
-        .map(|j| {
-            let t = card.reason(usize::from(*j));
+        .map(|r| {
+            let w = r.words(card);
             ReasonExplained {
-                code: t.code.clone(),
-                message: t.message.clone(),
-                advice: t.advice.clone(),
+                code: r.code(card),
+                message: w.message.to_string(),
+                advice: w.advice.to_string(),
             }
         })
         .collect();

@@ -3,7 +3,7 @@
 
 use super::{MODEL_FILE, Manifest, RATINGS_FILE, SnapshotError, io};
 use crate::domain::{BuyerId, Star};
-use crate::scoring::{MAX_REASONS, Model, Scorecard};
+use crate::scoring::{MAX_REASONS, MISSING_SUFFIX, Model, ReasonRef, Scorecard};
 use parquet::basic::Type as PhysicalType;
 use parquet::column::reader::{ColumnReader, get_typed_column_reader};
 use parquet::data_type::{ByteArrayType, DataType, Int32Type, Int64Type};
@@ -13,14 +13,27 @@ use std::path::Path;
 use std::sync::Arc;
 
 const NO_REASON: u16 = u16::MAX;
+/// Set in a packed reason when the feature's value was missing (features < 2^12).
+const MISSING_BIT: u16 = 0x8000;
+
+fn pack(r: ReasonRef) -> u16 {
+    r.feature | if r.missing { MISSING_BIT } else { 0 }
+}
+
+fn unpack(x: u16) -> Option<ReasonRef> {
+    (x != NO_REASON).then_some(ReasonRef {
+        feature: x & !MISSING_BIT,
+        missing: x & MISSING_BIT != 0,
+    })
+}
 
 /// One buyer's rating as loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BuyerRating {
     pub star: Star,
     pub score: i32,
-    /// Indices of the model's features that cost the most points, worst first.
-    pub reasons: [Option<u16>; MAX_REASONS],
+    /// The features that cost the most points, worst first.
+    pub reasons: [Option<ReasonRef>; MAX_REASONS],
     /// The challenger's star, when the snapshot carries one (shadow mode).
     pub challenger_star: Option<Star>,
 }
@@ -172,14 +185,13 @@ impl Ratings {
             None => None,
         };
 
-        let code_index: HashMap<&str, u16> = model
-            .feature_names()
-            .enumerate()
-            .filter_map(|(j, _)| {
-                u16::try_from(j)
-                    .ok()
-                    .map(|k| (model.reason(j).code.as_str(), k))
+        // Every code a rating may carry: each feature's, with and without the suffix.
+        let code_index: HashMap<String, u16> = (0..model.n_features())
+            .flat_map(|j| {
+                let code = &model.reason(j).code;
+                [code.clone(), format!("{code}{MISSING_SUFFIX}")]
             })
+            .filter_map(|c| model.reason_by_code(&c).map(|r| (c, pack(r))))
             .collect();
         let total = usize::try_from(manifest.rows).unwrap_or(usize::MAX);
         let mut rows: Vec<(u64, i32, u8, [u16; MAX_REASONS], u8)> =
@@ -317,7 +329,7 @@ impl Ratings {
         Some(BuyerRating {
             star: Star::try_from(self.stars[i]).unwrap_or(Star::MIN),
             score: self.scores[i],
-            reasons: r.map(|x| (x != NO_REASON).then_some(x)),
+            reasons: r.map(unpack),
             challenger_star: self
                 .challenger
                 .as_ref()

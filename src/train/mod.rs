@@ -56,6 +56,9 @@ pub struct FeatureMeta {
     pub description: String,
     pub message: String,
     pub advice: String,
+    /// Message and advice when the value is missing, if they differ.
+    pub missing_message: Option<String>,
+    pub missing_advice: Option<String>,
     pub trend: Option<Trend>,
 }
 
@@ -471,6 +474,8 @@ pub fn fit_scorecard(
                     code: train.names[*j].clone(),
                     message: m.message.clone(),
                     advice: m.advice.clone(),
+                    missing_message: m.missing_message.clone(),
+                    missing_advice: m.missing_advice.clone(),
                 },
                 coefficient: *b,
                 information_value: bf.iv,
@@ -734,6 +739,8 @@ pub fn generic_meta(name: &str) -> FeatureMeta {
         description: format!("column `{name}` of the training table"),
         message: format!("your `{name}` is in a band that costs points"),
         advice: format!("values of `{name}` like those of the best band score higher"),
+        missing_message: Some(format!("your `{name}` is missing, which costs points")),
+        missing_advice: None,
         trend: None,
     }
 }

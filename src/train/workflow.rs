@@ -201,6 +201,8 @@ fn buyer_meta() -> Vec<FeatureMeta> {
             description: f.description.into(),
             message: f.message.into(),
             advice: f.advice.into(),
+            missing_message: f.when_missing.map(|(m, _)| m.into()),
+            missing_advice: f.when_missing.map(|(_, a)| a.into()),
             trend: f.trend,
         })
         .collect()

@@ -269,6 +269,41 @@ async fn the_rating_explains_itself() {
 }
 
 #[tokio::test]
+async fn a_buyer_who_never_shipped_a_return_is_not_told_they_ship_slowly() {
+    let app = spawn_app().await;
+    let serving = app.state.serving().unwrap();
+    let card = serving.ratings.model();
+    let code = "days_to_ship_mean_365:missing";
+    let reason = card
+        .reason_by_code(code)
+        .expect("a feature of the sample model");
+    let ratings = &serving.ratings;
+    let buyer = *ratings
+        .sample_ids(ratings.len())
+        .iter()
+        .find(|b| {
+            let r = ratings.get(fastrefund::domain::BuyerId(**b)).unwrap();
+            r.reasons.contains(&Some(reason))
+        })
+        .expect("the sample has such a buyer");
+    let (s, r) = json_of(
+        app.get(&format!("/v1/buyers/{buyer}/rating"), Some(API))
+            .await,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let given = r["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["code"] == code)
+        .unwrap_or_else(|| panic!("{code} in {r}"));
+    let text = card.reason(usize::from(reason.feature));
+    assert_eq!(given["message"], *text.missing_message.as_ref().unwrap());
+    assert_ne!(given["message"], *text.message, "{given}");
+}
+
+#[tokio::test]
 async fn a_bad_snapshot_is_refused_and_the_old_one_keeps_serving() {
     let app = spawn_app().await;
     let bad = app.dir.path().join("bad");
