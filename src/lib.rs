@@ -14,6 +14,7 @@ pub mod config;
 pub mod domain;
 pub mod ledger;
 pub mod policy;
+pub mod registry;
 pub mod scoring;
 pub mod service;
 pub mod snapshot;
@@ -28,6 +29,8 @@ pub mod progress;
 pub mod replay;
 #[cfg(feature = "batch")]
 pub mod report;
+#[cfg(feature = "batch")]
+pub mod simulate;
 #[cfg(feature = "batch")]
 pub mod synth;
 #[cfg(feature = "batch")]

@@ -37,6 +37,11 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// The model registry: list the trained models, promote one to champion.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
     /// Write every return the service decided, in the `returns` table shape (.parquet or .csv).
     ExportOutcomes {
         #[arg(long)]
@@ -100,8 +105,12 @@ enum Command {
     Rate {
         #[arg(long)]
         data: PathBuf,
+        /// The model (default: the registry's champion).
         #[arg(long)]
-        model: PathBuf,
+        model: Option<PathBuf>,
+        /// The model registry the champion comes from.
+        #[arg(long, default_value = "models")]
+        registry: PathBuf,
         #[arg(long)]
         as_of: NaiveDate,
         #[arg(long)]
@@ -151,6 +160,12 @@ enum Command {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// Replay a history's return requests under the current policy and model and under a
+    /// candidate, side by side: instant share, value advanced, expected and realised
+    /// loss, hours saved, per star and per category (Markdown on stdout; JSON, Markdown
+    /// and SVG figures in --out).
+    #[cfg(feature = "batch")]
+    Simulate(SimulateArgs),
     /// Compare a snapshot's stars with the generator's hidden truth (synthetic data only).
     #[cfg(feature = "batch")]
     Judge {
@@ -162,6 +177,65 @@ enum Command {
         /// Folder for star-by-type.json and star-by-type.svg.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+#[cfg(feature = "batch")]
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// The history whose returns are replayed.
+    #[arg(long)]
+    data: PathBuf,
+    /// First day replayed (buyers are rated as of this day, then every --rerate-days).
+    #[arg(long)]
+    from: NaiveDate,
+    /// Day after the last replayed (default: the end of the history).
+    #[arg(long)]
+    to: Option<NaiveDate>,
+    /// The current policy (default: the shipped policy).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// The current model (default: the registry's champion).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[arg(long, default_value = "models")]
+    registry: PathBuf,
+    /// The candidate policy (default: the current one).
+    #[arg(long)]
+    candidate_policy: Option<PathBuf>,
+    /// The candidate model (default: the current one).
+    #[arg(long)]
+    candidate_model: Option<PathBuf>,
+    /// Shortcut: the candidate is the (candidate or current) policy with this minimum star.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+    candidate_min_star: Option<u8>,
+    /// Rate the buyers again every this many days.
+    #[arg(long, default_value_t = 30)]
+    rerate_days: u32,
+    /// Hours of waiting an instant answer saves (default: the policy's merchant deadline, 72 h).
+    #[arg(long)]
+    merchant_wait_hours: Option<f64>,
+    /// Folder for simulation.json, simulation.md and the figures.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Every model in the registry, newest first, with its metrics; `*` marks the champion.
+    List {
+        #[arg(long, default_value = "models")]
+        registry: PathBuf,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a version the champion (the model `rate` and `simulate` use by default),
+    /// after checking its artifact; logged in promotions.jsonl.
+    Promote {
+        version: String,
+        #[arg(long, default_value = "models")]
+        registry: PathBuf,
     },
 }
 
@@ -200,8 +274,15 @@ struct TrainArgs {
     #[arg(long)]
     split_at: Option<String>,
     /// Where model.json and the evaluation go.
+    #[arg(
+        long,
+        required_unless_present = "registry",
+        conflicts_with = "registry"
+    )]
+    out: Option<PathBuf>,
+    /// Write into this registry as <REGISTRY>/<version>/ instead (e.g. `models`).
     #[arg(long)]
-    out: PathBuf,
+    registry: Option<PathBuf>,
     /// Most bins per feature.
     #[arg(long)]
     max_bins: Option<usize>,
@@ -262,6 +343,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::ExportOutcomes { ledger, out } => export_outcomes(&ledger, &out),
+        Command::Models { command } => models(command),
         #[cfg(feature = "batch")]
         Command::Generate {
             buyers,
@@ -287,6 +369,7 @@ fn main() -> Result<()> {
         Command::Rate {
             data,
             model,
+            registry,
             as_of,
             out,
             challenger,
@@ -295,7 +378,10 @@ fn main() -> Result<()> {
             force,
         } => batch::rate(batch::RateArgs {
             data,
-            model,
+            model: match model {
+                Some(m) => m,
+                None => fastrefund::registry::Registry::new(registry).champion_model()?,
+            },
             as_of,
             out,
             challenger,
@@ -326,11 +412,87 @@ fn main() -> Result<()> {
             limit,
         }),
         #[cfg(feature = "batch")]
+        Command::Simulate(a) => batch::simulate(a),
+        #[cfg(feature = "batch")]
         Command::Judge {
             data,
             snapshot,
             out,
         } => batch::judge(&data, &snapshot, out.as_deref()),
+    }
+}
+
+fn models(command: ModelsCommand) -> Result<()> {
+    use fastrefund::registry::{Listed, Registry};
+    match command {
+        ModelsCommand::List { registry, json } => {
+            let r = Registry::new(registry);
+            let list = r.list()?;
+            if json {
+                for l in &list {
+                    match l {
+                        Listed::Model(e) => println!("{}", serde_json::to_string(e)?),
+                        Listed::Broken { folder, error } => {
+                            println!("{}", serde_json::json!({"folder": folder, "error": error}))
+                        }
+                    }
+                }
+                return Ok(());
+            }
+            if list.is_empty() {
+                println!("no models in {}", r.dir().display());
+                return Ok(());
+            }
+            let f = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
+            println!(
+                "  {:<36} {:<10} {:<17} {:>8} {:>9} {:>9} {:>7} {:<9} {:<6} {:<10}",
+                "version",
+                "as_of",
+                "trained",
+                "features",
+                "train_auc",
+                "test_auc",
+                "test_ks",
+                "data",
+                "report",
+                "challenger"
+            );
+            for l in &list {
+                match l {
+                    Listed::Model(e) => println!(
+                        "{} {:<36} {:<10} {:<17} {:>8} {:>9} {:>9} {:>7} {:<9} {:<6} {:<10}",
+                        if e.champion { "*" } else { " " },
+                        e.version,
+                        e.as_of.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+                        e.created_at.format("%Y-%m-%d %H:%M"),
+                        e.features,
+                        f(e.train_auc),
+                        f(e.test_auc),
+                        f(e.test_ks),
+                        e.data_fingerprint.get(..8).unwrap_or(&e.data_fingerprint),
+                        if e.report { "yes" } else { "no" },
+                        if e.challenger { "yes" } else { "no" },
+                    ),
+                    Listed::Broken { folder, error } => {
+                        println!("! {folder:<36} cannot be read: {error}")
+                    }
+                }
+            }
+            Ok(())
+        }
+        ModelsCommand::Promote { version, registry } => {
+            let r = Registry::new(registry);
+            let p = r.promote(&version, chrono::Utc::now())?;
+            match &p.from {
+                Some(old) if *old == p.to => println!("{} is already the champion", p.to),
+                Some(old) => println!("champion: {} (was {old})", p.to),
+                None => println!("champion: {}", p.to),
+            }
+            println!(
+                "publish its ratings with: fastrefund rate --data DIR --as-of DATE --out SNAPSHOT_DIR"
+            );
+            Ok(())
+        }
     }
 }
 
@@ -418,36 +580,73 @@ mod batch {
         if let Some(v) = a.min_iv {
             params.min_iv = v;
         }
+        let out = match (&a.out, &a.registry) {
+            (Some(o), _) => o.clone(),
+            (None, Some(r)) => {
+                std::fs::create_dir_all(r)
+                    .with_context(|| format!("cannot create {}", r.display()))?;
+                r.join(format!(
+                    ".training-{}-{}",
+                    std::process::id(),
+                    chrono::Utc::now().timestamp_micros()
+                ))
+            }
+            (None, None) => anyhow::bail!("give --out or --registry"),
+        };
         let sp = progress::spinner("training");
-        let trained = match (a.data, a.table) {
+        let trained: Result<_> = match (a.data, a.table) {
             (Some(data), _) => workflow::train_history(&workflow::HistoryTraining {
                 data,
                 as_of: a.as_of.context("--as-of is required with --data")?,
                 test_as_of: a.test_as_of,
-                out: a.out.clone(),
+                out: out.clone(),
                 params,
                 challenger: (!a.no_challenger).then(Default::default),
-            })?,
+            })
+            .map_err(Into::into),
             (None, Some(table)) => workflow::train_table(&workflow::TableTraining {
                 table,
                 label: a.label.context("--label is required with --table")?,
-                out: a.out.clone(),
+                out: out.clone(),
                 test_fraction: a.test_fraction,
                 seed: a.seed,
                 exclude: a.exclude,
                 split_column: a.split_column.zip(a.split_at),
                 params,
                 challenger: (!a.no_challenger).then(Default::default),
-            })?,
-            (None, None) => anyhow::bail!("give --data or --table"),
+            })
+            .map_err(Into::into),
+            (None, None) => Err(anyhow::anyhow!("give --data or --table")),
+        };
+        let trained = match trained {
+            Ok(t) => t,
+            Err(e) => {
+                if a.registry.is_some() {
+                    // Leave no half-written folder in the registry.
+                    let _ = std::fs::remove_dir_all(&out);
+                }
+                return Err(e);
+            }
         };
         sp.finish_and_clear();
         let e = &trained.evaluation;
         for n in &e.notes {
             tracing::warn!("{n}");
         }
+        let model_path = match &a.registry {
+            Some(r) => {
+                let dest = fastrefund::registry::Registry::new(r).install(&out)?;
+                tracing::info!(
+                    "registered; make it the champion with: fastrefund models promote {} --registry {}",
+                    e.model_version,
+                    r.display()
+                );
+                dest.join(fastrefund::registry::MODEL_FILE)
+            }
+            None => trained.model_path.clone(),
+        };
         tracing::info!(
-            model = %trained.model_path.display(),
+            model = %model_path.display(),
             version = %e.model_version,
             features = trained.card.n_features(),
             test_auc = format!("{:.4}", e.test.auc),
@@ -599,6 +798,75 @@ mod batch {
         if report.errors > 0 {
             anyhow::bail!("{} replayed returns failed (see the log)", report.errors);
         }
+        Ok(())
+    }
+
+    pub fn simulate(a: SimulateArgs) -> Result<()> {
+        use fastrefund::policy::Policy;
+        use fastrefund::scoring::Model;
+        use fastrefund::simulate::{Scenario, SimulateOptions, simulate};
+        if a.candidate_policy.is_none()
+            && a.candidate_model.is_none()
+            && a.candidate_min_star.is_none()
+        {
+            anyhow::bail!(
+                "nothing to compare: give --candidate-policy, --candidate-model or --candidate-min-star"
+            );
+        }
+        if let Some(h) = a.merchant_wait_hours
+            && !(h.is_finite() && h >= 0.0)
+        {
+            anyhow::bail!("--merchant-wait-hours must be a number of hours ≥ 0, not {h}");
+        }
+        let policy = match &a.policy {
+            Some(p) => Policy::load(p)?,
+            None => Policy::default(),
+        };
+        let mut candidate_policy = match &a.candidate_policy {
+            Some(p) => Policy::load(p)?,
+            None => policy.clone(),
+        };
+        if let Some(k) = a.candidate_min_star {
+            candidate_policy.min_star = fastrefund::domain::Star::try_from(k)?;
+            candidate_policy.version = format!("{} (min_star {k})", candidate_policy.version);
+        }
+        let model_path = match a.model {
+            Some(m) => m,
+            None => fastrefund::registry::Registry::new(&a.registry).champion_model()?,
+        };
+        let model = Model::load(&model_path)?.check()?;
+        let candidate_model = match &a.candidate_model {
+            Some(m) => Model::load(m)?.check()?,
+            None => model.clone(),
+        };
+        let sp = progress::spinner("reading and checking the history");
+        let h = fastrefund::pipeline::tables::load_history(&a.data)?;
+        sp.set_message("rating and replaying");
+        let sim = simulate(
+            &h,
+            Scenario {
+                name: "current",
+                policy: &policy,
+                model: &model,
+            },
+            Scenario {
+                name: "candidate",
+                policy: &candidate_policy,
+                model: &candidate_model,
+            },
+            &SimulateOptions {
+                from: a.from,
+                to: a.to,
+                rerate_days: a.rerate_days,
+                merchant_wait_hours: a.merchant_wait_hours,
+            },
+        )?;
+        sp.finish_and_clear();
+        if let Some(out) = &a.out {
+            sim.write(out)?;
+            tracing::info!(out = %out.display(), "simulation written");
+        }
+        print!("{}", sim.markdown());
         Ok(())
     }
 

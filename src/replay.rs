@@ -30,6 +30,8 @@ pub struct ReplayReturn {
     pub requested_at: i64,
     /// The buyer entered a tracking number (shipped, or advanced on a fake one).
     pub tracking: bool,
+    /// The history advanced the refund.
+    pub advanced: bool,
     pub shipped_at: Option<i64>,
     /// The history's outcome and when it was known (`None` = pending).
     pub outcome: Option<(Outcome, i64)>,
@@ -116,6 +118,7 @@ pub fn returns_in_window(h: &History, from: i64, to: i64) -> PolarsResult<Vec<Re
             delivered_at: delivered[i].unwrap_or(0),
             requested_at: requested[i].unwrap_or(0),
             tracking: advanced[i] || shipped[i].is_some(),
+            advanced: advanced[i],
             shipped_at: shipped[i],
             outcome: outcome[i]
                 .parse::<Outcome>()

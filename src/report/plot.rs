@@ -300,3 +300,79 @@ pub fn hbars(
     }
     Ok(svg)
 }
+
+/// Grouped vertical bars: one group per label, one bar per series in each group (e.g.
+/// current and candidate policy, per star).
+pub fn grouped_bars(
+    title: &str,
+    labels: &[String],
+    series: &[(&str, &[f64])],
+    y_desc: &str,
+) -> Result<String, ReportError> {
+    const PALETTE: [RGBColor; 4] = [
+        RGBColor(120, 120, 120),
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+    ];
+    let n = labels.len().max(1);
+    let k = series.len().max(1);
+    let max = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .fold(0.0, f64::max)
+        .max(1e-9)
+        * 1.15;
+    let width = (120 + 70 * n * k).clamp(600, 1400) as u32;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, 440)).into_drawing_area();
+        root.fill(&WHITE).map_err(perr)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..max)
+            .map_err(perr)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_desc(y_desc)
+            .draw()
+            .map_err(perr)?;
+        let bar = 0.8 / k as f64;
+        for (s, (name, vals)) in series.iter().enumerate() {
+            let c = PALETTE[s % PALETTE.len()];
+            chart
+                .draw_series(vals.iter().enumerate().map(|(i, v)| {
+                    let x0 = i as f64 - 0.4 + bar * s as f64;
+                    Rectangle::new([(x0, 0.0), (x0 + bar * 0.92, *v)], c.mix(0.9).filled())
+                }))
+                .map_err(perr)?
+                .label(*name)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], c.filled()));
+        }
+        let style = ("sans-serif", 15).into_font().color(&BLACK).pos(
+            plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Center,
+                plotters::style::text_anchor::VPos::Top,
+            ),
+        );
+        for (i, l) in labels.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(i as f64, 0.0));
+            root.draw(&Text::new(l.clone(), (px, py + 8), style.clone()))
+                .map_err(perr)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(perr)?;
+        root.present().map_err(perr)?;
+    }
+    Ok(svg)
+}

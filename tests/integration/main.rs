@@ -8,4 +8,5 @@ mod batch;
 mod feedback;
 mod kill;
 mod parity;
+mod simulate;
 mod support;
