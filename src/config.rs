@@ -33,8 +33,6 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// Largest request body accepted, in bytes (default 16 KiB).
     pub max_body_bytes: usize,
-    /// Challenger model run in shadow (its `model.json`), if any.
-    pub shadow_model: Option<PathBuf>,
     /// Runtime threads serving HTTP (default: one per core).
     pub workers: usize,
     /// Wait for the fdatasync before answering every decision, not only those that
@@ -58,7 +56,6 @@ impl Default for Settings {
             api_token: None,
             admin_token: None,
             max_body_bytes: 16 * 1024,
-            shadow_model: None,
             workers: default_workers(),
             durable_decisions: false,
         }
@@ -76,7 +73,6 @@ struct File {
     api_token: Option<String>,
     admin_token: Option<String>,
     max_body_bytes: Option<usize>,
-    shadow_model: Option<PathBuf>,
     workers: Option<usize>,
     durable_decisions: Option<bool>,
 }
@@ -124,7 +120,6 @@ impl Settings {
             s.api_token = f.api_token.map(|t| token("api_token", t)).transpose()?;
             s.admin_token = f.admin_token.map(|t| token("admin_token", t)).transpose()?;
             s.max_body_bytes = f.max_body_bytes.unwrap_or(s.max_body_bytes);
-            s.shadow_model = f.shadow_model.or(s.shadow_model);
             s.workers = f.workers.unwrap_or(s.workers);
             s.durable_decisions = f.durable_decisions.unwrap_or(s.durable_decisions);
         }

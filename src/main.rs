@@ -304,14 +304,22 @@ struct TrainArgs {
 }
 
 fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // Batch commands log each stage's time as it ends (`close time.busy=…`): where a
+    // run's time goes, without a profiler. The service does not (it has /metrics).
+    let stage_times = !matches!(cli.command, Command::Serve { .. });
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_span_events(if stage_times {
+            tracing_subscriber::fmt::format::FmtSpan::CLOSE
+        } else {
+            tracing_subscriber::fmt::format::FmtSpan::NONE
+        })
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Command::Serve {
             snapshot,

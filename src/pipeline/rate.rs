@@ -51,7 +51,11 @@ pub fn model_inputs(card: &Scorecard, features: &DataFrame) -> Result<Vec<Vec<f6
 
 /// Scores every buyer known at `t` (µs).
 pub fn score_history(h: &History, card: &Scorecard, t: i64) -> Result<Scores, RateError> {
-    let features = features_as_of(h, t)?.collect()?;
+    let features = {
+        let _s = tracing::info_span!("features").entered();
+        features_as_of(h, t)?.collect()?
+    };
+    let _s = tracing::info_span!("score", buyers = features.height()).entered();
     let ids: Vec<u64> = features
         .column(BUYER_ID)?
         .u64()?
@@ -274,8 +278,12 @@ pub fn rate(
     }
     let challenger = opts
         .challenger
-        .map(|c| challenger_stars(c, &scores))
+        .map(|c| {
+            let _s = tracing::info_span!("challenger_stars").entered();
+            challenger_stars(c, &scores)
+        })
         .transpose()?;
+    let _s = tracing::info_span!("publish").entered();
     let mut frame = ratings_frame(card, &scores, as_of, challenger.as_deref())?;
     let extras = Extras {
         drift,

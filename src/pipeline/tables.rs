@@ -803,6 +803,7 @@ fn check_orders_exist(
 
 /// Reads and checks every table of a history in `dir`.
 pub fn load_history(dir: &Path) -> Result<History, DataError> {
+    let _s = tracing::info_span!("load_history", data = %dir.display()).entered();
     let mut hasher = Sha256::new();
     let missing = |t: Table| DataError::MissingTable {
         dir: dir.display().to_string(),

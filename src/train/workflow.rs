@@ -258,6 +258,7 @@ fn finish(
     challenger: Option<&super::challenger::ChallengerParams>,
 ) -> Result<Trained, WorkflowError> {
     let card = fitted.card;
+    let evaluate_span = tracing::info_span!("evaluate").entered();
     let score = |ds: &Dataset| -> Result<Vec<i32>, WorkflowError> {
         let cols = model_columns(&card, ds)?;
         Ok(score_columns(&card, &cols, ds.rows()))
@@ -279,6 +280,7 @@ fn finish(
     model.metrics.train = Some(train_m.clone());
     model.metrics.test = Some(test_m.clone());
     let card = model.check()?;
+    drop(evaluate_span);
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let challenger = match challenger {
         Some(p) => {
@@ -294,6 +296,7 @@ fn finish(
         }
         None => None,
     };
+    let _s = tracing::info_span!("report").entered();
     let risk: Vec<f64> = test_scores.iter().map(|s| -f64::from(*s)).collect();
     let evaluation = Evaluation {
         model_version: card.version().to_string(),
@@ -330,10 +333,7 @@ fn finish(
 /// `train --data`: buyer features as of `as_of`, tested out of time as of `test_as_of`.
 pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
     let params = o.params.clone().check()?;
-    let h = {
-        let _s = tracing::info_span!("load_history", data = %o.data.display()).entered();
-        load_history(&o.data)?
-    };
+    let h = load_history(&o.data)?;
     let t = date_micros(o.as_of);
     let train_df = {
         let _s = tracing::info_span!("features", as_of = %o.as_of).entered();
