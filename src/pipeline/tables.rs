@@ -12,6 +12,7 @@ use super::cols;
 use crate::domain::{DisputeDecision, OrderStatus, Outcome, ReturnReason};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use polars::prelude::*;
+use rayon::slice::ParallelSliceMut;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -722,7 +723,9 @@ fn normalise_flag(s: &Series, spec: &Spec, file: &str) -> Result<Series, DataErr
     }
 }
 
-/// Refuses a repeated id, naming both rows.
+/// Refuses a repeated id, naming both rows. Ids in strictly increasing order (as
+/// exports usually are) are proven unique in one pass; otherwise the (id, row) pairs
+/// are sorted and neighbours compared — no hash table of every id.
 fn check_unique(t: &Loaded, key: &'static str) -> Result<(), DataError> {
     let s =
         t.df.column(key)
@@ -730,41 +733,82 @@ fn check_unique(t: &Loaded, key: &'static str) -> Result<(), DataError> {
             .as_materialized_series()
             .clone();
     let ca = s.u64().map_err(|e| read_err("?", e))?;
-    let mut seen = PlHashMap::with_capacity(ca.len());
-    for (i, v) in ca.iter().enumerate() {
-        let Some(v) = v else { continue };
-        if let Some(first) = seen.insert(v, i) {
-            let (first_file, first_row) = t.locate(first as u64);
-            let (file, row) = t.locate(i as u64);
-            return Err(DataError::Duplicate {
-                file,
-                row,
-                column: key,
-                value: v,
-                first_file,
-                first_row,
-            });
+    let mut last: Option<u64> = None;
+    let mut increasing = true;
+    for v in ca.iter().flatten() {
+        if last.is_some_and(|l| l >= v) {
+            increasing = false;
+            break;
         }
+        last = Some(v);
+    }
+    if increasing {
+        return Ok(());
+    }
+    let mut pairs: Vec<(u64, u64)> = ca
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.map(|v| (v, i as u64)))
+        .collect();
+    pairs.par_sort_unstable();
+    // The repeat that comes first in the file (smallest second row) is reported.
+    let dup = pairs
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .min_by_key(|w| w[1].1);
+    if let Some(w) = dup {
+        let (first_file, first_row) = t.locate(w[0].1);
+        let (file, row) = t.locate(w[1].1);
+        return Err(DataError::Duplicate {
+            file,
+            row,
+            column: key,
+            value: w[0].0,
+            first_file,
+            first_row,
+        });
     }
     Ok(())
 }
 
+/// Every order's buyer, sorted by order id, for the lookups of returns and disputes.
+struct OrderOwners {
+    ids: Vec<u64>,
+    buyers: Vec<u64>,
+}
+
+impl OrderOwners {
+    fn new(orders: &DataFrame) -> Result<OrderOwners, DataError> {
+        let e = |e: PolarsError| read_err("orders", e);
+        let oid = orders.column(cols::ORDER_ID).map_err(e)?.u64().map_err(e)?;
+        let obuyer = orders.column(cols::BUYER_ID).map_err(e)?.u64().map_err(e)?;
+        let mut pairs: Vec<(u64, u64)> = oid
+            .iter()
+            .zip(obuyer.iter())
+            .filter_map(|(o, b)| o.zip(b))
+            .collect();
+        if !pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+            pairs.par_sort_unstable();
+        }
+        Ok(OrderOwners {
+            ids: pairs.iter().map(|p| p.0).collect(),
+            buyers: pairs.iter().map(|p| p.1).collect(),
+        })
+    }
+
+    fn owner(&self, order: u64) -> Option<u64> {
+        self.ids.binary_search(&order).ok().map(|i| self.buyers[i])
+    }
+}
+
 /// Refuses a return or dispute whose order is not in `orders`, or belongs to another buyer.
 fn check_orders_exist(
-    orders: &DataFrame,
+    owners: &OrderOwners,
     t: &Loaded,
     what: &'static str,
     key: &'static str,
 ) -> Result<(), DataError> {
     let e = |e: PolarsError| read_err("orders", e);
-    let oid = orders.column(cols::ORDER_ID).map_err(e)?.u64().map_err(e)?;
-    let obuyer = orders.column(cols::BUYER_ID).map_err(e)?.u64().map_err(e)?;
-    let mut owner = PlHashMap::with_capacity(oid.len());
-    for (o, b) in oid.iter().zip(obuyer.iter()) {
-        if let (Some(o), Some(b)) = (o, b) {
-            owner.insert(o, b);
-        }
-    }
     let ids = t.df.column(key).map_err(e)?.u64().map_err(e)?;
     let ord = t.df.column(cols::ORDER_ID).map_err(e)?.u64().map_err(e)?;
     let buy = t.df.column(cols::BUYER_ID).map_err(e)?.u64().map_err(e)?;
@@ -772,7 +816,7 @@ fn check_orders_exist(
         let (Some(id), Some(o), Some(b)) = (id, o, b) else {
             continue;
         };
-        match owner.get(&o) {
+        match owners.owner(o) {
             None => {
                 let (file, row) = t.locate(i as u64);
                 return Err(DataError::UnknownOrder {
@@ -783,7 +827,7 @@ fn check_orders_exist(
                     order_id: o,
                 });
             }
-            Some(ob) if *ob != b => {
+            Some(ob) if ob != b => {
                 let (file, row) = t.locate(i as u64);
                 return Err(DataError::BuyerMismatch {
                     file,
@@ -792,7 +836,7 @@ fn check_orders_exist(
                     id,
                     buyer_id: b,
                     order_id: o,
-                    order_buyer: *ob,
+                    order_buyer: ob,
                 });
             }
             Some(_) => {}
@@ -816,8 +860,10 @@ pub fn load_history(dir: &Path) -> Result<History, DataError> {
     let disputes =
         load_table(dir, Table::Disputes, &mut hasher)?.ok_or_else(|| missing(Table::Disputes))?;
     let buyers = load_table(dir, Table::Buyers, &mut hasher)?;
-    check_orders_exist(&orders.df, &returns, "return", cols::RETURN_ID)?;
-    check_orders_exist(&orders.df, &disputes, "dispute", cols::DISPUTE_ID)?;
+    let owners = OrderOwners::new(&orders.df)?;
+    check_orders_exist(&owners, &returns, "return", cols::RETURN_ID)?;
+    check_orders_exist(&owners, &disputes, "dispute", cols::DISPUTE_ID)?;
+    drop(owners);
     Ok(History {
         orders: orders.df,
         returns: returns.df,

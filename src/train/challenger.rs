@@ -21,6 +21,7 @@ use linfa::prelude::*;
 use linfa_trees::{DecisionTree, SplitQuality};
 use ndarray::{Array1, Array2};
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Parameters of the challenger.
@@ -34,6 +35,14 @@ pub struct ChallengerParams {
     pub min_leaf: f32,
     /// Seed of the bootstrap samples (default 7).
     pub seed: u64,
+    /// Rows drawn (with replacement) for each tree, at most (default 200,000; fewer
+    /// when the training set is smaller): past that a tree gains little and costs time.
+    #[serde(default = "default_sample")]
+    pub max_sample: usize,
+}
+
+fn default_sample() -> usize {
+    200_000
 }
 
 impl Default for ChallengerParams {
@@ -43,6 +52,7 @@ impl Default for ChallengerParams {
             max_depth: 6,
             min_leaf: 20.0,
             seed: 7,
+            max_sample: default_sample(),
         }
     }
 }
@@ -211,6 +221,34 @@ impl Challenger {
 
 /// Fits the challenger on `train`, placing star cut-offs at the population shares the
 /// champion's stars have on the same rows (`champion_star_shares`, 1★ first).
+/// Grows one tree on the rows `rows` of `x` (bads weighted up to balance the classes).
+fn grow(
+    x: &Array2<f64>,
+    y: &[u8],
+    rows: &[usize],
+    bad_weight: f32,
+    params: &ChallengerParams,
+) -> Result<Vec<Node>, TrainError> {
+    let mut xb = Array2::<f64>::zeros((rows.len(), x.ncols()));
+    for (r, &i) in rows.iter().enumerate() {
+        xb.row_mut(r).assign(&x.row(i));
+    }
+    let yb: Array1<bool> = rows.iter().map(|&i| y[i] == 1).collect();
+    let wb: Array1<f32> = rows
+        .iter()
+        .map(|&i| if y[i] == 1 { bad_weight } else { 1.0 })
+        .collect();
+    let ds = linfa::Dataset::new(xb, yb).with_weights(wb);
+    let tree = DecisionTree::params()
+        .split_quality(SplitQuality::Gini)
+        .max_depth(Some(params.max_depth))
+        .min_weight_leaf(params.min_leaf)
+        .min_weight_split(2.0 * params.min_leaf)
+        .fit(&ds)
+        .map_err(|e| TrainError::Fit(format!("challenger tree: {e}")))?;
+    Ok(export(&tree, x, y, rows))
+}
+
 pub fn fit(
     train: &Dataset,
     params: &ChallengerParams,
@@ -222,29 +260,17 @@ pub fn fit(
     let n = train.rows();
     let bads = y.iter().filter(|v| **v == 1).count().max(1);
     let bad_weight = ((n - bads) as f32 / bads as f32).max(1.0);
+    // The samples are drawn in order from one seeded generator, then the trees are
+    // grown in parallel: the same seed gives the same trees on any number of cores.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(params.seed);
-    let mut trees = Vec::with_capacity(params.trees);
-    for _ in 0..params.trees {
-        let rows: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
-        let mut xb = Array2::<f64>::zeros((n, x.ncols()));
-        for (r, &i) in rows.iter().enumerate() {
-            xb.row_mut(r).assign(&x.row(i));
-        }
-        let yb: Array1<bool> = rows.iter().map(|&i| y[i] == 1).collect();
-        let wb: Array1<f32> = rows
-            .iter()
-            .map(|&i| if y[i] == 1 { bad_weight } else { 1.0 })
-            .collect();
-        let ds = linfa::Dataset::new(xb, yb).with_weights(wb);
-        let tree = DecisionTree::params()
-            .split_quality(SplitQuality::Gini)
-            .max_depth(Some(params.max_depth))
-            .min_weight_leaf(params.min_leaf)
-            .min_weight_split(2.0 * params.min_leaf)
-            .fit(&ds)
-            .map_err(|e| TrainError::Fit(format!("challenger tree: {e}")))?;
-        trees.push(export(&tree, &x, y, &rows));
-    }
+    let m = n.min(params.max_sample.max(1));
+    let samples: Vec<Vec<usize>> = (0..params.trees)
+        .map(|_| (0..m).map(|_| rng.random_range(0..n)).collect())
+        .collect();
+    let trees = samples
+        .into_par_iter()
+        .map(|rows| grow(&x, y, &rows, bad_weight, params))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut ch = Challenger {
         kind: "bagged_trees".into(),
         model_version,

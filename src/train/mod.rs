@@ -19,6 +19,7 @@
 pub mod binning;
 pub mod challenger;
 pub mod dataset;
+pub mod logistic;
 pub mod metrics;
 pub mod workflow;
 
@@ -28,9 +29,7 @@ use crate::scoring::{
 };
 use binning::{BinningParams, Tally};
 use dataset::{Dataset, FeatureData};
-use linfa::prelude::*;
-use linfa_logistic::LogisticRegression;
-use ndarray::{Array1, Array2};
+use ndarray::Array2;
 use serde::Serialize;
 
 /// Why training failed.
@@ -81,7 +80,8 @@ pub struct TrainParams {
     /// L2 penalty of the logistic regression (default 1.0; linfa sums the loss over
     /// rows, so this matters only for small tables).
     pub l2: f64,
-    /// Optimiser iterations (default 300).
+    /// Most Newton iterations of the logistic regression (default 100; it converges
+    /// in about 10).
     pub max_iterations: u64,
     /// Score at `base_odds` (default 600).
     pub base_score: f64,
@@ -104,7 +104,7 @@ impl Default for TrainParams {
             min_iv: 0.02,
             max_correlation: 0.7,
             l2: 1.0,
-            max_iterations: 300,
+            max_iterations: 100,
             base_score: 600.0,
             base_odds: 50.0,
             pdo: 20.0,
@@ -348,19 +348,10 @@ fn bin_feature(
 /// Logistic regression of the label on the WOE columns; returns (intercept, coefficients)
 /// of logit P(bad).
 fn logistic(x: Array2<f64>, labels: &[u8], p: &TrainParams) -> Result<(f64, Vec<f64>), TrainError> {
-    let y: Array1<bool> = labels.iter().map(|l| *l == 1).collect();
-    let ds = linfa::Dataset::new(x, y);
-    let fitted = LogisticRegression::default()
-        .alpha(p.l2)
-        .max_iterations(p.max_iterations)
-        .fit(&ds)
-        .map_err(|e| TrainError::Fit(e.to_string()))?;
-    // linfa models P(pos class); make it P(bad).
-    let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
-    Ok((
-        sign * fitted.intercept(),
-        fitted.params().iter().map(|b| sign * b).collect(),
-    ))
+    let max = usize::try_from(p.max_iterations).unwrap_or(usize::MAX);
+    let f =
+        logistic::fit(x.view(), labels, p.l2, max).map_err(|e| TrainError::Fit(e.to_string()))?;
+    Ok((f.intercept, f.coefs))
 }
 
 /// A trained scorecard and what happened on the way.

@@ -482,7 +482,10 @@ pub fn train_table(o: &TableTraining) -> Result<Trained, WorkflowError> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "table".into());
     let version = version_tag(&format!("scorecard-{stem}"), &fingerprint, params.params());
-    let fitted = fit_scorecard(&train, &meta, &params, info, version)?;
+    let fitted = {
+        let _s = tracing::info_span!("fit", rows = train.rows(), bads = train.bads()).entered();
+        fit_scorecard(&train, &meta, &params, info, version)?
+    };
     let numeric = train
         .columns
         .iter()
