@@ -41,7 +41,7 @@ use crate::domain::{
 };
 use crate::policy::{self, LedgerView, Policy};
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, params};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -278,8 +278,13 @@ fn lead(shared: &Arc<Shared>) {
                 batch.into_iter().for_each(|c| reply_error(c, &err));
             }
         }
-        metrics::histogram!("fastrefund_ledger_batch_size").record(n as f64);
-        metrics::histogram!("fastrefund_ledger_commit_seconds")
+        static BATCH_SIZE: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
+        static COMMIT_SECONDS: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
+        BATCH_SIZE
+            .get_or_init(|| metrics::histogram!("fastrefund_ledger_batch_size"))
+            .record(n as f64);
+        COMMIT_SECONDS
+            .get_or_init(|| metrics::histogram!("fastrefund_ledger_commit_seconds"))
             .record(started.elapsed().as_secs_f64());
     }
     let more = match shared.queue.lock() {
@@ -448,7 +453,7 @@ fn load_state(conn: &Connection) -> Result<State, LedgerError> {
 
 /// The decision recorded at row `seq`, rebuilt exactly as it was answered.
 fn recorded_decision(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     seq: i64,
     versions: &HashMap<i64, String>,
 ) -> Result<Decided, LedgerError> {
@@ -506,7 +511,7 @@ fn recorded_decision(
 
 impl State {
     /// The id of a version string, recording it the first time it is seen.
-    fn version_id(&mut self, tx: &Transaction<'_>, text: &str) -> Result<i64, LedgerError> {
+    fn version_id(&mut self, tx: &Connection, text: &str) -> Result<i64, LedgerError> {
         if let Some(id) = self.versions.get(text) {
             return Ok(*id);
         }
@@ -621,7 +626,7 @@ fn syncer(
 
 #[allow(clippy::too_many_arguments)]
 fn insert_advance(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     rid: u64,
     rec: &ReturnRec,
     tracking: &str,
@@ -653,7 +658,7 @@ impl State {
     #[allow(clippy::too_many_arguments)]
     fn decide(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         req: ReturnRequest,
         star: Option<Star>,
         shadow: Option<Option<Star>>,
@@ -752,7 +757,7 @@ impl State {
     #[allow(clippy::too_many_arguments)]
     fn track(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         rid: u64,
         tracking: &str,
         shipped_at: DateTime<Utc>,
@@ -816,7 +821,7 @@ impl State {
 
     fn settle(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         rid: u64,
         outcome: Outcome,
         at: DateTime<Utc>,
@@ -877,16 +882,16 @@ impl State {
 impl Writer {
     fn apply_batch(&mut self, batch: &mut Vec<Cmd>) {
         let mut replies = Vec::with_capacity(batch.len());
-        let tx = match self.conn.transaction() {
-            Ok(tx) => tx,
-            Err(e) => {
-                let err = unavailable(e);
-                for c in batch.drain(..) {
-                    reply_error(c, &err);
-                }
-                return;
+        // BEGIN and COMMIT as cached statements: rusqlite's `Transaction` parses them
+        // anew for every batch.
+        if let Err(e) = exec_cached(&self.conn, "BEGIN") {
+            let err = unavailable(e);
+            for c in batch.drain(..) {
+                reply_error(c, &err);
             }
-        };
+            return;
+        }
+        let tx = &self.conn;
         let st = &mut self.state;
         for c in batch.drain(..) {
             replies.push(match c {
@@ -900,7 +905,7 @@ impl Writer {
                     reply,
                 } => Reply::Decide(
                     reply,
-                    st.decide(&tx, req, star, shadow, &policy, model_version, now),
+                    st.decide(tx, req, star, shadow, &policy, model_version, now),
                 ),
                 Cmd::Track {
                     return_id,
@@ -913,7 +918,7 @@ impl Writer {
                 } => Reply::Track(
                     reply,
                     st.track(
-                        &tx,
+                        tx,
                         return_id,
                         &tracking_number,
                         shipped_at,
@@ -928,7 +933,7 @@ impl Writer {
                     at,
                     now,
                     reply,
-                } => Reply::Settle(reply, st.settle(&tx, return_id, outcome, at, now)),
+                } => Reply::Settle(reply, st.settle(tx, return_id, outcome, at, now)),
                 Cmd::Exposure { buyer, reply } => {
                     let e = st
                         .outstanding
@@ -945,7 +950,7 @@ impl Writer {
                 }
             });
         }
-        match tx.commit() {
+        match exec_cached(&self.conn, "COMMIT") {
             Ok(()) => {
                 self.dirty.store(true, std::sync::atomic::Ordering::Release);
                 let (wait, now): (Vec<Reply>, Vec<Reply>) = replies
@@ -962,6 +967,11 @@ impl Writer {
             Err(e) => {
                 let err = unavailable(format!("commit failed: {e}"));
                 tracing::error!(error = %err, "ledger commit failed; rebuilding the view from the database");
+                if !self.conn.is_autocommit()
+                    && let Err(e) = self.conn.execute_batch("ROLLBACK")
+                {
+                    tracing::error!(error = %e, "rollback after a failed commit failed");
+                }
                 replies.into_iter().for_each(|r| r.send(Some(&err)));
                 match load_state(&self.conn) {
                     Ok(s) => self.state = s,
@@ -970,6 +980,10 @@ impl Writer {
             }
         }
     }
+}
+
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 fn reply_error(c: Cmd, e: &LedgerError) {

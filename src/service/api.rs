@@ -61,11 +61,10 @@ pub async fn eligibility(
         )
         .await?;
     if !d.repeated {
-        metrics::counter!(
-            "fastrefund_decisions_total",
-            "instant" => bool_label(d.decision.instant_address_release),
-            "pickup" => bool_label(d.decision.courier_pickup),
-            "advanced" => bool_label(d.decision.advanced_refund)
+        decisions_counter(
+            d.decision.instant_address_release,
+            d.decision.courier_pickup,
+            d.decision.advanced_refund,
         )
         .increment(1);
     }
@@ -80,6 +79,21 @@ pub async fn eligibility(
 
 fn bool_label(b: bool) -> &'static str {
     if b { "true" } else { "false" }
+}
+
+/// The decision counter for one outcome, made once (no label hashing per request).
+fn decisions_counter(instant: bool, pickup: bool, advanced: bool) -> &'static metrics::Counter {
+    static COUNTERS: [std::sync::OnceLock<metrics::Counter>; 8] =
+        [const { std::sync::OnceLock::new() }; 8];
+    let i = usize::from(instant) * 4 + usize::from(pickup) * 2 + usize::from(advanced);
+    COUNTERS[i].get_or_init(|| {
+        metrics::counter!(
+            "fastrefund_decisions_total",
+            "instant" => bool_label(instant),
+            "pickup" => bool_label(pickup),
+            "advanced" => bool_label(advanced)
+        )
+    })
 }
 
 /// The return parcel's tracking number is in: advance the refund if the limits allow.

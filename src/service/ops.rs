@@ -99,24 +99,29 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Counts requests and their latency per route.
-pub async fn track_metrics(req: Request, next: Next) -> Response {
-    let started = std::time::Instant::now();
-    // Labels are static strings where possible: no allocation on the hot path.
-    let route: metrics::SharedString = match req.extensions().get::<MatchedPath>() {
-        Some(p) => match super::ROUTES.iter().find(|r| **r == p.as_str()) {
-            Some(r) => (*r).into(),
-            None => p.as_str().to_string().into(),
-        },
-        None => "unmatched".into(),
-    };
-    let method: metrics::SharedString = match *req.method() {
-        axum::http::Method::GET => "GET".into(),
-        axum::http::Method::POST => "POST".into(),
-        ref m => m.as_str().to_string().into(),
-    };
-    let response = next.run(req).await;
-    let status: metrics::SharedString = match response.status().as_u16() {
+/// Statuses whose request counters are cached per route (others take the registry's
+/// lookup).
+const CACHED_STATUSES: [u16; 12] = [200, 400, 401, 403, 404, 405, 409, 413, 415, 422, 500, 503];
+
+/// Metric handles of one (route, method): made on first use, then reused. Looking a
+/// labelled metric up in the registry (hashing its labels) on every request cost
+/// about 3% of the server's CPU under load.
+struct RouteMetrics {
+    duration: OnceLock<metrics::Histogram>,
+    count: [OnceLock<metrics::Counter>; CACHED_STATUSES.len()],
+}
+
+static ROUTE_METRICS: std::sync::LazyLock<Vec<RouteMetrics>> = std::sync::LazyLock::new(|| {
+    (0..super::ROUTES.len() * 2)
+        .map(|_| RouteMetrics {
+            duration: OnceLock::new(),
+            count: std::array::from_fn(|_| OnceLock::new()),
+        })
+        .collect()
+});
+
+fn status_label(status: u16) -> metrics::SharedString {
+    match status {
         200 => "200".into(),
         400 => "400".into(),
         401 => "401".into(),
@@ -124,7 +129,48 @@ pub async fn track_metrics(req: Request, next: Next) -> Response {
         409 => "409".into(),
         422 => "422".into(),
         s => s.to_string().into(),
+    }
+}
+
+/// Counts requests and their latency per route.
+pub async fn track_metrics(req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let route_no = req
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|p| super::ROUTES.iter().position(|r| *r == p.as_str()));
+    let method_no = match *req.method() {
+        axum::http::Method::GET => Some(0),
+        axum::http::Method::POST => Some(1),
+        _ => None,
     };
+    if let (Some(r), Some(m)) = (route_no, method_no) {
+        // The fast path: a known route and method.
+        let route = super::ROUTES[r];
+        let method = ["GET", "POST"][m];
+        let response = next.run(req).await;
+        let slots = &ROUTE_METRICS[r * 2 + m];
+        let status = response.status().as_u16();
+        let counter = |status: u16| metrics::counter!("fastrefund_http_requests_total", "method" => method, "route" => route, "status" => status_label(status));
+        match CACHED_STATUSES.iter().position(|s| *s == status) {
+            Some(i) => slots.count[i].get_or_init(|| counter(status)).increment(1),
+            None => counter(status).increment(1),
+        }
+        slots
+            .duration
+            .get_or_init(|| {
+                metrics::histogram!("fastrefund_http_request_duration_seconds", "method" => method, "route" => route)
+            })
+            .record(started.elapsed().as_secs_f64());
+        return response;
+    }
+    let route: metrics::SharedString = match req.extensions().get::<MatchedPath>() {
+        Some(p) => p.as_str().to_string().into(),
+        None => "unmatched".into(),
+    };
+    let method: metrics::SharedString = req.method().as_str().to_string().into();
+    let response = next.run(req).await;
+    let status = status_label(response.status().as_u16());
     metrics::counter!("fastrefund_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("fastrefund_http_request_duration_seconds", "method" => method, "route" => route)
