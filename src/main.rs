@@ -36,7 +36,8 @@ enum Command {
         /// Ledger database (default: ./fastrefund-ledger.sqlite).
         #[arg(long)]
         ledger: Option<PathBuf>,
-        /// Settings file (TOML): addr, snapshot, policy, ledger, api_token, admin_token, max_body_bytes.
+        /// Settings file (TOML): addr, snapshot, policy, ledger, api_token, admin_token,
+        /// max_body_bytes, workers, durable_decisions.
         #[arg(long)]
         config: Option<PathBuf>,
     },
