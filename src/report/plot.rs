@@ -1,6 +1,7 @@
 //! SVG figures drawn with plotters.
 
 use super::ReportError;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 /// Colours of 1★ … 5★, red to green.
@@ -16,15 +17,41 @@ fn perr(e: impl std::fmt::Display) -> ReportError {
     ReportError::Plot(e.to_string())
 }
 
-/// One horizontal 100% bar per row, split by star share.
-pub fn stacked_star_bars(title: &str, rows: &[(String, [f64; 5])]) -> Result<String, ReportError> {
+/// Draws a figure of `size` on a white SVG canvas and returns its SVG text.
+fn figure(
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), ReportError>,
+) -> Result<String, ReportError> {
     let mut svg = String::new();
     {
-        let h = 120 + 50 * rows.len() as u32;
-        let root = SVGBackend::with_string(&mut svg, (900, h)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE).map_err(perr)?;
+        draw(&root)?;
+        root.present().map_err(perr)?;
+    }
+    Ok(svg)
+}
+
+/// The legend box of every figure: the series' labels at `position`, on white.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), ReportError> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(perr)
+}
+
+/// One horizontal 100% bar per row, split by star share.
+pub fn stacked_star_bars(title: &str, rows: &[(String, [f64; 5])]) -> Result<String, ReportError> {
+    let h = 120 + 50 * rows.len() as u32;
+    figure((900, h), |root| {
         let n = rows.len() as i32;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 22))
             .margin(15)
             .x_label_area_size(35)
@@ -65,16 +92,9 @@ pub fn stacked_star_bars(title: &str, rows: &[(String, [f64; 5])]) -> Result<Str
                     Rectangle::new([(x, y - 6), (x + 12, y + 6)], colour.filled())
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(perr)?;
-        root.present().map_err(perr)?;
-    }
-    Ok(svg)
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        Ok(())
+    })
 }
 
 /// A named line of (x, y) points.
@@ -107,11 +127,8 @@ pub fn lines(
     if y0 >= y1 {
         y1 = y0 + 1.0;
     }
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
-        root.fill(&WHITE).map_err(perr)?;
-        let mut chart = ChartBuilder::on(&root)
+    figure((720, 480), |root| {
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 20))
             .margin(15)
             .x_label_area_size(40)
@@ -139,16 +156,9 @@ pub fn lines(
                     PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(perr)?;
-        root.present().map_err(perr)?;
-    }
-    Ok(svg)
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+        Ok(())
+    })
 }
 
 /// Vertical bars (one value per label), optionally with a second series as a line on
@@ -163,11 +173,8 @@ pub fn bars_with_line(
     let n = labels.len().max(1);
     let bmax = bars.1.iter().copied().fold(0.0, f64::max).max(1e-9) * 1.1;
     let bmin = bars.1.iter().copied().fold(0.0, f64::min).min(0.0) * 1.1;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(perr)?;
-        let chart = ChartBuilder::on(&root)
+    figure((720, 420), |root| {
+        let chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 20))
             .margin(15)
             .x_label_area_size(60)
@@ -234,16 +241,9 @@ pub fn bars_with_line(
                 )
                 .map_err(perr)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(perr)?;
-        root.present().map_err(perr)?;
-    }
-    Ok(svg)
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        Ok(())
+    })
 }
 
 /// Horizontal bars, largest first (e.g. information value per feature).
@@ -254,12 +254,9 @@ pub fn hbars(
 ) -> Result<String, ReportError> {
     let n = rows.len().max(1) as i32;
     let max = rows.iter().map(|r| r.1).fold(0.0, f64::max).max(1e-9) * 1.1;
-    let mut svg = String::new();
-    {
-        let h = (80 + 28 * rows.len()) as u32;
-        let root = SVGBackend::with_string(&mut svg, (760, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(perr)?;
-        let mut chart = ChartBuilder::on(&root)
+    let h = (80 + 28 * rows.len()) as u32;
+    figure((760, h), |root| {
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 20))
             .margin(15)
             .x_label_area_size(35)
@@ -296,9 +293,8 @@ pub fn hbars(
                 )
             }))
             .map_err(perr)?;
-        root.present().map_err(perr)?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 /// Grouped vertical bars: one group per label, one bar per series in each group (e.g.
@@ -324,11 +320,8 @@ pub fn grouped_bars(
         .max(1e-9)
         * 1.15;
     let width = (120 + 70 * n * k).clamp(600, 1400) as u32;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (width, 440)).into_drawing_area();
-        root.fill(&WHITE).map_err(perr)?;
-        let mut chart = ChartBuilder::on(&root)
+    figure((width, 440), |root| {
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 20))
             .margin(15)
             .x_label_area_size(50)
@@ -365,14 +358,7 @@ pub fn grouped_bars(
             root.draw(&Text::new(l.clone(), (px, py + 8), style.clone()))
                 .map_err(perr)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(perr)?;
-        root.present().map_err(perr)?;
-    }
-    Ok(svg)
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        Ok(())
+    })
 }
