@@ -46,6 +46,17 @@ fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
         .map_err(perr)
 }
 
+/// The label of a horizontal bar chart's segment: rows are listed from the top, the
+/// axis counts from the bottom.
+fn top_down_label(v: &SegmentValue<i32>, n: i32, name: impl Fn(usize) -> Option<String>) -> String {
+    match v {
+        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+            name(usize::try_from(n - 1 - *i).unwrap_or(0)).unwrap_or_default()
+        }
+        SegmentValue::Last => String::new(),
+    }
+}
+
 /// One horizontal 100% bar per row, split by star share.
 pub fn stacked_star_bars(title: &str, rows: &[(String, [f64; 5])]) -> Result<String, ReportError> {
     let h = 120 + 50 * rows.len() as u32;
@@ -62,13 +73,7 @@ pub fn stacked_star_bars(title: &str, rows: &[(String, [f64; 5])]) -> Result<Str
             .configure_mesh()
             .disable_y_mesh()
             .x_desc("share of buyers (%)")
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => rows
-                    .get(usize::try_from(n - 1 - *i).unwrap_or(0))
-                    .map(|r| r.0.clone())
-                    .unwrap_or_default(),
-                SegmentValue::Last => String::new(),
-            })
+            .y_label_formatter(&|v| top_down_label(v, n, |i| rows.get(i).map(|r| r.0.clone())))
             .draw()
             .map_err(perr)?;
         for (k, colour) in STAR_COLOURS.iter().enumerate() {
@@ -267,13 +272,7 @@ pub fn hbars(
             .configure_mesh()
             .disable_y_mesh()
             .x_desc(x_desc)
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => rows
-                    .get(usize::try_from(n - 1 - *i).unwrap_or(0))
-                    .map(|r| r.0.clone())
-                    .unwrap_or_default(),
-                SegmentValue::Last => String::new(),
-            })
+            .y_label_formatter(&|v| top_down_label(v, n, |i| rows.get(i).map(|r| r.0.clone())))
             .draw()
             .map_err(perr)?;
         chart
