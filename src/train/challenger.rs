@@ -17,6 +17,7 @@
 use super::TrainError;
 use super::dataset::{Dataset, FeatureData};
 use crate::domain::Star;
+use crate::scoring::StarCutoffs;
 use linfa::prelude::*;
 use linfa_trees::{DecisionTree, SplitQuality};
 use ndarray::{Array1, Array2};
@@ -203,10 +204,16 @@ impl Challenger {
         (1000.0 * (1.0 - self.probability_bad(values))).round() as i32
     }
 
+    /// The challenger's star cut-offs, in the scorecard's form.
+    pub fn cutoffs(&self) -> StarCutoffs {
+        StarCutoffs {
+            min_score: self.star_min_score,
+        }
+    }
+
     /// Star of a challenger score.
     pub fn star_of(&self, score: i32) -> Star {
-        let n = self.star_min_score.iter().filter(|c| score >= **c).count();
-        Star::try_from(u8::try_from(1 + n).unwrap_or(1)).unwrap_or(Star::MIN)
+        self.cutoffs().star_of(score)
     }
 
     /// Reads `challenger.json`.

@@ -1,7 +1,7 @@
 //! Discrimination and calibration metrics: AUC (rank-based, ties averaged), KS, Gini,
 //! Brier score, a calibration table by score band, and population and bad rate by star.
 
-use crate::scoring::{Scorecard, SplitMetrics, StarRow};
+use crate::scoring::{Scorecard, SplitMetrics, StarCutoffs, StarRow};
 use serde::{Deserialize, Serialize};
 
 /// Area under the ROC curve of `risk` (higher = more likely bad) against `labels`.
@@ -105,12 +105,12 @@ pub fn calibration(scores: &[i32], p: &[f64], labels: &[u8], bands: usize) -> Ve
         .collect()
 }
 
-/// Population and bad rate per star.
-pub fn star_table(card: &Scorecard, scores: &[i32], labels: &[u8]) -> Vec<StarRow> {
+/// Population and bad rate per star of the scores under these cut-offs.
+pub fn star_table(cuts: &StarCutoffs, scores: &[i32], labels: &[u8]) -> Vec<StarRow> {
     let mut count = [0u64; 5];
     let mut bads = [0u64; 5];
     for (s, l) in scores.iter().zip(labels) {
-        let k = card.model().stars.star_of(*s).index();
+        let k = cuts.star_of(*s).index();
         count[k] += 1;
         bads[k] += u64::from(*l);
     }
@@ -126,7 +126,7 @@ pub fn star_table(card: &Scorecard, scores: &[i32], labels: &[u8]) -> Vec<StarRo
                 0.0
             },
             share: count[k] as f64 / n,
-            min_score: (k > 0).then(|| card.model().stars.min_score[k - 1]),
+            min_score: (k > 0).then(|| cuts.min_score[k - 1]),
         })
         .collect()
 }
@@ -151,7 +151,7 @@ pub fn split_metrics(card: &Scorecard, scores: &[i32], labels: &[u8]) -> SplitMe
         ks: ks(&risk, labels),
         gini: 2.0 * a - 1.0,
         brier: brier(&p, labels),
-        stars: star_table(card, scores, labels),
+        stars: star_table(&card.model().stars, scores, labels),
     }
 }
 

@@ -89,39 +89,19 @@ fn challenger_eval(
     let tr = super::challenger::scores(ch, train)?;
     let te = super::challenger::scores(ch, test)?;
     let risk = |s: &[i32]| s.iter().map(|v| -f64::from(*v)).collect::<Vec<_>>();
-    let auc = metrics::auc(&risk(&te), &test.labels);
+    let risk_te = risk(&te);
+    let auc = metrics::auc(&risk_te, &test.labels);
     let p: Vec<f64> = te.iter().map(|s| 1.0 - f64::from(*s) / 1000.0).collect();
-    let mut count = [0u64; 5];
-    let mut bads = [0u64; 5];
-    for (s, l) in te.iter().zip(&test.labels) {
-        let k = ch.star_of(*s).index();
-        count[k] += 1;
-        bads[k] += u64::from(*l);
-    }
-    let n = te.len().max(1) as f64;
     Ok(ChallengerEval {
         model_version: ch.model_version.clone(),
         kind: ch.kind.clone(),
         train_auc: metrics::auc(&risk(&tr), &train.labels),
         auc,
-        ks: metrics::ks(&risk(&te), &test.labels),
+        ks: metrics::ks(&risk_te, &test.labels),
         gini: 2.0 * auc - 1.0,
         brier: metrics::brier(&p, &test.labels),
-        roc: metrics::roc_points(&risk(&te), &test.labels, 200),
-        stars: (0..5)
-            .map(|k| crate::scoring::StarRow {
-                star: k as u8 + 1,
-                count: count[k],
-                bads: bads[k],
-                bad_rate: if count[k] > 0 {
-                    bads[k] as f64 / count[k] as f64
-                } else {
-                    0.0
-                },
-                share: count[k] as f64 / n,
-                min_score: (k > 0).then(|| ch.star_min_score[k - 1]),
-            })
-            .collect(),
+        roc: metrics::roc_points(&risk_te, &test.labels, 200),
+        stars: metrics::star_table(&ch.cutoffs(), &te, &test.labels),
     })
 }
 
