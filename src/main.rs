@@ -106,64 +106,10 @@ enum Command {
     },
     /// Score every buyer as of a date and publish a ratings snapshot atomically.
     #[cfg(feature = "batch")]
-    Rate {
-        #[arg(long)]
-        data: PathBuf,
-        /// The model (default: the registry's champion).
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// The model registry the champion comes from.
-        #[arg(long, default_value = "models")]
-        registry: PathBuf,
-        #[arg(long)]
-        as_of: NaiveDate,
-        #[arg(long)]
-        out: PathBuf,
-        /// Also rate every buyer with this challenger (e.g. the `challenger.json` that
-        /// `train` writes beside the model): the service then runs it in shadow.
-        #[arg(long)]
-        challenger: Option<PathBuf>,
-        /// Snapshot in service to measure drift against (default: the one at --out).
-        #[arg(long)]
-        baseline: Option<PathBuf>,
-        /// Refuse to publish when the score PSI against the baseline passes this.
-        #[arg(long, default_value_t = 0.25)]
-        max_psi: f64,
-        /// Publish even past --max-psi.
-        #[arg(long)]
-        force: bool,
-    },
+    Rate(RateArgs),
     /// Replay a history's return requests against a running service (demo, feedback loop, load).
     #[cfg(feature = "batch")]
-    Replay {
-        /// The history whose returns are replayed.
-        #[arg(long)]
-        data: PathBuf,
-        /// Base URL of the service.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        server: String,
-        /// The refund-service token.
-        #[arg(long, env = "FASTREFUND_API_TOKEN", hide_env_values = true)]
-        token: String,
-        /// Replay returns asked on or after this day (default: the first).
-        #[arg(long)]
-        from: Option<NaiveDate>,
-        /// ... and before this day (default: all).
-        #[arg(long)]
-        to: Option<NaiveDate>,
-        /// Requests in flight.
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        /// Buyers who keep not shipping after advances (comma-separated ids).
-        #[arg(long, value_delimiter = ',')]
-        not_shipping: Vec<u64>,
-        /// Do not send outcomes.
-        #[arg(long)]
-        no_outcomes: bool,
-        /// At most this many returns.
-        #[arg(long)]
-        limit: Option<usize>,
-    },
+    Replay(ReplayArgs),
     /// Replay a history's return requests under the current policy and model and under a
     /// candidate, side by side: instant share, value advanced, expected and realised
     /// loss, hours saved, per star and per category (Markdown on stdout; JSON, Markdown
@@ -241,6 +187,68 @@ enum ModelsCommand {
         #[arg(long, default_value = "models")]
         registry: PathBuf,
     },
+}
+
+#[cfg(feature = "batch")]
+#[derive(clap::Args)]
+struct RateArgs {
+    #[arg(long)]
+    data: PathBuf,
+    /// The model (default: the registry's champion).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The model registry the champion comes from.
+    #[arg(long, default_value = "models")]
+    registry: PathBuf,
+    #[arg(long)]
+    as_of: NaiveDate,
+    #[arg(long)]
+    out: PathBuf,
+    /// Also rate every buyer with this challenger (e.g. the `challenger.json` that
+    /// `train` writes beside the model): the service then runs it in shadow.
+    #[arg(long)]
+    challenger: Option<PathBuf>,
+    /// Snapshot in service to measure drift against (default: the one at --out).
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Refuse to publish when the score PSI against the baseline passes this.
+    #[arg(long, default_value_t = 0.25)]
+    max_psi: f64,
+    /// Publish even past --max-psi.
+    #[arg(long)]
+    force: bool,
+}
+
+#[cfg(feature = "batch")]
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// The history whose returns are replayed.
+    #[arg(long)]
+    data: PathBuf,
+    /// Base URL of the service.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// The refund-service token.
+    #[arg(long, env = "FASTREFUND_API_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Replay returns asked on or after this day (default: the first).
+    #[arg(long)]
+    from: Option<NaiveDate>,
+    /// ... and before this day (default: all).
+    #[arg(long)]
+    to: Option<NaiveDate>,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Buyers who keep not shipping after advances (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    not_shipping: Vec<u64>,
+    /// Do not send outcomes.
+    #[arg(long)]
+    no_outcomes: bool,
+    /// At most this many returns.
+    #[arg(long)]
+    limit: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -378,51 +386,9 @@ fn main() -> Result<()> {
             json,
         } => batch::evaluate(&model, table, label, data, as_of, json),
         #[cfg(feature = "batch")]
-        Command::Rate {
-            data,
-            model,
-            registry,
-            as_of,
-            out,
-            challenger,
-            baseline,
-            max_psi,
-            force,
-        } => batch::rate(batch::RateArgs {
-            data,
-            model: match model {
-                Some(m) => m,
-                None => fastrefund::registry::Registry::new(registry).champion_model()?,
-            },
-            as_of,
-            out,
-            challenger,
-            baseline,
-            max_psi,
-            force,
-        }),
+        Command::Rate(a) => batch::rate(a),
         #[cfg(feature = "batch")]
-        Command::Replay {
-            data,
-            server,
-            token,
-            from,
-            to,
-            concurrency,
-            not_shipping,
-            no_outcomes,
-            limit,
-        } => batch::replay(batch::ReplayArgs {
-            data,
-            server,
-            token,
-            from,
-            to,
-            concurrency,
-            not_shipping,
-            no_outcomes,
-            limit,
-        }),
+        Command::Replay(a) => batch::replay(a),
         #[cfg(feature = "batch")]
         Command::Simulate(a) => batch::simulate(a),
         #[cfg(feature = "batch")]
@@ -715,25 +681,18 @@ mod batch {
         Ok(())
     }
 
-    pub struct RateArgs {
-        pub data: PathBuf,
-        pub model: PathBuf,
-        pub as_of: NaiveDate,
-        pub out: PathBuf,
-        pub challenger: Option<PathBuf>,
-        pub baseline: Option<PathBuf>,
-        pub max_psi: f64,
-        pub force: bool,
-    }
-
     pub fn rate(a: RateArgs) -> Result<()> {
         use fastrefund::pipeline::{rate, tables};
         use fastrefund::train::challenger::Challenger;
+        let model_path = match a.model {
+            Some(m) => m,
+            None => fastrefund::registry::Registry::new(a.registry).champion_model()?,
+        };
         let sp = progress::spinner("reading and checking the history");
-        let model_json = std::fs::read_to_string(&a.model)
-            .with_context(|| format!("cannot read {}", a.model.display()))?;
+        let model_json = std::fs::read_to_string(&model_path)
+            .with_context(|| format!("cannot read {}", model_path.display()))?;
         let card =
-            fastrefund::scoring::Model::from_json(&model_json, &a.model.display().to_string())?
+            fastrefund::scoring::Model::from_json(&model_json, &model_path.display().to_string())?
                 .check()?;
         let challenger = a.challenger.as_deref().map(Challenger::load).transpose()?;
         let baseline_dir = a.baseline.clone().unwrap_or_else(|| a.out.clone());
@@ -771,18 +730,6 @@ mod batch {
             "snapshot published"
         );
         Ok(())
-    }
-
-    pub struct ReplayArgs {
-        pub data: PathBuf,
-        pub server: String,
-        pub token: String,
-        pub from: Option<NaiveDate>,
-        pub to: Option<NaiveDate>,
-        pub concurrency: usize,
-        pub not_shipping: Vec<u64>,
-        pub no_outcomes: bool,
-        pub limit: Option<usize>,
     }
 
     pub fn replay(a: ReplayArgs) -> Result<()> {
