@@ -57,15 +57,7 @@ BIN=$(realpath "$BIN")
 
 # 1. Python packages.
 VENV=target/bench-venv
-if [ ! -x "$VENV/bin/python" ] || ! cmp -s scripts/requirements-bench.txt "$VENV/.requirements"; then
-  echo "installing the pinned Python packages into $VENV"
-  t=$(date +%s)
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/requirements-bench.txt
-  cp scripts/requirements-bench.txt "$VENV/.requirements"
-  echo "  installed in $(( $(date +%s) - t ))s"
-fi
+scripts/venv.sh scripts/requirements-bench.txt "$VENV"
 PY=$PWD/$VENV/bin/python  # not realpath: that resolves the venv symlink to the base python
 
 mkdir -p "$OUT"

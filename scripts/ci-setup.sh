@@ -11,10 +11,4 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi
 VENV=target/ci-venv
-if [ ! -x "$VENV/bin/python" ] || ! cmp -s scripts/requirements-ci.txt "$VENV/.requirements"; then
-  echo "installing the pinned Python packages into $VENV"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/requirements-ci.txt
-  cp scripts/requirements-ci.txt "$VENV/.requirements"
-fi
+scripts/venv.sh scripts/requirements-ci.txt "$VENV"

@@ -9,13 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 VENV=target/notebook-venv
-if [ ! -x "$VENV/bin/python" ] || ! cmp -s scripts/requirements-notebook.txt "$VENV/.requirements"; then
-  echo "installing the pinned Python packages into $VENV"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/requirements-notebook.txt
-  cp scripts/requirements-notebook.txt "$VENV/.requirements"
-fi
+scripts/venv.sh scripts/requirements-notebook.txt "$VENV"
 BIN=${FASTREFUND_BIN:-target/debug/fastrefund}
 [ -x "$BIN" ] || cargo build -q
 OUT=target/notebook
