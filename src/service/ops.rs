@@ -144,37 +144,33 @@ pub async fn track_metrics(req: Request, next: Next) -> Response {
         axum::http::Method::POST => Some(1),
         _ => None,
     };
-    if let (Some(r), Some(m)) = (route_no, method_no) {
-        // The fast path: a known route and method.
-        let route = super::ROUTES[r];
-        let method = ["GET", "POST"][m];
-        let response = next.run(req).await;
-        let slots = &ROUTE_METRICS[r * 2 + m];
-        let status = response.status().as_u16();
-        let counter = |status: u16| metrics::counter!("fastrefund_http_requests_total", "method" => method, "route" => route, "status" => status_label(status));
-        match CACHED_STATUSES.iter().position(|s| *s == status) {
-            Some(i) => slots.count[i].get_or_init(|| counter(status)).increment(1),
-            None => counter(status).increment(1),
-        }
-        slots
-            .duration
-            .get_or_init(|| {
-                metrics::histogram!("fastrefund_http_request_duration_seconds", "method" => method, "route" => route)
-            })
-            .record(started.elapsed().as_secs_f64());
-        return response;
-    }
-    let route: metrics::SharedString = match req.extensions().get::<MatchedPath>() {
-        Some(p) => p.as_str().to_string().into(),
-        None => "unmatched".into(),
+    // Labels are static strings for the known routes and methods: no allocation there.
+    let route: metrics::SharedString = match (route_no, req.extensions().get::<MatchedPath>()) {
+        (Some(r), _) => super::ROUTES[r].into(),
+        (None, Some(p)) => p.as_str().to_string().into(),
+        (None, None) => "unmatched".into(),
     };
-    let method: metrics::SharedString = req.method().as_str().to_string().into();
+    let method: metrics::SharedString = match method_no {
+        Some(m) => ["GET", "POST"][m].into(),
+        None => req.method().as_str().to_string().into(),
+    };
+    // The cached handles of a known route and method.
+    let slots = route_no
+        .zip(method_no)
+        .map(|(r, m)| &ROUTE_METRICS[r * 2 + m]);
     let response = next.run(req).await;
-    let status = status_label(response.status().as_u16());
-    metrics::counter!("fastrefund_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("fastrefund_http_request_duration_seconds", "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    let status = response.status().as_u16();
+    let counter = || metrics::counter!("fastrefund_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status_label(status));
+    match slots.zip(CACHED_STATUSES.iter().position(|s| *s == status)) {
+        Some((slots, i)) => slots.count[i].get_or_init(counter).increment(1),
+        None => counter().increment(1),
+    }
+    let histogram = || metrics::histogram!("fastrefund_http_request_duration_seconds", "method" => method.clone(), "route" => route.clone());
+    let seconds = started.elapsed().as_secs_f64();
+    match slots {
+        Some(slots) => slots.duration.get_or_init(histogram).record(seconds),
+        None => histogram().record(seconds),
+    }
     response
 }
 
