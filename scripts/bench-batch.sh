@@ -23,24 +23,12 @@ run generate "$BIN" generate --buyers "$BUYERS" --seed 11 --out "$OUT/hist"
 run train "$BIN" train --data "$OUT/hist" --as-of 2026-01-01 --out "$OUT/model"
 run rate "$BIN" rate --data "$OUT/hist" --model "$OUT/model/model.json" --as-of 2026-06-30 --out "$OUT/snapshot"
 python3 - "$OUT" "$BUYERS" <<'PY'
-import json, re, sys, os, platform, datetime
+import json, sys, os, platform, datetime
 out, buyers = sys.argv[1], int(sys.argv[2])
-def rusage(name):
-    t = open(f"{out}/{name}.rusage").read()
-    g = lambda k: re.search(re.escape(k) + r": (.*)", t).group(1)
-    h, m, s = ([0, 0] + [float(x) for x in g("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")])[-3:]
-    return {"wall_seconds": round(h * 3600 + m * 60 + s, 2), "user_seconds": float(g("User time (seconds)")),
-            "sys_seconds": float(g("System time (seconds)")),
-            "max_rss_mib": round(int(g("Maximum resident set size (kbytes)")) / 1024, 1)}
-def spans(name):
-    res = {}
-    for line in open(f"{out}/{name}.log"):
-        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
-        m = re.search(r"INFO (\S+?)(?:\{[^}]*\})?: \S+: close time.busy=([0-9.]+)(ms|µs|s)", line)
-        if m:
-            v = float(m.group(2)) / {"s": 1, "ms": 1e3, "µs": 1e6}[m.group(3)]
-            res[m.group(1)] = round(res.get(m.group(1), 0) + v, 3)
-    return res
+sys.path.insert(0, "scripts")
+import benchlib
+rusage = lambda name: benchlib.rusage(open(f"{out}/{name}.rusage").read())
+spans = lambda name: benchlib.spans(open(f"{out}/{name}.log").read(), keep_fields=False)
 hist = f"{out}/hist"
 res = {"date": datetime.date.today().isoformat(), "machine": f"{platform.node()} ({os.cpu_count()} cores)",
        "buyers": buyers, "seed": 11,

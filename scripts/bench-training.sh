@@ -161,31 +161,21 @@ from pathlib import Path
 out, buyers, seed, binary, timer = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 
 
+sys.path.insert(0, "scripts")
+import benchlib
+
+
 def rusage(step):
     """Wall seconds (date), CPU seconds and peak RSS (GNU time -v or the wrapper)."""
-    text = (out / f"{step}.rusage").read_text()
-    field = lambda name: float(re.search(rf"{re.escape(name)}: ([0-9.]+)", text).group(1))
     return {
         "wall_seconds": float((out / f"{step}.wall").read_text()),
-        "user_seconds": field("User time (seconds)"),
-        "sys_seconds": field("System time (seconds)"),
-        "max_rss_mib": round(field("Maximum resident set size (kbytes)") / 1024, 1),
+        **{k: v for k, v in benchlib.rusage((out / f"{step}.rusage").read_text()).items() if k != "wall_seconds"},
     }
 
 
-UNITS = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
-
-
 def spans(step):
-    """The trainer's own stage timers (tracing spans closing with time.busy)."""
-    got = {}
-    for line in (out / f"{step}.log").read_text().splitlines():
-        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
-        m = re.search(r"INFO (\w+)(\{[^}]*\})?: \S+: close time\.busy=([0-9.]+)(ns|µs|us|ms|s)\b", line)
-        if m:
-            key = m.group(1) + (m.group(2) or "")
-            got[key] = float(m.group(3)) * UNITS[m.group(4)]
-    return got
+    """The trainer's own stage timers."""
+    return benchlib.spans((out / f"{step}.log").read_text())
 
 
 def rust(step, model_dir):
