@@ -4,8 +4,8 @@
 # of 2026-04-01, rate every buyer as of 2026-06-30, and judge the stars by hidden type.
 #
 # Usage: scripts/quality.sh [BUYERS] [OUTDIR]     (defaults: 200000 target/quality-200k)
-# Writes OUTDIR/model/ (model.json, evaluation.json, challenger.json, report.html and its
-# figures), OUTDIR/snapshot/, OUTDIR/judge/ (star-by-type.json/.md/.svg) and
+# Writes OUTDIR/model/ (model.json, evaluation.json with the out-of-time test,
+# challenger.json, report.html and its figures), OUTDIR/snapshot/, OUTDIR/judge/ (star-by-type.json/.md/.svg) and
 # OUTDIR/quality.json, which gathers the figures docs/model-quality.md quotes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,14 +21,14 @@ if [ "$(cat "$OUT/hist/.generated" 2>/dev/null)" != "$BUYERS 11" ]; then
 fi
 rm -rf "$OUT/model" "$OUT/snapshot" "$OUT/judge"
 "$BIN" train --data "$OUT/hist" --as-of 2026-01-01 --test-as-of 2026-04-01 --out "$OUT/model" 2>"$OUT/train.log"
-"$BIN" evaluate --model "$OUT/model/model.json" --data "$OUT/hist" --as-of 2026-04-01 --json >"$OUT/oot.json" 2>"$OUT/evaluate.log"
 "$BIN" rate --data "$OUT/hist" --model "$OUT/model/model.json" --as-of 2026-06-30 --out "$OUT/snapshot" 2>"$OUT/rate.log"
 "$BIN" judge --data "$OUT/hist" --snapshot "$OUT/snapshot" --out "$OUT/judge" >"$OUT/judge.txt"
 python3 - "$OUT" "$BUYERS" <<'PY'
 import json, sys
 out, buyers = sys.argv[1], int(sys.argv[2])
 ev = json.load(open(f"{out}/model/evaluation.json"))
-oot = json.load(open(f"{out}/oot.json"))
+# train's own out-of-time test (as of --test-as-of), without the star table
+oot = {k: v for k, v in ev["test"].items() if k != "stars"}
 judge = json.load(open(f"{out}/judge/star-by-type.json"))
 try:
     ch = json.load(open(f"{out}/model/challenger.json"))
