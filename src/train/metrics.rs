@@ -182,6 +182,37 @@ mod tests {
     }
 }
 
+/// Walks `order` in runs of equal `key`, counting bads and goods as it goes, and keeps
+/// the running counts `(key, bads, goods)` after about every `len / max_points` items
+/// and after the last; `already` points are counted as kept before the first.
+fn cumulative_counts<K: PartialEq + Copy>(
+    order: &[usize],
+    key: impl Fn(usize) -> K,
+    labels: &[u8],
+    max_points: usize,
+    already: usize,
+) -> Vec<(K, f64, f64)> {
+    let (mut bads, mut goods) = (0.0, 0.0);
+    let step = (order.len() / max_points.max(1)).max(1);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < order.len() {
+        let k = key(order[i]);
+        while i < order.len() && key(order[i]) == k {
+            if labels[order[i]] == 1 {
+                bads += 1.0;
+            } else {
+                goods += 1.0;
+            }
+            i += 1;
+        }
+        if (already + out.len()) * step <= i || i == order.len() {
+            out.push((k, bads, goods));
+        }
+    }
+    out
+}
+
 /// Points of the ROC curve (false positive rate, true positive rate) of `risk`,
 /// at most `max_points` of them, from (0, 0) to (1, 1).
 pub fn roc_points(risk: &[f64], labels: &[u8], max_points: usize) -> Vec<[f64; 2]> {
@@ -190,23 +221,11 @@ pub fn roc_points(risk: &[f64], labels: &[u8], max_points: usize) -> Vec<[f64; 2
     let p = labels.iter().filter(|l| **l == 1).count().max(1) as f64;
     let n = (labels.len() as f64 - p).max(1.0);
     let mut pts = vec![[0.0, 0.0]];
-    let (mut tp, mut fp) = (0.0, 0.0);
-    let step = (idx.len() / max_points.max(1)).max(1);
-    let mut i = 0;
-    while i < idx.len() {
-        let v = risk[idx[i]];
-        while i < idx.len() && risk[idx[i]] == v {
-            if labels[idx[i]] == 1 {
-                tp += 1.0;
-            } else {
-                fp += 1.0;
-            }
-            i += 1;
-        }
-        if pts.len() * step <= i || i == idx.len() {
-            pts.push([fp / n, tp / p]);
-        }
-    }
+    pts.extend(
+        cumulative_counts(&idx, |i| risk[i], labels, max_points, 1)
+            .into_iter()
+            .map(|(_, tp, fp)| [fp / n, tp / p]),
+    );
     pts
 }
 
@@ -217,25 +236,10 @@ pub fn ks_curve(scores: &[i32], labels: &[u8], max_points: usize) -> Vec<[f64; 3
     idx.sort_unstable_by_key(|i| scores[*i]);
     let b = labels.iter().filter(|l| **l == 1).count().max(1) as f64;
     let g = (labels.len() as f64 - b).max(1.0);
-    let (mut cb, mut cg) = (0.0, 0.0);
-    let step = (idx.len() / max_points.max(1)).max(1);
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < idx.len() {
-        let s = scores[idx[i]];
-        while i < idx.len() && scores[idx[i]] == s {
-            if labels[idx[i]] == 1 {
-                cb += 1.0;
-            } else {
-                cg += 1.0;
-            }
-            i += 1;
-        }
-        if out.len() * step <= i || i == idx.len() {
-            out.push([f64::from(s), cb / b, cg / g]);
-        }
-    }
-    out
+    cumulative_counts(&idx, |i| scores[i], labels, max_points, 0)
+        .into_iter()
+        .map(|(s, cb, cg)| [f64::from(s), cb / b, cg / g])
+        .collect()
 }
 
 /// The score distribution of goods and bads: `bins` equal-width bins over the score
