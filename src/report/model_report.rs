@@ -141,25 +141,18 @@ pub fn model_report(card: &Scorecard, e: &Evaluation, out: &Path) -> Result<(), 
         .windows(2)
         .map(|w| (w[0] + w[1]) / 2.0)
         .collect();
+    let over_centres = |name, shares: &[f64], colour| Line {
+        name,
+        points: centres
+            .iter()
+            .copied()
+            .zip(shares.iter().copied())
+            .collect(),
+        colour,
+    };
     let dist = [
-        Line {
-            name: "goods",
-            points: centres
-                .iter()
-                .zip(&e.score_distribution.goods)
-                .map(|(x, y)| (*x, *y))
-                .collect(),
-            colour: GREEN,
-        },
-        Line {
-            name: "bads",
-            points: centres
-                .iter()
-                .zip(&e.score_distribution.bads)
-                .map(|(x, y)| (*x, *y))
-                .collect(),
-            colour: RGBColor(214, 39, 40),
-        },
+        over_centres("goods", &e.score_distribution.goods, GREEN),
+        over_centres("bads", &e.score_distribution.bads, RGBColor(214, 39, 40)),
     ];
     figures.push((
         "score_distribution.svg".into(),
