@@ -4,11 +4,13 @@
 //!
 //! **One writer at a time, group commit.** One connection owns the in-memory view
 //! (each return's state, each buyer's outstanding amount, each day's advances). A
-//! caller queues its command; if no batch is being written, it becomes the leader:
+//! caller queues its command; if no batch is being written, it starts a leader task:
 //! it takes every command queued (up to [`MAX_BATCH`]), applies them in order against
 //! the view inside one transaction, commits, and hands any commands that arrived
-//! meanwhile to a new leader task. (No dedicated writer thread: the commit runs on
-//! the runtime thread that already has the work, which saves a thread hand-off per
+//! meanwhile to a new leader task. The leader is a task of its own, never the caller's
+//! future: a caller may be dropped at any await (its client went away), and a leader
+//! that vanished with it would leave the queue led by no one. (No dedicated writer
+//! thread: the commit runs on a runtime thread, which saves a thread hand-off per
 //! batch; it takes tens of microseconds.) Anything that moves money (an advance, a
 //! settlement, an exposure reading) is answered only after a second thread
 //! (`ledger-sync`) has made it durable with one `fdatasync` of the WAL for every batch
@@ -258,9 +260,44 @@ struct Queue {
     leading: bool,
 }
 
+/// Runs a leader as a task of its own, never inside a caller's future: hyper drops a
+/// request's future when its client goes away, and a leader dropped half-way would
+/// leave `leading` set with no one to write the queue, hanging every later call
+/// (issue 9). The task lets the other ready tasks queue their commands first, so that
+/// one commit carries them all.
+fn spawn_leader(shared: Arc<Shared>) {
+    tokio::spawn(async move {
+        for _ in 0..LEADER_YIELDS {
+            tokio::task::yield_now().await;
+        }
+        lead(&shared);
+    });
+}
+
+/// Hands leadership on when a leader ends, however it ends (even by a panic while
+/// writing): to a new leader task if commands are queued, or clears `leading`.
+struct Handoff<'a>(&'a Arc<Shared>);
+
+impl Drop for Handoff<'_> {
+    fn drop(&mut self) {
+        // A poisoned queue lock: callers already get "the ledger queue failed earlier".
+        let more = match self.0.queue.lock() {
+            Ok(mut q) => {
+                q.leading = !q.cmds.is_empty();
+                q.leading
+            }
+            Err(_) => false,
+        };
+        if more {
+            spawn_leader(self.0.clone());
+        }
+    }
+}
+
 /// Writes one batch of queued commands, then hands leadership to a new task if more
 /// arrived meanwhile (so no caller waits behind an unbounded run of batches).
 fn lead(shared: &Arc<Shared>) {
+    let _handoff = Handoff(shared);
     let mut batch = match shared.queue.lock() {
         Ok(mut q) => {
             let n = q.cmds.len().min(MAX_BATCH);
@@ -286,21 +323,6 @@ fn lead(shared: &Arc<Shared>) {
         COMMIT_SECONDS
             .get_or_init(|| metrics::histogram!("fastrefund_ledger_commit_seconds"))
             .record(started.elapsed().as_secs_f64());
-    }
-    let more = match shared.queue.lock() {
-        Ok(mut q) => {
-            if q.cmds.is_empty() {
-                q.leading = false;
-                false
-            } else {
-                true
-            }
-        }
-        Err(_) => false,
-    };
-    if more {
-        let s = shared.clone();
-        tokio::spawn(async move { lead(&s) });
     }
 }
 
@@ -1069,12 +1091,7 @@ impl Ledger {
             !std::mem::replace(&mut q.leading, true)
         };
         if leader {
-            // Let the other requests this runtime thread has ready queue theirs first:
-            // one commit then carries them all.
-            for _ in 0..LEADER_YIELDS {
-                tokio::task::yield_now().await;
-            }
-            lead(&self.shared);
+            spawn_leader(self.shared.clone());
         }
         rx.await
             .map_err(|_| unavailable("the ledger writer has stopped"))?

@@ -370,3 +370,56 @@ async fn the_daily_budget_is_shared_by_all_buyers() {
         .unwrap();
     assert!(c.decision.advanced_refund);
 }
+
+/// Issue 9: a caller dropped while its command waits (its client went away) must not
+/// leave the queue led by no one. On a current-thread runtime, each call is polled once
+/// (it queues its command and would have become the leader) and then dropped; every
+/// later call must still be answered, within a second.
+#[test]
+fn callers_dropped_mid_flight_never_stall_the_ledger() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
+        let p = Arc::new(Policy::default());
+        for i in 0..300u64 {
+            {
+                let mut call = std::pin::pin!(l.decide(
+                    req(1_000 + i, 7, 10_000 + i, "10.00", None),
+                    star(4),
+                    p.clone(),
+                    "m".into(),
+                    now(),
+                ));
+                // Polled once, then dropped: what hyper does to a request whose client left.
+                let first = std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(call.as_mut().poll(cx).is_pending())
+                })
+                .await;
+                assert!(first, "call {i} finished in its first poll");
+                // `call` is dropped here, never polled again.
+            }
+            if i % 50 == 49 {
+                let e =
+                    tokio::time::timeout(std::time::Duration::from_secs(1), l.exposure(BuyerId(7)))
+                        .await;
+                assert!(
+                    e.is_ok(),
+                    "the ledger stalled after {} dropped calls",
+                    i + 1
+                );
+            }
+        }
+        let d = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            l.decide(req(1, 7, 1, "10.00", None), star(4), p, "m".into(), now()),
+        )
+        .await
+        .expect("a decision after 300 dropped calls is answered within a second")
+        .unwrap();
+        assert!(!d.repeated);
+    });
+}

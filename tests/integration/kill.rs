@@ -20,9 +20,9 @@ use std::time::Duration;
 
 const API: &str = "kill-test-api-token";
 
-struct Server {
+pub struct Server {
     child: Child,
-    base: String,
+    pub base: String,
 }
 
 fn free_port() -> u16 {
@@ -33,7 +33,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start(ledger: &Path, snapshot: &Path) -> Server {
+/// The real `fastrefund serve` on a free loopback port, once ready.
+pub async fn start(ledger: &Path, snapshot: &Path) -> Server {
     let port = free_port();
     let server = Server {
         child: Command::new(crate::batch::bin())

@@ -6,6 +6,7 @@
 mod api;
 mod batch;
 mod feedback;
+mod hostile;
 mod kill;
 mod parity;
 mod simulate;
