@@ -120,40 +120,35 @@ static ROUTE_METRICS: std::sync::LazyLock<Vec<RouteMetrics>> = std::sync::LazyLo
         .collect()
 });
 
+/// The `status` label: one of the statuses the service answers, or `other`.
 fn status_label(status: u16) -> metrics::SharedString {
-    match status {
-        200 => "200".into(),
-        400 => "400".into(),
-        401 => "401".into(),
-        404 => "404".into(),
-        409 => "409".into(),
-        422 => "422".into(),
-        s => s.to_string().into(),
+    match CACHED_STATUSES.iter().position(|s| *s == status) {
+        Some(i) => STATUS_LABELS[i].into(),
+        None => "other".into(),
     }
 }
 
-/// Counts requests and their latency per route.
+const STATUS_LABELS: [&str; CACHED_STATUSES.len()] = [
+    "200", "400", "401", "403", "404", "405", "409", "413", "415", "422", "500", "503",
+];
+
+/// Methods that get a label of their own; any other method is counted as `other`.
+const METHODS: [axum::http::Method; 2] = [axum::http::Method::GET, axum::http::Method::POST];
+
+/// Counts requests and their latency per route. Every label comes from a closed set
+/// (the router's routes or `other`, GET/POST or `other`, the statuses the service
+/// answers or `other`), so no client can make the series, and the memory behind them,
+/// grow: a made-up method or path lands in `other`.
 pub async fn track_metrics(req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let route_no = req
         .extensions()
         .get::<MatchedPath>()
         .and_then(|p| super::ROUTES.iter().position(|r| *r == p.as_str()));
-    let method_no = match *req.method() {
-        axum::http::Method::GET => Some(0),
-        axum::http::Method::POST => Some(1),
-        _ => None,
-    };
-    // Labels are static strings for the known routes and methods: no allocation there.
-    let route: metrics::SharedString = match (route_no, req.extensions().get::<MatchedPath>()) {
-        (Some(r), _) => super::ROUTES[r].into(),
-        (None, Some(p)) => p.as_str().to_string().into(),
-        (None, None) => "unmatched".into(),
-    };
-    let method: metrics::SharedString = match method_no {
-        Some(m) => ["GET", "POST"][m].into(),
-        None => req.method().as_str().to_string().into(),
-    };
+    let method_no = METHODS.iter().position(|m| m == req.method());
+    // Labels are static strings: no allocation, and nothing a client chose.
+    let route: metrics::SharedString = route_no.map_or("other", |r| super::ROUTES[r]).into();
+    let method: metrics::SharedString = method_no.map_or("other", |m| ["GET", "POST"][m]).into();
     // The cached handles of a known route and method.
     let slots = route_no
         .zip(method_no)
