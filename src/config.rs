@@ -38,6 +38,50 @@ pub struct Settings {
     /// Wait for the fdatasync before answering every decision, not only those that
     /// move money (default false; see `ledger::LedgerOptions`).
     pub durable_decisions: bool,
+    /// What a client may hold of the server: timeouts and caps (see [`Limits`]).
+    pub limits: Limits,
+}
+
+/// The limits that keep slow, stuck or hostile clients from wearing the service down.
+/// Each is a setting (file key and `FASTREFUND_` variable in capitals); every duration
+/// is in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `header_read_timeout_ms` (default 10,000): a connection must send a request's
+    /// whole head within this time of starting to wait for it. hyper starts that clock
+    /// whenever the connection waits for a request, so it also closes a keep-alive
+    /// connection left idle this long: it is the idle timeout too.
+    pub header_read_timeout: std::time::Duration,
+    /// `body_timeout_ms` (default 10,000): longest wait for the next part of a request
+    /// body (a body that stalls is answered 408).
+    pub body_timeout: std::time::Duration,
+    /// `handler_timeout_ms` (default 5,000): longest a request may take once its head is
+    /// read; past it the client gets 503 and the slot is freed. Work that must finish
+    /// (a ledger commit) runs in tasks of its own and is not cut short by it.
+    pub handler_timeout: std::time::Duration,
+    /// `max_connections` (default 4,096): open connections; past it a new connection
+    /// is answered 503 with `Retry-After` and closed.
+    pub max_connections: usize,
+    /// `max_in_flight` (default 1,024): requests being handled at once; past it a
+    /// request is answered 503 with `Retry-After` at once instead of queueing.
+    pub max_in_flight: usize,
+    /// `shutdown_grace_ms` (default 10,000): on SIGTERM, how long requests in flight
+    /// get to finish before the connections are closed.
+    pub shutdown_grace: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let ms = std::time::Duration::from_millis;
+        Limits {
+            header_read_timeout: ms(10_000),
+            body_timeout: ms(10_000),
+            handler_timeout: ms(5_000),
+            max_connections: 4_096,
+            max_in_flight: 1_024,
+            shutdown_grace: ms(10_000),
+        }
+    }
 }
 
 fn default_workers() -> usize {
@@ -58,6 +102,7 @@ impl Default for Settings {
             max_body_bytes: 16 * 1024,
             workers: default_workers(),
             durable_decisions: false,
+            limits: Limits::default(),
         }
     }
 }
@@ -75,6 +120,54 @@ struct File {
     max_body_bytes: Option<usize>,
     workers: Option<usize>,
     durable_decisions: Option<bool>,
+    header_read_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
+    handler_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
+    max_in_flight: Option<usize>,
+    shutdown_grace_ms: Option<u64>,
+}
+
+/// A boolean from the environment: `true`/`false` or `1`/`0`, nothing else (a typo such
+/// as `ture` or an `on` is refused, not read as false).
+fn parse_bool(key: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            key,
+            message: format!("{v:?} is not a boolean; write true or false"),
+        }),
+    }
+}
+
+/// A whole number from the environment.
+fn parse_number<T: std::str::FromStr>(key: &'static str, v: &str) -> Result<T, ConfigError> {
+    v.trim().parse().map_err(|_| ConfigError::Invalid {
+        key,
+        message: format!("{v:?} is not a whole number"),
+    })
+}
+
+/// Checks that `v` is within `range`, naming `key`.
+fn within<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &'static str,
+    v: T,
+    range: std::ops::RangeInclusive<T>,
+    unit: &str,
+) -> Result<T, ConfigError> {
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(ConfigError::Invalid {
+            key,
+            message: format!(
+                "must be {} to {}{unit}, got {v}",
+                range.start(),
+                range.end()
+            ),
+        })
+    }
 }
 
 fn parse_addr(key: &'static str, v: &str) -> Result<SocketAddr, ConfigError> {
@@ -92,6 +185,71 @@ fn token(key: &'static str, v: String) -> Result<String, ConfigError> {
         });
     }
     Ok(v)
+}
+
+impl Limits {
+    /// Overrides the limits that are given (durations in milliseconds).
+    fn apply(
+        &mut self,
+        header_read_ms: Option<u64>,
+        body_ms: Option<u64>,
+        handler_ms: Option<u64>,
+        max_connections: Option<usize>,
+        max_in_flight: Option<usize>,
+        shutdown_grace_ms: Option<u64>,
+    ) {
+        let ms = std::time::Duration::from_millis;
+        if let Some(v) = header_read_ms {
+            self.header_read_timeout = ms(v);
+        }
+        if let Some(v) = body_ms {
+            self.body_timeout = ms(v);
+        }
+        if let Some(v) = handler_ms {
+            self.handler_timeout = ms(v);
+        }
+        if let Some(v) = max_connections {
+            self.max_connections = v;
+        }
+        if let Some(v) = max_in_flight {
+            self.max_in_flight = v;
+        }
+        if let Some(v) = shutdown_grace_ms {
+            self.shutdown_grace = ms(v);
+        }
+    }
+
+    /// Refuses a limit that would turn a protection off or stop all service.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        within(
+            "header_read_timeout_ms",
+            ms(self.header_read_timeout),
+            100..=600_000,
+            " ms",
+        )?;
+        within(
+            "body_timeout_ms",
+            ms(self.body_timeout),
+            100..=600_000,
+            " ms",
+        )?;
+        within(
+            "handler_timeout_ms",
+            ms(self.handler_timeout),
+            100..=600_000,
+            " ms",
+        )?;
+        within(
+            "shutdown_grace_ms",
+            ms(self.shutdown_grace),
+            0..=600_000,
+            " ms",
+        )?;
+        within("max_connections", self.max_connections, 1..=1_000_000, "")?;
+        within("max_in_flight", self.max_in_flight, 1..=1_000_000, "")?;
+        Ok(())
+    }
 }
 
 impl Settings {
@@ -122,6 +280,14 @@ impl Settings {
             s.max_body_bytes = f.max_body_bytes.unwrap_or(s.max_body_bytes);
             s.workers = f.workers.unwrap_or(s.workers);
             s.durable_decisions = f.durable_decisions.unwrap_or(s.durable_decisions);
+            s.limits.apply(
+                f.header_read_timeout_ms,
+                f.body_timeout_ms,
+                f.handler_timeout_ms,
+                f.max_connections,
+                f.max_in_flight,
+                f.shutdown_grace_ms,
+            );
         }
         if let Some(a) = env("FASTREFUND_ADDR") {
             s.addr = parse_addr("FASTREFUND_ADDR", &a)?;
@@ -148,8 +314,18 @@ impl Settings {
             })?;
         }
         if let Some(v) = env("FASTREFUND_DURABLE_DECISIONS") {
-            s.durable_decisions = matches!(v.as_str(), "1" | "true" | "yes");
+            s.durable_decisions = parse_bool("FASTREFUND_DURABLE_DECISIONS", &v)?;
         }
+        let num = |key: &'static str| env(key).map(|v| parse_number(key, &v)).transpose();
+        s.limits.apply(
+            num("FASTREFUND_HEADER_READ_TIMEOUT_MS")?,
+            num("FASTREFUND_BODY_TIMEOUT_MS")?,
+            num("FASTREFUND_HANDLER_TIMEOUT_MS")?,
+            num("FASTREFUND_MAX_CONNECTIONS")?.map(|n: u64| n as usize),
+            num("FASTREFUND_MAX_IN_FLIGHT")?.map(|n: u64| n as usize),
+            num("FASTREFUND_SHUTDOWN_GRACE_MS")?,
+        );
+        s.limits.check()?;
         if !(1..=256).contains(&s.workers) {
             return Err(ConfigError::Invalid {
                 key: "workers",
@@ -208,5 +384,60 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("at least 8"), "{e}");
+    }
+
+    #[test]
+    fn a_boolean_that_is_not_a_boolean_is_refused_naming_its_key() {
+        for bad in ["ture", "on", "yes", "", "TRUE1"] {
+            let e = Settings::layered(None, |k| {
+                (k == "FASTREFUND_DURABLE_DECISIONS").then(|| bad.to_string())
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("FASTREFUND_DURABLE_DECISIONS"), "{bad:?}: {e}");
+        }
+        for (good, want) in [("true", true), ("1", true), ("false", false), ("0", false)] {
+            let s = Settings::layered(None, |k| {
+                (k == "FASTREFUND_DURABLE_DECISIONS").then(|| good.to_string())
+            })
+            .unwrap();
+            assert_eq!(s.durable_decisions, want);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "durable_decisions = \"on\"\n").unwrap();
+        let e = Settings::layered(Some(&f), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("durable_decisions"), "{e}");
+    }
+
+    #[test]
+    fn limits_come_from_the_file_and_the_environment_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "header_read_timeout_ms = 2000\nmax_connections = 10\n").unwrap();
+        let s = Settings::layered(Some(&f), |k| {
+            (k == "FASTREFUND_MAX_IN_FLIGHT").then(|| "7".to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            s.limits.header_read_timeout,
+            std::time::Duration::from_secs(2)
+        );
+        assert_eq!((s.limits.max_connections, s.limits.max_in_flight), (10, 7));
+        assert_eq!(s.limits.handler_timeout, Limits::default().handler_timeout);
+        let e = Settings::layered(None, |k| {
+            (k == "FASTREFUND_HANDLER_TIMEOUT_MS").then(|| "0".to_string())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("handler_timeout_ms"), "{e}");
+        let e = Settings::layered(None, |k| {
+            (k == "FASTREFUND_MAX_CONNECTIONS").then(|| "many".to_string())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("FASTREFUND_MAX_CONNECTIONS"), "{e}");
     }
 }

@@ -23,6 +23,12 @@ pub enum MoneyError {
     /// Beyond what any order could cost (1e12).
     #[error("amount {0} is too large")]
     TooLarge(String),
+    /// A refund amount written with a sign (`+5`, `-0`).
+    #[error("amount {0:?} has a sign; write the amount alone, such as \"129.90\"")]
+    Signed(String),
+    /// A refund of nothing (below one cent).
+    #[error("amount {0} is below the smallest refund, 0.01")]
+    BelowMinimum(String),
 }
 
 /// A non-negative amount with at most two decimal places. Serialised as a string
@@ -48,6 +54,24 @@ impl Money {
         let mut d = d.abs();
         d.rescale(2);
         Ok(Money(d))
+    }
+
+    /// A refund amount as a refund service sends it: plain digits with at most two
+    /// decimal places, no sign, no spaces, at least 0.01 and below 1e12. (`"0"` or
+    /// `"-0"` would record a refund of nothing that still marks its order refunded.)
+    pub fn parse_refund(s: &str) -> Result<Money, MoneyError> {
+        if s.starts_with(['+', '-']) {
+            return Err(MoneyError::Signed(s.to_string()));
+        }
+        let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        if !plain {
+            return Err(MoneyError::NotANumber(s.to_string()));
+        }
+        let m: Money = s.parse()?;
+        if m < Money::from_cents(1) {
+            return Err(MoneyError::BelowMinimum(s.to_string()));
+        }
+        Ok(m)
     }
 
     /// An amount from a whole number of cents (fen).
@@ -194,5 +218,27 @@ mod tests {
         let m: Money = serde_json::from_str("\"10.50\"").unwrap();
         assert_eq!(serde_json::to_string(&m).unwrap(), "\"10.50\"");
         assert!(serde_json::from_str::<Money>("\"-1\"").is_err());
+    }
+
+    #[test]
+    fn a_refund_amount_is_at_least_a_cent_with_no_sign() {
+        for ok in ["0.01", "59.90", "1", "999999999999.99"] {
+            assert!(Money::parse_refund(ok).is_ok(), "{ok}");
+        }
+        for (bad, want) in [
+            ("0", "below the smallest"),
+            ("0.00", "below the smallest"),
+            ("0.001", "more than 2 decimal"),
+            ("-0", "sign"),
+            ("+5", "sign"),
+            ("-5.00", "sign"),
+            (" 5", "not a decimal"),
+            ("5e2", "not a decimal"),
+            ("", "not a decimal"),
+            ("1000000000000", "too large"),
+        ] {
+            let e = Money::parse_refund(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad:?}: {e}");
+        }
     }
 }

@@ -42,7 +42,7 @@ use crate::domain::{
     ReturnReason, ReturnRequest, Star,
 };
 use crate::policy::{self, LedgerView, Policy};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use rusqlite::{Connection, params};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -84,6 +84,18 @@ pub enum LedgerError {
         existing: Outcome,
         given: Outcome,
     },
+    #[error(
+        "return {return_id} was decided for another request (its `{field}` differs); a return_id is the key of one request only"
+    )]
+    ReturnIdReused { return_id: u64, field: &'static str },
+    #[error(
+        "return {return_id} was advanced on another tracking number; one return has one parcel"
+    )]
+    TrackingConflict { return_id: u64 },
+    #[error(
+        "return {return_id} was settled as {outcome} at another time; a different `at` is refused"
+    )]
+    OutcomeAtConflict { return_id: u64, outcome: Outcome },
     #[error("`pending` is not an outcome that settles a return")]
     PendingOutcome,
     #[error("cannot open the ledger at {path}: {message}")]
@@ -473,6 +485,72 @@ fn load_state(conn: &Connection) -> Result<State, LedgerError> {
     Ok(st)
 }
 
+/// Refuses a request that reuses the `return_id` of the one recorded at row `seq`
+/// for anything else (another buyer, order, merchant, category, amount, reason, dates
+/// or tracking number), naming the first field that differs. Idempotency keys are
+/// bound to the request they were first used with (as Stripe's are): a retry gets the
+/// recorded answer, a different request under the same key a refusal.
+fn same_request(tx: &Connection, seq: i64, req: &ReturnRequest) -> Result<(), LedgerError> {
+    #[allow(clippy::type_complexity)]
+    let row: (
+        i64,
+        i64,
+        i64,
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        Option<String>,
+    ) = tx
+        .prepare_cached(
+            "SELECT buyer_id, order_id, merchant_id, category, amount, reason, delivered_at,
+                    requested_at, tracking_number
+             FROM decisions WHERE seq = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row([seq], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            })
+        })
+        .map_err(unavailable)?;
+    let (buyer, order, merchant, category, amount, reason, delivered, requested, tracking) = row;
+    let differs = [
+        ("buyer_id", buyer != req.buyer_id.0 as i64),
+        ("order_id", order != req.order_id.0 as i64),
+        ("merchant_id", merchant != req.merchant_id.0 as i64),
+        ("category", category != req.category.as_str()),
+        ("amount", parse_money(&amount)? != req.amount),
+        ("reason", reason != req.reason.as_str()),
+        (
+            "delivered_at",
+            delivered != req.delivered_at.timestamp_micros(),
+        ),
+        (
+            "requested_at",
+            requested != req.requested_at.timestamp_micros(),
+        ),
+        ("tracking_number", tracking != req.tracking_number),
+    ];
+    match differs.iter().find(|(_, d)| *d) {
+        Some((field, _)) => Err(LedgerError::ReturnIdReused {
+            return_id: req.return_id.0,
+            field,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The decision recorded at row `seq`, rebuilt exactly as it was answered.
 fn recorded_decision(
     tx: &Connection,
@@ -690,6 +768,7 @@ impl State {
     ) -> Result<Decided, LedgerError> {
         let rid = req.return_id.0;
         if let Some(seq) = self.returns.get(&rid).map(|r| r.seq) {
+            same_request(tx, seq, &req)?;
             return recorded_decision(tx, seq, &self.version_text);
         }
         let day = policy::local_date(now, policy);
@@ -718,8 +797,8 @@ impl State {
         tx.prepare_cached(
             "INSERT INTO decisions (return_id, decision_id, buyer_id, order_id, merchant_id, category, amount,
                reason, delivered_at, requested_at, decided_at, star, rated, instant, pickup, advanced,
-               pickup_from, merchant_answer_by, policy_version, model_version, reasons, shadow)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+               pickup_from, merchant_answer_by, policy_version, model_version, reasons, shadow, tracking_number)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -745,6 +824,7 @@ impl State {
                 model_id,
                 reasons,
                 shadow_json,
+                req.tracking_number.as_deref(),
             ])
         })
         .map_err(unavailable)?;
@@ -793,6 +873,13 @@ impl State {
             .ok_or(LedgerError::UnknownReturn(rid))?
             .clone();
         if let Some(a) = &rec.advance {
+            let recorded: String = tx
+                .prepare_cached("SELECT tracking_number FROM advances WHERE return_id = ?1")
+                .and_then(|mut s| s.query_row([rid as i64], |r| r.get(0)))
+                .map_err(unavailable)?;
+            if recorded != tracking {
+                return Err(LedgerError::TrackingConflict { return_id: rid });
+            }
             return Ok(Tracked {
                 return_id: rid,
                 advanced: true,
@@ -865,6 +952,16 @@ impl State {
         let outstanding = |st: &State| st.outstanding.get(&buyer).map(|e| e.0).unwrap_or_default();
         if let Some(existing) = rec.outcome {
             return if existing == outcome {
+                let recorded_at: i64 = tx
+                    .prepare_cached("SELECT outcome_at FROM outcomes WHERE return_id = ?1")
+                    .and_then(|mut s| s.query_row([rid as i64], |r| r.get(0)))
+                    .map_err(unavailable)?;
+                if recorded_at != at.timestamp_micros() {
+                    return Err(LedgerError::OutcomeAtConflict {
+                        return_id: rid,
+                        outcome,
+                    });
+                }
                 Ok(Settled {
                     return_id: rid,
                     outcome,
@@ -1122,6 +1219,8 @@ impl Ledger {
         model_version: String,
         now: DateTime<Utc>,
     ) -> Result<Decided, LedgerError> {
+        // The ledger keeps times in microseconds: answer with what a retry will read.
+        let now = now.trunc_subsecs(6);
         self.call(|reply| Cmd::Decide {
             req,
             star,

@@ -2,13 +2,15 @@
 //! runs once, in order, inside a transaction; a database newer than this build is
 //! refused.
 //!
-//! Every table is append-only in the order things happened (`seq`, the rowid), with
-//! no secondary index, and rows are small (times as integer microseconds since the
+//! Every table is append-only in the order things happened (`seq`, the rowid), and
+//! rows are small (times as integer microseconds since the
 //! epoch in UTC): a group commit then writes one or two pages at the end of the file
 //! whatever the return ids look like, and the fsync of those pages is what a caller
 //! waits for. The service keeps its working view (and the `seq` of each return's
-//! decision) in memory; `return_id` is unique because the single writer checks it
-//! before every insert, and the kill tests and `check_invariants` verify it.
+//! decision) in memory. The single writer checks that a `return_id` is new before
+//! every insert, and since version 2 the schema enforces it too: a `UNIQUE` index on
+//! `return_id` in `decisions`, `advances` and `outcomes`, and on `decision_id`; those
+//! indexes also answer the look-ups a retried call needs.
 
 use rusqlite::Connection;
 
@@ -70,6 +72,16 @@ pub const MIGRATIONS: &[&str] = &[
         reasons         TEXT    NOT NULL,
         at              INTEGER NOT NULL
     );
+    ",
+    // 2: the schema enforces what the writer promises (a return decided, advanced and
+    // settled at most once), and a decision keeps the tracking number its request
+    // carried, so that a retry with another one is told apart (idempotency).
+    "
+    ALTER TABLE decisions ADD COLUMN tracking_number TEXT;
+    CREATE UNIQUE INDEX decisions_return_id ON decisions (return_id);
+    CREATE UNIQUE INDEX decisions_decision_id ON decisions (decision_id);
+    CREATE UNIQUE INDEX advances_return_id ON advances (return_id);
+    CREATE UNIQUE INDEX outcomes_return_id ON outcomes (return_id);
     ",
 ];
 

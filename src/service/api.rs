@@ -38,6 +38,8 @@ pub async fn eligibility(
     ApiJson(body): ApiJson<EligibilityRequest>,
 ) -> Result<Json<EligibilityResponse>, ApiError> {
     let req = ReturnRequest::try_from(body)?;
+    let now = Utc::now();
+    check_times(&req, now)?;
     let serving = ready(&state)?;
     let rating = serving.ratings.get(req.buyer_id);
     let star = rating.map(|r| r.star);
@@ -57,7 +59,7 @@ pub async fn eligibility(
             shadow,
             state.policy(),
             serving.ratings.manifest.model_version.clone(),
-            Utc::now(),
+            now,
         )
         .await?;
     if !d.repeated {

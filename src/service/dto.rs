@@ -136,8 +136,13 @@ pub struct EligibilityRequest {
     pub tracking_number: Option<String>,
 }
 
+/// Years a request's time may fall in: anything else is a client's mistake, and a
+/// year past 9999 could not even be answered in RFC 3339.
+pub const PLAUSIBLE_YEARS: std::ops::RangeInclusive<i32> = 2000..=2999;
+
 fn parse_time(field: &'static str, v: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(v)
+    use chrono::Datelike;
+    let t = DateTime::parse_from_rfc3339(v)
         .map(|d| d.with_timezone(&Utc))
         .map_err(|_| {
             ApiError::field(
@@ -145,7 +150,47 @@ fn parse_time(field: &'static str, v: &str) -> Result<DateTime<Utc>, ApiError> {
                 "invalid_timestamp",
                 format!("`{field}` must be an RFC 3339 timestamp such as 2026-06-30T02:00:00Z, got {v:?}"),
             )
-        })
+        })?;
+    if !PLAUSIBLE_YEARS.contains(&t.year()) {
+        return Err(ApiError::field(
+            field,
+            "implausible_timestamp",
+            format!(
+                "`{field}` is in the year {}; only {} to {} are accepted",
+                t.year(),
+                PLAUSIBLE_YEARS.start(),
+                PLAUSIBLE_YEARS.end()
+            ),
+        ));
+    }
+    Ok(t)
+}
+
+/// How far a client's clock may run ahead of ours.
+pub const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// Refuses a request whose times cannot be true: asked in the future (beyond
+/// [`CLOCK_SKEW`]), or delivered after it was asked to be returned.
+pub fn check_times(r: &ReturnRequest, now: DateTime<Utc>) -> Result<(), ApiError> {
+    if r.requested_at > now + CLOCK_SKEW {
+        return Err(ApiError::field(
+            "requested_at",
+            "implausible_timestamp",
+            format!(
+                "`requested_at` {} is in the future (now {})",
+                r.requested_at.to_rfc3339(),
+                now.to_rfc3339()
+            ),
+        ));
+    }
+    if r.delivered_at > r.requested_at {
+        return Err(ApiError::field(
+            "delivered_at",
+            "implausible_timestamp",
+            "`delivered_at` is after `requested_at`: goods are returned after they arrive",
+        ));
+    }
+    Ok(())
 }
 
 /// A tracking number: 1 to 64 of `A-Z a-z 0-9 . _ -`.
@@ -165,7 +210,7 @@ pub fn parse_tracking(field: &'static str, v: &str) -> Result<String, ApiError> 
 
 /// Parses a money amount, naming the field.
 pub fn parse_amount(field: &'static str, v: &str) -> Result<Money, ApiError> {
-    v.parse::<Money>()
+    Money::parse_refund(v)
         .map_err(|e| ApiError::field(field, "invalid_amount", format!("`{field}`: {e}")))
 }
 

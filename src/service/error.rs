@@ -83,6 +83,15 @@ impl ApiError {
         )
     }
 
+    /// Too many requests in flight: shed at once, with `Retry-After` (503).
+    pub fn overloaded() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many requests in flight; retry after the given seconds",
+        )
+    }
+
     /// An internal failure: logged in full, answered without details.
     pub fn internal(context: &str, e: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %e, "{context}");
@@ -105,6 +114,18 @@ impl From<LedgerError> for ApiError {
             LedgerError::OutcomeConflict { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "outcome_conflict", msg)
             }
+            LedgerError::ReturnIdReused { field, .. } => ApiError {
+                field: Some(field.to_string()),
+                ..ApiError::new(StatusCode::CONFLICT, "return_id_reused", msg)
+            },
+            LedgerError::TrackingConflict { .. } => ApiError {
+                field: Some("tracking_number".into()),
+                ..ApiError::new(StatusCode::CONFLICT, "tracking_number_conflict", msg)
+            },
+            LedgerError::OutcomeAtConflict { .. } => ApiError {
+                field: Some("at".into()),
+                ..ApiError::new(StatusCode::CONFLICT, "outcome_conflict", msg)
+            },
             LedgerError::PendingOutcome => ApiError::field("outcome", "invalid_outcome", msg),
             LedgerError::Unavailable(_) | LedgerError::Open { .. } => {
                 tracing::error!(error = %msg, "ledger unavailable");
@@ -128,6 +149,10 @@ impl IntoResponse for ApiError {
             },
         };
         let mut r = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

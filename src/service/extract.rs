@@ -71,7 +71,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
-            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            let timed_out = {
+                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&rej);
+                std::iter::from_fn(|| {
+                    let e = source?;
+                    source = e.source();
+                    Some(e)
+                })
+                .any(|e| e.is::<tower_http::timeout::TimeoutError>())
+            };
+            if timed_out {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    "the body did not arrive in time",
+                )
+            } else if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "body_too_large",

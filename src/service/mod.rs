@@ -22,8 +22,9 @@ pub mod error;
 mod extract;
 mod ops;
 mod page;
+pub mod server;
 
-use crate::config::Settings;
+use crate::config::{Limits, Settings};
 use crate::ledger::{Ledger, LedgerError};
 use crate::policy::{Policy, PolicyError};
 use crate::snapshot::{Manifest, Ratings, SnapshotError};
@@ -231,8 +232,56 @@ pub const ROUTES: [&str; 12] = [
     "/openapi.json",
 ];
 
-/// The whole HTTP surface.
+/// Answers 503 with `Retry-After` at once when `max_in_flight` requests are already
+/// being handled, instead of queueing without end.
+async fn shed_load(
+    axum::extract::State(in_flight): axum::extract::State<Arc<tokio::sync::Semaphore>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match in_flight.try_acquire() {
+        Ok(_slot) => next.run(req).await,
+        Err(_) => {
+            metrics::counter!("fastrefund_http_requests_shed_total").increment(1);
+            error::ApiError::overloaded().into_response()
+        }
+    }
+}
+
+/// Answers 503 (with `Retry-After`) for a request not answered within `timeout`, and
+/// frees its slot. Dropping the handler is safe: a ledger command it queued runs to its
+/// end in the ledger's own task, and a retry gets the recorded answer.
+async fn handler_timeout(
+    axum::extract::State(timeout): axum::extract::State<std::time::Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            metrics::counter!("fastrefund_http_handler_timeouts_total").increment(1);
+            error::ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "handler_timeout",
+                "the request took too long and was given up; retry (a retry of a recorded request gets the recorded answer)",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// The whole HTTP surface, with the default [`Limits`] but for the body size.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    router_with(state, max_body_bytes, &Limits::default())
+}
+
+/// The whole HTTP surface. Around the handlers, outermost first: metrics (so that
+/// every answer below is counted), load shedding past `limits.max_in_flight`, the
+/// handler timeout (503), the body timeout (408 from the JSON extractor) and the body
+/// size limit (413).
+pub fn router_with(state: AppState, max_body_bytes: usize, limits: &Limits) -> Router {
     let [
         eligibility,
         tracking,
@@ -262,8 +311,19 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route(openapi, get(ops::openapi))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(axum::middleware::from_fn(ops::track_metrics))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            limits.body_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            limits.handler_timeout,
+            handler_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(tokio::sync::Semaphore::new(limits.max_in_flight)),
+            shed_load,
+        ))
+        .layer(axum::middleware::from_fn(ops::track_metrics))
         .with_state(state)
 }
 
@@ -341,11 +401,9 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
             }
         });
     }
-    let app = router(state, settings.max_body_bytes);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| ServeError::Other(e.to_string()))
+    let app = router_with(state, settings.max_body_bytes, &settings.limits);
+    server::run(listener, app, settings.limits, shutdown()).await;
+    Ok(())
 }
 
 async fn shutdown() {

@@ -3,6 +3,7 @@
 
 use crate::support::*;
 use fastrefund::policy::Policy;
+use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -67,14 +68,206 @@ async fn an_unknown_buyer_is_decided_with_the_default_star() {
 }
 
 #[tokio::test]
-async fn the_same_return_id_gets_the_same_decision() {
+async fn the_same_return_id_gets_the_same_decision_byte_for_byte() {
     let app = spawn_app().await;
     let b = app.buyer_with_star(5);
-    let (_, a) = json_of(app.post("/v1/eligibility", &request(7, b)).await).await;
-    let mut changed = request(7, b);
-    changed["amount"] = json!("1.00");
-    let (_, again) = json_of(app.post("/v1/eligibility", &changed).await).await;
-    assert_eq!(a, again);
+    let mut req = request(7, b);
+    req["tracking_number"] = json!("SF7");
+    let first = app.post("/v1/eligibility", &req).await;
+    let (s1, a) = (first.status(), first.text().await.unwrap());
+    let again = app.post("/v1/eligibility", &req).await;
+    let (s2, b2) = (again.status(), again.text().await.unwrap());
+    assert_eq!((s1.as_u16(), s2.as_u16()), (200, 200));
+    assert_eq!(a, b2, "a retry gets the recorded answer, byte for byte");
+    // The same amount written otherwise is the same request.
+    req["amount"] = json!("199.0");
+    let (s, _) = json_of(app.post("/v1/eligibility", &req).await).await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn a_return_id_reused_for_another_request_is_refused_naming_the_field() {
+    let app = spawn_app().await;
+    let b = app.buyer_with_star(5);
+    let mut req = request(8, b);
+    req["tracking_number"] = json!("SF8");
+    let (s, first) = json_of(app.post("/v1/eligibility", &req).await).await;
+    assert_eq!(s, 200);
+    let changes = [
+        ("buyer_id", json!(b + 1)),
+        ("order_id", json!(1)),
+        ("merchant_id", json!(2)),
+        ("category", json!("accessories")),
+        ("amount", json!("1.00")),
+        ("reason", json!("quality")),
+        ("delivered_at", json!("2026-06-30T02:00:01Z")),
+        ("requested_at", json!("2026-07-02T02:00:01Z")),
+        ("tracking_number", json!("SF9")),
+    ];
+    for (field, value) in changes {
+        let mut other = req.clone();
+        other[field] = value;
+        let (s, e) = json_of(app.post("/v1/eligibility", &other).await).await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str(), e["error"]["field"].as_str()),
+            (409, Some("return_id_reused"), Some(field)),
+            "{field}: {e}"
+        );
+    }
+    let mut none = req.clone();
+    none.as_object_mut().unwrap().remove("tracking_number");
+    let (s, _) = json_of(app.post("/v1/eligibility", &none).await).await;
+    assert_eq!(s, 409, "dropping the tracking number is another request");
+    // Nothing of the refused requests was recorded: the first answer stands.
+    let (s, again) = json_of(app.post("/v1/eligibility", &req).await).await;
+    assert_eq!((s, &again), (200, &first));
+}
+
+#[tokio::test]
+async fn amounts_and_times_that_cannot_be_true_are_refused_naming_the_field() {
+    let app = spawn_app().await;
+    let b = app.buyer_with_star(5);
+    let future = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339();
+    let cases: Vec<(&str, Value, &str, &str)> = vec![
+        ("amount", json!("0"), "invalid_amount", "below the smallest"),
+        (
+            "amount",
+            json!("0.00"),
+            "invalid_amount",
+            "below the smallest",
+        ),
+        ("amount", json!("-0"), "invalid_amount", "sign"),
+        ("amount", json!("+5"), "invalid_amount", "sign"),
+        ("amount", json!("5.001"), "invalid_amount", "2 decimal"),
+        (
+            "requested_at",
+            json!(future),
+            "implausible_timestamp",
+            "future",
+        ),
+        (
+            "delivered_at",
+            json!("2026-07-03T02:00:00Z"),
+            "implausible_timestamp",
+            "after",
+        ),
+        (
+            "delivered_at",
+            json!("0001-01-01T00:00:00Z"),
+            "implausible_timestamp",
+            "year 1",
+        ),
+        (
+            "requested_at",
+            json!("9999-12-31T00:00:00Z"),
+            "implausible_timestamp",
+            "year 9999",
+        ),
+    ];
+    for (i, (field, value, code, words)) in cases.into_iter().enumerate() {
+        let mut r = request(100 + i as u64, b);
+        r[field] = value.clone();
+        let (s, e) = json_of(app.post("/v1/eligibility", &r).await).await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str(), e["error"]["field"].as_str()),
+            (422, Some(code), Some(field)),
+            "{field} = {value}: {e}"
+        );
+        let msg = e["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(words), "{field} = {value}: {msg}");
+    }
+    // A zero amount never reached the ledger: the order's real return is decided normally.
+    let (s, d) = json_of(app.post("/v1/eligibility", &request(100, b)).await).await;
+    assert_eq!(s, 200, "{d}");
+    let codes: Vec<&str> = d["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["code"].as_str())
+        .collect();
+    assert!(!codes.contains(&"already_refunded"), "{codes:?}");
+}
+
+#[tokio::test]
+async fn metrics_labels_come_from_closed_sets_whatever_clients_send() {
+    let app = spawn_app().await;
+    let series = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("fastrefund_http_"))
+            .map(|l| l.split(' ').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let routes = ["/healthz", "/v1/eligibility", "/metrics", "/nowhere"];
+    let mut sent = Vec::new();
+    for i in 0..1000 {
+        let method: String = (0..rng.random_range(1..12))
+            .map(|_| rng.random_range(b'A'..=b'Z') as char)
+            .collect();
+        let path = if i % 2 == 0 {
+            routes[i % routes.len()].to_string()
+        } else {
+            format!("/x{}/{}", rng.random::<u32>(), method.to_lowercase())
+        };
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let _ = app
+            .client
+            .request(m, format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        sent.push((method, path));
+    }
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    let all = series(&text);
+    for (method, path) in &sent {
+        assert!(
+            !text.contains(&format!("\"{method}\""))
+                && (!path.starts_with("/x") || !text.contains(path.as_str())),
+            "a label carries what a client sent: {method} {path}"
+        );
+    }
+    // Every label value is one of the closed sets.
+    let label = |s: &str, k: &str| -> Option<String> {
+        let at = s.find(&format!("{k}=\""))? + k.len() + 2;
+        Some(s[at..at + s[at..].find('"')?].to_string())
+    };
+    let routes: Vec<&str> = fastrefund::service::ROUTES.to_vec();
+    for s in &all {
+        if let Some(r) = label(s, "route") {
+            assert!(r == "other" || routes.contains(&r.as_str()), "{s}");
+        }
+        if let Some(m) = label(s, "method") {
+            assert!(["GET", "POST", "other"].contains(&m.as_str()), "{s}");
+        }
+        if let Some(st) = label(s, "status") {
+            assert!(st == "other" || st.parse::<u16>().is_ok(), "{s}");
+        }
+    }
+    // And 1,000 more made-up requests add no series. (Other tests share this process's
+    // recorder, so only the series of made-up requests are counted: route or method
+    // `other`, all of which the first 1,000 made.)
+    let other = |text: &str| {
+        series(text)
+            .into_iter()
+            .filter(|s| s.contains("\"other\""))
+            .count()
+    };
+    let before = other(&app.get("/metrics", None).await.text().await.unwrap());
+    for (method, path) in sent.iter().rev() {
+        let m = reqwest::Method::from_bytes(format!("{method}Q").as_bytes()).unwrap();
+        let _ = app
+            .client
+            .request(m, format!("{}{path}q", app.base))
+            .send()
+            .await
+            .unwrap();
+    }
+    let after = other(&app.get("/metrics", None).await.text().await.unwrap());
+    assert_eq!(
+        before, after,
+        "series before and after 1,000 made-up requests"
+    );
 }
 
 #[tokio::test]
@@ -478,6 +671,32 @@ async fn advances_respect_the_limit_and_outcomes_settle() {
     assert_eq!(
         (s, o["error"]["code"].as_str()),
         (409, Some("outcome_conflict"))
+    );
+    // The same outcome at another time is another request too; the same one is a retry.
+    let outcome_at = |at: &str| json!({"outcome": "received_ok", "at": at});
+    let (s, o) = json_of(
+        app.post("/v1/returns/1/outcome", &outcome_at("2026-07-06T02:00:00Z"))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (s, o["error"]["code"].as_str(), o["error"]["field"].as_str()),
+        (409, Some("outcome_conflict"), Some("at"))
+    );
+    let (s, o) = json_of(
+        app.post("/v1/returns/1/outcome", &outcome_at("2026-07-05T02:00:00Z"))
+            .await,
+    )
+    .await;
+    assert_eq!((s, o["outstanding"].as_str()), (200, Some("600.00")));
+    // An advanced return's tracking number, repeated: the same answer; another: 409.
+    let track = |n: &str| json!({"tracking_number": n});
+    let (s, t) = json_of(app.post("/v1/returns/2/tracking", &track("SF2")).await).await;
+    assert_eq!((s, t["advanced"].as_bool()), (200, Some(true)));
+    let (s, t) = json_of(app.post("/v1/returns/2/tracking", &track("SF99")).await).await;
+    assert_eq!(
+        (s, t["error"]["code"].as_str()),
+        (409, Some("tracking_number_conflict"))
     );
     let (s, o) = json_of(
         app.post(

@@ -92,3 +92,202 @@ async fn clients_that_reset_mid_request_never_stall_the_ledger() {
         r.status()
     );
 }
+
+use crate::support::{ADMIN, spawn_app_limited};
+use fastrefund::config::Limits;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+fn limits() -> Limits {
+    let ms = Duration::from_millis;
+    Limits {
+        header_read_timeout: ms(400),
+        body_timeout: ms(400),
+        handler_timeout: ms(800),
+        max_connections: 64,
+        max_in_flight: 64,
+        shutdown_grace: ms(500),
+    }
+}
+
+/// Reads until the peer closes or `within` passes; returns what came and whether it
+/// closed.
+async fn read_until_closed(s: &mut TcpStream, within: Duration) -> (String, bool) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&got).into(), false),
+        }
+    }
+}
+
+/// A snapshot folder whose manifest is a named pipe: loading it blocks until someone
+/// writes to the pipe. A reload of it is a handler that is stuck.
+fn stuck_snapshot(dir: &std::path::Path) -> std::path::PathBuf {
+    let snap = dir.join("stuck-snapshot");
+    std::fs::create_dir_all(&snap).unwrap();
+    let fifo = snap.join("manifest.json");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    snap
+}
+
+/// Unblocks the reader of the stuck snapshot's pipe before the test's folder goes
+/// (a runtime waits for its blocking threads when it shuts down): opens the pipe's
+/// write end without blocking, which succeeds once a reader waits, and closes it.
+async fn unstick(snap: &std::path::Path) {
+    use rustix::fs::{Mode, OFlags};
+    let fifo = snap.join("manifest.json");
+    for _ in 0..200 {
+        if rustix::fs::open(&fifo, OFlags::WRONLY | OFlags::NONBLOCK, Mode::empty()).is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("nobody read the stuck snapshot");
+}
+
+#[tokio::test]
+async fn half_sent_heads_and_idle_connections_are_closed() {
+    let (app, _stop, _server) = spawn_app_limited(limits()).await;
+    // Half a request line, then nothing: closed (408 or plain close) after the timeout.
+    let mut half = TcpStream::connect(app.addr()).await.unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    // A keep-alive connection that asked once and then stays idle: closed as well.
+    let mut idle = TcpStream::connect(app.addr()).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // A connection that never sends a byte: closed too.
+    let mut silent = TcpStream::connect(app.addr()).await.unwrap();
+    let (text, closed) = read_until_closed(&mut half, Duration::from_secs(5)).await;
+    assert!(closed, "a half-sent head was still open after 5 s");
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+    let (text, closed) = read_until_closed(&mut idle, Duration::from_secs(5)).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        closed,
+        "an idle keep-alive connection was still open after 5 s"
+    );
+    let (_, closed) = read_until_closed(&mut silent, Duration::from_secs(5)).await;
+    assert!(closed, "a silent connection was still open after 5 s");
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_is_answered_408() {
+    let (app, _stop, _server) = spawn_app_limited(limits()).await;
+    let mut s = TcpStream::connect(app.addr()).await.unwrap();
+    s.write_all(
+        format!(
+            "POST /v1/eligibility HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 300\r\n\r\n{{\"return_id\":",
+            crate::support::API
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (text, _) = read_until_closed(&mut s, Duration::from_secs(5)).await;
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("body_timeout"), "{text}");
+}
+
+#[tokio::test]
+async fn a_stuck_handler_answers_503_and_frees_its_slot() {
+    let mut l = limits();
+    l.max_in_flight = 1;
+    let (app, _stop, _server) = spawn_app_limited(l).await;
+    let snap = stuck_snapshot(app.dir.path());
+    let reload = {
+        let (client, base) = (app.client.clone(), app.base.clone());
+        let body = serde_json::json!({"snapshot": snap.to_str().unwrap()});
+        tokio::spawn(async move {
+            client
+                .post(format!("{base}/admin/reload"))
+                .bearer_auth(ADMIN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The one slot is taken: shed at once, with Retry-After.
+    let r = app.get("/healthz", None).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert!(r.text().await.unwrap().contains("overloaded"));
+    // The stuck handler is given up after its timeout...
+    let r = reload.await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert!(r.text().await.unwrap().contains("handler_timeout"));
+    // ...and its slot is free again.
+    assert_eq!(app.get("/healthz", None).await.status(), 200);
+    unstick(&snap).await;
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_get_503_and_retry_after() {
+    let mut l = limits();
+    l.max_connections = 2;
+    l.header_read_timeout = Duration::from_secs(10);
+    let (app, _stop, _server) = spawn_app_limited(l).await;
+    let _a = TcpStream::connect(app.addr()).await.unwrap();
+    let _b = TcpStream::connect(app.addr()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut c = TcpStream::connect(app.addr()).await.unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (text, closed) = read_until_closed(&mut c, Duration::from_secs(5)).await;
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("retry-after: 1"), "{text}");
+    assert!(closed);
+    // Once one closes, a new connection is served.
+    drop(_a);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(app.get("/healthz", None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_ends_within_its_grace() {
+    let mut l = limits();
+    l.handler_timeout = Duration::from_secs(30);
+    let (app, stop, server) = spawn_app_limited(l).await;
+    let snap = stuck_snapshot(app.dir.path());
+    let stuck = {
+        let (client, base) = (app.client.clone(), app.base.clone());
+        let body = serde_json::json!({"snapshot": snap.to_str().unwrap()});
+        tokio::spawn(async move {
+            client
+                .post(format!("{base}/admin/reload"))
+                .bearer_auth(ADMIN)
+                .json(&body)
+                .send()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server drained within its grace (0.5 s), well under 5 s")
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    // The stuck request's connection was closed, and nobody is listening any more.
+    assert!(stuck.await.unwrap().is_err());
+    assert!(TcpStream::connect(app.addr()).await.is_err());
+    unstick(&snap).await;
+}

@@ -43,7 +43,50 @@ pub async fn spawn_app_with(policy: Policy, snapshot: Option<PathBuf>) -> TestAp
     }
 }
 
+/// The real router under the real server loop ([`fastrefund::service::server::run`])
+/// with the given limits; the sender stops it (graceful shutdown), and the handle ends
+/// when the server has drained.
+pub async fn spawn_app_limited(
+    limits: fastrefund::config::Limits,
+) -> (
+    TestApp,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
+    let state = AppState::new(ledger, Policy::default(), Tokens::new(API, ADMIN));
+    state
+        .reload(Some(Some(sample_snapshot())), None)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = fastrefund::service::router_with(state.clone(), 16 * 1024, &limits);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(fastrefund::service::server::run(
+        listener,
+        app,
+        limits,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let app = TestApp {
+        base: format!("http://{addr}"),
+        client: Client::new(),
+        state,
+        dir,
+    };
+    (app, stop, server)
+}
+
 impl TestApp {
+    /// `host:port` of the server.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Response {
         self.client
             .post(format!("{}{path}", self.base))
