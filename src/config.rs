@@ -252,7 +252,32 @@ impl Limits {
     }
 }
 
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
 impl Settings {
+    /// Fills each missing token with a random one made for this run, and returns the
+    /// names and values of the tokens it made (for the operator to see; a configured
+    /// token is never among them, so never shown).
+    pub fn with_made_tokens(&mut self) -> Vec<(&'static str, String)> {
+        let mut made = Vec::new();
+        for (name, slot) in [
+            ("FASTREFUND_API_TOKEN", &mut self.api_token),
+            ("FASTREFUND_ADMIN_TOKEN", &mut self.admin_token),
+        ] {
+            if slot.is_none() {
+                let t = random_token();
+                *slot = Some(t.clone());
+                made.push((name, t));
+            }
+        }
+        made
+    }
+
     /// Defaults, then `file` (if given), then the environment `env` (a lookup, so tests
     /// need not touch the process environment).
     pub fn layered(
@@ -384,6 +409,20 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("at least 8"), "{e}");
+    }
+
+    #[test]
+    fn only_missing_tokens_are_made_and_only_those_are_shown() {
+        let mut s = Settings::layered(None, |k| {
+            (k == "FASTREFUND_API_TOKEN").then(|| "configured-api-token".to_string())
+        })
+        .unwrap();
+        let made = s.with_made_tokens();
+        assert_eq!(made.len(), 1);
+        assert_eq!(made[0].0, "FASTREFUND_ADMIN_TOKEN");
+        assert_eq!(s.admin_token.as_deref(), Some(made[0].1.as_str()));
+        assert!(!made.iter().any(|(_, t)| t.contains("configured")));
+        assert_eq!(s.api_token.as_deref(), Some("configured-api-token"));
     }
 
     #[test]

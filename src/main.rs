@@ -355,6 +355,11 @@ fn main() -> Result<()> {
             if let Some(v) = ledger {
                 s.ledger = v;
             }
+            for (name, token) in s.with_made_tokens() {
+                // Shown on purpose, as notebook servers do: the operator needs it. A
+                // configured token is never shown.
+                eprintln!("{name} not configured; made one for this run: {name}={token}");
+            }
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(s.workers)
                 .enable_all()

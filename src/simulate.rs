@@ -360,6 +360,9 @@ impl Replay<'_> {
                             .copied()
                             .unwrap_or_default(),
                         order_already_refunded: advanced_orders.contains(&r.order_id),
+                        // Not modelled yet: the shared money state machine (issue 9)
+                        // will bring the loss hold and tracking reuse here.
+                        ..LedgerView::default()
                     };
                     let d = decide(req, found.map(|x| x.0), &view, policy, req.requested_at);
                     rated[i] = (d.star, found.map(|x| x.1));
@@ -387,6 +390,9 @@ impl Replay<'_> {
                         outstanding: outstanding.get(&r.buyer_id).copied().unwrap_or_default(),
                         advanced_today: by_day.get(&day).copied().unwrap_or_default(),
                         order_already_refunded: advanced_orders.contains(&r.order_id),
+                        // Not modelled yet: the shared money state machine (issue 9)
+                        // will bring the loss hold and tracking reuse here.
+                        ..LedgerView::default()
                     };
                     if view.order_already_refunded {
                         // Another return of the order was advanced meanwhile.

@@ -61,6 +61,11 @@ pub enum ReasonCode {
     DailyBudgetExhausted,
     /// No instant release was granted for this return, so nothing is advanced.
     NotInstant,
+    /// The parcel's tracking number already backs an advance for another return.
+    TrackingNumberReused,
+    /// An advance to this buyer ended in a loss (goods not as sent, or never shipped)
+    /// since their star was rated: no instant release until the next rating.
+    LossSinceRating,
 }
 
 impl ReasonCode {
@@ -81,6 +86,8 @@ impl ReasonCode {
             ReasonCode::ExposureLimit { .. } => "exposure_limit",
             ReasonCode::DailyBudgetExhausted => "daily_budget_exhausted",
             ReasonCode::NotInstant => "not_instant",
+            ReasonCode::TrackingNumberReused => "tracking_number_reused",
+            ReasonCode::LossSinceRating => "loss_since_rating",
         }
     }
 
@@ -129,6 +136,14 @@ impl ReasonCode {
             }
             ReasonCode::NotInstant => {
                 "this return did not get instant release, so no refund is advanced".to_string()
+            }
+            ReasonCode::TrackingNumberReused => {
+                "this tracking number was already given for another return; one parcel backs one refund"
+                    .to_string()
+            }
+            ReasonCode::LossSinceRating => {
+                "a refund advanced to you recently was not covered by the parcel that came back; returns go to the merchant until your rating is next updated"
+                    .to_string()
             }
         }
     }

@@ -52,12 +52,25 @@ use tokio::sync::oneshot;
 /// Where the ledger finds a buyer's current star (the service's ratings snapshot).
 pub trait StarLookup: Send + Sync {
     fn star(&self, buyer: BuyerId) -> Option<Star>;
+    /// From when on the stars know nothing: a loss settled at or after this instant
+    /// happened after the rating (`None`: unknown, so no loss is held against a buyer).
+    fn rated_as_of(&self) -> Option<DateTime<Utc>> {
+        None
+    }
 }
 
 impl StarLookup for crate::snapshot::Ratings {
     fn star(&self, buyer: BuyerId) -> Option<Star> {
         self.get(buyer).map(|r| r.star)
     }
+    fn rated_as_of(&self) -> Option<DateTime<Utc>> {
+        rating_cutoff(self.manifest.as_of)
+    }
+}
+
+/// The instant a snapshot rated as of `as_of` stops seeing: the start of that day (UTC).
+pub fn rating_cutoff(as_of: NaiveDate) -> Option<DateTime<Utc>> {
+    as_of.and_hms_opt(0, 0, 0).map(|t| t.and_utc())
 }
 
 /// How many times a new leader lets the other ready tasks run before it writes, so
@@ -171,6 +184,12 @@ struct State {
     outstanding: HashMap<u64, (Money, u32)>,
     by_day: HashMap<NaiveDate, Money>,
     advanced_orders: HashSet<u64>,
+    /// Each buyer's latest loss (an advance settled `received_mismatch` or
+    /// `not_shipped`), by the outcome's time: what the next rating has not seen yet.
+    last_loss: HashMap<u64, DateTime<Utc>>,
+    /// Version ids first recorded by the command being applied (forgotten if its rows
+    /// are rolled back).
+    new_versions: Vec<i64>,
     next_decision_id: u64,
 }
 
@@ -178,6 +197,7 @@ enum Cmd {
     Decide {
         req: ReturnRequest,
         star: Option<Star>,
+        rated_as_of: Option<DateTime<Utc>>,
         shadow: Option<Option<Star>>,
         policy: Arc<Policy>,
         model_version: String,
@@ -227,6 +247,16 @@ enum Reply {
 }
 
 impl Reply {
+    /// Whether the command was refused or failed (so its rows must not stay).
+    fn failed(&self) -> bool {
+        match self {
+            Reply::Decide(_, r) => r.is_err(),
+            Reply::Track(_, r) => r.is_err(),
+            Reply::Settle(_, r) => r.is_err(),
+            Reply::Exposure(_, r) => r.is_err(),
+        }
+    }
+
     /// Whether answering this reply must wait for the fdatasync: anything that moves
     /// money (an advance, a settlement) or reports it (exposure).
     fn moves_money(&self) -> bool {
@@ -263,6 +293,32 @@ pub struct Ledger {
 struct Shared {
     queue: std::sync::Mutex<Queue>,
     writer: std::sync::Mutex<Writer>,
+    health: Arc<Health>,
+}
+
+/// Whether the ledger can record, shared by the writer, the sync thread and readiness.
+/// Faults fail closed: nothing is answered as recorded that may not be.
+#[derive(Debug, Default)]
+struct Health {
+    /// Set for good when an fdatasync failed. After a failed fsync the kernel may have
+    /// dropped the dirty pages and cleared the error, so a retry (even on a fresh
+    /// descriptor) can report success for data that never reached the disk
+    /// ("fsyncgate"): money moves stop until an operator restarts the service, and
+    /// every call is refused saying why.
+    sync_failed: std::sync::OnceLock<String>,
+    /// Why the last commit failed (disk full, a read-only file, an I/O error); cleared
+    /// by the next commit or probe that succeeds.
+    commit_failed: std::sync::Mutex<Option<String>>,
+    /// Fault injection for tests: the next fdatasync fails as if the disk said EIO.
+    fail_next_sync: std::sync::atomic::AtomicBool,
+}
+
+impl Health {
+    fn set_commit_failed(&self, why: Option<String>) {
+        if let Ok(mut g) = self.commit_failed.lock() {
+            *g = why;
+        }
+    }
 }
 
 #[derive(Default)]
@@ -362,6 +418,24 @@ fn open_conn(path: &Path) -> Result<Connection, LedgerError> {
     schema::migrate(&mut conn).map_err(|e| open_err(&e))?;
     Ok(conn)
 }
+
+/// A write that must reach the file: a row in `probe` with [`PROBE_BYTES`] of padding,
+/// inserted and deleted in one transaction. Fails on a read-only file or mount and on a
+/// disk without room for a large batch. (A smaller probe can pass on a full disk: the
+/// WAL keeps the room a failed batch's frames took.)
+fn probe_write(conn: &Connection) -> Result<(), String> {
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; INSERT INTO probe (at, pad) VALUES (unixepoch(), zeroblob({PROBE_BYTES}));
+         DELETE FROM probe; COMMIT;"
+    ))
+    .map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        e.to_string()
+    })
+}
+
+/// Padding of a probe write: room for a large batch of decisions.
+pub const PROBE_BYTES: usize = 1 << 20;
 
 /// Checkpoints the WAL into the database from its own connection, off the commit
 /// path (the writer's automatic checkpoints would stall a batch for milliseconds).
@@ -464,13 +538,19 @@ fn load_state(conn: &Connection) -> Result<State, LedgerError> {
         e.1 += 1;
     }
     let mut q = conn
-        .prepare("SELECT return_id, outcome FROM outcomes")
+        .prepare("SELECT return_id, outcome, outcome_at FROM outcomes")
         .map_err(unavailable)?;
     let rows = q
-        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
         .map_err(unavailable)?;
     for row in rows {
-        let (rid, outcome) = row.map_err(unavailable)?;
+        let (rid, outcome, outcome_at) = row.map_err(unavailable)?;
         let outcome: Outcome = outcome.parse().map_err(unavailable)?;
         let rec = st
             .returns
@@ -478,7 +558,11 @@ fn load_state(conn: &Connection) -> Result<State, LedgerError> {
             .ok_or_else(|| unavailable(format!("outcome for undecided return {rid}")))?;
         let amount = rec.advance.as_ref().map(|a| a.amount).unwrap_or_default();
         rec.outcome = Some(outcome);
-        let e = st.outstanding.entry(rec.buyer).or_insert((Money::ZERO, 0));
+        let buyer = rec.buyer;
+        if outcome.is_buyer_loss() {
+            st.note_loss(buyer, ts(outcome_at)?);
+        }
+        let e = st.outstanding.entry(buyer).or_insert((Money::ZERO, 0));
         e.0 = e.0.checked_sub(amount).unwrap_or(Money::ZERO);
         e.1 = e.1.saturating_sub(1);
     }
@@ -621,11 +705,55 @@ impl State {
         let id = tx.last_insert_rowid();
         self.versions.insert(text.to_string(), id);
         self.version_text.insert(id, text.to_string());
+        self.new_versions.push(id);
         Ok(id)
     }
 
-    fn view(&self, buyer: u64, order: u64, day: NaiveDate) -> LedgerView {
-        LedgerView {
+    /// Forgets the versions first recorded by a command whose rows were rolled back.
+    fn forget_new_versions(&mut self) {
+        for id in self.new_versions.drain(..) {
+            if let Some(text) = self.version_text.remove(&id) {
+                self.versions.remove(&text);
+            }
+        }
+    }
+
+    /// Records a loss of `buyer`'s at `at`, keeping the latest.
+    fn note_loss(&mut self, buyer: u64, at: DateTime<Utc>) {
+        let e = self.last_loss.entry(buyer).or_insert(at);
+        *e = (*e).max(at);
+    }
+
+    /// What the ledger knows that a decision on `buyer`'s return of `order` depends on:
+    /// `rated_as_of` is when their star's rating stopped seeing, `tracking` the parcel's
+    /// tracking number (checked against other returns' advances).
+    #[allow(clippy::too_many_arguments)]
+    fn view(
+        &self,
+        tx: &Connection,
+        rid: u64,
+        buyer: u64,
+        order: u64,
+        day: NaiveDate,
+        rated_as_of: Option<DateTime<Utc>>,
+        tracking: Option<&str>,
+    ) -> Result<LedgerView, LedgerError> {
+        let tracking_number_reused = match tracking {
+            Some(t) => tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM advances WHERE tracking_number = ?1 AND return_id <> ?2)",
+                )
+                .and_then(|mut s| s.query_row(params![t, rid as i64], |r| r.get::<_, bool>(0)))
+                .map_err(unavailable)?,
+            None => false,
+        };
+        let loss_since_rating = match (self.last_loss.get(&buyer), rated_as_of) {
+            (Some(loss), Some(cutoff)) => *loss >= cutoff,
+            _ => false,
+        };
+        Ok(LedgerView {
+            tracking_number_reused,
+            loss_since_rating,
             outstanding: self
                 .outstanding
                 .get(&buyer)
@@ -633,7 +761,7 @@ impl State {
                 .unwrap_or_default(),
             advanced_today: self.by_day.get(&day).copied().unwrap_or_default(),
             order_already_refunded: self.advanced_orders.contains(&order),
-        }
+        })
     }
 
     fn add_advance(&mut self, rid: u64, amount: Money, day: NaiveDate) {
@@ -660,6 +788,7 @@ struct Writer {
     /// Set after every commit; the sync thread clears it when it syncs.
     dirty: Arc<std::sync::atomic::AtomicBool>,
     options: LedgerOptions,
+    health: Arc<Health>,
 }
 
 /// How durable each answer is.
@@ -681,6 +810,7 @@ fn syncer(
     wal: PathBuf,
     rx: std::sync::mpsc::Receiver<Vec<Reply>>,
     dirty: Arc<std::sync::atomic::AtomicBool>,
+    health: Arc<Health>,
 ) {
     use std::sync::atomic::Ordering;
     use std::sync::mpsc::RecvTimeoutError;
@@ -702,22 +832,36 @@ fn syncer(
             batches.push(more);
         }
         dirty.store(false, Ordering::Release);
+        if let Some(why) = health.sync_failed.get() {
+            // Never again: see `Health::sync_failed`.
+            let err = unavailable(why);
+            for r in batches.into_iter().flatten() {
+                r.send(Some(&err));
+            }
+            continue;
+        }
         let started = std::time::Instant::now();
         if file.is_none() {
             file = std::fs::File::open(&wal).ok();
         }
         let synced = match &file {
-            Some(f) => f
-                .sync_data()
-                .map_err(|e| unavailable(format!("fdatasync of {}: {e}", wal.display()))),
-            None => Err(unavailable(format!("cannot open {}", wal.display()))),
-        };
+            Some(_) if health.fail_next_sync.swap(false, Ordering::AcqRel) => {
+                Err(std::io::Error::other("injected fault (EIO)"))
+            }
+            Some(f) => f.sync_data(),
+            None => Err(std::io::Error::other("the WAL file cannot be opened")),
+        }
+        .map_err(|e| {
+            let why = format!(
+                "fdatasync of {} failed ({e}); money moves are stopped and nothing since is answered as recorded: check the disk, then restart the service",
+                wal.display()
+            );
+            tracing::error!(error = %why, "ledger sync failed");
+            let _ = health.sync_failed.set(why.clone());
+            unavailable(why)
+        });
         metrics::histogram!("fastrefund_ledger_sync_seconds")
             .record(started.elapsed().as_secs_f64());
-        if let Err(e) = &synced {
-            tracing::error!(error = %e, "ledger sync failed; the callers of this batch get an error");
-            file = None;
-        }
         for r in batches.into_iter().flatten() {
             r.send(synced.as_ref().err());
         }
@@ -761,6 +905,7 @@ impl State {
         tx: &Connection,
         req: ReturnRequest,
         star: Option<Star>,
+        rated_as_of: Option<DateTime<Utc>>,
         shadow: Option<Option<Star>>,
         policy: &Policy,
         model_version: String,
@@ -772,7 +917,15 @@ impl State {
             return recorded_decision(tx, seq, &self.version_text);
         }
         let day = policy::local_date(now, policy);
-        let view = self.view(req.buyer_id.0, req.order_id.0, day);
+        let view = self.view(
+            tx,
+            rid,
+            req.buyer_id.0,
+            req.order_id.0,
+            day,
+            rated_as_of,
+            req.tracking_number.as_deref(),
+        )?;
         let decision = policy::decide(&req, star, &view, policy, now);
         let decision_id = self.next_decision_id;
         let reasons = serde_json::to_string(&decision.reasons).map_err(unavailable)?;
@@ -892,27 +1045,40 @@ impl State {
         let reasons = if !rec.instant {
             vec![ReasonCode::NotInstant]
         } else {
-            let view = self.view(rec.buyer, rec.order, day);
+            let view = self.view(
+                tx,
+                rid,
+                rec.buyer,
+                rec.order,
+                day,
+                stars.and_then(|s| s.rated_as_of()),
+                Some(tracking),
+            )?;
             let star = stars
                 .and_then(|s| s.star(BuyerId(rec.buyer)))
                 .unwrap_or(rec.star);
-            let mut r = policy::advance_refusals(star, rec.amount, &view, policy);
+            let mut r = Vec::new();
+            // A loss since the rating holds further advances, as it holds instant release.
+            if view.loss_since_rating && policy.hold_after_loss {
+                r.push(ReasonCode::LossSinceRating);
+            }
+            r.extend(policy::advance_refusals(star, rec.amount, &view, policy));
             if view.order_already_refunded {
                 r.push(ReasonCode::AlreadyRefunded);
             }
+            if r.is_empty() {
+                insert_advance(tx, rid, &rec, tracking, shipped_at, now, day)?;
+                self.add_advance(rid, rec.amount, day);
+                return Ok(Tracked {
+                    return_id: rid,
+                    advanced: true,
+                    amount: rec.amount,
+                    reasons: policy::advance_flags(&view, policy),
+                    repeated: false,
+                });
+            }
             r
         };
-        if reasons.is_empty() {
-            insert_advance(tx, rid, &rec, tracking, shipped_at, now, day)?;
-            self.add_advance(rid, rec.amount, day);
-            return Ok(Tracked {
-                return_id: rid,
-                advanced: true,
-                amount: rec.amount,
-                reasons,
-                repeated: false,
-            });
-        }
         let codes = serde_json::to_string(&reasons).map_err(unavailable)?;
         tx.prepare_cached(
             "INSERT INTO tracking_refusals (return_id, tracking_number, reasons, at) VALUES (?1, ?2, ?3, ?4)",
@@ -984,6 +1150,9 @@ impl State {
         if let Some(rec) = self.returns.get_mut(&rid) {
             rec.outcome = Some(outcome);
         }
+        if outcome.is_buyer_loss() {
+            self.note_loss(buyer, at);
+        }
         let e = self.outstanding.entry(buyer).or_insert((Money::ZERO, 0));
         e.0 = e.0.checked_sub(amount).unwrap_or(Money::ZERO);
         e.1 = e.1.saturating_sub(1);
@@ -1012,11 +1181,21 @@ impl Writer {
         }
         let tx = &self.conn;
         let st = &mut self.state;
+        let mut broken: Option<String> = None;
         for c in batch.drain(..) {
-            replies.push(match c {
+            // Each command is atomic: all of its rows or none. A command that fails
+            // half-way (an insert refused by the store) is rolled back to its savepoint
+            // and answered with its error; the batch's other commands still commit.
+            if let Err(e) = exec_cached(tx, "SAVEPOINT cmd") {
+                reply_error(c, &unavailable(e));
+                continue;
+            }
+            st.new_versions.clear();
+            let reply = match c {
                 Cmd::Decide {
                     req,
                     star,
+                    rated_as_of,
                     shadow,
                     policy,
                     model_version,
@@ -1024,7 +1203,16 @@ impl Writer {
                     reply,
                 } => Reply::Decide(
                     reply,
-                    st.decide(tx, req, star, shadow, &policy, model_version, now),
+                    st.decide(
+                        tx,
+                        req,
+                        star,
+                        rated_as_of,
+                        shadow,
+                        &policy,
+                        model_version,
+                        now,
+                    ),
                 ),
                 Cmd::Track {
                     return_id,
@@ -1067,10 +1255,26 @@ impl Writer {
                         }),
                     )
                 }
-            });
+            };
+            if reply.failed() {
+                st.forget_new_versions();
+                if let Err(e) = exec_cached(tx, "ROLLBACK TO cmd") {
+                    // Cannot undo its rows: fail the whole batch (rolled back below).
+                    broken = Some(format!("rollback to a command's savepoint failed: {e}"));
+                }
+            }
+            if let Err(e) = exec_cached(tx, "RELEASE cmd") {
+                broken = Some(format!("releasing a command's savepoint failed: {e}"));
+            }
+            replies.push(reply);
         }
-        match exec_cached(&self.conn, "COMMIT") {
+        let committed = match broken {
+            Some(why) => Err(why),
+            None => exec_cached(&self.conn, "COMMIT").map_err(|e| e.to_string()),
+        };
+        match committed {
             Ok(()) => {
+                self.health.set_commit_failed(None);
                 self.dirty.store(true, std::sync::atomic::Ordering::Release);
                 let (wait, now): (Vec<Reply>, Vec<Reply>) = replies
                     .into_iter()
@@ -1085,6 +1289,7 @@ impl Writer {
             }
             Err(e) => {
                 let err = unavailable(format!("commit failed: {e}"));
+                self.health.set_commit_failed(Some(err.to_string()));
                 tracing::error!(error = %err, "ledger commit failed; rebuilding the view from the database");
                 if !self.conn.is_autocommit()
                     && let Err(e) = self.conn.execute_batch("ROLLBACK")
@@ -1124,6 +1329,12 @@ impl Ledger {
     /// the writer, sync and checkpoint threads.
     pub fn open_with(path: &Path, options: LedgerOptions) -> Result<Ledger, LedgerError> {
         let conn = open_conn(path)?;
+        // A ledger that cannot be written (read-only file or mount, full disk) is
+        // refused at start, not found out by the first refund.
+        probe_write(&conn).map_err(|message| LedgerError::Open {
+            path: path.display().to_string(),
+            message: format!("the ledger cannot be written: {message}"),
+        })?;
         let state = load_state(&conn)?;
         tracing::info!(
             path = %path.display(),
@@ -1139,23 +1350,29 @@ impl Ledger {
             .map_err(|e| spawn_err(&e))?;
         let (to_sync, sync_rx) = std::sync::mpsc::channel();
         let dirty = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let health = Arc::new(Health::default());
         let writer = Writer {
             conn,
             state,
             to_sync,
             dirty: dirty.clone(),
             options,
+            health: health.clone(),
         };
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         let wal = PathBuf::from(wal);
         std::thread::Builder::new()
             .name("ledger-sync".into())
-            .spawn(move || syncer(wal, sync_rx, dirty))
+            .spawn({
+                let health = health.clone();
+                move || syncer(wal, sync_rx, dirty, health)
+            })
             .map_err(|e| spawn_err(&e))?;
         let shared = Arc::new(Shared {
             queue: std::sync::Mutex::new(Queue::default()),
             writer: std::sync::Mutex::new(writer),
+            health,
         });
         let p = path.to_path_buf();
         let alive = Arc::downgrade(&shared);
@@ -1174,10 +1391,49 @@ impl Ledger {
         &self.path
     }
 
+    /// Whether the ledger can record now: `Err` says why not (an fdatasync failed,
+    /// for good; or the last commit failed). Readiness follows it.
+    pub fn health(&self) -> Result<(), String> {
+        let h = &self.shared.health;
+        if let Some(why) = h.sync_failed.get() {
+            return Err(why.clone());
+        }
+        match h.commit_failed.lock() {
+            Ok(g) => g.clone().map_or(Ok(()), Err),
+            Err(_) => Err("the ledger's health lock failed".into()),
+        }
+    }
+
+    /// After a failed commit: tries a small write on a connection of its own (blocking;
+    /// call it off the async threads). If it succeeds the ledger is healthy again (the
+    /// disk has room, the file is writable); a failed fdatasync is never cleared.
+    pub fn probe(&self) -> Result<(), String> {
+        if let Some(why) = self.shared.health.sync_failed.get() {
+            return Err(why.clone());
+        }
+        let conn = Connection::open(self.path.as_ref()).map_err(|e| e.to_string())?;
+        let _ = conn.busy_timeout(std::time::Duration::from_secs(1));
+        probe_write(&conn)?;
+        self.shared.health.set_commit_failed(None);
+        Ok(())
+    }
+
+    /// Fault injection for tests: the next fdatasync fails as if the disk said EIO.
+    #[doc(hidden)]
+    pub fn inject_sync_failure(&self) {
+        self.shared
+            .health
+            .fail_next_sync
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
     async fn call<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, LedgerError>>) -> Cmd,
     ) -> Result<T, LedgerError> {
+        if let Some(why) = self.shared.health.sync_failed.get() {
+            return Err(unavailable(why));
+        }
         let (tx, rx) = oneshot::channel();
         let leader = {
             let mut q =
@@ -1204,16 +1460,20 @@ impl Ledger {
         model_version: String,
         now: DateTime<Utc>,
     ) -> Result<Decided, LedgerError> {
-        self.decide_with_shadow(req, star, None, policy, model_version, now)
+        self.decide_with_shadow(req, star, None, None, policy, model_version, now)
             .await
     }
 
-    /// Like [`Ledger::decide`], and records what the challenger would have decided
-    /// with its star `shadow` (`Some(None)`: the challenger does not know the buyer).
+    /// Like [`Ledger::decide`], knowing also when the buyer's star was rated
+    /// (`rated_as_of`, see [`StarLookup::rated_as_of`]: a loss settled since then holds
+    /// instant release), and recording what the challenger would have decided with its
+    /// star `shadow` (`Some(None)`: the challenger does not know the buyer).
+    #[allow(clippy::too_many_arguments)]
     pub async fn decide_with_shadow(
         &self,
         req: ReturnRequest,
         star: Option<Star>,
+        rated_as_of: Option<DateTime<Utc>>,
         shadow: Option<Option<Star>>,
         policy: Arc<Policy>,
         model_version: String,
@@ -1224,6 +1484,7 @@ impl Ledger {
         self.call(|reply| Cmd::Decide {
             req,
             star,
+            rated_as_of,
             shadow,
             policy,
             model_version,

@@ -423,3 +423,268 @@ fn callers_dropped_mid_flight_never_stall_the_ledger() {
         assert!(!d.repeated);
     });
 }
+
+/// Every buyer has this star, rated as of this instant.
+struct RatedAt(u8, DateTime<Utc>);
+impl StarLookup for RatedAt {
+    fn star(&self, _: BuyerId) -> Option<Star> {
+        Star::try_from(self.0).ok()
+    }
+    fn rated_as_of(&self) -> Option<DateTime<Utc>> {
+        Some(self.1)
+    }
+}
+
+#[tokio::test]
+async fn one_parcel_backs_one_advance() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let p = Arc::new(Policy::default());
+    for rid in [1, 2] {
+        l.decide(
+            req(rid, 7, rid, "10.00", None),
+            star(5),
+            p.clone(),
+            "m".into(),
+            now(),
+        )
+        .await
+        .unwrap();
+    }
+    let track = |rid: u64| {
+        l.track(
+            ReturnId(rid),
+            "SF1".into(),
+            now(),
+            stars(5),
+            p.clone(),
+            now(),
+        )
+    };
+    let a = track(1).await.unwrap();
+    assert!(a.advanced && a.reasons.is_empty());
+    let b = track(2).await.unwrap();
+    assert!(!b.advanced);
+    assert_eq!(
+        b.reasons.iter().map(|r| r.code()).collect::<Vec<_>>(),
+        ["tracking_number_reused"]
+    );
+    // The first return's own retry is not a reuse.
+    assert!(track(1).await.unwrap().repeated);
+    // With the policy only flagging it, the advance goes through, flagged.
+    let lenient = Policy {
+        refuse_reused_tracking: false,
+        ..Policy::default()
+    };
+    let c = l
+        .track(
+            ReturnId(2),
+            "SF1".into(),
+            now(),
+            stars(5),
+            Arc::new(lenient),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert!(c.advanced);
+    assert_eq!(c.reasons[0].code(), "tracking_number_reused");
+}
+
+#[tokio::test]
+async fn a_loss_since_the_rating_holds_instant_release_and_advances_until_the_next_rating() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    let l = Ledger::open(&path).unwrap();
+    let p = Arc::new(Policy::default());
+    let rated = Utc.with_ymd_and_hms(2026, 6, 30, 0, 0, 0).unwrap();
+    let snapshot = || -> Option<Arc<dyn StarLookup>> { Some(Arc::new(RatedAt(5, rated))) };
+    let decide = |l: &Ledger, rid: u64, rated_as_of: DateTime<Utc>| {
+        let (l, p) = (l.clone(), p.clone());
+        async move {
+            l.decide_with_shadow(
+                req(rid, 7, rid, "10.00", None),
+                star(5),
+                Some(rated_as_of),
+                None,
+                p,
+                "m".into(),
+                now(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // Two returns decided with instant release; the first is advanced and lost.
+    assert!(decide(&l, 1, rated).await.decision.instant_address_release);
+    assert!(decide(&l, 2, rated).await.decision.instant_address_release);
+    let t = l
+        .track(
+            ReturnId(1),
+            "SF1".into(),
+            now(),
+            snapshot(),
+            p.clone(),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert!(t.advanced);
+    l.settle(ReturnId(1), Outcome::NotShipped, now(), now())
+        .await
+        .unwrap();
+    // The second return's tracking number now gets no advance...
+    let t = l
+        .track(
+            ReturnId(2),
+            "SF2".into(),
+            now(),
+            snapshot(),
+            p.clone(),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert!(!t.advanced);
+    assert_eq!(t.reasons[0].code(), "loss_since_rating");
+    // ...a new return no instant release, even after a restart...
+    drop(l);
+    let l = Ledger::open(&path).unwrap();
+    let d = decide(&l, 3, rated).await;
+    assert!(!d.decision.instant_address_release);
+    assert!(
+        d.decision
+            .reasons
+            .iter()
+            .any(|r| r.code() == "loss_since_rating")
+    );
+    // ...until a rating made after the loss has seen it.
+    let later = Utc.with_ymd_and_hms(2026, 7, 2, 0, 0, 0).unwrap();
+    assert!(decide(&l, 4, later).await.decision.instant_address_release);
+}
+
+/// Issue 9.2: a fault between a decision's rows (the advance's insert aborted by a
+/// trigger) stores nothing of that decision, answers an error, lets the rest of the
+/// batch commit, and leaves the in-memory view equal to the database: a retry once the
+/// fault is gone is recorded once, under a model version that still resolves after a
+/// restart.
+#[tokio::test]
+async fn a_fault_between_a_decisions_rows_stores_nothing_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    drop(Ledger::open(&path).unwrap());
+    let raw = Connection::open(&path).unwrap();
+    raw.execute_batch(
+        "CREATE TRIGGER fault BEFORE INSERT ON advances WHEN NEW.return_id = 2
+         BEGIN SELECT RAISE(ABORT, 'injected fault'); END;",
+    )
+    .unwrap();
+    let l = Ledger::open(&path).unwrap();
+    let p = Arc::new(Policy::default());
+    let decide = |rid: u64, model: &str| {
+        l.decide(
+            req(rid, 7, rid, "10.00", Some(&format!("SF{rid}"))),
+            star(5),
+            p.clone(),
+            model.into(),
+            now(),
+        )
+    };
+    // One batch: the faulty decision (the first to use model "m-new") between two good.
+    let (a, b, c) = tokio::join!(decide(1, "m"), decide(2, "m-new"), decide(3, "m"));
+    assert!(a.unwrap().decision.advanced_refund);
+    assert!(matches!(b, Err(LedgerError::Unavailable(_))), "{b:?}");
+    assert!(c.unwrap().decision.advanced_refund);
+    let count = |sql: &str| -> i64 { raw.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM decisions WHERE return_id = 2"),
+        0
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM decisions"), 2);
+    assert_eq!(count("SELECT COUNT(*) FROM advances"), 2);
+    assert_eq!(
+        l.exposure(BuyerId(7)).await.unwrap().outstanding,
+        money("20.00")
+    );
+    // The fault goes; the retry is decided and recorded once.
+    raw.execute_batch("DROP TRIGGER fault").unwrap();
+    let d = decide(2, "m-new").await.unwrap();
+    assert!(d.decision.advanced_refund && !d.repeated);
+    assert!(decide(2, "m-new").await.unwrap().repeated);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM decisions WHERE return_id = 2"),
+        1
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM advances WHERE return_id = 2"),
+        1
+    );
+    drop(l);
+    check_invariants(&path).unwrap();
+    let l = Ledger::open(&path).unwrap();
+    let again = l
+        .decide(
+            req(2, 7, 2, "10.00", Some("SF2")),
+            star(5),
+            p.clone(),
+            "other".into(),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.model_version.as_str(), again.repeated),
+        ("m-new", true)
+    );
+}
+
+/// Issue 9.5: a failed fdatasync is fatal for money. The calls of that batch get an
+/// error, every later call is refused saying why (no retry on a fresh descriptor that
+/// would then report durable), and the ledger reports itself unhealthy for good.
+#[tokio::test]
+async fn a_failed_fdatasync_stops_money_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let p = Arc::new(Policy::default());
+    let decide = |rid: u64| {
+        l.decide(
+            req(rid, 7, rid, "10.00", Some(&format!("SF{rid}"))),
+            star(5),
+            p.clone(),
+            "m".into(),
+            now(),
+        )
+    };
+    assert!(decide(1).await.unwrap().decision.advanced_refund);
+    assert_eq!(l.health(), Ok(()));
+    l.inject_sync_failure();
+    let e = decide(2).await.unwrap_err().to_string();
+    assert!(e.contains("fdatasync"), "{e}");
+    for rid in 3..6 {
+        let e = decide(rid).await.unwrap_err().to_string();
+        assert!(e.contains("restart"), "{e}");
+    }
+    assert!(l.exposure(BuyerId(7)).await.is_err());
+    assert!(l.health().unwrap_err().contains("fdatasync"));
+    assert!(
+        l.probe().is_err(),
+        "a probe never clears a failed fdatasync"
+    );
+}
+
+/// A ledger that cannot be written is refused at start, naming why.
+#[test]
+fn a_ledger_on_a_read_only_file_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    drop(Ledger::open(&path).unwrap());
+    // Read-only as SQLite sees it (file permissions do not stop root).
+    let uri = format!("file:{}?mode=ro", path.display());
+    let ro = Connection::open_with_flags(
+        &uri,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+    )
+    .unwrap();
+    let e = probe_write(&ro).unwrap_err();
+    assert!(e.contains("readonly"), "{e}");
+}

@@ -66,6 +66,13 @@ pub struct InstantFile {
     pub categories: Scope<String>,
     pub merchants: Scope<u64>,
     pub excluded_categories: Vec<String>,
+    /// No instant release for a buyer with a loss since their rating (default true).
+    #[serde(default = "yes")]
+    pub hold_after_loss: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `[pickup]` of the policy file.
@@ -93,6 +100,10 @@ pub struct LimitsFile {
 pub struct AdvanceFile {
     pub limits: LimitsFile,
     pub daily_budget: String,
+    /// Refuse an advance on a tracking number that backs another return's advance
+    /// (default true; false only flags it).
+    #[serde(default = "yes")]
+    pub refuse_reused_tracking: bool,
 }
 
 /// The policy file as written; [`PolicyFile::check`] turns it into a [`Policy`].
@@ -129,6 +140,10 @@ pub struct Policy {
     /// Advance limit per star (index 0 = 1★).
     pub limits: [Money; 5],
     pub daily_budget: Money,
+    /// No instant release for a buyer with a loss since their rating.
+    pub hold_after_loss: bool,
+    /// Refuse (not only flag) an advance on a tracking number used by another return.
+    pub refuse_reused_tracking: bool,
 }
 
 impl Default for Policy {
@@ -152,9 +167,23 @@ impl Policy {
 
     /// Parses and checks policy TOML; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Policy, PolicyError> {
-        let file: PolicyFile = toml::from_str(text).map_err(|e| PolicyError::Parse {
-            origin: origin.to_string(),
-            message: e.to_string().trim_end().to_string(),
+        // The parser's message and where, never the offending text itself: a reload
+        // pointed at the wrong file must not echo that file's contents to the caller.
+        let file: PolicyFile = toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(" (line {line}, column {column})")
+            });
+            PolicyError::Parse {
+                origin: origin.to_string(),
+                message: format!(
+                    "not a policy: {}{}",
+                    e.message().trim_end(),
+                    at.unwrap_or_default()
+                ),
+            }
         })?;
         file.check(origin)
     }
@@ -274,6 +303,8 @@ impl PolicyFile {
             pickup_end_hour,
             limits,
             daily_budget: money("advance.daily_budget", &self.advance.daily_budget)?,
+            hold_after_loss: self.instant.hold_after_loss,
+            refuse_reused_tracking: self.advance.refuse_reused_tracking,
         })
     }
 }

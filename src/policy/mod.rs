@@ -12,8 +12,14 @@
 //!   `[pickup.start_hour, pickup.end_hour)` local time; otherwise `pickup_from` says
 //!   when the next window opens.
 //! - **Advanced refund** iff instant release, a tracking number, the buyer's
-//!   outstanding advances plus this amount within the limit for their star, and the
-//!   platform's advances today plus this amount within the daily budget.
+//!   outstanding advances plus this amount within the limit for their star, the
+//!   platform's advances today plus this amount within the daily budget, and (with
+//!   `advance.refuse_reused_tracking`, the default) a tracking number that backs no
+//!   other return's advance: one parcel backs one refund.
+//! - **Feedback before the next rating** (`instant.hold_after_loss`, default on): a
+//!   buyer an advance to whom was settled as a loss since their star was rated gets no
+//!   instant release (so no advance) until the next rating has seen it. A fraud burst
+//!   on a new account then costs one advance, not a day of them.
 //! - Otherwise the merchant answers (within `merchant_answer_hours`), and the decision
 //!   carries a reason code for every condition that failed.
 //!
@@ -35,6 +41,11 @@ pub struct LedgerView {
     pub advanced_today: Money,
     /// An earlier return of the same order was already refunded.
     pub order_already_refunded: bool,
+    /// The tracking number given already backs an advance for another return.
+    pub tracking_number_reused: bool,
+    /// An advance to this buyer was settled as a loss after their star was rated (the
+    /// rating has not seen it yet).
+    pub loss_since_rating: bool,
 }
 
 /// Decides a return request. `rating` is the buyer's star from the snapshot, `None`
@@ -80,6 +91,9 @@ pub fn decide(
                 let refusals = advance_refusals(star, req.amount, ledger, policy);
                 let ok = refusals.is_empty();
                 reasons.extend(refusals);
+                if ok {
+                    reasons.extend(advance_flags(ledger, policy));
+                }
                 ok
             }
         };
@@ -153,6 +167,9 @@ fn instant_release_failures(
     if ledger.order_already_refunded {
         reasons.push(ReasonCode::AlreadyRefunded);
     }
+    if ledger.loss_since_rating && policy.hold_after_loss {
+        reasons.push(ReasonCode::LossSinceRating);
+    }
     reasons.len() == before
 }
 
@@ -175,7 +192,20 @@ pub fn advance_refusals(
     if ledger.advanced_today + amount > policy.daily_budget {
         out.push(ReasonCode::DailyBudgetExhausted);
     }
+    if ledger.tracking_number_reused && policy.refuse_reused_tracking {
+        out.push(ReasonCode::TrackingNumberReused);
+    }
     out
+}
+
+/// Facts worth flagging on an advance that the policy lets through: a reused tracking
+/// number when the policy does not refuse it.
+pub fn advance_flags(ledger: &LedgerView, policy: &Policy) -> Vec<ReasonCode> {
+    if ledger.tracking_number_reused && !policy.refuse_reused_tracking {
+        vec![ReasonCode::TrackingNumberReused]
+    } else {
+        vec![]
+    }
 }
 
 /// Calendar days from `from` to `to`, both taken as dates in the platform's time zone.

@@ -25,6 +25,10 @@ struct Case {
     advanced_today: String,
     #[serde(default)]
     already_refunded: bool,
+    #[serde(default)]
+    tracking_reused: bool,
+    #[serde(default)]
+    loss_since_rating: bool,
     policy: Option<String>,
     instant: bool,
     pickup: bool,
@@ -105,6 +109,8 @@ fn every_policy_case_decides_as_written() {
             outstanding: c.outstanding.parse().unwrap(),
             advanced_today: c.advanced_today.parse().unwrap(),
             order_already_refunded: c.already_refunded,
+            tracking_number_reused: c.tracking_reused,
+            loss_since_rating: c.loss_since_rating,
         };
         let star = c.star.map(|s| Star::try_from(s).unwrap());
         let d = decide(&req, star, &ledger, &policy, req.requested_at);

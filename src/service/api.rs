@@ -26,9 +26,11 @@ fn ready(state: &AppState) -> Result<Arc<Serving>, ApiError> {
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time (`body_timeout`)", body = ErrorBody),
+        (status = 409, description = "This return_id was decided for another request (`return_id_reused`, naming the field that differs)", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "A field is missing, mistyped or out of range", body = ErrorBody),
-        (status = 503, description = "Not ready, or the ledger cannot record now", body = ErrorBody),
+        (status = 422, description = "A field is missing, mistyped, out of range or implausible", body = ErrorBody),
+        (status = 503, description = "Not ready, the ledger cannot record now, too many requests in flight or the request took too long (with Retry-After)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -56,6 +58,7 @@ pub async fn eligibility(
         .decide_with_shadow(
             req,
             star,
+            crate::ledger::rating_cutoff(serving.ratings.manifest.as_of),
             shadow,
             state.policy(),
             serving.ratings.manifest.model_version.clone(),
@@ -108,10 +111,12 @@ fn decisions_counter(instant: bool, pickup: bool, advanced: bool) -> &'static me
         (status = 400, description = "Malformed JSON or return id", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "The return was never decided", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time (`body_timeout`)", body = ErrorBody),
+        (status = 409, description = "The return was advanced on another tracking number (`tracking_number_conflict`)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid", body = ErrorBody),
-        (status = 503, description = "Not ready, or the ledger cannot record now", body = ErrorBody),
+        (status = 503, description = "Not ready, the ledger cannot record now, too many requests in flight or the request took too long (with Retry-After)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -157,7 +162,8 @@ pub async fn tracking(
         (status = 400, description = "Malformed JSON or return id", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 404, description = "The return was never decided", body = ErrorBody),
-        (status = 409, description = "Not advanced, or already settled with another outcome", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time (`body_timeout`)", body = ErrorBody),
+        (status = 409, description = "Not advanced, or already settled with another outcome or at another time", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid (`pending` settles nothing)", body = ErrorBody),

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 /// `returns.reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ReturnReason)]
 pub enum ReasonDto {
     NoReason,
     Quality,
@@ -39,6 +40,7 @@ impl From<ReasonDto> for ReturnReason {
 /// `returns.outcome` value but `pending`, which settles nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = Outcome)]
 pub enum OutcomeDto {
     ReceivedOk,
     ReceivedMismatch,
@@ -240,6 +242,7 @@ impl TryFrom<EligibilityRequest> for ReturnRequest {
 
 /// A reason code with its message.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[schema(as = Reason)]
 pub struct ReasonDtoOut {
     /// Stable code, e.g. `star_below_minimum`.
     pub code: String,

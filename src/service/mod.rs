@@ -58,6 +58,9 @@ pub enum ServeError {
 pub struct Tokens {
     api: String,
     admin: String,
+    /// The buyer-link signing key: HMAC-SHA256 of a fixed label under the API token,
+    /// so that the bearer token itself never keys anything a buyer's browser holds.
+    link_key: [u8; 32],
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -66,9 +69,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 impl Tokens {
     pub fn new(api: &str, admin: &str) -> Tokens {
+        use hmac::{Hmac, Mac};
+        let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(api.as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        m.update(b"fastrefund buyer-page link signing key v1");
         Tokens {
             api: api.to_string(),
             admin: admin.to_string(),
+            link_key: m.finalize().into_bytes().into(),
         }
     }
     pub fn is_api(&self, t: &str) -> bool {
@@ -77,9 +85,9 @@ impl Tokens {
     pub fn is_admin(&self, t: &str) -> bool {
         constant_time_eq(t.as_bytes(), self.admin.as_bytes())
     }
-    /// Key for signing buyer links.
+    /// Key for signing buyer links (derived from, never equal to, the API token).
     fn link_key(&self) -> &[u8] {
-        self.api.as_bytes()
+        &self.link_key
     }
 }
 
@@ -327,28 +335,17 @@ pub fn router_with(state: AppState, max_body_bytes: usize, limits: &Limits) -> R
         .with_state(state)
 }
 
-fn random_token() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 16];
-    rand::rng().fill_bytes(&mut b);
-    hex::encode(b)
-}
-
 /// Opens the ledger, loads the policy and snapshot, and serves until SIGINT or SIGTERM.
 /// SIGHUP reloads the snapshot and policy from their paths.
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
-    let (api, admin) = match (&settings.api_token, &settings.admin_token) {
-        (Some(a), Some(b)) => (a.clone(), b.clone()),
-        (a, b) => {
-            let api = a.clone().unwrap_or_else(random_token);
-            let admin = b.clone().unwrap_or_else(random_token);
-            // Printed on purpose, as notebook servers do: the operator needs them.
-            eprintln!("no tokens configured; made these for this run:");
-            eprintln!("  FASTREFUND_API_TOKEN={api}");
-            eprintln!("  FASTREFUND_ADMIN_TOKEN={admin}");
-            (api, admin)
-        }
+    let (Some(api), Some(admin)) = (&settings.api_token, &settings.admin_token) else {
+        return Err(ServeError::Other(
+            "both tokens are needed: set FASTREFUND_API_TOKEN and FASTREFUND_ADMIN_TOKEN \
+             (or let `fastrefund serve` make them with `Settings::with_made_tokens`)"
+                .into(),
+        ));
     };
+    let (api, admin) = (api.clone(), admin.clone());
     let ledger = Ledger::open_with(
         &settings.ledger,
         crate::ledger::LedgerOptions {
@@ -373,7 +370,6 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         .local_addr()
         .map_err(|e| ServeError::Other(e.to_string()))?;
     tracing::info!(addr = %local, ledger = %settings.ledger.display(), "listening on http://{local}");
-    eprintln!("fastrefund listening on http://{local}  (try: curl http://{local}/readyz)");
 
     // Load the snapshot after binding: /healthz answers at once, /readyz when loaded.
     {

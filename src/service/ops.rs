@@ -176,7 +176,7 @@ pub struct Health {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up", body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
@@ -194,15 +194,34 @@ fn serving_info(state: &AppState) -> Option<ServingInfo> {
     })
 }
 
-/// Ready only with a valid snapshot loaded.
+/// Ready only with a valid snapshot loaded and a ledger that can record. After a failed
+/// commit (disk full, a read-only file) each call probes the ledger with a small write,
+/// so readiness comes back by itself once the fault is gone; after a failed fdatasync
+/// it never does (the service must be restarted; see the ledger's `Health`).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, description = "Serving", body = ServingInfo),
-    (status = 503, description = "No valid snapshot yet", body = ErrorBody),
+    (status = 503, description = "No valid snapshot yet, or the ledger cannot record (the message says why)", body = ErrorBody),
 ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<ServingInfo>, ApiError> {
-    serving_info(&state)
-        .map(Json)
-        .ok_or_else(ApiError::not_ready)
+    let info = serving_info(&state).ok_or_else(ApiError::not_ready)?;
+    if state.ledger().health().is_err() {
+        let ledger = state.ledger().clone();
+        let probed = tokio::task::spawn_blocking(move || ledger.probe())
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+        if let Err(why) = probed {
+            tracing::warn!(error = %why, "not ready: the ledger cannot record");
+            metrics::gauge!("fastrefund_ledger_healthy").set(0.0);
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ledger_unavailable",
+                "the ledger cannot record now; see the service's log",
+            ));
+        }
+    }
+    metrics::gauge!("fastrefund_ledger_healthy").set(1.0);
+    Ok(Json(info))
 }
 
 /// Prometheus metrics: requests and latency per route, decisions by outcome, ledger

@@ -275,6 +275,12 @@ impl Ratings {
                 ));
             }
         }
+        if rows.is_empty() {
+            return Err(invalid(
+                &path,
+                "the snapshot rates no buyer; an empty snapshot is never served",
+            ));
+        }
         if rows.len() as u64 != manifest.rows {
             return Err(invalid(
                 &path,

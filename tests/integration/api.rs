@@ -528,6 +528,94 @@ async fn a_bad_snapshot_is_refused_and_the_old_one_keeps_serving() {
 }
 
 #[tokio::test]
+async fn an_empty_or_miscounted_snapshot_is_never_served() {
+    use polars::prelude::*;
+    let app = spawn_app().await;
+    let reload = |dir: &std::path::Path| {
+        let body = json!({ "snapshot": dir.to_str().unwrap() });
+        let app = &app;
+        async move {
+            json_of(
+                app.client
+                    .post(format!("{}/admin/reload", app.base))
+                    .bearer_auth(ADMIN)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let copy = |name: &str| {
+        let d = app.dir.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        for f in ["manifest.json", "model.json", "ratings.parquet"] {
+            std::fs::copy(sample_snapshot().join(f), d.join(f)).unwrap();
+        }
+        d
+    };
+    let manifest = |d: &std::path::Path| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("manifest.json")).unwrap()).unwrap()
+    };
+    // No rows, with a manifest that agrees (0 rows, checksum right).
+    let empty = copy("empty");
+    let file = std::fs::File::open(empty.join("ratings.parquet")).unwrap();
+    let mut none = ParquetReader::new(file).finish().unwrap().head(Some(0));
+    let out = std::fs::File::create(empty.join("ratings.parquet")).unwrap();
+    ParquetWriter::new(out).finish(&mut none).unwrap();
+    let mut m = manifest(&empty);
+    m["rows"] = json!(0);
+    m["star_counts"] = json!([0, 0, 0, 0, 0]);
+    m["ratings_sha256"] = json!(fastrefund::snapshot::sha256_hex(
+        &std::fs::read(empty.join("ratings.parquet")).unwrap()
+    ));
+    std::fs::write(empty.join("manifest.json"), m.to_string()).unwrap();
+    let (s, e) = reload(&empty).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("reload_refused"))
+    );
+    assert!(e.to_string().contains("rates no buyer"), "{e}");
+    // Star counts that disagree with the ratings.
+    let miscounted = copy("miscounted");
+    let mut m = manifest(&miscounted);
+    let c = m["star_counts"].as_array().unwrap().clone();
+    m["star_counts"] = json!([c[1], c[0], c[2], c[3], c[4]]);
+    std::fs::write(miscounted.join("manifest.json"), m.to_string()).unwrap();
+    let (s, e) = reload(&miscounted).await;
+    assert_eq!(s, 422);
+    assert!(e.to_string().contains("star counts"), "{e}");
+    // The sample keeps serving.
+    let (s, r) = json_of(app.get("/readyz", None).await).await;
+    assert_eq!((s, r["buyers"].as_u64()), (200, Some(2000)));
+}
+
+#[tokio::test]
+async fn a_reload_error_names_the_file_but_never_echoes_it() {
+    let app = spawn_app().await;
+    let secret = app.dir.path().join("secret.txt");
+    std::fs::write(&secret, "root:x:0:0:top-secret-line:/root:/bin/bash\n").unwrap();
+    let body = json!({ "policy": secret.to_str().unwrap() });
+    let r = app
+        .client
+        .post(format!("{}/admin/reload", app.base))
+        .bearer_auth(ADMIN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (s, text) = (r.status().as_u16(), r.text().await.unwrap());
+    assert_eq!(s, 422, "{text}");
+    assert!(text.contains("secret.txt"), "the file is named: {text}");
+    assert!(text.contains("line 1"), "the place is named: {text}");
+    assert!(
+        !text.contains("top-secret"),
+        "the contents are echoed: {text}"
+    );
+}
+
+#[tokio::test]
 async fn reloading_while_requests_are_in_flight_fails_none() {
     let app = spawn_app().await;
     let b = app.buyer_with_star(4);

@@ -5,6 +5,7 @@
 
 mod api;
 mod batch;
+mod faults;
 mod feedback;
 mod hostile;
 mod kill;
