@@ -64,7 +64,14 @@ impl Money {
             return Err(MoneyError::Signed(s.to_string()));
         }
         let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-        if !plain {
+        let (whole, fraction) = s.split_once('.').unwrap_or((s, "1"));
+        // One way to write each amount: no leading zeros ("012"), digits on both sides
+        // of a point.
+        if !plain
+            || whole.is_empty()
+            || fraction.is_empty()
+            || (whole.len() > 1 && whole.starts_with('0'))
+        {
             return Err(MoneyError::NotANumber(s.to_string()));
         }
         let m: Money = s.parse()?;
@@ -222,7 +229,15 @@ mod tests {
 
     #[test]
     fn a_refund_amount_is_at_least_a_cent_with_no_sign() {
-        for ok in ["0.01", "59.90", "1", "999999999999.99"] {
+        for ok in [
+            "0.01",
+            "0.5",
+            "0.50",
+            "59.90",
+            "1",
+            "10.0",
+            "999999999999.99",
+        ] {
             assert!(Money::parse_refund(ok).is_ok(), "{ok}");
         }
         for (bad, want) in [
@@ -234,6 +249,10 @@ mod tests {
             ("-5.00", "sign"),
             (" 5", "not a decimal"),
             ("5e2", "not a decimal"),
+            ("012.00", "not a decimal"),
+            ("00.50", "not a decimal"),
+            (".50", "not a decimal"),
+            ("5.", "not a decimal"),
             ("", "not a decimal"),
             ("1000000000000", "too large"),
         ] {

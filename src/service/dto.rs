@@ -124,7 +124,10 @@ pub struct EligibilityRequest {
     #[schema(example = "womens_wear", pattern = "^[a-z0-9_]{1,64}$")]
     pub category: String,
     /// Amount to refund, a decimal string with at most 2 places.
-    #[schema(example = "199.00", pattern = "^[0-9]{1,12}(\\.[0-9]{1,2})?$")]
+    #[schema(
+        example = "199.00",
+        pattern = "^(?:[1-9][0-9]{0,11}(?:\\.[0-9]{1,2})?|0\\.(?:0[1-9]|[1-9][0-9]?))$"
+    )]
     pub amount: String,
     pub reason: ReasonDto,
     /// When the goods were delivered (RFC 3339).
