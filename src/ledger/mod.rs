@@ -294,6 +294,39 @@ struct Shared {
     queue: std::sync::Mutex<Queue>,
     writer: std::sync::Mutex<Writer>,
     health: Arc<Health>,
+    /// An exclusive lock on `<ledger>.lock`, held while this ledger lives.
+    _owner: std::fs::File,
+}
+
+/// Takes the exclusive lock that makes one process the ledger file's only writer: the
+/// in-memory view is only right if nobody else writes the file. A second `serve` on the
+/// same file is refused; within one process, a ledger reopened while the old one still
+/// finishes its queued work waits for it (up to 5 s).
+fn own(path: &Path) -> Result<std::fs::File, LedgerError> {
+    let mut lock = path.as_os_str().to_owned();
+    lock.push(".lock");
+    let open_err = |message: String| LedgerError::Open {
+        path: path.display().to_string(),
+        message,
+    };
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|e| open_err(format!("cannot open its lock file: {e}")))?;
+    for _ in 0..100 {
+        match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(f),
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            Err(e) => return Err(open_err(format!("cannot lock it: {e}"))),
+        }
+    }
+    Err(open_err(
+        "another process is using this ledger (its .lock file is held); one ledger file has one writer".into(),
+    ))
 }
 
 /// Whether the ledger can record, shared by the writer, the sync thread and readiness.
@@ -1328,6 +1361,13 @@ impl Ledger {
     /// Opens (or creates) the ledger at `path`, migrates it, loads the view and starts
     /// the writer, sync and checkpoint threads.
     pub fn open_with(path: &Path, options: LedgerOptions) -> Result<Ledger, LedgerError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| LedgerError::Open {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        let owner = own(path)?;
         let conn = open_conn(path)?;
         // A ledger that cannot be written (read-only file or mount, full disk) is
         // refused at start, not found out by the first refund.
@@ -1373,6 +1413,7 @@ impl Ledger {
             queue: std::sync::Mutex::new(Queue::default()),
             writer: std::sync::Mutex::new(writer),
             health,
+            _owner: owner,
         });
         let p = path.to_path_buf();
         let alive = Arc::downgrade(&shared);
@@ -1703,5 +1744,7 @@ pub fn check_invariants(path: &Path) -> Result<HashMap<u64, Money>, String> {
     Ok(expect)
 }
 
+#[cfg(test)]
+mod model_tests;
 #[cfg(test)]
 mod tests;

@@ -688,3 +688,16 @@ fn a_ledger_on_a_read_only_file_is_refused_at_open() {
     let e = probe_write(&ro).unwrap_err();
     assert!(e.contains("readonly"), "{e}");
 }
+
+/// One ledger file has one writer: a second open while the first lives is refused
+/// (after waiting a little for an old instance to finish), and works once it is gone.
+#[test]
+fn a_second_writer_on_the_same_ledger_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    let first = Ledger::open(&path).unwrap();
+    let e = Ledger::open(&path).err().expect("refused").to_string();
+    assert!(e.contains("another process"), "{e}");
+    drop(first);
+    Ledger::open(&path).unwrap();
+}
