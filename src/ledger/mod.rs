@@ -44,7 +44,8 @@ use crate::domain::{
 use crate::policy::{self, LedgerView, Policy};
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use rusqlite::{Connection, params};
-use std::collections::{HashMap, HashSet};
+use rust_decimal::Decimal;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -162,6 +163,7 @@ struct Advance {
     amount: Money,
 }
 
+/// A decided return as a command needs it, read through the `return_id` indexes.
 #[derive(Debug, Clone)]
 struct ReturnRec {
     buyer: u64,
@@ -169,21 +171,24 @@ struct ReturnRec {
     amount: Money,
     instant: bool,
     star: Star,
-    /// Row of the decision in `decisions`.
-    seq: i64,
     advance: Option<Advance>,
     outcome: Option<Outcome>,
 }
 
+/// What the writer holds in memory. It does not grow with the number of returns ever
+/// decided (a marketplace decides millions a day): only what the hot path needs and
+/// cannot cheaply read, each bounded by something other than history. A decided
+/// return, an order already refunded or a tracking number already used is read
+/// through an index when a command needs it.
 #[derive(Debug, Default)]
 struct State {
-    /// Ids of the policy and model version strings in `versions`, both ways.
+    /// Ids of the policy and model version strings in `versions`, both ways (a few).
     versions: HashMap<String, i64>,
     version_text: HashMap<i64, String>,
-    returns: HashMap<u64, ReturnRec>,
+    /// Buyers with open advances only: their outstanding amount and open count.
     outstanding: HashMap<u64, (Money, u32)>,
+    /// Advanced per platform day (one entry a day).
     by_day: HashMap<NaiveDate, Money>,
-    advanced_orders: HashSet<u64>,
     /// Each buyer's latest loss (an advance settled `received_mismatch` or
     /// `not_shipped`), by the outcome's time: what the next rating has not seen yet.
     last_loss: HashMap<u64, DateTime<Utc>>,
@@ -491,7 +496,10 @@ fn parse_money(s: &str) -> Result<Money, LedgerError> {
         .map_err(|e| unavailable(format!("corrupt amount {s:?} in the ledger: {e}")))
 }
 
-/// Rebuilds the in-memory view from the database.
+/// Rebuilds the in-memory view from the database: versions, open exposure per buyer,
+/// advances per day, each buyer's latest loss and the next decision id. Memory is set
+/// by open advances, days and buyers with losses, not by history; the time is one
+/// pass over the advances.
 fn load_state(conn: &Connection) -> Result<State, LedgerError> {
     let mut st = State {
         next_decision_id: 1,
@@ -508,42 +516,15 @@ fn load_state(conn: &Connection) -> Result<State, LedgerError> {
         st.version_text.insert(id, text.clone());
         st.versions.insert(text, id);
     }
-    let mut q = conn
-        .prepare("SELECT return_id, buyer_id, order_id, amount, instant, star, decision_id, seq FROM decisions")
+    let max_id: Option<i64> = conn
+        .query_row("SELECT MAX(decision_id) FROM decisions", [], |r| r.get(0))
         .map_err(unavailable)?;
-    let rows = q
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, bool>(4)?,
-                r.get::<_, u8>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, i64>(7)?,
-            ))
-        })
-        .map_err(unavailable)?;
-    for row in rows {
-        let (rid, buyer, order, amount, instant, star, did, seq) = row.map_err(unavailable)?;
-        st.next_decision_id = st.next_decision_id.max(did as u64 + 1);
-        st.returns.insert(
-            rid as u64,
-            ReturnRec {
-                buyer: buyer as u64,
-                order: order as u64,
-                amount: parse_money(&amount)?,
-                instant,
-                star: Star::try_from(star).map_err(unavailable)?,
-                seq,
-                advance: None,
-                outcome: None,
-            },
-        );
-    }
+    st.next_decision_id = max_id.map_or(1, |m| m as u64 + 1);
     let mut q = conn
-        .prepare("SELECT return_id, amount, local_date FROM advances")
+        .prepare(
+            "SELECT a.buyer_id, a.amount, a.local_date, o.return_id IS NOT NULL
+             FROM advances a LEFT JOIN outcomes o ON o.return_id = a.return_id",
+        )
         .map_err(unavailable)?;
     let rows = q
         .query_map([], |r| {
@@ -551,55 +532,93 @@ fn load_state(conn: &Connection) -> Result<State, LedgerError> {
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
+                r.get::<_, bool>(3)?,
             ))
         })
         .map_err(unavailable)?;
     for row in rows {
-        let (rid, amount, day) = row.map_err(unavailable)?;
+        let (buyer, amount, day, settled) = row.map_err(unavailable)?;
         let amount = parse_money(&amount)?;
         let day: NaiveDate = day.parse().map_err(unavailable)?;
-        let rec = st
-            .returns
-            .get_mut(&(rid as u64))
-            .ok_or_else(|| unavailable(format!("advance for undecided return {rid}")))?;
-        rec.advance = Some(Advance { amount });
-        st.advanced_orders.insert(rec.order);
-        *st.by_day.entry(day).or_default() =
-            st.by_day.get(&day).copied().unwrap_or_default() + amount;
-        let e = st.outstanding.entry(rec.buyer).or_insert((Money::ZERO, 0));
-        e.0 = e.0 + amount;
-        e.1 += 1;
+        let d = st.by_day.entry(day).or_default();
+        *d = *d + amount;
+        if !settled {
+            let e = st
+                .outstanding
+                .entry(buyer as u64)
+                .or_insert((Money::ZERO, 0));
+            e.0 = e.0 + amount;
+            e.1 += 1;
+        }
     }
     let mut q = conn
-        .prepare("SELECT return_id, outcome, outcome_at FROM outcomes")
+        .prepare(
+            "SELECT d.buyer_id, MAX(o.outcome_at)
+             FROM outcomes o JOIN decisions d ON d.return_id = o.return_id
+             WHERE o.outcome IN ('received_mismatch', 'not_shipped')
+             GROUP BY d.buyer_id",
+        )
         .map_err(unavailable)?;
     let rows = q
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
         .map_err(unavailable)?;
     for row in rows {
-        let (rid, outcome, outcome_at) = row.map_err(unavailable)?;
-        let outcome: Outcome = outcome.parse().map_err(unavailable)?;
-        let rec = st
-            .returns
-            .get_mut(&(rid as u64))
-            .ok_or_else(|| unavailable(format!("outcome for undecided return {rid}")))?;
-        let amount = rec.advance.as_ref().map(|a| a.amount).unwrap_or_default();
-        rec.outcome = Some(outcome);
-        let buyer = rec.buyer;
-        if outcome.is_buyer_loss() {
-            st.note_loss(buyer, ts(outcome_at)?);
-        }
-        let e = st.outstanding.entry(buyer).or_insert((Money::ZERO, 0));
-        e.0 = e.0.checked_sub(amount).unwrap_or(Money::ZERO);
-        e.1 = e.1.saturating_sub(1);
+        let (buyer, at) = row.map_err(unavailable)?;
+        st.note_loss(buyer as u64, ts(at)?);
     }
     Ok(st)
+}
+
+/// The decided return `rid`, with its advance and outcome, if it was decided.
+fn find_return(tx: &Connection, rid: u64) -> Result<Option<ReturnRec>, LedgerError> {
+    use rusqlite::OptionalExtension;
+    let row = tx
+        .prepare_cached(
+            "SELECT d.buyer_id, d.order_id, d.amount, d.instant, d.star, a.amount, o.outcome
+             FROM decisions d
+             LEFT JOIN advances a ON a.return_id = d.return_id
+             LEFT JOIN outcomes o ON o.return_id = d.return_id
+             WHERE d.return_id = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row([rid as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, u8>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(unavailable)?;
+    let Some((buyer, order, amount, instant, star, advance, outcome)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(ReturnRec {
+        buyer: buyer as u64,
+        order: order as u64,
+        amount: parse_money(&amount)?,
+        instant,
+        star: Star::try_from(star).map_err(unavailable)?,
+        advance: advance
+            .map(|a| parse_money(&a).map(|amount| Advance { amount }))
+            .transpose()?,
+        outcome: outcome
+            .map(|o| o.parse::<Outcome>().map_err(unavailable))
+            .transpose()?,
+    }))
+}
+
+/// The row of return `rid`'s decision, if it was decided.
+fn decision_seq(tx: &Connection, rid: u64) -> Result<Option<i64>, LedgerError> {
+    use rusqlite::OptionalExtension;
+    tx.prepare_cached("SELECT seq FROM decisions WHERE return_id = ?1")
+        .and_then(|mut s| s.query_row([rid as i64], |r| r.get(0)).optional())
+        .map_err(unavailable)
 }
 
 /// Refuses a request that reuses the `return_id` of the one recorded at row `seq`
@@ -793,23 +812,49 @@ impl State {
                 .map(|e| e.0)
                 .unwrap_or_default(),
             advanced_today: self.by_day.get(&day).copied().unwrap_or_default(),
-            order_already_refunded: self.advanced_orders.contains(&order),
+            order_already_refunded: tx
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM advances WHERE order_id = ?1)")
+                .and_then(|mut s| s.query_row([order as i64], |r| r.get::<_, bool>(0)))
+                .map_err(unavailable)?,
         })
     }
 
-    fn add_advance(&mut self, rid: u64, amount: Money, day: NaiveDate) {
-        if let Some(rec) = self.returns.get_mut(&rid) {
-            rec.advance = Some(Advance { amount });
-            self.advanced_orders.insert(rec.order);
-            let e = self
-                .outstanding
-                .entry(rec.buyer)
-                .or_insert((Money::ZERO, 0));
-            e.0 = e.0 + amount;
-            e.1 += 1;
-            let d = self.by_day.entry(day).or_default();
-            *d = *d + amount;
+    /// Counts a new advance of `amount` to `buyer` on `day`.
+    fn add_advance(&mut self, buyer: u64, amount: Money, day: NaiveDate) {
+        let e = self.outstanding.entry(buyer).or_insert((Money::ZERO, 0));
+        e.0 = e.0 + amount;
+        e.1 += 1;
+        let d = self.by_day.entry(day).or_default();
+        *d = *d + amount;
+    }
+
+    /// Takes a settled advance of `amount` off `buyer`'s outstanding. The invariant
+    /// (outstanding = the sum of open advances) is checked, never clamped: a buyer who
+    /// owes less than the advance being settled means the view is wrong.
+    fn settle_advance(&mut self, buyer: u64, amount: Money) -> Result<Money, LedgerError> {
+        let (owed, open) = self
+            .outstanding
+            .get(&buyer)
+            .copied()
+            .unwrap_or((Money::ZERO, 0));
+        let left = owed.checked_sub(amount).filter(|_| open > 0).ok_or_else(|| {
+            let why = format!(
+                "invariant broken: buyer {buyer} owes {owed} in {open} open advances, less than the {amount} being settled"
+            );
+            tracing::error!(error = %why, "ledger view disagrees with its records");
+            unavailable(why)
+        })?;
+        if open == 1 {
+            if left != Money::ZERO {
+                return Err(unavailable(format!(
+                    "invariant broken: buyer {buyer} would owe {left} with no open advance"
+                )));
+            }
+            self.outstanding.remove(&buyer);
+        } else {
+            self.outstanding.insert(buyer, (left, open - 1));
         }
+        Ok(left)
     }
 }
 
@@ -945,7 +990,7 @@ impl State {
         now: DateTime<Utc>,
     ) -> Result<Decided, LedgerError> {
         let rid = req.return_id.0;
-        if let Some(seq) = self.returns.get(&rid).map(|r| r.seq) {
+        if let Some(seq) = decision_seq(tx, rid)? {
             same_request(tx, seq, &req)?;
             return recorded_decision(tx, seq, &self.version_text);
         }
@@ -960,7 +1005,13 @@ impl State {
             req.tracking_number.as_deref(),
         )?;
         let decision = policy::decide(&req, star, &view, policy, now);
-        let decision_id = self.next_decision_id;
+        // Never handed out twice, even after a power cut lost decisions that were
+        // answered (committed) but not yet synced: an id is at least the decision's
+        // time in microseconds, so ids after a restart are past any lost one (the
+        // clock moved on, and no 10^6 decisions a second are made).
+        let decision_id = self
+            .next_decision_id
+            .max(u64::try_from(now.timestamp_micros()).unwrap_or(0));
         let reasons = serde_json::to_string(&decision.reasons).map_err(unavailable)?;
         // What the challenger would have decided, in the same state of the ledger.
         let shadow_json = shadow.map(|s| {
@@ -1014,14 +1065,12 @@ impl State {
             ])
         })
         .map_err(unavailable)?;
-        self.next_decision_id += 1;
         let rec = ReturnRec {
             buyer: req.buyer_id.0,
             order: req.order_id.0,
             amount: req.amount,
             instant: decision.instant_address_release,
             star: decision.star,
-            seq: tx.last_insert_rowid(),
             advance: None,
             outcome: None,
         };
@@ -1029,9 +1078,10 @@ impl State {
             let tracking = req.tracking_number.as_deref().unwrap_or_default();
             insert_advance(tx, rid, &rec, tracking, now, now, day)?;
         }
-        self.returns.insert(rid, rec);
+        // Memory changes only once every row is written.
+        self.next_decision_id = decision_id + 1;
         if decision.advanced_refund {
-            self.add_advance(rid, req.amount, day);
+            self.add_advance(rec.buyer, req.amount, day);
         }
         Ok(Decided {
             decision_id,
@@ -1053,11 +1103,7 @@ impl State {
         policy: &Policy,
         now: DateTime<Utc>,
     ) -> Result<Tracked, LedgerError> {
-        let rec = self
-            .returns
-            .get(&rid)
-            .ok_or(LedgerError::UnknownReturn(rid))?
-            .clone();
+        let rec = find_return(tx, rid)?.ok_or(LedgerError::UnknownReturn(rid))?;
         if let Some(a) = &rec.advance {
             let recorded: String = tx
                 .prepare_cached("SELECT tracking_number FROM advances WHERE return_id = ?1")
@@ -1101,7 +1147,7 @@ impl State {
             }
             if r.is_empty() {
                 insert_advance(tx, rid, &rec, tracking, shipped_at, now, day)?;
-                self.add_advance(rid, rec.amount, day);
+                self.add_advance(rec.buyer, rec.amount, day);
                 return Ok(Tracked {
                     return_id: rid,
                     advanced: true,
@@ -1138,10 +1184,7 @@ impl State {
         if outcome == Outcome::Pending {
             return Err(LedgerError::PendingOutcome);
         }
-        let rec = self
-            .returns
-            .get(&rid)
-            .ok_or(LedgerError::UnknownReturn(rid))?;
+        let rec = find_return(tx, rid)?.ok_or(LedgerError::UnknownReturn(rid))?;
         let amount = rec
             .advance
             .as_ref()
@@ -1180,15 +1223,10 @@ impl State {
         tx.prepare_cached("INSERT INTO outcomes (return_id, outcome, outcome_at, recorded_at) VALUES (?1, ?2, ?3, ?4)")
             .and_then(|mut s| s.execute(params![rid as i64, outcome.as_str(), at.timestamp_micros(), now.timestamp_micros()]))
             .map_err(unavailable)?;
-        if let Some(rec) = self.returns.get_mut(&rid) {
-            rec.outcome = Some(outcome);
-        }
+        self.settle_advance(buyer, amount)?;
         if outcome.is_buyer_loss() {
             self.note_loss(buyer, at);
         }
-        let e = self.outstanding.entry(buyer).or_insert((Money::ZERO, 0));
-        e.0 = e.0.checked_sub(amount).unwrap_or(Money::ZERO);
-        e.1 = e.1.saturating_sub(1);
         Ok(Settled {
             return_id: rid,
             outcome,
@@ -1378,7 +1416,6 @@ impl Ledger {
         let state = load_state(&conn)?;
         tracing::info!(
             path = %path.display(),
-            returns = state.returns.len(),
             buyers_with_outstanding = state.outstanding.values().filter(|e| e.1 > 0).count(),
             "ledger opened"
         );
@@ -1726,20 +1763,38 @@ pub fn check_invariants(path: &Path) -> Result<HashMap<u64, Money>, String> {
     if orphans > 0 {
         return Err(format!("{orphans} outcomes without an advance"));
     }
+    // Each buyer's advances minus their settled advances, from two separate sums: it
+    // must equal the outstanding amount the view is built with (open advances).
+    let sums = |sql: &str| -> Result<HashMap<u64, Decimal>, String> {
+        let mut q = conn.prepare(sql).map_err(|e| e.to_string())?;
+        let rows = q
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| e.to_string())?;
+        let mut out: HashMap<u64, Decimal> = HashMap::new();
+        for row in rows {
+            let (buyer, amount) = row.map_err(|e| e.to_string())?;
+            let amount = parse_money(&amount).map_err(|e| e.to_string())?;
+            *out.entry(buyer as u64).or_default() += amount.value();
+        }
+        Ok(out)
+    };
+    let advanced = sums("SELECT buyer_id, amount FROM advances")?;
+    let settled = sums(
+        "SELECT a.buyer_id, a.amount FROM advances a JOIN outcomes o ON o.return_id = a.return_id",
+    )?;
     let mut expect: HashMap<u64, Money> = HashMap::new();
-    for rec in st.returns.values() {
-        if let (Some(a), None) = (&rec.advance, rec.outcome) {
-            let e = expect.entry(rec.buyer).or_default();
-            *e = *e + a.amount;
+    for (buyer, total) in &advanced {
+        let left = *total - settled.get(buyer).copied().unwrap_or_default();
+        let left = Money::new(left).map_err(|e| format!("buyer {buyer}: {e}"))?;
+        if left != Money::ZERO {
+            expect.insert(*buyer, left);
         }
     }
-    for (buyer, (out, _)) in &st.outstanding {
-        let want = expect.get(buyer).copied().unwrap_or_default();
-        if *out != want {
-            return Err(format!(
-                "buyer {buyer}: outstanding {out}, advances minus settlements {want}"
-            ));
-        }
+    let view: HashMap<u64, Money> = st.outstanding.iter().map(|(b, (m, _))| (*b, *m)).collect();
+    if view != expect {
+        return Err(format!(
+            "outstanding per buyer {view:?} differs from advances minus settlements {expect:?}"
+        ));
     }
     Ok(expect)
 }

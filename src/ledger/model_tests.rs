@@ -233,7 +233,9 @@ impl Model {
             req.tracking_number.as_deref(),
         );
         let decision = policy::decide(&req, Some(star_of(req.buyer_id.0)), &view, p, now());
-        self.next_id += 1;
+        // Ids: increasing, and at least the decision's time in microseconds.
+        let id = (self.next_id + 1).max(now().timestamp_micros() as u64);
+        self.next_id = id;
         let r = RefReturn {
             advance: decision
                 .advanced_refund

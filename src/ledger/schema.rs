@@ -76,7 +76,7 @@ pub const MIGRATIONS: &[&str] = &[
     // 2: the schema enforces what the writer promises (a return decided, advanced and
     // settled at most once); a decision keeps the tracking number its request carried,
     // so that a retry with another one is told apart (idempotency); advances are found
-    // by tracking number (one parcel backs one advance); `probe` takes the small write
+    // by tracking number (one parcel backs one advance) and by order (refunded once); `probe` takes the small write
     // that tells whether the ledger can still record (readiness).
     "
     ALTER TABLE decisions ADD COLUMN tracking_number TEXT;
@@ -85,6 +85,7 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX advances_return_id ON advances (return_id);
     CREATE UNIQUE INDEX outcomes_return_id ON outcomes (return_id);
     CREATE INDEX advances_tracking_number ON advances (tracking_number);
+    CREATE INDEX advances_order_id ON advances (order_id);
     CREATE TABLE probe (
         id  INTEGER PRIMARY KEY,
         at  INTEGER NOT NULL,
