@@ -84,7 +84,7 @@ local n = 0
 local tracking_next = false
 function request()
   if tracking_next then
-    return wrk.format(nil, string.format("/v1/returns/%d/tracking", base + n), nil, '{"tracking_number":"SF1234567890"}')
+    return wrk.format(nil, string.format("/v1/returns/%d/tracking", base + n), nil, string.format('{"tracking_number":"SF%d"}', base + n))
   end
   n = n + 1
   return eligibility(base + n)
