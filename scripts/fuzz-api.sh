@@ -16,7 +16,7 @@ target/ci-venv/bin/schemathesis run "$BASE/openapi.json" \
   -H "Authorization: Bearer $FASTREFUND_API_TOKEN" \
   --checks all --exclude-checks positive_data_acceptance \
   --max-examples "$EXAMPLES" --seed 1 --workers 2 \
-  --phases examples,fuzzing \
+  --phases examples,fuzzing,stateful \
   --request-timeout 10 \
   --report junit --report-dir target/schemathesis \
   --no-color

@@ -11,6 +11,7 @@ SECS=${1:-600}
 OUT=${2:-target/soak.json}
 export FASTREFUND_BIN=${FASTREFUND_BIN:-target/release/fastrefund}
 [ -x "$FASTREFUND_BIN" ] || cargo build --release --no-default-features
+set -- # serve-bg.sh passes its arguments to `serve`
 # shellcheck source=serve-bg.sh
 source scripts/serve-bg.sh
 mkdir -p "$(dirname "$OUT")"

@@ -1,6 +1,7 @@
 //! Handlers of the refund-service API (`/v1/...`).
 
 use super::dto::*;
+use super::error::ErrorCode;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiCaller, ApiJson, IdPath};
 use super::{AppState, Serving};
@@ -320,7 +321,7 @@ pub fn rating_view(serving: &Serving, policy: &Policy, buyer: BuyerId) -> Option
 pub fn unknown_buyer(serving: &Serving, policy: &Policy, buyer: u64) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "unknown_buyer",
+        ErrorCode::UnknownBuyer,
         format!(
             "buyer {buyer} is not in the ratings of {}; until rated, a buyer is treated as {} stars",
             serving.ratings.manifest.as_of,

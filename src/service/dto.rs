@@ -2,6 +2,7 @@
 //! conversion of raw requests into domain types with errors that name the field.
 
 use super::error::ApiError;
+use super::error::ErrorCode;
 use crate::domain::{
     BuyerId, Category, Decision, MerchantId, Money, OrderId, Outcome, ReasonCode, ReturnId,
     ReturnReason, ReturnRequest,
@@ -68,7 +69,7 @@ pub fn check_id(field: &'static str, v: u64) -> Result<u64, ApiError> {
     if v > MAX_ID {
         return Err(ApiError::field(
             field,
-            "invalid_id",
+            ErrorCode::InvalidId,
             format!("`{field}` must be at most {MAX_ID}"),
         ));
     }
@@ -152,14 +153,14 @@ fn parse_time(field: &'static str, v: &str) -> Result<DateTime<Utc>, ApiError> {
         .map_err(|_| {
             ApiError::field(
                 field,
-                "invalid_timestamp",
+                ErrorCode::InvalidTimestamp,
                 format!("`{field}` must be an RFC 3339 timestamp such as 2026-06-30T02:00:00Z, got {v:?}"),
             )
         })?;
     if !PLAUSIBLE_YEARS.contains(&t.year()) {
         return Err(ApiError::field(
             field,
-            "implausible_timestamp",
+            ErrorCode::ImplausibleTimestamp,
             format!(
                 "`{field}` is in the year {}; only {} to {} are accepted",
                 t.year(),
@@ -180,7 +181,7 @@ pub fn check_times(r: &ReturnRequest, now: DateTime<Utc>) -> Result<(), ApiError
     if r.requested_at > now + CLOCK_SKEW {
         return Err(ApiError::field(
             "requested_at",
-            "implausible_timestamp",
+            ErrorCode::ImplausibleTimestamp,
             format!(
                 "`requested_at` {} is in the future (now {})",
                 r.requested_at.to_rfc3339(),
@@ -191,7 +192,7 @@ pub fn check_times(r: &ReturnRequest, now: DateTime<Utc>) -> Result<(), ApiError
     if r.delivered_at > r.requested_at {
         return Err(ApiError::field(
             "delivered_at",
-            "implausible_timestamp",
+            ErrorCode::ImplausibleTimestamp,
             "`delivered_at` is after `requested_at`: goods are returned after they arrive",
         ));
     }
@@ -206,7 +207,7 @@ pub fn parse_tracking(field: &'static str, v: &str) -> Result<String, ApiError> 
     if !ok {
         return Err(ApiError::field(
             field,
-            "invalid_tracking_number",
+            ErrorCode::InvalidTrackingNumber,
             format!("`{field}` must be 1 to 64 of A-Z, a-z, 0-9, '.', '_' and '-'"),
         ));
     }
@@ -216,7 +217,7 @@ pub fn parse_tracking(field: &'static str, v: &str) -> Result<String, ApiError> 
 /// Parses a money amount, naming the field.
 pub fn parse_amount(field: &'static str, v: &str) -> Result<Money, ApiError> {
     Money::parse_refund(v)
-        .map_err(|e| ApiError::field(field, "invalid_amount", format!("`{field}`: {e}")))
+        .map_err(|e| ApiError::field(field, ErrorCode::InvalidAmount, format!("`{field}`: {e}")))
 }
 
 impl TryFrom<EligibilityRequest> for ReturnRequest {
@@ -228,7 +229,11 @@ impl TryFrom<EligibilityRequest> for ReturnRequest {
             order_id: OrderId(check_id("order_id", r.order_id)?),
             merchant_id: MerchantId(check_id("merchant_id", r.merchant_id)?),
             category: Category::parse(&r.category).map_err(|e| {
-                ApiError::field("category", "invalid_value", format!("`category`: {e}"))
+                ApiError::field(
+                    "category",
+                    ErrorCode::InvalidValue,
+                    format!("`category`: {e}"),
+                )
             })?,
             amount: parse_amount("amount", &r.amount)?,
             reason: r.reason.into(),

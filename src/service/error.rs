@@ -8,6 +8,66 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// Every error code the API answers with: one closed, stable catalogue. The OpenAPI
+/// document lists them (`ErrorCode`), so a client can match on them.
+macro_rules! error_codes {
+    ($($variant:ident => $code:literal,)*) => {
+        /// A stable, machine-readable error code (see the catalogue in the OpenAPI document).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode { $($variant,)* }
+
+        impl ErrorCode {
+            /// Every code, in the catalogue's order.
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)*];
+            /// The code as it is sent.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    BodyTimeout => "body_timeout",
+    BodyTooLarge => "body_too_large",
+    Forbidden => "forbidden",
+    HandlerTimeout => "handler_timeout",
+    ImplausibleTimestamp => "implausible_timestamp",
+    Internal => "internal",
+    InvalidAmount => "invalid_amount",
+    InvalidField => "invalid_field",
+    InvalidId => "invalid_id",
+    InvalidOutcome => "invalid_outcome",
+    InvalidPathParameter => "invalid_path_parameter",
+    InvalidQueryParameter => "invalid_query_parameter",
+    InvalidTimestamp => "invalid_timestamp",
+    InvalidTrackingNumber => "invalid_tracking_number",
+    InvalidValue => "invalid_value",
+    LedgerUnavailable => "ledger_unavailable",
+    MalformedJson => "malformed_json",
+    MethodNotAllowed => "method_not_allowed",
+    NotAdvanced => "not_advanced",
+    NotFound => "not_found",
+    NotReady => "not_ready",
+    OutcomeConflict => "outcome_conflict",
+    Overloaded => "overloaded",
+    ReloadRefused => "reload_refused",
+    ReturnIdReused => "return_id_reused",
+    TrackingNumberConflict => "tracking_number_conflict",
+    Unauthorized => "unauthorized",
+    UnknownBuyer => "unknown_buyer",
+    UnknownReturn => "unknown_return",
+    UnreadableBody => "unreadable_body",
+    UnsupportedMediaType => "unsupported_media_type",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -17,8 +77,8 @@ pub struct ErrorBody {
 /// What went wrong.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, machine-readable: `malformed_json`, `invalid_field`, `unauthorized`, ...
-    pub code: String,
+    /// Stable, machine-readable: one of the catalogue.
+    pub code: ErrorCode,
     /// For people.
     pub message: String,
     /// The request field or path parameter at fault, if any.
@@ -30,13 +90,13 @@ pub struct ErrorDetail {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -48,7 +108,7 @@ impl ApiError {
     /// A field of the request is missing, mistyped or out of range (422).
     pub fn field(
         field: impl Into<String>,
-        code: &'static str,
+        code: ErrorCode,
         message: impl Into<String>,
     ) -> ApiError {
         ApiError {
@@ -62,7 +122,7 @@ impl ApiError {
     pub fn unauthorized() -> ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "send a valid token as `Authorization: Bearer <token>`",
         )
     }
@@ -70,7 +130,7 @@ impl ApiError {
     pub fn forbidden() -> ApiError {
         ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "this token may not make this call",
         )
     }
@@ -78,7 +138,7 @@ impl ApiError {
     pub fn not_ready() -> ApiError {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
+            ErrorCode::NotReady,
             "no valid ratings snapshot is loaded yet",
         )
     }
@@ -87,7 +147,7 @@ impl ApiError {
     pub fn overloaded() -> ApiError {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
+            ErrorCode::Overloaded,
             "too many requests in flight; retry after the given seconds",
         )
     }
@@ -97,7 +157,7 @@ impl ApiError {
         tracing::error!(error = %e, "{context}");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error; it has been logged",
         )
     }
@@ -108,30 +168,34 @@ impl From<LedgerError> for ApiError {
         let msg = e.to_string();
         match e {
             LedgerError::UnknownReturn(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_return", msg)
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::UnknownReturn, msg)
             }
-            LedgerError::NotAdvanced(_) => ApiError::new(StatusCode::CONFLICT, "not_advanced", msg),
+            LedgerError::NotAdvanced(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::NotAdvanced, msg)
+            }
             LedgerError::OutcomeConflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "outcome_conflict", msg)
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::OutcomeConflict, msg)
             }
             LedgerError::ReturnIdReused { field, .. } => ApiError {
                 field: Some(field.to_string()),
-                ..ApiError::new(StatusCode::CONFLICT, "return_id_reused", msg)
+                ..ApiError::new(StatusCode::CONFLICT, ErrorCode::ReturnIdReused, msg)
             },
             LedgerError::TrackingConflict { .. } => ApiError {
                 field: Some("tracking_number".into()),
-                ..ApiError::new(StatusCode::CONFLICT, "tracking_number_conflict", msg)
+                ..ApiError::new(StatusCode::CONFLICT, ErrorCode::TrackingNumberConflict, msg)
             },
             LedgerError::OutcomeAtConflict { .. } => ApiError {
                 field: Some("at".into()),
-                ..ApiError::new(StatusCode::CONFLICT, "outcome_conflict", msg)
+                ..ApiError::new(StatusCode::CONFLICT, ErrorCode::OutcomeConflict, msg)
             },
-            LedgerError::PendingOutcome => ApiError::field("outcome", "invalid_outcome", msg),
+            LedgerError::PendingOutcome => {
+                ApiError::field("outcome", ErrorCode::InvalidOutcome, msg)
+            }
             LedgerError::Unavailable(_) | LedgerError::Open { .. } => {
                 tracing::error!(error = %msg, "ledger unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "ledger_unavailable",
+                    ErrorCode::LedgerUnavailable,
                     "the ledger cannot record this now; nothing was recorded, retry later",
                 )
             }
@@ -143,7 +207,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_string(),
+                code: self.code,
                 message: self.message,
                 field: self.field,
             },

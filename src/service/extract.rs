@@ -4,6 +4,7 @@
 
 use super::AppState;
 use super::error::ApiError;
+use super::error::ErrorCode;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::{StatusCode, header, request::Parts};
@@ -39,11 +40,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     path
                 };
                 let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-                ApiError::field(field.clone(), "invalid_field", format!("`{field}`: {msg}"))
+                ApiError::field(
+                    field.clone(),
+                    ErrorCode::InvalidField,
+                    format!("`{field}`: {msg}"),
+                )
             }
             _ => ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "malformed_json",
+                ErrorCode::MalformedJson,
                 format!("the body is not valid JSON: {inner}"),
             ),
         }
@@ -66,7 +71,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         if !json {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as JSON with `Content-Type: application/json`",
             ));
         }
@@ -83,17 +88,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             if timed_out {
                 ApiError::new(
                     StatusCode::REQUEST_TIMEOUT,
-                    "body_timeout",
+                    ErrorCode::BodyTimeout,
                     "the body did not arrive in time",
                 )
             } else if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
+                    ErrorCode::BodyTooLarge,
                     "the body is larger than the service accepts",
                 )
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", rej.body_text())
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::UnreadableBody,
+                    rej.body_text(),
+                )
             }
         })?;
         Ok(ApiJson(parse_json(&bytes)?))
@@ -111,7 +120,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
             Path::from_request_parts(parts, state).await.map_err(|e| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_path_parameter",
+                    ErrorCode::InvalidPathParameter,
                     e.body_text(),
                 )
             })?;
@@ -132,7 +141,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
             .map(IdPath)
             .ok_or_else(|| ApiError {
                 status: StatusCode::BAD_REQUEST,
-                code: "invalid_path_parameter",
+                code: ErrorCode::InvalidPathParameter,
                 message: format!(
                     "`{name}` must be an integer id from 0 to {}, got {value:?}",
                     super::dto::MAX_ID
@@ -206,7 +215,7 @@ mod tests {
         let e = parse_json::<EligibilityRequest>(b"{not json").unwrap_err();
         assert_eq!(
             (e.status, e.code),
-            (StatusCode::BAD_REQUEST, "malformed_json")
+            (StatusCode::BAD_REQUEST, ErrorCode::MalformedJson)
         );
         let e = parse_json::<EligibilityRequest>(
             br#"{"return_id":1,"buyer_id":1,"order_id":1,"merchant_id":1,"category":"shoes","amount":"1","reason":"lost","delivered_at":"x","requested_at":"x"}"#,

@@ -33,6 +33,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
+use error::ErrorCode;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -272,7 +273,7 @@ async fn handler_timeout(
             metrics::counter!("fastrefund_http_handler_timeouts_total").increment(1);
             error::ApiError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "handler_timeout",
+                ErrorCode::HandlerTimeout,
                 "the request took too long and was given up; retry (a retry of a recorded request gets the recorded answer)",
             )
             .into_response()

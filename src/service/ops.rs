@@ -3,6 +3,7 @@
 
 use super::AppState;
 use super::dto::*;
+use super::error::ErrorCode;
 use super::error::{ApiError, ErrorBody, ErrorDetail};
 use super::extract::{AdminCaller, parse_json};
 use axum::Json;
@@ -40,9 +41,9 @@ use utoipa::{Modify, OpenApi};
         EligibilityRequest, EligibilityResponse, ReasonDto, OutcomeDto, ReasonDtoOut,
         TrackingRequest, TrackingResponse, OutcomeRequest, OutcomeResponse, ExposureResponse,
         RatingResponse, ReasonExplained, NextStar, BuyerLink, ReloadRequest, ServingInfo,
-        ErrorBody, ErrorDetail, Health
+        ErrorBody, ErrorDetail, super::error::ErrorCode, Health
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &EdgeResponses, &Links),
     tags(
         (name = "refund services", description = "Called on every return request"),
         (name = "buyers", description = "A buyer's own star and why"),
@@ -52,6 +53,91 @@ use utoipa::{Modify, OpenApi};
 pub struct ApiDoc;
 
 struct BearerAuth;
+
+/// What any route can answer because of the edge limits (see `server`): 503 when too
+/// many requests are in flight or a handler took too long (with `Retry-After`), and 408
+/// for a body that stalls. Added to every operation that does not document it itself.
+struct EdgeResponses;
+
+impl Modify for EdgeResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let error = || {
+            ContentBuilder::new()
+                .schema(Some(RefOr::Ref(Ref::from_schema_name("ErrorBody"))))
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                let has_body = op.request_body.is_some();
+                let responses = &mut op.responses.responses;
+                responses.entry("503".into()).or_insert_with(|| {
+                    ResponseBuilder::new()
+                        .description("Too many requests in flight (`overloaded`), or the request took too long (`handler_timeout`); retry after `Retry-After` seconds")
+                        .content("application/json", error())
+                        .build()
+                        .into()
+                });
+                if has_body {
+                    responses.entry("408".into()).or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description("The body did not arrive in time (`body_timeout`)")
+                            .content("application/json", error())
+                            .build()
+                            .into()
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// OpenAPI links, so that a client (and a stateful fuzzer) can follow a return through
+/// its life: a decision's `return_id` to its tracking number, and on to its outcome.
+struct Links;
+
+impl Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::link::LinkBuilder;
+        let link = |op: &str, what: &str| {
+            LinkBuilder::new()
+                .operation_id(op)
+                .parameter("return_id", "$response.body#/return_id")
+                .description(what)
+                .build()
+        };
+        let mut add = |path: &str, name: &str, op: &str, what: &str| {
+            let response = openapi
+                .paths
+                .paths
+                .get_mut(path)
+                .and_then(|item| item.post.as_mut())
+                .and_then(|o| o.responses.responses.get_mut("200"));
+            if let Some(RefOr::T(r)) = response {
+                r.links.insert(name.into(), RefOr::T(link(op, what)));
+            }
+        };
+        add(
+            "/v1/eligibility",
+            "Tracking",
+            "tracking",
+            "enter the return parcel's tracking number",
+        );
+        add(
+            "/v1/eligibility",
+            "Outcome",
+            "outcome",
+            "settle the return with its outcome",
+        );
+        add(
+            "/v1/returns/{return_id}/tracking",
+            "Outcome",
+            "outcome",
+            "settle the advanced return with its outcome",
+        );
+    }
+}
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -215,7 +301,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<ServingInfo>, 
             metrics::gauge!("fastrefund_ledger_healthy").set(0.0);
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "ledger_unavailable",
+                ErrorCode::LedgerUnavailable,
                 "the ledger cannot record now; see the service's log",
             ));
         }
@@ -283,7 +369,7 @@ pub async fn reload(
         tracing::error!(error = %e, "reload refused; the previous snapshot and policy keep serving");
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "reload_refused",
+            ErrorCode::ReloadRefused,
             e.to_string(),
         ));
     }
@@ -295,7 +381,7 @@ pub async fn reload(
 pub async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "not_found",
+        ErrorCode::NotFound,
         "no such endpoint; see /openapi.json",
     )
 }
@@ -303,7 +389,7 @@ pub async fn not_found() -> ApiError {
 pub async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this endpoint does not take that method",
     )
 }

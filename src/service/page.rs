@@ -38,7 +38,7 @@ pub fn sign(state: &AppState, buyer: u64, exp: i64) -> String {
 fn link_params(query: Option<&str>) -> Result<Option<(i64, Vec<u8>)>, ApiError> {
     let bad = |name: &str, what: &str| ApiError {
         status: StatusCode::BAD_REQUEST,
-        code: "invalid_query_parameter",
+        code: super::error::ErrorCode::InvalidQueryParameter,
         message: format!("`{name}` must be {what}"),
         field: Some(name.to_string()),
     };

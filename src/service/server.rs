@@ -128,6 +128,10 @@ mod tests {
         let text = std::str::from_utf8(super::OVER_CAPACITY).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.contains(&format!("content-length: {}", body.len())));
-        serde_json::from_str::<serde_json::Value>(body).unwrap();
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            v["error"]["code"],
+            crate::service::error::ErrorCode::Overloaded.as_str()
+        );
     }
 }

@@ -398,26 +398,61 @@ async fn tokens_are_required_and_scoped() {
 }
 
 #[tokio::test]
-async fn openapi_lists_every_api_path() {
+async fn openapi_documents_every_route_its_statuses_and_the_error_catalogue() {
     let app = spawn_app().await;
     let (_, doc) = json_of(app.get("/openapi.json", None).await).await;
-    for p in [
-        "/v1/eligibility",
-        "/v1/returns/{return_id}/tracking",
-        "/v1/returns/{return_id}/outcome",
-        "/v1/buyers/{buyer_id}/exposure",
-        "/v1/buyers/{buyer_id}/rating",
-        "/buyers/{buyer_id}",
-        "/admin/reload",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-    ] {
-        assert!(
-            doc["paths"].get(p).is_some(),
-            "{p} missing from the OpenAPI document"
-        );
+    // Every route of the router (the document itself aside) is in the document, with
+    // 503 (load shedding, handler timeout) among its answers, each with its schema.
+    for p in fastrefund::service::ROUTES {
+        if p == "/openapi.json" {
+            continue;
+        }
+        let item = doc["paths"]
+            .get(p)
+            .unwrap_or_else(|| panic!("{p} missing from the OpenAPI document"));
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            assert!(responses.contains_key("503"), "{method} {p}: no 503");
+            if op.get("requestBody").is_some() {
+                assert!(responses.contains_key("408"), "{method} {p}: no 408");
+            }
+            for (status, r) in responses {
+                assert!(
+                    r["description"].as_str().is_some_and(|d| !d.is_empty()),
+                    "{method} {p} {status}: no description"
+                );
+                if status != "200" || p.starts_with("/v1") {
+                    assert!(
+                        r.get("content").is_some(),
+                        "{method} {p} {status}: no schema"
+                    );
+                }
+            }
+        }
     }
+    // The error codes are one closed catalogue, listed in the document.
+    let listed: Vec<&str> = doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .expect("ErrorCode is an enum in the document")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    let all: Vec<&str> = fastrefund::service::error::ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    assert_eq!(listed, all);
+    // Schemas carry the domain's names, not the code's.
+    for name in ["ReturnReason", "Outcome", "Reason", "ErrorCode"] {
+        assert!(doc["components"]["schemas"].get(name).is_some(), "{name}");
+    }
+    for name in ["ReasonDto", "OutcomeDto", "ReasonDtoOut"] {
+        assert!(doc["components"]["schemas"].get(name).is_none(), "{name}");
+    }
+    // Links lead a decided return on to its tracking number and its outcome.
+    let links = &doc["paths"]["/v1/eligibility"]["post"]["responses"]["200"]["links"];
+    assert_eq!(links["Tracking"]["operationId"], "tracking");
+    assert_eq!(links["Outcome"]["operationId"], "outcome");
 }
 
 #[tokio::test]

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# A refund service's view of the API document: generates a typed Python client from the
+# running service's /openapi.json with openapi-python-client (pinned in
+# scripts/requirements-client.txt), after checking the document with
+# openapi-spec-validator, then calls every operation through it and checks
+# what comes back parses as the document says: a return decided, tracked and settled;
+# a return_id reused (409 with its error code from the catalogue); exposure, rating,
+# a buyer's link and page; health, readiness, metrics and an admin reload.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=target/client-venv
+scripts/venv.sh scripts/requirements-client.txt "$VENV"
+# shellcheck source=serve-bg.sh
+source scripts/serve-bg.sh
+OUT=target/client
+rm -rf "$OUT"
+mkdir -p target
+curl -sf "$BASE/openapi.json" >target/openapi.json
+"$VENV/bin/python" -c 'import json, sys
+from openapi_spec_validator import validate
+validate(json.load(open(sys.argv[1])))
+print("the OpenAPI document is valid (openapi-spec-validator)")' target/openapi.json
+PATH="$PWD/$VENV/bin:$PATH" "$VENV/bin/openapi-python-client" generate \
+  --path target/openapi.json --output-path "$OUT" >target/client-generate.log 2>&1 ||
+  { cat target/client-generate.log; echo "the client does not generate"; exit 1; }
+grep -q "Warning" target/client-generate.log && { cat target/client-generate.log; echo "the generator warned"; exit 1; }
+PYTHONPATH="$OUT" "$VENV/bin/python" - "$BASE" "$FASTREFUND_API_TOKEN" "$FASTREFUND_ADMIN_TOKEN" <<'PY'
+import datetime as dt, sys
+from fastrefund_client import AuthenticatedClient, Client
+from fastrefund_client.api.refund_services import eligibility, tracking, outcome, exposure
+from fastrefund_client.api.buyers import rating, buyer_link, buyer_page
+from fastrefund_client.api.operations import healthz, readyz, metrics, reload
+from fastrefund_client.models import (EligibilityRequest, EligibilityResponse, ErrorBody, ErrorCode,
+    Outcome, OutcomeRequest, OutcomeResponse, ReturnReason, TrackingRequest, TrackingResponse,
+    ExposureResponse, RatingResponse, BuyerLink, Health, ServingInfo, ReloadRequest)
+base, api_token, admin_token = sys.argv[1:4]
+api = AuthenticatedClient(base_url=base, token=api_token)
+admin = AuthenticatedClient(base_url=base, token=admin_token)
+anon = Client(base_url=base)
+called = set()
+def ok(name, r, cls, status=200):
+    called.add(name)
+    assert r.status_code == status, f"{name}: {r.status_code} {r.content[:200]!r}"
+    assert isinstance(r.parsed, cls), f"{name}: parsed {type(r.parsed)} not {cls}"
+    return r.parsed
+t = lambda s: dt.datetime.fromisoformat(s)
+buyer = 100001
+req = EligibilityRequest(return_id=7001, buyer_id=buyer, order_id=7001, merchant_id=1, category="shoes",
+    amount="59.90", reason=ReturnReason.NO_REASON, delivered_at=t("2026-06-30T02:00:00+00:00"),
+    requested_at=t("2026-07-01T02:00:00+00:00"))
+d = ok("eligibility", eligibility.sync_detailed(client=api, body=req), EligibilityResponse)
+req.amount = "1.00"
+e = ok("eligibility", eligibility.sync_detailed(client=api, body=req), ErrorBody, 409)
+assert e.error.code == ErrorCode.RETURN_ID_REUSED and e.error.field == "amount", e
+tr = ok("tracking", tracking.sync_detailed(7001, client=api, body=TrackingRequest(tracking_number="SF7001")), TrackingResponse)
+if tr.advanced:
+    ok("outcome", outcome.sync_detailed(7001, client=api, body=OutcomeRequest(outcome=Outcome.RECEIVED_OK, at=t("2026-07-04T02:00:00+00:00"))), OutcomeResponse)
+else:
+    e = ok("outcome", outcome.sync_detailed(7001, client=api, body=OutcomeRequest(outcome=Outcome.RECEIVED_OK, at=t("2026-07-04T02:00:00+00:00"))), ErrorBody, 409)
+    assert e.error.code == ErrorCode.NOT_ADVANCED, e
+ok("exposure", exposure.sync_detailed(buyer, client=api), ExposureResponse)
+ok("rating", rating.sync_detailed(buyer, client=api), RatingResponse)
+link = ok("buyer_link", buyer_link.sync_detailed(buyer, client=api), BuyerLink)
+ok("buyer_page", buyer_page.sync_detailed(buyer, client=api), str)
+ok("healthz", healthz.sync_detailed(client=anon), Health)
+ok("readyz", readyz.sync_detailed(client=anon), ServingInfo)
+ok("metrics", metrics.sync_detailed(client=anon), str)
+ok("reload", reload.sync_detailed(client=admin, body=ReloadRequest()), ServingInfo)
+want = {"eligibility", "tracking", "outcome", "exposure", "rating", "buyer_link", "buyer_page",
+        "healthz", "readyz", "metrics", "reload"}
+assert called == want, f"not called: {want - called}"
+print(f"generated client: {len(called)} operations called, every answer parsed as documented")
+PY
