@@ -10,7 +10,6 @@
 //! what a retry gets) is written from the spec, independently of the ledger's.
 
 use super::*;
-use crate::domain::{Category, MerchantId, OrderId};
 use chrono::TimeZone;
 use proptest::prelude::*;
 use std::future::Future;
@@ -114,18 +113,13 @@ fn request(
     amount: usize,
     tracking: Option<usize>,
 ) -> ReturnRequest {
-    ReturnRequest {
-        return_id: ReturnId(rid),
-        buyer_id: BuyerId(buyer),
-        order_id: OrderId(order),
-        merchant_id: MerchantId(1),
-        category: Category::parse("shoes").unwrap(),
-        amount: AMOUNTS[amount].parse().unwrap(),
-        reason: ReturnReason::NoReason,
-        delivered_at: Utc.with_ymd_and_hms(2026, 6, 30, 2, 0, 0).unwrap(),
-        requested_at: Utc.with_ymd_and_hms(2026, 7, 1, 2, 0, 0).unwrap(),
-        tracking_number: tracking.map(|t| TRACKING[t].to_string()),
-    }
+    super::tests::req(
+        rid,
+        buyer,
+        order,
+        AMOUNTS[amount],
+        tracking.map(|t| TRACKING[t]),
+    )
 }
 
 /// The reference: one record per decided return, and nothing else.

@@ -2,7 +2,13 @@ use super::*;
 use crate::domain::{Category, MerchantId, OrderId};
 use chrono::TimeZone;
 
-fn req(rid: u64, buyer: u64, order: u64, amount: &str, tracking: Option<&str>) -> ReturnRequest {
+pub(super) fn req(
+    rid: u64,
+    buyer: u64,
+    order: u64,
+    amount: &str,
+    tracking: Option<&str>,
+) -> ReturnRequest {
     ReturnRequest {
         return_id: ReturnId(rid),
         buyer_id: BuyerId(buyer),
@@ -441,15 +447,10 @@ async fn one_parcel_backs_one_advance() {
     let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
     let p = Arc::new(Policy::default());
     for rid in [1, 2] {
-        l.decide(
-            req(rid, 7, rid, "10.00", None),
-            star(5),
-            p.clone(),
-            "m".into(),
-            now(),
-        )
-        .await
-        .unwrap();
+        let r = req(rid, 7, rid, "10.00", None);
+        l.decide(r, star(5), p.clone(), "m".into(), now())
+            .await
+            .unwrap();
     }
     let track = |rid: u64| {
         l.track(
@@ -518,33 +519,16 @@ async fn a_loss_since_the_rating_holds_instant_release_and_advances_until_the_ne
     // Two returns decided with instant release; the first is advanced and lost.
     assert!(decide(&l, 1, rated).await.decision.instant_address_release);
     assert!(decide(&l, 2, rated).await.decision.instant_address_release);
-    let t = l
-        .track(
-            ReturnId(1),
-            "SF1".into(),
-            now(),
-            snapshot(),
-            p.clone(),
-            now(),
-        )
-        .await
-        .unwrap();
-    assert!(t.advanced);
+    let track = |rid: u64| {
+        let t = format!("SF{rid}");
+        l.track(ReturnId(rid), t, now(), snapshot(), p.clone(), now())
+    };
+    assert!(track(1).await.unwrap().advanced);
     l.settle(ReturnId(1), Outcome::NotShipped, now(), now())
         .await
         .unwrap();
     // The second return's tracking number now gets no advance...
-    let t = l
-        .track(
-            ReturnId(2),
-            "SF2".into(),
-            now(),
-            snapshot(),
-            p.clone(),
-            now(),
-        )
-        .await
-        .unwrap();
+    let t = track(2).await.unwrap();
     assert!(!t.advanced);
     assert_eq!(t.reasons[0].code(), "loss_since_rating");
     // ...a new return no instant release, even after a restart...

@@ -139,6 +139,23 @@ fn stuck_snapshot(dir: &std::path::Path) -> std::path::PathBuf {
     snap
 }
 
+/// Asks for a reload of `snap` (admin) in a task of its own.
+fn reload_in_background(
+    app: &crate::support::TestApp,
+    snap: &std::path::Path,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let (client, base) = (app.client.clone(), app.base.clone());
+    let body = serde_json::json!({"snapshot": snap.to_str().unwrap()});
+    tokio::spawn(async move {
+        client
+            .post(format!("{base}/admin/reload"))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+    })
+}
+
 /// Unblocks the reader of the stuck snapshot's pipe before the test's folder goes
 /// (a runtime waits for its blocking threads when it shuts down): opens the pipe's
 /// write end without blocking, which succeeds once a reader waits, and closes it.
@@ -208,19 +225,7 @@ async fn a_stuck_handler_answers_503_and_frees_its_slot() {
     l.max_in_flight = 1;
     let (app, _stop, _server) = spawn_app_limited(l).await;
     let snap = stuck_snapshot(app.dir.path());
-    let reload = {
-        let (client, base) = (app.client.clone(), app.base.clone());
-        let body = serde_json::json!({"snapshot": snap.to_str().unwrap()});
-        tokio::spawn(async move {
-            client
-                .post(format!("{base}/admin/reload"))
-                .bearer_auth(ADMIN)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-        })
-    };
+    let reload = reload_in_background(&app, &snap);
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The one slot is taken: shed at once, with Retry-After.
     let r = app.get("/healthz", None).await;
@@ -228,7 +233,7 @@ async fn a_stuck_handler_answers_503_and_frees_its_slot() {
     assert_eq!(r.headers()["retry-after"], "1");
     assert!(r.text().await.unwrap().contains("overloaded"));
     // The stuck handler is given up after its timeout...
-    let r = reload.await.unwrap();
+    let r = reload.await.unwrap().unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["retry-after"], "1");
     assert!(r.text().await.unwrap().contains("handler_timeout"));
@@ -266,18 +271,7 @@ async fn graceful_shutdown_ends_within_its_grace() {
     l.handler_timeout = Duration::from_secs(30);
     let (app, stop, server) = spawn_app_limited(l).await;
     let snap = stuck_snapshot(app.dir.path());
-    let stuck = {
-        let (client, base) = (app.client.clone(), app.base.clone());
-        let body = serde_json::json!({"snapshot": snap.to_str().unwrap()});
-        tokio::spawn(async move {
-            client
-                .post(format!("{base}/admin/reload"))
-                .bearer_auth(ADMIN)
-                .json(&body)
-                .send()
-                .await
-        })
-    };
+    let stuck = reload_in_background(&app, &snap);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = std::time::Instant::now();
     stop.send(()).unwrap();
