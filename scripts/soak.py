@@ -168,7 +168,7 @@ def worker(buyers):
                 call("GET", link["url"].removeprefix(BASE), token=None)
         elif r < 0.88:
             call("GET", random.choice(["/healthz", "/readyz", "/metrics"]), token=None)
-        elif r < 0.97:
+        elif r < 0.99:
             bad = random.choice([
                 ("POST", "/v1/eligibility", b"{not json"),
                 ("POST", "/v1/eligibility", json.dumps({**eligibility_body(new_id(), 1), "amount": "-0"}).encode()),
@@ -234,6 +234,7 @@ def main():
         "five_xx": len(five_xx),
         "rss_kib_after_warmup": {"min": min(rss), "max": max(rss)} if rss else None,
         "rss_growth": round(max(rss) / min(rss) - 1, 4) if rss else None,
+        "rss_mib_each_minute": [round(s[1] / 1024, 1) for s in samples if int(s[0]) % 60 < 5],
         "metric_series_after_warmup": {"min": min(ser), "max": max(ser)} if ser else None,
         "acknowledged_advances": len(acked_advances),
         "advances_missing_or_doubled": len(missing),
