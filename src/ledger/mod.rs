@@ -3,7 +3,8 @@
 //! **Storage.** SQLite (bundled) in WAL mode. The schema is versioned ([`schema`]).
 //!
 //! **One writer at a time, group commit.** One connection owns the in-memory view
-//! (each return's state, each buyer's outstanding amount, each day's advances). A
+//! (each buyer's open exposure, each day's advances, each buyer's latest loss; a
+//! return's own state is read through the schema's indexes, see [`State`]). A
 //! caller queues its command; if no batch is being written, it starts a leader task:
 //! it takes every command queued (up to [`MAX_BATCH`]), applies them in order against
 //! the view inside one transaction, commits, and hands any commands that arrived
@@ -70,7 +71,7 @@ impl StarLookup for crate::snapshot::Ratings {
 }
 
 /// The instant a snapshot rated as of `as_of` stops seeing: the start of that day (UTC).
-pub fn rating_cutoff(as_of: NaiveDate) -> Option<DateTime<Utc>> {
+fn rating_cutoff(as_of: NaiveDate) -> Option<DateTime<Utc>> {
     as_of.and_hms_opt(0, 0, 0).map(|t| t.and_utc())
 }
 
@@ -161,6 +162,7 @@ pub struct BuyerExposure {
 #[derive(Debug, Clone)]
 struct Advance {
     amount: Money,
+    tracking_number: String,
 }
 
 /// A decided return as a command needs it, read through the `return_id` indexes.
@@ -172,7 +174,8 @@ struct ReturnRec {
     instant: bool,
     star: Star,
     advance: Option<Advance>,
-    outcome: Option<Outcome>,
+    /// The outcome and its time (microseconds since the epoch).
+    outcome: Option<(Outcome, i64)>,
 }
 
 /// What the writer holds in memory. It does not grow with the number of returns ever
@@ -441,9 +444,7 @@ fn open_conn(path: &Path) -> Result<Connection, LedgerError> {
         path: path.display().to_string(),
         message: e.to_string(),
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| open_err(&e))?;
-    }
+    // (Its folder was made by `Ledger::open_with`, before the lock file in it.)
     let mut conn = Connection::open(path).map_err(|e| open_err(&e))?;
     // Small pages for a new ledger: a decision dirties one leaf of the return_id index
     // at a random place, and every dirty page is written whole to the WAL at commit.
@@ -584,7 +585,8 @@ fn find_return(tx: &Connection, rid: u64) -> Result<Option<ReturnRec>, LedgerErr
     use rusqlite::OptionalExtension;
     let row = tx
         .prepare_cached(
-            "SELECT d.buyer_id, d.order_id, d.amount, d.instant, d.star, a.amount, o.outcome
+            "SELECT d.buyer_id, d.order_id, d.amount, d.instant, d.star,
+                    a.amount, a.tracking_number, o.outcome, o.outcome_at
              FROM decisions d
              LEFT JOIN advances a ON a.return_id = d.return_id
              LEFT JOIN outcomes o ON o.return_id = d.return_id
@@ -600,12 +602,15 @@ fn find_return(tx: &Connection, rid: u64) -> Result<Option<ReturnRec>, LedgerErr
                     r.get::<_, u8>(4)?,
                     r.get::<_, Option<String>>(5)?,
                     r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, Option<i64>>(8)?,
                 ))
             })
             .optional()
         })
         .map_err(unavailable)?;
-    let Some((buyer, order, amount, instant, star, advance, outcome)) = row else {
+    let Some((buyer, order, amount, instant, star, advance, tracking, outcome, outcome_at)) = row
+    else {
         return Ok(None);
     };
     Ok(Some(ReturnRec {
@@ -615,11 +620,17 @@ fn find_return(tx: &Connection, rid: u64) -> Result<Option<ReturnRec>, LedgerErr
         instant,
         star: Star::try_from(star).map_err(unavailable)?,
         advance: advance
-            .map(|a| parse_money(&a).map(|amount| Advance { amount }))
+            .map(|a| {
+                parse_money(&a).map(|amount| Advance {
+                    amount,
+                    tracking_number: tracking.unwrap_or_default(),
+                })
+            })
             .transpose()?,
         outcome: outcome
             .map(|o| o.parse::<Outcome>().map_err(unavailable))
-            .transpose()?,
+            .transpose()?
+            .map(|o| (o, outcome_at.unwrap_or_default())),
     }))
 }
 
@@ -1115,11 +1126,7 @@ impl State {
     ) -> Result<Tracked, LedgerError> {
         let rec = find_return(tx, rid)?.ok_or(LedgerError::UnknownReturn(rid))?;
         if let Some(a) = &rec.advance {
-            let recorded: String = tx
-                .prepare_cached("SELECT tracking_number FROM advances WHERE return_id = ?1")
-                .and_then(|mut s| s.query_row([rid as i64], |r| r.get(0)))
-                .map_err(unavailable)?;
-            if recorded != tracking {
+            if a.tracking_number != tracking {
                 return Err(LedgerError::TrackingConflict { return_id: rid });
             }
             return Ok(Tracked {
@@ -1202,12 +1209,8 @@ impl State {
             .amount;
         let buyer = rec.buyer;
         let outstanding = |st: &State| st.outstanding.get(&buyer).map(|e| e.0).unwrap_or_default();
-        if let Some(existing) = rec.outcome {
+        if let Some((existing, recorded_at)) = rec.outcome {
             return if existing == outcome {
-                let recorded_at: i64 = tx
-                    .prepare_cached("SELECT outcome_at FROM outcomes WHERE return_id = ?1")
-                    .and_then(|mut s| s.query_row([rid as i64], |r| r.get(0)))
-                    .map_err(unavailable)?;
                 if recorded_at != at.timestamp_micros() {
                     return Err(LedgerError::OutcomeAtConflict {
                         return_id: rid,

@@ -59,7 +59,7 @@ pub async fn eligibility(
         .decide_with_shadow(
             req,
             star,
-            crate::ledger::rating_cutoff(serving.ratings.manifest.as_of),
+            serving.ratings.rated_as_of(),
             shadow,
             state.policy(),
             serving.ratings.manifest.model_version.clone(),
