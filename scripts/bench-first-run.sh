@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A newcomer's first run: from a fresh clone with an empty target directory, the README's
-# main-job command (`cargo run --release --no-default-features -- serve`) until the
+# main-job command (`cargo run --release -p fastrefund-service --`) until the
 # service answers its first eligibility request. Prints the seconds to the build's end
 # and to the first answer, and the number of crates compiled.
 #
@@ -21,7 +21,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 export FASTREFUND_API_TOKEN=first-run-api-token FASTREFUND_ADMIN_TOKEN=first-run-admin-token
 start=$(date +%s.%N)
 # The README's command, with a free port and a ledger in the scratch folder.
-cargo run --release --no-default-features -- serve --addr "127.0.0.1:$PORT" \
+cargo run --release -p fastrefund-service -- --addr "127.0.0.1:$PORT" \
   --ledger "$WORK/ledger.sqlite" >"$WORK/run.log" 2>&1 &
 PID=$!
 built=
@@ -50,7 +50,7 @@ out, start, built, answered, crates, polars, cores, answer = sys.argv[1:]
 r = {
     "date": datetime.date.today().isoformat(),
     "cores": int(cores),
-    "command": "cargo run --release --no-default-features -- serve",
+    "command": "cargo run --release -p fastrefund-service --",
     "build_seconds": round(float(built) - float(start), 1),
     "first_answer_seconds": round(float(answered) - float(start), 1),
     "crates_compiled": int(crates),

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-10}
 OUT=${2:-target/bench-floor.json}
 command -v wrk >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet --example http_floor
+cargo build --release --quiet -p fastrefund-service --example http_floor
 BIN=${FASTREFUND_BIN:-target/release/fastrefund}
 [ -x "$BIN" ] || cargo build --release --quiet
 W=$(mktemp -d)

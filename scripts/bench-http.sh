@@ -13,7 +13,7 @@
 #     is read back from /metrics and checked against the ledger export.
 #
 # Usage: scripts/bench-http.sh [SECONDS] [OUT.json]   (defaults 10, target/bench-http.json)
-# Uses $FASTREFUND_BIN (default target/release/fastrefund, built without polars if
+# Uses $FASTREFUND_BIN (default target/release/fastrefund, built if
 # missing). The server and wrk share the machine's cores: the ratios are what this
 # machine gives, not what a separate load host would.
 set -euo pipefail
@@ -22,7 +22,7 @@ SECS=${1:-10}
 OUT=${2:-target/bench-http.json}
 command -v wrk >/dev/null || { sudo apt-get install -y -qq wrk >/dev/null 2>&1 || apt-get install -y -qq wrk; }
 export FASTREFUND_BIN=${FASTREFUND_BIN:-target/release/fastrefund}
-[ -x "$FASTREFUND_BIN" ] || cargo build --release --no-default-features
+[ -x "$FASTREFUND_BIN" ] || cargo build --release -p fastrefund
 BIN=$FASTREFUND_BIN
 # The shipped policy, but buyers the snapshot does not know get 3 stars (the default
 # gives them 2, which the programme refuses): every request is then a new buyer who

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 N=${1:-10000000}
 OUT=${2:-target/bench-ledger-open.json}
 BIN=${FASTREFUND_BIN:-target/release/fastrefund}
-[ -x "$BIN" ] || cargo build --release --no-default-features
+[ -x "$BIN" ] || cargo build --release -p fastrefund
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 export FASTREFUND_API_TOKEN=bench-api-token FASTREFUND_ADMIN_TOKEN=bench-admin-token

@@ -18,7 +18,7 @@ time.perf_counter, separately:
 and the ROC AUC (sklearn.metrics.roc_auc_score) on the train and the test rows. It writes
 the result as JSON to --out and prints it.
 
-The settings mirror the Rust trainer's defaults (src/train/mod.rs TrainParams): at most
+The settings mirror the Rust trainer's defaults (crates/train/src/lib.rs TrainParams): at most
 20 pre-bins and 6 bins a feature, bins of at least 1% of the rows, a monotonic bad rate
 in whichever direction fits (auto_asc_desc), L2 logistic regression (sklearn C=1.0,
 which like linfa's alpha=1.0 weighs the penalty against the loss summed over rows), and

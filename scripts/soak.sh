@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-600}
 OUT=${2:-target/soak.json}
 export FASTREFUND_BIN=${FASTREFUND_BIN:-target/release/fastrefund}
-[ -x "$FASTREFUND_BIN" ] || cargo build --release --no-default-features
+[ -x "$FASTREFUND_BIN" ] || cargo build --release -p fastrefund
 set -- # serve-bg.sh passes its arguments to `serve`
 # shellcheck source=serve-bg.sh
 source scripts/serve-bg.sh

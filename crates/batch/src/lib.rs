@@ -1,0 +1,23 @@
+//! The batch side (polars), everything that reads a history or a table:
+//!
+//! - [`tables`]: read and check the contract's tables, naming the file, column and row;
+//! - [`features`]: per-buyer features and labels as of a date (lazy expressions);
+//! - [`training`]: train and evaluate a scorecard on a history (out of time) or on any
+//!   table, through [`frame`] (polars frames to the trainer's plain data); the
+//!   evaluation comes back as data, and the caller renders the report;
+//! - [`rate`]: score every buyer ([`scores`]) and publish a ratings snapshot, refusing
+//!   one that drifted too far ([`drift`]);
+//! - [`export`]: the ledger's returns as Parquet; [`replay`]: send a history's returns
+//!   to a running service; [`dataset_io`], [`progress`]: small helpers.
+
+pub mod dataset_io;
+pub mod drift;
+pub mod export;
+pub mod features;
+pub mod frame;
+pub mod progress;
+pub mod rate;
+pub mod replay;
+pub mod scores;
+pub mod tables;
+pub mod training;

@@ -1,0 +1,342 @@
+//! Batch scoring: every buyer's features as of a date, scored with the same
+//! [`Scorecard`] the service loads, published as an atomic ratings snapshot.
+
+use super::drift::DriftReport;
+use super::features::{FEATURES, date_micros, features_as_of};
+use super::tables::History;
+use chrono::NaiveDate;
+use fastrefund_core::cols::BUYER_ID;
+use fastrefund_core::scoring::{MAX_REASONS, Scorecard, Scored};
+use fastrefund_snapshot::{
+    Distribution, MANIFEST_FILE, MODEL_FILE, Manifest, RATINGS_FILE, Ratings, SnapshotError,
+};
+use fastrefund_train::challenger::Challenger;
+use polars::prelude::*;
+use rayon::prelude::*;
+use std::path::Path;
+
+/// Why rating failed; nothing was published.
+#[derive(Debug, thiserror::Error)]
+pub enum RateError {
+    #[error("the model uses feature `{0}`, which the buyer feature table does not have")]
+    UnknownFeature(String),
+    #[error("computing features: {0}")]
+    Polars(#[from] PolarsError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("cannot encode {what}: {source}")]
+    Encode {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("cannot draw the drift figure: {0}")]
+    Figure(String),
+}
+
+/// Draws the drift figure (SVG) from a drift report; the report crate has one.
+pub type DriftFigure = fn(&DriftReport) -> Result<String, String>;
+
+pub use crate::scores::Scores;
+
+/// The model's feature columns of a feature frame, in model order (NaN = missing).
+pub fn model_inputs(card: &Scorecard, features: &DataFrame) -> Result<Vec<Vec<f64>>, RateError> {
+    card.feature_names()
+        .map(|name| {
+            if !FEATURES.iter().any(|f| f.name == name) {
+                return Err(RateError::UnknownFeature(name.to_string()));
+            }
+            let c = features.column(name)?.f64()?.clone();
+            Ok(c.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+        })
+        .collect()
+}
+
+/// Scores every buyer known at `t` (µs).
+pub fn score_history(h: &History, card: &Scorecard, t: i64) -> Result<Scores, RateError> {
+    let features = {
+        let _s = tracing::info_span!("features").entered();
+        features_as_of(h, t)?.collect()?
+    };
+    let _s = tracing::info_span!("score", buyers = features.height()).entered();
+    let ids: Vec<u64> = features
+        .column(BUYER_ID)?
+        .u64()?
+        .iter()
+        .map(|v| v.unwrap_or(0))
+        .collect();
+    let cols = model_inputs(card, &features)?;
+    let scored: Vec<Scored> = (0..ids.len())
+        .into_par_iter()
+        .map_init(
+            || vec![0.0; cols.len()],
+            |row, i| {
+                for (v, c) in row.iter_mut().zip(&cols) {
+                    *v = c[i];
+                }
+                card.score_numeric(row)
+            },
+        )
+        .collect::<Result<_, _>>()
+        .map_err(SnapshotError::from)?;
+    Ok(Scores {
+        buyer_ids: ids,
+        scored,
+        features,
+    })
+}
+
+/// Challenger stars of every scored buyer (from the feature frame the scores came from).
+pub fn challenger_stars(ch: &Challenger, s: &Scores) -> Result<Vec<u8>, RateError> {
+    let cols: Vec<Vec<f64>> = ch
+        .features
+        .iter()
+        .map(|name| {
+            let c = s
+                .features
+                .column(name)
+                .map_err(|_| RateError::UnknownFeature(name.clone()))?
+                .f64()?
+                .clone();
+            Ok(c.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+        })
+        .collect::<Result<_, RateError>>()?;
+    Ok((0..s.buyer_ids.len())
+        .into_par_iter()
+        .map(|i| {
+            let row: Vec<f64> = cols.iter().map(|c| c[i]).collect();
+            ch.star_of(ch.score(&row)).get()
+        })
+        .collect())
+}
+
+/// The `ratings.parquet` frame (with `challenger_star` when a challenger is given).
+pub fn ratings_frame(
+    card: &Scorecard,
+    s: &Scores,
+    as_of: NaiveDate,
+    challenger: Option<&[u8]>,
+) -> PolarsResult<DataFrame> {
+    let n = s.buyer_ids.len();
+    let mut cols = vec![
+        Column::new(BUYER_ID.into(), s.buyer_ids.clone()),
+        Column::new(
+            "star".into(),
+            s.scored.iter().map(|x| x.star.get()).collect::<Vec<u8>>(),
+        ),
+        Column::new(
+            "score".into(),
+            s.scored.iter().map(|x| x.score).collect::<Vec<i32>>(),
+        ),
+    ];
+    for k in 0..MAX_REASONS {
+        let v: Vec<Option<String>> = s
+            .scored
+            .iter()
+            .map(|x| x.reasons[k].map(|r| r.code(card)))
+            .collect();
+        cols.push(Column::new(format!("reason_{}", k + 1).into(), v));
+    }
+    let days = (as_of - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days() as i32;
+    cols.push(
+        Series::new("as_of".into(), vec![days; n])
+            .into_date()
+            .into_column(),
+    );
+    cols.push(Column::new("model_version".into(), vec![card.version(); n]));
+    if let Some(c) = challenger {
+        cols.push(Column::new("challenger_star".into(), c.to_vec()));
+    }
+    DataFrame::new(n, cols)
+}
+
+/// `v` as indented JSON; a value that cannot be encoded is an error, never an empty file.
+fn pretty<T: serde::Serialize>(what: &'static str, v: &T) -> Result<String, RateError> {
+    serde_json::to_string_pretty(v).map_err(|source| RateError::Encode { what, source })
+}
+
+/// What a snapshot records beside its ratings.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    pub drift: Option<DriftReport>,
+    pub distribution: Option<Distribution>,
+    pub challenger_version: Option<String>,
+    /// Draws `drift.svg` beside `drift.json`.
+    pub drift_figure: Option<DriftFigure>,
+}
+
+/// Writes a snapshot's files into `dir` and returns its manifest: `ratings.parquet`,
+/// `model.json`, `manifest.json`, and with drift `drift.json` and `drift.svg`.
+pub fn write_snapshot(
+    dir: &Path,
+    card: &Scorecard,
+    model_json: &str,
+    ratings: &mut DataFrame,
+    as_of: NaiveDate,
+    data_fingerprint: &str,
+    extras: Extras,
+) -> Result<Manifest, RateError> {
+    let io = |p: &Path, e: &dyn std::fmt::Display| SnapshotError::Io {
+        path: p.display().to_string(),
+        message: e.to_string(),
+    };
+    let path = dir.join(RATINGS_FILE);
+    let f = std::fs::File::create(&path).map_err(|e| io(&path, &e))?;
+    ParquetWriter::new(f)
+        .with_compression(ParquetCompression::Zstd(None))
+        .finish(ratings)?;
+    let bytes = std::fs::read(&path).map_err(|e| io(&path, &e))?;
+    let mut star_counts = [0u64; 5];
+    for s in ratings.column("star")?.u8()?.iter().flatten() {
+        star_counts[usize::from(s.clamp(1, 5) - 1)] += 1;
+    }
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(|e| io(&p, &e))
+    };
+    if let Some(d) = &extras.drift {
+        write("drift.json", &pretty("drift.json", d)?)?;
+        if let Some(draw) = extras.drift_figure {
+            write("drift.svg", &draw(d).map_err(RateError::Figure)?)?;
+        }
+    }
+    let manifest = Manifest {
+        manifest_version: fastrefund_snapshot::MANIFEST_VERSION,
+        rows: ratings.height() as u64,
+        star_counts,
+        as_of,
+        model_version: card.version().to_string(),
+        ratings_sha256: fastrefund_snapshot::sha256_hex(&bytes),
+        model_sha256: fastrefund_snapshot::sha256_hex(model_json.as_bytes()),
+        data_fingerprint: data_fingerprint.to_string(),
+        created_at: chrono::Utc::now(),
+        drift: extras
+            .drift
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|source| RateError::Encode {
+                what: "the manifest's drift",
+                source,
+            })?,
+        distribution: extras.distribution,
+        challenger_version: extras.challenger_version,
+    };
+    write(MODEL_FILE, model_json)?;
+    write(MANIFEST_FILE, &pretty(MANIFEST_FILE, &manifest)?)?;
+    Ok(manifest)
+}
+
+/// How `rate` publishes.
+#[derive(Debug, Clone, Copy)]
+pub struct RateOptions<'a> {
+    /// Also rate every buyer with this challenger (`challenger_star`).
+    pub challenger: Option<&'a Challenger>,
+    /// The snapshot in service, to measure drift against.
+    pub baseline: Option<&'a Ratings>,
+    /// Refuse to publish when the score PSI against the baseline passes this
+    /// (default 0.25)...
+    pub max_psi: f64,
+    /// ... unless forced.
+    pub force: bool,
+    /// Draws `drift.svg` (the caller's renderer; none: the drift is written as JSON only).
+    pub drift_figure: Option<DriftFigure>,
+}
+
+impl Default for RateOptions<'_> {
+    fn default() -> Self {
+        RateOptions {
+            challenger: None,
+            baseline: None,
+            max_psi: 0.25,
+            force: false,
+            drift_figure: None,
+        }
+    }
+}
+
+/// The snapshot to measure drift against: `explicit` (`--baseline`) if given, which must
+/// load; otherwise the snapshot already at `out` (the one this run replaces, so the one
+/// in service), if there is one. One at `out` that cannot be read is not a baseline:
+/// the run goes on without a drift check and says so in the log.
+pub fn drift_baseline(explicit: Option<&Path>, out: &Path) -> Result<Option<Ratings>, RateError> {
+    if let Some(dir) = explicit {
+        return Ok(Some(Ratings::load(dir)?));
+    }
+    if !out.join(MANIFEST_FILE).is_file() {
+        return Ok(None);
+    }
+    match Ratings::load(out) {
+        Ok(r) => Ok(Some(r)),
+        Err(e) => {
+            tracing::warn!(error = %e, "the snapshot at --out cannot be read; no drift check");
+            Ok(None)
+        }
+    }
+}
+
+/// Rates every buyer as of `as_of` and publishes the snapshot atomically at `out`.
+/// With a baseline, the drift is measured first and a snapshot whose scores moved
+/// more than `max_psi` is refused (nothing is published) unless `force`.
+pub fn rate(
+    h: &History,
+    card: &Scorecard,
+    model_json: &str,
+    as_of: NaiveDate,
+    out: &Path,
+    opts: &RateOptions<'_>,
+) -> Result<(Manifest, Scores), RateError> {
+    let t = date_micros(as_of);
+    let scores = score_history(h, card, t)?;
+    let drift = opts.baseline.and_then(|b| super::drift::drift(b, &scores));
+    if let Some(d) = &drift {
+        tracing::info!(score_psi = d.score_psi, star_psi = d.star_psi, baseline = %d.baseline_model_version, "drift against the snapshot in service");
+        if d.score_psi > opts.max_psi && !opts.force {
+            let moved = d.moved(0.1);
+            return Err(RateError::Refused(format!(
+                "the score distribution moved too far from the snapshot in service ({} as of {}): score PSI {:.3} > {:.2} (star PSI {:.3}); features that moved: {}. Nothing was published; check the data, or pass --force to publish anyway",
+                d.baseline_model_version,
+                d.baseline_as_of,
+                d.score_psi,
+                opts.max_psi,
+                d.star_psi,
+                if moved.is_empty() {
+                    "none above 0.1".into()
+                } else {
+                    moved.join(", ")
+                }
+            )));
+        }
+    }
+    let challenger = opts
+        .challenger
+        .map(|c| {
+            let _s = tracing::info_span!("challenger_stars").entered();
+            challenger_stars(c, &scores)
+        })
+        .transpose()?;
+    let _s = tracing::info_span!("publish").entered();
+    let mut frame = ratings_frame(card, &scores, as_of, challenger.as_deref())?;
+    let extras = Extras {
+        drift,
+        distribution: Some(super::drift::distribution(card, &scores)),
+        challenger_version: opts.challenger.map(|c| c.model_version.clone()),
+        drift_figure: opts.drift_figure,
+    };
+    let mut manifest = None;
+    fastrefund_snapshot::publish_dir::<RateError>(out, |dir| {
+        manifest = Some(write_snapshot(
+            dir,
+            card,
+            model_json,
+            &mut frame,
+            as_of,
+            &h.fingerprint,
+            extras,
+        )?);
+        Ok(())
+    })?;
+    let manifest = manifest.ok_or_else(|| RateError::Refused("nothing was written".into()))?;
+    Ok((manifest, scores))
+}

@@ -1,0 +1,204 @@
+//! Each kind of bad input gets its own clear error naming the file, column and row.
+
+use super::*;
+use crate::features::tests::write_history;
+
+fn err_with(table: &str, edit: impl Fn(&str) -> String) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    write_history(dir.path(), ["", "", "", ""]);
+    let p = dir.path().join(format!("{table}.csv"));
+    let body = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, edit(&body)).unwrap();
+    match load_history(dir.path()) {
+        Ok(_) => panic!("bad {table} was accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn contains_all(msg: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(msg.contains(p), "{msg:?} does not mention {p:?}");
+    }
+}
+
+#[test]
+fn the_golden_history_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    write_history(dir.path(), ["", "", "", ""]);
+    let h = load_history(dir.path()).unwrap();
+    assert_eq!(h.orders.height(), 6);
+    assert_eq!(h.returns.height(), 4);
+    assert_eq!(h.fingerprint.len(), 64);
+}
+
+#[test]
+fn a_missing_table_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write_history(dir.path(), ["", "", "", ""]);
+    std::fs::remove_file(dir.path().join("returns.csv")).unwrap();
+    let e = load_history(dir.path()).unwrap_err().to_string();
+    contains_all(&e, &["no returns table", "returns.parquet"]);
+}
+
+#[test]
+fn a_missing_column_is_named_with_the_file() {
+    let e = err_with("orders", |b| {
+        b.replace("merchant_id,", "")
+            .replace(",10,", ",")
+            .replace(",11,", ",")
+            .replace(",12,", ",")
+    });
+    contains_all(&e, &["orders.csv", "missing column `merchant_id`"]);
+}
+
+#[test]
+fn a_negative_amount_names_file_row_and_column() {
+    let e = err_with("orders", |b| b.replace("200.00", "-200.00"));
+    contains_all(&e, &["orders.csv", "row 2", "`amount`", "negative"]);
+}
+
+#[test]
+fn an_amount_with_three_decimals_is_refused() {
+    let e = err_with("returns", |b| b.replacen("100.00", "100.005", 1));
+    contains_all(
+        &e,
+        &[
+            "returns.csv",
+            "row 1",
+            "`amount`",
+            "more than 2 decimal places",
+        ],
+    );
+}
+
+#[test]
+fn an_unknown_enum_value_is_named() {
+    let e = err_with("returns", |b| b.replace("received_ok", "lost_in_space"));
+    contains_all(
+        &e,
+        &[
+            "returns.csv",
+            "row 1",
+            "`outcome`",
+            "\"lost_in_space\"",
+            "received_mismatch",
+        ],
+    );
+    let e = err_with("orders", |b| b.replace("cancelled", "vanished"));
+    contains_all(&e, &["orders.csv", "row 3", "`status`"]);
+}
+
+#[test]
+fn a_wrong_type_is_named() {
+    let e = err_with("orders", |b| b.replacen(",10,", ",ten,", 1));
+    contains_all(
+        &e,
+        &[
+            "orders.csv",
+            "row 1",
+            "`merchant_id`",
+            "not an unsigned integer",
+        ],
+    );
+    let e = err_with("returns", |b| b.replacen(",true,true,", ",yes,true,", 1));
+    contains_all(
+        &e,
+        &["returns.csv", "row 1", "`instant`", "not true or false"],
+    );
+    let e = err_with("disputes", |b| {
+        b.replace("2025-12-01T00:00:00Z", "first of december")
+    });
+    contains_all(
+        &e,
+        &["disputes.csv", "row 1", "`opened_at`", "not a timestamp"],
+    );
+}
+
+#[test]
+fn a_missing_required_value_is_named() {
+    let e = err_with("orders", |b| b.replacen("2025-12-01T00:00:00Z", "", 1));
+    contains_all(
+        &e,
+        &["orders.csv", "row 1", "`ordered_at`", "missing value"],
+    );
+}
+
+#[test]
+fn a_return_for_an_order_that_does_not_exist_is_named() {
+    let e = err_with("returns", |b| b.replacen("\n2,4,2,", "\n2,404,2,", 1));
+    contains_all(
+        &e,
+        &[
+            "returns.csv",
+            "row 2",
+            "return 2",
+            "order 404",
+            "not in the orders table",
+        ],
+    );
+}
+
+#[test]
+fn a_return_naming_another_buyers_order_is_refused() {
+    let e = err_with("returns", |b| b.replacen("\n2,4,2,", "\n2,4,1,", 1));
+    contains_all(&e, &["returns.csv", "row 2", "belongs to buyer 2"]);
+}
+
+#[test]
+fn duplicate_ids_name_both_rows() {
+    let e = err_with("orders", |b| b.replacen("\n6,3,", "\n4,3,", 1));
+    contains_all(
+        &e,
+        &["orders.csv", "row 6", "duplicate order_id 4", "row 4"],
+    );
+}
+
+#[test]
+fn a_folder_of_files_is_one_table_and_duplicates_across_files_are_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    write_history(dir.path(), ["", "", "", ""]);
+    let orders = std::fs::read_to_string(dir.path().join("orders.csv")).unwrap();
+    std::fs::remove_file(dir.path().join("orders.csv")).unwrap();
+    std::fs::create_dir(dir.path().join("orders")).unwrap();
+    let mut lines: Vec<&str> = orders.lines().collect();
+    let header = lines.remove(0);
+    let (a, b) = lines.split_at(3);
+    std::fs::write(
+        dir.path().join("orders/a.csv"),
+        format!("{header}\n{}\n", a.join("\n")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("orders/b.csv"),
+        format!("{header}\n{}\n", b.join("\n")),
+    )
+    .unwrap();
+    let h = load_history(dir.path()).unwrap();
+    assert_eq!(h.orders.height(), 6);
+    std::fs::write(
+        dir.path().join("orders/c.csv"),
+        format!("{header}\n{}\n", a[0]),
+    )
+    .unwrap();
+    let e = load_history(dir.path()).unwrap_err().to_string();
+    contains_all(&e, &["c.csv", "row 1", "duplicate order_id 1", "a.csv"]);
+}
+
+#[test]
+fn parquet_with_a_float_amount_is_refused_as_a_wrong_type() {
+    let dir = tempfile::tempdir().unwrap();
+    write_history(dir.path(), ["", "", "", ""]);
+    let mut df = LazyCsvReader::new(PlRefPath::new(
+        dir.path().join("orders.csv").to_string_lossy().into_owned(),
+    ))
+    .with_has_header(true)
+    .finish()
+    .unwrap()
+    .collect()
+    .unwrap();
+    std::fs::remove_file(dir.path().join("orders.csv")).unwrap();
+    let f = std::fs::File::create(dir.path().join("orders.parquet")).unwrap();
+    ParquetWriter::new(f).finish(&mut df).unwrap();
+    let e = load_history(dir.path()).unwrap_err().to_string();
+    contains_all(&e, &["orders.parquet", "`amount`", "f64", "never a float"]);
+}

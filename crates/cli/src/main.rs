@@ -1,0 +1,732 @@
+//! The `fastrefund` command: parses the command line, starts logging, dispatches.
+
+use anyhow::Result;
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "fastrefund",
+    version,
+    about = "Buyer star ratings and fast-refund eligibility"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the eligibility API (with no options: the built-in sample snapshot and the
+    /// default policy on 127.0.0.1:8080).
+    Serve(fastrefund_service::cli::ServeArgs),
+    /// The model registry: list the trained models, promote one to champion.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Write every return the service decided, in the `returns` table shape (.parquet or .csv).
+    ExportOutcomes {
+        #[arg(long)]
+        ledger: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Generate a synthetic purchase and return history with a known truth.
+    Generate {
+        /// Number of buyers.
+        #[arg(long, default_value_t = 2000)]
+        buyers: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Output folder (orders, returns, disputes, buyers, truth .parquet).
+        #[arg(long)]
+        out: PathBuf,
+        /// First day of the history.
+        #[arg(long, default_value = "2025-01-01")]
+        start: NaiveDate,
+        /// Day after the last day of the history.
+        #[arg(long, default_value = "2026-06-30")]
+        end: NaiveDate,
+    },
+    /// Write every buyer's features (and label) as of a date to a Parquet file.
+    Features {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        as_of: NaiveDate,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Train a scorecard on a history (--data) or on any labelled table (--table).
+    Train(TrainArgs),
+    /// Score a labelled table (or a history as of a date) with a model and report AUC, KS, Gini, Brier.
+    Evaluate {
+        #[arg(long)]
+        model: PathBuf,
+        /// A labelled table (Parquet or CSV).
+        #[arg(long, conflicts_with = "data", required_unless_present = "data")]
+        table: Option<PathBuf>,
+        /// The label column of --table (0/1, 1 = bad).
+        #[arg(long, requires = "table")]
+        label: Option<String>,
+        /// A history folder, evaluated as of --as-of.
+        #[arg(long, requires = "as_of")]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        /// Print {"auc", "ks", "gini", "brier", "rows"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Score every buyer as of a date and publish a ratings snapshot atomically.
+    Rate(RateArgs),
+    /// Replay a history's return requests against a running service (demo, feedback loop, load).
+    Replay(ReplayArgs),
+    /// Replay a history's return requests under the current policy and model and under a
+    /// candidate, side by side: instant share, value advanced, expected and realised
+    /// loss, hours saved, per star and per category (Markdown on stdout; JSON, Markdown
+    /// and SVG figures in --out).
+    Simulate(SimulateArgs),
+    /// Compare a snapshot's stars with the generator's hidden truth (synthetic data only).
+    Judge {
+        /// The generated history (for truth.parquet).
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        snapshot: PathBuf,
+        /// Folder for star-by-type.json and star-by-type.svg.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// The history whose returns are replayed.
+    #[arg(long)]
+    data: PathBuf,
+    /// First day replayed (buyers are rated as of this day, then every --rerate-days).
+    #[arg(long)]
+    from: NaiveDate,
+    /// Day after the last replayed (default: the end of the history).
+    #[arg(long)]
+    to: Option<NaiveDate>,
+    /// The current policy (default: the shipped policy).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// The current model (default: the registry's champion).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[arg(long, default_value = "models")]
+    registry: PathBuf,
+    /// The candidate policy (default: the current one).
+    #[arg(long)]
+    candidate_policy: Option<PathBuf>,
+    /// The candidate model (default: the current one).
+    #[arg(long)]
+    candidate_model: Option<PathBuf>,
+    /// Shortcut: the candidate is the (candidate or current) policy with this minimum star.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+    candidate_min_star: Option<u8>,
+    /// Rate the buyers again every this many days.
+    #[arg(long, default_value_t = 30)]
+    rerate_days: u32,
+    /// Hours of waiting an instant answer saves (default: the policy's merchant deadline, 72 h).
+    #[arg(long)]
+    merchant_wait_hours: Option<f64>,
+    /// Folder for simulation.json, simulation.md and the figures.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Every model in the registry, newest first, with its metrics; `*` marks the champion.
+    List {
+        #[arg(long, default_value = "models")]
+        registry: PathBuf,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a version the champion (the model `rate` and `simulate` use by default),
+    /// after checking its artifact; logged in promotions.jsonl.
+    Promote {
+        version: String,
+        #[arg(long, default_value = "models")]
+        registry: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RateArgs {
+    #[arg(long)]
+    data: PathBuf,
+    /// The model (default: the registry's champion).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The model registry the champion comes from.
+    #[arg(long, default_value = "models")]
+    registry: PathBuf,
+    #[arg(long)]
+    as_of: NaiveDate,
+    #[arg(long)]
+    out: PathBuf,
+    /// Also rate every buyer with this challenger (e.g. the `challenger.json` that
+    /// `train` writes beside the model): the service then runs it in shadow.
+    #[arg(long)]
+    challenger: Option<PathBuf>,
+    /// Snapshot in service to measure drift against (default: the one at --out).
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Refuse to publish when the score PSI against the baseline passes this.
+    #[arg(long, default_value_t = 0.25)]
+    max_psi: f64,
+    /// Publish even past --max-psi.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// The history whose returns are replayed.
+    #[arg(long)]
+    data: PathBuf,
+    /// Base URL of the service.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// The refund-service token.
+    #[arg(long, env = "FASTREFUND_API_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Replay returns asked on or after this day (default: the first).
+    #[arg(long)]
+    from: Option<NaiveDate>,
+    /// ... and before this day (default: all).
+    #[arg(long)]
+    to: Option<NaiveDate>,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Buyers who keep not shipping after advances (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    not_shipping: Vec<u64>,
+    /// Do not send outcomes.
+    #[arg(long)]
+    no_outcomes: bool,
+    /// At most this many returns.
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// A history folder: buyer features as of --as-of, tested out of time.
+    #[arg(
+        long,
+        conflicts_with = "table",
+        required_unless_present = "table",
+        requires = "as_of"
+    )]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    as_of: Option<NaiveDate>,
+    /// As-of date of the out-of-time test (default: --as-of + 90 days).
+    #[arg(long)]
+    test_as_of: Option<NaiveDate>,
+    /// Any table (Parquet or CSV) with a 0/1 label column; text columns are categorical.
+    #[arg(long, requires = "label")]
+    table: Option<PathBuf>,
+    /// The label column of --table (1 = bad).
+    #[arg(long)]
+    label: Option<String>,
+    /// Share of --table rows held out for testing (seeded random split).
+    #[arg(long, default_value_t = 0.3)]
+    test_fraction: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Columns of --table that are not features (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    exclude: Vec<String>,
+    /// Out-of-time split of --table: rows with this column >= --split-at are the test set.
+    #[arg(long, requires = "split_at")]
+    split_column: Option<String>,
+    #[arg(long)]
+    split_at: Option<String>,
+    /// Where model.json and the evaluation go.
+    #[arg(
+        long,
+        required_unless_present = "registry",
+        conflicts_with = "registry"
+    )]
+    out: Option<PathBuf>,
+    /// Write into this registry as <REGISTRY>/<version>/ instead (e.g. `models`).
+    #[arg(long)]
+    registry: Option<PathBuf>,
+    /// Most bins per feature.
+    #[arg(long)]
+    max_bins: Option<usize>,
+    /// Score at the base odds.
+    #[arg(long)]
+    base_score: Option<f64>,
+    /// Points to double the odds.
+    #[arg(long)]
+    pdo: Option<f64>,
+    /// Of two features whose WOE correlate more than this, keep the one with more IV.
+    #[arg(long)]
+    max_correlation: Option<f64>,
+    /// Drop features with less information value.
+    #[arg(long)]
+    min_iv: Option<f64>,
+    /// Do not train the challenger (bagged trees) beside the scorecard.
+    #[arg(long)]
+    no_challenger: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    fastrefund_service::cli::init_logging(!matches!(cli.command, Command::Serve(_)));
+    match cli.command {
+        Command::Serve(a) => fastrefund_service::cli::run(a),
+        Command::ExportOutcomes { ledger, out } => export_outcomes(&ledger, &out),
+        Command::Models { command } => models(command),
+        Command::Generate {
+            buyers,
+            seed,
+            out,
+            start,
+            end,
+        } => batch::generate(buyers, seed, start, end, &out),
+        Command::Features { data, as_of, out } => batch::features(&data, as_of, &out),
+        Command::Train(a) => batch::train(a),
+        Command::Evaluate {
+            model,
+            table,
+            label,
+            data,
+            as_of,
+            json,
+        } => batch::evaluate(&model, table, label, data, as_of, json),
+        Command::Rate(a) => batch::rate(a),
+        Command::Replay(a) => batch::replay(a),
+        Command::Simulate(a) => batch::simulate(a),
+        Command::Judge {
+            data,
+            snapshot,
+            out,
+        } => batch::judge(&data, &snapshot, out.as_deref()),
+    }
+}
+
+fn models(command: ModelsCommand) -> Result<()> {
+    use fastrefund_snapshot::registry::{Listed, Registry};
+    match command {
+        ModelsCommand::List { registry, json } => {
+            let r = Registry::new(registry);
+            let list = r.list()?;
+            if json {
+                for l in &list {
+                    match l {
+                        Listed::Model(e) => println!("{}", serde_json::to_string(e)?),
+                        Listed::Broken { folder, error } => {
+                            println!("{}", serde_json::json!({"folder": folder, "error": error}))
+                        }
+                    }
+                }
+                return Ok(());
+            }
+            if list.is_empty() {
+                println!("no models in {}", r.dir().display());
+                return Ok(());
+            }
+            let f = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
+            println!(
+                "  {:<36} {:<10} {:<17} {:>8} {:>9} {:>9} {:>7} {:<9} {:<6} {:<10}",
+                "version",
+                "as_of",
+                "trained",
+                "features",
+                "train_auc",
+                "test_auc",
+                "test_ks",
+                "data",
+                "report",
+                "challenger"
+            );
+            for l in &list {
+                match l {
+                    Listed::Model(e) => println!(
+                        "{} {:<36} {:<10} {:<17} {:>8} {:>9} {:>9} {:>7} {:<9} {:<6} {:<10}",
+                        if e.champion { "*" } else { " " },
+                        e.version,
+                        e.as_of.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+                        e.created_at.format("%Y-%m-%d %H:%M"),
+                        e.features,
+                        f(e.train_auc),
+                        f(e.test_auc),
+                        f(e.test_ks),
+                        e.data_fingerprint.get(..8).unwrap_or(&e.data_fingerprint),
+                        if e.report { "yes" } else { "no" },
+                        if e.challenger { "yes" } else { "no" },
+                    ),
+                    Listed::Broken { folder, error } => {
+                        println!("! {folder:<36} cannot be read: {error}")
+                    }
+                }
+            }
+            Ok(())
+        }
+        ModelsCommand::Promote { version, registry } => {
+            let r = Registry::new(registry);
+            let p = r.promote(&version, chrono::Utc::now())?;
+            match &p.from {
+                Some(old) if *old == p.to => println!("{} is already the champion", p.to),
+                Some(old) => println!("champion: {} (was {old})", p.to),
+                None => println!("champion: {}", p.to),
+            }
+            println!(
+                "publish its ratings with: fastrefund rate --data DIR --as-of DATE --out SNAPSHOT_DIR"
+            );
+            Ok(())
+        }
+    }
+}
+
+fn export_outcomes(ledger: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    let rows = fastrefund_ledger::export_returns(ledger)?;
+    match out.extension().and_then(|e| e.to_str()) {
+        Some("csv") => fastrefund_ledger::export::write_csv(&rows, out)?,
+        Some("parquet") => fastrefund_batch::export::write_parquet(&rows, out)?,
+        _ => anyhow::bail!("--out must end in .parquet or .csv"),
+    }
+    tracing::info!(returns = rows.len(), advanced = rows.iter().filter(|r| r.advanced).count(), out = %out.display(), "outcomes exported");
+    Ok(())
+}
+
+mod batch {
+    use super::*;
+    use anyhow::Context;
+    use fastrefund_batch::progress;
+    use std::path::Path;
+
+    pub fn generate(
+        buyers: u64,
+        seed: u64,
+        start: NaiveDate,
+        end: NaiveDate,
+        out: &Path,
+    ) -> Result<()> {
+        let synth = fastrefund_synth::SynthParams {
+            buyers,
+            seed,
+            start,
+            end,
+            ..Default::default()
+        }
+        .check()?;
+        let bar = progress::bar(buyers, "buyers");
+        let s = synth.generate(out, &|done| bar.set_position(done))?;
+        bar.finish_and_clear();
+        tracing::info!(
+            buyers = s.buyers,
+            orders = s.orders,
+            returns = s.returns,
+            disputes = s.disputes,
+            out = %out.display(),
+            "history generated"
+        );
+        Ok(())
+    }
+
+    pub fn features(data: &Path, as_of: NaiveDate, out: &Path) -> Result<()> {
+        use fastrefund_batch::{features, tables};
+        let sp = progress::spinner("reading and checking the history");
+        let h = tables::load_history(data)?;
+        sp.set_message("computing features");
+        let buyers = features::write_labelled_features(&h, features::date_micros(as_of), out)?;
+        sp.finish_and_clear();
+        tracing::info!(buyers, out = %out.display(), "features written");
+        Ok(())
+    }
+
+    pub fn train(a: TrainArgs) -> Result<()> {
+        use fastrefund_batch::training;
+        use fastrefund_snapshot::registry::{MODEL_FILE, Registry};
+        let mut params = fastrefund_train::TrainParams::default();
+        if let Some(v) = a.max_bins {
+            params.max_bins = v;
+        }
+        if let Some(v) = a.base_score {
+            params.base_score = v;
+        }
+        if let Some(v) = a.pdo {
+            params.pdo = v;
+        }
+        if let Some(v) = a.max_correlation {
+            params.max_correlation = v;
+        }
+        if let Some(v) = a.min_iv {
+            params.min_iv = v;
+        }
+        let sp = progress::spinner("training");
+        let (data, table, registry, out) = (a.data, a.table, a.registry, a.out);
+        // Trains into `dir` and draws the evaluation report beside the model.
+        let train_into = |dir: &Path| -> Result<training::Trained> {
+            let trained = match (data, table) {
+                (Some(data), _) => training::train_history(&training::HistoryTraining {
+                    data,
+                    as_of: a.as_of.context("--as-of is required with --data")?,
+                    test_as_of: a.test_as_of,
+                    out: dir.to_path_buf(),
+                    params,
+                    challenger: (!a.no_challenger).then(Default::default),
+                })?,
+                (None, Some(table)) => training::train_table(&training::TableTraining {
+                    table,
+                    label: a.label.context("--label is required with --table")?,
+                    out: dir.to_path_buf(),
+                    test_fraction: a.test_fraction,
+                    seed: a.seed,
+                    exclude: a.exclude,
+                    split_column: a.split_column.zip(a.split_at),
+                    params,
+                    challenger: (!a.no_challenger).then(Default::default),
+                })?,
+                (None, None) => anyhow::bail!("give --data or --table"),
+            };
+            fastrefund_report::model_report(&trained.card, &trained.evaluation, dir)?;
+            Ok(trained)
+        };
+        let (trained, model_path) = match (&out, &registry) {
+            (Some(o), _) => {
+                let t = train_into(o)?;
+                let p = t.model_path.clone();
+                (t, p)
+            }
+            (None, Some(r)) => {
+                let mut trained = None;
+                let dest = Registry::new(r).publish(|dir| -> Result<()> {
+                    trained = Some(train_into(dir)?);
+                    Ok(())
+                })?;
+                let t = trained.context("training wrote no model")?;
+                tracing::info!(
+                    "registered; make it the champion with: fastrefund models promote {} --registry {}",
+                    t.evaluation.model_version,
+                    r.display()
+                );
+                (t, dest.join(MODEL_FILE))
+            }
+            (None, None) => anyhow::bail!("give --out or --registry"),
+        };
+        sp.finish_and_clear();
+        let e = &trained.evaluation;
+        for n in &e.notes {
+            tracing::warn!("{n}");
+        }
+        tracing::info!(
+            model = %model_path.display(),
+            version = %e.model_version,
+            features = trained.card.n_features(),
+            test_auc = format!("{:.4}", e.test.auc),
+            test_ks = format!("{:.4}", e.test.ks),
+            train_auc = format!("{:.4}", e.train.as_ref().map(|m| m.auc).unwrap_or(f64::NAN)),
+            "model trained"
+        );
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&training::Summary::from(&e.test))?
+        );
+        Ok(())
+    }
+
+    pub fn evaluate(
+        model: &Path,
+        table: Option<PathBuf>,
+        label: Option<String>,
+        data: Option<PathBuf>,
+        as_of: Option<NaiveDate>,
+        json: bool,
+    ) -> Result<()> {
+        use fastrefund_batch::training;
+        let m = match (table, data) {
+            (Some(t), _) => training::evaluate_table(
+                model,
+                &t,
+                &label.context("--label is required with --table")?,
+            )?,
+            (None, Some(d)) => training::evaluate_history(
+                model,
+                &d,
+                as_of.context("--as-of is required with --data")?,
+            )?,
+            (None, None) => anyhow::bail!("give --table or --data"),
+        };
+        if json {
+            println!("{}", serde_json::to_string(&training::Summary::from(&m))?);
+        } else {
+            println!(
+                "rows {}  bads {}  AUC {:.4}  KS {:.4}  Gini {:.4}  Brier {:.5}",
+                m.rows, m.bads, m.auc, m.ks, m.gini, m.brier
+            );
+            for s in &m.stars {
+                println!(
+                    "  {}★  {:>8} buyers ({:>5.1}%)  bad rate {:.4}",
+                    s.star,
+                    s.count,
+                    100.0 * s.share,
+                    s.bad_rate
+                );
+            }
+        }
+        Ok(())
+    }
+
+    pub fn rate(a: RateArgs) -> Result<()> {
+        use fastrefund_batch::{rate, tables};
+        use fastrefund_train::challenger::Challenger;
+        let model_path = match a.model {
+            Some(m) => m,
+            None => fastrefund_snapshot::registry::Registry::new(a.registry).champion_model()?,
+        };
+        let sp = progress::spinner("reading and checking the history");
+        let model_json = std::fs::read_to_string(&model_path)
+            .with_context(|| format!("cannot read {}", model_path.display()))?;
+        let card = fastrefund_core::scoring::Model::from_json(
+            &model_json,
+            &model_path.display().to_string(),
+        )?
+        .check()?;
+        let challenger = a.challenger.as_deref().map(Challenger::load).transpose()?;
+        let baseline = rate::drift_baseline(a.baseline.as_deref(), &a.out)?;
+        let h = tables::load_history(&a.data)?;
+        sp.set_message("computing features and scoring");
+        let opts = rate::RateOptions {
+            challenger: challenger.as_ref(),
+            baseline: baseline.as_ref(),
+            max_psi: a.max_psi,
+            force: a.force,
+            drift_figure: Some(fastrefund_report::drift_figure),
+        };
+        let (manifest, _) = rate::rate(&h, &card, &model_json, a.as_of, &a.out, &opts)?;
+        sp.finish_and_clear();
+        tracing::info!(
+            buyers = manifest.rows,
+            stars = ?manifest.star_counts,
+            model = %manifest.model_version,
+            challenger = manifest.challenger_version.as_deref().unwrap_or("none"),
+            out = %a.out.display(),
+            "snapshot published"
+        );
+        Ok(())
+    }
+
+    pub fn replay(a: ReplayArgs) -> Result<()> {
+        use fastrefund_batch::{features::date_micros, tables};
+        let h = tables::load_history(&a.data)?;
+        let from = a.from.map(date_micros).unwrap_or(i64::MIN);
+        let to = a.to.map(date_micros).unwrap_or(i64::MAX);
+        let mut returns = fastrefund_batch::replay::returns_in_window(&h, from, to)?;
+        if let Some(n) = a.limit {
+            returns.truncate(n);
+        }
+        tracing::info!(returns = returns.len(), server = %a.server, "replaying");
+        let opts = fastrefund_batch::replay::ReplayOptions {
+            base: a.server.trim_end_matches('/').to_string(),
+            token: a.token,
+            concurrency: a.concurrency,
+            not_shipping: a.not_shipping.into_iter().collect(),
+            outcomes: !a.no_outcomes,
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let report = rt.block_on(fastrefund_batch::replay::replay(returns, opts));
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        if report.errors > 0 {
+            anyhow::bail!("{} replayed returns failed (see the log)", report.errors);
+        }
+        Ok(())
+    }
+
+    pub fn simulate(a: SimulateArgs) -> Result<()> {
+        use fastrefund_core::domain::Star;
+        use fastrefund_core::policy::Policy;
+        use fastrefund_simulate::{Scenario, SimulateOptions, simulate};
+        if a.candidate_policy.is_none()
+            && a.candidate_model.is_none()
+            && a.candidate_min_star.is_none()
+        {
+            anyhow::bail!(
+                "nothing to compare: give --candidate-policy, --candidate-model or --candidate-min-star"
+            );
+        }
+        if let Some(h) = a.merchant_wait_hours
+            && !(h.is_finite() && h >= 0.0)
+        {
+            anyhow::bail!("--merchant-wait-hours must be a number of hours ≥ 0, not {h}");
+        }
+        let policy = match &a.policy {
+            Some(p) => fastrefund_snapshot::load_policy(p)?,
+            None => Policy::default(),
+        };
+        let mut candidate_policy = match &a.candidate_policy {
+            Some(p) => fastrefund_snapshot::load_policy(p)?,
+            None => policy.clone(),
+        };
+        if let Some(k) = a.candidate_min_star {
+            candidate_policy = candidate_policy.with_min_star(Star::try_from(k)?);
+        }
+        let model_path = match a.model {
+            Some(m) => m,
+            None => fastrefund_snapshot::registry::Registry::new(&a.registry).champion_model()?,
+        };
+        let model = fastrefund_snapshot::load_model(&model_path)?.check()?;
+        let candidate_model = match &a.candidate_model {
+            Some(m) => fastrefund_snapshot::load_model(m)?.check()?,
+            None => model.clone(),
+        };
+        let sp = progress::spinner("reading and checking the history");
+        let h = fastrefund_batch::tables::load_history(&a.data)?;
+        sp.set_message("rating and replaying");
+        let sim = simulate(
+            &h,
+            Scenario {
+                name: "current",
+                policy: &policy,
+                model: &model,
+            },
+            Scenario {
+                name: "candidate",
+                policy: &candidate_policy,
+                model: &candidate_model,
+            },
+            &SimulateOptions {
+                from: a.from,
+                to: a.to,
+                rerate_days: a.rerate_days,
+                merchant_wait_hours: a.merchant_wait_hours,
+            },
+        )?;
+        sp.finish_and_clear();
+        if let Some(out) = &a.out {
+            sim.write(out)?;
+            tracing::info!(out = %out.display(), "simulation written");
+        }
+        print!("{}", sim.markdown());
+        Ok(())
+    }
+
+    pub fn judge(data: &Path, snapshot: &Path, out: Option<&Path>) -> Result<()> {
+        let r = fastrefund_report::judge(data, snapshot)?;
+        println!("{}", r.table());
+        if let Some(out) = out {
+            r.write(out)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,9 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The `fastrefund` command end to end, in one binary (each test binary links polars):
+//! the batch commands as a data team runs them, batch/online parity, the feedback loop
+//! from the service's ledger back into training, and simulate.
+
+mod batch;
+mod feedback;
+mod parity;
+mod simulate;

@@ -1,0 +1,31 @@
+//! Reports a person looks at: tables as JSON/Markdown and figures as SVG.
+//!
+//! - [`judge`]: a snapshot's stars against the generator's hidden truth.
+//! - [`model_report`]: the evaluation report of a trained model (HTML, SVG, CSV).
+
+mod drift;
+mod judge;
+mod model_report;
+pub mod plot;
+
+pub use drift::{drift_figure, drift_svg};
+pub use judge::{Judgement, judge};
+pub use model_report::model_report;
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error("{0}")]
+    Polars(#[from] polars::prelude::PolarsError),
+    #[error("plot: {0}")]
+    Plot(String),
+}
+
+pub(crate) fn io(path: &std::path::Path, e: impl std::fmt::Display) -> ReportError {
+    ReportError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}

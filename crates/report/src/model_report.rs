@@ -1,0 +1,434 @@
+//! The evaluation report written next to every trained model: one self-contained
+//! HTML file (`report.html`, figures inlined), the figures as SVG (`figures/`) and the
+//! numbers as CSV, beside `evaluation.json`.
+
+use super::plot::{self, Line, STAR_COLOURS};
+use super::{ReportError, io};
+use fastrefund_batch::training::Evaluation;
+use fastrefund_core::scoring::{FeatureKind, Scorecard};
+use plotters::style::RGBColor;
+use std::fmt::Write as _;
+use std::path::Path;
+
+const BLUE: RGBColor = RGBColor(31, 119, 180);
+const ORANGE: RGBColor = RGBColor(255, 127, 14);
+const GREEN: RGBColor = RGBColor(44, 160, 44);
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn write(path: &Path, body: &str) -> Result<(), ReportError> {
+    std::fs::write(path, body).map_err(|e| io(path, e))
+}
+
+/// Writes `report.html`, `figures/*.svg` and `*.csv` into `out`.
+pub fn model_report(card: &Scorecard, e: &Evaluation, out: &Path) -> Result<(), ReportError> {
+    let figs = out.join("figures");
+    std::fs::create_dir_all(&figs).map_err(|er| io(&figs, er))?;
+    let m = card.model();
+    let mut figures: Vec<(String, String, String)> = Vec::new(); // (file, title, svg)
+
+    // ROC, champion and challenger.
+    let mut roc = vec![Line {
+        name: "scorecard (champion)",
+        points: e.roc.iter().map(|p| (p[0], p[1])).collect(),
+        colour: BLUE,
+    }];
+    if let Some(c) = &e.challenger {
+        roc.push(Line {
+            name: "bagged trees (challenger)",
+            points: c.roc.iter().map(|p| (p[0], p[1])).collect(),
+            colour: ORANGE,
+        });
+    }
+    figures.push((
+        "roc.svg".into(),
+        "ROC curve (test split)".into(),
+        plot::lines(
+            "ROC curve, test split",
+            "false positive rate",
+            "true positive rate",
+            &roc,
+            true,
+        )?,
+    ));
+    // KS.
+    let ks = [
+        Line {
+            name: "bads",
+            points: e.ks_curve.iter().map(|p| (p[0], p[1])).collect(),
+            colour: RGBColor(214, 39, 40),
+        },
+        Line {
+            name: "goods",
+            points: e.ks_curve.iter().map(|p| (p[0], p[2])).collect(),
+            colour: GREEN,
+        },
+    ];
+    figures.push((
+        "ks.svg".into(),
+        format!("KS curve: largest gap {:.3}", e.test.ks),
+        plot::lines(
+            &format!("Cumulative share by score (KS = {:.3})", e.test.ks),
+            "score",
+            "cumulative share at or below",
+            &ks,
+            false,
+        )?,
+    ));
+    // Calibration.
+    let cal = [
+        Line {
+            name: "observed bad rate",
+            points: e
+                .calibration
+                .iter()
+                .map(|r| (r.predicted_bad_rate, r.observed_bad_rate))
+                .collect(),
+            colour: BLUE,
+        },
+        Line {
+            name: "perfect calibration",
+            points: {
+                let hi = e
+                    .calibration
+                    .iter()
+                    .map(|r| r.predicted_bad_rate.max(r.observed_bad_rate))
+                    .fold(0.0, f64::max);
+                vec![(0.0, 0.0), (hi, hi)]
+            },
+            colour: RGBColor(150, 150, 150),
+        },
+    ];
+    figures.push((
+        "calibration.svg".into(),
+        "Calibration by score decile (test split)".into(),
+        plot::lines(
+            "Predicted vs observed bad rate, by score decile",
+            "predicted bad rate",
+            "observed bad rate",
+            &cal,
+            false,
+        )?,
+    ));
+    // Stars.
+    let labels: Vec<String> = e
+        .test
+        .stars
+        .iter()
+        .map(|s| format!("{}★", s.star))
+        .collect();
+    let pop: Vec<f64> = e.test.stars.iter().map(|s| 100.0 * s.share).collect();
+    let bad: Vec<f64> = e.test.stars.iter().map(|s| 100.0 * s.bad_rate).collect();
+    figures.push((
+        "stars.svg".into(),
+        "Population and bad rate by star (test split)".into(),
+        plot::bars_with_line(
+            "Population and bad rate by star, test split",
+            &labels,
+            ("population (%)", &pop),
+            Some(("bad rate (%)", &bad)),
+            Some(&STAR_COLOURS),
+        )?,
+    ));
+    // Score distribution.
+    let centres: Vec<f64> = e
+        .score_distribution
+        .edges
+        .windows(2)
+        .map(|w| (w[0] + w[1]) / 2.0)
+        .collect();
+    let over_centres = |name, shares: &[f64], colour| Line {
+        name,
+        points: centres
+            .iter()
+            .copied()
+            .zip(shares.iter().copied())
+            .collect(),
+        colour,
+    };
+    let dist = [
+        over_centres("goods", &e.score_distribution.goods, GREEN),
+        over_centres("bads", &e.score_distribution.bads, RGBColor(214, 39, 40)),
+    ];
+    figures.push((
+        "score_distribution.svg".into(),
+        "Score distribution of goods and bads (test split)".into(),
+        plot::lines(
+            "Score distribution, goods vs bads (test split)",
+            "score",
+            "share of class",
+            &dist,
+            false,
+        )?,
+    ));
+    // Information value.
+    let mut iv: Vec<(String, f64, bool)> = e
+        .information_value
+        .iter()
+        .map(|r| (r.feature.clone(), r.iv, r.kept))
+        .collect();
+    iv.sort_by(|a, b| b.1.total_cmp(&a.1));
+    figures.push((
+        "information_value.svg".into(),
+        "Information value per feature (green: in the model)".into(),
+        plot::hbars(
+            "Information value per feature (green: kept)",
+            &iv,
+            "information value",
+        )?,
+    ));
+    // Bins of every model feature.
+    for f in &m.features {
+        let bins: Vec<_> = f
+            .bins
+            .iter()
+            .filter(|b| b.count > 0 || !b.missing)
+            .collect();
+        let labels: Vec<String> = bins.iter().map(|b| b.label.clone()).collect();
+        let woe: Vec<f64> = bins.iter().map(|b| b.woe).collect();
+        let rate: Vec<f64> = bins
+            .iter()
+            .map(|b| {
+                if b.count > 0 {
+                    100.0 * b.bads as f64 / b.count as f64
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        figures.push((
+            format!("bins-{}.svg", f.name),
+            format!("{}: WOE and bad rate by bin", f.name),
+            plot::bars_with_line(
+                &format!("{}: weight of evidence and bad rate by bin", f.name),
+                &labels,
+                ("WOE", &woe),
+                Some(("bad rate (%)", &rate)),
+                None,
+            )?,
+        ));
+    }
+    for (file, _, svg) in &figures {
+        write(&figs.join(file), svg)?;
+    }
+
+    // CSVs.
+    let mut stars_csv = String::from("split,star,count,bads,bad_rate,share,min_score\n");
+    for (split, rows) in [
+        ("train", e.train.as_ref().map(|t| &t.stars)),
+        ("test", Some(&e.test.stars)),
+    ] {
+        for s in rows.into_iter().flatten() {
+            let _ = writeln!(
+                stars_csv,
+                "{split},{},{},{},{:.6},{:.6},{}",
+                s.star,
+                s.count,
+                s.bads,
+                s.bad_rate,
+                s.share,
+                s.min_score.map(|v| v.to_string()).unwrap_or_default()
+            );
+        }
+    }
+    write(&out.join("stars.csv"), &stars_csv)?;
+    let mut cal_csv =
+        String::from("min_score,max_score,count,predicted_bad_rate,observed_bad_rate\n");
+    for r in &e.calibration {
+        let _ = writeln!(
+            cal_csv,
+            "{},{},{},{:.6},{:.6}",
+            r.min_score, r.max_score, r.count, r.predicted_bad_rate, r.observed_bad_rate
+        );
+    }
+    write(&out.join("calibration.csv"), &cal_csv)?;
+    let mut iv_csv = String::from("feature,information_value,kept\n");
+    for (f, v, k) in &iv {
+        let _ = writeln!(iv_csv, "{f},{v:.6},{k}");
+    }
+    write(&out.join("information_value.csv"), &iv_csv)?;
+    let mut bins_csv = String::from("feature,bin,count,bads,bad_rate,woe,points\n");
+    for f in &m.features {
+        for b in &f.bins {
+            let rate = if b.count > 0 {
+                b.bads as f64 / b.count as f64
+            } else {
+                0.0
+            };
+            let _ = writeln!(
+                bins_csv,
+                "{},\"{}\",{},{},{rate:.6},{:.6},{}",
+                f.name,
+                b.label.replace('"', "'"),
+                b.count,
+                b.bads,
+                b.woe,
+                b.points
+            );
+        }
+    }
+    write(&out.join("bins.csv"), &bins_csv)?;
+    let mut roc_csv = String::from("model,fpr,tpr\n");
+    for p in &e.roc {
+        let _ = writeln!(roc_csv, "champion,{:.6},{:.6}", p[0], p[1]);
+    }
+    if let Some(c) = &e.challenger {
+        for p in &c.roc {
+            let _ = writeln!(roc_csv, "challenger,{:.6},{:.6}", p[0], p[1]);
+        }
+    }
+    write(&out.join("roc.csv"), &roc_csv)?;
+
+    write(&out.join("report.html"), &html(card, e, &figures))?;
+    Ok(())
+}
+
+fn metric_row(name: &str, auc: f64, ks: f64, gini: f64, brier: f64, rows: String) -> String {
+    format!(
+        "<tr><td>{name}</td><td>{auc:.4}</td><td>{ks:.4}</td><td>{gini:.4}</td><td>{brier:.5}</td><td>{rows}</td></tr>"
+    )
+}
+
+fn html(card: &Scorecard, e: &Evaluation, figures: &[(String, String, String)]) -> String {
+    let m = card.model();
+    let mut metrics = String::new();
+    if let Some(t) = &e.train {
+        metrics += &metric_row(
+            "scorecard, train",
+            t.auc,
+            t.ks,
+            t.gini,
+            t.brier,
+            format!("{} ({} bad)", t.rows, t.bads),
+        );
+    }
+    metrics += &metric_row(
+        "scorecard, test",
+        e.test.auc,
+        e.test.ks,
+        e.test.gini,
+        e.test.brier,
+        format!("{} ({} bad)", e.test.rows, e.test.bads),
+    );
+    if let Some(c) = &e.challenger {
+        metrics += &metric_row(
+            &format!("challenger ({}), test", esc(&c.kind)),
+            c.auc,
+            c.ks,
+            c.gini,
+            c.brier,
+            format!("train AUC {:.4}", c.train_auc),
+        );
+    }
+    let mut stars = String::new();
+    for s in &e.test.stars {
+        let _ = write!(
+            stars,
+            "<tr><td>{}★</td><td>{}</td><td>{:.1}%</td><td>{:.2}%</td><td>{}</td></tr>",
+            s.star,
+            s.count,
+            100.0 * s.share,
+            100.0 * s.bad_rate,
+            s.min_score
+                .map(|v| format!("≥ {v}"))
+                .unwrap_or_else(|| "—".into())
+        );
+    }
+    let mut features = String::new();
+    for f in &m.features {
+        let kind = match f.kind {
+            FeatureKind::Numeric => "numeric",
+            FeatureKind::Categorical => "categorical",
+        };
+        let mut bins = String::new();
+        for b in &f.bins {
+            let rate = if b.count > 0 {
+                format!("{:.2}%", 100.0 * b.bads as f64 / b.count as f64)
+            } else {
+                "—".into()
+            };
+            let _ = write!(
+                bins,
+                "<tr><td>{}</td><td>{}</td><td>{rate}</td><td>{:+.3}</td><td>{}</td></tr>",
+                esc(&b.label),
+                b.count,
+                b.woe,
+                b.points
+            );
+        }
+        let _ = write!(
+            features,
+            "<details><summary><b>{}</b> — IV {:.3}, coefficient {:+.3}, {kind}{}</summary><p>{}</p>\
+             <table><tr><th>bin</th><th>rows</th><th>bad rate</th><th>WOE</th><th>points</th></tr>{bins}</table></details>",
+            esc(&f.name),
+            f.information_value,
+            f.coefficient,
+            f.monotone
+                .map(|t| format!(", monotone {t:?}").to_lowercase())
+                .unwrap_or_default(),
+            esc(&f.description)
+        );
+    }
+    let notes: String = e
+        .notes
+        .iter()
+        .map(|n| format!("<li>{}</li>", esc(n)))
+        .collect();
+    let figs: String = figures
+        .iter()
+        .map(|(file, title, svg)| {
+            format!(
+                "<figure><figcaption>{}</figcaption>{svg}<p class=\"meta\">figures/{}</p></figure>",
+                esc(title),
+                esc(file)
+            )
+        })
+        .collect();
+    let t = &m.training;
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Model report {version}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 24px auto; padding: 0 16px; color: #1d2330; }}
+table {{ border-collapse: collapse; margin: 8px 0 16px; }} td, th {{ border: 1px solid #d8dbe3; padding: 4px 10px; text-align: right; }}
+th {{ background: #f0f2f7; }} td:first-child, th:first-child {{ text-align: left; }}
+figure {{ margin: 24px 0; }} figcaption {{ font-weight: 600; margin-bottom: 6px; }} svg {{ max-width: 100%; height: auto; }}
+.meta {{ color: #69708a; font-size: .85rem; }} details {{ margin: 6px 0; }}
+</style></head><body>
+<h1>Model report</h1>
+<p class="meta">{version} · created {created} · split {split}{as_of} · data {fp}</p>
+<h2>Discrimination and calibration</h2>
+<table><tr><th>model, split</th><th>AUC</th><th>KS</th><th>Gini</th><th>Brier</th><th>rows</th></tr>{metrics}</table>
+<h2>Stars (test split)</h2>
+<table><tr><th>star</th><th>buyers</th><th>share</th><th>bad rate</th><th>score</th></tr>{stars}</table>
+<h2>Notes</h2><ul>{notes}</ul>
+<h2>Features, bins, weight of evidence and points</h2>
+<p>Scaling: {base} points at odds {odds}:1, {pdo} points to double the odds. Label: {label}.</p>
+{features}
+<h2>Figures</h2>
+{figs}
+</body></html>
+"#,
+        version = esc(&m.model_version),
+        created = m.created_at.format("%Y-%m-%d %H:%M UTC"),
+        split = esc(&t.split),
+        as_of = t
+            .as_of
+            .map(|d| format!(
+                ", features as of {d}{}",
+                t.test_as_of
+                    .map(|x| format!(", tested as of {x}"))
+                    .unwrap_or_default()
+            ))
+            .unwrap_or_default(),
+        fp = esc(&t.data_fingerprint[..t.data_fingerprint.len().min(12)]),
+        base = m.scaling.base_score,
+        odds = m.scaling.base_odds,
+        pdo = m.scaling.pdo,
+        label = esc(&t.label),
+    )
+}

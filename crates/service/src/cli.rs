@@ -1,0 +1,69 @@
+//! `serve` as a command: its options (shared by `fastrefund serve` and the service's own
+//! binary, `fastrefund-serve`, which builds without polars), and running it.
+
+use crate::config::{Overrides, Settings};
+use std::path::PathBuf;
+
+/// The options of `serve`. With none: the built-in sample snapshot and the default
+/// policy on 127.0.0.1:8080.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Ratings snapshot folder (default: the sample built into the binary).
+    #[arg(long)]
+    pub snapshot: Option<PathBuf>,
+    /// Policy file (TOML; default: the shipped policy).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Listen address.
+    #[arg(long)]
+    pub addr: Option<std::net::SocketAddr>,
+    /// Ledger database (default: ./fastrefund-ledger.sqlite).
+    #[arg(long)]
+    pub ledger: Option<PathBuf>,
+    /// Settings file (TOML): addr, snapshot, policy, ledger, api_token, admin_token,
+    /// max_body_bytes, workers, durable_decisions, and the connection limits.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// Settings from the defaults, the file, the environment and then these options; tokens
+/// not configured are made for the run and printed to standard error (as notebook
+/// servers do: the operator needs them; a configured token is never shown). Then serves
+/// until SIGINT/SIGTERM.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut s = Settings::layered(args.config.as_deref(), |k| std::env::var(k).ok())?;
+    s.override_with(Overrides {
+        snapshot: args.snapshot,
+        policy: args.policy,
+        addr: args.addr,
+        ledger: args.ledger,
+    });
+    for (name, token) in s.with_made_tokens() {
+        eprintln!("{name} not configured; made one for this run: {name}={token}");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(s.workers)
+        .enable_all()
+        .build()?;
+    rt.block_on(crate::serve(s))?;
+    Ok(())
+}
+
+/// Logs to standard error, filtered by `RUST_LOG` (default `info`). With `stage_times`,
+/// each span logs its time as it closes (`close time.busy=…`): where a batch run's time
+/// goes, without a profiler. The service does not (it has /metrics).
+pub fn init_logging(stage_times: bool) {
+    use tracing_subscriber::fmt::format::FmtSpan;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_span_events(if stage_times {
+            FmtSpan::CLOSE
+        } else {
+            FmtSpan::NONE
+        })
+        .with_writer(std::io::stderr)
+        .init();
+}

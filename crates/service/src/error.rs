@@ -1,0 +1,228 @@
+//! The HTTP error type: every failure maps to a status and a JSON body with a stable
+//! `code`, a `message` for people and, where it applies, the `field` at fault.
+//! Internal details are logged, never sent.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use fastrefund_ledger::LedgerError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Every error code the API answers with: one closed, stable catalogue. The OpenAPI
+/// document lists them (`ErrorCode`), so a client can match on them.
+macro_rules! error_codes {
+    ($($variant:ident => $code:literal,)*) => {
+        /// A stable, machine-readable error code (see the catalogue in the OpenAPI document).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode { $($variant,)* }
+
+        impl ErrorCode {
+            /// Every code, in the catalogue's order.
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)*];
+            /// The code as it is sent.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    BodyTimeout => "body_timeout",
+    BodyTooLarge => "body_too_large",
+    Forbidden => "forbidden",
+    HandlerTimeout => "handler_timeout",
+    ImplausibleTimestamp => "implausible_timestamp",
+    Internal => "internal",
+    InvalidAmount => "invalid_amount",
+    InvalidField => "invalid_field",
+    InvalidId => "invalid_id",
+    InvalidOutcome => "invalid_outcome",
+    InvalidPathParameter => "invalid_path_parameter",
+    InvalidQueryParameter => "invalid_query_parameter",
+    InvalidTimestamp => "invalid_timestamp",
+    InvalidTrackingNumber => "invalid_tracking_number",
+    InvalidValue => "invalid_value",
+    LedgerUnavailable => "ledger_unavailable",
+    MalformedJson => "malformed_json",
+    MethodNotAllowed => "method_not_allowed",
+    NotAdvanced => "not_advanced",
+    NotFound => "not_found",
+    NotReady => "not_ready",
+    OutcomeConflict => "outcome_conflict",
+    Overloaded => "overloaded",
+    ReloadRefused => "reload_refused",
+    ReturnIdReused => "return_id_reused",
+    TrackingNumberConflict => "tracking_number_conflict",
+    Unauthorized => "unauthorized",
+    UnknownBuyer => "unknown_buyer",
+    UnknownReturn => "unknown_return",
+    UnreadableBody => "unreadable_body",
+    UnsupportedMediaType => "unsupported_media_type",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: one of the catalogue.
+    pub code: ErrorCode,
+    /// For people.
+    pub message: String,
+    /// The request field or path parameter at fault, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// An API error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// A field of the request is missing, mistyped or out of range (422).
+    pub fn field(
+        field: impl Into<String>,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "send a valid token as `Authorization: Bearer <token>`",
+        )
+    }
+
+    pub fn forbidden() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "this token may not make this call",
+        )
+    }
+
+    pub fn not_ready() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::NotReady,
+            "no valid ratings snapshot is loaded yet",
+        )
+    }
+
+    /// Too many requests in flight: shed at once, with `Retry-After` (503).
+    pub fn overloaded() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Overloaded,
+            "too many requests in flight; retry after the given seconds",
+        )
+    }
+
+    /// An internal failure: logged in full, answered without details.
+    pub fn internal(context: &str, e: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %e, "{context}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "internal error; it has been logged",
+        )
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> ApiError {
+        let msg = e.to_string();
+        match e {
+            LedgerError::UnknownReturn(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::UnknownReturn, msg)
+            }
+            LedgerError::NotAdvanced(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::NotAdvanced, msg)
+            }
+            LedgerError::OutcomeConflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::OutcomeConflict, msg)
+            }
+            LedgerError::ReturnIdReused { field, .. } => ApiError {
+                field: Some(field.to_string()),
+                ..ApiError::new(StatusCode::CONFLICT, ErrorCode::ReturnIdReused, msg)
+            },
+            LedgerError::TrackingConflict { .. } => ApiError {
+                field: Some("tracking_number".into()),
+                ..ApiError::new(StatusCode::CONFLICT, ErrorCode::TrackingNumberConflict, msg)
+            },
+            LedgerError::OutcomeAtConflict { .. } => ApiError {
+                field: Some("at".into()),
+                ..ApiError::new(StatusCode::CONFLICT, ErrorCode::OutcomeConflict, msg)
+            },
+            LedgerError::PendingOutcome => {
+                ApiError::field("outcome", ErrorCode::InvalidOutcome, msg)
+            }
+            LedgerError::Unavailable(_) | LedgerError::Open { .. } => {
+                tracing::error!(error = %msg, "ledger unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::LedgerUnavailable,
+                    "the ledger cannot record this now; nothing was recorded, retry later",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                field: self.field,
+            },
+        };
+        let mut r = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        r
+    }
+}

@@ -1,0 +1,425 @@
+//! The eligibility service (axum on tokio): answers refund services in microseconds,
+//! records every decision and advance in the [`fastrefund_ledger`], and shows buyers their
+//! own star.
+//!
+//! - [`router`] builds the whole HTTP surface from an [`AppState`], so handler tests
+//!   call it without a socket; [`serve`] binds it and runs until SIGINT/SIGTERM.
+//! - The ratings snapshot and the policy sit behind `ArcSwap`s: a reload (SIGHUP or
+//!   `POST /admin/reload`) loads and checks the new one off the request path and swaps
+//!   it in atomically; a request in flight keeps the version it started with, so no
+//!   request fails, and a bad snapshot is refused while the old one keeps serving.
+//! - Readiness: `/readyz` answers 200 only once a valid snapshot is loaded.
+//! - Security: refund-service calls need `FASTREFUND_API_TOKEN`, admin calls
+//!   `FASTREFUND_ADMIN_TOKEN` (401 without a valid token, 403 with the wrong one).
+//!   Buyer pages open with the API token or with a signed, expiring link that the
+//!   marketplace's own front end mints for a logged-in buyer
+//!   (`POST /v1/buyers/{id}/link`), so a buyer can only ever open their own page.
+
+mod api;
+pub mod cli;
+pub mod config;
+pub mod dto;
+mod embedded;
+pub mod error;
+mod extract;
+mod link;
+mod ops;
+mod page;
+pub mod server;
+
+use crate::config::{Limits, Settings};
+use arc_swap::{ArcSwap, ArcSwapOption};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use error::ErrorCode;
+use fastrefund_core::policy::Policy;
+use fastrefund_ledger::{Ledger, LedgerError};
+use fastrefund_snapshot::{Manifest, Ratings, SnapshotError};
+use fastrefund_snapshot::{PolicyFileError, load_policy};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use ops::ApiDoc;
+
+/// Why the service could not start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Policy(#[from] PolicyFileError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("cannot listen on {addr}: {message}")]
+    Bind { addr: String, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The bearer tokens, compared in constant time (the comparison's timing says nothing
+/// about how much of a guess was right).
+pub struct Tokens {
+    api: String,
+    admin: String,
+    /// The buyer-link signing key: HMAC-SHA256 of a fixed label under the API token,
+    /// so that the bearer token itself never keys anything a buyer's browser holds.
+    link_key: [u8; 32],
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Tokens {
+    pub fn new(api: &str, admin: &str) -> Tokens {
+        use hmac::{Hmac, Mac};
+        let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(api.as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        m.update(b"fastrefund buyer-page link signing key v1");
+        Tokens {
+            api: api.to_string(),
+            admin: admin.to_string(),
+            link_key: m.finalize().into_bytes().into(),
+        }
+    }
+    pub fn is_api(&self, t: &str) -> bool {
+        constant_time_eq(t.as_bytes(), self.api.as_bytes())
+    }
+    pub fn is_admin(&self, t: &str) -> bool {
+        constant_time_eq(t.as_bytes(), self.admin.as_bytes())
+    }
+    /// Key for signing buyer links (derived from, never equal to, the API token).
+    fn link_key(&self) -> &[u8] {
+        &self.link_key
+    }
+}
+
+/// A loaded snapshot and where it came from.
+pub struct Serving {
+    pub ratings: Arc<Ratings>,
+    /// A folder, or `embedded`.
+    pub source: String,
+    pub loaded_at: DateTime<Utc>,
+}
+
+struct Inner {
+    serving: ArcSwapOption<Serving>,
+    policy: ArcSwap<Policy>,
+    snapshot_path: Mutex<Option<PathBuf>>,
+    policy_path: Mutex<Option<PathBuf>>,
+    reload: tokio::sync::Mutex<()>,
+    ledger: Ledger,
+    tokens: Tokens,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The sample snapshot built into the binary.
+pub fn embedded_snapshot() -> Result<Ratings, SnapshotError> {
+    let dir = Path::new("embedded:data/snapshot");
+    let manifest = Manifest::from_json(
+        embedded::MANIFEST,
+        &dir.join(fastrefund_snapshot::MANIFEST_FILE),
+    )?;
+    Ratings::from_parts(
+        manifest,
+        embedded::MODEL,
+        bytes::Bytes::from_static(embedded::RATINGS),
+        dir,
+    )
+}
+
+fn load_snapshot(path: Option<&Path>) -> Result<Serving, SnapshotError> {
+    let started = std::time::Instant::now();
+    let (ratings, source) = match path {
+        Some(p) => (Ratings::load(p)?, p.display().to_string()),
+        None => (embedded_snapshot()?, "embedded".to_string()),
+    };
+    tracing::info!(
+        source = %source,
+        buyers = ratings.len(),
+        model = %ratings.manifest.model_version,
+        as_of = %ratings.manifest.as_of,
+        seconds = started.elapsed().as_secs_f64(),
+        "snapshot loaded"
+    );
+    Ok(Serving {
+        ratings: Arc::new(ratings),
+        source,
+        loaded_at: Utc::now(),
+    })
+}
+
+impl AppState {
+    /// A state with no snapshot loaded yet (not ready).
+    pub fn new(ledger: Ledger, policy: Policy, tokens: Tokens) -> AppState {
+        AppState(Arc::new(Inner {
+            serving: ArcSwapOption::empty(),
+            policy: ArcSwap::from_pointee(policy),
+            snapshot_path: Mutex::new(None),
+            policy_path: Mutex::new(None),
+            reload: tokio::sync::Mutex::new(()),
+            ledger,
+            tokens,
+            metrics: ops::metrics_handle(),
+        }))
+    }
+
+    pub fn tokens(&self) -> &Tokens {
+        &self.0.tokens
+    }
+    pub fn ledger(&self) -> &Ledger {
+        &self.0.ledger
+    }
+    pub fn serving(&self) -> Option<Arc<Serving>> {
+        self.0.serving.load_full()
+    }
+    pub fn policy(&self) -> Arc<Policy> {
+        self.0.policy.load_full()
+    }
+
+    /// Loads and checks a snapshot (`None` = the embedded sample) and policy (`None` =
+    /// keep the current one) off the async threads, then swaps them in. On any error
+    /// nothing changes.
+    pub async fn reload(
+        &self,
+        snapshot: Option<Option<PathBuf>>,
+        policy: Option<PathBuf>,
+    ) -> Result<(), ServeError> {
+        let _one_at_a_time = self.0.reload.lock().await;
+        let snap_path = match snapshot {
+            Some(p) => p,
+            None => self
+                .0
+                .snapshot_path
+                .lock()
+                .map(|g| g.clone())
+                .unwrap_or(None),
+        };
+        let policy_path =
+            policy.or_else(|| self.0.policy_path.lock().map(|g| g.clone()).unwrap_or(None));
+        let (serving, new_policy) = tokio::task::spawn_blocking({
+            let snap_path = snap_path.clone();
+            let policy_path = policy_path.clone();
+            move || -> Result<(Serving, Option<Policy>), ServeError> {
+                let serving = load_snapshot(snap_path.as_deref())?;
+                let policy = policy_path.as_deref().map(load_policy).transpose()?;
+                Ok((serving, policy))
+            }
+        })
+        .await
+        .map_err(|e| ServeError::Other(format!("reload task failed: {e}")))??;
+        self.0.serving.store(Some(Arc::new(serving)));
+        if let Ok(mut g) = self.0.snapshot_path.lock() {
+            *g = snap_path;
+        }
+        if let Some(p) = new_policy {
+            tracing::info!(version = %p.version, "policy loaded");
+            self.0.policy.store(Arc::new(p));
+            if let Ok(mut g) = self.0.policy_path.lock() {
+                *g = policy_path;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every route, as written in the router (also the metrics' `route` label).
+pub const ROUTES: [&str; 12] = [
+    "/v1/eligibility",
+    "/v1/returns/{return_id}/tracking",
+    "/v1/returns/{return_id}/outcome",
+    "/v1/buyers/{buyer_id}/exposure",
+    "/v1/buyers/{buyer_id}/rating",
+    "/v1/buyers/{buyer_id}/link",
+    "/buyers/{buyer_id}",
+    "/admin/reload",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+];
+
+/// Answers 503 with `Retry-After` at once when `max_in_flight` requests are already
+/// being handled, instead of queueing without end.
+async fn shed_load(
+    axum::extract::State(in_flight): axum::extract::State<Arc<tokio::sync::Semaphore>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match in_flight.try_acquire() {
+        Ok(_slot) => next.run(req).await,
+        Err(_) => {
+            metrics::counter!("fastrefund_http_requests_shed_total").increment(1);
+            error::ApiError::overloaded().into_response()
+        }
+    }
+}
+
+/// Answers 503 (with `Retry-After`) for a request not answered within `timeout`, and
+/// frees its slot. Dropping the handler is safe: a ledger command it queued runs to its
+/// end in the ledger's own task, and a retry gets the recorded answer.
+async fn handler_timeout(
+    axum::extract::State(timeout): axum::extract::State<std::time::Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            metrics::counter!("fastrefund_http_handler_timeouts_total").increment(1);
+            error::ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::HandlerTimeout,
+                "the request took too long and was given up; retry (a retry of a recorded request gets the recorded answer)",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// The whole HTTP surface, with the default [`Limits`] but for the body size.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    router_with(state, max_body_bytes, &Limits::default())
+}
+
+/// The whole HTTP surface. Around the handlers, outermost first: metrics (so that
+/// every answer below is counted), load shedding past `limits.max_in_flight`, the
+/// handler timeout (503), the body timeout (408 from the JSON extractor) and the body
+/// size limit (413).
+pub fn router_with(state: AppState, max_body_bytes: usize, limits: &Limits) -> Router {
+    let [
+        eligibility,
+        tracking,
+        outcome,
+        exposure,
+        rating,
+        link,
+        page,
+        reload,
+        healthz,
+        readyz,
+        metrics,
+        openapi,
+    ] = ROUTES;
+    Router::new()
+        .route(eligibility, post(api::eligibility))
+        .route(tracking, post(api::tracking))
+        .route(outcome, post(api::outcome))
+        .route(exposure, get(api::exposure))
+        .route(rating, get(api::rating))
+        .route(link, post(api::buyer_link))
+        .route(page, get(page::buyer_page))
+        .route(reload, post(ops::reload))
+        .route(healthz, get(ops::healthz))
+        .route(readyz, get(ops::readyz))
+        .route(metrics, get(ops::metrics))
+        .route(openapi, get(ops::openapi))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            limits.body_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            limits.handler_timeout,
+            handler_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(tokio::sync::Semaphore::new(limits.max_in_flight)),
+            shed_load,
+        ))
+        .layer(axum::middleware::from_fn(ops::track_metrics))
+        .with_state(state)
+}
+
+/// Opens the ledger, loads the policy and snapshot, and serves until SIGINT or SIGTERM.
+/// SIGHUP reloads the snapshot and policy from their paths.
+pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+    let (Some(api), Some(admin)) = (&settings.api_token, &settings.admin_token) else {
+        return Err(ServeError::Other(
+            "both tokens are needed: set FASTREFUND_API_TOKEN and FASTREFUND_ADMIN_TOKEN \
+             (or let `fastrefund serve` make them with `Settings::with_made_tokens`)"
+                .into(),
+        ));
+    };
+    let (api, admin) = (api.clone(), admin.clone());
+    let ledger = Ledger::open_with(
+        &settings.ledger,
+        fastrefund_ledger::LedgerOptions {
+            sync_every_decision: settings.durable_decisions,
+        },
+    )?;
+    let policy = match &settings.policy {
+        Some(p) => load_policy(p)?,
+        None => Policy::default(),
+    };
+    let state = AppState::new(ledger, policy, Tokens::new(&api, &admin));
+    if let Ok(mut g) = state.0.policy_path.lock() {
+        *g = settings.policy.clone();
+    }
+    let listener = tokio::net::TcpListener::bind(settings.addr)
+        .await
+        .map_err(|e| ServeError::Bind {
+            addr: settings.addr.to_string(),
+            message: e.to_string(),
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServeError::Other(e.to_string()))?;
+    tracing::info!(addr = %local, ledger = %settings.ledger.display(), "listening on http://{local}");
+
+    // Load the snapshot after binding: /healthz answers at once, /readyz when loaded.
+    {
+        let state = state.clone();
+        let snapshot = settings.snapshot.clone();
+        tokio::spawn(async move {
+            if let Err(e) = state.reload(Some(snapshot), None).await {
+                tracing::error!(error = %e, "the snapshot could not be loaded; not ready until a reload succeeds");
+            }
+        });
+    }
+    #[cfg(unix)]
+    {
+        let state = state.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the snapshot and policy");
+                if let Err(e) = state.reload(None, None).await {
+                    tracing::error!(error = %e, "reload refused; the previous snapshot and policy keep serving");
+                }
+            }
+        });
+    }
+    let app = router_with(state, settings.max_body_bytes, &settings.limits);
+    server::run(listener, app, settings.limits, shutdown()).await;
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,25 @@
+//! `fastrefund-serve`: the eligibility service alone, built without polars (minutes on
+//! 2 cores, not the batch side's ~20). Takes the options of `fastrefund serve`.
+
+use clap::Parser;
+use fastrefund_service::cli::{ServeArgs, init_logging, run};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "fastrefund-serve",
+    version,
+    about = "The fastrefund eligibility service (the options of `fastrefund serve`)"
+)]
+struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(false);
+    run(cli.serve)
+}

@@ -1,0 +1,203 @@
+//! The buyer's own page (`/buyers/{id}`): star, what it gives, what lowers it and what
+//! would raise it, rendered as self-contained HTML.
+//!
+//! Who may open it: a caller with the API token (a front end's server), or the buyer
+//! with a signed link `?exp=<unix time>&sig=<hex>` where `sig` is
+//! HMAC-SHA256(API token, "buyer:{id}:{exp}") and `exp` is in the future. Links are
+//! minted by `POST /v1/buyers/{id}/link`, so only the marketplace, after logging the
+//! buyer in, can hand one out, and a link opens one buyer's page only.
+
+use super::AppState;
+use super::api::{rating_view, unknown_buyer};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{IdPath, has_api_token};
+use super::link::{link_ok, link_params};
+use crate::dto::RatingResponse;
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::{StatusCode, header, request::Parts};
+use axum::response::{Html, IntoResponse, Response};
+use fastrefund_core::domain::BuyerId;
+/// A buyer's own page.
+#[utoipa::path(
+    get, path = "/buyers/{buyer_id}", tag = "buyers",
+    params(
+        ("buyer_id" = u64, Path, description = "The buyer"),
+        ("exp" = Option<i64>, Query, description = "Signed link: expiry, unix seconds"),
+        ("sig" = Option<String>, Query, pattern = "^[0-9a-f]{64}$", description = "Signed link: HMAC-SHA256 signature, hex"),
+    ),
+    responses(
+        (status = 200, description = "The page", body = String, content_type = "text/html"),
+        (status = 400, description = "The buyer id is not a number, or `exp`/`sig` are malformed", body = ErrorBody),
+        (status = 401, description = "Neither the API token nor a valid signed link", body = ErrorBody),
+        (status = 404, description = "The snapshot does not know the buyer", body = ErrorBody),
+        (status = 503, description = "Not ready", body = ErrorBody),
+    ),
+    security(("bearer" = []), ())
+)]
+pub async fn buyer_page(
+    State(state): State<AppState>,
+    IdPath(buyer): IdPath,
+    RawQuery(query): RawQuery,
+    parts: PageParts,
+) -> Result<Response, ApiError> {
+    let link = link_params(query.as_deref())?;
+    if !(parts.api_token || link_ok(&state, buyer, link)) {
+        return Err(ApiError::unauthorized());
+    }
+    let serving = state.serving().ok_or_else(ApiError::not_ready)?;
+    let policy = state.policy();
+    let view = rating_view(&serving, &policy, BuyerId(buyer))
+        .ok_or_else(|| unknown_buyer(&serving, &policy, buyer))?;
+    let mut r = Html(render(&view)).into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("private, no-store"),
+    );
+    *r.status_mut() = StatusCode::OK;
+    Ok(r)
+}
+
+/// Whether the page request carries the API token.
+pub struct PageParts {
+    api_token: bool,
+}
+
+impl FromRequestParts<AppState> for PageParts {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(PageParts {
+            api_token: has_api_token(parts, state),
+        })
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// Renders the page.
+pub fn render(v: &RatingResponse) -> String {
+    let stars: String = (1..=5)
+        .map(|k| {
+            if k <= v.star {
+                "<span class=\"on\">★</span>"
+            } else {
+                "<span class=\"off\">★</span>"
+            }
+        })
+        .collect();
+    let benefits: String = v
+        .benefits
+        .iter()
+        .map(|b| format!("<li>{}</li>", esc(b)))
+        .collect();
+    let reasons = if v.reasons.is_empty() {
+        "<p class=\"good\">Nothing is holding your rating back. Keep it up!</p>".to_string()
+    } else {
+        let items: String = v
+            .reasons
+            .iter()
+            .map(|r| {
+                format!(
+                    "<li><strong>{}</strong><br><span class=\"advice\">What helps: {}</span></li>",
+                    esc(&capitalise(&r.message)),
+                    esc(&r.advice)
+                )
+            })
+            .collect();
+        format!("<ol class=\"reasons\">{items}</ol>")
+    };
+    let next = match &v.next_star {
+        None => "<p class=\"good\">You have the highest rating.</p>".to_string(),
+        Some(n) => {
+            let lo = v.score_band[0].unwrap_or(v.score - 50);
+            let hi = v.score_band[1].map(|h| h + 1).unwrap_or(v.score + 50);
+            let pct = if hi > lo {
+                (100 * (v.score - lo) / (hi - lo)).clamp(3, 100)
+            } else {
+                50
+            };
+            let how: String = n
+                .how
+                .iter()
+                .map(|h| format!("<li>{}</li>", esc(h)))
+                .collect();
+            format!(
+                "<p>You are <strong>{} points</strong> from {} stars.</p>\
+                 <div class=\"bar\" role=\"progressbar\" aria-valuenow=\"{pct}\" aria-valuemin=\"0\" aria-valuemax=\"100\"><div style=\"width:{pct}%\"></div></div>\
+                 <ul>{how}</ul>",
+                n.points_needed.max(1),
+                n.star
+            )
+        }
+    };
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Your shopping rating: {star} stars</title>
+<style>
+  body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; background: #f6f7fb; color: #1d2330; }}
+  main {{ max-width: 640px; margin: 0 auto; padding: 24px 16px 48px; }}
+  .card {{ background: #fff; border-radius: 16px; padding: 20px 24px; margin: 16px 0; box-shadow: 0 1px 4px rgba(0,0,0,.08); }}
+  h1 {{ font-size: 1.3rem; margin: 0 0 8px; }}
+  h2 {{ font-size: 1.05rem; margin: 0 0 12px; }}
+  .stars {{ font-size: 2.6rem; letter-spacing: 4px; }}
+  .on {{ color: #f5a623; }} .off {{ color: #d8dbe3; }}
+  .meta {{ color: #69708a; font-size: .85rem; }}
+  .good {{ color: #1e8e3e; }}
+  .advice {{ color: #4a5170; }}
+  li {{ margin: 6px 0; }}
+  .bar {{ background: #e8eaf2; border-radius: 8px; height: 12px; overflow: hidden; }}
+  .bar div {{ background: linear-gradient(90deg, #f5a623, #1e8e3e); height: 100%; }}
+</style>
+</head>
+<body>
+<main>
+  <section class="card">
+    <h1>Your shopping rating</h1>
+    <div class="stars" aria-label="{star} out of 5 stars">{stars}</div>
+    <p><strong>{star} of 5 stars</strong> · score {score}</p>
+    <p class="meta">As of {as_of} · model {model}</p>
+  </section>
+  <section class="card">
+    <h2>What your rating gives you</h2>
+    <ul>{benefits}</ul>
+  </section>
+  <section class="card">
+    <h2>What lowers your rating</h2>
+    {reasons}
+  </section>
+  <section class="card">
+    <h2>Raising your rating</h2>
+    {next}
+    <p class="meta">Your rating is recomputed regularly from your orders and returns. How many returns you make does not decide it on its own: returns that come back on time and intact never count against you, nor do returns caused by a merchant's fault.</p>
+  </section>
+</main>
+</body>
+</html>
+"#,
+        star = v.star,
+        stars = stars,
+        score = v.score,
+        as_of = esc(&v.as_of),
+        model = esc(&v.model_version),
+        benefits = benefits,
+        reasons = reasons,
+        next = next,
+    )
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}

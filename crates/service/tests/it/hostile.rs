@@ -1,0 +1,287 @@
+//! Clients that behave badly, against the real `fastrefund serve` over raw sockets.
+
+use crate::kill::start;
+use fastrefund_testkit::sample_snapshot;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+const API: &str = "kill-test-api-token";
+
+fn eligibility(i: u64) -> Vec<u8> {
+    let body = serde_json::json!({
+        "return_id": 5_000_000 + i, "buyer_id": 100001, "order_id": 9_000_000 + i,
+        "merchant_id": 1, "category": "shoes", "amount": "59.90", "reason": "no_reason",
+        "delivered_at": "2026-06-30T02:00:00Z", "requested_at": "2026-07-01T02:00:00Z"
+    })
+    .to_string();
+    format!(
+        "POST /v1/eligibility HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Issue 9: a refund service that gives up (its timeout, a crash) closes the connection
+/// right after sending; hyper then drops the request's future. Hundreds of those must
+/// not leave the ledger without a writer: exposure, tracking and eligibility calls made
+/// afterwards are answered within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_reset_mid_request_never_stall_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.sqlite");
+    let server = start(&ledger, &sample_snapshot()).await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    for i in 0..600u64 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.set_zero_linger().unwrap(); // close with RST, as a killed caller does
+        s.write_all(&eligibility(i)).await.unwrap();
+        // Give up somewhere in the first 0.4 ms, while the request is in flight.
+        let until = std::time::Instant::now() + Duration::from_micros(i % 400);
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        drop(s);
+        if i % 100 == 99 {
+            let r = client
+                .get(format!("{}/v1/buyers/100001/exposure", server.base))
+                .bearer_auth(API)
+                .send()
+                .await;
+            assert!(
+                r.as_ref().is_ok_and(|r| r.status() == 200),
+                "exposure not answered within 1 s after {} given-up requests: {r:?}",
+                i + 1
+            );
+        }
+    }
+    // Every money call still answers: a new decision, its tracking number, its outcome.
+    let post = |path: String, body: serde_json::Value| {
+        client
+            .post(format!("{}{path}", server.base))
+            .bearer_auth(API)
+            .json(&body)
+            .send()
+    };
+    let mut req = fastrefund_testkit::request(1, 100001);
+    req["requested_at"] = "2026-07-01T02:00:00Z".into();
+    let r = post("/v1/eligibility".into(), req).await.unwrap();
+    assert_eq!(r.status(), 200, "eligibility after the resets");
+    let r = post(
+        "/v1/returns/1/tracking".into(),
+        serde_json::json!({"tracking_number": "SF1234567890"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200, "tracking after the resets");
+    let r = post(
+        "/v1/returns/1/outcome".into(),
+        serde_json::json!({"outcome": "received_ok", "at": "2026-07-04T02:00:00Z"}),
+    )
+    .await
+    .unwrap();
+    // 200 when the return was advanced; 409 (not advanced) when the policy refused it:
+    // either way an answer, not a hang.
+    assert!(
+        [200, 409].contains(&r.status().as_u16()),
+        "outcome after the resets: {}",
+        r.status()
+    );
+}
+
+use fastrefund_service::config::Limits;
+use fastrefund_testkit::{ADMIN, spawn_app_limited};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+fn limits() -> Limits {
+    let ms = Duration::from_millis;
+    Limits {
+        header_read_timeout: ms(400),
+        body_timeout: ms(400),
+        handler_timeout: ms(800),
+        max_connections: 64,
+        max_in_flight: 64,
+        shutdown_grace: ms(500),
+    }
+}
+
+/// Reads until the peer closes or `within` passes; returns what came and whether it
+/// closed.
+async fn read_until_closed(s: &mut TcpStream, within: Duration) -> (String, bool) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&got).into(), false),
+        }
+    }
+}
+
+/// A snapshot folder whose manifest is a named pipe: loading it blocks until someone
+/// writes to the pipe. A reload of it is a handler that is stuck.
+fn stuck_snapshot(dir: &std::path::Path) -> std::path::PathBuf {
+    let snap = dir.join("stuck-snapshot");
+    std::fs::create_dir_all(&snap).unwrap();
+    let fifo = snap.join("manifest.json");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    snap
+}
+
+/// Asks for a reload of `snap` (admin) in a task of its own.
+fn reload_in_background(
+    app: &fastrefund_testkit::TestApp,
+    snap: &std::path::Path,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let (client, base) = (app.client.clone(), app.base.clone());
+    let body = serde_json::json!({"snapshot": snap.to_str().unwrap()});
+    tokio::spawn(async move {
+        client
+            .post(format!("{base}/admin/reload"))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+    })
+}
+
+/// Unblocks the reader of the stuck snapshot's pipe before the test's folder goes
+/// (a runtime waits for its blocking threads when it shuts down): opens the pipe's
+/// write end without blocking, which succeeds once a reader waits, and closes it.
+async fn unstick(snap: &std::path::Path) {
+    use rustix::fs::{Mode, OFlags};
+    let fifo = snap.join("manifest.json");
+    for _ in 0..200 {
+        if rustix::fs::open(&fifo, OFlags::WRONLY | OFlags::NONBLOCK, Mode::empty()).is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("nobody read the stuck snapshot");
+}
+
+#[tokio::test]
+async fn half_sent_heads_and_idle_connections_are_closed() {
+    let (app, _stop, _server) = spawn_app_limited(limits()).await;
+    // Half a request line, then nothing: closed (408 or plain close) after the timeout.
+    let mut half = TcpStream::connect(app.addr()).await.unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    // A keep-alive connection that asked once and then stays idle: closed as well.
+    let mut idle = TcpStream::connect(app.addr()).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // A connection that never sends a byte: closed too.
+    let mut silent = TcpStream::connect(app.addr()).await.unwrap();
+    let (text, closed) = read_until_closed(&mut half, Duration::from_secs(5)).await;
+    assert!(closed, "a half-sent head was still open after 5 s");
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+    let (text, closed) = read_until_closed(&mut idle, Duration::from_secs(5)).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        closed,
+        "an idle keep-alive connection was still open after 5 s"
+    );
+    let (_, closed) = read_until_closed(&mut silent, Duration::from_secs(5)).await;
+    assert!(closed, "a silent connection was still open after 5 s");
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_is_answered_408() {
+    let (app, _stop, _server) = spawn_app_limited(limits()).await;
+    let mut s = TcpStream::connect(app.addr()).await.unwrap();
+    s.write_all(
+        format!(
+            "POST /v1/eligibility HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 300\r\n\r\n{{\"return_id\":",
+            fastrefund_testkit::API
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (text, _) = read_until_closed(&mut s, Duration::from_secs(5)).await;
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("body_timeout"), "{text}");
+}
+
+#[tokio::test]
+async fn a_stuck_handler_answers_503_and_frees_its_slot() {
+    let mut l = limits();
+    l.max_in_flight = 1;
+    let (app, _stop, _server) = spawn_app_limited(l).await;
+    let snap = stuck_snapshot(app.dir.path());
+    let reload = reload_in_background(&app, &snap);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The one slot is taken: shed at once, with Retry-After.
+    let r = app.get("/healthz", None).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert!(r.text().await.unwrap().contains("overloaded"));
+    // The stuck handler is given up after its timeout...
+    let r = reload.await.unwrap().unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert!(r.text().await.unwrap().contains("handler_timeout"));
+    // ...and its slot is free again.
+    assert_eq!(app.get("/healthz", None).await.status(), 200);
+    unstick(&snap).await;
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_get_503_and_retry_after() {
+    let mut l = limits();
+    l.max_connections = 2;
+    l.header_read_timeout = Duration::from_secs(10);
+    let (app, _stop, _server) = spawn_app_limited(l).await;
+    let _a = TcpStream::connect(app.addr()).await.unwrap();
+    let _b = TcpStream::connect(app.addr()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut c = TcpStream::connect(app.addr()).await.unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (text, closed) = read_until_closed(&mut c, Duration::from_secs(5)).await;
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("retry-after: 1"), "{text}");
+    assert!(closed);
+    // Once one closes, a new connection is served.
+    drop(_a);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(app.get("/healthz", None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_ends_within_its_grace() {
+    let mut l = limits();
+    l.handler_timeout = Duration::from_secs(30);
+    let (app, stop, server) = spawn_app_limited(l).await;
+    let snap = stuck_snapshot(app.dir.path());
+    let stuck = reload_in_background(&app, &snap);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server drained within its grace (0.5 s), well under 5 s")
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    // The stuck request's connection was closed, and nobody is listening any more.
+    assert!(stuck.await.unwrap().is_err());
+    assert!(TcpStream::connect(app.addr()).await.is_err());
+    unstick(&snap).await;
+}

@@ -1,0 +1,738 @@
+//! `fastrefund simulate`: replays the return requests of a history under the current
+//! policy and model and under a candidate, side by side, so that a team sees what moving
+//! the star threshold, a limit or the model would do before doing it.
+//!
+//! **How a scenario is replayed.** Buyers are rated with the scenario's model as of
+//! `from`, and again every `rerate_days` (as the batch would republish), each time from
+//! the history before that day only. Every return asked in `[from, to)` then goes, in
+//! time order, through the same [`fastrefund_core::policy::decide`] the service runs, against a
+//! simulated ledger: the buyer's outstanding advances, the platform's advances of the
+//! local day, and the orders already refunded. A return that gets the address and has a
+//! tracking number (the history shipped it, or advanced it on a number it never
+//! shipped) asks for the advance when it shipped, with [`fastrefund_core::policy::advance_refusals`]
+//! as the service does; an advance stays outstanding until the history's outcome time.
+//! Buyers the ratings do not know get the policy's default star, as online.
+//!
+//! **What is reported**, in total, per star and per category: requests, the share
+//! answered instantly (address released), with a pickup, and advanced; value advanced;
+//! the **expected loss** on advances — each advance times the scenario model's
+//! probability that the buyer turns bad (`Scaling::probability_bad` of their score; for
+//! unrated buyers, the lowest score of the default star), i.e. the whole advance lost
+//! with that probability, a deliberately cautious estimate; the **realised loss** — the
+//! advances whose history outcome is `received_mismatch` or `not_shipped`, with the part
+//! on returns the history did *not* advance shown apart (its outcome was observed
+//! without an advance, so it is an estimate of what an advance would have lost); the
+//! value still outstanding at `to`; refusals by the exposure limit and the daily budget;
+//! and **hours of waiting saved**: for each instant release, the merchant's answer time
+//! it skips (`merchant_wait_hours`, by default the policy's 72 h deadline, so an upper
+//! bound), and for each advance later received, the time from shipping to the merchant's
+//! check that the buyer no longer waits for their money (from the history).
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use fastrefund_batch::features::date_micros;
+use fastrefund_batch::rate::{RateError, score_history};
+use fastrefund_batch::replay::{ReplayReturn, returns_in_window};
+use fastrefund_batch::tables::History;
+use fastrefund_core::cols::*;
+use fastrefund_core::domain::{
+    BuyerId, Category, MerchantId, Money, OrderId, Outcome, ReturnId, ReturnReason, ReturnRequest,
+    Star,
+};
+use fastrefund_core::policy::{LedgerView, Policy, advance_refusals, decide, local_date};
+use fastrefund_core::scoring::Scorecard;
+use fastrefund_report::{ReportError, plot};
+use polars::prelude::*;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::FromPrimitive;
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// Why a simulation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Polars(#[from] PolarsError),
+    #[error(transparent)]
+    Rate(#[from] RateError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot encode simulation.json: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// A policy and a model to replay the history under.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario<'a> {
+    pub name: &'a str,
+    pub policy: &'a Policy,
+    pub model: &'a Scorecard,
+}
+
+/// The window and assumptions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulateOptions {
+    /// First day of the replayed window (the first rating date).
+    pub from: NaiveDate,
+    /// Day after the last; `None` = the end of the history.
+    pub to: Option<NaiveDate>,
+    /// Buyers are rated again every this many days.
+    pub rerate_days: u32,
+    /// Hours of merchant answer an instant release saves; `None` = each policy's
+    /// `merchant_answer_hours`.
+    pub merchant_wait_hours: Option<f64>,
+}
+
+/// Counts and amounts of one group of requests (all, one star, one category).
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Totals {
+    pub requests: u64,
+    /// Requests from buyers the ratings did not know (decided with the default star).
+    pub unrated: u64,
+    pub instant: u64,
+    pub pickup: u64,
+    pub advanced: u64,
+    pub instant_share: f64,
+    pub pickup_share: f64,
+    pub advanced_share: f64,
+    pub value_requested: Money,
+    pub value_advanced: Money,
+    pub expected_loss: Money,
+    pub realised_loss: Money,
+    /// The part of `realised_loss` on returns the history did not advance.
+    pub realised_loss_not_advanced_in_history: Money,
+    /// Realised loss / value advanced.
+    pub loss_rate: f64,
+    /// Advanced and still unsettled at the end of the window.
+    pub outstanding_at_end: Money,
+    pub refused_by_limit: u64,
+    pub refused_by_budget: u64,
+    pub hours_saved_address: f64,
+    pub hours_saved_refund: f64,
+}
+
+impl Totals {
+    fn finish(&mut self) {
+        let n = self.requests.max(1) as f64;
+        self.instant_share = self.instant as f64 / n;
+        self.pickup_share = self.pickup as f64 / n;
+        self.advanced_share = self.advanced as f64 / n;
+        let adv = self.value_advanced.to_f64_lossy();
+        self.loss_rate = if adv > 0.0 {
+            self.realised_loss.to_f64_lossy() / adv
+        } else {
+            0.0
+        };
+    }
+}
+
+/// One scenario's results.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScenarioReport {
+    pub name: String,
+    pub policy_version: String,
+    pub model_version: String,
+    pub min_star: u8,
+    pub merchant_wait_hours: f64,
+    pub total: Totals,
+    /// Index 0 = 1★.
+    pub by_star: Vec<Totals>,
+    pub by_category: BTreeMap<String, Totals>,
+}
+
+/// The two scenarios over the same requests.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Simulation {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub rating_dates: Vec<NaiveDate>,
+    pub history_fingerprint: String,
+    pub returns: usize,
+    pub current: ScenarioReport,
+    pub candidate: ScenarioReport,
+}
+
+/// Ratings of every buyer known at one date: buyer → (star, score).
+type RatingMap = HashMap<u64, (Star, i32)>;
+
+/// Replays the history under both scenarios.
+pub fn simulate(
+    h: &History,
+    current: Scenario<'_>,
+    candidate: Scenario<'_>,
+    opts: &SimulateOptions,
+) -> Result<Simulation, SimulateError> {
+    if opts.rerate_days == 0 {
+        return Err(SimulateError::Invalid(
+            "rerate_days must be at least 1".into(),
+        ));
+    }
+    let last = h
+        .returns
+        .column(REQUESTED_AT)?
+        .i64()?
+        .max()
+        .ok_or_else(|| SimulateError::Invalid("the history has no returns".into()))?;
+    let end_of_history = DateTime::from_timestamp_micros(last)
+        .map(|t| t.date_naive() + Duration::days(1))
+        .unwrap_or(opts.from);
+    let to = opts.to.unwrap_or(end_of_history);
+    if to <= opts.from {
+        return Err(SimulateError::Invalid(format!(
+            "the window {} .. {to} is empty (the history's returns end on {})",
+            opts.from,
+            end_of_history - Duration::days(1)
+        )));
+    }
+    let (from_us, to_us) = (date_micros(opts.from), date_micros(to));
+    let returns = returns_in_window(h, from_us, to_us)?;
+    if returns.is_empty() {
+        return Err(SimulateError::Invalid(format!(
+            "no returns were asked between {} and {to}",
+            opts.from
+        )));
+    }
+    let mut rating_dates = Vec::new();
+    let mut d = opts.from;
+    while d < to {
+        rating_dates.push(d);
+        d += Duration::days(i64::from(opts.rerate_days));
+    }
+
+    // Ratings per (model, date), shared when both scenarios use the same model.
+    let mut ratings: HashMap<(String, NaiveDate), Arc<RatingMap>> = HashMap::new();
+    for card in [current.model, candidate.model] {
+        for &day in &rating_dates {
+            let key = (card.version().to_string(), day);
+            if ratings.contains_key(&key) {
+                continue;
+            }
+            let s = score_history(h, card, date_micros(day))?;
+            let map: RatingMap = s
+                .buyer_ids
+                .iter()
+                .zip(&s.scored)
+                .map(|(id, x)| (*id, (x.star, x.score)))
+                .collect();
+            ratings.insert(key, Arc::new(map));
+        }
+    }
+    let schedule = |card: &Scorecard| -> Vec<Arc<RatingMap>> {
+        rating_dates
+            .iter()
+            .map(|d| ratings[&(card.version().to_string(), *d)].clone())
+            .collect()
+    };
+    let requests: Vec<ReturnRequest> = returns.iter().map(to_request).collect::<Result<_, _>>()?;
+    let ctx = Replay {
+        returns: &returns,
+        requests: &requests,
+        from_us,
+        to_us,
+        rerate_us: i64::from(opts.rerate_days) * 86_400_000_000,
+    };
+    let (a, b) = rayon::join(
+        || ctx.run(current, &schedule(current.model), opts),
+        || ctx.run(candidate, &schedule(candidate.model), opts),
+    );
+    Ok(Simulation {
+        from: opts.from,
+        to,
+        rating_dates,
+        history_fingerprint: h.fingerprint.clone(),
+        returns: returns.len(),
+        current: a,
+        candidate: b,
+    })
+}
+
+fn to_request(r: &ReplayReturn) -> Result<ReturnRequest, SimulateError> {
+    let bad =
+        |what: &str| SimulateError::Invalid(format!("return {}: {what} is not valid", r.return_id));
+    Ok(ReturnRequest {
+        return_id: ReturnId(r.return_id),
+        buyer_id: BuyerId(r.buyer_id),
+        order_id: OrderId(r.order_id),
+        merchant_id: MerchantId(r.merchant_id),
+        category: Category::parse(&r.category).map_err(|_| bad("the category"))?,
+        amount: Money::from_cents(r.amount_cents),
+        reason: r
+            .reason
+            .parse::<ReturnReason>()
+            .map_err(|_| bad("the reason"))?,
+        delivered_at: DateTime::from_timestamp_micros(r.delivered_at)
+            .ok_or_else(|| bad("delivered_at"))?,
+        requested_at: DateTime::from_timestamp_micros(r.requested_at)
+            .ok_or_else(|| bad("requested_at"))?,
+        tracking_number: None,
+    })
+}
+
+struct Replay<'a> {
+    returns: &'a [ReplayReturn],
+    requests: &'a [ReturnRequest],
+    from_us: i64,
+    to_us: i64,
+    rerate_us: i64,
+}
+
+/// Events of the replay, ordered by time, then settlements before requests before
+/// tracking numbers at the same instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    Settle,
+    Request,
+    Tracking,
+}
+
+fn decimal(x: f64) -> Decimal {
+    Decimal::from_f64(x).unwrap_or_default()
+}
+
+fn money(d: Decimal) -> Money {
+    Money::new(d.round_dp(2)).unwrap_or_default()
+}
+
+impl Replay<'_> {
+    fn run(
+        &self,
+        s: Scenario<'_>,
+        ratings: &[Arc<RatingMap>],
+        opts: &SimulateOptions,
+    ) -> ScenarioReport {
+        let policy = s.policy;
+        let card = s.model;
+        let wait_hours = opts
+            .merchant_wait_hours
+            .unwrap_or(f64::from(policy.merchant_answer_hours));
+        let cuts = card.model().stars.min_score;
+        let default_score = match policy.unknown_buyer_star.get() {
+            1 => cuts[0] - 1,
+            k => cuts[usize::from(k) - 2],
+        };
+
+        let mut heap: BinaryHeap<Reverse<(i64, Event, usize)>> = self
+            .returns
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Reverse((r.requested_at, Event::Request, i)))
+            .collect();
+        let mut outstanding: HashMap<u64, Money> = HashMap::new();
+        let mut by_day: HashMap<NaiveDate, Money> = HashMap::new();
+        let mut advanced_orders: HashSet<u64> = HashSet::new();
+        // Per return: the star it was decided with, and the score (None when unrated).
+        let mut rated: Vec<(Star, Option<i32>)> = vec![(Star::MIN, None); self.returns.len()];
+        let mut total = Totals::default();
+        let mut by_star: Vec<Totals> = vec![Totals::default(); 5];
+        let mut by_category: BTreeMap<String, Totals> = BTreeMap::new();
+        let mut expected: [Decimal; 7] = Default::default();
+        let mut expected_cat: HashMap<String, Decimal> = HashMap::new();
+
+        // Adds to the total, the star's and the category's tallies.
+        macro_rules! tally {
+            ($i:expr, |$t:ident| $body:expr) => {{
+                let star = usize::from(rated[$i].0.get()) - 1;
+                let cat = &self.returns[$i].category;
+                for $t in [
+                    &mut total,
+                    &mut by_star[star],
+                    by_category.entry(cat.clone()).or_default(),
+                ] {
+                    $body;
+                }
+            }};
+        }
+
+        while let Some(Reverse((t, ev, i))) = heap.pop() {
+            let r = &self.returns[i];
+            let req = &self.requests[i];
+            match ev {
+                Event::Request => {
+                    let k = usize::try_from((t - self.from_us) / self.rerate_us)
+                        .unwrap_or(0)
+                        .min(ratings.len() - 1);
+                    let found = ratings[k].get(&r.buyer_id).copied();
+                    let view = LedgerView {
+                        outstanding: outstanding.get(&r.buyer_id).copied().unwrap_or_default(),
+                        advanced_today: by_day
+                            .get(&local_date(req.requested_at, policy))
+                            .copied()
+                            .unwrap_or_default(),
+                        order_already_refunded: advanced_orders.contains(&r.order_id),
+                        // Not modelled yet: the shared money state machine (issue 9)
+                        // will bring the loss hold and tracking reuse here.
+                        ..LedgerView::default()
+                    };
+                    let d = decide(req, found.map(|x| x.0), &view, policy, req.requested_at);
+                    rated[i] = (d.star, found.map(|x| x.1));
+                    tally!(i, |x| {
+                        x.requests += 1;
+                        x.value_requested = x.value_requested + req.amount;
+                        x.unrated += u64::from(found.is_none());
+                        x.instant += u64::from(d.instant_address_release);
+                        x.pickup += u64::from(d.courier_pickup);
+                        if d.instant_address_release {
+                            x.hours_saved_address += wait_hours;
+                        }
+                    });
+                    if d.instant_address_release && r.tracking {
+                        let at = r.shipped_at.unwrap_or(r.requested_at).max(r.requested_at);
+                        if at < self.to_us {
+                            heap.push(Reverse((at, Event::Tracking, i)));
+                        }
+                    }
+                }
+                Event::Tracking => {
+                    let at = DateTime::<Utc>::from_timestamp_micros(t).unwrap_or_default();
+                    let day = local_date(at, policy);
+                    let view = LedgerView {
+                        outstanding: outstanding.get(&r.buyer_id).copied().unwrap_or_default(),
+                        advanced_today: by_day.get(&day).copied().unwrap_or_default(),
+                        order_already_refunded: advanced_orders.contains(&r.order_id),
+                        // Not modelled yet: the shared money state machine (issue 9)
+                        // will bring the loss hold and tracking reuse here.
+                        ..LedgerView::default()
+                    };
+                    if view.order_already_refunded {
+                        // Another return of the order was advanced meanwhile.
+                        continue;
+                    }
+                    let star = rated[i].0;
+                    let refusals = advance_refusals(star, req.amount, &view, policy);
+                    if !refusals.is_empty() {
+                        let limit = refusals.iter().any(|c| c.code() == "exposure_limit");
+                        let budget = refusals
+                            .iter()
+                            .any(|c| c.code() == "daily_budget_exhausted");
+                        tally!(i, |x| {
+                            x.refused_by_limit += u64::from(limit);
+                            x.refused_by_budget += u64::from(budget);
+                        });
+                        continue;
+                    }
+                    advanced_orders.insert(r.order_id);
+                    *outstanding.entry(r.buyer_id).or_default() = view.outstanding + req.amount;
+                    *by_day.entry(day).or_default() = view.advanced_today + req.amount;
+                    let score = f64::from(rated[i].1.unwrap_or(default_score));
+                    let el = req.amount.value() * decimal(card.probability_bad(score));
+                    let star_ix = usize::from(star.get()) - 1;
+                    expected[0] += el;
+                    expected[1 + star_ix] += el;
+                    *expected_cat.entry(r.category.clone()).or_default() += el;
+                    let (loss, saved) = match r.outcome {
+                        Some((o, _)) if o.is_buyer_loss() => (Some(req.amount), 0.0),
+                        Some((Outcome::ReceivedOk | Outcome::MerchantFault, when)) => {
+                            (None, (when - t).max(0) as f64 / 3_600_000_000.0)
+                        }
+                        _ => (None, 0.0),
+                    };
+                    tally!(i, |x| {
+                        x.advanced += 1;
+                        x.value_advanced = x.value_advanced + req.amount;
+                        x.hours_saved_refund += saved;
+                        if let Some(l) = loss {
+                            x.realised_loss = x.realised_loss + l;
+                            if !r.advanced {
+                                x.realised_loss_not_advanced_in_history =
+                                    x.realised_loss_not_advanced_in_history + l;
+                            }
+                        }
+                    });
+                    match r.outcome {
+                        Some((_, when)) if when < self.to_us => {
+                            heap.push(Reverse((when.max(t), Event::Settle, i)));
+                        }
+                        _ => tally!(i, |x| {
+                            x.outstanding_at_end = x.outstanding_at_end + req.amount;
+                        }),
+                    }
+                }
+                Event::Settle => {
+                    if let Some(o) = outstanding.get_mut(&r.buyer_id) {
+                        *o = o.checked_sub(req.amount).unwrap_or_default();
+                    }
+                }
+            }
+        }
+        total.expected_loss = money(expected[0]);
+        for (k, t) in by_star.iter_mut().enumerate() {
+            t.expected_loss = money(expected[1 + k]);
+        }
+        for (c, t) in by_category.iter_mut() {
+            t.expected_loss = money(expected_cat.get(c).copied().unwrap_or_default());
+        }
+        total.finish();
+        by_star.iter_mut().for_each(Totals::finish);
+        by_category.values_mut().for_each(Totals::finish);
+        ScenarioReport {
+            name: s.name.to_string(),
+            policy_version: policy.version.clone(),
+            model_version: card.version().to_string(),
+            min_star: policy.min_star.get(),
+            merchant_wait_hours: wait_hours,
+            total,
+            by_star,
+            by_category,
+        }
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+fn change_pct(a: f64, b: f64) -> String {
+    format!("{:+.1} pp", 100.0 * (b - a))
+}
+
+fn change_money(a: Money, b: Money) -> String {
+    let d = b.value() - a.value();
+    if d.is_sign_negative() {
+        format!("-{}", d.abs().round_dp(2))
+    } else {
+        format!("+{}", d.round_dp(2))
+    }
+}
+
+fn hours(h: f64) -> String {
+    if h >= 48.0 {
+        format!("{:.0} h ({:.1} days)", h, h / 24.0)
+    } else {
+        format!("{h:.1} h")
+    }
+}
+
+impl Simulation {
+    /// The comparison as Markdown: totals, then per star and per category.
+    pub fn markdown(&self) -> String {
+        use std::fmt::Write;
+        let (a, b) = (&self.current, &self.candidate);
+        let (x, y) = (&a.total, &b.total);
+        let mut s = String::new();
+        let _ = writeln!(s, "# Policy simulation\n");
+        let _ = writeln!(
+            s,
+            "{} return requests asked from {} to {} (exclusive), replayed under both \
+             scenarios; buyers rated on {} from the history before each date.\n",
+            self.returns,
+            self.from,
+            self.to,
+            self.rating_dates
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let _ = writeln!(s, "| | current | candidate | change |");
+        let _ = writeln!(s, "| --- | --- | --- | --- |");
+        let mut row = |name: &str, c: String, d: String, e: String| {
+            let _ = writeln!(s, "| {name} | {c} | {d} | {e} |");
+        };
+        row(
+            "policy",
+            a.policy_version.clone(),
+            b.policy_version.clone(),
+            String::new(),
+        );
+        row(
+            "model",
+            a.model_version.clone(),
+            b.model_version.clone(),
+            String::new(),
+        );
+        row(
+            "minimum star",
+            a.min_star.to_string(),
+            b.min_star.to_string(),
+            String::new(),
+        );
+        row(
+            "requests (unrated buyers)",
+            format!("{} ({})", x.requests, x.unrated),
+            format!("{} ({})", y.requests, y.unrated),
+            String::new(),
+        );
+        for (name, p, q) in [
+            ("answered instantly", x.instant_share, y.instant_share),
+            ("courier pickup", x.pickup_share, y.pickup_share),
+            ("refund advanced", x.advanced_share, y.advanced_share),
+        ] {
+            row(name, pct(p), pct(q), change_pct(p, q));
+        }
+        for (name, p, q) in [
+            ("value advanced", x.value_advanced, y.value_advanced),
+            ("expected loss (model)", x.expected_loss, y.expected_loss),
+            ("realised loss", x.realised_loss, y.realised_loss),
+            (
+                "… of which on returns the history did not advance",
+                x.realised_loss_not_advanced_in_history,
+                y.realised_loss_not_advanced_in_history,
+            ),
+            (
+                "outstanding at the end",
+                x.outstanding_at_end,
+                y.outstanding_at_end,
+            ),
+        ] {
+            row(name, p.to_string(), q.to_string(), change_money(p, q));
+        }
+        row(
+            "realised loss / value advanced",
+            format!("{:.3}%", 100.0 * x.loss_rate),
+            format!("{:.3}%", 100.0 * y.loss_rate),
+            String::new(),
+        );
+        row(
+            "advances refused by the limit / the budget",
+            format!("{} / {}", x.refused_by_limit, x.refused_by_budget),
+            format!("{} / {}", y.refused_by_limit, y.refused_by_budget),
+            String::new(),
+        );
+        row(
+            &format!(
+                "buyer hours saved: address (at {} h / {} h per instant answer)",
+                a.merchant_wait_hours, b.merchant_wait_hours
+            ),
+            hours(x.hours_saved_address),
+            hours(y.hours_saved_address),
+            format!("{:+.0} h", y.hours_saved_address - x.hours_saved_address),
+        );
+        row(
+            "buyer hours saved: refund before the merchant's check",
+            hours(x.hours_saved_refund),
+            hours(y.hours_saved_refund),
+            format!("{:+.0} h", y.hours_saved_refund - x.hours_saved_refund),
+        );
+        let groups = |s: &mut String, title: &str, keys: Vec<(String, &Totals, &Totals)>| {
+            let _ = writeln!(s, "\n## {title}\n");
+            let _ = writeln!(
+                s,
+                "| | requests | instant (current → candidate) | advanced value | realised loss | expected loss |"
+            );
+            let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- |");
+            for (k, p, q) in keys {
+                let _ = writeln!(
+                    s,
+                    "| {k} | {} → {} | {} → {} | {} → {} | {} → {} | {} → {} |",
+                    p.requests,
+                    q.requests,
+                    pct(p.instant_share),
+                    pct(q.instant_share),
+                    p.value_advanced,
+                    q.value_advanced,
+                    p.realised_loss,
+                    q.realised_loss,
+                    p.expected_loss,
+                    q.expected_loss
+                );
+            }
+        };
+        let stars = (0..5)
+            .map(|k| (format!("{}★", k + 1), &a.by_star[k], &b.by_star[k]))
+            .collect();
+        groups(&mut s, "By star (each scenario's own star)", stars);
+        let empty = Totals::default();
+        let cats: Vec<&String> = a
+            .by_category
+            .keys()
+            .chain(b.by_category.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let cats = cats
+            .into_iter()
+            .map(|c| {
+                (
+                    c.clone(),
+                    a.by_category.get(c).unwrap_or(&empty),
+                    b.by_category.get(c).unwrap_or(&empty),
+                )
+            })
+            .collect();
+        groups(&mut s, "By category", cats);
+        let _ = writeln!(
+            s,
+            "\nFigures: `instant-by-star.svg`, `money-by-star.svg`, `instant-by-category.svg`. \
+             How each figure is computed: see `fastrefund simulate --help` and `crates/simulate/src/lib.rs`."
+        );
+        s
+    }
+
+    /// Writes `simulation.json`, `simulation.md` and the figures into `out`.
+    pub fn write(&self, out: &std::path::Path) -> Result<(), SimulateError> {
+        let io = |p: &std::path::Path, source: std::io::Error| SimulateError::Io {
+            path: p.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+        let write = |name: &str, text: &str| {
+            let p = out.join(name);
+            std::fs::write(&p, text).map_err(|e| io(&p, e))
+        };
+        write("simulation.json", &serde_json::to_string_pretty(self)?)?;
+        write("simulation.md", &self.markdown())?;
+        let (a, b) = (&self.current, &self.candidate);
+        let stars: Vec<String> = (1..=5).map(|k| format!("{k}★")).collect();
+        let share = |r: &ScenarioReport| -> Vec<f64> {
+            r.by_star.iter().map(|t| 100.0 * t.instant_share).collect()
+        };
+        let (sa, sb) = (share(a), share(b));
+        write(
+            "instant-by-star.svg",
+            &plot::grouped_bars(
+                "Requests answered instantly, by star",
+                &stars,
+                &[("current", &sa), ("candidate", &sb)],
+                "% of requests",
+            )?,
+        )?;
+        let m = |r: &ScenarioReport, f: fn(&Totals) -> Money| -> Vec<f64> {
+            r.by_star.iter().map(|t| f(t).to_f64_lossy()).collect()
+        };
+        let (va, vb) = (m(a, |t| t.value_advanced), m(b, |t| t.value_advanced));
+        let (la, lb) = (m(a, |t| t.realised_loss), m(b, |t| t.realised_loss));
+        write(
+            "money-by-star.svg",
+            &plot::grouped_bars(
+                "Advanced, realised and expected loss, by star",
+                &stars,
+                &[
+                    ("advanced, current", &va),
+                    ("advanced, candidate", &vb),
+                    ("realised loss, current", &la),
+                    ("realised loss, candidate", &lb),
+                ],
+                "amount",
+            )?,
+        )?;
+        let cats: Vec<String> = a.by_category.keys().cloned().collect();
+        let cs = |r: &ScenarioReport| -> Vec<f64> {
+            cats.iter()
+                .map(|c| {
+                    r.by_category
+                        .get(c)
+                        .map_or(0.0, |t| 100.0 * t.instant_share)
+                })
+                .collect()
+        };
+        let (ca, cb) = (cs(a), cs(b));
+        write(
+            "instant-by-category.svg",
+            &plot::grouped_bars(
+                "Requests answered instantly, by category",
+                &cats,
+                &[("current", &ca), ("candidate", &cb)],
+                "% of requests",
+            )?,
+        )?;
+        Ok(())
+    }
+}

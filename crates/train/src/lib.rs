@@ -1,0 +1,743 @@
+//! The scorecard trainer, on plain data (no polars; the batch crate builds the
+//! [`dataset::Dataset`]s): binning, weight of evidence, logistic regression (our own
+//! IRLS solver, [`logistic`]), points scaling, star cut-offs, metrics, and the bagged-trees
+//! challenger (linfa-trees).
+//!
+//! [`TrainParams`] follows the checked-parameters habit: set what you need (every
+//! setter's default is documented on the field), call [`TrainParams::check`], and only
+//! the checked [`ValidTrainParams`] can fit.
+//!
+//! Fitting (`fit_scorecard`):
+//! 1. bin every feature on the training rows ([`binning`]) and compute its WOE and IV;
+//! 2. keep the features with IV ≥ `min_iv`;
+//! 3. fit an L2-penalised logistic regression of the label on the WOE columns with
+//!    [`logistic`] (Newton/IRLS; linfa-logistic's L-BFGS was 95% of a 1M-row fit, see
+//!    the README; a test checks both reach the same optimum);
+//!    a feature whose coefficient has the wrong sign (collinearity) is dropped and the
+//!    model refitted, so every feature's points rise with its WOE;
+//! 4. turn coefficients into integer points per bin (see [`fastrefund_core::scoring`]);
+//! 5. place the star cut-offs at the configured population shares of the training
+//!    scores, and check that the bad rate falls strictly from 1★ to 5★ (trying a few
+//!    coarser share schedules if the configured one does not).
+
+pub mod binning;
+pub mod challenger;
+pub mod dataset;
+pub mod logistic;
+pub mod metrics;
+
+use binning::{BinningParams, Tally};
+use dataset::{Dataset, FeatureData};
+use fastrefund_core::scoring::{
+    Bin, Feature, FeatureKind, Metrics, Model, ReasonText, SCHEMA_VERSION, Scaling, Scorecard,
+    StarCutoffs, TrainingInfo, Trend,
+};
+use ndarray::Array2;
+use serde::Serialize;
+
+/// Why training failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("invalid training parameter `{param}`: {message}")]
+    Param {
+        param: &'static str,
+        message: String,
+    },
+    #[error("training data: {0}")]
+    Data(String),
+    #[error("logistic regression failed: {0}")]
+    Fit(String),
+    #[error("the trained model is invalid: {0}")]
+    Model(#[from] fastrefund_core::scoring::ModelError),
+}
+
+/// Words and trend for a feature (the buyer features have their own; a generic table's
+/// columns get generic ones).
+#[derive(Debug, Clone)]
+pub struct FeatureMeta {
+    pub description: String,
+    pub message: String,
+    pub advice: String,
+    /// Message and advice when the value is missing, if they differ.
+    pub missing_message: Option<String>,
+    pub missing_advice: Option<String>,
+    pub trend: Option<Trend>,
+}
+
+/// Trainer parameters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainParams {
+    /// Pre-bins per numeric feature before merging (default 20).
+    pub max_prebins: usize,
+    /// Most bins per feature, missing bin apart (default 6).
+    pub max_bins: usize,
+    /// Least share of the training rows in a bin (default 0.01).
+    pub min_bin_share: f64,
+    /// Least training rows in a bin (default 50).
+    pub min_bin_rows: usize,
+    /// Features with a lower information value are dropped (default 0.02).
+    pub min_iv: f64,
+    /// Of two features whose WOE columns correlate more than this, only the one with
+    /// the higher information value is kept (default 0.7).
+    pub max_correlation: f64,
+    /// L2 penalty of the logistic regression (default 1.0; linfa sums the loss over
+    /// rows, so this matters only for small tables).
+    pub l2: f64,
+    /// Most Newton iterations of the logistic regression (default 100; it converges
+    /// in about 10).
+    pub max_iterations: u64,
+    /// Score at `base_odds` (default 600).
+    pub base_score: f64,
+    /// Good:bad odds at `base_score` (default 50).
+    pub base_odds: f64,
+    /// Points to double the odds (default 20).
+    pub pdo: f64,
+    /// Population shares of 1★, 2★, 3★ and 4★ on the training rows; 5★ gets the rest
+    /// (default 0.04, 0.08, 0.18, 0.30).
+    pub star_shares: [f64; 4],
+}
+
+impl Default for TrainParams {
+    fn default() -> Self {
+        TrainParams {
+            max_prebins: 20,
+            max_bins: 6,
+            min_bin_share: 0.01,
+            min_bin_rows: 50,
+            min_iv: 0.02,
+            max_correlation: 0.7,
+            l2: 1.0,
+            max_iterations: 100,
+            base_score: 600.0,
+            base_odds: 50.0,
+            pdo: 20.0,
+            star_shares: [0.04, 0.08, 0.18, 0.30],
+        }
+    }
+}
+
+/// Checked parameters: only these can fit.
+#[derive(Debug, Clone)]
+pub struct ValidTrainParams(TrainParams);
+
+impl TrainParams {
+    /// Validates every parameter, naming the first that is wrong.
+    pub fn check(self) -> Result<ValidTrainParams, TrainError> {
+        let bad = |param, message: String| Err(TrainError::Param { param, message });
+        if self.max_prebins < 2 {
+            return bad(
+                "max_prebins",
+                format!("must be at least 2, got {}", self.max_prebins),
+            );
+        }
+        if !(2..=20).contains(&self.max_bins) {
+            return bad("max_bins", format!("must be 2..=20, got {}", self.max_bins));
+        }
+        if !(0.0..0.5).contains(&self.min_bin_share) {
+            return bad(
+                "min_bin_share",
+                format!("must be in [0, 0.5), got {}", self.min_bin_share),
+            );
+        }
+        if self.min_iv.is_nan() || self.min_iv < 0.0 {
+            return bad("min_iv", format!("must be >= 0, got {}", self.min_iv));
+        }
+        if !(self.max_correlation > 0.0 && self.max_correlation <= 1.0) {
+            return bad(
+                "max_correlation",
+                format!("must be in (0, 1], got {}", self.max_correlation),
+            );
+        }
+        if !(self.l2 >= 0.0 && self.l2.is_finite()) {
+            return bad("l2", format!("must be >= 0, got {}", self.l2));
+        }
+        if self.pdo.is_nan()
+            || self.pdo <= 0.0
+            || self.base_odds.is_nan()
+            || self.base_odds <= 0.0
+            || !self.base_score.is_finite()
+        {
+            return bad(
+                "pdo",
+                "pdo and base_odds must be > 0 and base_score finite".into(),
+            );
+        }
+        let total: f64 = self.star_shares.iter().sum();
+        if self.star_shares.iter().any(|s| s.is_nan() || *s <= 0.0) || total >= 1.0 {
+            return bad(
+                "star_shares",
+                format!(
+                    "each must be > 0 and together < 1, got {:?}",
+                    self.star_shares
+                ),
+            );
+        }
+        Ok(ValidTrainParams(self))
+    }
+}
+
+impl ValidTrainParams {
+    pub fn params(&self) -> &TrainParams {
+        &self.0
+    }
+
+    fn binning(&self) -> BinningParams {
+        BinningParams {
+            max_prebins: self.0.max_prebins,
+            max_bins: self.0.max_bins,
+            min_bin_share: self.0.min_bin_share,
+            min_bin_rows: self.0.min_bin_rows,
+        }
+    }
+}
+
+/// A feature binned on the training rows.
+#[derive(Debug, Clone)]
+struct Binned {
+    index: usize,
+    bins: Vec<Bin>,
+    iv: f64,
+    trend: Option<Trend>,
+    kind: FeatureKind,
+    /// The bin of every training row.
+    row_bin: Vec<u16>,
+}
+
+fn label_of_range(lo: Option<f64>, hi: Option<f64>) -> String {
+    let f = |x: f64| {
+        if x.fract() == 0.0 && x.abs() < 1e15 {
+            format!("{}", x as i64)
+        } else {
+            format!("{x}")
+        }
+    };
+    match (lo, hi) {
+        (None, None) => "all".into(),
+        (None, Some(h)) => format!("< {}", f(h)),
+        (Some(l), None) => format!(">= {}", f(l)),
+        (Some(l), Some(h)) => format!("[{}, {})", f(l), f(h)),
+    }
+}
+
+fn bin_feature(
+    j: usize,
+    col: &FeatureData,
+    labels: &[u8],
+    trend: Option<Trend>,
+    p: &BinningParams,
+    total: Tally,
+) -> Binned {
+    let mk = |label: String, lower, upper, categories, missing, other, t: Tally| Bin {
+        label,
+        lower,
+        upper,
+        categories,
+        missing,
+        other,
+        woe: binning::woe(t, total),
+        points: 0,
+        count: t.count,
+        bads: t.bads,
+    };
+    match col {
+        FeatureData::Num(v) => {
+            let nb = binning::bin_numeric(v, labels, trend, p);
+            let k = nb.tallies.len();
+            let mut bins: Vec<Bin> = (0..k)
+                .map(|i| {
+                    let lo = (i > 0).then(|| nb.cuts[i - 1]);
+                    let hi = (i + 1 < k).then(|| nb.cuts[i]);
+                    mk(
+                        label_of_range(lo, hi),
+                        lo,
+                        hi,
+                        vec![],
+                        false,
+                        false,
+                        nb.tallies[i],
+                    )
+                })
+                .collect();
+            bins.push(mk(
+                "missing".into(),
+                None,
+                None,
+                vec![],
+                true,
+                false,
+                nb.missing,
+            ));
+            let row_bin = v
+                .iter()
+                .map(|x| {
+                    if x.is_nan() {
+                        k as u16
+                    } else {
+                        nb.bin_of(*x) as u16
+                    }
+                })
+                .collect();
+            let mut tallies = nb.tallies.clone();
+            tallies.push(nb.missing);
+            Binned {
+                index: j,
+                iv: binning::information_value(&tallies, total),
+                bins,
+                trend: nb.trend,
+                kind: FeatureKind::Numeric,
+                row_bin,
+            }
+        }
+        FeatureData::Cat(v) => {
+            let cb = binning::bin_categorical(v, labels, p);
+            let k = cb.groups.len();
+            let mut bins: Vec<Bin> = (0..k)
+                .map(|i| {
+                    let mut label = cb.groups[i].join(", ");
+                    if i == cb.other {
+                        label = if label.is_empty() {
+                            "other".into()
+                        } else {
+                            format!("{label}, other")
+                        };
+                    }
+                    mk(
+                        label,
+                        None,
+                        None,
+                        cb.groups[i].clone(),
+                        false,
+                        i == cb.other,
+                        cb.tallies[i],
+                    )
+                })
+                .collect();
+            bins.push(mk(
+                "missing".into(),
+                None,
+                None,
+                vec![],
+                true,
+                false,
+                cb.missing,
+            ));
+            let mut of = std::collections::HashMap::new();
+            for (i, g) in cb.groups.iter().enumerate() {
+                for c in g {
+                    of.insert(c.as_str(), i as u16);
+                }
+            }
+            let row_bin = v
+                .iter()
+                .map(|x| match x {
+                    None => k as u16,
+                    Some(s) => of.get(s.as_str()).copied().unwrap_or(cb.other as u16),
+                })
+                .collect();
+            let mut tallies = cb.tallies.clone();
+            tallies.push(cb.missing);
+            Binned {
+                index: j,
+                iv: binning::information_value(&tallies, total),
+                bins,
+                trend: None,
+                kind: FeatureKind::Categorical,
+                row_bin,
+            }
+        }
+    }
+}
+
+/// Logistic regression of the label on the WOE columns; returns (intercept, coefficients)
+/// of logit P(bad).
+fn logistic(x: Array2<f64>, labels: &[u8], p: &TrainParams) -> Result<(f64, Vec<f64>), TrainError> {
+    let max = usize::try_from(p.max_iterations).unwrap_or(usize::MAX);
+    let f =
+        logistic::fit(x.view(), labels, p.l2, max).map_err(|e| TrainError::Fit(e.to_string()))?;
+    Ok((f.intercept, f.coefs))
+}
+
+/// A trained scorecard and what happened on the way.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    pub card: Scorecard,
+    /// Information value of every candidate feature, and whether it was kept.
+    pub candidates: Vec<(String, f64, bool)>,
+    /// Notes for the report (dropped features, cut-off adjustments).
+    pub notes: Vec<String>,
+}
+
+/// Fits a scorecard on `train`. `meta` gives each feature's words and trend.
+pub fn fit_scorecard(
+    train: &Dataset,
+    meta: &[FeatureMeta],
+    params: &ValidTrainParams,
+    info: TrainingInfo,
+    model_version: String,
+) -> Result<Fitted, TrainError> {
+    let p = params.params();
+    let n = train.rows();
+    let total = Tally {
+        count: n as u64,
+        bads: train.bads() as u64,
+    };
+    if total.bads == 0 || total.bads == total.count {
+        return Err(TrainError::Data(
+            "the training rows need both goods and bads".into(),
+        ));
+    }
+    let bp = params.binning();
+    let binned: Vec<Binned> = train
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(j, c)| bin_feature(j, c, &train.labels, meta[j].trend, &bp, total))
+        .collect();
+    let mut notes = Vec::new();
+    let mut keep: Vec<usize> = binned
+        .iter()
+        .filter(|b| b.iv >= p.min_iv)
+        .map(|b| b.index)
+        .collect();
+    keep = decorrelate(&binned, keep, p.max_correlation, &mut notes, &train.names);
+    if keep.is_empty() {
+        return Err(TrainError::Data(format!(
+            "no feature has an information value of at least {} (best: {:.4})",
+            p.min_iv,
+            binned.iter().map(|b| b.iv).fold(0.0, f64::max)
+        )));
+    }
+    let (intercept, coefs) = loop {
+        let mut x = Array2::<f64>::zeros((n, keep.len()));
+        for (c, j) in keep.iter().enumerate() {
+            let b = &binned[*j];
+            for (r, bin) in b.row_bin.iter().enumerate() {
+                x[[r, c]] = b.bins[usize::from(*bin)].woe;
+            }
+        }
+        let (a, coefs) = logistic(x, &train.labels, p)?;
+        // With WOE = ln(good/bad), a useful feature has a negative coefficient on
+        // logit P(bad). Drop the worst offender and refit.
+        let worst = coefs
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0.0)
+            .max_by(|a, b| a.1.total_cmp(b.1));
+        match worst {
+            Some((c, v)) if keep.len() > 1 => {
+                notes.push(format!(
+                    "dropped `{}`: coefficient {v:+.3} has the wrong sign (collinear with other features)",
+                    train.names[keep[c]]
+                ));
+                keep.remove(c);
+            }
+            _ => break (a, coefs),
+        }
+    };
+
+    let scaling = Scaling {
+        base_score: p.base_score,
+        base_odds: p.base_odds,
+        pdo: p.pdo,
+    };
+    let factor = scaling.factor();
+    let offset = scaling.offset();
+    let k = keep.len() as f64;
+    let features: Vec<Feature> = keep
+        .iter()
+        .zip(&coefs)
+        .map(|(j, b)| {
+            let bf = &binned[*j];
+            let m = &meta[*j];
+            let bins = bf
+                .bins
+                .iter()
+                .map(|bin| {
+                    let pts = -factor * (b * bin.woe + intercept / k) + offset / k;
+                    Bin {
+                        points: pts.round() as i32,
+                        ..bin.clone()
+                    }
+                })
+                .collect();
+            Feature {
+                name: train.names[*j].clone(),
+                kind: bf.kind,
+                description: m.description.clone(),
+                reason: ReasonText {
+                    code: train.names[*j].clone(),
+                    message: m.message.clone(),
+                    advice: m.advice.clone(),
+                    missing_message: m.missing_message.clone(),
+                    missing_advice: m.missing_advice.clone(),
+                },
+                coefficient: *b,
+                information_value: bf.iv,
+                monotone: bf.trend,
+                bins,
+            }
+        })
+        .collect();
+    let candidates = binned
+        .iter()
+        .map(|b| (train.names[b.index].clone(), b.iv, keep.contains(&b.index)))
+        .collect();
+
+    // Scores of the training rows, from the points table.
+    let scores: Vec<i32> = (0..n)
+        .map(|r| {
+            keep.iter()
+                .zip(&features)
+                .map(|(j, f)| f.bins[usize::from(binned[*j].row_bin[r])].points)
+                .sum()
+        })
+        .collect();
+    let mut model = Model {
+        schema_version: SCHEMA_VERSION,
+        model_version,
+        kind: "scorecard".into(),
+        created_at: chrono::Utc::now(),
+        training: info,
+        scaling,
+        intercept,
+        features,
+        stars: StarCutoffs {
+            min_score: [0, 1, 2, 3],
+        },
+        metrics: Metrics::default(),
+    };
+    let (cuts, note) = choose_cutoffs(&scores, &train.labels, &p.star_shares);
+    if let Some(note) = note {
+        notes.push(note);
+    }
+    model.stars = StarCutoffs { min_score: cuts };
+    let card = model.check()?;
+    Ok(Fitted {
+        card,
+        candidates,
+        notes,
+    })
+}
+
+/// The WOE value of every training row for a binned feature.
+fn woe_column(b: &Binned) -> Vec<f64> {
+    b.row_bin
+        .iter()
+        .map(|k| b.bins[usize::from(*k)].woe)
+        .collect()
+}
+
+fn correlation(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma).powi(2);
+        sbb += (y - mb).powi(2);
+    }
+    if saa == 0.0 || sbb == 0.0 {
+        0.0
+    } else {
+        sab / (saa * sbb).sqrt()
+    }
+}
+
+/// Keeps, in order of information value, each feature whose WOE column correlates at
+/// most `max` with every feature already kept.
+fn decorrelate(
+    binned: &[Binned],
+    mut cand: Vec<usize>,
+    max: f64,
+    notes: &mut Vec<String>,
+    names: &[String],
+) -> Vec<usize> {
+    cand.sort_by(|a, b| binned[*b].iv.total_cmp(&binned[*a].iv));
+    let mut kept: Vec<(usize, Vec<f64>)> = Vec::new();
+    for j in cand {
+        let w = woe_column(&binned[j]);
+        match kept.iter().find(|(_, k)| correlation(&w, k).abs() > max) {
+            Some((k, _)) => notes.push(format!(
+                "dropped `{}`: its WOE correlates more than {max} with `{}`, which has a higher IV",
+                names[j], names[*k]
+            )),
+            None => kept.push((j, w)),
+        }
+    }
+    let mut out: Vec<usize> = kept.into_iter().map(|(j, _)| j).collect();
+    out.sort_unstable();
+    out
+}
+
+/// Star cut-offs: the four scores closest (in cumulative population share) to the
+/// target shares such that the bad rate falls strictly from 1★ to 5★ on the training
+/// rows, every star populated. Found exactly over up to 199 candidate cut scores (the
+/// distinct scores at each half-percentile) by dynamic programming over consecutive
+/// pairs of cuts. When no placement can make the bad rate fall strictly (tiny data),
+/// the target shares are used and a note says so.
+#[allow(clippy::needless_range_loop)] // index-based dynamic programming reads best
+fn choose_cutoffs(scores: &[i32], labels: &[u8], shares: &[f64; 4]) -> ([i32; 4], Option<String>) {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_unstable_by_key(|i| scores[*i]);
+    let sorted: Vec<i32> = order.iter().map(|i| scores[*i]).collect();
+    let n = sorted.len();
+    let mut bads_prefix = vec![0u64; n + 1];
+    for (k, i) in order.iter().enumerate() {
+        bads_prefix[k + 1] = bads_prefix[k] + u64::from(labels[*i]);
+    }
+    let targets: Vec<f64> = shares
+        .iter()
+        .scan(0.0, |acc, s| {
+            *acc += s;
+            Some(*acc)
+        })
+        .collect();
+    // Candidate cut scores (a cut c puts scores >= c in the higher star).
+    let mut cands: Vec<i32> = (1..200)
+        .map(|q| sorted[(q * n / 200).min(n.saturating_sub(1))])
+        .filter(|c| *c > sorted[0])
+        .collect();
+    cands.dedup();
+    // Node 0 = -inf, 1..=m = candidates, m+1 = +inf; `below[v]` = rows under node v.
+    let m = cands.len();
+    let mut below = Vec::with_capacity(m + 2);
+    below.push(0usize);
+    below.extend(cands.iter().map(|c| sorted.partition_point(|x| x < c)));
+    below.push(n);
+    let rate = |a: usize, b: usize| -> Option<f64> {
+        let (lo, hi) = (below[a], below[b]);
+        (hi > lo).then(|| (bads_prefix[hi] - bads_prefix[lo]) as f64 / (hi - lo) as f64)
+    };
+    let cost = |v: usize, k: usize| (below[v] as f64 / n.max(1) as f64 - targets[k]).abs();
+    let fallback = |note: &str| {
+        let at = |t: f64| sorted[((t * n as f64) as usize).min(n.saturating_sub(1))];
+        let mut c = [
+            at(targets[0]),
+            at(targets[1]),
+            at(targets[2]),
+            at(targets[3]),
+        ];
+        for k in 1..4 {
+            if c[k] <= c[k - 1] {
+                c[k] = c[k - 1] + 1;
+            }
+        }
+        (c, Some(note.to_string()))
+    };
+    if m < 4 {
+        return fallback(
+            "too few distinct scores to place four star cut-offs; used the target shares",
+        );
+    }
+    const INF: f64 = f64::INFINITY;
+    let end = m + 1;
+    // f[i][j]: best cost with consecutive cuts at nodes i < j, every band so far valid.
+    let mut f = vec![vec![INF; m + 2]; m + 2];
+    let mut back: Vec<Vec<Vec<usize>>> = vec![vec![vec![0; m + 2]; m + 2]; 4];
+    for i in 1..=m {
+        for j in i + 1..=m {
+            if let (Some(r0), Some(r1)) = (rate(0, i), rate(i, j))
+                && r0 > r1
+            {
+                f[i][j] = cost(i, 0) + cost(j, 1);
+            }
+        }
+    }
+    for k in 2..4 {
+        let mut g = vec![vec![INF; m + 2]; m + 2];
+        for j in 1..=m {
+            for l in j + 1..=m {
+                let Some(r_next) = rate(j, l) else { continue };
+                let mut best = (INF, 0);
+                for i in 1..j {
+                    if f[i][j] < best.0 && rate(i, j).is_some_and(|r| r > r_next) {
+                        best = (f[i][j], i);
+                    }
+                }
+                if best.0 < INF {
+                    g[j][l] = best.0 + cost(l, k);
+                    back[k][j][l] = best.1;
+                }
+            }
+        }
+        f = g;
+    }
+    let mut best = (INF, 0, 0);
+    for l in 1..=m {
+        for r in l + 1..=m {
+            if f[l][r] < best.0
+                && let (Some(a), Some(b)) = (rate(l, r), rate(r, end))
+                && a > b
+            {
+                best = (f[l][r], l, r);
+            }
+        }
+    }
+    if best.0 == INF {
+        return fallback(
+            "no cut-offs give a strictly falling bad rate on the training rows; used the target shares",
+        );
+    }
+    let (_, c3, c4) = best;
+    let c2 = back[3][c3][c4];
+    let c1 = back[2][c2][c3];
+    let cut = |v: usize| cands[v - 1];
+    let c = [cut(c1), cut(c2), cut(c3), cut(c4)];
+    let got: Vec<f64> = [c1, c2, c3, c4]
+        .iter()
+        .map(|v| below[*v] as f64 / n as f64)
+        .collect();
+    let off = got.iter().zip(&targets).any(|(g, t)| (g - t).abs() > 0.02);
+    let note = off.then(|| {
+        format!(
+            "star cut-offs moved from the target cumulative shares {targets:.3?} to {got:.3?} so that the bad rate falls strictly"
+        )
+    });
+    (c, note)
+}
+
+/// Scores every row of a dataset whose columns are in the model's feature order.
+pub fn score_columns(card: &Scorecard, columns: &[FeatureData], rows: usize) -> Vec<i32> {
+    use rayon::prelude::*;
+    (0..rows)
+        .into_par_iter()
+        .map_init(
+            || Vec::with_capacity(columns.len()),
+            |vals, r| {
+                vals.clear();
+                vals.extend(columns.iter().map(|c| c.value(r)));
+                card.score(vals).map(|s| s.score).unwrap_or(0)
+            },
+        )
+        .collect()
+}
+
+/// The dataset's columns in the model's feature order (for scoring).
+pub fn model_columns(card: &Scorecard, ds: &Dataset) -> Result<Vec<FeatureData>, TrainError> {
+    card.feature_names()
+        .map(|n| {
+            ds.names
+                .iter()
+                .position(|m| m == n)
+                .map(|j| ds.columns[j].clone())
+                .ok_or_else(|| {
+                    TrainError::Data(format!("the data has no feature `{n}` the model needs"))
+                })
+        })
+        .collect()
+}
+
+/// Generic words for a column of an arbitrary table.
+pub fn generic_meta(name: &str) -> FeatureMeta {
+    FeatureMeta {
+        description: format!("column `{name}` of the training table"),
+        message: format!("your `{name}` is in a band that costs points"),
+        advice: format!("values of `{name}` like those of the best band score higher"),
+        missing_message: Some(format!("your `{name}` is missing, which costs points")),
+        missing_advice: None,
+        trend: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
