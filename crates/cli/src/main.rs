@@ -343,41 +343,7 @@ fn models(command: ModelsCommand) -> Result<()> {
                 println!("no models in {}", r.dir().display());
                 return Ok(());
             }
-            let f = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
-            println!(
-                "  {:<36} {:<10} {:<17} {:>8} {:>9} {:>9} {:>7} {:<9} {:<6} {:<10}",
-                "version",
-                "as_of",
-                "trained",
-                "features",
-                "train_auc",
-                "test_auc",
-                "test_ks",
-                "data",
-                "report",
-                "challenger"
-            );
-            for l in &list {
-                match l {
-                    Listed::Model(e) => println!(
-                        "{} {:<36} {:<10} {:<17} {:>8} {:>9} {:>9} {:>7} {:<9} {:<6} {:<10}",
-                        if e.champion { "*" } else { " " },
-                        e.version,
-                        e.as_of.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
-                        e.created_at.format("%Y-%m-%d %H:%M"),
-                        e.features,
-                        f(e.train_auc),
-                        f(e.test_auc),
-                        f(e.test_ks),
-                        e.data_fingerprint.get(..8).unwrap_or(&e.data_fingerprint),
-                        if e.report { "yes" } else { "no" },
-                        if e.challenger { "yes" } else { "no" },
-                    ),
-                    Listed::Broken { folder, error } => {
-                        println!("! {folder:<36} cannot be read: {error}")
-                    }
-                }
-            }
+            print!("{}", fastrefund_snapshot::registry::table(&list));
             Ok(())
         }
         ModelsCommand::Promote { version, registry } => {

@@ -301,6 +301,51 @@ impl Registry {
     }
 }
 
+/// The `models list` table: one line per folder, the champion marked `*`, a folder that
+/// cannot be read marked `!` with why.
+pub fn table(list: &[Listed]) -> String {
+    use std::fmt::Write;
+    let f = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let mut out = format!(
+        "  {:<36} {:<10} {:<17} {:>8} {:>9} {:>9} {:>7} {:<9} {:<6} {:<10}\n",
+        "version",
+        "as_of",
+        "trained",
+        "features",
+        "train_auc",
+        "test_auc",
+        "test_ks",
+        "data",
+        "report",
+        "challenger"
+    );
+    for l in list {
+        // Writing to a String cannot fail.
+        let _ = match l {
+            Listed::Model(e) => writeln!(
+                out,
+                "{} {:<36} {:<10} {:<17} {:>8} {:>9} {:>9} {:>7} {:<9} {:<6} {:<10}",
+                if e.champion { "*" } else { " " },
+                e.version,
+                e.as_of.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+                e.created_at.format("%Y-%m-%d %H:%M"),
+                e.features,
+                f(e.train_auc),
+                f(e.test_auc),
+                f(e.test_ks),
+                e.data_fingerprint.get(..8).unwrap_or(&e.data_fingerprint),
+                yes(e.report),
+                yes(e.challenger),
+            ),
+            Listed::Broken { folder, error } => {
+                writeln!(out, "! {folder:<36} cannot be read: {error}")
+            }
+        };
+    }
+    out
+}
+
 fn is_plain_name(v: &str) -> bool {
     !v.is_empty()
         && v != "."
