@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUYERS=${1:-1000000}
 OUT=${2:-target/bench-batch}
-BIN=${FASTREFUND_BIN:-target/release/fastrefund}
+BIN=${FASTREFUND_BIN:-${CARGO_TARGET_DIR:-target}/release/fastrefund}
 [ -x "$BIN" ] || cargo build --release
 command -v /usr/bin/time >/dev/null || { sudo apt-get install -y -qq time >/dev/null 2>&1 || apt-get install -y -qq time; }
 mkdir -p "$OUT"

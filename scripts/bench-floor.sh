@@ -14,7 +14,7 @@ SECS=${1:-10}
 OUT=${2:-target/bench-floor.json}
 command -v wrk >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet -p fastrefund-service --example http_floor
-BIN=${FASTREFUND_BIN:-target/release/fastrefund}
+BIN=${FASTREFUND_BIN:-${CARGO_TARGET_DIR:-target}/release/fastrefund}
 [ -x "$BIN" ] || cargo build --release --quiet
 W=$(mktemp -d)
 pids=()
@@ -24,7 +24,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_up() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return; sleep 0.1; done; echo "server on $1 not up"; exit 1; }
 sed -e 's/^unknown_buyer_star = .*/unknown_buyer_star = 3/' -e 's/^version = .*/version = "bench"/' config/policy.toml >"$W/policy.toml"
 FP=$(free_port); SP=$(free_port)
-taskset -c 0 target/release/examples/http_floor "127.0.0.1:$FP" & pids+=($!); FLOOR=$!
+taskset -c 0 "${CARGO_TARGET_DIR:-target}"/release/examples/http_floor "127.0.0.1:$FP" & pids+=($!); FLOOR=$!
 taskset -c 0 "$BIN" serve --policy "$W/policy.toml" --ledger "$W/ledger.sqlite" --addr "127.0.0.1:$SP" >"$W/serve.log" 2>&1 & pids+=($!); SERVE=$!
 wait_up "$FP"; wait_up "$SP"
 until curl -sf "http://127.0.0.1:$SP/readyz" >/dev/null; do sleep 0.1; done

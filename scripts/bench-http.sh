@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-10}
 OUT=${2:-target/bench-http.json}
 command -v wrk >/dev/null || { sudo apt-get install -y -qq wrk >/dev/null 2>&1 || apt-get install -y -qq wrk; }
-export FASTREFUND_BIN=${FASTREFUND_BIN:-target/release/fastrefund}
+export FASTREFUND_BIN=${FASTREFUND_BIN:-${CARGO_TARGET_DIR:-target}/release/fastrefund}
 [ -x "$FASTREFUND_BIN" ] || cargo build --release -p fastrefund
 BIN=$FASTREFUND_BIN
 # The shipped policy, but buyers the snapshot does not know get 3 stars (the default

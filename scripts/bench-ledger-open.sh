@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000000}
 OUT=${2:-target/bench-ledger-open.json}
-BIN=${FASTREFUND_BIN:-target/release/fastrefund}
+BIN=${FASTREFUND_BIN:-${CARGO_TARGET_DIR:-target}/release/fastrefund}
 [ -x "$BIN" ] || cargo build --release -p fastrefund
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT

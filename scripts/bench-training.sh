@@ -48,7 +48,7 @@ TRAIN_AS_OF=2026-01-01
 TEST_AS_OF=2026-04-01
 case "$BUYERS" in '' | *[!0-9]*) echo "BUYERS must be a number, got '$BUYERS'" >&2; exit 2 ;; esac
 
-BIN=${FASTREFUND_BIN:-target/release/fastrefund}
+BIN=${FASTREFUND_BIN:-${CARGO_TARGET_DIR:-target}/release/fastrefund}
 if [ ! -x "$BIN" ]; then
   echo "no binary at $BIN: build it with 'cargo build --release' or set FASTREFUND_BIN" >&2
   exit 1

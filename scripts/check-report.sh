@@ -4,7 +4,7 @@
 # figure (as inline SVG), and leave a screenshot in target/report/ to look at.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${FASTREFUND_BIN:-target/debug/fastrefund}
+BIN=${FASTREFUND_BIN:-${CARGO_TARGET_DIR:-target}/debug/fastrefund}
 [ -x "$BIN" ] || cargo build -q
 OUT=target/report
 rm -rf "$OUT"

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUYERS=${1:-200000}
 OUT=${2:-target/quality-$((BUYERS / 1000))k}
-BIN=${FASTREFUND_BIN:-target/release/fastrefund}
+BIN=${FASTREFUND_BIN:-${CARGO_TARGET_DIR:-target}/release/fastrefund}
 [ -x "$BIN" ] || cargo build --release
 mkdir -p "$OUT"
 if [ "$(cat "$OUT/hist/.generated" 2>/dev/null)" != "$BUYERS 11" ]; then

@@ -5,7 +5,7 @@
 # Run it after changing the generator, the features or the trainer, then rebuild.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${FASTREFUND_BIN:-target/debug/fastrefund}
+BIN=${FASTREFUND_BIN:-${CARGO_TARGET_DIR:-target}/debug/fastrefund}
 [ -x "$BIN" ] || cargo build -q
 rm -rf data/sample
 "$BIN" generate --buyers 2000 --seed 7 --out data/sample

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 VENV=target/notebook-venv
 scripts/venv.sh scripts/requirements-notebook.txt "$VENV"
-BIN=${FASTREFUND_BIN:-target/debug/fastrefund}
+BIN=${FASTREFUND_BIN:-${CARGO_TARGET_DIR:-target}/debug/fastrefund}
 [ -x "$BIN" ] || cargo build -q
 OUT=target/notebook
 mkdir -p "$OUT"

@@ -1,7 +1,7 @@
 # Sourced by the check scripts: starts `fastrefund serve` in the background on a free
 # port with test tokens and a fresh ledger; sets PORT, BASE, SERVER_PID, WORK and stops
 # the server on exit. Uses $BIN (default target/debug/fastrefund).
-BIN=${FASTREFUND_BIN:-target/debug/fastrefund}
+BIN=${FASTREFUND_BIN:-${CARGO_TARGET_DIR:-target}/debug/fastrefund}
 [ -x "$BIN" ] || cargo build -q
 WORK=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

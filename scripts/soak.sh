@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-600}
 OUT=${2:-target/soak.json}
-export FASTREFUND_BIN=${FASTREFUND_BIN:-target/release/fastrefund}
+export FASTREFUND_BIN=${FASTREFUND_BIN:-${CARGO_TARGET_DIR:-target}/release/fastrefund}
 [ -x "$FASTREFUND_BIN" ] || cargo build --release -p fastrefund
 set -- # serve-bg.sh passes its arguments to `serve`
 # shellcheck source=serve-bg.sh

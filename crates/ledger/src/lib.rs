@@ -1,5 +1,14 @@
 //! The durable ledger of decisions, advanced refunds and their outcomes.
 //!
+//! **Rules.** The money rules are the core's, pure and shared with every other store
+//! ([`fastrefund_core::ledger`]): the [`Book`] (open exposure per buyer, advances per
+//! day, latest losses, and the invariant it checks instead of clamping),
+//! [`track_step`] and [`settle_step`] (what a tracking number or an outcome does to a
+//! decided return) and `policy::decide`. This crate reads what a command needs
+//! (through the schema's indexes), calls them, and writes what they decided, atomically
+//! and durably. The core's in-memory ledger runs the same rules, and the model-based
+//! test holds both to one reference.
+//!
 //! **Storage.** SQLite (bundled) in WAL mode. The schema is versioned ([`schema`]).
 //!
 //! **One writer at a time, group commit.** One connection owns the in-memory view
@@ -51,6 +60,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
+use fastrefund_core::ledger::{
+    Advance, Book, InvariantBroken, Refusal, ReturnRec, SettleStep, TrackStep, settle_step,
+    track_step,
+};
 pub use fastrefund_core::ledger::{ExportRow, StarLookup};
 
 /// How many times a new leader lets the other ready tasks run before it writes, so
@@ -95,6 +108,38 @@ pub enum LedgerError {
     Open { path: String, message: String },
 }
 
+impl From<Refusal> for LedgerError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::UnknownReturn(rid) => LedgerError::UnknownReturn(rid),
+            Refusal::NotAdvanced(rid) => LedgerError::NotAdvanced(rid),
+            Refusal::OutcomeConflict {
+                return_id,
+                existing,
+                given,
+            } => LedgerError::OutcomeConflict {
+                return_id,
+                existing,
+                given,
+            },
+            Refusal::TrackingConflict { return_id } => LedgerError::TrackingConflict { return_id },
+            Refusal::OutcomeAtConflict { return_id, outcome } => {
+                LedgerError::OutcomeAtConflict { return_id, outcome }
+            }
+            Refusal::PendingOutcome => LedgerError::PendingOutcome,
+            Refusal::ReturnIdReused { return_id, field } => {
+                LedgerError::ReturnIdReused { return_id, field }
+            }
+        }
+    }
+}
+
+impl From<InvariantBroken> for LedgerError {
+    fn from(e: InvariantBroken) -> Self {
+        unavailable(e)
+    }
+}
+
 /// A decided return request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decided {
@@ -137,25 +182,6 @@ pub struct BuyerExposure {
     pub open_advances: u32,
 }
 
-#[derive(Debug, Clone)]
-struct Advance {
-    amount: Money,
-    tracking_number: String,
-}
-
-/// A decided return as a command needs it, read through the `return_id` indexes.
-#[derive(Debug, Clone)]
-struct ReturnRec {
-    buyer: u64,
-    order: u64,
-    amount: Money,
-    instant: bool,
-    star: Star,
-    advance: Option<Advance>,
-    /// The outcome and its time (microseconds since the epoch).
-    outcome: Option<(Outcome, i64)>,
-}
-
 /// What the writer holds in memory. It does not grow with the number of returns ever
 /// decided (a marketplace decides millions a day): only what the hot path needs and
 /// cannot cheaply read, each bounded by something other than history. A decided
@@ -166,13 +192,9 @@ struct State {
     /// Ids of the policy and model version strings in `versions`, both ways (a few).
     versions: HashMap<String, i64>,
     version_text: HashMap<i64, String>,
-    /// Buyers with open advances only: their outstanding amount and open count.
-    outstanding: HashMap<u64, (Money, u32)>,
-    /// Advanced per platform day (one entry a day).
-    by_day: HashMap<NaiveDate, Money>,
-    /// Each buyer's latest loss (an advance settled `received_mismatch` or
-    /// `not_shipped`), by the outcome's time: what the next rating has not seen yet.
-    last_loss: HashMap<u64, DateTime<Utc>>,
+    /// The money: open exposure per buyer, advances per day, each buyer's latest loss
+    /// (the core's [`Book`], whose rules every store shares).
+    book: Book,
     /// Version ids first recorded by the command being applied (forgotten if its rows
     /// are rolled back).
     new_versions: Vec<i64>,
@@ -529,15 +551,11 @@ fn load_state(conn: &Connection) -> Result<State, LedgerError> {
         let (buyer, amount, day, settled) = row.map_err(unavailable)?;
         let amount = parse_money(&amount)?;
         let day: NaiveDate = day.parse().map_err(unavailable)?;
-        let d = st.by_day.entry(day).or_default();
-        *d = *d + amount;
-        if !settled {
-            let e = st
-                .outstanding
-                .entry(buyer as u64)
-                .or_insert((Money::ZERO, 0));
-            e.0 = e.0 + amount;
-            e.1 += 1;
+        st.book.add_advance(buyer as u64, amount, day);
+        if settled {
+            // Losses are noted below, with their times.
+            st.book
+                .settle(buyer as u64, amount, false, DateTime::<Utc>::UNIX_EPOCH)?;
         }
     }
     let mut q = conn
@@ -553,7 +571,7 @@ fn load_state(conn: &Connection) -> Result<State, LedgerError> {
         .map_err(unavailable)?;
     for row in rows {
         let (buyer, at) = row.map_err(unavailable)?;
-        st.note_loss(buyer as u64, ts(at)?);
+        st.book.note_loss(buyer as u64, ts(at)?);
     }
     Ok(st)
 }
@@ -769,12 +787,6 @@ impl State {
         }
     }
 
-    /// Records a loss of `buyer`'s at `at`, keeping the latest.
-    fn note_loss(&mut self, buyer: u64, at: DateTime<Utc>) {
-        let e = self.last_loss.entry(buyer).or_insert(at);
-        *e = (*e).max(at);
-    }
-
     /// What the ledger knows that a decision on `buyer`'s return of `order` depends on:
     /// `rated_as_of` is when their star's rating stopped seeing, `tracking` the parcel's
     /// tracking number (checked against other returns' advances).
@@ -798,62 +810,17 @@ impl State {
                 .map_err(unavailable)?,
             None => false,
         };
-        let loss_since_rating = match (self.last_loss.get(&buyer), rated_as_of) {
-            (Some(loss), Some(cutoff)) => *loss >= cutoff,
-            _ => false,
-        };
-        Ok(LedgerView {
+        let order_already_refunded = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM advances WHERE order_id = ?1)")
+            .and_then(|mut s| s.query_row([order as i64], |r| r.get::<_, bool>(0)))
+            .map_err(unavailable)?;
+        Ok(self.book.view(
+            buyer,
+            day,
+            rated_as_of,
+            order_already_refunded,
             tracking_number_reused,
-            loss_since_rating,
-            outstanding: self
-                .outstanding
-                .get(&buyer)
-                .map(|e| e.0)
-                .unwrap_or_default(),
-            advanced_today: self.by_day.get(&day).copied().unwrap_or_default(),
-            order_already_refunded: tx
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM advances WHERE order_id = ?1)")
-                .and_then(|mut s| s.query_row([order as i64], |r| r.get::<_, bool>(0)))
-                .map_err(unavailable)?,
-        })
-    }
-
-    /// Counts a new advance of `amount` to `buyer` on `day`.
-    fn add_advance(&mut self, buyer: u64, amount: Money, day: NaiveDate) {
-        let e = self.outstanding.entry(buyer).or_insert((Money::ZERO, 0));
-        e.0 = e.0 + amount;
-        e.1 += 1;
-        let d = self.by_day.entry(day).or_default();
-        *d = *d + amount;
-    }
-
-    /// Takes a settled advance of `amount` off `buyer`'s outstanding. The invariant
-    /// (outstanding = the sum of open advances) is checked, never clamped: a buyer who
-    /// owes less than the advance being settled means the view is wrong.
-    fn settle_advance(&mut self, buyer: u64, amount: Money) -> Result<Money, LedgerError> {
-        let (owed, open) = self
-            .outstanding
-            .get(&buyer)
-            .copied()
-            .unwrap_or((Money::ZERO, 0));
-        let left = owed.checked_sub(amount).filter(|_| open > 0).ok_or_else(|| {
-            let why = format!(
-                "invariant broken: buyer {buyer} owes {owed} in {open} open advances, less than the {amount} being settled"
-            );
-            tracing::error!(error = %why, "ledger view disagrees with its records");
-            unavailable(why)
-        })?;
-        if open == 1 {
-            if left != Money::ZERO {
-                return Err(unavailable(format!(
-                    "invariant broken: buyer {buyer} would owe {left} with no open advance"
-                )));
-            }
-            self.outstanding.remove(&buyer);
-        } else {
-            self.outstanding.insert(buyer, (left, open - 1));
-        }
-        Ok(left)
+        ))
     }
 }
 
@@ -1080,7 +1047,7 @@ impl State {
         // Memory changes only once every row is written.
         self.next_decision_id = decision_id + 1;
         if decision.advanced_refund {
-            self.add_advance(rec.buyer, req.amount, day);
+            self.book.add_advance(rec.buyer, req.amount, day);
         }
         Ok(Decided {
             decision_id,
@@ -1102,58 +1069,51 @@ impl State {
         policy: &Policy,
         now: DateTime<Utc>,
     ) -> Result<Tracked, LedgerError> {
-        let rec = find_return(tx, rid)?.ok_or(LedgerError::UnknownReturn(rid))?;
-        if let Some(a) = &rec.advance {
-            if a.tracking_number != tracking {
-                return Err(LedgerError::TrackingConflict { return_id: rid });
-            }
-            return Ok(Tracked {
-                return_id: rid,
-                advanced: true,
-                amount: a.amount,
-                reasons: vec![],
-                repeated: true,
-            });
-        }
+        let rec = find_return(tx, rid)?;
         let day = policy::local_date(now, policy);
-        let reasons = if !rec.instant {
-            vec![ReasonCode::NotInstant]
-        } else {
-            let view = self.view(
-                tx,
-                rid,
-                rec.buyer,
-                rec.order,
-                day,
-                stars.and_then(|s| s.rated_as_of()),
-                Some(tracking),
-            )?;
-            let star = stars
-                .and_then(|s| s.star(BuyerId(rec.buyer)))
-                .unwrap_or(rec.star);
-            let mut r = Vec::new();
-            // A loss since the rating holds further advances, as it holds instant release.
-            if view.loss_since_rating && policy.hold_after_loss {
-                r.push(ReasonCode::LossSinceRating);
-            }
-            r.extend(policy::advance_refusals(star, rec.amount, &view, policy));
-            if view.order_already_refunded {
-                r.push(ReasonCode::AlreadyRefunded);
-            }
-            if r.is_empty() {
+        let step = track_step::<LedgerError>(
+            rid,
+            rec.as_ref(),
+            tracking,
+            stars.and_then(|s| s.star(BuyerId(rec.as_ref().map_or(0, |r| r.buyer)))),
+            policy,
+            |rec| {
+                self.view(
+                    tx,
+                    rid,
+                    rec.buyer,
+                    rec.order,
+                    day,
+                    stars.and_then(|s| s.rated_as_of()),
+                    Some(tracking),
+                )
+            },
+        )?;
+        let (rec, tracked) = match (rec, step) {
+            (Some(rec), TrackStep::Advance { amount, flags }) => {
                 insert_advance(tx, rid, &rec, tracking, shipped_at, now, day)?;
-                self.add_advance(rec.buyer, rec.amount, day);
+                self.book.add_advance(rec.buyer, amount, day);
                 return Ok(Tracked {
                     return_id: rid,
                     advanced: true,
-                    amount: rec.amount,
-                    reasons: policy::advance_flags(&view, policy),
+                    amount,
+                    reasons: flags,
                     repeated: false,
                 });
             }
-            r
+            (_, TrackStep::Repeat { amount }) => {
+                return Ok(Tracked {
+                    return_id: rid,
+                    advanced: true,
+                    amount,
+                    reasons: vec![],
+                    repeated: true,
+                });
+            }
+            (Some(rec), TrackStep::Refuse { reasons }) => (rec, reasons),
+            (None, _) => return Err(LedgerError::UnknownReturn(rid)),
         };
-        let codes = serde_json::to_string(&reasons).map_err(unavailable)?;
+        let codes = serde_json::to_string(&tracked).map_err(unavailable)?;
         tx.prepare_cached(
             "INSERT INTO tracking_refusals (return_id, tracking_number, reasons, at) VALUES (?1, ?2, ?3, ?4)",
         )
@@ -1163,7 +1123,7 @@ impl State {
             return_id: rid,
             advanced: false,
             amount: rec.amount,
-            reasons,
+            reasons: tracked,
             repeated: false,
         })
     }
@@ -1176,55 +1136,32 @@ impl State {
         at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Settled, LedgerError> {
-        if outcome == Outcome::Pending {
-            return Err(LedgerError::PendingOutcome);
-        }
-        let rec = find_return(tx, rid)?.ok_or(LedgerError::UnknownReturn(rid))?;
-        let amount = rec
-            .advance
-            .as_ref()
-            .ok_or(LedgerError::NotAdvanced(rid))?
-            .amount;
-        let buyer = rec.buyer;
-        let outstanding = |st: &State| st.outstanding.get(&buyer).map(|e| e.0).unwrap_or_default();
-        if let Some((existing, recorded_at)) = rec.outcome {
-            return if existing == outcome {
-                if recorded_at != at.timestamp_micros() {
-                    return Err(LedgerError::OutcomeAtConflict {
-                        return_id: rid,
-                        outcome,
-                    });
-                }
-                Ok(Settled {
-                    return_id: rid,
-                    outcome,
-                    amount,
-                    loss: outcome.is_buyer_loss(),
-                    outstanding: outstanding(self),
-                    repeated: true,
-                })
-            } else {
-                Err(LedgerError::OutcomeConflict {
-                    return_id: rid,
-                    existing,
-                    given: outcome,
-                })
-            };
-        }
-        tx.prepare_cached("INSERT INTO outcomes (return_id, outcome, outcome_at, recorded_at) VALUES (?1, ?2, ?3, ?4)")
-            .and_then(|mut s| s.execute(params![rid as i64, outcome.as_str(), at.timestamp_micros(), now.timestamp_micros()]))
-            .map_err(unavailable)?;
-        self.settle_advance(buyer, amount)?;
-        if outcome.is_buyer_loss() {
-            self.note_loss(buyer, at);
-        }
+        let rec = if outcome == Outcome::Pending {
+            None // refused as pending below, before the look-up
+        } else {
+            find_return(tx, rid)?
+        };
+        let step = settle_step(rid, rec.as_ref(), outcome, at)?;
+        let buyer = rec.as_ref().map_or(0, |r| r.buyer);
+        let (amount, loss, repeated) = match step {
+            SettleStep::Repeat { amount, loss } => (amount, loss, true),
+            SettleStep::Settle { amount, loss } => {
+                tx.prepare_cached("INSERT INTO outcomes (return_id, outcome, outcome_at, recorded_at) VALUES (?1, ?2, ?3, ?4)")
+                    .and_then(|mut s| s.execute(params![rid as i64, outcome.as_str(), at.timestamp_micros(), now.timestamp_micros()]))
+                    .map_err(unavailable)?;
+                self.book.settle(buyer, amount, loss, at).inspect_err(|e| {
+                    tracing::error!(error = %e, "ledger view disagrees with its records");
+                })?;
+                (amount, loss, false)
+            }
+        };
         Ok(Settled {
             return_id: rid,
             outcome,
             amount,
-            loss: outcome.is_buyer_loss(),
-            outstanding: outstanding(self),
-            repeated: false,
+            loss,
+            outstanding: self.book.exposure(buyer).0,
+            repeated,
         })
     }
 }
@@ -1304,11 +1241,7 @@ impl Writer {
                     reply,
                 } => Reply::Settle(reply, st.settle(tx, return_id, outcome, at, now)),
                 Cmd::Exposure { buyer, reply } => {
-                    let e = st
-                        .outstanding
-                        .get(&buyer)
-                        .copied()
-                        .unwrap_or((Money::ZERO, 0));
+                    let e = st.book.exposure(buyer);
                     Reply::Exposure(
                         reply,
                         Ok(BuyerExposure {
@@ -1407,7 +1340,7 @@ impl Ledger {
         let state = load_state(&conn)?;
         tracing::info!(
             path = %path.display(),
-            buyers_with_outstanding = state.outstanding.values().filter(|e| e.1 > 0).count(),
+            buyers_with_outstanding = state.book.open().count(),
             "ledger opened"
         );
         let spawn_err = |e: &dyn std::fmt::Display| LedgerError::Open {
@@ -1761,7 +1694,7 @@ pub fn check_invariants(path: &Path) -> Result<HashMap<u64, Money>, String> {
             expect.insert(*buyer, left);
         }
     }
-    let view: HashMap<u64, Money> = st.outstanding.iter().map(|(b, (m, _))| (*b, *m)).collect();
+    let view: HashMap<u64, Money> = st.book.open().collect();
     if view != expect {
         return Err(format!(
             "outstanding per buyer {view:?} differs from advances minus settlements {expect:?}"

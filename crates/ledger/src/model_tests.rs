@@ -8,6 +8,11 @@
 //! The model shares only the pure rules (`policy::decide`, `advance_refusals`,
 //! `advance_flags`) with the ledger; its bookkeeping (who owes what, what was recorded,
 //! what a retry gets) is written from the spec, independently of the ledger's.
+//!
+//! The core's in-memory ledger (`MemoryLedger`, what `simulate` replays through) runs
+//! the same sequences and must answer as the reference model too (decision ids and the
+//! `repeated` flag aside, which only a durable store keeps): two stores, one state
+//! machine, one conformance test.
 
 use super::*;
 use chrono::TimeZone;
@@ -334,6 +339,18 @@ impl Model {
     }
 }
 
+/// An answer as a store without decision ids gives it.
+fn without_ids(a: &Answer) -> Answer {
+    match a {
+        Answer::Decided { decision, .. } => Answer::Decided {
+            decision: decision.clone(),
+            decision_id: 0,
+            repeated: false,
+        },
+        other => other.clone(),
+    }
+}
+
 /// Polls a call once and drops it, as hyper does when the client goes away.
 async fn cancel<F: Future>(call: F) {
     let mut call = std::pin::pin!(call);
@@ -346,6 +363,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut ledger = Ledger::open(&path).unwrap();
     let p = Arc::new(policy());
     let mut model = Model::default();
+    let mut mem = fastrefund_core::ledger::MemoryLedger::default();
     let stars: Arc<dyn StarLookup> = Arc::new(Stars);
     for (step, op) in ops.into_iter().enumerate() {
         let (got, want) = match op {
@@ -367,9 +385,19 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     "m".into(),
                     now(),
                 );
+                let mem_got =
+                    match mem.decide(&req, Some(star_of(buyer)), Some(rated_as_of()), &p, now()) {
+                        Ok(decision) => Answer::Decided {
+                            decision,
+                            decision_id: 0,
+                            repeated: false,
+                        },
+                        Err(e) => Answer::Refused(kind(&e.into())),
+                    };
                 // A cancelled call's command is still applied: the model applies it too,
                 // and nobody sees the answer.
                 let want = model.decide(req, &p);
+                prop_assert_eq!(&mem_got, &without_ids(&want), "memory, step {}", step);
                 if cancelled {
                     cancel(call).await;
                     continue;
@@ -398,6 +426,31 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     now(),
                 );
                 let want = model.track(rid, TRACKING[tracking], &p);
+                let mem_got = match mem.track(rid, TRACKING[tracking], Some(&Stars), &p, now()) {
+                    Ok(TrackStep::Advance { amount, flags }) => Answer::Tracked {
+                        advanced: true,
+                        amount,
+                        reasons: flags.iter().map(|c| c.code()).collect(),
+                        repeated: false,
+                    },
+                    Ok(TrackStep::Repeat { amount }) => Answer::Tracked {
+                        advanced: true,
+                        amount,
+                        reasons: vec![],
+                        repeated: true,
+                    },
+                    Ok(TrackStep::Refuse { reasons }) => Answer::Tracked {
+                        advanced: false,
+                        amount: model.returns[&rid].req.amount,
+                        reasons: reasons.iter().map(|c| c.code()).collect(),
+                        repeated: false,
+                    },
+                    Err(fastrefund_core::ledger::MemoryError::Refused(e)) => {
+                        Answer::Refused(kind(&e.into()))
+                    }
+                    Err(e) => Answer::Refused(kind(&unavailable(e))),
+                };
+                prop_assert_eq!(&mem_got, &want, "memory, step {}", step);
                 if cancelled {
                     cancel(call).await;
                     continue;
@@ -424,7 +477,27 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     },
                     Err(e) => Answer::Refused(kind(&e)),
                 };
-                (got, model.settle(rid, o, at))
+                let want = model.settle(rid, o, at);
+                let mem_got = match mem.settle(rid, o, at) {
+                    Ok(SettleStep::Settle { amount, loss }) => Answer::Settled {
+                        amount,
+                        loss,
+                        outstanding: mem.book().exposure(model.returns[&rid].req.buyer_id.0).0,
+                        repeated: false,
+                    },
+                    Ok(SettleStep::Repeat { amount, loss }) => Answer::Settled {
+                        amount,
+                        loss,
+                        outstanding: mem.book().exposure(model.returns[&rid].req.buyer_id.0).0,
+                        repeated: true,
+                    },
+                    Err(fastrefund_core::ledger::MemoryError::Refused(e)) => {
+                        Answer::Refused(kind(&e.into()))
+                    }
+                    Err(e) => Answer::Refused(kind(&unavailable(e))),
+                };
+                prop_assert_eq!(&mem_got, &want, "memory, step {}", step);
+                (got, want)
             }
             Op::Exposure { buyer } => {
                 let got = match ledger.exposure(BuyerId(buyer)).await {
@@ -432,6 +505,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     Err(e) => Answer::Refused(kind(&e)),
                 };
                 let (m, n) = model.exposure(buyer);
+                prop_assert_eq!(mem.book().exposure(buyer), (m, n), "memory, step {}", step);
                 (got, Answer::Exposure(m, n))
             }
             Op::Restart => {

@@ -5,12 +5,16 @@
 //! **How a scenario is replayed.** Buyers are rated with the scenario's model as of
 //! `from`, and again every `rerate_days` (as the batch would republish), each time from
 //! the history before that day only. Every return asked in `[from, to)` then goes, in
-//! time order, through the same [`fastrefund_core::policy::decide`] the service runs, against a
-//! simulated ledger: the buyer's outstanding advances, the platform's advances of the
-//! local day, and the orders already refunded. A return that gets the address and has a
-//! tracking number (the history shipped it, or advanced it on a number it never
-//! shipped) asks for the advance when it shipped, with [`fastrefund_core::policy::advance_refusals`]
-//! as the service does; an advance stays outstanding until the history's outcome time.
+//! time order, through the service's own money rules: the core's ledger state machine
+//! ([`fastrefund_core::ledger::MemoryLedger`], the same [`fastrefund_core::ledger::Book`]
+//! and steps the durable ledger applies) with [`fastrefund_core::policy::decide`]. So
+//! a simulated return meets the buyer's outstanding advances, the platform's advances of
+//! the local day, the orders already refunded and the hold after a loss settled since
+//! the rating in force, as online. A return that gets the address and has a tracking
+//! number (the history shipped it, or advanced it on a number it never shipped) asks for
+//! the advance when it shipped, as the service's tracking call does (the history has no
+//! tracking numbers, so each return gets its own and none is reused); an advance stays
+//! outstanding until the history's outcome, which settles it through the same rules.
 //! Buyers the ratings do not know get the policy's default star, as online.
 //!
 //! **What is reported**, in total, per star and per category: requests, the share
@@ -38,7 +42,8 @@ use fastrefund_core::domain::{
     BuyerId, Category, MerchantId, Money, OrderId, Outcome, ReturnId, ReturnReason, ReturnRequest,
     Star,
 };
-use fastrefund_core::policy::{LedgerView, Policy, advance_refusals, decide, local_date};
+use fastrefund_core::ledger::{MemoryLedger, StarLookup, TrackStep};
+use fastrefund_core::policy::Policy;
 use fastrefund_core::scoring::Scorecard;
 use fastrefund_report::{ReportError, plot};
 use polars::prelude::*;
@@ -46,7 +51,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
 use serde::Serialize;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 
 /// Why a simulation could not run.
@@ -163,6 +168,22 @@ pub struct Simulation {
 /// Ratings of every buyer known at one date: buyer → (star, score).
 type RatingMap = HashMap<u64, (Star, i32)>;
 
+/// One rating of the schedule as the ledger sees a rating: each buyer's star, and the
+/// instant it stopped seeing (losses since then hold instant release and advances).
+struct RatingAt<'a> {
+    stars: &'a RatingMap,
+    as_of: Option<DateTime<Utc>>,
+}
+
+impl StarLookup for RatingAt<'_> {
+    fn star(&self, buyer: BuyerId) -> Option<Star> {
+        self.stars.get(&buyer.0).map(|x| x.0)
+    }
+    fn rated_as_of(&self) -> Option<DateTime<Utc>> {
+        self.as_of
+    }
+}
+
 /// Replays the history under both scenarios.
 pub fn simulate(
     h: &History,
@@ -249,8 +270,8 @@ pub fn simulate(
         rating_dates,
         history_fingerprint: h.fingerprint.clone(),
         returns: returns.len(),
-        current: a,
-        candidate: b,
+        current: a?,
+        candidate: b?,
     })
 }
 
@@ -307,7 +328,7 @@ impl Replay<'_> {
         s: Scenario<'_>,
         ratings: &[Arc<RatingMap>],
         opts: &SimulateOptions,
-    ) -> ScenarioReport {
+    ) -> Result<ScenarioReport, SimulateError> {
         let policy = s.policy;
         let card = s.model;
         let wait_hours = opts
@@ -325,9 +346,19 @@ impl Replay<'_> {
             .enumerate()
             .map(|(i, r)| Reverse((r.requested_at, Event::Request, i)))
             .collect();
-        let mut outstanding: HashMap<u64, Money> = HashMap::new();
-        let mut by_day: HashMap<NaiveDate, Money> = HashMap::new();
-        let mut advanced_orders: HashSet<u64> = HashSet::new();
+        // The service's own money rules, in memory (the core's ledger state machine).
+        let mut ledger = MemoryLedger::default();
+        // The first command the ledger refused: a history the rules cannot replay.
+        let mut failure: Option<SimulateError> = None;
+        let rated_as_of = |k: usize| {
+            DateTime::<Utc>::from_timestamp_micros(self.from_us + k as i64 * self.rerate_us)
+        };
+        // The rating in force at `t`: its index in the schedule.
+        let rating_at = |t: i64| {
+            usize::try_from((t - self.from_us) / self.rerate_us)
+                .unwrap_or(0)
+                .min(ratings.len() - 1)
+        };
         // Per return: the star it was decided with, and the score (None when unrated).
         let mut rated: Vec<(Star, Option<i32>)> = vec![(Star::MIN, None); self.returns.len()];
         let mut total = Totals::default();
@@ -356,22 +387,24 @@ impl Replay<'_> {
             let req = &self.requests[i];
             match ev {
                 Event::Request => {
-                    let k = usize::try_from((t - self.from_us) / self.rerate_us)
-                        .unwrap_or(0)
-                        .min(ratings.len() - 1);
+                    let k = rating_at(t);
                     let found = ratings[k].get(&r.buyer_id).copied();
-                    let view = LedgerView {
-                        outstanding: outstanding.get(&r.buyer_id).copied().unwrap_or_default(),
-                        advanced_today: by_day
-                            .get(&local_date(req.requested_at, policy))
-                            .copied()
-                            .unwrap_or_default(),
-                        order_already_refunded: advanced_orders.contains(&r.order_id),
-                        // Not modelled yet: the shared money state machine (issue 9)
-                        // will bring the loss hold and tracking reuse here.
-                        ..LedgerView::default()
+                    let d = match ledger.decide(
+                        req,
+                        found.map(|x| x.0),
+                        rated_as_of(k),
+                        policy,
+                        req.requested_at,
+                    ) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            failure.get_or_insert(SimulateError::Invalid(format!(
+                                "return {}: {e}",
+                                r.return_id
+                            )));
+                            continue;
+                        }
                     };
-                    let d = decide(req, found.map(|x| x.0), &view, policy, req.requested_at);
                     rated[i] = (d.star, found.map(|x| x.1));
                     tally!(i, |x| {
                         x.requests += 1;
@@ -392,35 +425,39 @@ impl Replay<'_> {
                 }
                 Event::Tracking => {
                     let at = DateTime::<Utc>::from_timestamp_micros(t).unwrap_or_default();
-                    let day = local_date(at, policy);
-                    let view = LedgerView {
-                        outstanding: outstanding.get(&r.buyer_id).copied().unwrap_or_default(),
-                        advanced_today: by_day.get(&day).copied().unwrap_or_default(),
-                        order_already_refunded: advanced_orders.contains(&r.order_id),
-                        // Not modelled yet: the shared money state machine (issue 9)
-                        // will bring the loss hold and tracking reuse here.
-                        ..LedgerView::default()
+                    let k = rating_at(t);
+                    // The history has no tracking numbers: one per return, so none is
+                    // ever reused.
+                    let tracking = format!("replay-{}", r.return_id);
+                    let rating = RatingAt {
+                        stars: &ratings[k],
+                        as_of: rated_as_of(k),
                     };
-                    if view.order_already_refunded {
-                        // Another return of the order was advanced meanwhile.
-                        continue;
-                    }
-                    let star = rated[i].0;
-                    let refusals = advance_refusals(star, req.amount, &view, policy);
-                    if !refusals.is_empty() {
-                        let limit = refusals.iter().any(|c| c.code() == "exposure_limit");
-                        let budget = refusals
-                            .iter()
-                            .any(|c| c.code() == "daily_budget_exhausted");
-                        tally!(i, |x| {
-                            x.refused_by_limit += u64::from(limit);
-                            x.refused_by_budget += u64::from(budget);
+                    let step = ledger
+                        .track(r.return_id, &tracking, Some(&rating), policy, at)
+                        .map_err(|e| {
+                            SimulateError::Invalid(format!("return {}: {e}", r.return_id))
                         });
-                        continue;
+                    // Tallied by the star the return was decided with.
+                    let star = rated[i].0;
+                    match step {
+                        Ok(TrackStep::Advance { .. }) => {}
+                        Ok(TrackStep::Refuse { reasons }) => {
+                            let limit = reasons.iter().any(|c| c.code() == "exposure_limit");
+                            let budget =
+                                reasons.iter().any(|c| c.code() == "daily_budget_exhausted");
+                            tally!(i, |x| {
+                                x.refused_by_limit += u64::from(limit);
+                                x.refused_by_budget += u64::from(budget);
+                            });
+                            continue;
+                        }
+                        Ok(TrackStep::Repeat { .. }) => continue,
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                            continue;
+                        }
                     }
-                    advanced_orders.insert(r.order_id);
-                    *outstanding.entry(r.buyer_id).or_default() = view.outstanding + req.amount;
-                    *by_day.entry(day).or_default() = view.advanced_today + req.amount;
                     let score = f64::from(rated[i].1.unwrap_or(default_score));
                     let el = req.amount.value() * decimal(card.probability_bad(score));
                     let star_ix = usize::from(star.get()) - 1;
@@ -447,7 +484,7 @@ impl Replay<'_> {
                         }
                     });
                     match r.outcome {
-                        Some((_, when)) if when < self.to_us => {
+                        Some((o, when)) if when < self.to_us && o != Outcome::Pending => {
                             heap.push(Reverse((when.max(t), Event::Settle, i)));
                         }
                         _ => tally!(i, |x| {
@@ -456,8 +493,14 @@ impl Replay<'_> {
                     }
                 }
                 Event::Settle => {
-                    if let Some(o) = outstanding.get_mut(&r.buyer_id) {
-                        *o = o.checked_sub(req.amount).unwrap_or_default();
+                    if let Some((o, _)) = r.outcome {
+                        let at = DateTime::<Utc>::from_timestamp_micros(t).unwrap_or_default();
+                        if let Err(e) = ledger.settle(r.return_id, o, at) {
+                            failure.get_or_insert(SimulateError::Invalid(format!(
+                                "return {}: {e}",
+                                r.return_id
+                            )));
+                        }
                     }
                 }
             }
@@ -472,7 +515,10 @@ impl Replay<'_> {
         total.finish();
         by_star.iter_mut().for_each(Totals::finish);
         by_category.values_mut().for_each(Totals::finish);
-        ScenarioReport {
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        Ok(ScenarioReport {
             name: s.name.to_string(),
             policy_version: policy.version.clone(),
             model_version: card.version().to_string(),
@@ -481,7 +527,7 @@ impl Replay<'_> {
             total,
             by_star,
             by_category,
-        }
+        })
     }
 }
 

@@ -24,6 +24,38 @@ pub struct ReturnRequest {
     pub tracking_number: Option<String>,
 }
 
+impl ReturnRequest {
+    /// The first field (by its API name) in which `other` is another request than this
+    /// one; `None` for the same request. A `return_id` is the key of one request only,
+    /// so a store refuses a second request under it that differs here. Times compare to
+    /// the microsecond, as stored.
+    pub fn first_difference(&self, other: &ReturnRequest) -> Option<&'static str> {
+        let micros = |t: &DateTime<Utc>| t.timestamp_micros();
+        [
+            ("buyer_id", self.buyer_id != other.buyer_id),
+            ("order_id", self.order_id != other.order_id),
+            ("merchant_id", self.merchant_id != other.merchant_id),
+            ("category", self.category != other.category),
+            ("amount", self.amount != other.amount),
+            ("reason", self.reason != other.reason),
+            (
+                "delivered_at",
+                micros(&self.delivered_at) != micros(&other.delivered_at),
+            ),
+            (
+                "requested_at",
+                micros(&self.requested_at) != micros(&other.requested_at),
+            ),
+            (
+                "tracking_number",
+                self.tracking_number != other.tracking_number,
+            ),
+        ]
+        .into_iter()
+        .find_map(|(field, differs)| differs.then_some(field))
+    }
+}
+
 /// Why a benefit was not given, or a fact the caller should know. Each has a stable
 /// `code` for programs and a `message` in words for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

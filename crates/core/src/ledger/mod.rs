@@ -1,6 +1,18 @@
-//! The ledger's pure vocabulary, shared by every store and by the batch side: where a
-//! buyer's star comes from ([`StarLookup`]) and one decided return in the shape of the
-//! `returns` table ([`ExportRow`]). No I/O.
+//! The ledger's money core, pure and shared by every store: the [`Book`] of open
+//! exposure, advances per day and losses, with the invariant it checks; the rules for a
+//! decided return's tracking number and outcome ([`machine`]); a ledger in memory that
+//! runs them ([`MemoryLedger`], what `simulate` replays through); where a buyer's star
+//! comes from ([`StarLookup`]); and one decided return in the shape of the `returns`
+//! table ([`ExportRow`]). No I/O: a store reads what a command needs, calls these, and
+//! writes what they decided.
+
+mod book;
+pub mod machine;
+mod memory;
+
+pub use book::{Book, InvariantBroken};
+pub use machine::{Advance, Refusal, ReturnRec, SettleStep, TrackStep, settle_step, track_step};
+pub use memory::{MemoryError, MemoryLedger};
 
 use crate::domain::{
     BuyerId, Category, MerchantId, Money, OrderId, Outcome, ReturnId, ReturnReason, Star,

@@ -1,0 +1,233 @@
+//! The money a ledger keeps in memory, and the rules that move it.
+
+use crate::domain::Money;
+use crate::policy::LedgerView;
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::HashMap;
+
+/// What the money rules need at hand: each buyer's open advances (outstanding amount
+/// and count; buyers with none are not held), the platform's advances per day, and
+/// each buyer's latest loss (an advance settled `received_mismatch` or
+/// `not_shipped`, by the outcome's time). Bounded by open advances, days and buyers
+/// with a loss, never by history.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Book {
+    outstanding: HashMap<u64, (Money, u32)>,
+    by_day: HashMap<NaiveDate, Money>,
+    last_loss: HashMap<u64, DateTime<Utc>>,
+}
+
+/// The book disagrees with itself: a buyer would owe less than an advance being
+/// settled, or owe something with no advance open. Never clamped: it means the
+/// records are wrong, and the command must fail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invariant broken: {0}")]
+pub struct InvariantBroken(pub String);
+
+impl Book {
+    /// `buyer`'s outstanding amount and number of open advances.
+    pub fn exposure(&self, buyer: u64) -> (Money, u32) {
+        self.outstanding
+            .get(&buyer)
+            .copied()
+            .unwrap_or((Money::ZERO, 0))
+    }
+
+    /// Buyers with at least one open advance, and what each owes.
+    pub fn open(&self) -> impl Iterator<Item = (u64, Money)> + '_ {
+        self.outstanding.iter().map(|(b, (m, _))| (*b, *m))
+    }
+
+    /// What the platform advanced on `day` (its own time zone).
+    pub fn advanced_on(&self, day: NaiveDate) -> Money {
+        self.by_day.get(&day).copied().unwrap_or_default()
+    }
+
+    /// Whether `buyer` lost an advance at or after `rated_as_of` (when their star's
+    /// rating stopped seeing); `None`: unknown, so no loss is held against them.
+    pub fn loss_since(&self, buyer: u64, rated_as_of: Option<DateTime<Utc>>) -> bool {
+        match (self.last_loss.get(&buyer), rated_as_of) {
+            (Some(loss), Some(cutoff)) => *loss >= cutoff,
+            _ => false,
+        }
+    }
+
+    /// The ledger's view of `buyer` on `day` for the policy. What the book does not hold
+    /// (whether the order was refunded, whether the tracking number backs another
+    /// return's advance) the store looks up and passes in.
+    pub fn view(
+        &self,
+        buyer: u64,
+        day: NaiveDate,
+        rated_as_of: Option<DateTime<Utc>>,
+        order_already_refunded: bool,
+        tracking_number_reused: bool,
+    ) -> LedgerView {
+        LedgerView {
+            outstanding: self.exposure(buyer).0,
+            advanced_today: self.advanced_on(day),
+            order_already_refunded,
+            tracking_number_reused,
+            loss_since_rating: self.loss_since(buyer, rated_as_of),
+        }
+    }
+
+    /// Counts a new advance of `amount` to `buyer` on `day`.
+    pub fn add_advance(&mut self, buyer: u64, amount: Money, day: NaiveDate) {
+        let e = self.outstanding.entry(buyer).or_insert((Money::ZERO, 0));
+        e.0 = e.0 + amount;
+        e.1 += 1;
+        let d = self.by_day.entry(day).or_default();
+        *d = *d + amount;
+    }
+
+    /// Settles one of `buyer`'s advances, of `amount`, with an outcome that is a loss
+    /// (`loss`, at `at`) or not. Returns what the buyer still owes. The invariant
+    /// (outstanding = the sum of open advances) is checked, never clamped; on error the
+    /// book is unchanged.
+    pub fn settle(
+        &mut self,
+        buyer: u64,
+        amount: Money,
+        loss: bool,
+        at: DateTime<Utc>,
+    ) -> Result<Money, InvariantBroken> {
+        let (owed, open) = self.exposure(buyer);
+        let left = owed
+            .checked_sub(amount)
+            .filter(|_| open > 0)
+            .ok_or_else(|| {
+                InvariantBroken(format!(
+                    "buyer {buyer} owes {owed} in {open} open advances, less than the {amount} being settled"
+                ))
+            })?;
+        if open == 1 {
+            if left != Money::ZERO {
+                return Err(InvariantBroken(format!(
+                    "buyer {buyer} would owe {left} with no open advance"
+                )));
+            }
+            self.outstanding.remove(&buyer);
+        } else {
+            self.outstanding.insert(buyer, (left, open - 1));
+        }
+        if loss {
+            self.note_loss(buyer, at);
+        }
+        Ok(left)
+    }
+
+    /// Records a loss of `buyer`'s at `at`, keeping the latest (also used to rebuild the
+    /// book from a store's records).
+    pub fn note_loss(&mut self, buyer: u64, at: DateTime<Utc>) {
+        let e = self.last_loss.entry(buyer).or_insert(at);
+        *e = (*e).max(at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 7, 1, hour, 0, 0).unwrap()
+    }
+
+    fn day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 7, 1).unwrap()
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Advance {
+            buyer: u64,
+            cents: u64,
+        },
+        /// Settle the buyer's `nth` open advance (if any), as a loss or not.
+        Settle {
+            buyer: u64,
+            nth: usize,
+            loss: bool,
+            hour: u32,
+        },
+        /// Settle an amount the buyer does not owe.
+        Overdraw {
+            buyer: u64,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..3u64, 1..100_000u64).prop_map(|(buyer, cents)| Op::Advance { buyer, cents }),
+            (0..3u64, 0..4usize, any::<bool>(), 0..24u32).prop_map(|(buyer, nth, loss, hour)| {
+                Op::Settle {
+                    buyer,
+                    nth,
+                    loss,
+                    hour,
+                }
+            }),
+            (0..3u64).prop_map(|buyer| Op::Overdraw { buyer }),
+        ]
+    }
+
+    proptest! {
+        /// Against a list of open advances and of losses: what each buyer owes is the sum
+        /// of their open advances, the day's total only grows, a settlement the records
+        /// cannot back fails and changes nothing, and the loss hold sees the latest loss.
+        #[test]
+        fn the_book_keeps_the_sums_of_its_open_advances(ops in prop::collection::vec(op(), 1..60)) {
+            let mut book = Book::default();
+            let mut open: Vec<(u64, Money)> = Vec::new();
+            let mut losses: Vec<(u64, DateTime<Utc>)> = Vec::new();
+            let mut today = Money::ZERO;
+            for op in ops {
+                match op {
+                    Op::Advance { buyer, cents } => {
+                        let m = Money::from_cents(cents);
+                        book.add_advance(buyer, m, day());
+                        open.push((buyer, m));
+                        today = today + m;
+                    }
+                    Op::Settle { buyer, nth, loss, hour } => {
+                        let mine: Vec<usize> = open
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, (b, _))| *b == buyer)
+                            .map(|(i, _)| i)
+                            .collect();
+                        let Some(&i) = mine.get(nth % mine.len().max(1)) else { continue };
+                        let (_, m) = open.remove(i);
+                        book.settle(buyer, m, loss, at(hour)).unwrap();
+                        if loss {
+                            losses.push((buyer, at(hour)));
+                        }
+                    }
+                    Op::Overdraw { buyer } => {
+                        let before = book.clone();
+                        let owed = book.exposure(buyer).0;
+                        let more = owed + Money::from_cents(1);
+                        prop_assert!(book.settle(buyer, more, true, at(1)).is_err());
+                        prop_assert_eq!(&book, &before, "a refused settlement changes nothing");
+                    }
+                }
+                for buyer in 0..3 {
+                    let mine: Vec<Money> =
+                        open.iter().filter(|(b, _)| *b == buyer).map(|(_, m)| *m).collect();
+                    prop_assert_eq!(
+                        book.exposure(buyer),
+                        (mine.iter().copied().sum::<Money>(), mine.len() as u32)
+                    );
+                    for cutoff in [0, 6, 12, 18, 23] {
+                        let held = losses.iter().any(|(b, t)| *b == buyer && *t >= at(cutoff));
+                        prop_assert_eq!(book.loss_since(buyer, Some(at(cutoff))), held);
+                    }
+                    prop_assert!(!book.loss_since(buyer, None), "no rating date, no hold");
+                }
+                prop_assert_eq!(book.advanced_on(day()), today);
+            }
+        }
+    }
+}
