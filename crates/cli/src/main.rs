@@ -31,6 +31,7 @@ enum Command {
     },
     /// Write every return the service decided, in the `returns` table shape (.parquet or .csv).
     ExportOutcomes {
+        /// The ledger: a SQLite file, or a PostgreSQL URL (`postgres://USER@HOST:PORT/DB`).
         #[arg(long)]
         ledger: PathBuf,
         #[arg(long)]
@@ -363,7 +364,20 @@ fn models(command: ModelsCommand) -> Result<()> {
 }
 
 fn export_outcomes(ledger: &std::path::Path, out: &std::path::Path) -> Result<()> {
-    let rows = fastrefund_ledger::export_returns(ledger)?;
+    let name = ledger.to_string_lossy();
+    let rows = if name.starts_with("postgres://") || name.starts_with("postgresql://") {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            fastrefund_pg::PgLedger::connect(&name, fastrefund_pg::PgOptions::default())
+                .await?
+                .export_returns()
+                .await
+        })?
+    } else {
+        fastrefund_ledger::export_returns(ledger)?
+    };
     match out.extension().and_then(|e| e.to_str()) {
         Some("csv") => fastrefund_ledger::export::write_csv(&rows, out)?,
         Some("parquet") => fastrefund_batch::export::write_parquet(&rows, out)?,

@@ -46,6 +46,9 @@
 
 pub mod export;
 mod schema;
+pub mod store;
+
+pub use store::{LedgerFuture, LedgerStore};
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use fastrefund_core::domain::{
@@ -1703,7 +1706,5 @@ pub fn check_invariants(path: &Path) -> Result<HashMap<u64, Money>, String> {
     Ok(expect)
 }
 
-#[cfg(test)]
-mod model_tests;
 #[cfg(test)]
 mod tests;

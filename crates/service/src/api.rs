@@ -56,7 +56,7 @@ pub async fn eligibility(
     let return_id = req.return_id.0;
     let d = state
         .ledger()
-        .decide_with_shadow(
+        .decide(
             req,
             star,
             serving.ratings.rated_as_of(),

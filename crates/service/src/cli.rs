@@ -17,7 +17,8 @@ pub struct ServeArgs {
     /// Listen address.
     #[arg(long)]
     pub addr: Option<std::net::SocketAddr>,
-    /// Ledger database (default: ./fastrefund-ledger.sqlite).
+    /// Ledger: a SQLite file (default: ./fastrefund-ledger.sqlite), or a PostgreSQL URL
+    /// (`postgres://USER@HOST:PORT/DB`) shared by several replicas.
     #[arg(long)]
     pub ledger: Option<PathBuf>,
     /// Settings file (TOML): addr, snapshot, policy, ledger, api_token, admin_token,

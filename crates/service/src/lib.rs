@@ -35,7 +35,7 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use error::ErrorCode;
 use fastrefund_core::policy::Policy;
-use fastrefund_ledger::{Ledger, LedgerError};
+use fastrefund_ledger::{Ledger, LedgerError, LedgerStore};
 use fastrefund_snapshot::{Manifest, Ratings, SnapshotError};
 use fastrefund_snapshot::{PolicyFileError, load_policy};
 use std::path::{Path, PathBuf};
@@ -110,7 +110,7 @@ struct Inner {
     snapshot_path: Mutex<Option<PathBuf>>,
     policy_path: Mutex<Option<PathBuf>>,
     reload: tokio::sync::Mutex<()>,
-    ledger: Ledger,
+    ledger: Arc<dyn LedgerStore>,
     tokens: Tokens,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
@@ -157,7 +157,12 @@ fn load_snapshot(path: Option<&Path>) -> Result<Serving, SnapshotError> {
 
 impl AppState {
     /// A state with no snapshot loaded yet (not ready).
-    pub fn new(ledger: Ledger, policy: Policy, tokens: Tokens) -> AppState {
+    pub fn new(ledger: impl LedgerStore, policy: Policy, tokens: Tokens) -> AppState {
+        AppState::with_store(Arc::new(ledger), policy, tokens)
+    }
+
+    /// A state on a ledger store chosen at run time (SQLite or PostgreSQL).
+    pub fn with_store(ledger: Arc<dyn LedgerStore>, policy: Policy, tokens: Tokens) -> AppState {
         AppState(Arc::new(Inner {
             serving: ArcSwapOption::empty(),
             policy: ArcSwap::from_pointee(policy),
@@ -173,8 +178,8 @@ impl AppState {
     pub fn tokens(&self) -> &Tokens {
         &self.0.tokens
     }
-    pub fn ledger(&self) -> &Ledger {
-        &self.0.ledger
+    pub fn ledger(&self) -> &dyn LedgerStore {
+        self.0.ledger.as_ref()
     }
     pub fn serving(&self) -> Option<Arc<Serving>> {
         self.0.serving.load_full()
@@ -340,6 +345,25 @@ pub fn router_with(state: AppState, max_body_bytes: usize, limits: &Limits) -> R
         .with_state(state)
 }
 
+/// The ledger store the settings name: a `postgres://` or `postgresql://` URL is a
+/// PostgreSQL ledger shared by replicas; anything else is the path of the embedded
+/// SQLite ledger.
+async fn open_ledger(settings: &Settings) -> Result<Arc<dyn LedgerStore>, ServeError> {
+    let name = settings.ledger.to_string_lossy();
+    if name.starts_with("postgres://") || name.starts_with("postgresql://") {
+        let pg =
+            fastrefund_pg::PgLedger::connect(&name, fastrefund_pg::PgOptions::default()).await?;
+        return Ok(Arc::new(pg));
+    }
+    let ledger = Ledger::open_with(
+        &settings.ledger,
+        fastrefund_ledger::LedgerOptions {
+            sync_every_decision: settings.durable_decisions,
+        },
+    )?;
+    Ok(Arc::new(ledger))
+}
+
 /// Opens the ledger, loads the policy and snapshot, and serves until SIGINT or SIGTERM.
 /// SIGHUP reloads the snapshot and policy from their paths.
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
@@ -351,17 +375,13 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         ));
     };
     let (api, admin) = (api.clone(), admin.clone());
-    let ledger = Ledger::open_with(
-        &settings.ledger,
-        fastrefund_ledger::LedgerOptions {
-            sync_every_decision: settings.durable_decisions,
-        },
-    )?;
+    let ledger = open_ledger(&settings).await?;
+    tracing::info!(ledger = %ledger.describe(), "ledger open");
     let policy = match &settings.policy {
         Some(p) => load_policy(p)?,
         None => Policy::default(),
     };
-    let state = AppState::new(ledger, policy, Tokens::new(&api, &admin));
+    let state = AppState::with_store(ledger, policy, Tokens::new(&api, &admin));
     if let Ok(mut g) = state.0.policy_path.lock() {
         *g = settings.policy.clone();
     }
@@ -374,7 +394,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let local = listener
         .local_addr()
         .map_err(|e| ServeError::Other(e.to_string()))?;
-    tracing::info!(addr = %local, ledger = %settings.ledger.display(), "listening on http://{local}");
+    tracing::info!(addr = %local, ledger = %state.ledger().describe(), "listening on http://{local}");
 
     // Load the snapshot after binding: /healthz answers at once, /readyz when loaded.
     {

@@ -290,13 +290,8 @@ fn serving_info(state: &AppState) -> Option<ServingInfo> {
 ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<ServingInfo>, ApiError> {
     let info = serving_info(&state).ok_or_else(ApiError::not_ready)?;
-    if state.ledger().health().is_err() {
-        let ledger = state.ledger().clone();
-        let probed = tokio::task::spawn_blocking(move || ledger.probe())
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r);
-        if let Err(why) = probed {
+    {
+        if let Err(why) = state.ledger().ready().await {
             tracing::warn!(error = %why, "not ready: the ledger cannot record");
             metrics::gauge!("fastrefund_ledger_healthy").set(0.0);
             return Err(ApiError::new(

@@ -72,6 +72,47 @@ impl Book {
         }
     }
 
+    /// `buyer`'s latest loss, if any.
+    pub fn last_loss(&self, buyer: u64) -> Option<DateTime<Utc>> {
+        self.last_loss.get(&buyer).copied()
+    }
+
+    /// Puts one buyer's exposure as a store read it (a shared store keeps the book in
+    /// rows and brings into memory only the buyer a command is about). An outstanding
+    /// amount with no open advance, or open advances owing nothing, is refused.
+    pub fn restore_buyer(
+        &mut self,
+        buyer: u64,
+        outstanding: Money,
+        open: u32,
+        last_loss: Option<DateTime<Utc>>,
+    ) -> Result<(), InvariantBroken> {
+        if (open == 0) != (outstanding == Money::ZERO) {
+            return Err(InvariantBroken(format!(
+                "buyer {buyer} is recorded owing {outstanding} in {open} open advances"
+            )));
+        }
+        if open == 0 {
+            self.outstanding.remove(&buyer);
+        } else {
+            self.outstanding.insert(buyer, (outstanding, open));
+        }
+        match last_loss {
+            Some(at) => {
+                self.last_loss.insert(buyer, at);
+            }
+            None => {
+                self.last_loss.remove(&buyer);
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts one day's advanced total as a store read it.
+    pub fn restore_day(&mut self, day: NaiveDate, advanced: Money) {
+        self.by_day.insert(day, advanced);
+    }
+
     /// Counts a new advance of `amount` to `buyer` on `day`.
     pub fn add_advance(&mut self, buyer: u64, amount: Money, day: NaiveDate) {
         let e = self.outstanding.entry(buyer).or_insert((Money::ZERO, 0));

@@ -1,0 +1,1049 @@
+//! The ledger in PostgreSQL, for several service replicas behind a load balancer.
+//!
+//! **Same rules.** Every command runs the core's money rules
+//! ([`fastrefund_core::ledger`]: the [`Book`], [`track_step`], [`settle_step`] and
+//! `policy::decide`), exactly as the embedded SQLite ledger does; this crate only reads
+//! what a command needs and writes what the rules decided.
+//!
+//! **One transaction per command, no global lock on the fast path.** Each command runs
+//! in one READ COMMITTED transaction that first takes a transaction-level advisory lock
+//! keyed by the buyer (`pg_advisory_xact_lock`), so two commands about one buyer, on any
+//! replicas, run one after the other and see each other's advances; commands about
+//! different buyers never wait for each other. The buyer's exposure lives in its row of
+//! `exposure`, read and written only under that lock. Only an advance touches the
+//! platform-wide daily budget: it locks that day's row of `daily` (`FOR UPDATE`) and
+//! decides again with the fresh total before advancing, so concurrent advances never
+//! pass the budget together. Locks are always taken buyer first, then day.
+//!
+//! **Idempotency across replicas.** `decisions.return_id` is the primary key. The same
+//! `return_id` decided on two replicas at once: one commits, the other's insert waits
+//! for it and fails with a unique violation, and its retry finds the recorded decision
+//! and answers it (or refuses another request under that id with `ReturnIdReused`).
+//! Serialization failures, deadlocks and that unique violation are retried, a few times
+//! with a short backoff. Decision ids come from a sequence: unique across replicas.
+//!
+//! **Durability.** A command is answered after its COMMIT, which with PostgreSQL's
+//! default `synchronous_commit = on` has flushed the WAL: nothing acknowledged is lost.
+//!
+//! **Schema.** Versioned migrations ([`MIGRATIONS`]) run at start inside one
+//! transaction under an advisory lock, so replicas starting together migrate once.
+//! Amounts are `NUMERIC(16,2)`; times are microseconds since the epoch, as in SQLite.
+
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use fastrefund_core::domain::{
+    BuyerId, Category, Decision, MerchantId, Money, OrderId, Outcome, ReturnId, ReturnReason,
+    ReturnRequest, Star,
+};
+use fastrefund_core::ledger::{
+    Advance, Book, ExportRow, Refusal, ReturnRec, SettleStep, StarLookup, TrackStep, settle_step,
+    track_step,
+};
+use fastrefund_core::policy::{self, LedgerView, Policy};
+use fastrefund_ledger::{
+    BuyerExposure, Decided, LedgerError, LedgerFuture, LedgerStore, Settled, Tracked,
+};
+use rust_decimal::Decimal;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{GenericClient, NoTls, Transaction};
+
+/// The schema, one migration per version, applied in order and recorded in
+/// `schema_migrations`. Never edit one that has shipped: add the next.
+pub const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "CREATE TABLE decisions (
+        return_id BIGINT PRIMARY KEY,
+        decision_id BIGINT NOT NULL UNIQUE,
+        buyer_id BIGINT NOT NULL,
+        order_id BIGINT NOT NULL,
+        merchant_id BIGINT NOT NULL,
+        category TEXT NOT NULL,
+        amount NUMERIC(16,2) NOT NULL CHECK (amount > 0),
+        reason TEXT NOT NULL,
+        delivered_at BIGINT NOT NULL,
+        requested_at BIGINT NOT NULL,
+        tracking_number TEXT,
+        decided_at BIGINT NOT NULL,
+        star SMALLINT NOT NULL,
+        instant BOOLEAN NOT NULL,
+        decision TEXT NOT NULL,
+        policy_version TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        shadow TEXT
+    );
+    CREATE INDEX decisions_buyer ON decisions (buyer_id);
+    CREATE TABLE advances (
+        return_id BIGINT PRIMARY KEY REFERENCES decisions (return_id),
+        buyer_id BIGINT NOT NULL,
+        order_id BIGINT NOT NULL,
+        amount NUMERIC(16,2) NOT NULL CHECK (amount > 0),
+        tracking_number TEXT NOT NULL,
+        shipped_at BIGINT NOT NULL,
+        advanced_at BIGINT NOT NULL,
+        local_date DATE NOT NULL
+    );
+    CREATE INDEX advances_tracking ON advances (tracking_number);
+    CREATE INDEX advances_order ON advances (order_id);
+    CREATE TABLE outcomes (
+        return_id BIGINT PRIMARY KEY REFERENCES advances (return_id),
+        outcome TEXT NOT NULL,
+        outcome_at BIGINT NOT NULL,
+        recorded_at BIGINT NOT NULL
+    );
+    CREATE TABLE tracking_refusals (
+        id BIGSERIAL PRIMARY KEY,
+        return_id BIGINT NOT NULL REFERENCES decisions (return_id),
+        tracking_number TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        at BIGINT NOT NULL
+    );
+    CREATE TABLE exposure (
+        buyer_id BIGINT PRIMARY KEY,
+        outstanding NUMERIC(16,2) NOT NULL CHECK (outstanding >= 0),
+        open_advances INT NOT NULL CHECK (open_advances >= 0),
+        last_loss BIGINT
+    );
+    CREATE TABLE daily (
+        day DATE PRIMARY KEY,
+        advanced NUMERIC(16,2) NOT NULL CHECK (advanced >= 0)
+    );
+    CREATE SEQUENCE decision_ids;",
+)];
+
+/// The advisory lock (two-int form, apart from the buyers' bigint keys) that serializes
+/// migrations across replicas.
+const MIGRATION_LOCK: (i32, i32) = (0x6672_6664, 1);
+
+/// Attempts of one command when PostgreSQL asks for a retry (serialization failure,
+/// deadlock, or a concurrent first decision of the same `return_id`).
+const MAX_ATTEMPTS: u32 = 8;
+
+/// How the pool behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgOptions {
+    /// Connections per replica (PostgreSQL's own `max_connections`, 100 by default, is
+    /// shared by all replicas).
+    pub max_connections: usize,
+    /// How long a command waits for a connection, or for one to be made, before it is
+    /// answered 503.
+    pub connect_timeout: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A replica's handle on the shared ledger; cheap to clone.
+#[derive(Clone)]
+pub struct PgLedger {
+    pool: Pool,
+    /// `host:port/db`, never the password.
+    described: Arc<str>,
+}
+
+/// Why a command's transaction stopped: the database, or the rules.
+enum TxError {
+    Db(tokio_postgres::Error),
+    Ledger(LedgerError),
+}
+
+impl From<tokio_postgres::Error> for TxError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        TxError::Db(e)
+    }
+}
+
+impl From<LedgerError> for TxError {
+    fn from(e: LedgerError) -> Self {
+        TxError::Ledger(e)
+    }
+}
+
+impl From<Refusal> for TxError {
+    fn from(e: Refusal) -> Self {
+        TxError::Ledger(e.into())
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Unavailable(e.to_string())
+}
+
+fn retryable(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == SqlState::T_R_DEADLOCK_DETECTED
+            || *c == SqlState::UNIQUE_VIOLATION
+    )
+}
+
+fn money(d: Decimal) -> Result<Money, LedgerError> {
+    Money::new(d).map_err(|e| unavailable(format!("corrupt amount {d} in the ledger: {e}")))
+}
+
+fn ts(micros: i64) -> Result<DateTime<Utc>, LedgerError> {
+    DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| unavailable(format!("corrupt time {micros} in the ledger")))
+}
+
+impl PgLedger {
+    /// Connects to `url` (`postgres://USER@HOST:PORT/DB`, libpq's form), checks that
+    /// the database answers, and runs the migrations it has not seen.
+    pub async fn connect(url: &str, options: PgOptions) -> Result<PgLedger, LedgerError> {
+        let open = |message: String| LedgerError::Open {
+            path: redact(url),
+            message,
+        };
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| open(format!("not a PostgreSQL URL: {e}")))?;
+        config.connect_timeout(options.connect_timeout);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.max_connections)
+            .wait_timeout(Some(options.connect_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| open(e.to_string()))?;
+        let ledger = PgLedger {
+            pool,
+            described: Arc::from(format!("PostgreSQL at {}", redact(url))),
+        };
+        ledger.migrate().await.map_err(|e| open(e.to_string()))?;
+        Ok(ledger)
+    }
+
+    /// Applies the migrations not yet applied, in one transaction, under an advisory
+    /// lock: a replica starting at the same moment waits, then finds them applied.
+    async fn migrate(&self) -> Result<(), LedgerError> {
+        let mut client = self.pool.get().await.map_err(unavailable)?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&MIGRATION_LOCK.0, &MIGRATION_LOCK.1],
+        )
+        .await
+        .map_err(unavailable)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INT PRIMARY KEY,
+                applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            )",
+        )
+        .await
+        .map_err(unavailable)?;
+        let applied: Vec<i32> = tx
+            .query("SELECT version FROM schema_migrations", &[])
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let newest = MIGRATIONS.last().map_or(0, |m| m.0);
+        if let Some(v) = applied.iter().find(|v| **v > newest) {
+            return Err(unavailable(format!(
+                "the database has schema version {v}, newer than this build's {newest}: upgrade this replica"
+            )));
+        }
+        for (version, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            tx.batch_execute(sql).await.map_err(unavailable)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version) VALUES ($1)",
+                &[version],
+            )
+            .await
+            .map_err(unavailable)?;
+            tracing::info!(version, "ledger schema migrated");
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
+    /// Runs `work` in a transaction, retrying it when PostgreSQL asks (serialization
+    /// failure, deadlock, a concurrent first decision of the same return).
+    async fn run<T, F>(&self, work: F) -> Result<T, LedgerError>
+    where
+        F: for<'t> Fn(
+                &'t Transaction<'t>,
+            ) -> Pin<Box<dyn Future<Output = Result<T, TxError>> + Send + 't>>
+            + Send,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut client = self.pool.get().await.map_err(unavailable)?;
+            let tx = client.transaction().await.map_err(unavailable)?;
+            let result = match work(&tx).await {
+                Ok(v) => tx.commit().await.map(|()| v).map_err(TxError::Db),
+                Err(e) => {
+                    // Dropping the transaction rolls it back.
+                    drop(tx);
+                    Err(e)
+                }
+            };
+            match result {
+                Ok(v) => return Ok(v),
+                Err(TxError::Ledger(e)) => return Err(e),
+                Err(TxError::Db(e)) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(attempt, error = %e, "ledger transaction retried");
+                    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
+                }
+                Err(TxError::Db(e)) => return Err(unavailable(e)),
+            }
+        }
+    }
+
+    /// Every decided return, in the shape of the `returns` table.
+    pub async fn export_returns(&self) -> Result<Vec<ExportRow>, LedgerError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let rows = client
+            .query(
+                "SELECT d.return_id, d.order_id, d.buyer_id, d.merchant_id, d.category,
+                        d.requested_at, d.reason, d.amount, d.instant,
+                        a.return_id IS NOT NULL, a.shipped_at, o.outcome, o.outcome_at
+                 FROM decisions d
+                 LEFT JOIN advances a ON a.return_id = d.return_id
+                 LEFT JOIN outcomes o ON o.return_id = d.return_id
+                 ORDER BY d.decision_id",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                Ok(ExportRow {
+                    return_id: ReturnId(r.get::<_, i64>(0) as u64),
+                    order_id: OrderId(r.get::<_, i64>(1) as u64),
+                    buyer_id: BuyerId(r.get::<_, i64>(2) as u64),
+                    merchant_id: MerchantId(r.get::<_, i64>(3) as u64),
+                    category: Category::parse(r.get(4)).map_err(unavailable)?,
+                    requested_at: ts(r.get(5))?,
+                    reason: r.get::<_, &str>(6).parse().map_err(unavailable)?,
+                    amount: money(r.get(7))?,
+                    instant: r.get(8),
+                    advanced: r.get(9),
+                    shipped_at: r.get::<_, Option<i64>>(10).map(ts).transpose()?,
+                    outcome: match r.get::<_, Option<&str>>(11) {
+                        Some(o) => o.parse().map_err(unavailable)?,
+                        None => Outcome::Pending,
+                    },
+                    outcome_at: r.get::<_, Option<i64>>(12).map(ts).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Checks the money invariant against the rows themselves: each buyer's exposure
+    /// row equals their advances minus their settled advances, and no row is negative.
+    /// Returns each buyer's outstanding amount.
+    pub async fn check_invariants(&self) -> Result<Vec<(u64, Money, u32)>, String> {
+        let client = self.pool.get().await.map_err(|e| e.to_string())?;
+        let wrong = client
+            .query(
+                "WITH open AS (
+                    SELECT a.buyer_id, SUM(a.amount) AS owed, COUNT(*)::INT AS n
+                    FROM advances a LEFT JOIN outcomes o ON o.return_id = a.return_id
+                    WHERE o.return_id IS NULL GROUP BY a.buyer_id)
+                 SELECT COALESCE(e.buyer_id, open.buyer_id), e.outstanding, open.owed
+                 FROM exposure e FULL JOIN open ON open.buyer_id = e.buyer_id
+                 WHERE COALESCE(e.outstanding, 0) <> COALESCE(open.owed, 0)
+                    OR COALESCE(e.open_advances, 0) <> COALESCE(open.n, 0)",
+                &[],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(r) = wrong.first() {
+            return Err(format!(
+                "buyer {}: exposure row {:?} but open advances {:?} ({} buyers disagree)",
+                r.get::<_, i64>(0),
+                r.get::<_, Option<Decimal>>(1),
+                r.get::<_, Option<Decimal>>(2),
+                wrong.len()
+            ));
+        }
+        let rows = client
+            .query(
+                "SELECT buyer_id, outstanding, open_advances FROM exposure
+                 WHERE open_advances > 0 ORDER BY buyer_id",
+                &[],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.get::<_, i64>(0) as u64,
+                    money(r.get(1)).map_err(|e| e.to_string())?,
+                    r.get::<_, i32>(2) as u32,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// A URL without its password, for logs and errors.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}@{}", &url[..s + 3], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Serializes every command about `buyer` until the transaction ends, on any replica.
+async fn lock_buyer(tx: &Transaction<'_>, buyer: u64) -> Result<(), TxError> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&(buyer as i64)])
+        .await?;
+    Ok(())
+}
+
+/// The buyer's row of `exposure` into `book` (nothing: owes nothing, no loss).
+async fn load_buyer(tx: &Transaction<'_>, book: &mut Book, buyer: u64) -> Result<(), TxError> {
+    let row = tx
+        .query_opt(
+            "SELECT outstanding, open_advances, last_loss FROM exposure WHERE buyer_id = $1",
+            &[&(buyer as i64)],
+        )
+        .await?;
+    let (owed, open, loss) = match row {
+        Some(r) => (
+            money(r.get(0))?,
+            r.get::<_, i32>(1) as u32,
+            r.get::<_, Option<i64>>(2).map(ts).transpose()?,
+        ),
+        None => (Money::ZERO, 0, None),
+    };
+    book.restore_buyer(buyer, owed, open, loss)
+        .map_err(|e| TxError::Ledger(unavailable(e)))?;
+    Ok(())
+}
+
+/// The day's advanced total into `book`; `lock`: hold the day's row until the end of the
+/// transaction (only an advance does, after its buyer's lock).
+async fn load_day(
+    tx: &Transaction<'_>,
+    book: &mut Book,
+    day: NaiveDate,
+    lock: bool,
+) -> Result<(), TxError> {
+    let advanced: Decimal = if lock {
+        tx.execute(
+            "INSERT INTO daily (day, advanced) VALUES ($1, 0) ON CONFLICT (day) DO NOTHING",
+            &[&day],
+        )
+        .await?;
+        tx.query_one(
+            "SELECT advanced FROM daily WHERE day = $1 FOR UPDATE",
+            &[&day],
+        )
+        .await?
+        .get(0)
+    } else {
+        tx.query_opt("SELECT advanced FROM daily WHERE day = $1", &[&day])
+            .await?
+            .map_or(Decimal::ZERO, |r| r.get(0))
+    };
+    book.restore_day(day, money(advanced)?);
+    Ok(())
+}
+
+/// Writes the buyer's exposure and the day's total back from `book`.
+async fn store_book(
+    tx: &Transaction<'_>,
+    book: &Book,
+    buyer: u64,
+    day: Option<NaiveDate>,
+) -> Result<(), TxError> {
+    let (owed, open) = book.exposure(buyer);
+    tx.execute(
+        "INSERT INTO exposure (buyer_id, outstanding, open_advances, last_loss)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (buyer_id) DO UPDATE SET outstanding = EXCLUDED.outstanding,
+             open_advances = EXCLUDED.open_advances, last_loss = EXCLUDED.last_loss",
+        &[
+            &(buyer as i64),
+            &owed.value(),
+            &(open as i32),
+            &book.last_loss(buyer).map(|t| t.timestamp_micros()),
+        ],
+    )
+    .await?;
+    if let Some(day) = day {
+        tx.execute(
+            "UPDATE daily SET advanced = $2 WHERE day = $1",
+            &[&day, &book.advanced_on(day).value()],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Whether `order` already has an advance, and whether `tracking` backs one for a
+/// return other than `rid`.
+async fn indexed_facts(
+    tx: &Transaction<'_>,
+    rid: u64,
+    order: u64,
+    tracking: Option<&str>,
+) -> Result<(bool, bool), TxError> {
+    let refunded: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM advances WHERE order_id = $1)",
+            &[&(order as i64)],
+        )
+        .await?
+        .get(0);
+    let reused: bool = match tracking {
+        Some(t) => tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM advances WHERE tracking_number = $1 AND return_id <> $2)",
+                &[&t, &(rid as i64)],
+            )
+            .await?
+            .get(0),
+        None => false,
+    };
+    Ok((refunded, reused))
+}
+
+/// The decided return `rid`, with its advance and outcome.
+async fn find_return<C: GenericClient>(tx: &C, rid: u64) -> Result<Option<ReturnRec>, TxError> {
+    let Some(r) = tx
+        .query_opt(
+            "SELECT d.buyer_id, d.order_id, d.amount, d.instant, d.star,
+                    a.amount, a.tracking_number, o.outcome, o.outcome_at
+             FROM decisions d
+             LEFT JOIN advances a ON a.return_id = d.return_id
+             LEFT JOIN outcomes o ON o.return_id = d.return_id
+             WHERE d.return_id = $1",
+            &[&(rid as i64)],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let advance = match r.get::<_, Option<Decimal>>(5) {
+        Some(a) => Some(Advance {
+            amount: money(a)?,
+            tracking_number: r.get::<_, Option<String>>(6).unwrap_or_default(),
+        }),
+        None => None,
+    };
+    let outcome = match r.get::<_, Option<&str>>(7) {
+        Some(o) => Some((
+            o.parse::<Outcome>().map_err(unavailable)?,
+            r.get::<_, Option<i64>>(8).unwrap_or_default(),
+        )),
+        None => None,
+    };
+    Ok(Some(ReturnRec {
+        buyer: r.get::<_, i64>(0) as u64,
+        order: r.get::<_, i64>(1) as u64,
+        amount: money(r.get(2))?,
+        instant: r.get(3),
+        star: Star::try_from(r.get::<_, i16>(4) as u8).map_err(unavailable)?,
+        advance,
+        outcome,
+    }))
+}
+
+/// The recorded decision of `rid`, if any, with the request it was made for.
+async fn recorded(
+    tx: &Transaction<'_>,
+    rid: u64,
+) -> Result<Option<(ReturnRequest, Decided)>, TxError> {
+    let Some(r) = tx
+        .query_opt(
+            "SELECT buyer_id, order_id, merchant_id, category, amount, reason, delivered_at,
+                    requested_at, tracking_number, decision_id, decision, policy_version,
+                    model_version
+             FROM decisions WHERE return_id = $1",
+            &[&(rid as i64)],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let req = ReturnRequest {
+        return_id: ReturnId(rid),
+        buyer_id: BuyerId(r.get::<_, i64>(0) as u64),
+        order_id: OrderId(r.get::<_, i64>(1) as u64),
+        merchant_id: MerchantId(r.get::<_, i64>(2) as u64),
+        category: Category::parse(r.get(3)).map_err(unavailable)?,
+        amount: money(r.get(4))?,
+        reason: r
+            .get::<_, &str>(5)
+            .parse::<ReturnReason>()
+            .map_err(unavailable)?,
+        delivered_at: ts(r.get(6))?,
+        requested_at: ts(r.get(7))?,
+        tracking_number: r.get(8),
+    };
+    let decision: Decision = serde_json::from_str(r.get(10)).map_err(unavailable)?;
+    Ok(Some((
+        req,
+        Decided {
+            decision_id: r.get::<_, i64>(9) as u64,
+            decision,
+            policy_version: r.get(11),
+            model_version: r.get(12),
+            repeated: true,
+        },
+    )))
+}
+
+/// The recorded answer to a repeated request, or the refusal of another request under
+/// the same `return_id`.
+fn replay(
+    rid: u64,
+    first: &ReturnRequest,
+    again: &ReturnRequest,
+    d: Decided,
+) -> Result<Decided, TxError> {
+    match first.first_difference(again) {
+        None => Ok(d),
+        Some(field) => Err(TxError::Ledger(LedgerError::ReturnIdReused {
+            return_id: rid,
+            field,
+        })),
+    }
+}
+
+/// Inserts an advance of `rec` on `tracking`.
+async fn insert_advance(
+    tx: &Transaction<'_>,
+    rid: u64,
+    rec: &ReturnRec,
+    tracking: &str,
+    shipped_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    day: NaiveDate,
+) -> Result<(), TxError> {
+    tx.execute(
+        "INSERT INTO advances (return_id, buyer_id, order_id, amount, tracking_number,
+             shipped_at, advanced_at, local_date)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &(rid as i64),
+            &(rec.buyer as i64),
+            &(rec.order as i64),
+            &rec.amount.value(),
+            &tracking,
+            &shipped_at.timestamp_micros(),
+            &now.timestamp_micros(),
+            &day,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn decide_tx(
+    tx: &Transaction<'_>,
+    req: &ReturnRequest,
+    star: Option<Star>,
+    rated_as_of: Option<DateTime<Utc>>,
+    shadow: Option<Option<Star>>,
+    policy: &Policy,
+    model_version: &str,
+    now: DateTime<Utc>,
+) -> Result<Decided, TxError> {
+    let rid = req.return_id.0;
+    let buyer = req.buyer_id.0;
+    lock_buyer(tx, buyer).await?;
+    if let Some((first, d)) = recorded(tx, rid).await? {
+        return replay(rid, &first, req, d);
+    }
+    let day = policy::local_date(now, policy);
+    let mut book = Book::default();
+    load_buyer(tx, &mut book, buyer).await?;
+    load_day(tx, &mut book, day, false).await?;
+    let (refunded, reused) =
+        indexed_facts(tx, rid, req.order_id.0, req.tracking_number.as_deref()).await?;
+    let view = |book: &Book| book.view(buyer, day, rated_as_of, refunded, reused);
+    let mut decision = policy::decide(req, star, &view(&book), policy, now);
+    if decision.advanced_refund {
+        // The budget is shared by every buyer: decide again on the day's locked total.
+        load_day(tx, &mut book, day, true).await?;
+        decision = policy::decide(req, star, &view(&book), policy, now);
+    }
+    let shadow_json = shadow.map(|s| {
+        let d = policy::decide(req, s, &view(&book), policy, now);
+        serde_json::json!({
+            "star": d.star.get(),
+            "instant_address_release": d.instant_address_release,
+            "courier_pickup": d.courier_pickup,
+            "advanced_refund": d.advanced_refund,
+            "reasons": d.reasons.iter().map(|r| r.code()).collect::<Vec<_>>(),
+        })
+        .to_string()
+    });
+    let decision_json =
+        serde_json::to_string(&decision).map_err(|e| TxError::Ledger(unavailable(e)))?;
+    let decision_id: i64 = tx
+        .query_one(
+            "INSERT INTO decisions (return_id, decision_id, buyer_id, order_id, merchant_id,
+                 category, amount, reason, delivered_at, requested_at, tracking_number,
+                 decided_at, star, instant, decision, policy_version, model_version, shadow)
+             VALUES ($1, nextval('decision_ids'), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                 $12, $13, $14, $15, $16, $17)
+             RETURNING decision_id",
+            &[
+                &(rid as i64),
+                &(buyer as i64),
+                &(req.order_id.0 as i64),
+                &(req.merchant_id.0 as i64),
+                &req.category.as_str(),
+                &req.amount.value(),
+                &req.reason.as_str(),
+                &req.delivered_at.timestamp_micros(),
+                &req.requested_at.timestamp_micros(),
+                &req.tracking_number,
+                &now.timestamp_micros(),
+                &i16::from(decision.star.get()),
+                &decision.instant_address_release,
+                &decision_json,
+                &policy.version,
+                &model_version,
+                &shadow_json,
+            ],
+        )
+        .await?
+        .get(0);
+    if decision.advanced_refund {
+        let rec = ReturnRec {
+            buyer,
+            order: req.order_id.0,
+            amount: req.amount,
+            instant: decision.instant_address_release,
+            star: decision.star,
+            advance: None,
+            outcome: None,
+        };
+        let tracking = req.tracking_number.as_deref().unwrap_or_default();
+        insert_advance(tx, rid, &rec, tracking, now, now, day).await?;
+        book.add_advance(buyer, req.amount, day);
+        store_book(tx, &book, buyer, Some(day)).await?;
+    }
+    Ok(Decided {
+        decision_id: decision_id as u64,
+        decision,
+        policy_version: policy.version.clone(),
+        model_version: model_version.to_string(),
+        repeated: false,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn track_tx(
+    tx: &Transaction<'_>,
+    rid: u64,
+    tracking: &str,
+    shipped_at: DateTime<Utc>,
+    stars: Option<&dyn StarLookup>,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Tracked, TxError> {
+    // The buyer first (a decision's buyer never changes), then the return under the
+    // buyer's lock, so that a concurrent track or settle of it is seen.
+    let buyer: Option<i64> = tx
+        .query_opt(
+            "SELECT buyer_id FROM decisions WHERE return_id = $1",
+            &[&(rid as i64)],
+        )
+        .await?
+        .map(|r| r.get(0));
+    let Some(buyer) = buyer.map(|b| b as u64) else {
+        return Err(Refusal::UnknownReturn(rid).into());
+    };
+    lock_buyer(tx, buyer).await?;
+    let rec = find_return(tx, rid).await?;
+    let day = policy::local_date(now, policy);
+    let star_now = stars.and_then(|s| s.star(BuyerId(buyer)));
+    let rated_as_of = stars.and_then(|s| s.rated_as_of());
+    let mut book = Book::default();
+    load_buyer(tx, &mut book, buyer).await?;
+    let facts = match &rec {
+        Some(r) if r.advance.is_none() && r.instant => {
+            load_day(tx, &mut book, day, false).await?;
+            Some(indexed_facts(tx, rid, r.order, Some(tracking)).await?)
+        }
+        _ => None,
+    };
+    let step_on = |book: &Book| {
+        track_step::<LedgerError>(rid, rec.as_ref(), tracking, star_now, policy, |r| {
+            let (refunded, reused) = facts.unwrap_or_default();
+            Ok::<LedgerView, LedgerError>(book.view(r.buyer, day, rated_as_of, refunded, reused))
+        })
+    };
+    let mut step = step_on(&book)?;
+    if let TrackStep::Advance { .. } = step {
+        // Decide again on the day's locked total (the budget is shared).
+        load_day(tx, &mut book, day, true).await?;
+        step = step_on(&book)?;
+    }
+    let Some(rec) = rec else {
+        return Err(Refusal::UnknownReturn(rid).into());
+    };
+    match step {
+        TrackStep::Repeat { amount } => Ok(Tracked {
+            return_id: rid,
+            advanced: true,
+            amount,
+            reasons: vec![],
+            repeated: true,
+        }),
+        TrackStep::Advance { amount, flags } => {
+            insert_advance(tx, rid, &rec, tracking, shipped_at, now, day).await?;
+            book.add_advance(buyer, amount, day);
+            store_book(tx, &book, buyer, Some(day)).await?;
+            Ok(Tracked {
+                return_id: rid,
+                advanced: true,
+                amount,
+                reasons: flags,
+                repeated: false,
+            })
+        }
+        TrackStep::Refuse { reasons } => {
+            let codes =
+                serde_json::to_string(&reasons).map_err(|e| TxError::Ledger(unavailable(e)))?;
+            tx.execute(
+                "INSERT INTO tracking_refusals (return_id, tracking_number, reasons, at)
+                 VALUES ($1, $2, $3, $4)",
+                &[&(rid as i64), &tracking, &codes, &now.timestamp_micros()],
+            )
+            .await?;
+            Ok(Tracked {
+                return_id: rid,
+                advanced: false,
+                amount: rec.amount,
+                reasons,
+                repeated: false,
+            })
+        }
+    }
+}
+
+async fn settle_tx(
+    tx: &Transaction<'_>,
+    rid: u64,
+    outcome: Outcome,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Settled, TxError> {
+    if outcome == Outcome::Pending {
+        return Err(Refusal::PendingOutcome.into());
+    }
+    let buyer: Option<i64> = tx
+        .query_opt(
+            "SELECT buyer_id FROM decisions WHERE return_id = $1",
+            &[&(rid as i64)],
+        )
+        .await?
+        .map(|r| r.get(0));
+    let Some(buyer) = buyer.map(|b| b as u64) else {
+        return Err(Refusal::UnknownReturn(rid).into());
+    };
+    lock_buyer(tx, buyer).await?;
+    let rec = find_return(tx, rid).await?;
+    let step = settle_step(rid, rec.as_ref(), outcome, at)?;
+    let mut book = Book::default();
+    load_buyer(tx, &mut book, buyer).await?;
+    let (amount, loss, repeated) = match step {
+        SettleStep::Repeat { amount, loss } => (amount, loss, true),
+        SettleStep::Settle { amount, loss } => {
+            tx.execute(
+                "INSERT INTO outcomes (return_id, outcome, outcome_at, recorded_at)
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    &(rid as i64),
+                    &outcome.as_str(),
+                    &at.timestamp_micros(),
+                    &now.timestamp_micros(),
+                ],
+            )
+            .await?;
+            book.settle(buyer, amount, loss, at).map_err(|e| {
+                tracing::error!(error = %e, "ledger rows disagree with their records");
+                TxError::Ledger(unavailable(e))
+            })?;
+            store_book(tx, &book, buyer, None).await?;
+            (amount, loss, false)
+        }
+    };
+    Ok(Settled {
+        return_id: rid,
+        outcome,
+        amount,
+        loss,
+        outstanding: book.exposure(buyer).0,
+        repeated,
+    })
+}
+
+impl LedgerStore for PgLedger {
+    fn decide(
+        &self,
+        req: ReturnRequest,
+        star: Option<Star>,
+        rated_as_of: Option<DateTime<Utc>>,
+        shadow: Option<Option<Star>>,
+        policy: Arc<Policy>,
+        model_version: String,
+        now: DateTime<Utc>,
+    ) -> LedgerFuture<Decided> {
+        let this = self.clone();
+        // The ledger keeps times in microseconds: answer with what a retry will read.
+        let now = now.trunc_subsecs(6);
+        Box::pin(async move {
+            this.run(move |tx| {
+                let (req, policy, model_version) =
+                    (req.clone(), policy.clone(), model_version.clone());
+                Box::pin(async move {
+                    decide_tx(
+                        tx,
+                        &req,
+                        star,
+                        rated_as_of,
+                        shadow,
+                        &policy,
+                        &model_version,
+                        now,
+                    )
+                    .await
+                })
+            })
+            .await
+        })
+    }
+
+    fn track(
+        &self,
+        return_id: ReturnId,
+        tracking_number: String,
+        shipped_at: DateTime<Utc>,
+        stars: Option<Arc<dyn StarLookup>>,
+        policy: Arc<Policy>,
+        now: DateTime<Utc>,
+    ) -> LedgerFuture<Tracked> {
+        let this = self.clone();
+        Box::pin(async move {
+            this.run(move |tx| {
+                let (tracking, stars, policy) =
+                    (tracking_number.clone(), stars.clone(), policy.clone());
+                Box::pin(async move {
+                    track_tx(
+                        tx,
+                        return_id.0,
+                        &tracking,
+                        shipped_at,
+                        stars.as_deref(),
+                        &policy,
+                        now,
+                    )
+                    .await
+                })
+            })
+            .await
+        })
+    }
+
+    fn settle(
+        &self,
+        return_id: ReturnId,
+        outcome: Outcome,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> LedgerFuture<Settled> {
+        let this = self.clone();
+        Box::pin(async move {
+            this.run(|tx| Box::pin(settle_tx(tx, return_id.0, outcome, at, now)))
+                .await
+        })
+    }
+
+    fn exposure(&self, buyer: BuyerId) -> LedgerFuture<BuyerExposure> {
+        let this = self.clone();
+        Box::pin(async move {
+            let client = this.pool.get().await.map_err(unavailable)?;
+            let row = client
+                .query_opt(
+                    "SELECT outstanding, open_advances FROM exposure WHERE buyer_id = $1",
+                    &[&(buyer.0 as i64)],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(match row {
+                Some(r) => BuyerExposure {
+                    outstanding: money(r.get(0))?,
+                    open_advances: r.get::<_, i32>(1) as u32,
+                },
+                None => BuyerExposure {
+                    outstanding: Money::ZERO,
+                    open_advances: 0,
+                },
+            })
+        })
+    }
+
+    fn ready(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let client = this
+                .pool
+                .get()
+                .await
+                .map_err(|e| format!("no connection to PostgreSQL: {e}"))?;
+            client
+                .simple_query("SELECT 1")
+                .await
+                .map(drop)
+                .map_err(|e| format!("PostgreSQL does not answer: {e}"))
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.described.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn urls_are_logged_without_their_password() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db.internal:5432/ledger"),
+            "postgres://app@db.internal:5432/ledger"
+        );
+        assert_eq!(
+            redact("postgres://app@127.0.0.1:5432/ledger"),
+            "postgres://app@127.0.0.1:5432/ledger"
+        );
+    }
+}

@@ -1,0 +1,191 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Two replicas (two pools, as two processes would have) on one PostgreSQL ledger,
+//! raced by many concurrent clients: limits hold across replicas, a `return_id` is
+//! decided once, and decision ids never repeat. Skipped (saying so) without
+//! `FASTREFUND_TEST_PG`.
+
+use chrono::{DateTime, TimeZone, Utc};
+use fastrefund_core::domain::{
+    BuyerId, Category, MerchantId, Money, OrderId, Outcome, ReturnId, ReturnReason, ReturnRequest,
+    Star,
+};
+use fastrefund_core::ledger::StarLookup;
+use fastrefund_core::policy::Policy;
+use fastrefund_ledger::{LedgerError, LedgerStore};
+use fastrefund_pg::{PgLedger, PgOptions};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+mod pg_server;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 7, 1, 3, 0, 0).unwrap()
+}
+
+fn req(rid: u64, buyer: u64, order: u64, amount: &str) -> ReturnRequest {
+    ReturnRequest {
+        return_id: ReturnId(rid),
+        buyer_id: BuyerId(buyer),
+        order_id: OrderId(order),
+        merchant_id: MerchantId(1),
+        category: Category::parse("shoes").unwrap(),
+        amount: amount.parse().unwrap(),
+        reason: ReturnReason::NoReason,
+        delivered_at: Utc.with_ymd_and_hms(2026, 6, 30, 2, 0, 0).unwrap(),
+        requested_at: Utc.with_ymd_and_hms(2026, 7, 1, 2, 0, 0).unwrap(),
+        tracking_number: None,
+    }
+}
+
+struct Stars(Star);
+impl StarLookup for Stars {
+    fn star(&self, _: BuyerId) -> Option<Star> {
+        Some(self.0)
+    }
+}
+
+async fn replicas() -> Option<[Arc<dyn LedgerStore>; 2]> {
+    let server = pg_server::server()?;
+    let url = server.fresh_database().await;
+    // Started together: the migration runs once, under its advisory lock.
+    let (a, b) = tokio::join!(
+        PgLedger::connect(&url, PgOptions::default()),
+        PgLedger::connect(&url, PgOptions::default())
+    );
+    Some([Arc::new(a.unwrap()), Arc::new(b.unwrap())])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_advances_through_two_replicas_never_pass_the_limit() {
+    let Some(replicas) = replicas().await else {
+        return;
+    };
+    let policy = Arc::new(Policy::default());
+    let star = Star::try_from(3u8).unwrap();
+    let limit = policy.limit_for(star);
+    let buyer = 42;
+    // 40 returns of 100.00 for one 3★ buyer: far more than the limit allows.
+    for rid in 1..=40u64 {
+        let d = replicas[(rid % 2) as usize]
+            .decide(
+                req(rid, buyer, rid, "100.00"),
+                Some(star),
+                None,
+                None,
+                policy.clone(),
+                "m".into(),
+                now(),
+            )
+            .await
+            .unwrap();
+        assert!(d.decision.instant_address_release, "{:?}", d.decision);
+    }
+    // Every tracking number at once, half through each replica.
+    let stars: Arc<dyn StarLookup> = Arc::new(Stars(star));
+    let calls = (1..=40u64).map(|rid| {
+        let store = replicas[(rid % 2) as usize].clone();
+        let (stars, policy) = (stars.clone(), policy.clone());
+        tokio::spawn(async move {
+            store
+                .track(
+                    ReturnId(rid),
+                    format!("SF{rid}"),
+                    now(),
+                    Some(stars),
+                    policy,
+                    now(),
+                )
+                .await
+        })
+    });
+    let mut advanced = Money::ZERO;
+    for c in calls.collect::<Vec<_>>() {
+        let t = c.await.unwrap().unwrap();
+        if t.advanced {
+            advanced = advanced + t.amount;
+        }
+    }
+    let e = replicas[0].exposure(BuyerId(buyer)).await.unwrap();
+    assert_eq!(
+        e.outstanding, advanced,
+        "the acknowledged advances are the exposure"
+    );
+    assert!(
+        advanced <= limit,
+        "{advanced} advanced past the limit {limit}"
+    );
+    assert!(advanced > Money::ZERO, "some advances were made");
+    // Settling one frees room, seen by the other replica.
+    let s = replicas[1]
+        .settle(ReturnId(1), Outcome::ReceivedOk, now(), now())
+        .await;
+    if let Ok(s) = s {
+        let e = replicas[0].exposure(BuyerId(buyer)).await.unwrap();
+        assert_eq!(e.outstanding, s.outstanding);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_return_id_sent_to_both_replicas_at_once_is_decided_once() {
+    let Some(replicas) = replicas().await else {
+        return;
+    };
+    let policy = Arc::new(Policy::default());
+    let star = Some(Star::try_from(4u8).unwrap());
+    let mut ids = HashSet::new();
+    for rid in 1..=30u64 {
+        let calls = [0usize, 1, 0, 1].map(|i| {
+            let store = replicas[i].clone();
+            let policy = policy.clone();
+            tokio::spawn(async move {
+                store
+                    .decide(
+                        req(rid, rid % 7, rid, "59.90"),
+                        star,
+                        None,
+                        None,
+                        policy,
+                        "m".into(),
+                        now(),
+                    )
+                    .await
+            })
+        });
+        let mut answers = Vec::new();
+        for c in calls {
+            answers.push(c.await.unwrap().unwrap());
+        }
+        let first = answers.iter().filter(|d| !d.repeated).count();
+        assert_eq!(first, 1, "return {rid} decided {first} times");
+        assert!(
+            answers
+                .iter()
+                .all(|d| d.decision_id == answers[0].decision_id
+                    && d.decision == answers[0].decision),
+            "every caller gets the one recorded decision"
+        );
+        assert!(ids.insert(answers[0].decision_id), "decision ids repeat");
+        // Another request under the same id, through the other replica: refused.
+        let other = replicas[1]
+            .decide(
+                req(rid, rid % 7 + 1, rid, "59.90"),
+                star,
+                None,
+                None,
+                policy.clone(),
+                "m".into(),
+                now(),
+            )
+            .await;
+        assert!(
+            matches!(
+                other,
+                Err(LedgerError::ReturnIdReused {
+                    field: "buyer_id",
+                    ..
+                })
+            ),
+            "{other:?}"
+        );
+    }
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL for the tests: initdb and pg_ctl in a temporary folder, on a
+# free loopback port, fsync on (PostgreSQL's default). initdb refuses to run as root, so
+# as root they run as the `postgres` user (Debian's package makes it).
+#
+#   eval "$(scripts/pg-test-server.sh start)"   # exports FASTREFUND_TEST_PG and FASTREFUND_TEST_PG_DIR
+#   scripts/pg-test-server.sh stop "$FASTREFUND_TEST_PG_DIR"
+#   scripts/pg-test-server.sh restart "$FASTREFUND_TEST_PG_DIR"   # `-m immediate`: a crash
+set -euo pipefail
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -n "$bin" ] || { echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 1; }
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+case "${1:-}" in
+  start)
+    dir=$(mktemp -d /tmp/fastrefund-pg.XXXXXX)
+    [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    as_pg "$bin/initdb" -D "$dir/data" -U fastrefund --auth=trust >"$dir/initdb.log" 2>&1 \
+      || { cat "$dir/initdb.log" >&2; exit 1; }
+    echo "$port" >"$dir/port"
+    [ "$(id -u)" = 0 ] && chown postgres: "$dir/port"
+    as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200" start >/dev/null \
+      || { cat "$dir/server.log" >&2; exit 1; }
+    echo "export FASTREFUND_TEST_PG=postgres://fastrefund@127.0.0.1:$port/postgres FASTREFUND_TEST_PG_DIR=$dir"
+    ;;
+  stop)
+    dir=${2:?the folder start made}
+    as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$dir"
+    ;;
+  restart)
+    dir=${2:?the folder start made}
+    port=$(cat "$dir/port")
+    as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m immediate -w \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200" restart >/dev/null
+    ;;
+  *) echo "usage: $0 start | stop DIR | restart DIR" >&2; exit 2 ;;
+esac
