@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-mod pg_server;
+use fastrefund_testkit::pg as pg_server;
 
 const BUYERS: u64 = 3;
 const RETURNS: u64 = 10;

@@ -16,7 +16,7 @@ use fastrefund_pg::{PgLedger, PgOptions};
 use std::collections::HashSet;
 use std::sync::Arc;
 
-mod pg_server;
+use fastrefund_testkit::pg as pg_server;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 7, 1, 3, 0, 0).unwrap()

@@ -2,6 +2,8 @@
 //! on a real socket, with a fixture snapshot.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod pg;
+
 use fastrefund_core::policy::Policy;
 use fastrefund_ledger::Ledger;
 use fastrefund_service::{AppState, Tokens, router};

@@ -30,7 +30,7 @@ fn eligibility(i: u64) -> Vec<u8> {
 async fn clients_that_reset_mid_request_never_stall_the_ledger() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("ledger.sqlite");
-    let server = start(&ledger, &sample_snapshot()).await;
+    let server = start(ledger.to_str().unwrap(), &sample_snapshot()).await;
     let addr = server.base.trim_start_matches("http://").to_string();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(1))
