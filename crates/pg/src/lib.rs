@@ -30,6 +30,7 @@
 //! Amounts are `NUMERIC(16,2)`; times are microseconds since the epoch, as in SQLite.
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
+use deadpool_postgres::Transaction;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use fastrefund_core::domain::{
     BuyerId, Category, Decision, MerchantId, Money, OrderId, Outcome, ReturnId, ReturnReason,
@@ -48,8 +49,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{GenericClient, NoTls, Transaction};
 
 /// The schema, one migration per version, applied in order and recorded in
 /// `schema_migrations`. Never edit one that has shipped: add the next.
@@ -412,61 +413,84 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// The statement for `sql`, prepared once per connection (a statement sent as text
+/// would be parsed and described again on every call: a round trip more each).
+async fn st(
+    tx: &Transaction<'_>,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+    tx.prepare_cached(sql).await
+}
+
 /// Serializes every command about `buyer` until the transaction ends, on any replica.
 async fn lock_buyer(tx: &Transaction<'_>, buyer: u64) -> Result<(), TxError> {
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&(buyer as i64)])
-        .await?;
+    tx.execute(
+        &st(tx, "SELECT pg_advisory_xact_lock($1)").await?,
+        &[&(buyer as i64)],
+    )
+    .await?;
     Ok(())
 }
 
-/// The buyer's row of `exposure` into `book` (nothing: owes nothing, no loss).
-async fn load_buyer(tx: &Transaction<'_>, book: &mut Book, buyer: u64) -> Result<(), TxError> {
+/// A buyer's exposure row: outstanding, open advances, latest loss (no row: nothing).
+type Exposure = (Money, u32, Option<DateTime<Utc>>);
+
+/// The buyer's row of `exposure`.
+async fn read_buyer(tx: &Transaction<'_>, buyer: u64) -> Result<Exposure, TxError> {
     let row = tx
         .query_opt(
-            "SELECT outstanding, open_advances, last_loss FROM exposure WHERE buyer_id = $1",
+            &st(
+                tx,
+                "SELECT outstanding, open_advances, last_loss FROM exposure WHERE buyer_id = $1",
+            )
+            .await?,
             &[&(buyer as i64)],
         )
         .await?;
-    let (owed, open, loss) = match row {
+    Ok(match row {
         Some(r) => (
             money(r.get(0))?,
             r.get::<_, i32>(1) as u32,
             r.get::<_, Option<i64>>(2).map(ts).transpose()?,
         ),
         None => (Money::ZERO, 0, None),
-    };
-    book.restore_buyer(buyer, owed, open, loss)
-        .map_err(|e| TxError::Ledger(unavailable(e)))?;
-    Ok(())
+    })
 }
 
-/// The day's advanced total into `book`; `lock`: hold the day's row until the end of the
+/// Puts the buyer's exposure row into `book`.
+fn restore(book: &mut Book, buyer: u64, (owed, open, loss): Exposure) -> Result<(), TxError> {
+    book.restore_buyer(buyer, owed, open, loss)
+        .map_err(|e| TxError::Ledger(unavailable(e)))
+}
+
+/// The day's advanced total; `lock`: hold the day's row until the end of the
 /// transaction (only an advance does, after its buyer's lock).
-async fn load_day(
-    tx: &Transaction<'_>,
-    book: &mut Book,
-    day: NaiveDate,
-    lock: bool,
-) -> Result<(), TxError> {
+async fn read_day(tx: &Transaction<'_>, day: NaiveDate, lock: bool) -> Result<Money, TxError> {
     let advanced: Decimal = if lock {
         tx.execute(
-            "INSERT INTO daily (day, advanced) VALUES ($1, 0) ON CONFLICT (day) DO NOTHING",
+            &st(
+                tx,
+                "INSERT INTO daily (day, advanced) VALUES ($1, 0) ON CONFLICT (day) DO NOTHING",
+            )
+            .await?,
             &[&day],
         )
         .await?;
         tx.query_one(
-            "SELECT advanced FROM daily WHERE day = $1 FOR UPDATE",
+            &st(tx, "SELECT advanced FROM daily WHERE day = $1 FOR UPDATE").await?,
             &[&day],
         )
         .await?
         .get(0)
     } else {
-        tx.query_opt("SELECT advanced FROM daily WHERE day = $1", &[&day])
-            .await?
-            .map_or(Decimal::ZERO, |r| r.get(0))
+        tx.query_opt(
+            &st(tx, "SELECT advanced FROM daily WHERE day = $1").await?,
+            &[&day],
+        )
+        .await?
+        .map_or(Decimal::ZERO, |r| r.get(0))
     };
-    book.restore_day(day, money(advanced)?);
-    Ok(())
+    Ok(money(advanced)?)
 }
 
 /// Writes the buyer's exposure and the day's total back from `book`.
@@ -478,10 +502,14 @@ async fn store_book(
 ) -> Result<(), TxError> {
     let (owed, open) = book.exposure(buyer);
     tx.execute(
-        "INSERT INTO exposure (buyer_id, outstanding, open_advances, last_loss)
+        &st(
+            tx,
+            "INSERT INTO exposure (buyer_id, outstanding, open_advances, last_loss)
          VALUES ($1, $2, $3, $4)
          ON CONFLICT (buyer_id) DO UPDATE SET outstanding = EXCLUDED.outstanding,
              open_advances = EXCLUDED.open_advances, last_loss = EXCLUDED.last_loss",
+        )
+        .await?,
         &[
             &(buyer as i64),
             &owed.value(),
@@ -492,7 +520,7 @@ async fn store_book(
     .await?;
     if let Some(day) = day {
         tx.execute(
-            "UPDATE daily SET advanced = $2 WHERE day = $1",
+            &st(tx, "UPDATE daily SET advanced = $2 WHERE day = $1").await?,
             &[&day, &book.advanced_on(day).value()],
         )
         .await?;
@@ -510,15 +538,18 @@ async fn indexed_facts(
 ) -> Result<(bool, bool), TxError> {
     let refunded: bool = tx
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM advances WHERE order_id = $1)",
+            &st(
+                tx,
+                "SELECT EXISTS (SELECT 1 FROM advances WHERE order_id = $1)",
+            )
+            .await?,
             &[&(order as i64)],
         )
         .await?
         .get(0);
     let reused: bool = match tracking {
-        Some(t) => tx
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM advances WHERE tracking_number = $1 AND return_id <> $2)",
+        Some(t) => tx.query_one(
+            &st(tx, "SELECT EXISTS (SELECT 1 FROM advances WHERE tracking_number = $1 AND return_id <> $2)").await?,
                 &[&t, &(rid as i64)],
             )
             .await?
@@ -529,15 +560,19 @@ async fn indexed_facts(
 }
 
 /// The decided return `rid`, with its advance and outcome.
-async fn find_return<C: GenericClient>(tx: &C, rid: u64) -> Result<Option<ReturnRec>, TxError> {
+async fn find_return(tx: &Transaction<'_>, rid: u64) -> Result<Option<ReturnRec>, TxError> {
     let Some(r) = tx
         .query_opt(
-            "SELECT d.buyer_id, d.order_id, d.amount, d.instant, d.star,
+            &st(
+                tx,
+                "SELECT d.buyer_id, d.order_id, d.amount, d.instant, d.star,
                     a.amount, a.tracking_number, o.outcome, o.outcome_at
              FROM decisions d
              LEFT JOIN advances a ON a.return_id = d.return_id
              LEFT JOIN outcomes o ON o.return_id = d.return_id
              WHERE d.return_id = $1",
+            )
+            .await?,
             &[&(rid as i64)],
         )
         .await?
@@ -576,10 +611,14 @@ async fn recorded(
 ) -> Result<Option<(ReturnRequest, Decided)>, TxError> {
     let Some(r) = tx
         .query_opt(
-            "SELECT buyer_id, order_id, merchant_id, category, amount, reason, delivered_at,
+            &st(
+                tx,
+                "SELECT buyer_id, order_id, merchant_id, category, amount, reason, delivered_at,
                     requested_at, tracking_number, decision_id, decision, policy_version,
                     model_version
              FROM decisions WHERE return_id = $1",
+            )
+            .await?,
             &[&(rid as i64)],
         )
         .await?
@@ -642,9 +681,13 @@ async fn insert_advance(
     day: NaiveDate,
 ) -> Result<(), TxError> {
     tx.execute(
-        "INSERT INTO advances (return_id, buyer_id, order_id, amount, tracking_number,
+        &st(
+            tx,
+            "INSERT INTO advances (return_id, buyer_id, order_id, amount, tracking_number,
              shipped_at, advanced_at, local_date)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .await?,
         &[
             &(rid as i64),
             &(rec.buyer as i64),
@@ -673,21 +716,28 @@ async fn decide_tx(
 ) -> Result<Decided, TxError> {
     let rid = req.return_id.0;
     let buyer = req.buyer_id.0;
+    let day = policy::local_date(now, policy);
+    // The lock first, awaited: a statement not yet prepared on this connection takes a
+    // round trip of its own, so pipelining the lock with the reads could let a read
+    // run before the lock is held. Then every read in one round trip.
     lock_buyer(tx, buyer).await?;
-    if let Some((first, d)) = recorded(tx, rid).await? {
+    let (prior, exposure, today, (refunded, reused)) = tokio::try_join!(
+        recorded(tx, rid),
+        read_buyer(tx, buyer),
+        read_day(tx, day, false),
+        indexed_facts(tx, rid, req.order_id.0, req.tracking_number.as_deref()),
+    )?;
+    if let Some((first, d)) = prior {
         return replay(rid, &first, req, d);
     }
-    let day = policy::local_date(now, policy);
     let mut book = Book::default();
-    load_buyer(tx, &mut book, buyer).await?;
-    load_day(tx, &mut book, day, false).await?;
-    let (refunded, reused) =
-        indexed_facts(tx, rid, req.order_id.0, req.tracking_number.as_deref()).await?;
+    restore(&mut book, buyer, exposure)?;
+    book.restore_day(day, today);
     let view = |book: &Book| book.view(buyer, day, rated_as_of, refunded, reused);
     let mut decision = policy::decide(req, star, &view(&book), policy, now);
     if decision.advanced_refund {
         // The budget is shared by every buyer: decide again on the day's locked total.
-        load_day(tx, &mut book, day, true).await?;
+        book.restore_day(day, read_day(tx, day, true).await?);
         decision = policy::decide(req, star, &view(&book), policy, now);
     }
     let shadow_json = shadow.map(|s| {
@@ -705,12 +755,16 @@ async fn decide_tx(
         serde_json::to_string(&decision).map_err(|e| TxError::Ledger(unavailable(e)))?;
     let decision_id: i64 = tx
         .query_one(
-            "INSERT INTO decisions (return_id, decision_id, buyer_id, order_id, merchant_id,
+            &st(
+                tx,
+                "INSERT INTO decisions (return_id, decision_id, buyer_id, order_id, merchant_id,
                  category, amount, reason, delivered_at, requested_at, tracking_number,
                  decided_at, star, instant, decision, policy_version, model_version, shadow)
              VALUES ($1, nextval('decision_ids'), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
                  $12, $13, $14, $15, $16, $17)
              RETURNING decision_id",
+            )
+            .await?,
             &[
                 &(rid as i64),
                 &(buyer as i64),
@@ -767,11 +821,15 @@ async fn track_tx(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<Tracked, TxError> {
-    // The buyer first (a decision's buyer never changes), then the return under the
-    // buyer's lock, so that a concurrent track or settle of it is seen.
+    // The return's buyer locked in the same statement that finds them (a decision's
+    // buyer never changes), then everything read under that lock, in one round trip.
     let buyer: Option<i64> = tx
         .query_opt(
-            "SELECT buyer_id FROM decisions WHERE return_id = $1",
+            &st(
+                tx,
+                "SELECT buyer_id, pg_advisory_xact_lock(buyer_id) FROM decisions WHERE return_id = $1",
+            )
+            .await?,
             &[&(rid as i64)],
         )
         .await?
@@ -779,16 +837,19 @@ async fn track_tx(
     let Some(buyer) = buyer.map(|b| b as u64) else {
         return Err(Refusal::UnknownReturn(rid).into());
     };
-    lock_buyer(tx, buyer).await?;
-    let rec = find_return(tx, rid).await?;
     let day = policy::local_date(now, policy);
     let star_now = stars.and_then(|s| s.star(BuyerId(buyer)));
     let rated_as_of = stars.and_then(|s| s.rated_as_of());
+    let (rec, exposure, today) = tokio::try_join!(
+        find_return(tx, rid),
+        read_buyer(tx, buyer),
+        read_day(tx, day, false),
+    )?;
     let mut book = Book::default();
-    load_buyer(tx, &mut book, buyer).await?;
+    restore(&mut book, buyer, exposure)?;
+    book.restore_day(day, today);
     let facts = match &rec {
         Some(r) if r.advance.is_none() && r.instant => {
-            load_day(tx, &mut book, day, false).await?;
             Some(indexed_facts(tx, rid, r.order, Some(tracking)).await?)
         }
         _ => None,
@@ -802,7 +863,7 @@ async fn track_tx(
     let mut step = step_on(&book)?;
     if let TrackStep::Advance { .. } = step {
         // Decide again on the day's locked total (the budget is shared).
-        load_day(tx, &mut book, day, true).await?;
+        book.restore_day(day, read_day(tx, day, true).await?);
         step = step_on(&book)?;
     }
     let Some(rec) = rec else {
@@ -832,8 +893,12 @@ async fn track_tx(
             let codes =
                 serde_json::to_string(&reasons).map_err(|e| TxError::Ledger(unavailable(e)))?;
             tx.execute(
-                "INSERT INTO tracking_refusals (return_id, tracking_number, reasons, at)
+                &st(
+                    tx,
+                    "INSERT INTO tracking_refusals (return_id, tracking_number, reasons, at)
                  VALUES ($1, $2, $3, $4)",
+                )
+                .await?,
                 &[&(rid as i64), &tracking, &codes, &now.timestamp_micros()],
             )
             .await?;
@@ -860,7 +925,11 @@ async fn settle_tx(
     }
     let buyer: Option<i64> = tx
         .query_opt(
-            "SELECT buyer_id FROM decisions WHERE return_id = $1",
+            &st(
+                tx,
+                "SELECT buyer_id, pg_advisory_xact_lock(buyer_id) FROM decisions WHERE return_id = $1",
+            )
+            .await?,
             &[&(rid as i64)],
         )
         .await?
@@ -868,17 +937,20 @@ async fn settle_tx(
     let Some(buyer) = buyer.map(|b| b as u64) else {
         return Err(Refusal::UnknownReturn(rid).into());
     };
-    lock_buyer(tx, buyer).await?;
-    let rec = find_return(tx, rid).await?;
+    let (rec, exposure) = tokio::try_join!(find_return(tx, rid), read_buyer(tx, buyer))?;
     let step = settle_step(rid, rec.as_ref(), outcome, at)?;
     let mut book = Book::default();
-    load_buyer(tx, &mut book, buyer).await?;
+    restore(&mut book, buyer, exposure)?;
     let (amount, loss, repeated) = match step {
         SettleStep::Repeat { amount, loss } => (amount, loss, true),
         SettleStep::Settle { amount, loss } => {
             tx.execute(
-                "INSERT INTO outcomes (return_id, outcome, outcome_at, recorded_at)
+                &st(
+                    tx,
+                    "INSERT INTO outcomes (return_id, outcome, outcome_at, recorded_at)
                  VALUES ($1, $2, $3, $4)",
+                )
+                .await?,
                 &[
                     &(rid as i64),
                     &outcome.as_str(),
