@@ -34,8 +34,11 @@ case "${1:-}" in
   restart)
     dir=${2:?the folder start made}
     port=$(cat "$dir/port")
-    as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m immediate -w \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200" restart >/dev/null
+    # Crash recovery replays the WAL since the last checkpoint: on 2 busy cores that can
+    # pass pg_ctl's default 60 s wait, hence -t.
+    as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m immediate -w -t 600 \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200" restart >"$dir/restart.log" 2>&1 \
+      || { cat "$dir/restart.log" >&2; tail -20 "$dir/server.log" >&2; exit 1; }
     ;;
   *) echo "usage: $0 start | stop DIR | restart DIR" >&2; exit 2 ;;
 esac

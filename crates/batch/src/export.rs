@@ -10,7 +10,7 @@ fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-/// The rows as a `returns` frame (amounts Decimal(12,2), times UTC microseconds).
+/// The rows as a `returns` frame (amounts Decimal(18,2), times UTC microseconds).
 pub fn returns_frame(rows: &[ExportRow]) -> PolarsResult<DataFrame> {
     let time = |name: &str, v: Vec<Option<i64>>| {
         Series::new(name.into(), v)
@@ -49,7 +49,7 @@ pub fn returns_frame(rows: &[ExportRow]) -> PolarsResult<DataFrame> {
                 .collect::<Vec<&str>>(),
         ),
         Series::new(AMOUNT.into(), cents)
-            .into_decimal(12, 2)?
+            .into_decimal(crate::tables::MONEY_PRECISION, 2)?
             .into_column(),
         Column::new(
             INSTANT.into(),

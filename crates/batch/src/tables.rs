@@ -257,8 +257,13 @@ impl History {
     }
 }
 
+/// The precision of money in the Parquet files we write: Decimal(18,2) holds every
+/// amount the API accepts (below 1e12) with room to spare, where Decimal(12,2) stopped
+/// at 9,999,999,999.99 and one larger amount broke the whole file.
+pub const MONEY_PRECISION: usize = 18;
+
 /// Writes a history's tables as Parquet in the contract's types (times UTC
-/// timestamps, money Decimal(12,2)) into `dir`.
+/// timestamps, money Decimal(18,2)) into `dir`.
 pub fn write_history(h: &History, dir: &Path) -> PolarsResult<()> {
     std::fs::create_dir_all(dir)?;
     let mut tables = vec![
@@ -296,7 +301,7 @@ pub fn write_history(h: &History, dir: &Path) -> PolarsResult<()> {
                     .map(|v| v.map(|x| (x * 100.0).round() as i128))
                     .collect();
                 Series::new(n.into(), cents)
-                    .into_decimal(12, 2)?
+                    .into_decimal(MONEY_PRECISION, 2)?
                     .into_column()
             } else {
                 c.clone()
@@ -480,6 +485,18 @@ fn check_nulls(s: &Series, spec: &Spec, file: &str) -> Result<(), DataError> {
 
 fn normalise(s: &Series, spec: &Spec, file: &str) -> Result<Series, DataError> {
     check_nulls(s, spec, file)?;
+    // A column with no values at all has the null type in Parquet (what pandas writes
+    // for an empty DataFrame, or for a column left all None): there is no value whose
+    // type could be wrong, so it is read as text with no values, which every kind of
+    // column accepts. (A required column with rows was refused just above: its values
+    // are missing.)
+    let text;
+    let s = if s.dtype() == &DataType::Null {
+        text = s.cast(&DataType::String).map_err(|e| read_err(file, e))?;
+        &text
+    } else {
+        s
+    };
     let name = PlSmallStr::from_static(spec.name);
     let out = match spec.kind {
         Kind::Id => normalise_id(s, spec, file)?,

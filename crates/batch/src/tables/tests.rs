@@ -202,3 +202,84 @@ fn parquet_with_a_float_amount_is_refused_as_a_wrong_type() {
     let e = load_history(dir.path()).unwrap_err().to_string();
     contains_all(&e, &["orders.parquet", "`amount`", "f64", "never a float"]);
 }
+
+/// The returns table of the golden history, read back as a frame of its CSV text.
+fn returns_frame_of(dir: &Path) -> DataFrame {
+    LazyCsvReader::new(PlRefPath::new(
+        dir.join("returns.csv").to_string_lossy().into_owned(),
+    ))
+    .with_has_header(true)
+    .with_infer_schema_length(Some(0))
+    .finish()
+    .unwrap()
+    .collect()
+    .unwrap()
+}
+
+fn write_parquet_file(path: &Path, df: &mut DataFrame) {
+    let f = std::fs::File::create(path).unwrap();
+    ParquetWriter::new(f).finish(df).unwrap();
+}
+
+#[test]
+fn an_empty_table_whose_columns_have_the_null_type_is_an_empty_table() {
+    // What pandas writes for an empty DataFrame: every column of the null type.
+    let dir = tempfile::tempdir().unwrap();
+    write_history(dir.path(), ["", "", "", ""]);
+    let names: Vec<String> = returns_frame_of(dir.path())
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    std::fs::remove_file(dir.path().join("returns.csv")).unwrap();
+    let mut empty = DataFrame::new(
+        0,
+        names
+            .iter()
+            .map(|n| Column::full_null(n.as_str().into(), 0, &DataType::Null))
+            .collect(),
+    )
+    .unwrap();
+    write_parquet_file(&dir.path().join("returns.parquet"), &mut empty);
+    let h = load_history(dir.path()).unwrap();
+    assert_eq!(h.returns.height(), 0);
+    assert_eq!(h.orders.height(), 6);
+}
+
+#[test]
+fn a_nullable_column_of_nulls_reads_as_missing_values_and_a_required_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write_history(dir.path(), ["", "", "", ""]);
+    let df = returns_frame_of(dir.path());
+    std::fs::remove_file(dir.path().join("returns.csv")).unwrap();
+    let with_nulls = |column: &str| {
+        let mut d = df.clone();
+        d.with_column(Column::full_null(
+            column.into(),
+            d.height(),
+            &DataType::Null,
+        ))
+        .unwrap();
+        d
+    };
+    // shipped_at and outcome_at may be missing: all of them missing is fine.
+    let mut ok = with_nulls(cols::SHIPPED_AT);
+    ok.with_column(Column::full_null(
+        cols::OUTCOME_AT.into(),
+        ok.height(),
+        &DataType::Null,
+    ))
+    .unwrap();
+    write_parquet_file(&dir.path().join("returns.parquet"), &mut ok);
+    let h = load_history(dir.path()).unwrap();
+    assert_eq!(h.returns.height(), 4);
+    assert_eq!(h.returns.column(cols::SHIPPED_AT).unwrap().null_count(), 4);
+    // A required column with no values is named, row and all: not a type error.
+    let mut bad = with_nulls(cols::REQUESTED_AT);
+    write_parquet_file(&dir.path().join("returns.parquet"), &mut bad);
+    let e = load_history(dir.path()).unwrap_err().to_string();
+    contains_all(
+        &e,
+        &["returns.parquet", "row 1", "requested_at", "missing value"],
+    );
+}

@@ -4,6 +4,7 @@
 //! from the service's ledger back into training, and simulate.
 
 mod batch;
+mod export;
 mod feedback;
 mod parity;
 mod simulate;
