@@ -422,6 +422,25 @@ async fn st(
     tx.prepare_cached(sql).await
 }
 
+/// Finds the buyer of decided return `rid` and takes their lock in the same statement
+/// (a decision's buyer never changes); a return never decided is refused.
+async fn lock_buyer_of(tx: &Transaction<'_>, rid: u64) -> Result<u64, TxError> {
+    let buyer: Option<i64> = tx
+        .query_opt(
+            &st(
+                tx,
+                "SELECT buyer_id, pg_advisory_xact_lock(buyer_id) FROM decisions WHERE return_id = $1",
+            )
+            .await?,
+            &[&(rid as i64)],
+        )
+        .await?
+        .map(|r| r.get(0));
+    buyer
+        .map(|b| b as u64)
+        .ok_or_else(|| Refusal::UnknownReturn(rid).into())
+}
+
 /// Serializes every command about `buyer` until the transaction ends, on any replica.
 async fn lock_buyer(tx: &Transaction<'_>, buyer: u64) -> Result<(), TxError> {
     tx.execute(
@@ -823,20 +842,7 @@ async fn track_tx(
 ) -> Result<Tracked, TxError> {
     // The return's buyer locked in the same statement that finds them (a decision's
     // buyer never changes), then everything read under that lock, in one round trip.
-    let buyer: Option<i64> = tx
-        .query_opt(
-            &st(
-                tx,
-                "SELECT buyer_id, pg_advisory_xact_lock(buyer_id) FROM decisions WHERE return_id = $1",
-            )
-            .await?,
-            &[&(rid as i64)],
-        )
-        .await?
-        .map(|r| r.get(0));
-    let Some(buyer) = buyer.map(|b| b as u64) else {
-        return Err(Refusal::UnknownReturn(rid).into());
-    };
+    let buyer = lock_buyer_of(tx, rid).await?;
     let day = policy::local_date(now, policy);
     let star_now = stars.and_then(|s| s.star(BuyerId(buyer)));
     let rated_as_of = stars.and_then(|s| s.rated_as_of());
@@ -923,20 +929,7 @@ async fn settle_tx(
     if outcome == Outcome::Pending {
         return Err(Refusal::PendingOutcome.into());
     }
-    let buyer: Option<i64> = tx
-        .query_opt(
-            &st(
-                tx,
-                "SELECT buyer_id, pg_advisory_xact_lock(buyer_id) FROM decisions WHERE return_id = $1",
-            )
-            .await?,
-            &[&(rid as i64)],
-        )
-        .await?
-        .map(|r| r.get(0));
-    let Some(buyer) = buyer.map(|b| b as u64) else {
-        return Err(Refusal::UnknownReturn(rid).into());
-    };
+    let buyer = lock_buyer_of(tx, rid).await?;
     let (rec, exposure) = tokio::try_join!(find_return(tx, rid), read_buyer(tx, buyer))?;
     let step = settle_step(rid, rec.as_ref(), outcome, at)?;
     let mut book = Book::default();
