@@ -6,6 +6,8 @@
 #   eval "$(scripts/pg-test-server.sh start)"   # exports FASTREFUND_TEST_PG and FASTREFUND_TEST_PG_DIR
 #   scripts/pg-test-server.sh stop "$FASTREFUND_TEST_PG_DIR"
 #   scripts/pg-test-server.sh restart "$FASTREFUND_TEST_PG_DIR"   # `-m immediate`: a crash
+#   scripts/pg-test-server.sh down "$FASTREFUND_TEST_PG_DIR"      # crash it and leave it down
+#   scripts/pg-test-server.sh up "$FASTREFUND_TEST_PG_DIR"        # start it again
 set -euo pipefail
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -n "$bin" ] || { echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 1; }
@@ -40,5 +42,15 @@ case "${1:-}" in
       -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200" restart >"$dir/restart.log" 2>&1 \
       || { cat "$dir/restart.log" >&2; tail -20 "$dir/server.log" >&2; exit 1; }
     ;;
-  *) echo "usage: $0 start | stop DIR | restart DIR" >&2; exit 2 ;;
+  down)
+    dir=${2:?the folder start made}
+    as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
+    ;;
+  up)
+    dir=${2:?the folder start made}
+    port=$(cat "$dir/port")
+    as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 600 \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200" start >/dev/null
+    ;;
+  *) echo "usage: $0 start | stop DIR | restart DIR | down DIR | up DIR" >&2; exit 2 ;;
 esac

@@ -47,6 +47,21 @@ impl Server {
         true
     }
 
+    /// Runs `pg-test-server.sh VERB DIR` on the throwaway server, if there is one
+    /// (`FASTREFUND_TEST_PG_DIR`); `false` when there is none to act on.
+    pub fn control(&self, verb: &str) -> bool {
+        let Ok(dir) = std::env::var("FASTREFUND_TEST_PG_DIR") else {
+            return false;
+        };
+        let script = crate::repo_root().join("scripts/pg-test-server.sh");
+        let ok = std::process::Command::new(script)
+            .args([verb, &dir])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "pg-test-server.sh {verb} failed");
+        true
+    }
+
     /// A new, empty database on the server, and its URL.
     pub async fn fresh_database(&self) -> String {
         static N: AtomicU32 = AtomicU32::new(0);
