@@ -50,44 +50,12 @@ for port in "${ports[@]}"; do
   for _ in $(seq 1 100); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 done
 
-# $1: the first return id of this script's range; $2: "advance" (eligibility, then
-# tracking) or "eligibility" (eligibility only, paced by WRK_DELAY_MS).
-lua() {
-  cat <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("FASTREFUND_API_TOKEN")
-local thread_no = 0
-function setup(thread)
-  thread_no = thread_no + 1
-  thread:set("base", $1 + thread_no * 1000000000)
-end
-local n = 0
-local tracking_next = false
-local advance = "$2" == "advance"
-function request()
-  if advance and tracking_next then
-    return wrk.format(nil, string.format("/v1/returns/%d/tracking", base + n), nil, string.format('{"tracking_number":"SF%d"}', base + n))
-  end
-  n = n + 1
-  local id = base + n
-  local body = string.format('{"return_id":%d,"buyer_id":%d,"order_id":%d,"merchant_id":1,"category":"shoes","amount":"59.90","reason":"no_reason","delivered_at":"2026-06-30T02:00:00Z","requested_at":"2026-07-01T02:00:00Z"}', id, id, id)
-  return wrk.format(nil, "/v1/eligibility", nil, body)
-end
-function response(status, headers, body)
-  if status ~= 200 then io.stderr:write("HTTP " .. status .. ": " .. body .. "\n") end
-  tracking_next = not tracking_next
-end
-local pause = tonumber(os.getenv("WRK_DELAY_MS") or "0")
-if pause > 0 then
-  function delay() return pause end
-end
-LUA
-}
-lua 10000000000 advance >"$W/a0.lua"
-lua 20000000000 advance >"$W/a1.lua"
-lua 30000000000 eligibility >"$W/e0.lua"
-lua 40000000000 eligibility >"$W/e1.lua"
+# shellcheck source=wrk-lua.sh
+source scripts/wrk-lua.sh
+advance_lua 10000000000 >"$W/a0.lua"
+advance_lua 20000000000 >"$W/a1.lua"
+eligibility_lua 30000000000 >"$W/e0.lua"
+eligibility_lua 40000000000 >"$W/e1.lua"
 count() { curl -sf "127.0.0.1:$1/metrics" | awk '/^fastrefund_advances_total/ {print $2}'; }
 rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
 echo "warming up" >&2

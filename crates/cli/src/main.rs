@@ -365,7 +365,7 @@ fn models(command: ModelsCommand) -> Result<()> {
 
 fn export_outcomes(ledger: &std::path::Path, out: &std::path::Path) -> Result<()> {
     let name = ledger.to_string_lossy();
-    let rows = if name.starts_with("postgres://") || name.starts_with("postgresql://") {
+    let rows = if fastrefund_pg::is_url(&name) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;

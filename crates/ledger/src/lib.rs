@@ -53,7 +53,7 @@ pub use store::{LedgerFuture, LedgerStore};
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use fastrefund_core::domain::{
     BuyerId, Category, Decision, MerchantId, Money, OrderId, Outcome, ReasonCode, ReturnId,
-    ReturnRequest, Star,
+    ReturnReason, ReturnRequest, Star,
 };
 use fastrefund_core::policy::{self, LedgerView, Policy};
 use rusqlite::{Connection, params};
@@ -65,7 +65,7 @@ use tokio::sync::oneshot;
 
 use fastrefund_core::ledger::{
     Advance, Book, InvariantBroken, Refusal, ReturnRec, SettleStep, TrackStep, settle_step,
-    track_step,
+    shadow_record, track_step,
 };
 pub use fastrefund_core::ledger::{ExportRow, StarLookup};
 
@@ -152,6 +152,9 @@ pub struct Decided {
     pub model_version: String,
     /// The return was decided before; this is the recorded decision.
     pub repeated: bool,
+    /// A new decision taken in shadow mode: whether the challenger's would have been the
+    /// same on instant release and the advance (`None`: no challenger, or a repeat).
+    pub shadow_agrees: Option<bool>,
 }
 
 /// The answer to a tracking number.
@@ -681,25 +684,20 @@ fn same_request(tx: &Connection, seq: i64, req: &ReturnRequest) -> Result<(), Le
         })
         .map_err(unavailable)?;
     let (buyer, order, merchant, category, amount, reason, delivered, requested, tracking) = row;
-    let differs = [
-        ("buyer_id", buyer != req.buyer_id.0 as i64),
-        ("order_id", order != req.order_id.0 as i64),
-        ("merchant_id", merchant != req.merchant_id.0 as i64),
-        ("category", category != req.category.as_str()),
-        ("amount", parse_money(&amount)? != req.amount),
-        ("reason", reason != req.reason.as_str()),
-        (
-            "delivered_at",
-            delivered != req.delivered_at.timestamp_micros(),
-        ),
-        (
-            "requested_at",
-            requested != req.requested_at.timestamp_micros(),
-        ),
-        ("tracking_number", tracking != req.tracking_number),
-    ];
-    match differs.iter().find(|(_, d)| *d) {
-        Some((field, _)) => Err(LedgerError::ReturnIdReused {
+    let recorded = ReturnRequest {
+        return_id: req.return_id,
+        buyer_id: BuyerId(buyer as u64),
+        order_id: OrderId(order as u64),
+        merchant_id: MerchantId(merchant as u64),
+        category: Category::parse(&category).map_err(unavailable)?,
+        amount: parse_money(&amount)?,
+        reason: reason.parse::<ReturnReason>().map_err(unavailable)?,
+        delivered_at: ts(delivered)?,
+        requested_at: ts(requested)?,
+        tracking_number: tracking,
+    };
+    match recorded.first_difference(req) {
+        Some(field) => Err(LedgerError::ReturnIdReused {
             return_id: req.return_id.0,
             field,
         }),
@@ -760,6 +758,7 @@ fn recorded_decision(
                 policy_version: version(pv)?,
                 model_version: version(mv)?,
                 repeated: true,
+                shadow_agrees: None,
             })
         },
     )
@@ -983,21 +982,8 @@ impl State {
             .max(u64::try_from(now.timestamp_micros()).unwrap_or(0));
         let reasons = serde_json::to_string(&decision.reasons).map_err(unavailable)?;
         // What the challenger would have decided, in the same state of the ledger.
-        let shadow_json = shadow.map(|s| {
-            let d = policy::decide(&req, s, &view, policy, now);
-            let agree = d.instant_address_release == decision.instant_address_release
-                && d.advanced_refund == decision.advanced_refund;
-            metrics::counter!("fastrefund_shadow_decisions_total", "agree" => if agree { "true" } else { "false" })
-                .increment(1);
-            serde_json::json!({
-                "star": d.star.get(),
-                "instant_address_release": d.instant_address_release,
-                "courier_pickup": d.courier_pickup,
-                "advanced_refund": d.advanced_refund,
-                "reasons": d.reasons.iter().map(|r| r.code()).collect::<Vec<_>>(),
-            })
-            .to_string()
-        });
+        let shadow = shadow.map(|s| shadow_record(&req, s, &view, policy, now, &decision));
+        let shadow_json = shadow.as_ref().map(|(json, _)| json.as_str());
         let policy_id = self.version_id(tx, &policy.version)?;
         let model_id = self.version_id(tx, &model_version)?;
         tx.prepare_cached(
@@ -1058,6 +1044,7 @@ impl State {
             policy_version: policy.version.clone(),
             model_version,
             repeated: false,
+            shadow_agrees: shadow.map(|(_, agrees)| agrees),
         })
     }
 
@@ -1072,13 +1059,13 @@ impl State {
         policy: &Policy,
         now: DateTime<Utc>,
     ) -> Result<Tracked, LedgerError> {
-        let rec = find_return(tx, rid)?;
+        let rec = find_return(tx, rid)?.ok_or(LedgerError::UnknownReturn(rid))?;
         let day = policy::local_date(now, policy);
         let step = track_step::<LedgerError>(
             rid,
-            rec.as_ref(),
+            &rec,
             tracking,
-            stars.and_then(|s| s.star(BuyerId(rec.as_ref().map_or(0, |r| r.buyer)))),
+            stars.and_then(|s| s.star(BuyerId(rec.buyer))),
             policy,
             |rec| {
                 self.view(
@@ -1092,8 +1079,8 @@ impl State {
                 )
             },
         )?;
-        let (rec, tracked) = match (rec, step) {
-            (Some(rec), TrackStep::Advance { amount, flags }) => {
+        let reasons = match step {
+            TrackStep::Advance { amount, flags } => {
                 insert_advance(tx, rid, &rec, tracking, shipped_at, now, day)?;
                 self.book.add_advance(rec.buyer, amount, day);
                 return Ok(Tracked {
@@ -1104,7 +1091,7 @@ impl State {
                     repeated: false,
                 });
             }
-            (_, TrackStep::Repeat { amount }) => {
+            TrackStep::Repeat { amount } => {
                 return Ok(Tracked {
                     return_id: rid,
                     advanced: true,
@@ -1113,10 +1100,9 @@ impl State {
                     repeated: true,
                 });
             }
-            (Some(rec), TrackStep::Refuse { reasons }) => (rec, reasons),
-            (None, _) => return Err(LedgerError::UnknownReturn(rid)),
+            TrackStep::Refuse { reasons } => reasons,
         };
-        let codes = serde_json::to_string(&tracked).map_err(unavailable)?;
+        let codes = serde_json::to_string(&reasons).map_err(unavailable)?;
         tx.prepare_cached(
             "INSERT INTO tracking_refusals (return_id, tracking_number, reasons, at) VALUES (?1, ?2, ?3, ?4)",
         )
@@ -1126,7 +1112,7 @@ impl State {
             return_id: rid,
             advanced: false,
             amount: rec.amount,
-            reasons: tracked,
+            reasons,
             repeated: false,
         })
     }

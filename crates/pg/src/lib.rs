@@ -38,7 +38,7 @@ use fastrefund_core::domain::{
 };
 use fastrefund_core::ledger::{
     Advance, Book, ExportRow, Refusal, ReturnRec, SettleStep, StarLookup, TrackStep, settle_step,
-    track_step,
+    shadow_record, track_step,
 };
 use fastrefund_core::policy::{self, LedgerView, Policy};
 use fastrefund_ledger::{
@@ -122,6 +122,12 @@ const MIGRATION_LOCK: (i32, i32) = (0x6672_6664, 1);
 /// Attempts of one command when PostgreSQL asks for a retry (serialization failure,
 /// deadlock, or a concurrent first decision of the same `return_id`).
 const MAX_ATTEMPTS: u32 = 8;
+
+/// Whether a ledger setting names a PostgreSQL database (`postgres://` or
+/// `postgresql://`, libpq's URL forms) rather than a SQLite file.
+pub fn is_url(ledger: &str) -> bool {
+    ledger.starts_with("postgres://") || ledger.starts_with("postgresql://")
+}
 
 /// How the pool behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -555,27 +561,19 @@ async fn indexed_facts(
     order: u64,
     tracking: Option<&str>,
 ) -> Result<(bool, bool), TxError> {
-    let refunded: bool = tx
+    // One statement for both (no tracking number: `= NULL` matches nothing).
+    let r = tx
         .query_one(
             &st(
                 tx,
-                "SELECT EXISTS (SELECT 1 FROM advances WHERE order_id = $1)",
+                "SELECT EXISTS (SELECT 1 FROM advances WHERE order_id = $1),
+                        EXISTS (SELECT 1 FROM advances WHERE tracking_number = $2 AND return_id <> $3)",
             )
             .await?,
-            &[&(order as i64)],
+            &[&(order as i64), &tracking, &(rid as i64)],
         )
-        .await?
-        .get(0);
-    let reused: bool = match tracking {
-        Some(t) => tx.query_one(
-            &st(tx, "SELECT EXISTS (SELECT 1 FROM advances WHERE tracking_number = $1 AND return_id <> $2)").await?,
-                &[&t, &(rid as i64)],
-            )
-            .await?
-            .get(0),
-        None => false,
-    };
-    Ok((refunded, reused))
+        .await?;
+    Ok((r.get(0), r.get(1)))
 }
 
 /// The decided return `rid`, with its advance and outcome.
@@ -668,6 +666,7 @@ async fn recorded(
             policy_version: r.get(11),
             model_version: r.get(12),
             repeated: true,
+            shadow_agrees: None,
         },
     )))
 }
@@ -759,17 +758,8 @@ async fn decide_tx(
         book.restore_day(day, read_day(tx, day, true).await?);
         decision = policy::decide(req, star, &view(&book), policy, now);
     }
-    let shadow_json = shadow.map(|s| {
-        let d = policy::decide(req, s, &view(&book), policy, now);
-        serde_json::json!({
-            "star": d.star.get(),
-            "instant_address_release": d.instant_address_release,
-            "courier_pickup": d.courier_pickup,
-            "advanced_refund": d.advanced_refund,
-            "reasons": d.reasons.iter().map(|r| r.code()).collect::<Vec<_>>(),
-        })
-        .to_string()
-    });
+    let shadow = shadow.map(|s| shadow_record(req, s, &view(&book), policy, now, &decision));
+    let shadow_json = shadow.as_ref().map(|(json, _)| json.as_str());
     let decision_json =
         serde_json::to_string(&decision).map_err(|e| TxError::Ledger(unavailable(e)))?;
     let decision_id: i64 = tx
@@ -827,6 +817,7 @@ async fn decide_tx(
         policy_version: policy.version.clone(),
         model_version: model_version.to_string(),
         repeated: false,
+        shadow_agrees: shadow.map(|(_, agrees)| agrees),
     })
 }
 
@@ -851,17 +842,20 @@ async fn track_tx(
         read_buyer(tx, buyer),
         read_day(tx, day, false),
     )?;
+    // Decisions are never deleted: the row that gave the buyer is there.
+    let rec = rec.ok_or(Refusal::UnknownReturn(rid))?;
     let mut book = Book::default();
     restore(&mut book, buyer, exposure)?;
     book.restore_day(day, today);
-    let facts = match &rec {
-        Some(r) if r.advance.is_none() && r.instant => {
-            Some(indexed_facts(tx, rid, r.order, Some(tracking)).await?)
-        }
-        _ => None,
+    // The index look-ups, only when the step will ask for the view (the step's closure
+    // cannot await them).
+    let facts = if rec.advance.is_none() && rec.instant {
+        Some(indexed_facts(tx, rid, rec.order, Some(tracking)).await?)
+    } else {
+        None
     };
     let step_on = |book: &Book| {
-        track_step::<LedgerError>(rid, rec.as_ref(), tracking, star_now, policy, |r| {
+        track_step::<LedgerError>(rid, &rec, tracking, star_now, policy, |r| {
             let (refunded, reused) = facts.unwrap_or_default();
             Ok::<LedgerView, LedgerError>(book.view(r.buyer, day, rated_as_of, refunded, reused))
         })
@@ -872,9 +866,6 @@ async fn track_tx(
         book.restore_day(day, read_day(tx, day, true).await?);
         step = step_on(&book)?;
     }
-    let Some(rec) = rec else {
-        return Err(Refusal::UnknownReturn(rid).into());
-    };
     match step {
         TrackStep::Repeat { amount } => Ok(Tracked {
             return_id: rid,

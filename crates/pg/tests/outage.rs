@@ -36,10 +36,8 @@ async fn a_replica_is_unready_while_the_database_is_down_and_recovers_by_itself(
         return;
     };
     if std::env::var("FASTREFUND_TEST_PG_DIR").is_err() {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "SKIPPED: FASTREFUND_TEST_PG_DIR does not name a server this test may stop"
+        fastrefund_testkit::pg::say_skipped(
+            "FASTREFUND_TEST_PG_DIR does not name a server this test may stop",
         );
         return;
     }

@@ -66,6 +66,10 @@ pub async fn eligibility(
             now,
         )
         .await?;
+    if let Some(agrees) = d.shadow_agrees {
+        metrics::counter!("fastrefund_shadow_decisions_total", "agree" => bool_label(agrees))
+            .increment(1);
+    }
     if !d.repeated {
         decisions_counter(
             d.decision.instant_address_release,

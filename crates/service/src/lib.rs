@@ -350,7 +350,7 @@ pub fn router_with(state: AppState, max_body_bytes: usize, limits: &Limits) -> R
 /// SQLite ledger.
 async fn open_ledger(settings: &Settings) -> Result<Arc<dyn LedgerStore>, ServeError> {
     let name = settings.ledger.to_string_lossy();
-    if name.starts_with("postgres://") || name.starts_with("postgresql://") {
+    if fastrefund_pg::is_url(&name) {
         let pg =
             fastrefund_pg::PgLedger::connect(&name, fastrefund_pg::PgOptions::default()).await?;
         return Ok(Arc::new(pg));

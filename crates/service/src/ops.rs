@@ -290,16 +290,14 @@ fn serving_info(state: &AppState) -> Option<ServingInfo> {
 ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<ServingInfo>, ApiError> {
     let info = serving_info(&state).ok_or_else(ApiError::not_ready)?;
-    {
-        if let Err(why) = state.ledger().ready().await {
-            tracing::warn!(error = %why, "not ready: the ledger cannot record");
-            metrics::gauge!("fastrefund_ledger_healthy").set(0.0);
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::LedgerUnavailable,
-                "the ledger cannot record now; see the service's log",
-            ));
-        }
+    if let Err(why) = state.ledger().ready().await {
+        tracing::warn!(error = %why, "not ready: the ledger cannot record");
+        metrics::gauge!("fastrefund_ledger_healthy").set(0.0);
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::LedgerUnavailable,
+            "the ledger cannot record now; see the service's log",
+        ));
     }
     metrics::gauge!("fastrefund_ledger_healthy").set(1.0);
     Ok(Json(info))

@@ -170,15 +170,21 @@ pub fn publish_dir<E: From<SnapshotError>>(
 }
 
 fn sync_dir_files(dir: &Path) -> Result<(), SnapshotError> {
-    for e in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
-        let p = e.map_err(|e| io(dir, e))?.path();
+    fsync_dir(dir).map_err(|(p, e)| io(&p, e))
+}
+
+/// fsyncs every entry of `dir`, then `dir` itself (what a folder about to be renamed
+/// into place holds is on disk first); on failure, the path and why.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<(), (PathBuf, std::io::Error)> {
+    for e in std::fs::read_dir(dir).map_err(|e| (dir.to_path_buf(), e))? {
+        let p = e.map_err(|e| (dir.to_path_buf(), e))?.path();
         std::fs::File::open(&p)
             .and_then(|f| f.sync_all())
-            .map_err(|e| io(&p, e))?;
+            .map_err(|e| (p, e))?;
     }
     std::fs::File::open(dir)
         .and_then(|f| f.sync_all())
-        .map_err(|e| io(dir, e))
+        .map_err(|e| (dir.to_path_buf(), e))
 }
 
 fn swap_into_place(tmp: &Path, out: &Path, parent: &Path) -> Result<(), SnapshotError> {

@@ -263,7 +263,7 @@ impl Registry {
             .join(format!(".training-{}-{stamp}", std::process::id()));
         std::fs::create_dir(&staging).map_err(|e| io(&staging, e))?;
         let result = fill(&staging).and_then(|()| {
-            sync_files(&staging)?;
+            crate::fsync_dir(&staging).map_err(|(p, e)| io(&p, e))?;
             Ok(self.install(&staging)?)
         });
         if result.is_err() {
@@ -352,22 +352,6 @@ fn is_plain_name(v: &str) -> bool {
         && v != ".."
         && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-/// fsyncs every file of `dir` and the folder itself (what a staged model holds is on
-/// disk before it is renamed into the registry).
-fn sync_files(dir: &Path) -> Result<(), RegistryError> {
-    for e in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
-        let p = e.map_err(|e| io(dir, e))?.path();
-        if p.is_file() {
-            std::fs::File::open(&p)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| io(&p, e))?;
-        }
-    }
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io(dir, e))
 }
 
 /// Writes `dir/name` so that a crash leaves either the old file or the new one.

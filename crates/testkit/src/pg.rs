@@ -5,6 +5,14 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+/// Says on standard error that (part of) a test was skipped, and why. Straight to the
+/// file descriptor: the test harness captures `eprintln!` of a passing test, and a
+/// skip must be seen.
+pub fn say_skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {why}");
+}
+
 pub struct Server {
     url: String,
 }
@@ -14,16 +22,12 @@ pub fn server() -> Option<Server> {
     match std::env::var("FASTREFUND_TEST_PG") {
         Ok(url) if !url.is_empty() => Some(Server { url }),
         _ => {
-            // Straight to the file descriptor: the test harness captures `eprintln!` of
-            // a passing test, and a skip must be seen.
-            use std::io::Write;
             static SAID: std::sync::Once = std::sync::Once::new();
             SAID.call_once(|| {
-                let _ = writeln!(
-                    std::io::stderr().lock(),
-                    "SKIPPED: FASTREFUND_TEST_PG is not set, so this PostgreSQL test did not run \
-                 (scripts/pg-test-server.sh starts a server)"
-                );
+                say_skipped(
+                    "FASTREFUND_TEST_PG is not set, so this PostgreSQL test did not run \
+                     (scripts/pg-test-server.sh starts a server)",
+                )
             });
             None
         }
@@ -35,16 +39,7 @@ impl Server {
     /// it is the throwaway one `scripts/pg-test-server.sh` started
     /// (`FASTREFUND_TEST_PG_DIR`). Returns whether it did.
     pub fn crash_restart(&self) -> bool {
-        let Ok(dir) = std::env::var("FASTREFUND_TEST_PG_DIR") else {
-            return false;
-        };
-        let script = crate::repo_root().join("scripts/pg-test-server.sh");
-        let ok = std::process::Command::new(script)
-            .args(["restart", &dir])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "pg-test-server.sh restart failed");
-        true
+        self.control("restart")
     }
 
     /// Runs `pg-test-server.sh VERB DIR` on the throwaway server, if there is one

@@ -3,7 +3,7 @@
 //! in-memory one `simulate` runs on) applies the same steps; a store only reads,
 //! writes and keeps the [`super::Book`] in step.
 
-use crate::domain::{Money, Outcome, ReasonCode, Star};
+use crate::domain::{Decision, Money, Outcome, ReasonCode, ReturnRequest, Star};
 use crate::policy::{self, LedgerView, Policy};
 use chrono::{DateTime, Utc};
 
@@ -61,6 +61,31 @@ pub enum Refusal {
     ReturnIdReused { return_id: u64, field: &'static str },
 }
 
+/// What the challenger would have decided for the same request in the same state of
+/// the ledger, as a store records it beside the decision (JSON), and whether it agrees
+/// with `decision` on what matters for money (instant release and the advance).
+pub fn shadow_record(
+    req: &ReturnRequest,
+    shadow_star: Option<Star>,
+    view: &LedgerView,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    decision: &Decision,
+) -> (String, bool) {
+    let d = policy::decide(req, shadow_star, view, policy, now);
+    let agrees = d.instant_address_release == decision.instant_address_release
+        && d.advanced_refund == decision.advanced_refund;
+    let json = serde_json::json!({
+        "star": d.star.get(),
+        "instant_address_release": d.instant_address_release,
+        "courier_pickup": d.courier_pickup,
+        "advanced_refund": d.advanced_refund,
+        "reasons": d.reasons.iter().map(|r| r.code()).collect::<Vec<_>>(),
+    })
+    .to_string();
+    (json, agrees)
+}
+
 /// What a tracking number does to a decided return.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrackStep {
@@ -76,20 +101,20 @@ pub enum TrackStep {
     Refuse { reasons: Vec<ReasonCode> },
 }
 
-/// The tracking number `tracking` for return `rid` (`rec`: its record, if decided).
+/// The tracking number `tracking` for the decided return `rid` (`rec`: its record; a
+/// store refuses a return never decided, [`Refusal::UnknownReturn`], before asking).
 /// `star_now` is the buyer's current star (`None`: the rating does not know them, so
 /// the star the return was decided with counts). `view` is asked for only when the
 /// answer hinges on the ledger (a return released instantly and not yet advanced):
 /// reading it may cost the store an index look-up.
 pub fn track_step<E: From<Refusal>>(
     rid: u64,
-    rec: Option<&ReturnRec>,
+    rec: &ReturnRec,
     tracking: &str,
     star_now: Option<Star>,
     policy: &Policy,
     view: impl FnOnce(&ReturnRec) -> Result<LedgerView, E>,
 ) -> Result<TrackStep, E> {
-    let rec = rec.ok_or(Refusal::UnknownReturn(rid))?;
     if let Some(a) = &rec.advance {
         if a.tracking_number != tracking {
             return Err(Refusal::TrackingConflict { return_id: rid }.into());

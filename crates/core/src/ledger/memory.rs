@@ -73,7 +73,7 @@ impl MemoryLedger {
             reused,
         );
         let d = policy::decide(req, star, &view, policy, now);
-        let mut rec = ReturnRec {
+        let rec = ReturnRec {
             buyer: req.buyer_id.0,
             order: req.order_id.0,
             amount: req.amount,
@@ -82,11 +82,10 @@ impl MemoryLedger {
             advance: None,
             outcome: None,
         };
-        if d.advanced_refund {
-            let t = req.tracking_number.clone().unwrap_or_default();
-            self.advance(rid, &mut rec, t, day);
-        }
         self.returns.insert(rid, rec);
+        if d.advanced_refund {
+            self.advance(rid, req.tracking_number.as_deref().unwrap_or_default(), day);
+        }
         self.decisions.insert(rid, (req.clone(), d.clone()));
         Ok(d)
     }
@@ -102,8 +101,8 @@ impl MemoryLedger {
         now: DateTime<Utc>,
     ) -> Result<TrackStep, MemoryError> {
         let day = policy::local_date(now, policy);
-        let rec = self.returns.get(&rid);
-        let star_now = rec.and_then(|r| stars.and_then(|s| s.star(BuyerId(r.buyer))));
+        let rec = self.returns.get(&rid).ok_or(Refusal::UnknownReturn(rid))?;
+        let star_now = stars.and_then(|s| s.star(BuyerId(rec.buyer)));
         let rated_as_of = stars.and_then(|s| s.rated_as_of());
         let step = track_step::<Refusal>(rid, rec, tracking, star_now, policy, |rec| {
             Ok(self.book.view(
@@ -114,11 +113,8 @@ impl MemoryLedger {
                 self.tracking.get(tracking).is_some_and(|r| *r != rid),
             ))
         })?;
-        if let TrackStep::Advance { .. } = step
-            && let Some(mut rec) = self.returns.remove(&rid)
-        {
-            self.advance(rid, &mut rec, tracking.to_string(), day);
-            self.returns.insert(rid, rec);
+        if let TrackStep::Advance { .. } = step {
+            self.advance(rid, tracking, day);
         }
         Ok(step)
     }
@@ -140,13 +136,17 @@ impl MemoryLedger {
         Ok(step)
     }
 
-    fn advance(&mut self, rid: u64, rec: &mut ReturnRec, tracking: String, day: chrono::NaiveDate) {
+    /// Advances the decided return `rid` on `tracking`.
+    fn advance(&mut self, rid: u64, tracking: &str, day: chrono::NaiveDate) {
+        let Some(rec) = self.returns.get_mut(&rid) else {
+            return;
+        };
         self.book.add_advance(rec.buyer, rec.amount, day);
         self.refunded_orders.insert(rec.order);
-        self.tracking.insert(tracking.clone(), rid);
+        self.tracking.insert(tracking.to_string(), rid);
         rec.advance = Some(Advance {
             amount: rec.amount,
-            tracking_number: tracking,
+            tracking_number: tracking.to_string(),
         });
     }
 }

@@ -11,7 +11,9 @@ pub mod machine;
 mod memory;
 
 pub use book::{Book, InvariantBroken};
-pub use machine::{Advance, Refusal, ReturnRec, SettleStep, TrackStep, settle_step, track_step};
+pub use machine::{
+    Advance, Refusal, ReturnRec, SettleStep, TrackStep, settle_step, shadow_record, track_step,
+};
 pub use memory::{MemoryError, MemoryLedger};
 
 use crate::domain::{

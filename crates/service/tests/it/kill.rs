@@ -332,10 +332,8 @@ async fn kill_rounds(db: &Db, replicas: usize, crash: Option<&fastrefund_testkit
             && let Some(pg) = crash
             && !pg.crash_restart()
         {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED the database crash: FASTREFUND_TEST_PG_DIR does not name a server this test may restart"
+            fastrefund_testkit::pg::say_skipped(
+                "the database crash: FASTREFUND_TEST_PG_DIR does not name a server this test may restart",
             );
         }
         // The surviving replica's workers go on a little, then stop.
