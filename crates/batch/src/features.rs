@@ -16,6 +16,15 @@
 //! returns exactly as often as is normal for what they buy (shoes often, phones
 //! rarely), and shrinks towards 1 for buyers with little history.
 //!
+//! **Exact definitions.** The same features are computed by the SQL of
+//! [`crate::sql`] on other engines, and a value on the other side of a bin edge changes a
+//! star, so no feature depends on the order in which an engine adds things up: money is
+//! summed in integer cents, durations in integer microseconds, the category norms in
+//! integer billionths ([`NORM_SCALE`], rounded down), and each feature is then at most
+//! one IEEE division of two exactly represented numbers (`Σµs / (n · DAY)`,
+//! `cents / cents`, `((returns + 1) · 10⁹) / (expected + 10⁹)`), which every engine
+//! rounds the same way.
+//!
 //! The label: a buyer is bad (1) if in (T, T+90 days] they cause a loss on an advanced
 //! refund (`received_mismatch` or `not_shipped`, by `outcome_at`) or lose a dispute
 //! with a fraud flag (by `decided_at`).
@@ -306,11 +315,11 @@ pub fn orders_90(t: i64) -> Expr {
 pub fn orders_365(t: i64) -> Expr {
     count_if(within(ORDERED_AT, t, 365)).alias("orders_365")
 }
-pub fn spend_365(t: i64) -> Expr {
-    col(AMOUNT)
+fn spend_cents_365(t: i64) -> Expr {
+    col(CENTS)
         .filter(within(ORDERED_AT, t, 365))
         .sum()
-        .alias("spend_365")
+        .alias(SPEND_CENTS)
 }
 fn expected_returns_365(t: i64) -> Expr {
     col(NORM)
@@ -324,25 +333,39 @@ fn first_order_at() -> Expr {
 
 // ---- returns (asked before T; merchant-fault ones dropped; outcome as known at T) ----
 
-const NORM: &str = "__norm";
+/// A category's normal return rate in billionths: `floor(returns · 10⁹ / orders)`, an
+/// integer, so that summing it over a buyer's orders is exact in any engine.
+const NORM: &str = "__norm_e9";
+/// The scale of [`NORM`].
+pub const NORM_SCALE: i64 = 1_000_000_000;
+/// An amount in cents (an integer: sums of money are exact).
+const CENTS: &str = "__cents";
+const SPEND_CENTS: &str = "__spend_cents_365";
 const EXPECTED: &str = "__expected_returns_365";
 const FIRST_ORDER: &str = "__first_order_at";
 const KNOWN: &str = "__outcome_known";
-const RETURN_VALUE: &str = "__return_value_365";
+const RETURN_VALUE: &str = "__return_cents_365";
 const NO_REASON: &str = "__no_reason_365";
 const LOSSES: &str = "__advanced_losses_365";
 const SETTLED: &str = "__advanced_settled_365";
-const SHIP_DAYS: &str = "__ship_days_365";
+const SHIP_DAYS: &str = "__ship_micros_365";
 const SHIPPED: &str = "__shipped_365";
 const LAST_BAD_RETURN: &str = "__last_bad_return";
 const LAST_BAD_DISPUTE: &str = "__last_bad_dispute";
 const BAD_RETURNS_EVER: &str = "__bad_returns_ever";
 const BAD_DISPUTES_EVER: &str = "__bad_disputes_ever";
-const REQUEST_DAYS: &str = "__request_days_365";
+const REQUEST_DAYS: &str = "__request_micros_365";
 const REQUESTED_AFTER_DELIVERY: &str = "__requested_after_delivery_365";
 const INTACT: &str = "__intact_365";
 const LATE_NO_REASON: &str = "__late_no_reason_365";
 const RETURNS_SETTLED: &str = "__returns_settled_365";
+
+fn cents() -> Expr {
+    (col(AMOUNT) * lit(100.0))
+        .round(0, RoundMode::HalfAwayFromZero)
+        .cast(DataType::Int64)
+        .alias(CENTS)
+}
 
 fn known_is(v: &str) -> Expr {
     col(KNOWN).eq(lit(v))
@@ -358,7 +381,7 @@ pub fn returns_365(t: i64) -> Expr {
     count_if(within(REQUESTED_AT, t, 365)).alias("returns_365")
 }
 fn return_value_365(t: i64) -> Expr {
-    col(AMOUNT)
+    col(CENTS)
         .filter(within(REQUESTED_AT, t, 365))
         .sum()
         .alias(RETURN_VALUE)
@@ -401,8 +424,8 @@ pub fn non_receipt_claims_365(t: i64) -> Expr {
 fn shipped_in_window(t: i64) -> Expr {
     within(REQUESTED_AT, t, 365).and(col(SHIPPED_AT).lt(t_lit(t)))
 }
-fn ship_days_365(t: i64) -> Expr {
-    ((col(SHIPPED_AT) - col(REQUESTED_AT)).cast(DataType::Float64) / lit(DAY as f64))
+fn ship_micros_365(t: i64) -> Expr {
+    (col(SHIPPED_AT) - col(REQUESTED_AT))
         .filter(shipped_in_window(t))
         .sum()
         .alias(SHIP_DAYS)
@@ -413,8 +436,8 @@ fn shipped_365(t: i64) -> Expr {
 fn after_delivery(t: i64) -> Expr {
     within(REQUESTED_AT, t, 365).and(col(DELIVERED_AT).lt_eq(col(REQUESTED_AT)))
 }
-fn request_days_365(t: i64) -> Expr {
-    ((col(REQUESTED_AT) - col(DELIVERED_AT)).cast(DataType::Float64) / lit(DAY as f64))
+fn request_micros_365(t: i64) -> Expr {
+    (col(REQUESTED_AT) - col(DELIVERED_AT))
         .filter(after_delivery(t))
         .sum()
         .alias(REQUEST_DAYS)
@@ -480,6 +503,18 @@ fn last_bad_dispute(t: i64) -> Expr {
 
 // ---- derived, on the joined per-buyer table ----
 
+/// The amount spent in the last 365 days, from its exact sum in cents.
+pub fn spend_365() -> Expr {
+    (col(SPEND_CENTS) / lit(100.0)).alias("spend_365")
+}
+
+/// A mean in days of durations summed exactly in µs: `Σµs / (n · DAY)`, one division.
+fn mean_days(micros: &str, n: &str) -> Expr {
+    when(col(n).gt(lit(0.0)))
+        .then(col(micros) / (col(n) * lit(DAY as f64)))
+        .otherwise(lit(NULL).cast(DataType::Float64))
+}
+
 fn ratio(num: &str, den: &str) -> Expr {
     when(col(den).gt(lit(0.0)))
         .then(col(num) / col(den))
@@ -493,10 +528,12 @@ pub fn account_age_days(t: i64) -> Expr {
     .alias("account_age_days")
 }
 pub fn relative_return_rate_365() -> Expr {
-    ((col("returns_365") + lit(1.0)) / (col(EXPECTED) + lit(1.0))).alias("relative_return_rate_365")
+    let scale = NORM_SCALE as f64;
+    (((col("returns_365") + lit(1.0)) * lit(scale)) / (col(EXPECTED) + lit(scale)))
+        .alias("relative_return_rate_365")
 }
 pub fn return_value_share_365() -> Expr {
-    ratio(RETURN_VALUE, "spend_365").alias("return_value_share_365")
+    ratio(RETURN_VALUE, SPEND_CENTS).alias("return_value_share_365")
 }
 pub fn no_reason_share_365() -> Expr {
     ratio(NO_REASON, "returns_365").alias("no_reason_share_365")
@@ -505,7 +542,7 @@ pub fn advanced_loss_share_365() -> Expr {
     ratio(LOSSES, SETTLED).alias("advanced_loss_share_365")
 }
 pub fn days_to_ship_mean_365() -> Expr {
-    ratio(SHIP_DAYS, SHIPPED).alias("days_to_ship_mean_365")
+    mean_days(SHIP_DAYS, SHIPPED).alias("days_to_ship_mean_365")
 }
 pub fn late_return_share_365() -> Expr {
     ratio(LATE_NO_REASON, NO_REASON).alias("late_return_share_365")
@@ -514,7 +551,7 @@ pub fn bad_outcomes_ever() -> Expr {
     (col(BAD_RETURNS_EVER) + col(BAD_DISPUTES_EVER)).alias("bad_outcomes_ever")
 }
 pub fn days_to_request_mean_365() -> Expr {
-    ratio(REQUEST_DAYS, REQUESTED_AFTER_DELIVERY).alias("days_to_request_mean_365")
+    mean_days(REQUEST_DAYS, REQUESTED_AFTER_DELIVERY).alias("days_to_request_mean_365")
 }
 pub fn intact_share_365() -> Expr {
     ratio(INTACT, RETURNS_SETTLED).alias("intact_share_365")
@@ -538,7 +575,7 @@ fn category_norms(h: &History, t: i64) -> LazyFrame {
     let per_cat_orders = orders
         .clone()
         .group_by([col(CATEGORY)])
-        .agg([len().cast(DataType::Float64).alias("__n_orders")]);
+        .agg([len().cast(DataType::Int64).alias("__n_orders")]);
     let per_cat_returns = returns_known(h, t)
         .filter(within(REQUESTED_AT, t, 365))
         .join(
@@ -551,7 +588,7 @@ fn category_norms(h: &History, t: i64) -> LazyFrame {
             JoinArgs::new(JoinType::Inner),
         )
         .group_by([col(CATEGORY)])
-        .agg([len().cast(DataType::Float64).alias("__n_returns")]);
+        .agg([len().cast(DataType::Int64).alias("__n_returns")]);
     per_cat_orders
         .join(
             per_cat_returns,
@@ -561,7 +598,9 @@ fn category_norms(h: &History, t: i64) -> LazyFrame {
         )
         .select([
             col(CATEGORY),
-            (col("__n_returns").fill_null(lit(0.0)) / col("__n_orders")).alias(NORM),
+            (col("__n_returns").fill_null(lit(0i64)) * lit(NORM_SCALE))
+                .floor_div(col("__n_orders"))
+                .alias(NORM),
         ])
 }
 
@@ -578,6 +617,7 @@ fn returns_known(h: &History, t: i64) -> LazyFrame {
                 .alias(KNOWN),
         )
         .filter(known_is("merchant_fault").not())
+        .with_column(cents())
         .join(
             h.orders
                 .clone()
@@ -639,12 +679,12 @@ pub fn features_as_of(h: &History, t: i64) -> PolarsResult<LazyFrame> {
             [col(CATEGORY)],
             JoinArgs::new(JoinType::Left),
         )
-        .with_column(col(NORM).fill_null(lit(0.0)))
+        .with_columns([col(NORM).fill_null(lit(0i64)), cents()])
         .group_by([col(BUYER_ID)])
         .agg([
             orders_90(t),
             orders_365(t),
-            spend_365(t),
+            spend_cents_365(t),
             expected_returns_365(t),
             first_order_at(),
         ]);
@@ -660,9 +700,9 @@ pub fn features_as_of(h: &History, t: i64) -> PolarsResult<LazyFrame> {
         advanced_losses_365(t),
         advanced_settled_365(t),
         non_receipt_claims_365(t),
-        ship_days_365(t),
+        ship_micros_365(t),
         shipped_365(t),
-        request_days_365(t),
+        request_micros_365(t),
         requested_after_delivery_365(t),
         intact_365(t),
         late_no_reason_365(t),
@@ -697,7 +737,7 @@ pub fn features_as_of(h: &History, t: i64) -> PolarsResult<LazyFrame> {
     let counts = [
         "orders_90",
         "orders_365",
-        "spend_365",
+        SPEND_CENTS,
         EXPECTED,
         "returns_90",
         "returns_365",
@@ -729,6 +769,7 @@ pub fn features_as_of(h: &History, t: i64) -> PolarsResult<LazyFrame> {
         .collect();
     let derived = vec![
         account_age_days(t),
+        spend_365(),
         relative_return_rate_365(),
         return_value_share_365(),
         no_reason_share_365(),

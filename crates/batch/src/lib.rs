@@ -19,5 +19,6 @@ pub mod progress;
 pub mod rate;
 pub mod replay;
 pub mod scores;
+pub mod sql;
 pub mod tables;
 pub mod training;

@@ -63,6 +63,21 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write the whole of `rate` as one SQL query (Spark or DuckDB) over the contract's
+    /// tables `orders`, `returns`, `disputes` and `buyers`; its result has the columns of
+    /// ratings.parquet.
+    ExportSql {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        as_of: NaiveDate,
+        /// spark or duckdb.
+        #[arg(long, default_value = "spark")]
+        dialect: fastrefund_batch::sql::Dialect,
+        /// Write the script here (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Train a scorecard on a history (--data) or on any labelled table (--table).
     Train(TrainArgs),
     /// Score a labelled table (or a history as of a date) with a model and report AUC, KS, Gini, Brier.
@@ -303,6 +318,12 @@ fn main() -> Result<()> {
             end,
         } => batch::generate(buyers, seed, start, end, &out),
         Command::Features { data, as_of, out } => batch::features(&data, as_of, &out),
+        Command::ExportSql {
+            model,
+            as_of,
+            dialect,
+            out,
+        } => batch::export_sql(&model, as_of, dialect, out.as_deref()),
         Command::Train(a) => batch::train(a),
         Command::Evaluate {
             model,
@@ -430,6 +451,27 @@ mod batch {
         let buyers = features::write_labelled_features(&h, features::date_micros(as_of), out)?;
         sp.finish_and_clear();
         tracing::info!(buyers, out = %out.display(), "features written");
+        Ok(())
+    }
+
+    pub fn export_sql(
+        model: &Path,
+        as_of: NaiveDate,
+        dialect: fastrefund_batch::sql::Dialect,
+        out: Option<&Path>,
+    ) -> Result<()> {
+        let card = fastrefund_snapshot::load_model(model)?.check()?;
+        let sql = fastrefund_batch::sql::rating_sql(&card, as_of, dialect)?;
+        match out {
+            Some(p) => {
+                std::fs::write(p, &sql).with_context(|| format!("cannot write {}", p.display()))?;
+                tracing::info!(out = %p.display(), ?dialect, "rating SQL written");
+            }
+            None => {
+                use std::io::Write;
+                std::io::stdout().lock().write_all(sql.as_bytes())?;
+            }
+        }
         Ok(())
     }
 

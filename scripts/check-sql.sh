@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The rating SQL of `fastrefund export-sql`, run by DuckDB and by Spark (local mode) over
+# real Parquet histories, gives every buyer the same star, reasons and score as `rate`:
+#   - the shipped sample with the shipped champion;
+#   - a generated history with a model trained on it, as of two dates;
+#   - the same history without buyers.parquet (an empty buyers table is bound).
+# Installs the pinned packages of scripts/requirements-sql.txt into target/sql-venv.
+# The binary: $FASTREFUND_BIN, default target/debug/fastrefund (built when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=target/sql-venv
+scripts/venv.sh scripts/requirements-sql.txt "$VENV"
+PY=$VENV/bin/python
+BIN=${FASTREFUND_BIN:-${CARGO_TARGET_DIR:-target}/debug/fastrefund}
+[ -x "$BIN" ] || cargo build -q -p fastrefund
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+quiet() { "$@" >"$W/log" 2>&1 || { cat "$W/log" >&2; echo "failed: $*" >&2; exit 1; }; }
+
+# check NAME DATA MODEL AS_OF ENGINES...
+check() {
+  local name=$1 data=$2 model=$3 as_of=$4; shift 4
+  quiet "$BIN" rate --data "$data" --model "$model" --as-of "$as_of" --out "$W/$name-snap" --force
+  for engine in "$@"; do
+    quiet "$BIN" export-sql --model "$model" --as-of "$as_of" --dialect "$engine" --out "$W/$name-$engine.sql"
+    echo -n "$name as of $as_of, "
+    "$PY" scripts/check_sql.py "$engine" "$W/$name-$engine.sql" "$data" "$W/$name-snap/ratings.parquet" 2>"$W/$engine.err" \
+      || { tail -20 "$W/$engine.err" >&2; exit 1; }
+  done
+}
+
+check sample data/sample "models/$(cat models/CHAMPION)/model.json" 2026-06-30 duckdb spark
+quiet "$BIN" generate --buyers 20000 --seed 3 --out "$W/gen"
+quiet "$BIN" train --data "$W/gen" --as-of 2026-01-01 --out "$W/model" --no-challenger
+check generated "$W/gen" "$W/model/model.json" 2026-06-30 duckdb spark
+check generated "$W/gen" "$W/model/model.json" 2026-03-15 duckdb
+mkdir "$W/nobuyers"
+for t in orders returns disputes; do ln -s "$W/gen/$t.parquet" "$W/nobuyers/$t.parquet"; done
+check no-buyers "$W/nobuyers" "$W/model/model.json" 2026-06-30 duckdb
