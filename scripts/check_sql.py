@@ -4,26 +4,37 @@ star and reason codes, and the same score (to 1e-6; scores are integers, so exac
 
 Usage: check_sql.py ENGINE SQL_FILE DATA_DIR RATINGS_PARQUET
   ENGINE: duckdb, or spark (pyspark in local mode; needs Java 17)
+The engine writes its result to Parquet (beside nothing: a temporary folder); DuckDB then
+compares it with ratings.parquet, so no side is ever held in Python. DuckDB's memory is
+capped by $FASTREFUND_DUCKDB_MEMORY (default 4GB; it spills to a temporary folder).
 A history without buyers.parquet gets an empty buyers table, as the SQL expects.
-Exit status 0 when every buyer agrees; otherwise the first disagreements are printed."""
+Prints one line; exit status 0 when every buyer agrees, else the first disagreements."""
 import os
 import sys
+import tempfile
 import time
-
-import pandas as pd
 
 TABLES = ("orders", "returns", "disputes", "buyers")
 BUYERS_SCHEMA = "buyer_id BIGINT, registered_at TIMESTAMP"
+MEMORY = os.environ.get("FASTREFUND_DUCKDB_MEMORY", "4GB")
 
 
 def statements(path):
     return [s for s in open(path).read().split(";") if s.strip()]
 
 
-def run_duckdb(sql, data):
+def duckdb_con(tmp):
     import duckdb
 
     con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{MEMORY}'")
+    con.execute(f"SET temp_directory = '{tmp}/duckdb-spill'")
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def run_duckdb(sql, data, out, tmp):
+    con = duckdb_con(tmp)
     for t in TABLES:
         f = f"{data}/{t}.parquet"
         if os.path.exists(f):
@@ -33,10 +44,10 @@ def run_duckdb(sql, data):
     stmts = statements(sql)
     for s in stmts[:-1]:
         con.execute(s)
-    return con.execute(stmts[-1]).df()
+    con.execute(f"COPY ({stmts[-1]}) TO '{out}' (FORMAT parquet)")
 
 
-def run_spark(sql, data):
+def run_spark(sql, data, out, tmp):
     from pyspark.sql import SparkSession
 
     spark = (
@@ -44,8 +55,9 @@ def run_spark(sql, data):
         .appName("fastrefund-check-sql")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.shuffle.partitions", "8")
         .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.local.dir", tmp)
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
@@ -58,41 +70,51 @@ def run_spark(sql, data):
     stmts = statements(sql)
     for s in stmts[:-1]:
         spark.sql(s)
-    rows = spark.sql(stmts[-1]).collect()
-    cols = ["buyer_id", "star", "score", "reason_1", "reason_2", "reason_3", "reason_4", "as_of", "model_version"]
-    df = pd.DataFrame([[r[c] for c in cols] for r in rows], columns=cols)
+    spark.sql(stmts[-1]).write.parquet(out)
     spark.stop()
-    return df
 
 
 def main():
     engine, sql, data, ratings = sys.argv[1:5]
-    t0 = time.time()
-    got = {"duckdb": run_duckdb, "spark": run_spark}[engine](sql, data)
-    took = time.time() - t0
-    got["buyer_id"] = got["buyer_id"].astype("uint64")
-    got = got.set_index("buyer_id").sort_index()
-    want = pd.read_parquet(ratings).set_index("buyer_id").sort_index()
-    cols = ["star"] + [c for c in want.columns if c.startswith("reason_")]
-    missing = want.index.difference(got.index)
-    extra = got.index.difference(want.index)
-    j = want[cols + ["score"]].join(got[cols + ["score"]].add_suffix("_sql"), how="inner")
-    bad = pd.Series(False, index=j.index)
-    for c in cols:
-        bad |= j[c].fillna("").astype(str) != j[c + "_sql"].fillna("").astype(str)
-    dscore = (j.score.astype(float) - j.score_sql.astype(float)).abs()
-    bad |= dscore > 1e-6
-    as_of_ok = (pd.to_datetime(got["as_of"]).astype(str) == str(pd.to_datetime(want["as_of"].iloc[0]).date())).all()
-    version_ok = (got["model_version"] == want["model_version"].iloc[0]).all()
-    print(
-        f"{engine}: {len(got)} buyers from SQL, {len(want)} rated; {len(missing)} missing, {len(extra)} extra, "
-        f"{int(bad.sum())} disagree (max score difference {dscore.max() if len(dscore) else 0:.2g}); "
-        f"as_of {'ok' if as_of_ok else 'WRONG'}, model_version {'ok' if version_ok else 'WRONG'}; {took:.1f} s"
-    )
-    if bad.any():
-        print(j[bad].head(10).to_string())
-    ok = len(missing) == 0 and len(extra) == 0 and not bad.any() and as_of_ok and version_ok
-    sys.exit(0 if ok else 1)
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(ratings))) as tmp:
+        out = f"{tmp}/got.parquet"
+        t0 = time.time()
+        {"duckdb": run_duckdb, "spark": run_spark}[engine](sql, data, out, tmp)
+        took = time.time() - t0
+        con = duckdb_con(tmp)
+        got = f"read_parquet('{out}{'/*.parquet' if engine == 'spark' else ''}')"
+        want = f"read_parquet('{ratings}')"
+        reasons = [f"reason_{k}" for k in range(1, 5)]
+        differs = " OR ".join(
+            ["w.star IS DISTINCT FROM CAST(g.star AS INTEGER)", "abs(w.score - CAST(g.score AS DOUBLE)) > 1e-6"]
+            + [f"w.{r} IS DISTINCT FROM g.{r}" for r in reasons]
+        )
+        # Spark reads unsigned 64-bit ids as DECIMAL(20,0): compare ids as UBIGINT.
+        join = f"(SELECT *, CAST(buyer_id AS UBIGINT) AS id FROM {want}) w FULL JOIN (SELECT *, CAST(buyer_id AS UBIGINT) AS id FROM {got}) g ON w.id = g.id"
+        n_got, n_want, missing, extra, bad, dmax, as_of_ok, version_ok = con.execute(
+            f"""SELECT count(g.id), count(w.id),
+                       count(*) FILTER (WHERE g.id IS NULL),
+                       count(*) FILTER (WHERE w.id IS NULL),
+                       count(*) FILTER (WHERE w.id IS NOT NULL AND g.id IS NOT NULL AND ({differs})),
+                       coalesce(max(abs(w.score - CAST(g.score AS DOUBLE))), 0),
+                       bool_and(g.as_of IS NULL OR CAST(g.as_of AS DATE) = CAST(w.as_of AS DATE)),
+                       bool_and(g.model_version IS NULL OR g.model_version = w.model_version)
+                FROM {join}"""
+        ).fetchone()
+        print(
+            f"{engine}: {n_got} buyers from SQL, {n_want} rated; {missing} missing, {extra} extra, "
+            f"{bad} disagree (max score difference {dmax:.2g}); "
+            f"as_of {'ok' if as_of_ok else 'WRONG'}, model_version {'ok' if version_ok else 'WRONG'}; {took:.1f} s"
+        )
+        if bad:
+            print(
+                con.execute(
+                    f"SELECT w.id, w.star, g.star, w.score, g.score, {', '.join(f'w.{r}, g.{r}' for r in reasons)} "
+                    f"FROM {join} WHERE w.id IS NOT NULL AND g.id IS NOT NULL AND ({differs}) LIMIT 10"
+                ).fetchall()
+            )
+        ok = missing == 0 and extra == 0 and bad == 0 and as_of_ok and version_ok
+        sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

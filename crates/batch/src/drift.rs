@@ -48,27 +48,79 @@ fn feature_values(df: &DataFrame, name: &str) -> Option<Vec<f64>> {
     Some(c.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
 
-fn feature_shares(card: &Scorecard, df: &DataFrame) -> BTreeMap<String, Vec<f64>> {
-    let mut out = BTreeMap::new();
+/// Buyers per bin of each of `card`'s features (one slot more for values no bin takes).
+type BinCounts = BTreeMap<String, Vec<u64>>;
+
+fn add_feature_counts(into: &mut BinCounts, card: &Scorecard, df: &DataFrame) {
     for (j, name) in card.feature_names().enumerate() {
         let Some(values) = feature_values(df, name) else {
             continue;
         };
         let slots = card.model().features[j].bins.len() + 1;
-        let mut counts = vec![0u64; slots];
+        let counts = into
+            .entry(name.to_string())
+            .or_insert_with(|| vec![0u64; slots]);
         for x in values {
             if let Some(k) = card.numeric_bin(j, x) {
                 counts[k.min(slots - 1)] += 1;
             }
         }
-        out.insert(name.to_string(), shares(&counts));
     }
-    out
+}
+
+fn feature_shares(counts: &BinCounts) -> BTreeMap<String, Vec<f64>> {
+    counts
+        .iter()
+        .map(|(name, c)| (name.clone(), shares(c)))
+        .collect()
+}
+
+/// What the distributions and the drift of a snapshot are made from, added up part by
+/// part as a history is scored (so no part's features are kept): every score, the
+/// stars, and the buyers per bin of every feature of the scoring model and of the
+/// baseline's model.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    scores: Vec<i32>,
+    stars: [u64; 5],
+    own: BinCounts,
+    baseline: BinCounts,
+}
+
+impl Tally {
+    /// Adds one scored part; `baseline` is the model of the snapshot in service, if any.
+    pub fn add(&mut self, card: &Scorecard, baseline: Option<&Scorecard>, s: &Scores) {
+        for x in &s.scored {
+            self.scores.push(x.score);
+            self.stars[x.star.index()] += 1;
+        }
+        add_feature_counts(&mut self.own, card, &s.features);
+        if let Some(b) = baseline {
+            add_feature_counts(&mut self.baseline, b, &s.features);
+        }
+    }
+
+    /// Buyers scored.
+    pub fn rows(&self) -> u64 {
+        self.scores.len() as u64
+    }
+
+    /// Buyers per star (1★ first).
+    pub fn star_counts(&self) -> [u64; 5] {
+        self.stars
+    }
+
+    /// A tally of one scored history.
+    pub fn of(card: &Scorecard, baseline: Option<&Scorecard>, s: &Scores) -> Tally {
+        let mut t = Tally::default();
+        t.add(card, baseline, s);
+        t
+    }
 }
 
 /// The distributions of a freshly scored snapshot.
-pub fn distribution(card: &Scorecard, s: &Scores) -> Distribution {
-    let mut sorted: Vec<i32> = s.scored.iter().map(|x| x.score).collect();
+pub fn distribution(tally: &Tally) -> Distribution {
+    let mut sorted = tally.scores.clone();
     sorted.sort_unstable();
     let n = sorted.len();
     let mut edges: Vec<i32> = (1..10)
@@ -76,31 +128,28 @@ pub fn distribution(card: &Scorecard, s: &Scores) -> Distribution {
         .collect();
     edges.dedup();
     let mut score_counts = vec![0u64; edges.len() + 1];
-    let mut star_counts = [0u64; 5];
-    for x in &s.scored {
-        score_counts[edges.partition_point(|e| *e <= x.score)] += 1;
-        star_counts[x.star.index()] += 1;
+    for x in &tally.scores {
+        score_counts[edges.partition_point(|e| *e <= *x)] += 1;
     }
-    let st = shares(&star_counts);
+    let st = shares(&tally.stars);
     Distribution {
         score_shares: shares(&score_counts),
         score_edges: edges,
         star_shares: [st[0], st[1], st[2], st[3], st[4]],
-        features: feature_shares(card, &s.features),
+        features: feature_shares(&tally.own),
     }
 }
 
-/// Drift of newly scored buyers against a baseline snapshot.
-pub fn drift(baseline: &Ratings, new: &Scores) -> Option<DriftReport> {
+/// Drift of newly scored buyers against a baseline snapshot (the tally must have been
+/// added up with the baseline's model).
+pub fn drift(baseline: &Ratings, new: &Tally) -> Option<DriftReport> {
     let base = baseline.manifest.distribution.as_ref()?;
     let mut score_counts = vec![0u64; base.score_edges.len() + 1];
-    let mut star_counts = [0u64; 5];
-    for x in &new.scored {
-        score_counts[base.score_edges.partition_point(|e| *e <= x.score)] += 1;
-        star_counts[x.star.index()] += 1;
+    for x in &new.scores {
+        score_counts[base.score_edges.partition_point(|e| *e <= *x)] += 1;
     }
     // Feature values binned with the baseline's own model.
-    let now = feature_shares(baseline.model(), &new.features);
+    let now = feature_shares(&new.baseline);
     let mut features: Vec<(String, f64)> = base
         .features
         .iter()
@@ -115,7 +164,7 @@ pub fn drift(baseline: &Ratings, new: &Scores) -> Option<DriftReport> {
         baseline_model_version: baseline.manifest.model_version.clone(),
         baseline_as_of: baseline.manifest.as_of.to_string(),
         score_psi: psi(&base.score_shares, &shares(&score_counts)),
-        star_psi: psi(&base.star_shares, &shares(&star_counts)),
+        star_psi: psi(&base.star_shares, &shares(&new.stars)),
         features,
     })
 }

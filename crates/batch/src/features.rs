@@ -565,17 +565,18 @@ pub fn days_since_last_bad(t: i64) -> Expr {
     .alias("days_since_last_bad")
 }
 
-/// Each category's normal return rate over the 365 days before T.
-fn category_norms(h: &History, t: i64) -> LazyFrame {
-    let orders = h
+/// Each category's orders and returns over the 365 days before T (`category`,
+/// `__n_orders`, `__n_returns`): a global statistic. Counts of parts of a history add up
+/// to the counts of the whole, so a history rated in parts sums its parts' counts
+/// ([`add_category_counts`]) and derives the norms once ([`category_norms`]).
+pub fn category_counts(h: &History, t: i64) -> LazyFrame {
+    let per_cat_orders = h
         .orders
         .clone()
         .lazy()
-        .filter(within(ORDERED_AT, t, 365).and(col(STATUS).neq(lit("cancelled"))));
-    let per_cat_orders = orders
-        .clone()
+        .filter(within(ORDERED_AT, t, 365).and(col(STATUS).neq(lit("cancelled"))))
         .group_by([col(CATEGORY)])
-        .agg([len().cast(DataType::Int64).alias("__n_orders")]);
+        .agg([len().cast(DataType::Int64).alias(N_ORDERS)]);
     let per_cat_returns = returns_known(h, t)
         .filter(within(REQUESTED_AT, t, 365))
         .join(
@@ -588,20 +589,37 @@ fn category_norms(h: &History, t: i64) -> LazyFrame {
             JoinArgs::new(JoinType::Inner),
         )
         .group_by([col(CATEGORY)])
-        .agg([len().cast(DataType::Int64).alias("__n_returns")]);
-    per_cat_orders
-        .join(
-            per_cat_returns,
-            [col(CATEGORY)],
-            [col(CATEGORY)],
-            JoinArgs::new(JoinType::Left),
-        )
-        .select([
-            col(CATEGORY),
-            (col("__n_returns").fill_null(lit(0i64)) * lit(NORM_SCALE))
-                .floor_div(col("__n_orders"))
-                .alias(NORM),
-        ])
+        .agg([len().cast(DataType::Int64).alias(N_RETURNS)]);
+    // A full join: a part may hold a category's returns and another part its orders.
+    per_cat_orders.join(
+        per_cat_returns,
+        [col(CATEGORY)],
+        [col(CATEGORY)],
+        JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
+    )
+}
+
+const N_ORDERS: &str = "__n_orders";
+const N_RETURNS: &str = "__n_returns";
+
+/// The sum of two parts' [`category_counts`].
+pub fn add_category_counts(a: LazyFrame, b: LazyFrame) -> PolarsResult<LazyFrame> {
+    Ok(concat([a, b], UnionArgs::default())?
+        .group_by([col(CATEGORY)])
+        .agg([
+            col(N_ORDERS).fill_null(lit(0i64)).sum(),
+            col(N_RETURNS).fill_null(lit(0i64)).sum(),
+        ]))
+}
+
+/// Each category's normal return rate from its counts, in integer billionths.
+pub fn category_norms(counts: LazyFrame) -> LazyFrame {
+    counts.filter(col(N_ORDERS).gt(lit(0i64))).select([
+        col(CATEGORY),
+        (col(N_RETURNS).fill_null(lit(0i64)) * lit(NORM_SCALE))
+            .floor_div(col(N_ORDERS))
+            .alias(NORM),
+    ])
 }
 
 /// Returns asked before T, with the outcome as known at T, merchant-fault ones dropped.
@@ -664,6 +682,12 @@ fn join_left(a: LazyFrame, b: LazyFrame) -> LazyFrame {
 /// The features of every buyer known at `t` (µs since the epoch): `buyer_id` then
 /// [`FEATURES`] as `f64` (null = missing), sorted by `buyer_id`.
 pub fn features_as_of(h: &History, t: i64) -> PolarsResult<LazyFrame> {
+    features_with_norms(h, t, category_norms(category_counts(h, t)))
+}
+
+/// [`features_as_of`] with the category norms given: those of the whole history when
+/// `h` is one part of it.
+pub fn features_with_norms(h: &History, t: i64, norms: LazyFrame) -> PolarsResult<LazyFrame> {
     let orders = h
         .orders
         .clone()
@@ -674,7 +698,7 @@ pub fn features_as_of(h: &History, t: i64) -> PolarsResult<LazyFrame> {
                 .and(col(STATUS).neq(lit("cancelled"))),
         )
         .join(
-            category_norms(h, t),
+            norms,
             [col(CATEGORY)],
             [col(CATEGORY)],
             JoinArgs::new(JoinType::Left),
@@ -848,21 +872,47 @@ pub fn active_as_of(h: &History, t: i64) -> LazyFrame {
 /// Column of [`labelled_features_as_of`]: the buyer is in the performance population.
 pub const ACTIVE: &str = "active_90d";
 
-/// `features`: every buyer's features and label as of `t`, written to `out` (Parquet).
+/// `features`: every buyer's features and label as of `t`, written to `out` (Parquet),
+/// a part at a time when the history is in shards (rows sorted by buyer within a part).
 /// Returns how many buyers were written.
-pub fn write_labelled_features(h: &History, t: i64, out: &std::path::Path) -> PolarsResult<usize> {
-    let mut df = labelled_features_as_of(h, t)?;
-    let f = std::fs::File::create(out).map_err(|e| PolarsError::IO {
-        error: std::sync::Arc::new(e),
-        msg: Some(format!("cannot create {}", out.display()).into()),
-    })?;
-    ParquetWriter::new(f).finish(&mut df)?;
-    Ok(df.height())
+pub fn write_labelled_features(
+    src: crate::shards::Source<'_>,
+    t: i64,
+    out: &std::path::Path,
+) -> Result<usize, crate::tables::DataError> {
+    let label = out.display().to_string();
+    let e = |e: PolarsError| crate::tables::read_err(&label, e);
+    let norms = src.norms(t)?;
+    let mut writer: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>> = None;
+    let mut rows = 0;
+    for k in 0..src.parts() {
+        let h = src.part(k)?;
+        let df = labelled_with_norms(&h, t, norms.clone().lazy()).map_err(e)?;
+        rows += df.height();
+        let w = match &mut writer {
+            Some(w) => w,
+            slot => {
+                let f =
+                    std::fs::File::create(out).map_err(|x| crate::tables::read_err(&label, x))?;
+                slot.insert(ParquetWriter::new(f).batched(df.schema()).map_err(e)?)
+            }
+        };
+        w.write_batch(&df).map_err(e)?;
+    }
+    if let Some(w) = writer {
+        w.finish().map_err(e)?;
+    }
+    Ok(rows)
 }
 
 /// Features as of `t` with the label and the performance flag attached.
 pub fn labelled_features_as_of(h: &History, t: i64) -> PolarsResult<DataFrame> {
-    features_as_of(h, t)?
+    labelled_with_norms(h, t, category_norms(category_counts(h, t)))
+}
+
+/// [`labelled_features_as_of`] with the whole history's category norms.
+pub fn labelled_with_norms(h: &History, t: i64, norms: LazyFrame) -> PolarsResult<DataFrame> {
+    features_with_norms(h, t, norms)?
         .join(
             labels_as_of(h, t),
             [col(BUYER_ID)],

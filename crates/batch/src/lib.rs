@@ -19,6 +19,7 @@ pub mod progress;
 pub mod rate;
 pub mod replay;
 pub mod scores;
+pub mod shards;
 pub mod sql;
 pub mod tables;
 pub mod training;

@@ -1,9 +1,10 @@
 //! Batch scoring: every buyer's features as of a date, scored with the same
 //! [`Scorecard`] the service loads, published as an atomic ratings snapshot.
 
-use super::drift::DriftReport;
-use super::features::{FEATURES, date_micros, features_as_of};
-use super::tables::History;
+use super::drift::{DriftReport, Tally};
+use super::features::{FEATURES, date_micros, features_with_norms};
+pub use super::shards::Source;
+use super::tables::{DataError, History};
 use chrono::NaiveDate;
 use fastrefund_core::cols::BUYER_ID;
 use fastrefund_core::scoring::{MAX_REASONS, Scorecard, Scored};
@@ -22,6 +23,8 @@ pub enum RateError {
     UnknownFeature(String),
     #[error("computing features: {0}")]
     Polars(#[from] PolarsError),
+    #[error(transparent)]
+    Data(#[from] DataError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
     #[error("{0}")]
@@ -55,9 +58,21 @@ pub fn model_inputs(card: &Scorecard, features: &DataFrame) -> Result<Vec<Vec<f6
 
 /// Scores every buyer known at `t` (µs).
 pub fn score_history(h: &History, card: &Scorecard, t: i64) -> Result<Scores, RateError> {
+    let norms = Source::Whole(h).norms(t)?;
+    score_part(h, card, t, &norms)
+}
+
+/// Scores every buyer of `h` (a whole history or one part of it) known at `t`, with the
+/// whole history's category norms.
+pub fn score_part(
+    h: &History,
+    card: &Scorecard,
+    t: i64,
+    norms: &DataFrame,
+) -> Result<Scores, RateError> {
     let features = {
         let _s = tracing::info_span!("features").entered();
-        features_as_of(h, t)?.collect()?
+        features_with_norms(h, t, norms.clone().lazy())?.collect()?
     };
     let _s = tracing::info_span!("score", buyers = features.height()).entered();
     let ids: Vec<u64> = features
@@ -177,23 +192,103 @@ pub fn write_snapshot(
     data_fingerprint: &str,
     extras: Extras,
 ) -> Result<Manifest, RateError> {
-    let io = |p: &Path, e: &dyn std::fmt::Display| SnapshotError::Io {
-        path: p.display().to_string(),
-        message: e.to_string(),
-    };
-    let path = dir.join(RATINGS_FILE);
-    let f = std::fs::File::create(&path).map_err(|e| io(&path, &e))?;
-    ParquetWriter::new(f)
-        .with_compression(ParquetCompression::Zstd(None))
-        .finish(ratings)?;
-    let bytes = std::fs::read(&path).map_err(|e| io(&path, &e))?;
+    let mut w = RatingsWriter::new(dir);
+    w.write(ratings)?;
     let mut star_counts = [0u64; 5];
     for s in ratings.column("star")?.u8()?.iter().flatten() {
         star_counts[usize::from(s.clamp(1, 5) - 1)] += 1;
     }
+    w.finish()?;
+    finish_snapshot(
+        dir,
+        card,
+        model_json,
+        (ratings.height() as u64, star_counts),
+        as_of,
+        data_fingerprint,
+        extras,
+    )
+}
+
+/// `ratings.parquet`, written a part at a time.
+struct RatingsWriter {
+    path: std::path::PathBuf,
+    writer: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>>,
+}
+
+fn io_error(p: &Path, e: &dyn std::fmt::Display) -> SnapshotError {
+    SnapshotError::Io {
+        path: p.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+impl RatingsWriter {
+    fn new(dir: &Path) -> RatingsWriter {
+        RatingsWriter {
+            path: dir.join(RATINGS_FILE),
+            writer: None,
+        }
+    }
+
+    fn write(&mut self, part: &DataFrame) -> Result<(), RateError> {
+        let w = match &mut self.writer {
+            Some(w) => w,
+            slot => {
+                let f = std::fs::File::create(&self.path).map_err(|e| io_error(&self.path, &e))?;
+                slot.insert(
+                    ParquetWriter::new(f)
+                        .with_compression(ParquetCompression::Zstd(None))
+                        .batched(part.schema())?,
+                )
+            }
+        };
+        w.write_batch(part)?;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), RateError> {
+        match self.writer {
+            Some(w) => {
+                w.finish()?;
+                Ok(())
+            }
+            None => Err(RateError::Refused("no ratings were written".into())),
+        }
+    }
+}
+
+/// SHA-256 of a file, read a block at a time.
+fn sha256_file(path: &Path) -> Result<String, SnapshotError> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| io_error(path, &e))?;
+        if n == 0 {
+            return Ok(hex::encode(h.finalize()));
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// Writes the snapshot's files beside a finished `ratings.parquet` of `rows` buyers
+/// with `star_counts`, and returns its manifest.
+fn finish_snapshot(
+    dir: &Path,
+    card: &Scorecard,
+    model_json: &str,
+    (rows, star_counts): (u64, [u64; 5]),
+    as_of: NaiveDate,
+    data_fingerprint: &str,
+    extras: Extras,
+) -> Result<Manifest, RateError> {
+    let ratings_sha256 = sha256_file(&dir.join(RATINGS_FILE))?;
     let write = |name: &str, text: &str| {
         let p = dir.join(name);
-        std::fs::write(&p, text).map_err(|e| io(&p, &e))
+        std::fs::write(&p, text).map_err(|e| io_error(&p, &e))
     };
     if let Some(d) = &extras.drift {
         write("drift.json", &pretty("drift.json", d)?)?;
@@ -203,11 +298,11 @@ pub fn write_snapshot(
     }
     let manifest = Manifest {
         manifest_version: fastrefund_snapshot::MANIFEST_VERSION,
-        rows: ratings.height() as u64,
+        rows,
         star_counts,
         as_of,
         model_version: card.version().to_string(),
-        ratings_sha256: fastrefund_snapshot::sha256_hex(&bytes),
+        ratings_sha256,
         model_sha256: fastrefund_snapshot::sha256_hex(model_json.as_bytes()),
         data_fingerprint: data_fingerprint.to_string(),
         created_at: chrono::Utc::now(),
@@ -277,8 +372,8 @@ pub fn drift_baseline(explicit: Option<&Path>, out: &Path) -> Result<Option<Rati
 }
 
 /// Rates every buyer as of `as_of` and publishes the snapshot atomically at `out`.
-/// With a baseline, the drift is measured first and a snapshot whose scores moved
-/// more than `max_psi` is refused (nothing is published) unless `force`.
+/// With a baseline, the drift is measured and a snapshot whose scores moved more than
+/// `max_psi` is refused (nothing is published) unless `force`.
 pub fn rate(
     h: &History,
     card: &Scorecard,
@@ -286,57 +381,80 @@ pub fn rate(
     as_of: NaiveDate,
     out: &Path,
     opts: &RateOptions<'_>,
-) -> Result<(Manifest, Scores), RateError> {
+) -> Result<Manifest, RateError> {
+    rate_source(Source::Whole(h), card, model_json, as_of, out, opts)
+}
+
+/// [`rate`] over a history held whole or split into shards: the category norms from a
+/// first pass over every part, then each part's buyers scored and appended to
+/// `ratings.parquet`, keeping only what the distributions and drift need ([`Tally`]).
+pub fn rate_source(
+    src: Source<'_>,
+    card: &Scorecard,
+    model_json: &str,
+    as_of: NaiveDate,
+    out: &Path,
+    opts: &RateOptions<'_>,
+) -> Result<Manifest, RateError> {
     let t = date_micros(as_of);
-    let scores = score_history(h, card, t)?;
-    let drift = opts.baseline.and_then(|b| super::drift::drift(b, &scores));
-    if let Some(d) = &drift {
-        tracing::info!(score_psi = d.score_psi, star_psi = d.star_psi, baseline = %d.baseline_model_version, "drift against the snapshot in service");
-        if d.score_psi > opts.max_psi && !opts.force {
-            let moved = d.moved(0.1);
-            return Err(RateError::Refused(format!(
-                "the score distribution moved too far from the snapshot in service ({} as of {}): score PSI {:.3} > {:.2} (star PSI {:.3}); features that moved: {}. Nothing was published; check the data, or pass --force to publish anyway",
-                d.baseline_model_version,
-                d.baseline_as_of,
-                d.score_psi,
-                opts.max_psi,
-                d.star_psi,
-                if moved.is_empty() {
-                    "none above 0.1".into()
-                } else {
-                    moved.join(", ")
-                }
-            )));
-        }
-    }
-    let challenger = opts
-        .challenger
-        .map(|c| {
-            let _s = tracing::info_span!("challenger_stars").entered();
-            challenger_stars(c, &scores)
-        })
-        .transpose()?;
-    let _s = tracing::info_span!("publish").entered();
-    let mut frame = ratings_frame(card, &scores, as_of, challenger.as_deref())?;
-    let extras = Extras {
-        drift,
-        distribution: Some(super::drift::distribution(card, &scores)),
-        challenger_version: opts.challenger.map(|c| c.model_version.clone()),
-        drift_figure: opts.drift_figure,
-    };
+    let norms = src.norms(t)?;
     let mut manifest = None;
     fastrefund_snapshot::publish_dir::<RateError>(out, |dir| {
-        manifest = Some(write_snapshot(
+        let mut tally = Tally::default();
+        let mut ratings = RatingsWriter::new(dir);
+        for k in 0..src.parts() {
+            let _s = tracing::info_span!("part", k, of = src.parts()).entered();
+            let part = src.part(k)?;
+            let scores = score_part(&part, card, t, &norms)?;
+            drop(part);
+            tally.add(card, opts.baseline.map(|b| &**b.model()), &scores);
+            let challenger = opts
+                .challenger
+                .map(|c| {
+                    let _s = tracing::info_span!("challenger_stars").entered();
+                    challenger_stars(c, &scores)
+                })
+                .transpose()?;
+            ratings.write(&ratings_frame(card, &scores, as_of, challenger.as_deref())?)?;
+        }
+        ratings.finish()?;
+        let drift = opts.baseline.and_then(|b| super::drift::drift(b, &tally));
+        if let Some(d) = &drift {
+            tracing::info!(score_psi = d.score_psi, star_psi = d.star_psi, baseline = %d.baseline_model_version, "drift against the snapshot in service");
+            if d.score_psi > opts.max_psi && !opts.force {
+                let moved = d.moved(0.1);
+                return Err(RateError::Refused(format!(
+                    "the score distribution moved too far from the snapshot in service ({} as of {}): score PSI {:.3} > {:.2} (star PSI {:.3}); features that moved: {}. Nothing was published; check the data, or pass --force to publish anyway",
+                    d.baseline_model_version,
+                    d.baseline_as_of,
+                    d.score_psi,
+                    opts.max_psi,
+                    d.star_psi,
+                    if moved.is_empty() {
+                        "none above 0.1".into()
+                    } else {
+                        moved.join(", ")
+                    }
+                )));
+            }
+        }
+        let _s = tracing::info_span!("publish").entered();
+        let extras = Extras {
+            drift,
+            distribution: Some(super::drift::distribution(&tally)),
+            challenger_version: opts.challenger.map(|c| c.model_version.clone()),
+            drift_figure: opts.drift_figure,
+        };
+        manifest = Some(finish_snapshot(
             dir,
             card,
             model_json,
-            &mut frame,
+            (tally.rows(), tally.star_counts()),
             as_of,
-            &h.fingerprint,
+            src.fingerprint(),
             extras,
         )?);
         Ok(())
     })?;
-    let manifest = manifest.ok_or_else(|| RateError::Refused("nothing was written".into()))?;
-    Ok((manifest, scores))
+    manifest.ok_or_else(|| RateError::Refused("nothing was written".into()))
 }

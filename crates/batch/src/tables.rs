@@ -173,7 +173,7 @@ impl Table {
     }
 
     /// The id column that must be unique.
-    fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Table::Orders => cols::ORDER_ID,
             Table::Returns => cols::RETURN_ID,
@@ -315,7 +315,7 @@ pub fn write_history(h: &History, dir: &Path) -> PolarsResult<()> {
 }
 
 /// Finds the files of a table in `dir`: `name.parquet`, `name.csv`, or `name/*`.
-fn table_files(dir: &Path, table: Table) -> Vec<PathBuf> {
+pub(crate) fn table_files(dir: &Path, table: Table) -> Vec<PathBuf> {
     let name = table.name();
     let mut files = Vec::new();
     for ext in ["parquet", "csv"] {
@@ -340,6 +340,26 @@ fn table_files(dir: &Path, table: Table) -> Vec<PathBuf> {
         files.extend(inner);
     }
     files
+}
+
+impl DataError {
+    /// The same error, its row counted `offset` rows further into the file.
+    pub(crate) fn rows_after(self, offset: u64) -> DataError {
+        match self {
+            DataError::BadValue {
+                file,
+                row,
+                column,
+                problem,
+            } => DataError::BadValue {
+                file,
+                row: row + offset,
+                column,
+                problem,
+            },
+            other => other,
+        }
+    }
 }
 
 /// Reads and checks one table from `dir`. `Ok(None)` if an optional table is absent.
@@ -379,7 +399,7 @@ pub fn load_table(
     Ok(Some(loaded))
 }
 
-fn hash_file(path: &Path, hasher: &mut Sha256) -> Result<(), DataError> {
+pub(crate) fn hash_file(path: &Path, hasher: &mut Sha256) -> Result<(), DataError> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(|e| DataError::Read {
         file: path.display().to_string(),
@@ -403,7 +423,7 @@ fn hash_file(path: &Path, hasher: &mut Sha256) -> Result<(), DataError> {
     }
 }
 
-fn read_err(file: &str, e: impl std::fmt::Display) -> DataError {
+pub(crate) fn read_err(file: &str, e: impl std::fmt::Display) -> DataError {
     DataError::Read {
         file: file.to_string(),
         message: e.to_string(),
@@ -412,6 +432,40 @@ fn read_err(file: &str, e: impl std::fmt::Display) -> DataError {
 
 /// Reads one file and normalises every contract column (extra columns are ignored).
 fn read_file(path: &Path, table: Table) -> Result<DataFrame, DataError> {
+    read_part(path, table, None)
+}
+
+/// Whether `path` is read as CSV (by its extension).
+pub(crate) fn is_csv(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()) == Some("csv")
+}
+
+/// The rows of a Parquet file, from its metadata.
+pub(crate) fn parquet_rows(path: &Path) -> Result<u64, DataError> {
+    let label = path.display().to_string();
+    let pl_path = PlRefPath::new(path.to_string_lossy().into_owned());
+    let df = LazyFrame::scan_parquet(pl_path, ScanArgsParquet::default())
+        .and_then(|lf| {
+            lf.select([len().cast(DataType::UInt64).alias("n")])
+                .collect()
+        })
+        .map_err(|e| read_err(&label, e))?;
+    let n = df
+        .column("n")
+        .ok()
+        .and_then(|c| c.u64().ok().and_then(|c| c.get(0)))
+        .unwrap_or(0);
+    Ok(n)
+}
+
+/// Reads rows `[offset, offset + len)` of one file (all of it with `None`; a CSV is
+/// always read whole) and normalises every contract column. Rows in errors count from
+/// the start of the file.
+pub(crate) fn read_part(
+    path: &Path,
+    table: Table,
+    part: Option<(u64, u64)>,
+) -> Result<DataFrame, DataError> {
     let label = path.display().to_string();
     let is_csv = path.extension().and_then(|e| e.to_str()) == Some("csv");
     let pl_path = PlRefPath::new(path.to_string_lossy().into_owned());
@@ -439,15 +493,24 @@ fn read_file(path: &Path, table: Table) -> Result<DataFrame, DataError> {
         }
     }
     let names: Vec<Expr> = table.specs().iter().map(|s| col(s.name)).collect();
-    let raw = lf
-        .select(names)
-        .collect()
-        .map_err(|e| read_err(&label, e))?;
+    let mut lf = lf.select(names);
+    let offset = match part {
+        Some((offset, n)) if !is_csv => {
+            lf = lf.slice(offset as i64, n as IdxSize);
+            offset
+        }
+        _ => 0,
+    };
+    let raw = lf.collect().map_err(|e| read_err(&label, e))?;
     let mut out = Vec::with_capacity(table.specs().len());
     for s in table.specs() {
         let column = raw.column(s.name).map_err(|e| read_err(&label, e))?;
         let series = column.as_materialized_series();
-        out.push(normalise(series, s, &label)?.into_column());
+        out.push(
+            normalise(series, s, &label)
+                .map_err(|e| e.rows_after(offset))?
+                .into_column(),
+        );
     }
     DataFrame::new(raw.height(), out).map_err(|e| read_err(&label, e))
 }

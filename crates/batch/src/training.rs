@@ -1,7 +1,9 @@
 //! The training and evaluation workflows behind `fastrefund train` and `evaluate`:
 //! on a history (buyer features as of a date, out-of-time test) or on any table.
 
-use crate::features::{DAY, FEATURES, date_micros, labelled_features_as_of, performance_rows};
+use crate::features::{
+    DAY, FEATURES, date_micros, labelled_features_as_of, labelled_with_norms, performance_rows,
+};
 use crate::frame as dataset;
 use crate::tables::{DataError, History, load_history};
 use chrono::NaiveDate;
@@ -94,24 +96,24 @@ pub struct ChallengerEval {
 fn challenger_eval(
     ch: &fastrefund_train::challenger::Challenger,
     train: &Dataset,
-    test: &Dataset,
+    te: &[i32],
+    labels: &[u8],
 ) -> Result<ChallengerEval, WorkflowError> {
     let tr = fastrefund_train::challenger::scores(ch, train)?;
-    let te = fastrefund_train::challenger::scores(ch, test)?;
     let risk = |s: &[i32]| s.iter().map(|v| -f64::from(*v)).collect::<Vec<_>>();
-    let risk_te = risk(&te);
-    let auc = metrics::auc(&risk_te, &test.labels);
+    let risk_te = risk(te);
+    let auc = metrics::auc(&risk_te, labels);
     let p: Vec<f64> = te.iter().map(|s| 1.0 - f64::from(*s) / 1000.0).collect();
     Ok(ChallengerEval {
         model_version: ch.model_version.clone(),
         kind: ch.kind.clone(),
         train_auc: metrics::auc(&risk(&tr), &train.labels),
         auc,
-        ks: metrics::ks(&risk_te, &test.labels),
+        ks: metrics::ks(&risk_te, labels),
         gini: 2.0 * auc - 1.0,
-        brier: metrics::brier(&p, &test.labels),
-        roc: metrics::roc_points(&risk_te, &test.labels, 200),
-        stars: metrics::star_table(&ch.cutoffs(), &te, &test.labels),
+        brier: metrics::brier(&p, labels),
+        roc: metrics::roc_points(&risk_te, labels, 200),
+        stars: metrics::star_table(&ch.cutoffs(), te, labels),
     })
 }
 
@@ -157,6 +159,12 @@ pub struct HistoryTraining {
     pub params: TrainParams,
     /// Also train the challenger (bagged trees) and compare it in the report.
     pub challenger: Option<fastrefund_train::challenger::ChallengerParams>,
+    /// Fit on a seeded sample of this many buyers of the performance population (the
+    /// out-of-time test still scores all of them).
+    pub sample_buyers: Option<u64>,
+    pub sample_seed: u64,
+    /// Whether to hold the history whole or work through it in shards.
+    pub plan: crate::shards::Plan,
 }
 
 /// Options of `train --table`.
@@ -247,28 +255,83 @@ fn random_split(n: usize, fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) 
     (train, test)
 }
 
+/// A test split's scores: the scorecard's, the challenger's if there is one, and the labels.
+struct TestScores {
+    card: Vec<i32>,
+    challenger: Option<Vec<i32>>,
+    labels: Vec<u8>,
+}
+
+impl TestScores {
+    /// Scores a held test set.
+    fn of(
+        card: &Scorecard,
+        ch: Option<&fastrefund_train::challenger::Challenger>,
+        ds: &Dataset,
+    ) -> Result<TestScores, WorkflowError> {
+        let cols = model_columns(card, ds)?;
+        Ok(TestScores {
+            card: score_columns(card, &cols, ds.rows()),
+            challenger: ch
+                .map(|c| fastrefund_train::challenger::scores(c, ds))
+                .transpose()?,
+            labels: ds.labels.clone(),
+        })
+    }
+
+    fn append(&mut self, more: TestScores) {
+        self.card.extend(more.card);
+        self.labels.extend(more.labels);
+        if let (Some(a), Some(b)) = (&mut self.challenger, more.challenger) {
+            a.extend(b);
+        }
+    }
+}
+
+/// How the test split is scored once the models are fitted: a held dataset, or
+/// part by part over a history too big to hold.
+type TestPass<'a> = dyn Fn(
+        &Scorecard,
+        Option<&fastrefund_train::challenger::Challenger>,
+    ) -> Result<TestScores, WorkflowError>
+    + 'a;
+
 fn finish(
     fitted: fastrefund_train::Fitted,
     train: &Dataset,
-    test: &Dataset,
+    test: &TestPass<'_>,
     out: &Path,
     challenger: Option<&fastrefund_train::challenger::ChallengerParams>,
 ) -> Result<Trained, WorkflowError> {
     let card = fitted.card;
     let evaluate_span = tracing::info_span!("evaluate").entered();
-    let score = |ds: &Dataset| -> Result<Vec<i32>, WorkflowError> {
-        let cols = model_columns(&card, ds)?;
-        Ok(score_columns(&card, &cols, ds.rows()))
+    let train_scores = {
+        let cols = model_columns(&card, train)?;
+        score_columns(&card, &cols, train.rows())
     };
-    let train_scores = score(train)?;
-    let test_scores = score(test)?;
     let train_m = metrics::split_metrics(&card, &train_scores, &train.labels);
-    let test_m = metrics::split_metrics(&card, &test_scores, &test.labels);
+    drop(evaluate_span);
+    let challenger = match challenger {
+        Some(p) => {
+            let _s = tracing::info_span!("challenger").entered();
+            let shares: Vec<f64> = train_m.stars.iter().map(|s| s.share).collect();
+            let shares = [shares[0], shares[1], shares[2], shares[3], shares[4]];
+            let version = format!("{}-challenger", card.version());
+            Some(fastrefund_train::challenger::fit(
+                train, p, shares, version,
+            )?)
+        }
+        None => None,
+    };
+    let evaluate_span = tracing::info_span!("evaluate_test").entered();
+    let scored = test(&card, challenger.as_ref())?;
+    let test_scores = &scored.card;
+    let test_m = metrics::split_metrics(&card, test_scores, &scored.labels);
     let p: Vec<f64> = test_scores
         .iter()
         .map(|s| card.probability_bad(f64::from(*s)))
         .collect();
-    let calibration = metrics::calibration(&test_scores, &p, &test.labels, 10);
+    let calibration = metrics::calibration(test_scores, &p, &scored.labels, 10);
     let mut notes = fitted.notes;
     if !metrics::strictly_falling(&test_m.stars) {
         notes.push("on the test split the bad rate does not fall strictly from 1★ to 5★".into());
@@ -279,22 +342,17 @@ fn finish(
     let card = model.check()?;
     drop(evaluate_span);
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
-    let challenger = match challenger {
-        Some(p) => {
-            let _s = tracing::info_span!("challenger").entered();
-            let shares: Vec<f64> = train_m.stars.iter().map(|s| s.share).collect();
-            let shares = [shares[0], shares[1], shares[2], shares[3], shares[4]];
-            let version = format!("{}-challenger", card.version());
-            let ch = fastrefund_train::challenger::fit(train, p, shares, version)?;
+    let challenger = match (challenger, &scored.challenger) {
+        (Some(ch), Some(te)) => {
             let path = out.join("challenger.json");
             std::fs::write(
                 &path,
                 serde_json::to_string(&ch).map_err(|e| encode("challenger.json", e))?,
             )
             .map_err(|e| io(&path, e))?;
-            Some(challenger_eval(&ch, train, test)?)
+            Some(challenger_eval(&ch, train, te, &scored.labels)?)
         }
-        None => None,
+        _ => None,
     };
     let _s = tracing::info_span!("report").entered();
     let risk: Vec<f64> = test_scores.iter().map(|s| -f64::from(*s)).collect();
@@ -308,9 +366,9 @@ fn finish(
             .into_iter()
             .map(|(feature, iv, kept)| IvRow { feature, iv, kept })
             .collect(),
-        roc: metrics::roc_points(&risk, &test.labels, 200),
-        ks_curve: metrics::ks_curve(&test_scores, &test.labels, 200),
-        score_distribution: metrics::score_distribution(&test_scores, &test.labels, 30),
+        roc: metrics::roc_points(&risk, &scored.labels, 200),
+        ks_curve: metrics::ks_curve(test_scores, &scored.labels, 200),
+        score_distribution: metrics::score_distribution(test_scores, &scored.labels, 30),
         challenger,
         notes,
     };
@@ -330,37 +388,64 @@ fn finish(
 }
 
 /// `train --data`: buyer features as of `as_of`, tested out of time as of `test_as_of`.
+///
+/// A history too big to hold is worked through in shards ([`crate::shards`]): the
+/// training rows are gathered part by part (with `sample_buyers`, only a seeded sample
+/// of the performance population: the buyers with the smallest seeded hashes of their
+/// id, so the sample does not depend on how the history is split), and the
+/// out-of-time test scores every buyer of the test population, part by part, keeping
+/// only scores and labels.
 pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
     let params = o.params.clone().check()?;
-    let h = load_history(&o.data)?;
+    let opened = crate::shards::Opened::open(&o.data, &o.plan)?;
+    let src = opened.source();
     let t = date_micros(o.as_of);
-    let train_df = {
-        let _s = tracing::info_span!("features", as_of = %o.as_of).entered();
-        labelled_features_as_of(&h, t)?
+    let (full, end) = {
+        let _s = tracing::info_span!("features", as_of = %o.as_of, parts = src.parts()).entered();
+        let norms = src.norms(t)?;
+        let mut kept: Option<DataFrame> = None;
+        let mut end = i64::MIN;
+        for k in 0..src.parts() {
+            let part = src.part(k)?;
+            end = end.max(history_end(&part));
+            let df = performance_rows(&labelled_with_norms(&part, t, norms.clone().lazy())?)?;
+            kept = Some(match (kept, o.sample_buyers) {
+                (None, None) => df,
+                (Some(a), None) => a.vstack(&df)?,
+                (k, Some(n)) => bottom_n(k, df, n, o.sample_seed)?,
+            });
+        }
+        let mut df =
+            kept.ok_or_else(|| WorkflowError::Invalid("the history has no parts".into()))?;
+        if o.sample_buyers.is_some() {
+            df = df.drop(SAMPLE_KEY)?;
+        }
+        df = df.sort([BUYER_ID], SortMultipleOptions::default())?;
+        let (ds, _) =
+            dataset::dataset_from_frame(&df, LABEL, &[BUYER_ID.to_string()], "buyer features")?;
+        (ds, end)
     };
-    let full = history_dataset(&train_df)?;
     let test_as_of = o.test_as_of.unwrap_or(o.as_of + chrono::Duration::days(90));
     let t2 = date_micros(test_as_of);
-    let end = history_end(&h);
-    let (train, test, split, test_date) = if t2 > t && end >= t2 + 89 * DAY {
-        let _s = tracing::info_span!("features", as_of = %test_as_of).entered();
-        let test_df = labelled_features_as_of(&h, t2)?;
-        (
-            full,
-            history_dataset(&test_df)?,
-            "out_of_time",
-            Some(test_as_of),
-        )
+    let out_of_time = t2 > t && end >= t2 + 89 * DAY;
+    let (train, held, split, test_date) = if out_of_time {
+        (full, None, "out_of_time", Some(test_as_of))
     } else {
         tracing::warn!(
             %test_as_of,
             "the history does not cover the out-of-time label window; testing on a seeded random 30% of buyers instead"
         );
         let (a, b) = random_split(full.rows(), 0.3, 1);
-        (full.take(&a), full.take(&b), "random", None)
+        (full.take(&a), Some(full.take(&b)), "random", None)
     };
+    let mut described =
+        serde_json::to_value(params.params()).map_err(|e| encode("the training parameters", e))?;
+    if let (Some(n), Some(m)) = (o.sample_buyers, described.as_object_mut()) {
+        m.insert("sample_buyers".into(), n.into());
+        m.insert("sample_seed".into(), o.sample_seed.into());
+    }
     let info = TrainingInfo {
-        data_fingerprint: h.fingerprint.clone(),
+        data_fingerprint: src.fingerprint().to_string(),
         split: split.into(),
         as_of: Some(o.as_of),
         test_as_of: test_date,
@@ -368,21 +453,104 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
         test_fraction: (split == "random").then_some(0.3),
         label: format!(
             "{LABEL}: 1 = a loss on an advanced refund or a lost fraud-flagged dispute in (T, T+90 days]; \
-             population: buyers who asked for a return in that window"
+             population: buyers who asked for a return in that window{}",
+            match o.sample_buyers {
+                Some(n) => format!(
+                    "; fitted on a seeded sample of {n} of them (seed {}), tested on all",
+                    o.sample_seed
+                ),
+                None => String::new(),
+            }
         ),
-        params: serde_json::to_value(params.params())
-            .map_err(|e| encode("the training parameters", e))?,
+        params: described.clone(),
     };
-    let version = version_tag(
-        &format!("scorecard-{}", o.as_of),
-        &h.fingerprint,
-        params.params(),
-    )?;
+    let prefix = format!("scorecard-{}", o.as_of);
+    let version = match o.sample_buyers {
+        None => version_tag(&prefix, src.fingerprint(), params.params())?,
+        Some(_) => version_tag(&prefix, src.fingerprint(), &described)?,
+    };
     let fitted = {
         let _s = tracing::info_span!("fit", rows = train.rows(), bads = train.bads()).entered();
         fit_scorecard(&train, &buyer_meta(), &params, info, version)?
     };
-    finish(fitted, &train, &test, &o.out, o.challenger.as_ref())
+    let test_parts = |card: &Scorecard,
+                      ch: Option<&fastrefund_train::challenger::Challenger>|
+     -> Result<TestScores, WorkflowError> {
+        let _s =
+            tracing::info_span!("features", as_of = %test_as_of, parts = src.parts()).entered();
+        let norms = src.norms(t2)?;
+        let mut all = TestScores {
+            card: Vec::new(),
+            challenger: ch.map(|_| Vec::new()),
+            labels: Vec::new(),
+        };
+        let mut ids: Vec<u64> = Vec::new();
+        for k in 0..src.parts() {
+            let part = src.part(k)?;
+            let df = performance_rows(&labelled_with_norms(&part, t2, norms.clone().lazy())?)?;
+            drop(part);
+            ids.extend(df.column(BUYER_ID)?.u64()?.iter().map(|v| v.unwrap_or(0)));
+            let (ds, _) =
+                dataset::dataset_from_frame(&df, LABEL, &[BUYER_ID.to_string()], "buyer features")?;
+            all.append(TestScores::of(card, ch, &ds)?);
+        }
+        // In buyer order, as a history held whole gives them: sums of floating-point
+        // metrics (Brier) then do not depend on how the history was split.
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_unstable_by_key(|i| ids[*i]);
+        Ok(TestScores {
+            card: order.iter().map(|i| all.card[*i]).collect(),
+            challenger: all
+                .challenger
+                .map(|c| order.iter().map(|i| c[*i]).collect()),
+            labels: order.iter().map(|i| all.labels[*i]).collect(),
+        })
+    };
+    match held {
+        Some(test) => finish(
+            fitted,
+            &train,
+            &|card, ch| TestScores::of(card, ch, &test),
+            &o.out,
+            o.challenger.as_ref(),
+        ),
+        None => finish(fitted, &train, &test_parts, &o.out, o.challenger.as_ref()),
+    }
+}
+
+/// Column of the rows kept by [`bottom_n`]: the seeded hash of the buyer id.
+const SAMPLE_KEY: &str = "__sample_key";
+
+/// The `n` rows of `kept` and `more` with the smallest seeded hashes of their buyer id.
+fn bottom_n(
+    kept: Option<DataFrame>,
+    mut more: DataFrame,
+    n: u64,
+    seed: u64,
+) -> Result<DataFrame, WorkflowError> {
+    let keys: Vec<u64> = more
+        .column(BUYER_ID)?
+        .u64()?
+        .iter()
+        .map(|b| sample_key(b.unwrap_or(0), seed))
+        .collect();
+    more.with_column(Column::new(SAMPLE_KEY.into(), keys))?;
+    let all = match kept {
+        Some(k) => k.vstack(&more)?,
+        None => more,
+    };
+    Ok(all
+        .sort([SAMPLE_KEY], SortMultipleOptions::default())?
+        .head(Some(usize::try_from(n).unwrap_or(usize::MAX))))
+}
+
+/// A seeded 64-bit mix of a buyer id (SplitMix64's finaliser): uniform, and the same
+/// for a buyer however the history is split.
+fn sample_key(buyer: u64, seed: u64) -> u64 {
+    let mut z = buyer ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Rows of `df` whose `column` is at or after `at` (compared as numbers when the
@@ -491,7 +659,13 @@ pub fn train_table(o: &TableTraining) -> Result<Trained, WorkflowError> {
         .iter()
         .all(|c| matches!(c, FeatureData::Num(_)));
     let challenger = o.challenger.as_ref().filter(|_| numeric);
-    finish(fitted, &train, &test, &o.out, challenger)
+    finish(
+        fitted,
+        &train,
+        &|card, ch| TestScores::of(card, ch, &test),
+        &o.out,
+        challenger,
+    )
 }
 
 /// Scores a labelled table with a model and measures it.

@@ -62,6 +62,8 @@ enum Command {
         as_of: NaiveDate,
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        parts: PartsArgs,
     },
     /// Write the whole of `rate` as one SQL query (Spark or DuckDB) over the contract's
     /// tables `orders`, `returns`, `disputes` and `buyers`; its result has the columns of
@@ -206,6 +208,24 @@ struct RateArgs {
     /// Publish even past --max-psi.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    parts: PartsArgs,
+}
+
+/// How a history too big to hold is worked through.
+#[derive(clap::Args)]
+struct PartsArgs {
+    /// The peak memory to aim for, in GiB. A history whose working set would pass half
+    /// of it is split by buyer into shards on disk and rated one shard at a time.
+    #[arg(long, default_value_t = 4.0)]
+    memory_gib: f64,
+    /// Split into exactly this many shards (1: hold the history whole); overrides
+    /// --memory-gib.
+    #[arg(long)]
+    shards: Option<u32>,
+    /// Where the shards are written (about the input's size; default: beside --out).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -301,6 +321,12 @@ struct TrainArgs {
     /// Do not train the challenger (bagged trees) beside the scorecard.
     #[arg(long)]
     no_challenger: bool,
+    /// With --data: fit on a seeded sample (--seed) of this many buyers of the
+    /// performance population; the out-of-time test still scores every buyer.
+    #[arg(long, requires = "data")]
+    sample_buyers: Option<u64>,
+    #[command(flatten)]
+    parts: PartsArgs,
 }
 
 fn main() -> Result<()> {
@@ -317,7 +343,12 @@ fn main() -> Result<()> {
             start,
             end,
         } => batch::generate(buyers, seed, start, end, &out),
-        Command::Features { data, as_of, out } => batch::features(&data, as_of, &out),
+        Command::Features {
+            data,
+            as_of,
+            out,
+            parts,
+        } => batch::features(&data, as_of, &out, &parts),
         Command::ExportSql {
             model,
             as_of,
@@ -443,12 +474,31 @@ mod batch {
         Ok(())
     }
 
-    pub fn features(data: &Path, as_of: NaiveDate, out: &Path) -> Result<()> {
-        use fastrefund_batch::{features, tables};
+    impl PartsArgs {
+        /// The plan for a command writing `out`: shards beside it unless --work-dir.
+        fn plan(&self, out: &Path) -> fastrefund_batch::shards::Plan {
+            fastrefund_batch::shards::Plan {
+                memory_gib: self.memory_gib,
+                shards: self.shards,
+                work_dir: match &self.work_dir {
+                    Some(w) => w.clone(),
+                    None => out
+                        .parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| PathBuf::from(".")),
+                },
+            }
+        }
+    }
+
+    pub fn features(data: &Path, as_of: NaiveDate, out: &Path, parts: &PartsArgs) -> Result<()> {
+        use fastrefund_batch::features;
         let sp = progress::spinner("reading and checking the history");
-        let h = tables::load_history(data)?;
+        let opened = fastrefund_batch::shards::Opened::open(data, &parts.plan(out))?;
         sp.set_message("computing features");
-        let buyers = features::write_labelled_features(&h, features::date_micros(as_of), out)?;
+        let buyers =
+            features::write_labelled_features(opened.source(), features::date_micros(as_of), out)?;
         sp.finish_and_clear();
         tracing::info!(buyers, out = %out.display(), "features written");
         Ok(())
@@ -506,6 +556,9 @@ mod batch {
                     out: dir.to_path_buf(),
                     params,
                     challenger: (!a.no_challenger).then(Default::default),
+                    sample_buyers: a.sample_buyers,
+                    sample_seed: a.seed,
+                    plan: a.parts.plan(dir),
                 })?,
                 (None, Some(table)) => training::train_table(&training::TableTraining {
                     table,
@@ -609,7 +662,7 @@ mod batch {
     }
 
     pub fn rate(a: RateArgs) -> Result<()> {
-        use fastrefund_batch::{rate, tables};
+        use fastrefund_batch::rate;
         use fastrefund_train::challenger::Challenger;
         let model_path = match a.model {
             Some(m) => m,
@@ -625,7 +678,9 @@ mod batch {
         .check()?;
         let challenger = a.challenger.as_deref().map(Challenger::load).transpose()?;
         let baseline = rate::drift_baseline(a.baseline.as_deref(), &a.out)?;
-        let h = tables::load_history(&a.data)?;
+        let opened = fastrefund_batch::shards::Opened::open(&a.data, &a.parts.plan(&a.out))?;
+        let src = opened.source();
+        tracing::info!(parts = src.parts(), "rating");
         sp.set_message("computing features and scoring");
         let opts = rate::RateOptions {
             challenger: challenger.as_ref(),
@@ -634,7 +689,7 @@ mod batch {
             force: a.force,
             drift_figure: Some(fastrefund_report::drift_figure),
         };
-        let (manifest, _) = rate::rate(&h, &card, &model_json, a.as_of, &a.out, &opts)?;
+        let manifest = rate::rate_source(src, &card, &model_json, a.as_of, &a.out, &opts)?;
         sp.finish_and_clear();
         tracing::info!(
             buyers = manifest.rows,

@@ -45,6 +45,9 @@ async fn buyers_who_keep_not_shipping_lose_instant_release_and_heavy_honest_retu
             out: root.path().join("model"),
             params: fastrefund_train::TrainParams::default(),
             challenger: None,
+            sample_buyers: None,
+            sample_seed: 1,
+            plan: Default::default(),
         })
         .unwrap();
     let model_json = std::fs::read_to_string(&trained.model_path).unwrap();

@@ -7,4 +7,5 @@ mod batch;
 mod export;
 mod feedback;
 mod parity;
+mod shards;
 mod simulate;
