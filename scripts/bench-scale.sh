@@ -7,8 +7,10 @@
 #   - the `export-sql` script on DuckDB over the same Parquet files;
 #   - at 1M buyers, the Spark (local[2]) script.
 # Each is its own process under GNU time (wall, CPU, peak RSS); rate's stage times are
-# in its log. The model is the shipped champion.
+# in its log. The model is the shipped champion. With $BASELINE_BIN (an earlier build),
+# its `rate` runs too, on the same history, as the baseline of the same run.
 #
+# DuckDB's memory is capped at $FASTREFUND_DUCKDB_MEMORY (default 4GB, as rate's).
 # Usage: scripts/bench-scale.sh OUTDIR SIZE...      e.g. scripts/bench-scale.sh /work/scale 1000000 20000000
 # Needs about 0.5 GB of disk per million buyers, twice (history and shards).
 # Writes OUTDIR/SIZE/*.rusage, *.log and OUTDIR/results.txt.
@@ -29,7 +31,11 @@ run() { # dir name command...
 for n in "$@"; do
   d=$OUT/$n; mkdir -p "$d"
   echo "$n buyers" >&2
-  [ -s "$d/hist/orders.parquet" ] || run "$d" generate "$BIN" generate --buyers "$n" --seed 5 --out "$d/hist"
+  [ -s "$d/generate.rusage" ] || run "$d" generate "$BIN" generate --buyers "$n" --seed 5 --out "$d/hist"
+  if [ -n "${BASELINE_BIN:-}" ] && [ "$n" -le 2000000 ]; then
+    run "$d" rate-baseline "$BASELINE_BIN" rate --data "$d/hist" --model "$M" --as-of 2026-06-30 --out "$d/snap-baseline" --force
+    rm -rf "$d/snap-baseline"
+  fi
   if [ "$n" -le 2000000 ]; then
     run "$d" rate-whole "$BIN" rate --data "$d/hist" --model "$M" --as-of 2026-06-30 --out "$d/snap-whole" --force --shards 1
     rm -rf "$d/snap-whole"
@@ -37,7 +43,7 @@ for n in "$@"; do
   run "$d" rate "$BIN" rate --data "$d/hist" --model "$M" --as-of 2026-06-30 --out "$d/snap" --force
   "$BIN" export-sql --model "$M" --as-of 2026-06-30 --dialect duckdb --out "$d/rate-duckdb.sql"
   run "$d" duckdb "$PY" scripts/check_sql.py duckdb "$d/rate-duckdb.sql" "$d/hist" "$d/snap/ratings.parquet"
-  if [ "$n" -le 1000000 ]; then
+  if [ "$n" -le 1000000 ] && [ ! -s "$d/spark.rusage" ]; then
     "$BIN" export-sql --model "$M" --as-of 2026-06-30 --dialect spark --out "$d/rate-spark.sql"
     run "$d" spark "$PY" scripts/check_sql.py spark "$d/rate-spark.sql" "$d/hist" "$d/snap/ratings.parquet"
   fi
@@ -55,7 +61,7 @@ def ru(p):
 print("| buyers | step | wall s | CPU s | peak RSS GiB | s per 1M buyers |")
 print("| ---: | --- | ---: | ---: | ---: | ---: |")
 for n in sizes:
-    for step in ["generate", "rate-whole", "rate", "duckdb", "spark"]:
+    for step in ["generate", "rate-baseline", "rate-whole", "rate", "duckdb", "spark"]:
         r = ru(f"{out}/{n}/{step}.rusage")
         if r:
             print(f"| {int(n):,} | {step} | {r[0]:.1f} | {r[1]:.1f} | {r[2]:.2f} | {r[0] / (int(n) / 1e6):.1f} |")

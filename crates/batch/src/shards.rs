@@ -369,6 +369,7 @@ fn split_table(
             }
             df.with_column(Column::new(SHARD_COL.into(), shard))
                 .map_err(e)?;
+            let mut pieces: Vec<Option<DataFrame>> = (0..shards).map(|_| None).collect();
             for piece in df.partition_by([SHARD_COL], true).map_err(e)? {
                 let k = piece
                     .column(SHARD_COL)
@@ -377,13 +378,22 @@ fn split_table(
                     .map_err(e)?
                     .get(0)
                     .unwrap_or(0);
-                let piece = piece.drop(SHARD_COL).map_err(e)?;
-                let w = match &mut writers[k as usize] {
-                    Some(w) => w,
-                    slot => slot.insert(shard_writer(dir, table, k, piece.schema())?),
-                };
-                w.write_batch(&piece).map_err(e)?;
+                pieces[k as usize] = Some(piece.drop(SHARD_COL).map_err(e)?);
             }
+            // Each shard has its own file: encode and write them in parallel.
+            use rayon::prelude::*;
+            writers
+                .par_iter_mut()
+                .zip(pieces.into_par_iter())
+                .enumerate()
+                .try_for_each(|(k, (slot, piece))| -> Result<(), DataError> {
+                    let Some(piece) = piece else { return Ok(()) };
+                    let w = match slot {
+                        Some(w) => w,
+                        slot => slot.insert(shard_writer(dir, table, k as u32, piece.schema())?),
+                    };
+                    w.write_batch(&piece).map_err(e)
+                })?;
         }
     }
     let schema = schema.unwrap_or_default();
