@@ -7,6 +7,9 @@
 //!   evaluation comes back as data, and the caller renders the report;
 //! - [`rate`]: score every buyer ([`scores`]) and publish a ratings snapshot, refusing
 //!   one that drifted too far ([`drift`]);
+//! - [`shards`]: a history too big to hold, split by buyer into shards on disk, which
+//!   `rate`, `features` and training work through one at a time;
+//! - [`sql`]: the whole rating as one SQL query for Spark or DuckDB (`export-sql`);
 //! - [`export`]: the ledger's returns as Parquet; [`replay`]: send a history's returns
 //!   to a running service; [`dataset_io`], [`progress`]: small helpers.
 
