@@ -374,21 +374,12 @@ pub fn drift_baseline(explicit: Option<&Path>, out: &Path) -> Result<Option<Rati
 /// Rates every buyer as of `as_of` and publishes the snapshot atomically at `out`.
 /// With a baseline, the drift is measured and a snapshot whose scores moved more than
 /// `max_psi` is refused (nothing is published) unless `force`.
+///
+/// The history is held whole or split into shards ([`Source`]): the category norms
+/// come from a first pass over every part, then each part's buyers are scored and
+/// appended to `ratings.parquet`, keeping only what the distributions and drift need
+/// ([`Tally`]).
 pub fn rate(
-    h: &History,
-    card: &Scorecard,
-    model_json: &str,
-    as_of: NaiveDate,
-    out: &Path,
-    opts: &RateOptions<'_>,
-) -> Result<Manifest, RateError> {
-    rate_source(Source::Whole(h), card, model_json, as_of, out, opts)
-}
-
-/// [`rate`] over a history held whole or split into shards: the category norms from a
-/// first pass over every part, then each part's buyers scored and appended to
-/// `ratings.parquet`, keeping only what the distributions and drift need ([`Tally`]).
-pub fn rate_source(
     src: Source<'_>,
     card: &Scorecard,
     model_json: &str,

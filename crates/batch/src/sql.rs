@@ -22,7 +22,7 @@
 
 use crate::features::{DAY, NORM_SCALE, date_micros};
 use chrono::NaiveDate;
-use fastrefund_core::scoring::{FeatureKind, MAX_REASONS, MISSING_SUFFIX, Scorecard};
+use fastrefund_core::scoring::{FeatureKind, MAX_REASONS, MISSING_SUFFIX, Scorecard, Value};
 use std::fmt::Write;
 
 /// The SQL engine a script is written for.
@@ -386,12 +386,7 @@ fn points_sql(card: &Scorecard, j: usize, x: &str) -> Result<String, SqlError> {
     if f.kind == FeatureKind::Categorical {
         return Err(SqlError::Categorical(f.name.clone()));
     }
-    let missing = f
-        .bins
-        .iter()
-        .find(|b| b.missing)
-        .map(|b| b.points)
-        .unwrap_or(0);
+    let missing = card.points(j, Value::Missing);
     let ranged: Vec<_> = f.bins.iter().filter(|b| !b.missing).collect();
     let mut s = format!("CASE WHEN {x} IS NULL THEN {missing}");
     for b in &ranged[..ranged.len().saturating_sub(1)] {

@@ -689,7 +689,7 @@ mod batch {
             force: a.force,
             drift_figure: Some(fastrefund_report::drift_figure),
         };
-        let manifest = rate::rate_source(src, &card, &model_json, a.as_of, &a.out, &opts)?;
+        let manifest = rate::rate(src, &card, &model_json, a.as_of, &a.out, &opts)?;
         sp.finish_and_clear();
         tracing::info!(
             buyers = manifest.rows,

@@ -56,7 +56,15 @@ async fn buyers_who_keep_not_shipping_lose_instant_release_and_heavy_honest_retu
         .check()
         .unwrap();
     let snap1 = root.path().join("snap1");
-    rate::rate(&past, &card, &model_json, s, &snap1, &Default::default()).unwrap();
+    rate::rate(
+        rate::Source::Whole(&past),
+        &card,
+        &model_json,
+        s,
+        &snap1,
+        &Default::default(),
+    )
+    .unwrap();
 
     let live = returns_in_window(&full, date_micros(s), date_micros(e)).unwrap();
     let app = spawn_app_with(
@@ -142,7 +150,15 @@ async fn buyers_who_keep_not_shipping_lose_instant_release_and_heavy_honest_retu
     fastrefund_batch::export::write_parquet(&rows, &past_dir.join("returns/live.parquet")).unwrap();
     let next = tables::load_history(&past_dir).unwrap();
     let snap2 = root.path().join("snap2");
-    rate::rate(&next, &card, &model_json, e, &snap2, &Default::default()).unwrap();
+    rate::rate(
+        rate::Source::Whole(&next),
+        &card,
+        &model_json,
+        e,
+        &snap2,
+        &Default::default(),
+    )
+    .unwrap();
     app.state.reload(Some(Some(snap2)), None).await.unwrap();
     let serving = app.state.serving().unwrap();
     let star2 = |b: u64| {

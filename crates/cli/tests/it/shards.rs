@@ -60,8 +60,9 @@ fn relay_by_month(src: &Path, dst: &Path) {
     std::fs::copy(src.join("buyers.parquet"), dst.join("buyers.parquet")).unwrap();
 }
 
-fn rate(data: &Path, out: &Path, shards: &str) {
-    ok(&[
+/// `rate` of `data` into `out` with the sample's model, as of 2026-06-30.
+fn rate_run(data: &Path, out: &Path, shards: &str) -> std::process::Output {
+    run(&[
         "rate",
         "--data",
         s(data),
@@ -74,7 +75,16 @@ fn rate(data: &Path, out: &Path, shards: &str) {
         "--shards",
         shards,
         "--force",
-    ]);
+    ])
+}
+
+fn rate(data: &Path, out: &Path, shards: &str) {
+    let o = rate_run(data, out, shards);
+    assert!(
+        o.status.success(),
+        "rate --shards {shards} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 fn sorted_ratings(snap: &Path) -> DataFrame {
@@ -133,19 +143,7 @@ fn a_history_split_by_month_and_rated_in_shards_equals_it_rated_whole() {
 /// `rate`'s error with the history whole and in shards: the same message.
 fn errors(data: &Path, out: &Path) -> (String, String) {
     let e = |shards: &str| {
-        let o = run(&[
-            "rate",
-            "--data",
-            s(data),
-            "--model",
-            "data/snapshot/model.json",
-            "--as-of",
-            "2026-06-30",
-            "--out",
-            s(out),
-            "--shards",
-            shards,
-        ]);
+        let o = rate_run(data, out, shards);
         assert!(
             !o.status.success(),
             "rate --shards {shards} accepted a bad history"
