@@ -10,7 +10,7 @@
 
 use crate::scores::Scores;
 use fastrefund_core::scoring::Scorecard;
-use fastrefund_snapshot::{Distribution, Ratings};
+use fastrefund_snapshot::{Baseline, Distribution};
 use fastrefund_train::metrics::psi;
 use polars::prelude::*;
 use serde::Serialize;
@@ -142,7 +142,7 @@ pub fn distribution(tally: &Tally) -> Distribution {
 
 /// Drift of newly scored buyers against a baseline snapshot (the tally must have been
 /// added up with the baseline's model).
-pub fn drift(baseline: &Ratings, new: &Tally) -> Option<DriftReport> {
+pub fn drift(baseline: &Baseline, new: &Tally) -> Option<DriftReport> {
     let base = baseline.manifest.distribution.as_ref()?;
     let mut score_counts = vec![0u64; base.score_edges.len() + 1];
     for x in &new.scores {

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use fastrefund_core::cols::BUYER_ID;
 use fastrefund_core::scoring::{MAX_REASONS, Scorecard, Scored};
 use fastrefund_snapshot::{
-    Distribution, MANIFEST_FILE, MODEL_FILE, Manifest, RATINGS_FILE, Ratings, SnapshotError,
+    Baseline, Distribution, MANIFEST_FILE, MODEL_FILE, Manifest, RATINGS_FILE, SnapshotError,
 };
 use fastrefund_train::challenger::Challenger;
 use polars::prelude::*;
@@ -329,7 +329,7 @@ pub struct RateOptions<'a> {
     /// Also rate every buyer with this challenger (`challenger_star`).
     pub challenger: Option<&'a Challenger>,
     /// The snapshot in service, to measure drift against.
-    pub baseline: Option<&'a Ratings>,
+    pub baseline: Option<&'a Baseline>,
     /// Refuse to publish when the score PSI against the baseline passes this
     /// (default 0.25)...
     pub max_psi: f64,
@@ -355,14 +355,14 @@ impl Default for RateOptions<'_> {
 /// load; otherwise the snapshot already at `out` (the one this run replaces, so the one
 /// in service), if there is one. One at `out` that cannot be read is not a baseline:
 /// the run goes on without a drift check and says so in the log.
-pub fn drift_baseline(explicit: Option<&Path>, out: &Path) -> Result<Option<Ratings>, RateError> {
+pub fn drift_baseline(explicit: Option<&Path>, out: &Path) -> Result<Option<Baseline>, RateError> {
     if let Some(dir) = explicit {
-        return Ok(Some(Ratings::load(dir)?));
+        return Ok(Some(Baseline::load(dir)?));
     }
     if !out.join(MANIFEST_FILE).is_file() {
         return Ok(None);
     }
-    match Ratings::load(out) {
+    match Baseline::load(out) {
         Ok(r) => Ok(Some(r)),
         Err(e) => {
             tracing::warn!(error = %e, "the snapshot at --out cannot be read; no drift check");
@@ -398,7 +398,7 @@ pub fn rate(
             let part = src.part(k)?;
             let scores = score_part(&part, card, t, &norms)?;
             drop(part);
-            tally.add(card, opts.baseline.map(|b| &**b.model()), &scores);
+            tally.add(card, opts.baseline.map(|b| b.model()), &scores);
             let challenger = opts
                 .challenger
                 .map(|c| {

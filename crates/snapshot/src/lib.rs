@@ -23,7 +23,7 @@ mod load;
 pub mod registry;
 
 pub use files::{ModelFileError, PolicyFileError, load_model, load_policy};
-pub use load::{BuyerRating, Ratings};
+pub use load::{Baseline, BuyerRating, Ratings};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -252,5 +252,24 @@ mod tests {
             "the old files are replaced, not merged"
         );
         assert_eq!(std::fs::read_to_string(out.join("b.txt")).unwrap(), "third");
+    }
+
+    #[test]
+    fn a_drift_baseline_reads_the_manifest_and_model_but_not_the_ratings() {
+        let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/snapshot");
+        let dir = tempfile::tempdir().unwrap();
+        for f in [MANIFEST_FILE, MODEL_FILE] {
+            std::fs::copy(Path::new(shipped).join(f), dir.path().join(f)).unwrap();
+        }
+        // No ratings at all: a baseline of 20M buyers costs what one of 2,000 does.
+        let b = Baseline::load(dir.path()).unwrap();
+        assert_eq!(b.model().version(), b.manifest.model_version);
+        assert!(b.manifest.distribution.is_some());
+        // The model must still be the manifest's.
+        let model = dir.path().join(MODEL_FILE);
+        let text = std::fs::read_to_string(&model).unwrap();
+        std::fs::write(&model, text.replacen("\"intercept\"", "\"intercept\" ", 1)).unwrap();
+        let e = Baseline::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("model.json"), "{e}");
     }
 }

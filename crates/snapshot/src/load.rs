@@ -117,6 +117,53 @@ fn required<T: Copy>(
     Ok(vals)
 }
 
+/// The model of a snapshot, checked against its manifest (checksum and version).
+fn checked_model(
+    manifest: &Manifest,
+    model_bytes: &[u8],
+    dir: &Path,
+) -> Result<Scorecard, SnapshotError> {
+    let model_path = dir.join(MODEL_FILE);
+    check_sum(&model_path, model_bytes, &manifest.model_sha256)?;
+    let text = std::str::from_utf8(model_bytes).map_err(|e| io(&model_path, e))?;
+    let model = Model::from_json(text, &model_path.display().to_string())?.check()?;
+    if model.version() != manifest.model_version {
+        return Err(invalid(
+            &model_path,
+            format!(
+                "model version {} differs from the manifest's {}",
+                model.version(),
+                manifest.model_version
+            ),
+        ));
+    }
+    Ok(model)
+}
+
+/// What measuring drift against a snapshot needs: its manifest (with the distributions
+/// it recorded) and its model, checked against each other. Its ratings are not read, so
+/// a baseline of any size costs a model's worth of memory.
+#[derive(Debug)]
+pub struct Baseline {
+    pub manifest: Manifest,
+    model: Scorecard,
+}
+
+impl Baseline {
+    /// Loads the manifest and model of the snapshot in `dir`.
+    pub fn load(dir: &Path) -> Result<Baseline, SnapshotError> {
+        let manifest = Manifest::load(dir)?;
+        let model_path = dir.join(MODEL_FILE);
+        let model_bytes = std::fs::read(&model_path).map_err(|e| io(&model_path, e))?;
+        let model = checked_model(&manifest, &model_bytes, dir)?;
+        Ok(Baseline { manifest, model })
+    }
+
+    pub fn model(&self) -> &Scorecard {
+        &self.model
+    }
+}
+
 impl Ratings {
     /// Loads and checks the snapshot in `dir`.
     pub fn load(dir: &Path) -> Result<Ratings, SnapshotError> {
@@ -136,20 +183,7 @@ impl Ratings {
         ratings: bytes::Bytes,
         dir: &Path,
     ) -> Result<Ratings, SnapshotError> {
-        let model_path = dir.join(MODEL_FILE);
-        check_sum(&model_path, model_bytes, &manifest.model_sha256)?;
-        let text = std::str::from_utf8(model_bytes).map_err(|e| io(&model_path, e))?;
-        let model = Model::from_json(text, &model_path.display().to_string())?.check()?;
-        if model.version() != manifest.model_version {
-            return Err(invalid(
-                &model_path,
-                format!(
-                    "model version {} differs from the manifest's {}",
-                    model.version(),
-                    manifest.model_version
-                ),
-            ));
-        }
+        let model = checked_model(&manifest, model_bytes, dir)?;
         let path = dir.join(RATINGS_FILE);
         check_sum(&path, &ratings, &manifest.ratings_sha256)?;
         let reader = SerializedFileReader::new(ratings).map_err(|e| io(&path, e))?;
