@@ -295,3 +295,45 @@ fn training_in_shards_and_on_a_seeded_sample_does_not_depend_on_the_split() {
     );
     assert_ne!(other["features"], sample["features"]);
 }
+
+#[test]
+fn the_drift_gate_refuses_a_shifted_snapshot_whole_and_in_shards_and_keeps_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap");
+    let rate_as_of = |as_of: &str, extra: &[&str]| {
+        let mut args = vec![
+            "rate",
+            "--data",
+            "data/sample",
+            "--model",
+            "data/snapshot/model.json",
+            "--as-of",
+            as_of,
+            "--out",
+            s(&snap),
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    assert!(rate_as_of("2026-06-30", &[]).status.success());
+    let before = std::fs::read(snap.join("manifest.json")).unwrap();
+    // Three months earlier the scores are elsewhere: past a tight PSI bar, refused.
+    for shards in ["1", "2"] {
+        let o = rate_as_of("2026-03-31", &["--max-psi", "0.001", "--shards", shards]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success(),
+            "--shards {shards}: published past the bar"
+        );
+        assert!(e.contains("moved too far"), "{e}");
+        assert_eq!(std::fs::read(snap.join("manifest.json")).unwrap(), before);
+    }
+    // The same run, forced, publishes and records the drift.
+    let o = rate_as_of(
+        "2026-03-31",
+        &["--max-psi", "0.001", "--shards", "2", "--force"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(snap.join("drift.json").is_file());
+    assert_ne!(std::fs::read(snap.join("manifest.json")).unwrap(), before);
+}
