@@ -60,22 +60,26 @@ fn relay_by_month(src: &Path, dst: &Path) {
     std::fs::copy(src.join("buyers.parquet"), dst.join("buyers.parquet")).unwrap();
 }
 
-/// `rate` of `data` into `out` with the sample's model, as of 2026-06-30.
-fn rate_run(data: &Path, out: &Path, shards: &str) -> std::process::Output {
-    run(&[
+/// `rate` of `data` into `out` with the sample's model, as of `as_of`, with `extra`.
+fn rate_with(data: &Path, out: &Path, as_of: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
         "rate",
         "--data",
         s(data),
         "--model",
         "data/snapshot/model.json",
         "--as-of",
-        "2026-06-30",
+        as_of,
         "--out",
         s(out),
-        "--shards",
-        shards,
-        "--force",
-    ])
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// `rate` as of 2026-06-30 with `--shards`, forced past the drift gate.
+fn rate_run(data: &Path, out: &Path, shards: &str) -> std::process::Output {
+    rate_with(data, out, "2026-06-30", &["--shards", shards, "--force"])
 }
 
 fn rate(data: &Path, out: &Path, shards: &str) {
@@ -300,21 +304,8 @@ fn training_in_shards_and_on_a_seeded_sample_does_not_depend_on_the_split() {
 fn the_drift_gate_refuses_a_shifted_snapshot_whole_and_in_shards_and_keeps_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("snap");
-    let rate_as_of = |as_of: &str, extra: &[&str]| {
-        let mut args = vec![
-            "rate",
-            "--data",
-            "data/sample",
-            "--model",
-            "data/snapshot/model.json",
-            "--as-of",
-            as_of,
-            "--out",
-            s(&snap),
-        ];
-        args.extend_from_slice(extra);
-        run(&args)
-    };
+    let sample = Path::new("data/sample");
+    let rate_as_of = |as_of: &str, extra: &[&str]| rate_with(sample, &snap, as_of, extra);
     assert!(rate_as_of("2026-06-30", &[]).status.success());
     let before = std::fs::read(snap.join("manifest.json")).unwrap();
     // Three months earlier the scores are elsewhere: past a tight PSI bar, refused.
