@@ -318,8 +318,48 @@ fn split_table(
     shards: u32,
     dir: &Path,
 ) -> Result<bool, DataError> {
-    let mut writers: Vec<Option<polars::io::parquet::write::BatchedWriter<File>>> =
-        (0..shards).map(|_| None).collect();
+    // Reading, checking and partitioning a slice overlaps with encoding and writing the
+    // one before: one slice in flight, so memory holds two slices at most.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Pieces>(1);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || read_pieces(table, files, shards, tx));
+        let written = write_pieces(table, shards, dir, rx);
+        let (increasing, schema) = reader
+            .join()
+            .map_err(|_| read_err(table.name(), "the thread reading the input panicked"))??;
+        let writers = written?;
+        let schema = schema.unwrap_or_default();
+        for (k, w) in writers.into_iter().enumerate() {
+            let p = shard_path(dir, table, k as u32);
+            let e = |e: PolarsError| read_err(&p.display().to_string(), e);
+            match w {
+                Some(w) => {
+                    w.finish().map_err(e)?;
+                }
+                None => {
+                    let mut w = shard_writer(dir, table, k as u32, &schema)?;
+                    w.write_batch(&DataFrame::empty_with_schema(&schema))
+                        .map_err(e)?;
+                    w.finish().map_err(e)?;
+                }
+            }
+        }
+        Ok(increasing)
+    })
+}
+
+/// One slice of an input file, checked and split: its label, and each shard's rows.
+type Pieces = (String, Vec<Option<DataFrame>>);
+
+/// Reads each file a slice at a time, checks it, tags its rows with file and row, and
+/// sends each slice split by shard. Returns whether the ids rose strictly through the
+/// whole table, and the shards' schema. Stops early if the writer has gone.
+fn read_pieces(
+    table: Table,
+    files: &[PathBuf],
+    shards: u32,
+    tx: std::sync::mpsc::SyncSender<Pieces>,
+) -> Result<(bool, Option<Schema>), DataError> {
     let mut schema: Option<Schema> = None;
     let mut last: Option<u64> = None;
     let mut increasing = true;
@@ -380,39 +420,41 @@ fn split_table(
                     .unwrap_or(0);
                 pieces[k as usize] = Some(piece.drop(SHARD_COL).map_err(e)?);
             }
-            // Each shard has its own file: encode and write them in parallel.
-            use rayon::prelude::*;
-            writers
-                .par_iter_mut()
-                .zip(pieces.into_par_iter())
-                .enumerate()
-                .try_for_each(|(k, (slot, piece))| -> Result<(), DataError> {
-                    let Some(piece) = piece else { return Ok(()) };
-                    let w = match slot {
-                        Some(w) => w,
-                        slot => slot.insert(shard_writer(dir, table, k as u32, piece.schema())?),
-                    };
-                    w.write_batch(&piece).map_err(e)
-                })?;
-        }
-    }
-    let schema = schema.unwrap_or_default();
-    for (k, w) in writers.into_iter().enumerate() {
-        let p = shard_path(dir, table, k as u32);
-        let e = |e: PolarsError| read_err(&p.display().to_string(), e);
-        match w {
-            Some(w) => {
-                w.finish().map_err(e)?;
-            }
-            None => {
-                let mut w = shard_writer(dir, table, k as u32, &schema)?;
-                w.write_batch(&DataFrame::empty_with_schema(&schema))
-                    .map_err(e)?;
-                w.finish().map_err(e)?;
+            if tx.send((label.clone(), pieces)).is_err() {
+                // The writer failed; it reports why.
+                return Ok((increasing, schema));
             }
         }
     }
-    Ok(increasing)
+    Ok((increasing, schema))
+}
+
+/// Appends each slice's pieces to their shards' files, encoding the shards in parallel.
+fn write_pieces(
+    table: Table,
+    shards: u32,
+    dir: &Path,
+    rx: std::sync::mpsc::Receiver<Pieces>,
+) -> Result<Vec<Option<polars::io::parquet::write::BatchedWriter<File>>>, DataError> {
+    use rayon::prelude::*;
+    let mut writers: Vec<Option<polars::io::parquet::write::BatchedWriter<File>>> =
+        (0..shards).map(|_| None).collect();
+    for (label, pieces) in rx {
+        let e = |e: PolarsError| read_err(&label, e);
+        writers
+            .par_iter_mut()
+            .zip(pieces.into_par_iter())
+            .enumerate()
+            .try_for_each(|(k, (slot, piece))| -> Result<(), DataError> {
+                let Some(piece) = piece else { return Ok(()) };
+                let w = match slot {
+                    Some(w) => w,
+                    slot => slot.insert(shard_writer(dir, table, k as u32, piece.schema())?),
+                };
+                w.write_batch(&piece).map_err(e)
+            })?;
+    }
+    Ok(writers)
 }
 
 fn shard_writer(
