@@ -261,17 +261,10 @@ impl RatingsWriter {
 /// SHA-256 of a file, read a block at a time.
 fn sha256_file(path: &Path) -> Result<String, SnapshotError> {
     use sha2::{Digest, Sha256};
-    use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| io_error(path, &e))?;
-        if n == 0 {
-            return Ok(hex::encode(h.finalize()));
-        }
-        h.update(&buf[..n]);
-    }
+    std::io::copy(&mut f, &mut h).map_err(|e| io_error(path, &e))?;
+    Ok(hex::encode(h.finalize()))
 }
 
 /// Writes the snapshot's files beside a finished `ratings.parquet` of `rows` buyers

@@ -25,7 +25,8 @@
 
 use crate::features::{add_category_counts, category_counts, category_norms};
 use crate::tables::{
-    DataError, History, Table, hash_file, is_csv, parquet_rows, read_err, read_part, table_files,
+    DataError, History, Table, hash_file, is_csv, parquet_rows, read_err, read_part, scan_file,
+    table_files,
 };
 use fastrefund_core::cols;
 use polars::prelude::*;
@@ -486,7 +487,7 @@ fn check_unique(table: Table, input: &Inputs, shards: u32) -> Result<(), DataErr
         for (fi, f) in input.files.iter().enumerate() {
             let label = f.display().to_string();
             let e = |e: PolarsError| read_err(&label, e);
-            let ids = scan_raw(f)?
+            let ids = scan_file(f)?
                 .select([col(key).strict_cast(DataType::UInt64).alias(key)])
                 .with_row_index(ROW_COL, None)
                 .filter((col(key) % lit(u64::from(shards))).eq(lit(u64::from(k))))
@@ -638,7 +639,7 @@ fn check_orders(
 fn order_owner(orders: &Inputs, order_id: u64) -> Result<Option<u64>, DataError> {
     for f in &orders.files {
         let label = f.display().to_string();
-        let df = scan_raw(f)?
+        let df = scan_file(f)?
             .select([
                 col(cols::ORDER_ID).strict_cast(DataType::UInt64),
                 col(cols::BUYER_ID).strict_cast(DataType::UInt64),
@@ -655,22 +656,6 @@ fn order_owner(orders: &Inputs, order_id: u64) -> Result<Option<u64>, DataError>
         }
     }
     Ok(None)
-}
-
-/// An input file as stored (a CSV as text).
-fn scan_raw(f: &Path) -> Result<LazyFrame, DataError> {
-    let label = f.display().to_string();
-    let pl_path = PlRefPath::new(f.to_string_lossy().into_owned());
-    if is_csv(f) {
-        LazyCsvReader::new(pl_path)
-            .with_has_header(true)
-            .with_infer_schema_length(Some(0))
-            .finish()
-            .map_err(|e| read_err(&label, e))
-    } else {
-        LazyFrame::scan_parquet(pl_path, ScanArgsParquet::default())
-            .map_err(|e| read_err(&label, e))
-    }
 }
 
 /// The number of shards that keeps one shard's work within `budget` bytes, from the

@@ -400,27 +400,15 @@ pub fn load_table(
 }
 
 pub(crate) fn hash_file(path: &Path, hasher: &mut Sha256) -> Result<(), DataError> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| DataError::Read {
-        file: path.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let err = |e: std::io::Error| read_err(&path.display().to_string(), e);
+    let mut f = std::fs::File::open(path).map_err(err)?;
     hasher.update(
         path.file_name()
             .map(|n| n.as_encoded_bytes())
             .unwrap_or_default(),
     );
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let k = f.read(&mut buf).map_err(|e| DataError::Read {
-            file: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        if k == 0 {
-            return Ok(());
-        }
-        hasher.update(&buf[..k]);
-    }
+    std::io::copy(&mut f, hasher).map_err(err)?;
+    Ok(())
 }
 
 pub(crate) fn read_err(file: &str, e: impl std::fmt::Display) -> DataError {
@@ -438,6 +426,24 @@ fn read_file(path: &Path, table: Table) -> Result<DataFrame, DataError> {
 /// Whether `path` is read as CSV (by its extension).
 pub(crate) fn is_csv(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()) == Some("csv")
+}
+
+/// A lazy scan of one input file as stored. Every CSV column is read as text and
+/// parsed by the normalisers, so that a bad value gets an error naming its row rather
+/// than a guessed type.
+pub(crate) fn scan_file(path: &Path) -> Result<LazyFrame, DataError> {
+    let label = path.display().to_string();
+    let pl_path = PlRefPath::new(path.to_string_lossy().into_owned());
+    if is_csv(path) {
+        LazyCsvReader::new(pl_path)
+            .with_has_header(true)
+            .with_infer_schema_length(Some(0))
+            .finish()
+            .map_err(|e| read_err(&label, e))
+    } else {
+        LazyFrame::scan_parquet(pl_path, ScanArgsParquet::default())
+            .map_err(|e| read_err(&label, e))
+    }
 }
 
 /// The rows of a Parquet file, from its metadata.
@@ -467,20 +473,8 @@ pub(crate) fn read_part(
     part: Option<(u64, u64)>,
 ) -> Result<DataFrame, DataError> {
     let label = path.display().to_string();
-    let is_csv = path.extension().and_then(|e| e.to_str()) == Some("csv");
-    let pl_path = PlRefPath::new(path.to_string_lossy().into_owned());
-    let mut lf = if is_csv {
-        // Every CSV column is read as text and parsed here, so that a bad value gets
-        // an error naming its row rather than a guessed type.
-        LazyCsvReader::new(pl_path)
-            .with_has_header(true)
-            .with_infer_schema_length(Some(0))
-            .finish()
-            .map_err(|e| read_err(&label, e))?
-    } else {
-        LazyFrame::scan_parquet(pl_path, ScanArgsParquet::default())
-            .map_err(|e| read_err(&label, e))?
-    };
+    let is_csv = is_csv(path);
+    let mut lf = scan_file(path)?;
     let schema = lf.collect_schema().map_err(|e| read_err(&label, e))?;
     for s in table.specs() {
         if schema.get(s.name).is_none() {

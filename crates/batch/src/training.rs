@@ -208,9 +208,13 @@ fn buyer_meta() -> Vec<FeatureMeta> {
 
 /// The performance population of a labelled feature frame, as a dataset.
 fn history_dataset(df: &DataFrame) -> Result<Dataset, WorkflowError> {
-    let df = performance_rows(df)?;
+    performance_dataset(&performance_rows(df)?)
+}
+
+/// Rows of the performance population (already selected) as a dataset.
+fn performance_dataset(df: &DataFrame) -> Result<Dataset, WorkflowError> {
     let (ds, _) =
-        dataset::dataset_from_frame(&df, LABEL, &[BUYER_ID.to_string()], "buyer features")?;
+        dataset::dataset_from_frame(df, LABEL, &[BUYER_ID.to_string()], "buyer features")?;
     Ok(ds)
 }
 
@@ -421,9 +425,7 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
             df = df.drop(SAMPLE_KEY)?;
         }
         df = df.sort([BUYER_ID], SortMultipleOptions::default())?;
-        let (ds, _) =
-            dataset::dataset_from_frame(&df, LABEL, &[BUYER_ID.to_string()], "buyer features")?;
-        (ds, end)
+        (performance_dataset(&df)?, end)
     };
     let test_as_of = o.test_as_of.unwrap_or(o.as_of + chrono::Duration::days(90));
     let t2 = date_micros(test_as_of);
@@ -490,9 +492,7 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
             let df = performance_rows(&labelled_with_norms(&part, t2, norms.clone().lazy())?)?;
             drop(part);
             ids.extend(df.column(BUYER_ID)?.u64()?.iter().map(|v| v.unwrap_or(0)));
-            let (ds, _) =
-                dataset::dataset_from_frame(&df, LABEL, &[BUYER_ID.to_string()], "buyer features")?;
-            all.append(TestScores::of(card, ch, &ds)?);
+            all.append(TestScores::of(card, ch, &performance_dataset(&df)?)?);
         }
         // In buyer order, as a history held whole gives them: sums of floating-point
         // metrics (Brier) then do not depend on how the history was split.

@@ -17,6 +17,19 @@ fn ok(args: &[&str]) {
     );
 }
 
+/// A generated history of `buyers` buyers (seed `seed`) in `out`.
+fn generate(buyers: u32, seed: u32, out: &Path) {
+    ok(&[
+        "generate",
+        "--buyers",
+        &buyers.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--out",
+        s(out),
+    ]);
+}
+
 fn read(p: &Path) -> DataFrame {
     ParquetReader::new(std::fs::File::open(p).unwrap())
         .finish()
@@ -112,15 +125,7 @@ fn manifest(snap: &Path) -> serde_json::Value {
 fn a_history_split_by_month_and_rated_in_shards_equals_it_rated_whole() {
     let dir = tempfile::tempdir().unwrap();
     let generated = dir.path().join("gen");
-    ok(&[
-        "generate",
-        "--buyers",
-        "3000",
-        "--seed",
-        "9",
-        "--out",
-        s(&generated),
-    ]);
+    generate(3000, 9, &generated);
     let data = dir.path().join("data");
     relay_by_month(&generated, &data);
     let whole = dir.path().join("whole");
@@ -165,15 +170,7 @@ fn errors(data: &Path, out: &Path) -> (String, String) {
 fn a_history_in_shards_is_refused_for_the_same_faults_with_the_same_words() {
     let dir = tempfile::tempdir().unwrap();
     let generated = dir.path().join("gen");
-    ok(&[
-        "generate",
-        "--buyers",
-        "400",
-        "--seed",
-        "4",
-        "--out",
-        s(&generated),
-    ]);
+    generate(400, 4, &generated);
     let orders = read(&generated.join("orders.parquet"));
     let returns = read(&generated.join("returns.parquet"));
     let ids = |df: &DataFrame, c: &str| -> Vec<u64> {
@@ -253,15 +250,7 @@ fn model_without_time(dir: &Path) -> serde_json::Value {
 fn training_in_shards_and_on_a_seeded_sample_does_not_depend_on_the_split() {
     let dir = tempfile::tempdir().unwrap();
     let generated = dir.path().join("gen");
-    ok(&[
-        "generate",
-        "--buyers",
-        "3000",
-        "--seed",
-        "12",
-        "--out",
-        s(&generated),
-    ]);
+    generate(3000, 12, &generated);
     let train = |name: &str, extra: &[&str]| {
         let out = dir.path().join(name);
         let mut args = vec![
