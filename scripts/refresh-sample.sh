@@ -17,5 +17,6 @@ mkdir -p models
 chmod 755 "$tmp"
 mv "$tmp" "models/$version"
 echo "$version" > models/CHAMPION
-"$BIN" rate --data data/sample --model "models/$version/model.json" --as-of 2026-06-30 --out data/snapshot
+# --force: a new champion is expected to move the scores of the one it replaces.
+"$BIN" rate --data data/sample --model "models/$version/model.json" --as-of 2026-06-30 --out data/snapshot --force
 echo "champion: $version"

@@ -31,7 +31,7 @@
 
 use super::tables::History;
 use fastrefund_core::cols::*;
-use fastrefund_core::scoring::Trend;
+use fastrefund_core::scoring::{ReturnEffect, Trend};
 use polars::prelude::*;
 
 /// One day in microseconds.
@@ -51,9 +51,19 @@ pub struct FeatureDef {
     /// Message and advice when the buyer has no value (a share or mean of nothing):
     /// "you take long to ship your returns" is wrong for one who never shipped one.
     pub when_missing: Option<(&'static str, &'static str)>,
+    /// How one more return can move it ([`ReturnEffect`]).
+    pub on_return: ReturnEffect,
+    /// [`ReturnEffect::Volume`]: the most one honest return raises it.
+    pub honest_step: Option<f64>,
 }
 
 impl FeatureDef {
+    const fn volume(mut self, step: Option<f64>) -> FeatureDef {
+        self.on_return = ReturnEffect::Volume;
+        self.honest_step = step;
+        self
+    }
+
     const fn missing(mut self, message: &'static str, advice: &'static str) -> FeatureDef {
         self.when_missing = Some((message, advice));
         self
@@ -66,6 +76,7 @@ const fn f(
     message: &'static str,
     advice: &'static str,
     trend: Option<Trend>,
+    on_return: ReturnEffect,
 ) -> FeatureDef {
     FeatureDef {
         name,
@@ -74,9 +85,12 @@ const fn f(
         advice,
         trend,
         when_missing: None,
+        on_return,
+        honest_step: None,
     }
 }
 
+use ReturnEffect::{Falls, Mixed, Rises, Unmoved};
 use Trend::{Decreasing as Down, Increasing as Up};
 
 /// The buyer features, in the order of the feature table.
@@ -87,6 +101,7 @@ pub const FEATURES: &[FeatureDef] = &[
         "your account is still new",
         "keep shopping: your rating grows with your history",
         Some(Down),
+        Unmoved,
     ),
     f(
         "orders_90",
@@ -94,6 +109,7 @@ pub const FEATURES: &[FeatureDef] = &[
         "few recent orders to judge from",
         "recent completed orders build up your history",
         Some(Down),
+        Unmoved,
     ),
     f(
         "orders_365",
@@ -101,6 +117,7 @@ pub const FEATURES: &[FeatureDef] = &[
         "little buying history in the past year",
         "orders you keep build up your history",
         Some(Down),
+        Unmoved,
     ),
     f(
         "spend_365",
@@ -108,27 +125,33 @@ pub const FEATURES: &[FeatureDef] = &[
         "little buying history in the past year",
         "orders you keep build up your history",
         Some(Down),
+        Unmoved,
     ),
     f(
         "returns_90",
         "returns asked in the last 90 days (merchant-fault returns excluded)",
         "many returns in the last 90 days",
-        "returns you ship back promptly and intact keep your rating up",
+        "keeping more of what you order raises your rating; the number of your returns alone never costs you instant release",
         Some(Up),
-    ),
+        Unmoved,
+    )
+    .volume(Some(1.0)),
     f(
         "returns_365",
         "returns asked in the last 365 days (merchant-fault returns excluded)",
         "many returns in the past year",
-        "returns you ship back promptly and intact keep your rating up",
+        "keeping more of what you order raises your rating; the number of your returns alone never costs you instant release",
         Some(Up),
-    ),
+        Unmoved,
+    )
+    .volume(Some(1.0)),
     f(
         "relative_return_rate_365",
         "returns in the last 365 days relative to what is normal for the categories bought (1 = normal)",
         "you return more than is usual for what you buy",
         "keeping more of what you order raises your rating",
         Some(Up),
+        Mixed,
     )
     .missing(
         "no orders in the past year to compare your returns with",
@@ -140,7 +163,9 @@ pub const FEATURES: &[FeatureDef] = &[
         "a large share of what you spend comes back as returns",
         "keeping more of what you order raises your rating",
         Some(Up),
+        Unmoved,
     )
+    .volume(None)
     .missing(
         "no spending in the past year to compare your returns with",
         "orders you keep build up your history",
@@ -151,6 +176,7 @@ pub const FEATURES: &[FeatureDef] = &[
         "most of your returns give no reason",
         "telling the merchant what was wrong helps",
         None,
+        Mixed,
     )
     .missing(
         "no returns in the past year to judge from",
@@ -160,15 +186,18 @@ pub const FEATURES: &[FeatureDef] = &[
         "advanced_365",
         "returns whose refund the platform advanced, last 365 days",
         "many refunds advanced to you",
-        "returns that arrive as promised keep advances open",
+        "the number of your returns alone never costs you instant release",
         None,
-    ),
+        Unmoved,
+    )
+    .volume(Some(1.0)),
     f(
         "mismatch_365",
         "returns that arrived empty, worn or with other goods, last 365 days",
         "returned parcels arrived empty, used or with other goods",
         "send back exactly what you received, unused",
         Some(Up),
+        Rises,
     ),
     f(
         "not_shipped_365",
@@ -176,6 +205,7 @@ pub const FEATURES: &[FeatureDef] = &[
         "refunds were advanced for parcels never sent",
         "ship every return you have been refunded for",
         Some(Up),
+        Rises,
     ),
     f(
         "bad_outcomes_90",
@@ -183,17 +213,19 @@ pub const FEATURES: &[FeatureDef] = &[
         "a return went wrong in the last 90 days",
         "a clean record over the next months raises your rating",
         Some(Up),
+        Rises,
     ),
     f(
         "advanced_loss_share_365",
         "share of settled advanced refunds that ended in a loss, last 365 days",
         "advanced refunds ended in losses",
-        "ship returns on time and intact",
+        "send back exactly what you received, on time",
         Some(Up),
+        Mixed,
     )
     .missing(
         "no settled advanced refunds in the past year to judge from",
-        "returns that arrive as promised build up your record",
+        "orders you keep build up your history",
     ),
     f(
         "non_receipt_claims_365",
@@ -201,6 +233,7 @@ pub const FEATURES: &[FeatureDef] = &[
         "you often report parcels as not received",
         "check with the courier and neighbours before reporting a parcel lost",
         Some(Up),
+        Rises,
     ),
     f(
         "disputes_opened_365",
@@ -208,6 +241,7 @@ pub const FEATURES: &[FeatureDef] = &[
         "many disputes on your orders",
         "settling problems with the merchant directly helps",
         Some(Up),
+        Unmoved,
     ),
     f(
         "disputes_lost_365",
@@ -215,6 +249,7 @@ pub const FEATURES: &[FeatureDef] = &[
         "disputes were decided against you",
         "open disputes only with clear evidence",
         Some(Up),
+        Unmoved,
     ),
     f(
         "fraud_flags_365",
@@ -222,17 +257,19 @@ pub const FEATURES: &[FeatureDef] = &[
         "a dispute found dishonest behaviour",
         "a clean record over the next months raises your rating",
         Some(Up),
+        Unmoved,
     ),
     f(
         "days_to_ship_mean_365",
         "mean days from return request to shipping, last 365 days",
         "you take long to ship your returns",
-        "ship returns within a day or two of asking",
+        "once you have asked for a return, ship it within a day or two",
         Some(Up),
+        Mixed,
     )
     .missing(
         "no returns shipped in the past year to judge your shipping from",
-        "returns you ship within a day or two build up your record",
+        "orders you keep build up your history",
     ),
     f(
         "days_since_last_bad",
@@ -240,6 +277,7 @@ pub const FEATURES: &[FeatureDef] = &[
         "a recent return or dispute went wrong",
         "every month without problems raises your rating",
         Some(Down),
+        Falls,
     )
     .missing(
         "your record is still short",
@@ -251,6 +289,7 @@ pub const FEATURES: &[FeatureDef] = &[
         "you often ask to return goods late in the return window",
         "decide on a return soon after the goods arrive",
         Some(Up),
+        Mixed,
     )
     .missing(
         "no returns in the past year to judge from",
@@ -262,6 +301,7 @@ pub const FEATURES: &[FeatureDef] = &[
         "you often return goods at the very end of the return window",
         "decide on a return soon after the goods arrive",
         Some(Up),
+        Mixed,
     )
     .missing(
         "no returns without a reason in the past year to judge from",
@@ -273,6 +313,7 @@ pub const FEATURES: &[FeatureDef] = &[
         "returns or disputes went wrong in the past",
         "a long clean record outweighs old problems",
         Some(Up),
+        Rises,
     ),
     f(
         "intact_share_365",
@@ -280,10 +321,51 @@ pub const FEATURES: &[FeatureDef] = &[
         "not every returned parcel came back intact",
         "send back exactly what you received, unused",
         Some(Down),
+        Mixed,
     )
     .missing(
         "no settled returns in the past year to show they come back intact",
-        "returns sent back unused and complete build up your record",
+        "orders you keep build up your history",
+    ),
+    f(
+        "late_no_reason_365",
+        "no-reason returns asked 5 or more days after delivery, last 365 days",
+        "you often return goods at the very end of the return window",
+        "decide on a return soon after the goods arrive",
+        Some(Up),
+        Rises,
+    ),
+    f(
+        "slow_ship_365",
+        "returns shipped 3 or more days after they were asked, last 365 days",
+        "some of your returns were shipped late",
+        "once you have asked for a return, ship it within a day or two",
+        Some(Up),
+        Rises,
+    ),
+    f(
+        "new_account_spend",
+        "amount spent in the last 365 days by an account younger than 180 days (0 for older accounts)",
+        "a new account that spends a lot in a short time",
+        "your rating rises as your account ages",
+        Some(Up),
+        Unmoved,
+    ),
+    f(
+        "late_return_rate_365",
+        "no-reason returns asked 5 or more days after delivery per order (orders + 1), last 365 days",
+        "for the orders you place, you often return goods at the very end of the return window",
+        "decide on a return soon after the goods arrive",
+        Some(Up),
+        Rises,
+    ),
+    f(
+        "slow_ship_rate_365",
+        "returns shipped 3 or more days after they were asked per order (orders + 1), last 365 days",
+        "for the orders you place, many returns were shipped late",
+        "once you have asked for a return, ship it within a day or two",
+        Some(Up),
+        Rises,
     ),
 ];
 
@@ -357,7 +439,12 @@ const BAD_DISPUTES_EVER: &str = "__bad_disputes_ever";
 const REQUEST_DAYS: &str = "__request_micros_365";
 const REQUESTED_AFTER_DELIVERY: &str = "__requested_after_delivery_365";
 const INTACT: &str = "__intact_365";
-const LATE_NO_REASON: &str = "__late_no_reason_365";
+const LATE_NO_REASON: &str = "late_no_reason_365";
+const SLOW_SHIP: &str = "slow_ship_365";
+/// A return shipped this long after it was asked is slow (an honest one ships within two days).
+pub const SLOW_SHIP_DAYS: i64 = 3;
+/// A no-reason return asked this long after delivery is late in the window.
+pub const LATE_REQUEST_DAYS: i64 = 5;
 const RETURNS_SETTLED: &str = "__returns_settled_365";
 
 fn cents() -> Expr {
@@ -449,9 +536,16 @@ fn late_no_reason_365(t: i64) -> Expr {
     count_if(
         after_delivery(t)
             .and(col(REASON).eq(lit("no_reason")))
-            .and((col(REQUESTED_AT) - col(DELIVERED_AT)).gt_eq(lit(5 * DAY))),
+            .and((col(REQUESTED_AT) - col(DELIVERED_AT)).gt_eq(lit(LATE_REQUEST_DAYS * DAY))),
     )
     .alias(LATE_NO_REASON)
+}
+fn slow_ship_365(t: i64) -> Expr {
+    count_if(
+        shipped_in_window(t)
+            .and((col(SHIPPED_AT) - col(REQUESTED_AT)).gt_eq(lit(SLOW_SHIP_DAYS * DAY))),
+    )
+    .alias(SLOW_SHIP)
 }
 fn intact_365(t: i64) -> Expr {
     count_if(within(OUTCOME_AT, t, 365).and(known_is("received_ok"))).alias(INTACT)
@@ -552,6 +646,28 @@ pub fn bad_outcomes_ever() -> Expr {
 }
 pub fn days_to_request_mean_365() -> Expr {
     mean_days(REQUEST_DAYS, REQUESTED_AFTER_DELIVERY).alias("days_to_request_mean_365")
+}
+/// Accounts younger than this many days are new.
+pub const NEW_ACCOUNT_DAYS: i64 = 180;
+
+/// `spend_365` for an account younger than [`NEW_ACCOUNT_DAYS`] (or of unknown age), else 0.
+pub fn new_account_spend(t: i64) -> Expr {
+    let age = t_lit(t) - coalesce(&[col(REGISTERED_AT), col(FIRST_ORDER)]);
+    when(
+        age.clone()
+            .lt(lit(NEW_ACCOUNT_DAYS * DAY))
+            .or(age.is_null()),
+    )
+    .then(col(SPEND_CENTS) / lit(100.0))
+    .otherwise(lit(0.0))
+    .alias("new_account_spend")
+}
+
+/// A count of returns per order of the last 365 days, `count / (orders + 1)`: one
+/// division of two exact integers. The orders do not move when a return is added, so
+/// neither does the rate fall.
+fn per_order(count: &str, name: &str) -> Expr {
+    (col(count) / (col("orders_365") + lit(1.0))).alias(name)
 }
 pub fn intact_share_365() -> Expr {
     ratio(INTACT, RETURNS_SETTLED).alias("intact_share_365")
@@ -730,6 +846,7 @@ pub fn features_with_norms(h: &History, t: i64, norms: LazyFrame) -> PolarsResul
         requested_after_delivery_365(t),
         intact_365(t),
         late_no_reason_365(t),
+        slow_ship_365(t),
         returns_settled_365(t),
         bad_returns_ever(),
         last_bad_return(),
@@ -780,6 +897,7 @@ pub fn features_with_norms(h: &History, t: i64, norms: LazyFrame) -> PolarsResul
         REQUESTED_AFTER_DELIVERY,
         INTACT,
         LATE_NO_REASON,
+        SLOW_SHIP,
         RETURNS_SETTLED,
         BAD_RETURNS_EVER,
         BAD_DISPUTES_EVER,
@@ -804,6 +922,9 @@ pub fn features_with_norms(h: &History, t: i64, norms: LazyFrame) -> PolarsResul
         late_return_share_365(),
         bad_outcomes_ever(),
         intact_share_365(),
+        new_account_spend(t),
+        per_order(LATE_NO_REASON, "late_return_rate_365"),
+        per_order(SLOW_SHIP, "slow_ship_rate_365"),
     ];
     let mut select = vec![col(BUYER_ID)];
     select.extend(FEATURES.iter().map(|f| col(f.name).cast(DataType::Float64)));

@@ -16,9 +16,11 @@
 pub mod dataset_io;
 pub mod drift;
 pub mod export;
+pub mod fairness;
 pub mod features;
 pub mod frame;
 pub mod progress;
+pub mod promises;
 pub mod rate;
 pub mod replay;
 pub mod scores;
@@ -26,3 +28,4 @@ pub mod shards;
 pub mod sql;
 pub mod tables;
 pub mod training;
+pub mod words_zh;

@@ -20,7 +20,9 @@
 //! The script is one statement and holds no `;` but its last character, so a runner
 //! that splits on `;` finds it whole.
 
-use crate::features::{DAY, NORM_SCALE, date_micros};
+use crate::features::{
+    DAY, LATE_REQUEST_DAYS, NEW_ACCOUNT_DAYS, NORM_SCALE, SLOW_SHIP_DAYS, date_micros,
+};
 use chrono::NaiveDate;
 use fastrefund_core::scoring::{FeatureKind, MAX_REASONS, MISSING_SUFFIX, Scorecard, Value};
 use std::fmt::Write;
@@ -130,7 +132,9 @@ fn feature_sql(name: &str, t: i64) -> Option<String> {
         | "non_receipt_claims_365"
         | "disputes_opened_365"
         | "disputes_lost_365"
-        | "fraud_flags_365" => n(name),
+        | "fraud_flags_365"
+        | "late_no_reason_365"
+        | "slow_ship_365" => n(name),
         "spend_365" => format!("{} / {}", n("spend_cents_365"), double(100.0)),
         "relative_return_rate_365" => format!(
             "CAST((returns_365 + 1) * {NORM_SCALE} AS DOUBLE) / CAST(expected_e9_365 + {NORM_SCALE} AS DOUBLE)"
@@ -147,6 +151,15 @@ fn feature_sql(name: &str, t: i64) -> Option<String> {
         "late_return_share_365" => ratio("late_no_reason_365", "no_reason_365"),
         "bad_outcomes_ever" => n("bad_returns_ever + bad_disputes_ever"),
         "intact_share_365" => ratio("intact_365", "returns_settled_365"),
+        "new_account_spend" => format!(
+            "CASE WHEN COALESCE({t} - COALESCE(registered_us, first_order_us) < {}, TRUE) THEN {} / {} ELSE {} END",
+            NEW_ACCOUNT_DAYS * DAY,
+            n("spend_cents_365"),
+            double(100.0),
+            double(0.0)
+        ),
+        "late_return_rate_365" => format!("{} / {}", n("late_no_reason_365"), n("orders_365 + 1")),
+        "slow_ship_rate_365" => format!("{} / {}", n("slow_ship_365"), n("orders_365 + 1")),
         _ => return None,
     })
 }
@@ -232,6 +245,7 @@ rb AS (
          {after_n} AS requested_after_delivery_365,
          {intact} AS intact_365,
          {late} AS late_no_reason_365,
+         {slow} AS slow_ship_365,
          {returns_settled} AS returns_settled_365,
          {bad_ever} AS bad_returns_ever,
          MAX(CASE WHEN {bad} THEN outcome_us END) AS last_bad_return_us
@@ -323,7 +337,11 @@ base AS (
         )),
         late = count_if(&format!(
             "{after_delivery} AND reason = 'no_reason' AND requested_us - delivered_us >= {}",
-            5 * DAY
+            LATE_REQUEST_DAYS * DAY
+        )),
+        slow = count_if(&format!(
+            "{shipped} AND shipped_us - requested_us >= {}",
+            SLOW_SHIP_DAYS * DAY
         )),
         returns_settled = count_if(&format!(
             "{} AND (known = 'received_ok' OR {bad})",
@@ -369,6 +387,7 @@ const RB_COLS: &[&str] = &[
     "requested_after_delivery_365",
     "intact_365",
     "late_no_reason_365",
+    "slow_ship_365",
     "returns_settled_365",
     "bad_returns_ever",
 ];
@@ -439,6 +458,18 @@ pub fn rating_sql(
         .map(|j| format!("p{j}"))
         .collect::<Vec<_>>()
         .join(" + ");
+    let volume: Vec<String> = (0..n)
+        .filter(|j| card.is_volume(*j))
+        .map(|j| format!("{} - p{j}", card.best_points(j)))
+        .collect();
+    let score = match card.floor_score() {
+        // The volume floor (see `fastrefund_core::scoring`).
+        Some(f) if !volume.is_empty() => format!(
+            "CASE WHEN {score} + {} >= {f} THEN GREATEST({score}, {f}) ELSE {score} END",
+            volume.join(" + ")
+        ),
+        _ => score,
+    };
     let _ = write!(s, ",\n         {score} AS score");
     for j in 0..n {
         let _ = write!(

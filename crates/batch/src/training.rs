@@ -8,7 +8,7 @@ use crate::frame as dataset;
 use crate::tables::{DataError, History, load_history};
 use chrono::NaiveDate;
 use fastrefund_core::cols::{BUYER_ID, LABEL};
-use fastrefund_core::scoring::{ModelError, Scorecard, SplitMetrics, TrainingInfo};
+use fastrefund_core::scoring::{ModelError, Scorecard, SplitMetrics, TrainingInfo, safety};
 use fastrefund_train::dataset::{Dataset, DatasetError, FeatureData};
 use fastrefund_train::metrics::{self, CalibrationRow};
 use fastrefund_train::{
@@ -44,6 +44,8 @@ pub enum WorkflowError {
     },
     #[error(transparent)]
     ModelFile(#[from] fastrefund_snapshot::ModelFileError),
+    #[error(transparent)]
+    Promises(#[from] BrokenPromises),
 }
 
 fn encode(what: &'static str, e: serde_json::Error) -> WorkflowError {
@@ -75,8 +77,38 @@ pub struct Evaluation {
     pub score_distribution: metrics::ScoreDistribution,
     /// The challenger on the same splits, when one was trained.
     pub challenger: Option<ChallengerEval>,
+    /// The promises to honest buyers (buyer models): what the points table guarantees
+    /// and what adding returns to sampled buyers did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promises: Option<Promises>,
+    /// Share at ≥ 3★, bad rate and adverse-impact ratio by group ([`crate::fairness`];
+    /// buyer models).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fairness: Vec<crate::fairness::FairnessRow>,
     pub notes: Vec<String>,
 }
+
+/// [`Evaluation::promises`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Promises {
+    /// Broken promises read off the points table (empty: all kept).
+    pub table_violations: Vec<String>,
+    /// The most points one honest return can cost anyone, by the points table.
+    pub honest_cost_bound: i32,
+    /// The narrowest star band above the floor star, which that cost must not exceed.
+    pub narrowest_band: Option<i32>,
+    pub floor_star: Option<u8>,
+    pub check: crate::promises::PromiseCheck,
+    /// Published although a promise is broken (`--force`).
+    pub forced: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the model breaks its promises to honest buyers, so it is not published (train with --force to publish it anyway):\n  - {}",
+    .0.join("\n  - ")
+)]
+pub struct BrokenPromises(pub Vec<String>);
 
 /// The challenger's figures on the same splits as the champion's.
 #[derive(Debug, Clone, Serialize)]
@@ -165,6 +197,10 @@ pub struct HistoryTraining {
     pub sample_seed: u64,
     /// Whether to hold the history whole or work through it in shards.
     pub plan: crate::shards::Plan,
+    /// Buyers the promises to honest buyers are tried on ([`crate::promises`]).
+    pub promise_sample: usize,
+    /// Publish a model that breaks a promise to honest buyers anyway.
+    pub force: bool,
 }
 
 /// Options of `train --table`.
@@ -202,6 +238,12 @@ fn buyer_meta() -> Vec<FeatureMeta> {
             missing_message: f.when_missing.map(|(m, _)| m.into()),
             missing_advice: f.when_missing.map(|(_, a)| a.into()),
             trend: f.trend,
+            on_return: Some(f.on_return),
+            honest_step: f.honest_step,
+            translations: crate::words_zh::zh_cn(f.name)
+                .map(|t| (crate::words_zh::ZH_CN.to_string(), t))
+                .into_iter()
+                .collect(),
         })
         .collect()
 }
@@ -306,6 +348,8 @@ fn finish(
     test: &TestPass<'_>,
     out: &Path,
     challenger: Option<&fastrefund_train::challenger::ChallengerParams>,
+    promises: Option<Promises>,
+    fairness: Vec<crate::fairness::FairnessRow>,
 ) -> Result<Trained, WorkflowError> {
     let card = fitted.card;
     let evaluate_span = tracing::info_span!("evaluate").entered();
@@ -374,6 +418,8 @@ fn finish(
         ks_curve: metrics::ks_curve(test_scores, &scored.labels, 200),
         score_distribution: metrics::score_distribution(test_scores, &scored.labels, 30),
         challenger,
+        promises,
+        fairness,
         notes,
     };
     let model_path = out.join("model.json");
@@ -475,6 +521,49 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
         let _s = tracing::info_span!("fit", rows = train.rows(), bads = train.bads()).entered();
         fit_scorecard(&train, &buyer_meta(), &params, info, version)?
     };
+    let promises = {
+        let _s = tracing::info_span!("promises", buyers = o.promise_sample).entered();
+        let card = &fitted.card;
+        let check = crate::promises::check(
+            &*src.part(0)?,
+            t,
+            card,
+            &src.norms(t)?,
+            o.promise_sample,
+            o.sample_seed,
+            params.params().volume_floor_star,
+        )?;
+        let model = card.model();
+        let floor = model.volume_floor_star;
+        let table_violations = safety::violations(card);
+        let broken: Vec<String> = table_violations
+            .iter()
+            .chain(&check.violations)
+            .cloned()
+            .collect();
+        if !broken.is_empty() {
+            if !o.force {
+                return Err(BrokenPromises(broken).into());
+            }
+            tracing::warn!(
+                broken = broken.len(),
+                "publishing a model that breaks its promises to honest buyers (--force)"
+            );
+        }
+        Some(Promises {
+            honest_cost_bound: safety::honest_cost_bound(model),
+            narrowest_band: floor.and_then(|f| safety::narrowest_band_above(model, f).1),
+            floor_star: floor,
+            table_violations,
+            check,
+            forced: !broken.is_empty(),
+        })
+    };
+    let fairness = {
+        let at = if out_of_time { t2 } else { t };
+        let _s = tracing::info_span!("fairness").entered();
+        crate::fairness::fairness(&src, at, &fitted.card, params.params().volume_floor_star)?
+    };
     let test_parts = |card: &Scorecard,
                       ch: Option<&fastrefund_train::challenger::Challenger>|
      -> Result<TestScores, WorkflowError> {
@@ -513,8 +602,18 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
             &|card, ch| TestScores::of(card, ch, &test),
             &o.out,
             o.challenger.as_ref(),
+            promises,
+            fairness,
         ),
-        None => finish(fitted, &train, &test_parts, &o.out, o.challenger.as_ref()),
+        None => finish(
+            fitted,
+            &train,
+            &test_parts,
+            &o.out,
+            o.challenger.as_ref(),
+            promises,
+            fairness,
+        ),
     }
 }
 
@@ -546,7 +645,7 @@ fn bottom_n(
 
 /// A seeded 64-bit mix of a buyer id (SplitMix64's finaliser): uniform, and the same
 /// for a buyer however the history is split.
-fn sample_key(buyer: u64, seed: u64) -> u64 {
+pub(crate) fn sample_key(buyer: u64, seed: u64) -> u64 {
     let mut z = buyer ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -665,6 +764,8 @@ pub fn train_table(o: &TableTraining) -> Result<Trained, WorkflowError> {
         &|card, ch| TestScores::of(card, ch, &test),
         &o.out,
         challenger,
+        None,
+        Vec::new(),
     )
 }
 

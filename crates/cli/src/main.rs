@@ -325,6 +325,13 @@ struct TrainArgs {
     /// performance population; the out-of-time test still scores every buyer.
     #[arg(long, requires = "data")]
     sample_buyers: Option<u64>,
+    /// With --data: buyers of the training history the promises to honest buyers are
+    /// tried on (one more return of each kind added to each; see docs/promises.md).
+    #[arg(long, requires = "data", default_value_t = 5000)]
+    promise_sample: usize,
+    /// Publish the model even if it breaks a promise to honest buyers (the report says so).
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     parts: PartsArgs,
 }
@@ -559,6 +566,8 @@ mod batch {
                     sample_buyers: a.sample_buyers,
                     sample_seed: a.seed,
                     plan: a.parts.plan(dir),
+                    promise_sample: a.promise_sample,
+                    force: a.force,
                 })?,
                 (None, Some(table)) => training::train_table(&training::TableTraining {
                     table,

@@ -212,8 +212,94 @@ pub fn model_report(card: &Scorecard, e: &Evaluation, out: &Path) -> Result<(), 
             )?,
         ));
     }
+    if !e.fairness.is_empty() {
+        let rows: Vec<(String, f64, bool)> = e
+            .fairness
+            .iter()
+            .map(|r| {
+                (
+                    format!("{}: {}", r.dimension, r.group),
+                    r.adverse_impact_ratio,
+                    !r.flagged,
+                )
+            })
+            .collect();
+        figures.push((
+            "fairness.svg".into(),
+            "Adverse-impact ratio by group: share at ≥ 3★ against the best-treated group (green: ≥ 0.8)".into(),
+            plot::hbars(
+                "Adverse-impact ratio by group (green: at least 0.8)",
+                &rows,
+                "adverse-impact ratio",
+            )?,
+        ));
+    }
+    if let Some(p) = &e.promises {
+        let bands: Vec<_> = p
+            .check
+            .honest_by_orders
+            .iter()
+            .filter(|b| b.buyers > 0)
+            .collect();
+        let labels: Vec<String> = bands.iter().map(|b| b.orders_365.clone()).collect();
+        let down: Vec<f64> = bands.iter().map(|b| 100.0 * b.star_down_share).collect();
+        let pts: Vec<f64> = bands.iter().map(|b| b.mean_points_lost).collect();
+        figures.push((
+            "honest_return.svg".into(),
+            "One more honest return, by orders in the last year: share whose star fell (never by two), and mean points lost".into(),
+            plot::bars_with_line(
+                "One more honest return, by orders in the last 365 days",
+                &labels,
+                ("star fell by one (%)", &down),
+                Some(("mean points lost", &pts)),
+                None,
+            )?,
+        ));
+    }
     for (file, _, svg) in &figures {
         write(&figs.join(file), svg)?;
+    }
+    if !e.fairness.is_empty() {
+        let mut csv = String::from(
+            "dimension,group,buyers,share_at_3_stars,bad_rate,adverse_impact_ratio,flagged\n",
+        );
+        for r in &e.fairness {
+            let _ = writeln!(
+                csv,
+                "{},\"{}\",{},{:.6},{:.6},{:.6},{}",
+                r.dimension,
+                r.group.replace('"', "'"),
+                r.buyers,
+                r.share_at_min_star,
+                r.bad_rate,
+                r.adverse_impact_ratio,
+                r.flagged
+            );
+        }
+        write(&out.join("fairness.csv"), &csv)?;
+    }
+    if let Some(p) = &e.promises {
+        let mut csv = String::from(
+            "variant,buyers,score_up,score_moved,lost_0,lost_1,lost_2,lost_3,lost_4,fell_below_floor\n",
+        );
+        for v in &p.check.variants {
+            let l = v.stars_lost;
+            let _ = writeln!(
+                csv,
+                "{},{},{},{},{},{},{},{},{},{}",
+                v.variant,
+                v.buyers,
+                v.score_up,
+                v.score_moved,
+                l[0],
+                l[1],
+                l[2],
+                l[3],
+                l[4],
+                v.fell_below_floor
+            );
+        }
+        write(&out.join("promises.csv"), &csv)?;
     }
 
     // CSVs.
@@ -373,6 +459,8 @@ fn html(card: &Scorecard, e: &Evaluation, figures: &[(String, String, String)]) 
             esc(&f.description)
         );
     }
+    let promises = e.promises.as_ref().map(promises_html).unwrap_or_default();
+    let fairness = fairness_html(&e.fairness);
     let notes: String = e
         .notes
         .iter()
@@ -397,7 +485,7 @@ body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 24px auto
 table {{ border-collapse: collapse; margin: 8px 0 16px; }} td, th {{ border: 1px solid #d8dbe3; padding: 4px 10px; text-align: right; }}
 th {{ background: #f0f2f7; }} td:first-child, th:first-child {{ text-align: left; }}
 figure {{ margin: 24px 0; }} figcaption {{ font-weight: 600; margin-bottom: 6px; }} svg {{ max-width: 100%; height: auto; }}
-.meta {{ color: #69708a; font-size: .85rem; }} details {{ margin: 6px 0; }}
+.meta {{ color: #69708a; font-size: .85rem; }} details {{ margin: 6px 0; }} tr.flag td {{ background: #fdecea; }}
 </style></head><body>
 <h1>Model report</h1>
 <p class="meta">{version} · created {created} · split {split}{as_of} · data {fp}</p>
@@ -405,6 +493,8 @@ figure {{ margin: 24px 0; }} figcaption {{ font-weight: 600; margin-bottom: 6px;
 <table><tr><th>model, split</th><th>AUC</th><th>KS</th><th>Gini</th><th>Brier</th><th>rows</th></tr>{metrics}</table>
 <h2>Stars (test split)</h2>
 <table><tr><th>star</th><th>buyers</th><th>share</th><th>bad rate</th><th>score</th></tr>{stars}</table>
+{promises}
+{fairness}
 <h2>Notes</h2><ul>{notes}</ul>
 <h2>Features, bins, weight of evidence and points</h2>
 <p>Scaling: {base} points at odds {odds}:1, {pdo} points to double the odds. Label: {label}.</p>
@@ -430,5 +520,101 @@ figure {{ margin: 24px 0; }} figcaption {{ font-weight: 600; margin-bottom: 6px;
         odds = m.scaling.base_odds,
         pdo = m.scaling.pdo,
         label = esc(&t.label),
+    )
+}
+
+fn promises_html(p: &fastrefund_batch::training::Promises) -> String {
+    let c = &p.check;
+    let mut rows = String::new();
+    for v in &c.variants {
+        let l = v.stars_lost;
+        let _ = write!(
+            rows,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            v.variant,
+            v.buyers,
+            v.score_up,
+            v.score_moved,
+            l[0],
+            l[1],
+            l[2] + l[3] + l[4],
+            v.fell_below_floor
+        );
+    }
+    let mut bands = String::new();
+    for b in c.honest_by_orders.iter().filter(|b| b.buyers > 0) {
+        let _ = write!(
+            bands,
+            "<tr><td>{}</td><td>{}</td><td>{:.1}%</td><td>{:.2}</td></tr>",
+            esc(&b.orders_365),
+            b.buyers,
+            100.0 * b.star_down_share,
+            b.mean_points_lost
+        );
+    }
+    let broken: Vec<&String> = p.table_violations.iter().chain(&c.violations).collect();
+    let verdict = if broken.is_empty() {
+        "<p><b>Every promise holds.</b></p>".to_string()
+    } else {
+        format!(
+            "<p><b>Broken promises{}:</b></p><ul>{}</ul>",
+            if p.forced {
+                " (published with --force)"
+            } else {
+                ""
+            },
+            broken
+                .iter()
+                .map(|b| format!("<li>{}</li>", esc(b)))
+                .collect::<String>()
+        )
+    };
+    format!(
+        "<h2>Promises to honest buyers</h2>\
+         <p>Returning never pays; one honest return (asked within 2 days of delivery, shipped within 2 days, received intact) costs at most one star and never the floor star ({floor}); a merchant-fault return, or an outcome corrected in the buyer's favour, changes nothing. \
+         By the points table, one honest return costs at most <b>{cost}</b> points; the narrowest star band above the floor is {band} points wide.</p>{verdict}\
+         <p>Tried on {n} buyers of the training history as of {as_of}, each given one more return of each kind; the merchant-fault correction on {tried} buyers with a bad outcome ({differs} differ).</p>\
+         <table><tr><th>added return</th><th>buyers</th><th>score rose</th><th>score moved</th><th>no star lost</th><th>1 star lost</th><th>2+ stars lost</th><th>fell below {floor}★</th></tr>{rows}</table>\
+         <p>One more honest return, by orders in the last 365 days:</p>\
+         <table><tr><th>orders</th><th>buyers</th><th>star fell</th><th>mean points lost</th></tr>{bands}</table>",
+        floor = p
+            .floor_star
+            .map(|f| format!("{f}★"))
+            .unwrap_or_else(|| "none".into()),
+        cost = p.honest_cost_bound,
+        band = p
+            .narrowest_band
+            .map(|b| b.to_string())
+            .unwrap_or_else(|| "—".into()),
+        n = c.sampled_buyers,
+        as_of = esc(&c.as_of),
+        tried = c.corrected_tried,
+        differs = c.corrected_differs,
+    )
+}
+
+fn fairness_html(rows: &[fastrefund_batch::fairness::FairnessRow]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut body = String::new();
+    for r in rows {
+        let _ = write!(
+            body,
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{:.2}%</td><td>{:.3}</td><td>{}</td></tr>",
+            if r.flagged { " class=\"flag\"" } else { "" },
+            esc(&r.dimension),
+            esc(&r.group),
+            r.buyers,
+            100.0 * r.share_at_min_star,
+            100.0 * r.bad_rate,
+            r.adverse_impact_ratio,
+            if r.flagged { "below 0.8" } else { "" }
+        );
+    }
+    format!(
+        "<h2>Fairness by group (test population)</h2>\
+         <p>Share at or above 3★ (instant release), bad rate, and the adverse-impact ratio against the best-treated group of the same dimension; groups below 0.8 are flagged for review (groups under 30 buyers are not flagged). A flag asks a question: groups can differ in risk, and the bad rate beside it says whether they do. Also in <code>fairness.csv</code> and <code>figures/fairness.svg</code>.</p>\
+         <table><tr><th>dimension</th><th>group</th><th>buyers</th><th>at ≥ 3★</th><th>bad rate</th><th>adverse-impact ratio</th><th>flag</th></tr>{body}</table>"
     )
 }

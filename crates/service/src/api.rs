@@ -4,10 +4,12 @@ use super::dto::*;
 use super::error::ErrorCode;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiCaller, ApiJson, IdPath};
+use super::words::{self, Lang};
 use super::{AppState, Serving};
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use fastrefund_core::domain::{BuyerId, Money, ReturnId, ReturnRequest, Star};
 use fastrefund_core::policy::Policy;
@@ -243,39 +245,13 @@ pub async fn exposure(
     }))
 }
 
-/// What a star gives under a policy.
-pub fn benefits(star: Star, policy: &Policy) -> Vec<String> {
-    if star >= policy.min_star {
-        vec![
-            format!(
-                "Instant return address: no waiting for the merchant on no-reason returns asked within {} days of delivery",
-                policy.window_days
-            ),
-            format!(
-                "Courier pickup booked for you between {:02}:00 and {:02}:00 ({})",
-                policy.pickup_start_hour, policy.pickup_end_hour, policy.time_zone
-            ),
-            format!(
-                "Refund paid by the platform as soon as the tracking number is in, up to {} outstanding",
-                policy.limit_for(star)
-            ),
-        ]
-    } else {
-        vec![
-            format!(
-                "Returns are answered by the merchant within {} hours",
-                policy.merchant_answer_hours
-            ),
-            format!(
-                "Reach {} stars for instant returns, courier pickup and refunds in seconds",
-                policy.min_star.get()
-            ),
-        ]
-    }
-}
-
 /// The rating view of a buyer, shared by the JSON endpoint and the buyer's page.
-pub fn rating_view(serving: &Serving, policy: &Policy, buyer: BuyerId) -> Option<RatingResponse> {
+pub fn rating_view(
+    serving: &Serving,
+    policy: &Policy,
+    buyer: BuyerId,
+    lang: Lang,
+) -> Option<RatingResponse> {
     let r = serving.ratings.get(buyer)?;
     let card = serving.ratings.model();
     let cuts = card.model().stars.min_score;
@@ -285,7 +261,7 @@ pub fn rating_view(serving: &Serving, policy: &Policy, buyer: BuyerId) -> Option
         .iter()
         .flatten()
         .map(|r| {
-            let w = r.words(card);
+            let w = r.words_in(card, lang.tag());
             ReasonExplained {
                 code: r.code(card),
                 message: w.message.to_string(),
@@ -314,7 +290,9 @@ pub fn rating_view(serving: &Serving, policy: &Policy, buyer: BuyerId) -> Option
             (k >= 2).then(|| cuts[k - 2]),
             (k <= 4).then(|| cuts[k - 1] - 1),
         ],
-        benefits: benefits(r.star, policy),
+        benefits: words::benefits(r.star, policy, lang),
+        language: lang.tag().to_string(),
+        about_returns: words::about_returns(card, policy, lang),
         reasons,
         next_star,
         as_of: serving.ratings.manifest.as_of.to_string(),
@@ -351,12 +329,28 @@ pub async fn rating(
     _: ApiCaller,
     State(state): State<AppState>,
     IdPath(buyer): IdPath,
-) -> Result<Json<RatingResponse>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let serving = ready(&state)?;
     let policy = state.policy();
-    rating_view(&serving, &policy, BuyerId(buyer))
-        .map(Json)
-        .ok_or_else(|| unknown_buyer(&serving, &policy, buyer))
+    let lang = Lang::of(&headers);
+    let view = rating_view(&serving, &policy, BuyerId(buyer), lang)
+        .ok_or_else(|| unknown_buyer(&serving, &policy, buyer))?;
+    Ok(with_language(Json(view).into_response(), lang))
+}
+
+/// Marks a response as being in `lang`, and as depending on `Accept-Language`.
+pub fn with_language(mut r: Response, lang: Lang) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_LANGUAGE,
+        axum::http::HeaderValue::from_static(lang.tag()),
+    );
+    h.insert(
+        axum::http::header::VARY,
+        axum::http::HeaderValue::from_static("Accept-Language"),
+    );
+    r
 }
 
 /// A signed link to the buyer's own page, valid for 15 minutes, for a buyer-facing

@@ -444,6 +444,10 @@ pub struct RatingResponse {
     pub benefits: Vec<String>,
     /// What costs the buyer the most points, worst first (up to four).
     pub reasons: Vec<ReasonExplained>,
+    /// The language of the words (`en` or `zh-CN`), chosen by `Accept-Language`.
+    pub language: String,
+    /// What the rating does with returns: only what the model guarantees.
+    pub about_returns: String,
     /// Null at 5★.
     pub next_star: Option<NextStar>,
     /// The snapshot's date (YYYY-MM-DD).

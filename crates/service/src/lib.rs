@@ -26,6 +26,7 @@ mod link;
 mod ops;
 mod page;
 pub mod server;
+pub mod words;
 
 use crate::config::{Limits, Settings};
 use arc_swap::{ArcSwap, ArcSwapOption};

@@ -8,10 +8,11 @@
 //! buyer in, can hand one out, and a link opens one buyer's page only.
 
 use super::AppState;
-use super::api::{rating_view, unknown_buyer};
+use super::api::{rating_view, unknown_buyer, with_language};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{IdPath, has_api_token};
 use super::link::{link_ok, link_params};
+use super::words::{Lang, chrome};
 use crate::dto::RatingResponse;
 use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::{StatusCode, header, request::Parts};
@@ -46,9 +47,10 @@ pub async fn buyer_page(
     }
     let serving = state.serving().ok_or_else(ApiError::not_ready)?;
     let policy = state.policy();
-    let view = rating_view(&serving, &policy, BuyerId(buyer))
+    let lang = Lang::of(&parts.headers);
+    let view = rating_view(&serving, &policy, BuyerId(buyer), lang)
         .ok_or_else(|| unknown_buyer(&serving, &policy, buyer))?;
-    let mut r = Html(render(&view)).into_response();
+    let mut r = with_language(Html(render(&view, lang)).into_response(), lang);
     r.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("private, no-store"),
@@ -57,9 +59,10 @@ pub async fn buyer_page(
     Ok(r)
 }
 
-/// Whether the page request carries the API token.
+/// Whether the page request carries the API token, and its headers (for the language).
 pub struct PageParts {
     api_token: bool,
+    headers: axum::http::HeaderMap,
 }
 
 impl FromRequestParts<AppState> for PageParts {
@@ -67,6 +70,7 @@ impl FromRequestParts<AppState> for PageParts {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         Ok(PageParts {
             api_token: has_api_token(parts, state),
+            headers: parts.headers.clone(),
         })
     }
 }
@@ -79,8 +83,9 @@ fn esc(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// Renders the page.
-pub fn render(v: &RatingResponse) -> String {
+/// Renders the page in `lang` (the view's words are in it already).
+pub fn render(v: &RatingResponse, lang: Lang) -> String {
+    let c = chrome(lang);
     let stars: String = (1..=5)
         .map(|k| {
             if k <= v.star {
@@ -96,15 +101,16 @@ pub fn render(v: &RatingResponse) -> String {
         .map(|b| format!("<li>{}</li>", esc(b)))
         .collect();
     let reasons = if v.reasons.is_empty() {
-        "<p class=\"good\">Nothing is holding your rating back. Keep it up!</p>".to_string()
+        format!("<p class=\"good\">{}</p>", c.nothing_holds)
     } else {
         let items: String = v
             .reasons
             .iter()
             .map(|r| {
                 format!(
-                    "<li><strong>{}</strong><br><span class=\"advice\">What helps: {}</span></li>",
+                    "<li><strong>{}</strong><br><span class=\"advice\">{}: {}</span></li>",
                     esc(&capitalise(&r.message)),
+                    c.what_helps,
                     esc(&r.advice)
                 )
             })
@@ -112,7 +118,7 @@ pub fn render(v: &RatingResponse) -> String {
         format!("<ol class=\"reasons\">{items}</ol>")
     };
     let next = match &v.next_star {
-        None => "<p class=\"good\">You have the highest rating.</p>".to_string(),
+        None => format!("<p class=\"good\">{}</p>", c.highest),
         Some(n) => {
             let lo = v.score_band[0].unwrap_or(v.score - 50);
             let hi = v.score_band[1].map(|h| h + 1).unwrap_or(v.score + 50);
@@ -127,21 +133,20 @@ pub fn render(v: &RatingResponse) -> String {
                 .map(|h| format!("<li>{}</li>", esc(h)))
                 .collect();
             format!(
-                "<p>You are <strong>{} points</strong> from {} stars.</p>\
+                "<p>{}</p>\
                  <div class=\"bar\" role=\"progressbar\" aria-valuenow=\"{pct}\" aria-valuemin=\"0\" aria-valuemax=\"100\"><div style=\"width:{pct}%\"></div></div>\
                  <ul>{how}</ul>",
-                n.points_needed.max(1),
-                n.star
+                (c.points_from)(n.points_needed.max(1), n.star)
             )
         }
     };
     format!(
         r#"<!doctype html>
-<html lang="en">
+<html lang="{lang}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Your shopping rating: {star} stars</title>
+<title>{title}: {star} ★</title>
 <style>
   body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; background: #f6f7fb; color: #1d2330; }}
   main {{ max-width: 640px; margin: 0 auto; padding: 24px 16px 48px; }}
@@ -161,28 +166,40 @@ pub fn render(v: &RatingResponse) -> String {
 <body>
 <main>
   <section class="card">
-    <h1>Your shopping rating</h1>
-    <div class="stars" aria-label="{star} out of 5 stars">{stars}</div>
-    <p><strong>{star} of 5 stars</strong> · score {score}</p>
-    <p class="meta">As of {as_of} · model {model}</p>
+    <h1>{heading}</h1>
+    <div class="stars" aria-label="{star} / 5">{stars}</div>
+    <p><strong>{star} {of_five}</strong> · {score_word} {score}</p>
+    <p class="meta">{as_of_word} {as_of} · {model_word} {model}</p>
   </section>
   <section class="card">
-    <h2>What your rating gives you</h2>
+    <h2>{gives}</h2>
     <ul>{benefits}</ul>
   </section>
   <section class="card">
-    <h2>What lowers your rating</h2>
+    <h2>{lowers}</h2>
     {reasons}
   </section>
   <section class="card">
-    <h2>Raising your rating</h2>
+    <h2>{raising}</h2>
     {next}
-    <p class="meta">Your rating is recomputed regularly from your orders and returns. How many returns you make does not decide it on its own: returns that come back on time and intact never count against you, nor do returns caused by a merchant's fault.</p>
+    <p class="meta" id="about-returns">{recomputed} {about_returns}</p>
   </section>
 </main>
 </body>
 </html>
 "#,
+        lang = lang.tag(),
+        title = c.title,
+        heading = c.heading,
+        of_five = c.of_five,
+        score_word = c.score,
+        as_of_word = c.as_of,
+        model_word = c.model,
+        gives = c.gives,
+        lowers = c.lowers,
+        raising = c.raising,
+        recomputed = c.recomputed,
+        about_returns = esc(&v.about_returns),
         star = v.star,
         stars = stars,
         score = v.score,

@@ -48,6 +48,8 @@ async fn buyers_who_keep_not_shipping_lose_instant_release_and_heavy_honest_retu
             sample_buyers: None,
             sample_seed: 1,
             plan: Default::default(),
+            promise_sample: 2000,
+            force: false,
         })
         .unwrap();
     let model_json = std::fs::read_to_string(&trained.model_path).unwrap();

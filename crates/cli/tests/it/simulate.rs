@@ -141,9 +141,14 @@ fn limits_and_the_daily_budget_refuse_advances_but_not_the_address() {
     let mut no_limit = current.clone();
     no_limit.limits = [Money::ZERO; 5];
     let (a, b) = run_pair(&current, &no_limit);
-    assert_eq!(
-        b.total.instant, a.total.instant,
-        "the address does not depend on limits"
+    // Limits refuse advances, not the address; but with no advance there is no loss,
+    // and a loss settled since the rating holds a buyer's instant release, so without
+    // advances at least as many returns get the address, never fewer.
+    assert!(
+        b.total.instant >= a.total.instant,
+        "no limit took an address away: {} vs {}",
+        b.total.instant,
+        a.total.instant
     );
     assert_eq!(b.total.advanced, 0);
     assert_eq!(b.total.value_advanced, Money::ZERO);

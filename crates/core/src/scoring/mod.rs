@@ -13,12 +13,23 @@
 //! `factor = pdo / ln 2`, `offset = base_score − factor·ln(base_odds)`, each bin gets
 //! `round(−factor·(b_j·woe + a/n) + offset/n)` points and the score is the sum of the
 //! points of the buyer's bins, an integer. A higher score is a better buyer.
+//!
+//! **The volume floor.** A model may set `volume_floor_star` (3, the instant-release
+//! star, by default for buyer models): return volume alone never takes a buyer below
+//! it. With `raw` the sum of points and `clear` the sum with every
+//! [`ReturnEffect::Volume`] feature at its best bin, the score is `max(raw, floor)`
+//! when `clear ≥ floor` (floor = that star's cut-off), else `raw`. Both `raw` and
+//! `clear` never rise when a return is added, so neither does the score; an honest
+//! return moves only `raw`, so a buyer at or above the floor stays there
+//! ([`safety`] checks the rest).
 
 mod model;
 
+pub mod safety;
+
 pub use model::{
-    Bin, Feature, FeatureKind, Metrics, Model, ModelError, ReasonText, SCHEMA_VERSION, Scaling,
-    SplitMetrics, StarCutoffs, StarRow, TrainingInfo, Trend,
+    Bin, Feature, FeatureKind, Metrics, Model, ModelError, ReasonText, ReturnEffect,
+    SCHEMA_VERSION, Scaling, SplitMetrics, StarCutoffs, StarRow, TrainingInfo, Translation, Trend,
 };
 
 use crate::domain::Star;
@@ -83,6 +94,23 @@ impl ReasonRef {
         }
     }
 
+    /// [`ReasonRef::words`] in the language tagged `lang` (e.g. `zh-CN`), when the
+    /// model has it for this feature; English otherwise.
+    pub fn words_in<'a>(self, card: &'a Scorecard, lang: &str) -> ReasonWords<'a> {
+        let t = card.reason(usize::from(self.feature));
+        match t.translations.get(lang) {
+            Some(x) if self.missing => ReasonWords {
+                message: x.missing_message.as_deref().unwrap_or(&x.message),
+                advice: x.missing_advice.as_deref().unwrap_or(&x.advice),
+            },
+            Some(x) => ReasonWords {
+                message: &x.message,
+                advice: &x.advice,
+            },
+            None => self.words(card),
+        }
+    }
+
     /// The message and advice, using the feature's missing-value words when the value
     /// was missing and it has them.
     pub fn words(self, card: &Scorecard) -> ReasonWords<'_> {
@@ -123,6 +151,8 @@ struct Prepared {
     ranged: Vec<usize>,
     /// Position of the missing bin in `Feature::bins`, if it has one.
     missing_pos: Option<usize>,
+    /// A [`ReturnEffect::Volume`] feature, under the volume floor.
+    volume: bool,
 }
 
 /// A checked model, ready to score. Built only by [`Model::check`].
@@ -130,6 +160,8 @@ struct Prepared {
 pub struct Scorecard {
     model: Model,
     prepared: Vec<Prepared>,
+    /// The volume floor's score, when the model has one.
+    floor: Option<i32>,
 }
 
 impl Scorecard {
@@ -221,6 +253,7 @@ impl Scorecard {
 
     fn score_with(&self, points_of: impl Fn(usize) -> (i32, bool)) -> Scored {
         let mut score = 0i32;
+        let mut volume_cost = 0i32;
         // (loss, reason) of the worst MAX_REASONS, kept sorted worst first.
         let none = ReasonRef {
             feature: 0,
@@ -231,6 +264,9 @@ impl Scorecard {
             let (pts, missing) = points_of(j);
             score += pts;
             let loss = p.best - pts;
+            if p.volume {
+                volume_cost += loss;
+            }
             if loss > worst[MAX_REASONS - 1].0 {
                 let mut k = MAX_REASONS - 1;
                 while k > 0 && loss > worst[k - 1].0 {
@@ -252,11 +288,31 @@ impl Scorecard {
                 *r = Some(j);
             }
         }
+        let score = self.floored(score, volume_cost);
         Scored {
             score,
             star: self.model.stars.star_of(score),
             reasons,
         }
+    }
+
+    /// The score from the sum of points `raw` and the points the volume features lose
+    /// against their best bins (module doc).
+    pub fn floored(&self, raw: i32, volume_cost: i32) -> i32 {
+        match self.floor {
+            Some(f) if raw.saturating_add(volume_cost) >= f => raw.max(f),
+            _ => raw,
+        }
+    }
+
+    /// The volume floor's score (the cut-off of `volume_floor_star`), if any.
+    pub fn floor_score(&self) -> Option<i32> {
+        self.floor
+    }
+
+    /// Feature `j` is a [`ReturnEffect::Volume`] feature.
+    pub fn is_volume(&self, j: usize) -> bool {
+        self.prepared[j].volume
     }
 
     /// The most points feature `j` can give (its best bin).
@@ -355,12 +411,15 @@ impl Model {
                         .map(|(i, _)| i)
                         .collect(),
                     missing_pos: f.bins.iter().position(|b| b.missing),
+                    volume: f.on_return == Some(ReturnEffect::Volume),
                 }
             })
             .collect();
+        let floor = self.volume_floor_star.map(|s| self.stars.min_score_of(s));
         Ok(Scorecard {
             model: self,
             prepared,
+            floor,
         })
     }
 }

@@ -41,6 +41,31 @@ pub enum Trend {
     Decreasing,
 }
 
+/// How adding one return to a buyer's history can move a feature: the ground of the
+/// "returning never pays" checks ([`crate::scoring::safety`]).
+///
+/// An *honest* return is one the buyer had every right to make and carried out as
+/// promised: asked within two days of delivery, shipped within two days of asking,
+/// received intact (any reason, `no_reason` included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReturnEffect {
+    /// No return changes it (orders, spend, account age, disputes).
+    Unmoved,
+    /// Adding any return never lowers it, and an honest return leaves it as it is
+    /// (counts of bad outcomes, of late requests, of slow shipments).
+    Rises,
+    /// Adding any return never lowers it, and an honest return raises it: return
+    /// volume. Volume alone never takes a buyer below the model's floor star.
+    Volume,
+    /// Adding any return never raises it, and an honest return leaves it; missing
+    /// means "never" (days since the last bad outcome).
+    Falls,
+    /// A share or mean of returns, which one more return can move either way: a
+    /// return-safe model does not use it.
+    Mixed,
+}
+
 /// Numeric (binned by ranges) or categorical (binned by groups of labels).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,6 +89,21 @@ pub struct ReasonText {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_message: Option<String>,
     /// The advice when the feature has no value; `advice` is used when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_advice: Option<String>,
+    /// The same words in other languages, by BCP 47 tag (`zh-CN`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub translations: std::collections::BTreeMap<String, Translation>,
+}
+
+/// [`ReasonText`]'s words in one more language.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Translation {
+    pub message: String,
+    pub advice: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_advice: Option<String>,
 }
@@ -116,6 +156,14 @@ pub struct Feature {
     /// The trend the binning enforced, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monotone: Option<Trend>,
+    /// How one more return can move the feature (buyer features only; a generic
+    /// table's columns have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_return: Option<ReturnEffect>,
+    /// [`ReturnEffect::Volume`]: the most one honest return can raise the value (1 for
+    /// a count; `None` = without bound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub honest_step: Option<f64>,
     /// Bins: for a numeric feature, ranges in increasing order, then optionally the
     /// missing bin; for a categorical one, groups of labels.
     pub bins: Vec<Bin>,
@@ -161,6 +209,14 @@ pub struct StarCutoffs {
 
 impl StarCutoffs {
     /// The star a score earns.
+    /// The least score that earns `star` (1★: `i32::MIN`).
+    pub fn min_score_of(&self, star: u8) -> i32 {
+        match star {
+            0 | 1 => i32::MIN,
+            s => self.min_score[usize::from(s.min(5)) - 2],
+        }
+    }
+
     pub fn star_of(&self, score: i32) -> Star {
         let n = self.min_score.iter().filter(|c| score >= **c).count();
         // n is 0..=4, so 1 + n is a valid star.
@@ -241,6 +297,11 @@ pub struct Model {
     /// Features, in the order scoring takes them.
     pub features: Vec<Feature>,
     pub stars: StarCutoffs,
+    /// Return volume alone ([`ReturnEffect::Volume`] features) never takes a buyer
+    /// below this star: a buyer whose score would reach it with every volume feature at
+    /// its best scores at least its cut-off (see [`crate::scoring`]). `None`: no floor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_floor_star: Option<u8>,
     #[serde(default)]
     pub metrics: Metrics,
 }
@@ -387,6 +448,11 @@ pub(super) fn validate(m: &Model) -> Result<(), ModelError> {
     let c = &m.stars.min_score;
     if !c.windows(2).all(|w| w[0] < w[1]) {
         return bad(format!("star cut-offs {c:?} are not strictly increasing"));
+    }
+    if let Some(s) = m.volume_floor_star
+        && !(2..=5).contains(&s)
+    {
+        return bad(format!("volume_floor_star must be 2..=5, got {s}"));
     }
     Ok(())
 }

@@ -27,10 +27,13 @@ fn feature(name: &str, bins: Vec<Bin>) -> Feature {
             advice: format!("improve {name}"),
             missing_message: Some(format!("no {name} yet")),
             missing_advice: None,
+            translations: Default::default(),
         },
         coefficient: -1.0,
         information_value: 0.1,
         monotone: Some(Trend::Increasing),
+        on_return: None,
+        honest_step: None,
         bins,
     }
 }
@@ -90,6 +93,7 @@ pub(crate) fn tiny_model() -> Model {
         stars: StarCutoffs {
             min_score: [300, 340, 370, 390],
         },
+        volume_floor_star: None,
         metrics: Metrics::default(),
     }
 }

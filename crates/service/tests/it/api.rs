@@ -420,37 +420,161 @@ async fn the_rating_explains_itself() {
 
 #[tokio::test]
 async fn a_buyer_who_never_shipped_a_return_is_not_told_they_ship_slowly() {
+    // The previous champion scores the shipping time of returns; a buyer who shipped
+    // none has no value, and gets the words for that, not "you ship slowly".
+    let old = repo_root().join("models/scorecard-2026-01-01-464fcb9d/model.json");
+    let card = fastrefund_snapshot::load_model(&old)
+        .unwrap()
+        .check()
+        .unwrap();
+    let j = card
+        .feature_names()
+        .position(|n| n == "days_to_ship_mean_365")
+        .expect("a feature of the old champion");
+    let mut values = vec![0.0; card.n_features()];
+    values[j] = f64::NAN;
+    let scored = card.score_numeric(&values).unwrap();
+    let reason = scored
+        .reasons
+        .iter()
+        .flatten()
+        .find(|r| usize::from(r.feature) == j)
+        .expect("a missing shipping time costs points in that model");
+    assert!(reason.missing);
+    assert_eq!(reason.code(&card), "days_to_ship_mean_365:missing");
+    let text = card.reason(j);
+    assert_eq!(
+        reason.words(&card).message,
+        text.missing_message.as_deref().unwrap()
+    );
+    assert_ne!(reason.words(&card).message, text.message);
+}
+
+/// GET with an `Accept-Language`.
+async fn get_in(app: &TestApp, path: &str, lang: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}{path}", app.base))
+        .bearer_auth(API)
+        .header("accept-language", lang)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_rating_and_the_page_speak_chinese_when_asked() {
+    let app = spawn_app().await;
+    let b = app.buyer_with_star(2);
+    let path = format!("/v1/buyers/{b}/rating");
+    let r = get_in(&app, &path, "zh-CN,zh;q=0.9,en;q=0.8").await;
+    assert_eq!(r.headers()["content-language"], "zh-CN");
+    assert_eq!(r.headers()["vary"], "Accept-Language");
+    let zh: Value = r.json().await.unwrap();
+    let en: Value = get_in(&app, &path, "en-GB").await.json().await.unwrap();
+    assert_eq!(
+        (&zh["language"], &en["language"]),
+        (&json!("zh-CN"), &json!("en"))
+    );
+    assert_eq!(zh["star"], en["star"]);
+    let serving = app.state.serving().unwrap();
+    let card = serving.ratings.model();
+    let reasons = zh["reasons"].as_array().unwrap();
+    assert!(!reasons.is_empty(), "{zh}");
+    for (z, e) in reasons.iter().zip(en["reasons"].as_array().unwrap()) {
+        assert_eq!(z["code"], e["code"], "the same reasons in both languages");
+        let r = card.reason_by_code(z["code"].as_str().unwrap()).unwrap();
+        let words = r.words_in(card, "zh-CN");
+        assert_eq!(z["message"], words.message);
+        assert_eq!(z["advice"], words.advice);
+        assert_ne!(z["message"], e["message"], "{z} is not translated");
+    }
+    assert!(zh["benefits"][0].as_str().unwrap().contains("商家"), "{zh}");
+    assert!(
+        zh["about_returns"].as_str().unwrap().contains("退货"),
+        "{zh}"
+    );
+    let html = get_in(&app, &format!("/buyers/{b}"), "zh-CN")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<html lang=\"zh-CN\">"), "{html}");
+    assert!(html.contains("拉低您评级的原因"), "{html}");
+    assert!(html.contains(zh["about_returns"].as_str().unwrap()));
+    let html = get_in(&app, &format!("/buyers/{b}"), "fr")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("What lowers your rating"),
+        "English for other languages"
+    );
+}
+
+#[tokio::test]
+async fn what_the_service_says_about_returns_is_what_the_model_guarantees() {
+    use fastrefund_core::scoring::{ReturnEffect, safety};
     let app = spawn_app().await;
     let serving = app.state.serving().unwrap();
     let card = serving.ratings.model();
-    let code = "days_to_ship_mean_365:missing";
-    let reason = card
-        .reason_by_code(code)
-        .expect("a feature of the sample model");
-    let ratings = &serving.ratings;
-    let buyer = *ratings
-        .sample_ids(ratings.len())
-        .iter()
-        .find(|b| {
-            let r = ratings.get(fastrefund_core::domain::BuyerId(**b)).unwrap();
-            r.reasons.contains(&Some(reason))
-        })
-        .expect("the sample has such a buyer");
-    let (s, r) = json_of(
-        app.get(&format!("/v1/buyers/{buyer}/rating"), Some(API))
-            .await,
-    )
-    .await;
-    assert_eq!(s, 200);
-    let given = r["reasons"]
-        .as_array()
+    let model = card.model();
+    // The shipped champion keeps the promises its words make.
+    assert!(safety::applies(model));
+    assert_eq!(safety::violations(card), Vec::<String>::new());
+    let floor = model
+        .volume_floor_star
+        .expect("the champion reads return volume");
+    assert!(
+        model
+            .features
+            .iter()
+            .any(|f| f.on_return == Some(ReturnEffect::Volume)),
+        "the words below speak of volume"
+    );
+    let policy = app.state.policy();
+    assert!(
+        floor >= policy.min_star.get(),
+        "volume alone never costs instant release"
+    );
+    let (band, width) = safety::narrowest_band_above(model, floor);
+    assert!(
+        safety::honest_cost_bound(model) <= width.unwrap_or(i32::MAX),
+        "one honest return costs at most one star (the {band}★ band)"
+    );
+    let b = app.buyer_with_star(4);
+    let (_, r) = json_of(app.get(&format!("/v1/buyers/{b}/rating"), Some(API)).await).await;
+    let about = r["about_returns"].as_str().unwrap();
+    assert!(
+        about.contains(&format!("never below {floor} stars")),
+        "{about}"
+    );
+    assert!(about.contains("never costs you instant returns"), "{about}");
+    assert!(about.contains("costs at most one star"), "{about}");
+    assert!(about.contains("merchant's fault never count"), "{about}");
+    // Every reason the model can give exists in both languages.
+    for f in &model.features {
+        let zh = f.reason.translations.get("zh-CN");
+        assert!(zh.is_some(), "{} has no zh-CN words", f.name);
+        assert_eq!(
+            zh.unwrap().missing_message.is_some(),
+            f.reason.missing_message.is_some(),
+            "{}",
+            f.name
+        );
+    }
+    // A model that keeps no promise is not made to promise anything.
+    let old = repo_root().join("models/scorecard-2026-01-01-464fcb9d/model.json");
+    let old = fastrefund_snapshot::load_model(&old)
         .unwrap()
-        .iter()
-        .find(|x| x["code"] == code)
-        .unwrap_or_else(|| panic!("{code} in {r}"));
-    let text = card.reason(usize::from(reason.feature));
-    assert_eq!(given["message"], *text.missing_message.as_ref().unwrap());
-    assert_ne!(given["message"], *text.message, "{given}");
+        .check()
+        .unwrap();
+    let said = fastrefund_service::words::about_returns(
+        &old,
+        &policy,
+        fastrefund_service::words::Lang::En,
+    );
+    assert!(!said.contains("never"), "{said}");
 }
 
 #[tokio::test]
