@@ -448,7 +448,7 @@ pub fn fit_scorecard(
         .collect();
     if !left_out.is_empty() {
         notes.push(format!(
-            "left out {}: shares and means of returns, which one more return can move either way (returning must never pay)",
+            "left out {}: shares and means of returns and rates against the population's norms, which one more return can move either way (returning must never pay)",
             left_out.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
         ));
     }

@@ -61,8 +61,9 @@ pub enum ReturnEffect {
     /// Adding any return never raises it, and an honest return leaves it; missing
     /// means "never" (days since the last bad outcome).
     Falls,
-    /// A share or mean of returns, which one more return can move either way: a
-    /// return-safe model does not use it.
+    /// A share or mean of returns, which one more return can move either way, or a
+    /// rate against the population's norms, which move when other buyers return more:
+    /// a return-safe model does not use it.
     Mixed,
 }
 
