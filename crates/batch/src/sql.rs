@@ -406,8 +406,12 @@ fn points_sql(card: &Scorecard, j: usize, x: &str) -> Result<String, SqlError> {
         return Err(SqlError::Categorical(f.name.clone()));
     }
     let missing = card.points(j, Value::Missing);
-    let ranged: Vec<_> = f.bins.iter().filter(|b| !b.missing).collect();
+    let ranged: Vec<_> = f.bins.iter().filter(|b| b.is_range()).collect();
     let mut s = format!("CASE WHEN {x} IS NULL THEN {missing}");
+    for b in f.bins.iter().filter(|b| !b.special.is_empty()) {
+        let values: Vec<String> = b.special.iter().map(|v| double(*v)).collect();
+        let _ = write!(s, " WHEN {x} IN ({}) THEN {}", values.join(", "), b.points);
+    }
     for b in &ranged[..ranged.len().saturating_sub(1)] {
         let upper = b.upper.unwrap_or(f64::INFINITY);
         let _ = write!(s, " WHEN {x} < {} THEN {}", double(upper), b.points);
@@ -544,6 +548,29 @@ mod tests {
         for f in FEATURES {
             assert!(feature_sql(f.name, 0).is_some(), "{} has no SQL", f.name);
         }
+    }
+
+    #[test]
+    fn special_values_are_matched_before_the_ranges() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../models/scorecard-2026-01-01-b78a2d29/model.json"
+        );
+        let mut m = fastrefund_core::scoring::Model::from_json(
+            &std::fs::read_to_string(path).unwrap(),
+            path,
+        )
+        .unwrap();
+        let mut special = m.features[0].bins[0].clone();
+        special.special = vec![-999.0, -1.0];
+        special.points = 7;
+        m.features[0].bins.push(special);
+        let card = m.check().unwrap();
+        let sql = points_sql(&card, 0, "x0").unwrap();
+        let at = |p: &str| sql.find(p).unwrap_or_else(|| panic!("{p} not in {sql}"));
+        assert!(at("IN (") < at(" < "), "{sql}");
+        assert!(sql.contains("THEN 7"), "{sql}");
+        assert_eq!(card.points(0, Value::Num(-999.0)), 7);
     }
 
     #[test]

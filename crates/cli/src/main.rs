@@ -81,7 +81,7 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Train a scorecard on a history (--data) or on any labelled table (--table).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Score a labelled table (or a history as of a date) with a model and report AUC, KS, Gini, Brier.
     Evaluate {
         #[arg(long)]
@@ -318,6 +318,9 @@ struct TrainArgs {
     /// Drop features with less information value.
     #[arg(long)]
     min_iv: Option<f64>,
+    /// Least training rows in a bin (default 50; with the least share, 1%).
+    #[arg(long)]
+    min_bin_rows: Option<usize>,
     /// Do not train the challenger (bagged trees) beside the scorecard.
     #[arg(long)]
     no_challenger: bool,
@@ -332,6 +335,32 @@ struct TrainArgs {
     /// Publish the model even if it breaks a promise to honest buyers (the report says so).
     #[arg(long)]
     force: bool,
+    /// A feature's monotonic trend, FEATURE=TREND (repeatable): auto_asc_desc (the
+    /// default), auto (also peak or valley when a bend earns 10% more IV), ascending,
+    /// descending, peak, valley, none.
+    #[arg(long = "trend", value_name = "FEATURE=TREND")]
+    trends: Vec<String>,
+    /// Special values with a bin of their own, FEATURE=V1,V2 (repeatable; `*` = every
+    /// numeric feature), e.g. `--special '*=-999'`.
+    #[arg(long = "special", value_name = "FEATURE=VALUES")]
+    specials: Vec<String>,
+    /// Split points to cut a feature's bins at, FEATURE=S1,S2,… increasing (repeatable).
+    #[arg(long = "splits", value_name = "FEATURE=POINTS")]
+    splits: Vec<String>,
+    /// The bin that takes a category never seen in training: other (the pool of rare
+    /// categories; default), missing, worst.
+    #[arg(long)]
+    unseen_category: Option<fastrefund_train::UnseenCategory>,
+    /// Merge adjacent bins whose bad rates differ by less than this (e.g. 0.01).
+    #[arg(long)]
+    min_bad_rate_diff: Option<f64>,
+    /// Rank features by iv (default) or quality (optbinning's quality score) for the
+    /// correlation filter and --max-features.
+    #[arg(long)]
+    select: Option<fastrefund_train::Selection>,
+    /// Keep at most this many features, the best by --select.
+    #[arg(long)]
+    max_features: Option<usize>,
     #[command(flatten)]
     parts: PartsArgs,
 }
@@ -362,7 +391,7 @@ fn main() -> Result<()> {
             dialect,
             out,
         } => batch::export_sql(&model, as_of, dialect, out.as_deref()),
-        Command::Train(a) => batch::train(a),
+        Command::Train(a) => batch::train(*a),
         Command::Evaluate {
             model,
             table,
@@ -532,6 +561,27 @@ mod batch {
         Ok(())
     }
 
+    /// `FEATURE=VALUE` of a per-feature option.
+    fn feature_option(s: &str, flag: &str) -> Result<(String, String)> {
+        match s.split_once('=') {
+            Some((f, v)) if !f.trim().is_empty() => {
+                Ok((f.trim().to_string(), v.trim().to_string()))
+            }
+            _ => anyhow::bail!("{flag} {s:?}: expected FEATURE=VALUE"),
+        }
+    }
+
+    /// Comma-separated numbers.
+    fn numbers(s: &str, flag: &str) -> Result<Vec<f64>> {
+        s.split(',')
+            .map(|x| {
+                x.trim()
+                    .parse::<f64>()
+                    .map_err(|_| anyhow::anyhow!("{flag}: {x:?} is not a number"))
+            })
+            .collect()
+    }
+
     pub fn train(a: TrainArgs) -> Result<()> {
         use fastrefund_batch::training;
         use fastrefund_snapshot::registry::{MODEL_FILE, Registry};
@@ -551,6 +601,35 @@ mod batch {
         if let Some(v) = a.min_iv {
             params.min_iv = v;
         }
+        if let Some(v) = a.min_bin_rows {
+            params.min_bin_rows = v;
+        }
+        for t in &a.trends {
+            let (f, v) = feature_option(t, "--trend")?;
+            params.monotonic_trend.insert(
+                f,
+                v.parse()
+                    .map_err(|e: String| anyhow::anyhow!("--trend {t}: {e}"))?,
+            );
+        }
+        for t in &a.specials {
+            let (f, v) = feature_option(t, "--special")?;
+            params.special_codes.insert(f, numbers(&v, "--special")?);
+        }
+        for t in &a.splits {
+            let (f, v) = feature_option(t, "--splits")?;
+            params.user_splits.insert(f, numbers(&v, "--splits")?);
+        }
+        if let Some(v) = a.unseen_category {
+            params.unseen_category = v;
+        }
+        if let Some(v) = a.min_bad_rate_diff {
+            params.min_bad_rate_diff = v;
+        }
+        if let Some(v) = a.select {
+            params.selection = v;
+        }
+        params.max_features = a.max_features;
         let sp = progress::spinner("training");
         let (data, table, registry, out) = (a.data, a.table, a.registry, a.out);
         // Trains into `dir` and draws the evaluation report beside the model.

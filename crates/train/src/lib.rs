@@ -26,7 +26,7 @@ pub mod dataset;
 pub mod logistic;
 pub mod metrics;
 
-use binning::{BinningParams, Tally};
+use binning::{BinningParams, NumericSpec, Tally, TrendChoice};
 use dataset::{Dataset, FeatureData};
 use fastrefund_core::scoring::{
     Bin, Feature, FeatureKind, Metrics, Model, ReasonText, ReturnEffect, SCHEMA_VERSION, Scaling,
@@ -34,6 +34,7 @@ use fastrefund_core::scoring::{
 };
 use ndarray::Array2;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// Why training failed.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +124,73 @@ pub struct TrainParams {
     /// The star return volume alone never takes a buyer below (default 3, the
     /// policy's instant-release star).
     pub volume_floor_star: u8,
+    /// Per feature, the trend its bad rate is held to (optbinning's
+    /// `monotonic_trend`); unnamed features get their own (buyer features) or
+    /// `auto_asc_desc`. The promises to honest buyers override it for features returns
+    /// move.
+    pub monotonic_trend: BTreeMap<String, TrendChoice>,
+    /// Per numeric feature (`*`: every one), values that get a bin of their own.
+    pub special_codes: BTreeMap<String, Vec<f64>>,
+    /// Per numeric feature, split points the bins are cut at (increasing).
+    pub user_splits: BTreeMap<String, Vec<f64>>,
+    /// Which bin takes a category never seen in training (default: the pool of rare
+    /// categories).
+    pub unseen_category: UnseenCategory,
+    /// Adjacent bins whose bad rates differ by less are merged (default 0: none).
+    pub min_bad_rate_diff: f64,
+    /// What ranks the features for the correlation filter and `max_features`.
+    pub selection: Selection,
+    /// Keep at most this many features, the best by `selection` (default: no limit).
+    pub max_features: Option<usize>,
+}
+
+/// Where an unseen category goes ([`TrainParams::unseen_category`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnseenCategory {
+    /// The pool of categories too rare for a bin of their own.
+    #[default]
+    Other,
+    /// The missing bin.
+    Missing,
+    /// The bin with the highest bad rate: the cautious choice.
+    Worst,
+}
+
+impl std::str::FromStr for UnseenCategory {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "other" => Ok(UnseenCategory::Other),
+            "missing" => Ok(UnseenCategory::Missing),
+            "worst" => Ok(UnseenCategory::Worst),
+            _ => Err(format!(
+                "unknown choice {s:?}: one of other, missing, worst"
+            )),
+        }
+    }
+}
+
+/// How features are ranked ([`TrainParams::selection`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    /// Information value.
+    #[default]
+    Iv,
+    /// optbinning's quality score ([`binning::quality_score`]).
+    Quality,
+}
+
+impl std::str::FromStr for Selection {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "iv" => Ok(Selection::Iv),
+            "quality" => Ok(Selection::Quality),
+            _ => Err(format!("unknown selection {s:?}: iv or quality")),
+        }
+    }
 }
 
 impl Default for TrainParams {
@@ -142,6 +210,13 @@ impl Default for TrainParams {
             star_shares: [0.04, 0.08, 0.18, 0.30],
             return_safe: true,
             volume_floor_star: 3,
+            monotonic_trend: BTreeMap::new(),
+            special_codes: BTreeMap::new(),
+            user_splits: BTreeMap::new(),
+            unseen_category: UnseenCategory::Other,
+            min_bad_rate_diff: 0.0,
+            selection: Selection::Iv,
+            max_features: None,
         }
     }
 }
@@ -202,6 +277,34 @@ impl TrainParams {
                 ),
             );
         }
+        if !(0.0..1.0).contains(&self.min_bad_rate_diff) {
+            return bad(
+                "min_bad_rate_diff",
+                format!("must be in [0, 1), got {}", self.min_bad_rate_diff),
+            );
+        }
+        if self.max_features == Some(0) {
+            return bad("max_features", "must be at least 1".into());
+        }
+        for (f, v) in &self.user_splits {
+            if v.is_empty()
+                || v.iter().any(|x| !x.is_finite())
+                || !v.windows(2).all(|w| w[0] < w[1])
+            {
+                return bad(
+                    "user_splits",
+                    format!("{f}: split points must be finite and increasing, got {v:?}"),
+                );
+            }
+        }
+        for (f, v) in &self.special_codes {
+            if v.iter().any(|x| !x.is_finite()) {
+                return bad(
+                    "special_codes",
+                    format!("{f}: special values must be finite numbers, got {v:?}"),
+                );
+            }
+        }
         if !(2..=5).contains(&self.volume_floor_star) {
             return bad(
                 "volume_floor_star",
@@ -223,6 +326,31 @@ impl ValidTrainParams {
             max_bins: self.0.max_bins,
             min_bin_share: self.0.min_bin_share,
             min_bin_rows: self.0.min_bin_rows,
+            min_bad_rate_diff: self.0.min_bad_rate_diff,
+        }
+    }
+
+    /// How feature `name` is binned if numeric: the trend the promises demand, else the
+    /// user's, else the feature's own, else `auto_asc_desc`; its special values; its
+    /// split points.
+    fn numeric_spec(&self, name: &str, meta: &FeatureMeta) -> NumericSpec {
+        let p = &self.0;
+        let promised = meta.trend(p.return_safe).filter(|_| {
+            p.return_safe && meta.on_return.is_some_and(|e| e != ReturnEffect::Unmoved)
+        });
+        let trend = match (promised, p.monotonic_trend.get(name), meta.trend) {
+            (Some(t), _, _) => t.into(),
+            (None, Some(c), _) => *c,
+            (None, None, Some(t)) => t.into(),
+            (None, None, None) => TrendChoice::AutoAscDesc,
+        };
+        let mut special: Vec<f64> = p.special_codes.get("*").cloned().unwrap_or_default();
+        special.extend(p.special_codes.get(name).into_iter().flatten());
+        special.dedup();
+        NumericSpec {
+            trend,
+            special,
+            splits: p.user_splits.get(name).cloned(),
         }
     }
 }
@@ -237,6 +365,8 @@ struct Binned {
     kind: FeatureKind,
     /// The bin of every training row.
     row_bin: Vec<u16>,
+    /// optbinning's quality score ([`binning::quality_score`]).
+    quality: f64,
 }
 
 fn label_of_range(lo: Option<f64>, hi: Option<f64>) -> String {
@@ -259,7 +389,8 @@ fn bin_feature(
     j: usize,
     col: &FeatureData,
     labels: &[u8],
-    trend: Option<Trend>,
+    spec: &NumericSpec,
+    unseen: UnseenCategory,
     p: &BinningParams,
     total: Tally,
 ) -> Binned {
@@ -269,6 +400,7 @@ fn bin_feature(
         upper,
         categories,
         missing,
+        special: vec![],
         other,
         woe: binning::woe(t, total),
         points: 0,
@@ -277,7 +409,7 @@ fn bin_feature(
     };
     match col {
         FeatureData::Num(v) => {
-            let nb = binning::bin_numeric(v, labels, trend, p);
+            let nb = binning::bin_numeric(v, labels, spec, p);
             let k = nb.tallies.len();
             let mut bins: Vec<Bin> = (0..k)
                 .map(|i| {
@@ -308,16 +440,41 @@ fn bin_feature(
                 .map(|x| {
                     if x.is_nan() {
                         k as u16
+                    } else if spec.special.contains(x) {
+                        (k + 1) as u16
                     } else {
                         nb.bin_of(*x) as u16
                     }
                 })
                 .collect();
+            if !spec.special.is_empty() {
+                let mut b = mk(
+                    format!(
+                        "special ({})",
+                        spec.special
+                            .iter()
+                            .map(|v| v.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    None,
+                    None,
+                    vec![],
+                    false,
+                    false,
+                    nb.special,
+                );
+                b.special = spec.special.clone();
+                bins.push(b);
+            }
             let mut tallies = nb.tallies.clone();
             tallies.push(nb.missing);
+            tallies.push(nb.special);
+            let iv = binning::information_value(&tallies, total);
             Binned {
                 index: j,
-                iv: binning::information_value(&tallies, total),
+                iv,
+                quality: binning::quality_score(iv, &nb.tallies, &tallies),
                 bins,
                 trend: nb.trend,
                 kind: FeatureKind::Numeric,
@@ -327,10 +484,19 @@ fn bin_feature(
         FeatureData::Cat(v) => {
             let cb = binning::bin_categorical(v, labels, p);
             let k = cb.groups.len();
+            // The bin that takes categories never seen in training (`k`: missing).
+            let unseen_bin = match unseen {
+                UnseenCategory::Other => cb.other,
+                UnseenCategory::Missing => k,
+                UnseenCategory::Worst => (0..k)
+                    .filter(|i| cb.tallies[*i].count > 0)
+                    .max_by(|a, b| cb.tallies[*a].rate().total_cmp(&cb.tallies[*b].rate()))
+                    .unwrap_or(cb.other),
+            };
             let mut bins: Vec<Bin> = (0..k)
                 .map(|i| {
                     let mut label = cb.groups[i].join(", ");
-                    if i == cb.other {
+                    if i == unseen_bin {
                         label = if label.is_empty() {
                             "other".into()
                         } else {
@@ -343,18 +509,22 @@ fn bin_feature(
                         None,
                         cb.groups[i].clone(),
                         false,
-                        i == cb.other,
+                        i == unseen_bin,
                         cb.tallies[i],
                     )
                 })
                 .collect();
             bins.push(mk(
-                "missing".into(),
+                if unseen_bin == k {
+                    "missing, other".into()
+                } else {
+                    "missing".into()
+                },
                 None,
                 None,
                 vec![],
                 true,
-                false,
+                unseen_bin == k,
                 cb.missing,
             ));
             let mut of = std::collections::HashMap::new();
@@ -372,9 +542,11 @@ fn bin_feature(
                 .collect();
             let mut tallies = cb.tallies.clone();
             tallies.push(cb.missing);
+            let iv = binning::information_value(&tallies, total);
             Binned {
                 index: j,
-                iv: binning::information_value(&tallies, total),
+                iv,
+                quality: binning::quality_score(iv, &cb.tallies, &tallies),
                 bins,
                 trend: None,
                 kind: FeatureKind::Categorical,
@@ -429,7 +601,8 @@ pub fn fit_scorecard(
         .iter()
         .enumerate()
         .map(|(j, c)| {
-            let mut b = bin_feature(j, c, &train.labels, meta[j].trend(safe), &bp, total);
+            let spec = params.numeric_spec(&train.names[j], &meta[j]);
+            let mut b = bin_feature(j, c, &train.labels, &spec, p.unseen_category, &bp, total);
             if safe
                 && meta[j]
                     .on_return
@@ -457,7 +630,34 @@ pub fn fit_scorecard(
         .filter(|b| b.iv >= p.min_iv && !mixed(b.index))
         .map(|b| b.index)
         .collect();
-    keep = decorrelate(&binned, keep, p.max_correlation, &mut notes, &train.names);
+    let rank = |b: &Binned| match p.selection {
+        Selection::Iv => b.iv,
+        Selection::Quality => b.quality,
+    };
+    keep = decorrelate(
+        &binned,
+        keep,
+        p.max_correlation,
+        &mut notes,
+        &train.names,
+        &rank,
+    );
+    if let Some(top) = p.max_features
+        && keep.len() > top
+    {
+        keep.sort_by(|a, b| rank(&binned[*b]).total_cmp(&rank(&binned[*a])));
+        let dropped: Vec<String> = keep[top..]
+            .iter()
+            .map(|j| format!("`{}`", train.names[*j]))
+            .collect();
+        notes.push(format!(
+            "kept the {top} best features by {:?}; dropped {}",
+            p.selection,
+            dropped.join(", ")
+        ));
+        keep.truncate(top);
+        keep.sort_unstable();
+    }
     if keep.is_empty() {
         return Err(TrainError::Data(format!(
             "no feature has an information value of at least {} (best: {:.4})",
@@ -642,14 +842,15 @@ fn decorrelate(
     max: f64,
     notes: &mut Vec<String>,
     names: &[String],
+    rank: &dyn Fn(&Binned) -> f64,
 ) -> Vec<usize> {
-    cand.sort_by(|a, b| binned[*b].iv.total_cmp(&binned[*a].iv));
+    cand.sort_by(|a, b| rank(&binned[*b]).total_cmp(&rank(&binned[*a])));
     let mut kept: Vec<(usize, Vec<f64>)> = Vec::new();
     for j in cand {
         let w = woe_column(&binned[j]);
         match kept.iter().find(|(_, k)| correlation(&w, k).abs() > max) {
             Some((k, _)) => notes.push(format!(
-                "dropped `{}`: its WOE correlates more than {max} with `{}`, which has a higher IV",
+                "dropped `{}`: its WOE correlates more than {max} with `{}`, which ranks higher",
                 names[j], names[*k]
             )),
             None => kept.push((j, w)),
@@ -840,7 +1041,7 @@ fn lift_missing_bin(b: &mut Binned) {
     let best = b
         .bins
         .iter()
-        .filter(|x| !x.missing)
+        .filter(|x| x.is_range())
         .map(|x| x.woe)
         .fold(f64::NEG_INFINITY, f64::max);
     for x in b.bins.iter_mut().filter(|x| x.missing) {

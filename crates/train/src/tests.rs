@@ -121,3 +121,89 @@ fn bad_parameters_are_refused_by_name() {
     .to_string();
     assert!(e.contains("star_shares"), "{e}");
 }
+
+fn fit_with(ds: &Dataset, p: TrainParams) -> Fitted {
+    let meta: Vec<FeatureMeta> = ds.names.iter().map(|n| generic_meta(n)).collect();
+    fit_scorecard(ds, &meta, &p.check().unwrap(), info(), "toy-2".into()).unwrap()
+}
+
+#[test]
+fn the_optbinning_options_reach_the_model() {
+    let mut ds = toy(6000, 3);
+    // x2 = -1 means "not asked": a special value with a bin of its own.
+    if let FeatureData::Num(x2) = &mut ds.columns[1] {
+        for v in x2.iter_mut().step_by(10) {
+            *v = -1.0;
+        }
+    }
+    let mut p = TrainParams::default();
+    p.special_codes.insert("x2".into(), vec![-1.0]);
+    p.user_splits.insert("x1".into(), vec![2.5, 5.0, 7.5]);
+    p.monotonic_trend.insert("x3".into(), TrendChoice::None);
+    p.unseen_category = UnseenCategory::Worst;
+    p.min_iv = 0.0;
+    p.max_correlation = 1.0;
+    let f = fit_with(&ds, p);
+    let m = f.card.model();
+    let feat = |n: &str| m.features.iter().position(|x| x.name == n).unwrap();
+    let x1 = &m.features[feat("x1")];
+    let cuts: Vec<f64> = x1.bins.iter().filter_map(|b| b.upper).collect();
+    assert!(
+        cuts.iter().all(|c| [2.5, 5.0, 7.5].contains(c)),
+        "cuts at the user's split points only: {cuts:?}"
+    );
+    let j2 = feat("x2");
+    let special = m.features[j2]
+        .bins
+        .iter()
+        .position(|b| b.special == vec![-1.0])
+        .expect("a special bin");
+    assert_eq!(f.card.numeric_bin(j2, -1.0), Some(special));
+    assert_eq!(
+        f.card
+            .points(j2, fastrefund_core::scoring::Value::Num(-1.0)),
+        m.features[j2].bins[special].points
+    );
+    // An unseen category gets the points of the worst bin.
+    let jc = feat("c");
+    let worst = m.features[jc]
+        .bins
+        .iter()
+        .filter(|b| !b.missing)
+        .map(|b| b.points)
+        .min()
+        .unwrap();
+    assert_eq!(
+        f.card
+            .points(jc, fastrefund_core::scoring::Value::Cat("purple")),
+        worst
+    );
+    // Top-k by quality score.
+    let p = TrainParams {
+        selection: Selection::Quality,
+        max_features: Some(2),
+        min_iv: 0.0,
+        ..TrainParams::default()
+    };
+    let f = fit_with(&toy(6000, 3), p);
+    assert_eq!(f.card.n_features(), 2, "{:?}", f.notes);
+    assert!(f.notes.iter().any(|n| n.contains("kept the 2 best")));
+}
+
+#[test]
+fn bad_option_values_are_named() {
+    let mut p = TrainParams::default();
+    p.user_splits.insert("x1".into(), vec![5.0, 2.0]);
+    let e = p.check().unwrap_err().to_string();
+    assert!(e.contains("user_splits") && e.contains("x1"), "{e}");
+    let p = TrainParams {
+        min_bad_rate_diff: 1.5,
+        ..TrainParams::default()
+    };
+    assert!(
+        p.check()
+            .unwrap_err()
+            .to_string()
+            .contains("min_bad_rate_diff")
+    );
+}

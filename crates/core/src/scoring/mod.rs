@@ -135,6 +135,8 @@ enum Binner {
         /// Upper bounds (exclusive) of every bin but the last; bins are `[lower, upper)`.
         uppers: Vec<f64>,
         points: Vec<i32>,
+        /// Special values, their points and bin position (checked before the ranges).
+        specials: Vec<(f64, i32, usize)>,
     },
     Categorical {
         points_of: HashMap<String, i32>,
@@ -196,9 +198,17 @@ impl Scorecard {
         match (v, &p.binner) {
             (Value::Missing, _) => (p.missing, true),
             (Value::Num(x), _) if x.is_nan() => (p.missing, true),
-            (Value::Num(x), Binner::Numeric { uppers, points }) => {
-                (points[uppers.partition_point(|u| *u <= x)], false)
-            }
+            (
+                Value::Num(x),
+                Binner::Numeric {
+                    uppers,
+                    points,
+                    specials,
+                },
+            ) => match specials.iter().find(|s| s.0 == x) {
+                Some(s) => (s.1, false),
+                None => (points[uppers.partition_point(|u| *u <= x)], false),
+            },
             (Value::Cat(c), Binner::Categorical { points_of, other }) => {
                 (points_of.get(c).copied().unwrap_or(*other), false)
             }
@@ -220,11 +230,17 @@ impl Scorecard {
     /// feature has none. `None` for a categorical feature.
     pub fn numeric_bin(&self, j: usize, x: f64) -> Option<usize> {
         let p = &self.prepared[j];
-        let Binner::Numeric { uppers, .. } = &p.binner else {
+        let Binner::Numeric {
+            uppers, specials, ..
+        } = &p.binner
+        else {
             return None;
         };
         if x.is_nan() {
             return Some(p.missing_pos.unwrap_or(self.model.features[j].bins.len()));
+        }
+        if let Some(s) = specials.iter().find(|s| s.0 == x) {
+            return Some(s.2);
         }
         p.ranged.get(uppers.partition_point(|u| *u <= x)).copied()
     }
@@ -375,8 +391,14 @@ impl Model {
                 let best = f.bins.iter().map(|b| b.points).max().unwrap_or(0);
                 let binner = match f.kind {
                     FeatureKind::Numeric => {
-                        let ranged: Vec<&Bin> = f.bins.iter().filter(|b| !b.missing).collect();
+                        let ranged: Vec<&Bin> = f.bins.iter().filter(|b| b.is_range()).collect();
                         Binner::Numeric {
+                            specials: f
+                                .bins
+                                .iter()
+                                .enumerate()
+                                .flat_map(|(i, b)| b.special.iter().map(move |v| (*v, b.points, i)))
+                                .collect(),
                             uppers: ranged
                                 .iter()
                                 .take(ranged.len().saturating_sub(1))
@@ -407,7 +429,7 @@ impl Model {
                         .bins
                         .iter()
                         .enumerate()
-                        .filter(|(_, b)| !b.missing)
+                        .filter(|(_, b)| b.is_range())
                         .map(|(i, _)| i)
                         .collect(),
                     missing_pos: f.bins.iter().position(|b| b.missing),

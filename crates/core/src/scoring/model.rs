@@ -39,6 +39,10 @@ pub enum Trend {
     Increasing,
     /// Bad rate falls as the value rises (e.g. account age).
     Decreasing,
+    /// Bad rate rises, then falls.
+    Peak,
+    /// Bad rate falls, then rises.
+    Valley,
 }
 
 /// How adding one return to a buyer's history can move a feature: the ground of the
@@ -127,6 +131,10 @@ pub struct Bin {
     /// This bin takes missing values.
     #[serde(default)]
     pub missing: bool,
+    /// Numeric: this bin takes exactly these special values (e.g. `-999` = "not
+    /// asked"), whatever the ranges say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub special: Vec<f64>,
     /// Categorical: this bin takes labels not seen in training.
     #[serde(default)]
     pub other: bool,
@@ -138,6 +146,13 @@ pub struct Bin {
     pub count: u64,
     /// Bad training rows in the bin.
     pub bads: u64,
+}
+
+impl Bin {
+    /// A range bin of a numeric feature (neither the missing nor a special bin).
+    pub fn is_range(&self) -> bool {
+        !self.missing && self.special.is_empty()
+    }
 }
 
 /// One feature of the scorecard.
@@ -395,7 +410,18 @@ pub(super) fn validate(m: &Model) -> Result<(), ModelError> {
         }
         match f.kind {
             FeatureKind::Numeric => {
-                let ranged: Vec<&Bin> = f.bins.iter().filter(|b| !b.missing).collect();
+                let mut specials = std::collections::HashSet::new();
+                for b in &f.bins {
+                    for v in &b.special {
+                        if !v.is_finite() || !specials.insert(v.to_bits()) {
+                            return bad(format!(
+                                "feature {:?}: special value {v} is not a finite number or appears twice",
+                                f.name
+                            ));
+                        }
+                    }
+                }
+                let ranged: Vec<&Bin> = f.bins.iter().filter(|b| b.is_range()).collect();
                 if ranged.is_empty() {
                     return bad(format!("numeric feature {:?} has no range bins", f.name));
                 }
@@ -430,6 +456,12 @@ pub(super) fn validate(m: &Model) -> Result<(), ModelError> {
                         ));
                     }
                 }
+            }
+            FeatureKind::Categorical if f.bins.iter().any(|b| !b.special.is_empty()) => {
+                return bad(format!(
+                    "feature {:?}: special values are for numeric features",
+                    f.name
+                ));
             }
             FeatureKind::Categorical => {
                 let mut seen = std::collections::HashSet::new();

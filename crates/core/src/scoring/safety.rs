@@ -56,7 +56,7 @@ pub fn violations(card: &Scorecard) -> Vec<Violation> {
         let ranged: Vec<i32> = f
             .bins
             .iter()
-            .filter(|b| !b.missing)
+            .filter(|b| b.is_range())
             .map(|b| b.points)
             .collect();
         let best = ranged.iter().copied().max().unwrap_or(0);
@@ -145,7 +145,7 @@ pub fn feature_honest_cost(f: &Feature) -> i32 {
     let Some(step) = f.honest_step else {
         return all.iter().copied().max().unwrap_or(0) - worst;
     };
-    let ranged: Vec<_> = f.bins.iter().filter(|b| !b.missing).collect();
+    let ranged: Vec<_> = f.bins.iter().filter(|b| b.is_range()).collect();
     let mut cost = f
         .bins
         .iter()
@@ -176,6 +176,7 @@ mod tests {
             upper,
             categories: vec![],
             missing: false,
+            special: vec![],
             other: false,
             woe: 0.0,
             points,

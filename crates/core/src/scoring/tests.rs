@@ -8,6 +8,7 @@ fn bin(label: &str, lower: Option<f64>, upper: Option<f64>, points: i32) -> Bin 
         upper,
         categories: vec![],
         missing: false,
+        special: vec![],
         other: false,
         woe: 0.0,
         points,
