@@ -3,6 +3,7 @@
 # real Parquet histories, gives every buyer the same star, reasons and score as `rate`:
 #   - the shipped sample with the shipped champion;
 #   - a generated history with a model trained on it, as of two dates;
+#   - the same history in 3 buyer shards (`export-sql --buyer-shard k/3`);
 #   - the same history without buyers.parquet (an empty buyers table is bound).
 # Installs the pinned packages of scripts/requirements-sql.txt into target/sql-venv.
 # The binary: $FASTREFUND_BIN, default target/debug/fastrefund (built when missing).
@@ -33,6 +34,14 @@ check sample data/sample "models/$(cat models/CHAMPION)/model.json" 2026-06-30 d
 quiet "$BIN" generate --buyers 20000 --seed 3 --out "$W/gen"
 quiet "$BIN" train --data "$W/gen" --as-of 2026-01-01 --out "$W/model" --no-challenger
 check generated "$W/gen" "$W/model/model.json" 2026-06-30 duckdb spark
+# In 3 buyer shards (`--buyer-shard k/3`), run one after the other: together, every buyer once.
+mkdir "$W/sharded-sql"
+for k in 0 1 2; do
+  quiet "$BIN" export-sql --model "$W/model/model.json" --as-of 2026-06-30 --dialect duckdb --buyer-shard "$k/3" --out "$W/sharded-sql/shard-$k.sql"
+done
+echo -n "generated as of 2026-06-30, "
+"$PY" scripts/check_sql.py duckdb "$W/sharded-sql" "$W/gen" "$W/generated-snap/ratings.parquet" 2>"$W/duckdb.err" \
+  || { tail -20 "$W/duckdb.err" >&2; exit 1; }
 check generated "$W/gen" "$W/model/model.json" 2026-03-15 duckdb
 mkdir "$W/nobuyers"
 for t in orders returns disputes; do ln -s "$W/gen/$t.parquet" "$W/nobuyers/$t.parquet"; done

@@ -2,8 +2,10 @@
 files and compares every buyer with `rate`'s ratings.parquet: the same buyers, the same
 star and reason codes, and the same score (to 1e-6; scores are integers, so exactly).
 
-Usage: check_sql.py ENGINE SQL_FILE DATA_DIR RATINGS_PARQUET
+Usage: check_sql.py ENGINE SQL DATA_DIR RATINGS_PARQUET
   ENGINE: duckdb, or spark (pyspark in local mode; needs Java 17)
+  SQL: one .sql file, or a folder of them (`export-sql --buyer-shard k/N`, one per shard),
+       run one after the other, their results taken together
 The engine writes its result to Parquet (beside nothing: a temporary folder); DuckDB then
 compares it with ratings.parquet, so no side is ever held in Python. DuckDB's memory is
 capped by $FASTREFUND_DUCKDB_MEMORY (default 4GB; it spills to a temporary folder).
@@ -34,6 +36,7 @@ def duckdb_con(tmp):
 
 
 def run_duckdb(sql, data, out, tmp):
+    """Runs one SQL file; `out` is the Parquet file it writes."""
     con = duckdb_con(tmp)
     for t in TABLES:
         f = f"{data}/{t}.parquet"
@@ -76,13 +79,16 @@ def run_spark(sql, data, out, tmp):
 
 def main():
     engine, sql, data, ratings = sys.argv[1:5]
+    files = sorted(f"{sql}/{f}" for f in os.listdir(sql) if f.endswith(".sql")) if os.path.isdir(sql) else [sql]
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(ratings))) as tmp:
-        out = f"{tmp}/got.parquet"
+        os.makedirs(f"{tmp}/got")
         t0 = time.time()
-        {"duckdb": run_duckdb, "spark": run_spark}[engine](sql, data, out, tmp)
+        for i, f in enumerate(files):
+            out = f"{tmp}/got/part-{i:04}.parquet"
+            {"duckdb": run_duckdb, "spark": run_spark}[engine](f, data, out, tmp)
         took = time.time() - t0
         con = duckdb_con(tmp)
-        got = f"read_parquet('{out}{'/*.parquet' if engine == 'spark' else ''}')"
+        got = f"read_parquet('{tmp}/got/*{'/*.parquet' if engine == 'spark' else ''}')"
         want = f"read_parquet('{ratings}')"
         reasons = [f"reason_{k}" for k in range(1, 5)]
         differs = " OR ".join(
@@ -102,7 +108,7 @@ def main():
                 FROM {join}"""
         ).fetchone()
         print(
-            f"{engine}: {n_got} buyers from SQL, {n_want} rated; {missing} missing, {extra} extra, "
+            f"{engine}{f' in {len(files)} buyer shards' if len(files) > 1 else ''}: {n_got} buyers from SQL, {n_want} rated; {missing} missing, {extra} extra, "
             f"{bad} disagree (max score difference {dmax:.2g}); "
             f"as_of {'ok' if as_of_ok else 'WRONG'}, model_version {'ok' if version_ok else 'WRONG'}; {took:.1f} s"
         )
@@ -113,7 +119,8 @@ def main():
                     f"FROM {join} WHERE w.id IS NOT NULL AND g.id IS NOT NULL AND ({differs}) LIMIT 10"
                 ).fetchall()
             )
-        ok = missing == 0 and extra == 0 and bad == 0 and as_of_ok and version_ok
+        # n_got == n_want: no buyer twice (in two shards).
+        ok = missing == 0 and extra == 0 and bad == 0 and as_of_ok and version_ok and n_got == n_want
         sys.exit(0 if ok else 1)
 
 

@@ -164,8 +164,40 @@ fn feature_sql(name: &str, t: i64) -> Option<String> {
     })
 }
 
+/// One of `n` disjoint parts of the buyers, by `buyer_id % n = k` (`k/n` on the command
+/// line): an engine that cannot hold every buyer's aggregates at once rates the parts one
+/// after the other. The category norms are still computed over every buyer, so each
+/// part rates its buyers exactly as the whole query does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuyerShard {
+    pub k: u64,
+    pub n: u64,
+}
+
+impl std::str::FromStr for BuyerShard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<BuyerShard, String> {
+        let bad = || format!("buyer shard {s:?}: expected K/N with 0 <= K < N, e.g. 0/8");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (k, n): (u64, u64) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if n == 0 || k >= n {
+            return Err(bad());
+        }
+        Ok(BuyerShard { k, n })
+    }
+}
+
 /// The per-buyer aggregates every feature is made from, with the feature table's joins.
-fn base_sql(d: Dialect, t: i64) -> String {
+fn base_sql(d: Dialect, t: i64, shard: Option<BuyerShard>) -> String {
+    // ` AND <buyer_id> % n = k` for a shard, nothing for the whole.
+    let part = |c: &str| {
+        shard
+            .map(|BuyerShard { k, n }| format!(" AND {c} % {n} = {k}"))
+            .unwrap_or_default()
+    };
     let w = |c: &str, days| within(c, t, days);
     let bad = "known IN ('received_mismatch', 'not_shipped')";
     let lost = format!("decision = 'merchant_won' AND decided_us < {t}");
@@ -223,7 +255,7 @@ ob AS (
          {expected} AS expected_e9_365,
          MIN(o.ordered_us) AS first_order_us
   FROM o LEFT JOIN norms nm ON o.category = nm.category
-  WHERE o.ordered_us < {t} AND o.status <> 'cancelled'
+  WHERE o.ordered_us < {t} AND o.status <> 'cancelled'{part_o}
   GROUP BY o.buyer_id
 ),
 rb AS (
@@ -250,6 +282,7 @@ rb AS (
          {bad_ever} AS bad_returns_ever,
          MAX(CASE WHEN {bad} THEN outcome_us END) AS last_bad_return_us
   FROM rk
+  WHERE TRUE{part}
   GROUP BY buyer_id
 ),
 db AS (
@@ -263,14 +296,14 @@ db AS (
     SELECT buyer_id, decision, fraud_flag, {opened_at} AS opened_us, {decided_at} AS decided_us
     FROM disputes
   ) dd
-  WHERE opened_us < {t}
+  WHERE opened_us < {t}{part}
   GROUP BY buyer_id
 ),
 -- buyers known at T: registered before T, or with an order before T
 population AS (
-  SELECT buyer_id FROM buyers WHERE {registered} < {t}
+  SELECT buyer_id FROM buyers WHERE {registered} < {t}{part}
   UNION
-  SELECT buyer_id FROM o WHERE ordered_us < {t}
+  SELECT buyer_id FROM o WHERE ordered_us < {t}{part}
 ),
 base AS (
   SELECT p.buyer_id, {registered} AS registered_us, ob.first_order_us,
@@ -287,6 +320,8 @@ base AS (
   LEFT JOIN db ON p.buyer_id = db.buyer_id
   LEFT JOIN buyers b ON p.buyer_id = b.buyer_id
 )",
+        part = part("buyer_id"),
+        part_o = part("o.buyer_id"),
         ordered = d.micros("ordered_at"),
         delivered = d.micros("delivered_at"),
         requested = d.micros("requested_at"),
@@ -426,6 +461,7 @@ pub fn rating_sql(
     card: &Scorecard,
     as_of: NaiveDate,
     dialect: Dialect,
+    shard: Option<BuyerShard>,
 ) -> Result<String, SqlError> {
     let t = date_micros(as_of);
     let model = card.model();
@@ -441,7 +477,13 @@ pub fn rating_sql(
         version = card.version()
     );
     s.push_str("WITH\n");
-    s.push_str(&base_sql(dialect, t));
+    if let Some(BuyerShard { k, n }) = shard {
+        let _ = writeln!(
+            s,
+            "-- Buyer shard {k}/{n}: the buyers with buyer_id % {n} = {k} only (the category norms\n-- still come from every buyer), and the {n} shards together rate every buyer once."
+        );
+    }
+    s.push_str(&base_sql(dialect, t, shard));
     s.push_str(",\nfeatures AS (\n  SELECT buyer_id");
     for (j, f) in model.features.iter().enumerate() {
         let def =
@@ -594,7 +636,13 @@ mod tests {
             .check()
             .unwrap();
         for d in [Dialect::Spark, Dialect::Duckdb] {
-            let sql = rating_sql(&card, NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(), d).unwrap();
+            let sql = rating_sql(
+                &card,
+                NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(),
+                d,
+                None,
+            )
+            .unwrap();
             assert_eq!(sql.matches(';').count(), 1, "{d:?}");
             assert!(sql.trim_end().ends_with(';'));
         }

@@ -79,6 +79,10 @@ enum Command {
         /// Write the script here (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Rate only the buyers with buyer_id % N = K (K/N, e.g. 0/8): run the N scripts
+        /// one after the other on an engine that cannot hold every buyer at once.
+        #[arg(long, value_name = "K/N")]
+        buyer_shard: Option<fastrefund_batch::sql::BuyerShard>,
     },
     /// Train a scorecard on a history (--data) or on any labelled table (--table).
     Train(Box<TrainArgs>),
@@ -390,7 +394,8 @@ fn main() -> Result<()> {
             as_of,
             dialect,
             out,
-        } => batch::export_sql(&model, as_of, dialect, out.as_deref()),
+            buyer_shard,
+        } => batch::export_sql(&model, as_of, dialect, out.as_deref(), buyer_shard),
         Command::Train(a) => batch::train(*a),
         Command::Evaluate {
             model,
@@ -545,9 +550,10 @@ mod batch {
         as_of: NaiveDate,
         dialect: fastrefund_batch::sql::Dialect,
         out: Option<&Path>,
+        shard: Option<fastrefund_batch::sql::BuyerShard>,
     ) -> Result<()> {
         let card = fastrefund_snapshot::load_model(model)?.check()?;
-        let sql = fastrefund_batch::sql::rating_sql(&card, as_of, dialect)?;
+        let sql = fastrefund_batch::sql::rating_sql(&card, as_of, dialect, shard)?;
         match out {
             Some(p) => {
                 std::fs::write(p, &sql).with_context(|| format!("cannot write {}", p.display()))?;

@@ -7,5 +7,6 @@ mod batch;
 mod export;
 mod feedback;
 mod parity;
+mod promises;
 mod shards;
 mod simulate;
