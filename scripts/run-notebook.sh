@@ -24,7 +24,7 @@ export FASTREFUND_BIN FASTREFUND_SNAPSHOT FASTREFUND_DATA FASTREFUND_FEATURES
 
 as_of=$("$VENV/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["as_of"])' \
   "$FASTREFUND_SNAPSHOT/manifest.json")
-if ! "$FASTREFUND_BIN" features --data "$FASTREFUND_DATA" --as-of "$as_of" \
+if ! "$FASTREFUND_BIN" features --data "$FASTREFUND_DATA" --as-of "$as_of" --model "$FASTREFUND_SNAPSHOT/model.json" \
   --out "$FASTREFUND_FEATURES" >"$OUT/features.log" 2>&1; then
   cat "$OUT/features.log" >&2
   echo "fastrefund features failed" >&2

@@ -46,7 +46,7 @@ pub fn fairness(
     card: &Scorecard,
     min_star: u8,
 ) -> Result<Vec<FairnessRow>, WorkflowError> {
-    let norms = src.norms(t)?;
+    let norms = src.norms_for(t, card)?;
     // (dimension, group) -> (buyers, at or above min_star, bads)
     let mut tally: BTreeMap<(&'static str, usize, String), (u64, u64, u64)> = BTreeMap::new();
     for k in 0..src.parts() {

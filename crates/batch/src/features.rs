@@ -55,9 +55,15 @@ pub struct FeatureDef {
     pub on_return: ReturnEffect,
     /// [`ReturnEffect::Volume`]: the most one honest return raises it.
     pub honest_step: Option<f64>,
+    /// Relative to the category norms (frozen in the model by training).
+    pub reads_category_norms: bool,
 }
 
 impl FeatureDef {
+    const fn reads_norms(mut self) -> FeatureDef {
+        self.reads_category_norms = true;
+        self
+    }
     const fn volume(mut self, step: Option<f64>) -> FeatureDef {
         self.on_return = ReturnEffect::Volume;
         self.honest_step = step;
@@ -87,6 +93,7 @@ const fn f(
         when_missing: None,
         on_return,
         honest_step: None,
+        reads_category_norms: false,
     }
 }
 
@@ -151,8 +158,10 @@ pub const FEATURES: &[FeatureDef] = &[
         "you return more than is usual for what you buy",
         "keeping more of what you order raises your rating",
         Some(Up),
-        Mixed,
+        Unmoved,
     )
+    .volume(Some(1.0))
+    .reads_norms()
     .missing(
         "no orders in the past year to compare your returns with",
         "orders you keep build up your history",
@@ -728,6 +737,28 @@ pub fn add_category_counts(a: LazyFrame, b: LazyFrame) -> PolarsResult<LazyFrame
         ]))
 }
 
+/// The category norms frozen in a model, as [`category_norms`] gives them.
+pub fn frozen_norms(norms: &std::collections::BTreeMap<String, i64>) -> PolarsResult<DataFrame> {
+    DataFrame::new(
+        norms.len(),
+        vec![
+            Column::new(CATEGORY.into(), norms.keys().cloned().collect::<Vec<_>>()),
+            Column::new(NORM.into(), norms.values().copied().collect::<Vec<_>>()),
+        ],
+    )
+}
+
+/// [`category_norms`] as a map, to freeze in a model.
+pub fn norms_map(norms: &DataFrame) -> PolarsResult<std::collections::BTreeMap<String, i64>> {
+    let c = norms.column(CATEGORY)?.cast(&DataType::String)?;
+    let v = norms.column(NORM)?.cast(&DataType::Int64)?;
+    Ok(c.str()?
+        .iter()
+        .zip(v.i64()?.iter())
+        .filter_map(|(c, v)| Some((c?.to_string(), v?)))
+        .collect())
+}
+
 /// Each category's normal return rate from its counts, in integer billionths.
 pub fn category_norms(counts: LazyFrame) -> LazyFrame {
     counts.filter(col(N_ORDERS).gt(lit(0i64))).select([
@@ -1000,10 +1031,14 @@ pub fn write_labelled_features(
     src: crate::shards::Source<'_>,
     t: i64,
     out: &std::path::Path,
+    card: Option<&fastrefund_core::scoring::Scorecard>,
 ) -> Result<usize, crate::tables::DataError> {
     let label = out.display().to_string();
     let e = |e: PolarsError| crate::tables::read_err(&label, e);
-    let norms = src.norms(t)?;
+    let norms = match card {
+        Some(c) => src.norms_for(t, c)?,
+        None => src.norms(t)?,
+    };
     let mut writer: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>> = None;
     let mut rows = 0;
     for k in 0..src.parts() {

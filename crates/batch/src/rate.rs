@@ -58,7 +58,7 @@ pub fn model_inputs(card: &Scorecard, features: &DataFrame) -> Result<Vec<Vec<f6
 
 /// Scores every buyer known at `t` (µs).
 pub fn score_history(h: &History, card: &Scorecard, t: i64) -> Result<Scores, RateError> {
-    let norms = Source::Whole(h).norms(t)?;
+    let norms = Source::Whole(h).norms_for(t, card)?;
     score_part(h, card, t, &norms)
 }
 
@@ -381,7 +381,7 @@ pub fn rate(
     opts: &RateOptions<'_>,
 ) -> Result<Manifest, RateError> {
     let t = date_micros(as_of);
-    let norms = src.norms(t)?;
+    let norms = src.norms_for(t, card)?;
     let mut manifest = None;
     fastrefund_snapshot::publish_dir::<RateError>(out, |dir| {
         let mut tally = Tally::default();

@@ -80,6 +80,20 @@ impl Source<'_> {
         }
     }
 
+    /// The category norms `card` rates with: those frozen in the model, or (a model
+    /// without them) those of the whole history as of `t` ([`Source::norms`]).
+    pub fn norms_for(
+        &self,
+        t: i64,
+        card: &fastrefund_core::scoring::Scorecard,
+    ) -> Result<DataFrame, DataError> {
+        let frozen = &card.model().category_norms;
+        if frozen.is_empty() {
+            return self.norms(t);
+        }
+        crate::features::frozen_norms(frozen).map_err(|e| read_err("category norms", e))
+    }
+
     /// The category norms of the whole history as of `t`: each part's counts, summed.
     pub fn norms(&self, t: i64) -> Result<DataFrame, DataError> {
         let _s = tracing::info_span!("category_norms", parts = self.parts()).entered();

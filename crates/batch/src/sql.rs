@@ -191,7 +191,12 @@ impl std::str::FromStr for BuyerShard {
 }
 
 /// The per-buyer aggregates every feature is made from, with the feature table's joins.
-fn base_sql(d: Dialect, t: i64, shard: Option<BuyerShard>) -> String {
+fn base_sql(
+    d: Dialect,
+    t: i64,
+    shard: Option<BuyerShard>,
+    frozen: &std::collections::BTreeMap<String, i64>,
+) -> String {
     // ` AND <buyer_id> % n = k` for a shard, nothing for the whole.
     let part = |c: &str| {
         shard
@@ -244,8 +249,7 @@ cat_returns AS (
   GROUP BY o.category
 ),
 norms AS (
-  SELECT co.category, {norm} AS norm_e9
-  FROM cat_orders co LEFT JOIN cat_returns cr ON co.category = cr.category
+{norms_body}
 ),
 ob AS (
   SELECT o.buyer_id,
@@ -322,6 +326,21 @@ base AS (
 )",
         part = part("buyer_id"),
         part_o = part("o.buyer_id"),
+        norms_body = if frozen.is_empty() {
+            format!(
+                "  SELECT co.category, {norm} AS norm_e9\n  FROM cat_orders co LEFT JOIN cat_returns cr ON co.category = cr.category"
+            )
+        } else {
+            // The norms frozen in the model at training (a category it never saw: 0).
+            let rows: Vec<String> = frozen
+                .iter()
+                .map(|(c, v)| format!("({}, CAST({v} AS BIGINT))", text(c)))
+                .collect();
+            format!(
+                "  SELECT category, norm_e9 FROM (VALUES {}) AS frozen(category, norm_e9)",
+                rows.join(", ")
+            )
+        },
         ordered = d.micros("ordered_at"),
         delivered = d.micros("delivered_at"),
         requested = d.micros("requested_at"),
@@ -483,7 +502,7 @@ pub fn rating_sql(
             "-- Buyer shard {k}/{n}: the buyers with buyer_id % {n} = {k} only (the category norms\n-- still come from every buyer), and the {n} shards together rate every buyer once."
         );
     }
-    s.push_str(&base_sql(dialect, t, shard));
+    s.push_str(&base_sql(dialect, t, shard, &model.category_norms));
     s.push_str(",\nfeatures AS (\n  SELECT buyer_id");
     for (j, f) in model.features.iter().enumerate() {
         let def =
@@ -596,7 +615,7 @@ mod tests {
     fn special_values_are_matched_before_the_ranges() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../models/scorecard-2026-01-01-b78a2d29/model.json"
+            "/../../models/scorecard-2026-01-01-2693c63a/model.json"
         );
         let mut m = fastrefund_core::scoring::Model::from_json(
             &std::fs::read_to_string(path).unwrap(),

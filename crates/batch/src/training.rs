@@ -1,9 +1,7 @@
 //! The training and evaluation workflows behind `fastrefund train` and `evaluate`:
 //! on a history (buyer features as of a date, out-of-time test) or on any table.
 
-use crate::features::{
-    DAY, FEATURES, date_micros, labelled_features_as_of, labelled_with_norms, performance_rows,
-};
+use crate::features::{DAY, FEATURES, date_micros, labelled_with_norms, performance_rows};
 use crate::frame as dataset;
 use crate::tables::{DataError, History, load_history};
 use chrono::NaiveDate;
@@ -240,6 +238,7 @@ fn buyer_meta() -> Vec<FeatureMeta> {
             trend: f.trend,
             on_return: Some(f.on_return),
             honest_step: f.honest_step,
+            reads_category_norms: f.reads_category_norms,
             translations: crate::words_zh::zh_cn(f.name)
                 .map(|t| (crate::words_zh::ZH_CN.to_string(), t))
                 .into_iter()
@@ -517,10 +516,18 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
         None => version_tag(&prefix, src.fingerprint(), params.params())?,
         Some(_) => version_tag(&prefix, src.fingerprint(), &described)?,
     };
-    let fitted = {
+    let mut fitted = {
         let _s = tracing::info_span!("fit", rows = train.rows(), bads = train.bads()).entered();
         fit_scorecard(&train, &buyer_meta(), &params, info, version)?
     };
+    // The category norms the training features were computed with, frozen in the model:
+    // the test, `rate` and the exported SQL read these, so that a buyer's rating does
+    // not move when other buyers return more.
+    {
+        let mut m = fitted.card.model().clone();
+        m.category_norms = crate::features::norms_map(&src.norms(t)?)?;
+        fitted.card = m.check()?;
+    }
     let promises = {
         let _s = tracing::info_span!("promises", buyers = o.promise_sample).entered();
         let card = &fitted.card;
@@ -528,7 +535,7 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
             &*src.part(0)?,
             t,
             card,
-            &src.norms(t)?,
+            &src.norms_for(t, &fitted.card)?,
             o.promise_sample,
             o.sample_seed,
             params.params().volume_floor_star,
@@ -569,7 +576,7 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
      -> Result<TestScores, WorkflowError> {
         let _s =
             tracing::info_span!("features", as_of = %test_as_of, parts = src.parts()).entered();
-        let norms = src.norms(t2)?;
+        let norms = src.norms_for(t2, card)?;
         let mut all = TestScores {
             card: Vec::new(),
             challenger: ch.map(|_| Vec::new()),
@@ -793,7 +800,9 @@ pub fn evaluate_history(
 ) -> Result<SplitMetrics, WorkflowError> {
     let card = fastrefund_snapshot::load_model(model)?.check()?;
     let h = load_history(data)?;
-    let df = labelled_features_as_of(&h, date_micros(as_of))?;
+    let t = date_micros(as_of);
+    let norms = crate::shards::Source::Whole(&h).norms_for(t, &card)?;
+    let df = labelled_with_norms(&h, t, norms.lazy())?;
     let ds = history_dataset(&df)?;
     let cols = model_columns(&card, &ds)?;
     let scores = score_columns(&card, &cols, ds.rows());

@@ -62,6 +62,10 @@ enum Command {
         as_of: NaiveDate,
         #[arg(long)]
         out: PathBuf,
+        /// Compute the features as this model rates them: with the category norms frozen
+        /// in it (default: the norms of the history itself).
+        #[arg(long)]
+        model: Option<PathBuf>,
         #[command(flatten)]
         parts: PartsArgs,
     },
@@ -387,8 +391,9 @@ fn main() -> Result<()> {
             data,
             as_of,
             out,
+            model,
             parts,
-        } => batch::features(&data, as_of, &out, &parts),
+        } => batch::features(&data, as_of, &out, model.as_deref(), &parts),
         Command::ExportSql {
             model,
             as_of,
@@ -533,13 +538,30 @@ mod batch {
         }
     }
 
-    pub fn features(data: &Path, as_of: NaiveDate, out: &Path, parts: &PartsArgs) -> Result<()> {
+    pub fn features(
+        data: &Path,
+        as_of: NaiveDate,
+        out: &Path,
+        model: Option<&Path>,
+        parts: &PartsArgs,
+    ) -> Result<()> {
         use fastrefund_batch::features;
+        let card = model
+            .map(|m| {
+                fastrefund_snapshot::load_model(m)?
+                    .check()
+                    .map_err(anyhow::Error::from)
+            })
+            .transpose()?;
         let sp = progress::spinner("reading and checking the history");
         let opened = fastrefund_batch::shards::Opened::open(data, &parts.plan(out))?;
         sp.set_message("computing features");
-        let buyers =
-            features::write_labelled_features(opened.source(), features::date_micros(as_of), out)?;
+        let buyers = features::write_labelled_features(
+            opened.source(),
+            features::date_micros(as_of),
+            out,
+            card.as_ref(),
+        )?;
         sp.finish_and_clear();
         tracing::info!(buyers, out = %out.display(), "features written");
         Ok(())

@@ -67,6 +67,8 @@ pub struct FeatureMeta {
     pub on_return: Option<ReturnEffect>,
     /// [`ReturnEffect::Volume`]: the most one honest return raises it.
     pub honest_step: Option<f64>,
+    /// Reads the category norms (see [`fastrefund_core::scoring::Feature`]).
+    pub reads_category_norms: bool,
     /// The words in other languages, by BCP 47 tag.
     pub translations: std::collections::BTreeMap<String, fastrefund_core::scoring::Translation>,
 }
@@ -621,7 +623,7 @@ pub fn fit_scorecard(
         .collect();
     if !left_out.is_empty() {
         notes.push(format!(
-            "left out {}: shares and means of returns and rates against the population's norms, which one more return can move either way (returning must never pay)",
+            "left out {}: shares and means of returns, which one more return can move either way (returning must never pay)",
             left_out.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
         ));
     }
@@ -743,6 +745,7 @@ pub fn fit_scorecard(
                     monotone: bf.trend,
                     on_return: m.on_return,
                     honest_step: m.honest_step,
+                    reads_category_norms: m.reads_category_norms,
                     bins,
                 }
             })
@@ -779,6 +782,7 @@ pub fn fit_scorecard(
             features,
             stars: StarCutoffs { min_score: cuts },
             volume_floor_star: floor,
+            category_norms: BTreeMap::new(),
             metrics: Metrics::default(),
         };
         let cost = safety::honest_cost_bound(&model);
@@ -1030,6 +1034,7 @@ pub fn generic_meta(name: &str) -> FeatureMeta {
         trend: None,
         on_return: None,
         honest_step: None,
+        reads_category_norms: false,
         translations: Default::default(),
     }
 }

@@ -65,9 +65,9 @@ pub enum ReturnEffect {
     /// Adding any return never raises it, and an honest return leaves it; missing
     /// means "never" (days since the last bad outcome).
     Falls,
-    /// A share or mean of returns, which one more return can move either way, or a
-    /// rate against the population's norms, which move when other buyers return more:
-    /// a return-safe model does not use it.
+    /// A share or mean of returns, which one more return can move either way: a
+    /// return-safe model does not use it. (A rate against the category norms is
+    /// `Volume` only with the norms frozen in the model; see `reads_category_norms`.)
     Mixed,
 }
 
@@ -180,6 +180,10 @@ pub struct Feature {
     /// a count; `None` = without bound).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub honest_step: Option<f64>,
+    /// Reads the category norms (a rate relative to what is normal for the categories
+    /// bought): its [`ReturnEffect`] holds only with norms frozen in the model.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reads_category_norms: bool,
     /// Bins: for a numeric feature, ranges in increasing order, then optionally the
     /// missing bin; for a categorical one, groups of labels.
     pub bins: Vec<Bin>,
@@ -318,6 +322,12 @@ pub struct Model {
     /// its best scores at least its cut-off (see [`crate::scoring`]). `None`: no floor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_floor_star: Option<u8>,
+    /// Each category's normal return rate in billionths, frozen at training: buyer
+    /// features relative to the category norms read these instead of the rated
+    /// population's, so a buyer's rating does not move when other buyers return more.
+    /// Empty: the norms of the history being rated (models before issue 14).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub category_norms: std::collections::BTreeMap<String, i64>,
     #[serde(default)]
     pub metrics: Metrics,
 }
@@ -481,6 +491,9 @@ pub(super) fn validate(m: &Model) -> Result<(), ModelError> {
     let c = &m.stars.min_score;
     if !c.windows(2).all(|w| w[0] < w[1]) {
         return bad(format!("star cut-offs {c:?} are not strictly increasing"));
+    }
+    if let Some((c, v)) = m.category_norms.iter().find(|(_, v)| **v < 0) {
+        return bad(format!("category norm of {c:?} is negative ({v})"));
     }
     if let Some(s) = m.volume_floor_star
         && !(2..=5).contains(&s)

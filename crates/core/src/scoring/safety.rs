@@ -61,6 +61,15 @@ pub fn violations(card: &Scorecard) -> Vec<Violation> {
             .collect();
         let best = ranged.iter().copied().max().unwrap_or(0);
         let missing = f.bins.iter().find(|b| b.missing).map(|b| b.points);
+        if f.reads_category_norms
+            && effect != ReturnEffect::Mixed
+            && model.category_norms.is_empty()
+        {
+            out.push(format!(
+                "feature `{}` reads the category norms, which the model does not freeze: when other buyers return more, its value falls",
+                f.name
+            ));
+        }
         match effect {
             ReturnEffect::Unmoved => {}
             ReturnEffect::Mixed => out.push(format!(
@@ -203,6 +212,7 @@ mod tests {
             monotone: None,
             on_return: Some(effect),
             honest_step: step,
+            reads_category_norms: false,
             bins,
         }
     }
@@ -234,6 +244,7 @@ mod tests {
                 min_score: [10, 20, 30, 40],
             },
             volume_floor_star: floor,
+            category_norms: Default::default(),
             metrics: Metrics::default(),
         }
     }
@@ -276,6 +287,17 @@ mod tests {
         assert!(days_since(6).is_empty());
         let v = days_since(2);
         assert!(v[0].contains("missing"), "{v:?}");
+    }
+
+    #[test]
+    fn a_rate_against_category_norms_needs_them_frozen_in_the_model() {
+        let mut f = feature("relative", ReturnEffect::Rises, None, counts([9, 5, 0]));
+        f.reads_category_norms = true;
+        let mut m = model(vec![f], None);
+        let v = violations(&m.clone().check().unwrap());
+        assert!(v[0].contains("does not freeze"), "{v:?}");
+        m.category_norms.insert("shoes".into(), 300_000_000);
+        assert!(violations(&m.check().unwrap()).is_empty());
     }
 
     #[test]

@@ -35,6 +35,7 @@ fn feature(name: &str, bins: Vec<Bin>) -> Feature {
         monotone: Some(Trend::Increasing),
         on_return: None,
         honest_step: None,
+        reads_category_norms: false,
         bins,
     }
 }
@@ -95,6 +96,7 @@ pub(crate) fn tiny_model() -> Model {
             min_score: [300, 340, 370, 390],
         },
         volume_floor_star: None,
+        category_norms: Default::default(),
         metrics: Metrics::default(),
     }
 }
