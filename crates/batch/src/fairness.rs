@@ -70,7 +70,8 @@ pub fn fairness(
                 .map(|v| v.unwrap_or(f64::NAN))
                 .collect())
         };
-        let cols: Vec<Vec<f64>> = card.feature_names().map(f64s).collect::<Result<_, _>>()?;
+        let cols = crate::rate::model_inputs(card, &df)
+            .map_err(|e| WorkflowError::Invalid(e.to_string()))?;
         let (age, orders, label) = (f64s("account_age_days")?, f64s("orders_365")?, f64s(LABEL)?);
         let cats = df.column(MAIN_CATEGORY)?.str()?.clone();
         let mut row = vec![0.0; cols.len()];

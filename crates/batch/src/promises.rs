@@ -23,7 +23,7 @@
 //! breaks its declared [`ReturnEffect`](fastrefund_core::scoring::ReturnEffect) shows
 //! here even when the points table looks right.
 
-use crate::features::{DAY, features_with_norms};
+use crate::features::DAY;
 use crate::tables::History;
 use fastrefund_core::cols::*;
 use fastrefund_core::scoring::Scorecard;
@@ -206,9 +206,7 @@ pub fn check(
     picked.sort_unstable_by_key(|p| p.1);
     let buyers: Vec<u64> = picked.iter().map(|p| p.1).collect();
     let sub = restrict(h, &buyers)?;
-    let norms = norms.clone();
-    let rate =
-        |hist: &History| -> PolarsResult<Rated> { score(hist, t, card, norms.clone(), &buyers) };
+    let rate = |hist: &History| -> PolarsResult<Rated> { score(hist, t, card, norms) };
     let (ids, base, base_star, orders_365) = rate(&sub)?;
     let floor = card.model().volume_floor_star.unwrap_or(floor_star);
     let mut next_id = max_u64(&h.returns, RETURN_ID)? + 1;
@@ -371,57 +369,24 @@ fn added_returns(
     df.lazy().select(exprs).collect()
 }
 
-/// Score, star and orders of the last 365 days of `buyers` (sorted) in `h` as of `t`.
-fn score(
-    h: &History,
-    t: i64,
-    card: &Scorecard,
-    norms: DataFrame,
-    buyers: &[u64],
-) -> PolarsResult<Rated> {
-    let df = features_with_norms(h, t, norms.lazy())?.collect()?;
-    let ids: Vec<u64> = df
-        .column(BUYER_ID)?
-        .cast(&DataType::UInt64)?
-        .u64()?
-        .into_no_null_iter()
-        .collect();
-    let cols: Vec<Vec<f64>> = card
-        .feature_names()
-        .map(|n| -> PolarsResult<Vec<f64>> {
-            Ok(df
-                .column(n)?
-                .cast(&DataType::Float64)?
-                .f64()?
-                .iter()
-                .map(|v| v.unwrap_or(f64::NAN))
-                .collect())
-        })
-        .collect::<PolarsResult<_>>()?;
-    let orders: Vec<f64> = df
+/// Score, star and orders of the last 365 days of every buyer of `h` as of `t`, as `rate`
+/// scores them ([`crate::rate::score_part`]).
+fn score(h: &History, t: i64, card: &Scorecard, norms: &DataFrame) -> PolarsResult<Rated> {
+    let s = crate::rate::score_part(h, card, t, norms)
+        .map_err(|e| PolarsError::ComputeError(e.to_string().into()))?;
+    let orders = s
+        .features
         .column("orders_365")?
         .f64()?
         .iter()
         .map(|v| v.unwrap_or(0.0))
         .collect();
-    let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut row = vec![0.0; cols.len()];
-    for (i, id) in ids.iter().enumerate() {
-        if buyers.binary_search(id).is_err() {
-            continue;
-        }
-        for (j, c) in cols.iter().enumerate() {
-            row[j] = c[i];
-        }
-        let s = card
-            .score_numeric(&row)
-            .map_err(|e| PolarsError::ComputeError(e.to_string().into()))?;
-        out.0.push(*id);
-        out.1.push(s.score);
-        out.2.push(s.star.get());
-        out.3.push(orders[i]);
-    }
-    Ok(out)
+    Ok((
+        s.buyer_ids,
+        s.scored.iter().map(|x| x.score).collect(),
+        s.scored.iter().map(|x| x.star.get()).collect(),
+        orders,
+    ))
 }
 
 type Rate<'a> = dyn Fn(&History) -> PolarsResult<Rated> + 'a;

@@ -236,21 +236,7 @@ rk AS (
   LEFT JOIN o ON r.order_id = o.order_id
   WHERE r.known <> 'merchant_fault'
 ),
--- each category's normal return rate over the 365 days before T, in billionths
-cat_orders AS (
-  SELECT category, COUNT(*) AS n FROM o
-  WHERE {o365} AND status <> 'cancelled'
-  GROUP BY category
-),
-cat_returns AS (
-  SELECT o.category, COUNT(*) AS n
-  FROM rk JOIN o ON rk.order_id = o.order_id
-  WHERE {r365}
-  GROUP BY o.category
-),
-norms AS (
-{norms_body}
-),
+{norms_ctes}
 ob AS (
   SELECT o.buyer_id,
          {orders_90} AS orders_90,
@@ -326,9 +312,26 @@ base AS (
 )",
         part = part("buyer_id"),
         part_o = part("o.buyer_id"),
-        norms_body = if frozen.is_empty() {
+        norms_ctes = if frozen.is_empty() {
             format!(
-                "  SELECT co.category, {norm} AS norm_e9\n  FROM cat_orders co LEFT JOIN cat_returns cr ON co.category = cr.category"
+                "-- each category's normal return rate over the 365 days before T, in billionths
+cat_orders AS (
+  SELECT category, COUNT(*) AS n FROM o
+  WHERE {o365} AND status <> 'cancelled'
+  GROUP BY category
+),
+cat_returns AS (
+  SELECT o.category, COUNT(*) AS n
+  FROM rk JOIN o ON rk.order_id = o.order_id
+  WHERE {r365}
+  GROUP BY o.category
+),
+norms AS (
+  SELECT co.category, {norm} AS norm_e9
+  FROM cat_orders co LEFT JOIN cat_returns cr ON co.category = cr.category
+),",
+                o365 = w("ordered_us", 365),
+                r365 = w("rk.requested_us", 365),
             )
         } else {
             // The norms frozen in the model at training (a category it never saw: 0).
@@ -337,7 +340,10 @@ base AS (
                 .map(|(c, v)| format!("({}, CAST({v} AS BIGINT))", text(c)))
                 .collect();
             format!(
-                "  SELECT category, norm_e9 FROM (VALUES {}) AS frozen(category, norm_e9)",
+                "-- each category's normal return rate, in billionths, frozen in the model at training
+norms AS (
+  SELECT category, norm_e9 FROM (VALUES {}) AS frozen(category, norm_e9)
+),",
                 rows.join(", ")
             )
         },
@@ -349,8 +355,6 @@ base AS (
         opened_at = d.micros("opened_at"),
         decided_at = d.micros("decided_at"),
         registered = d.micros("registered_at"),
-        o365 = w("ordered_us", 365),
-        r365 = w("rk.requested_us", 365),
         orders_90 = count_if(&w("o.ordered_us", 90)),
         orders_365 = count_if(&w("o.ordered_us", 365)),
         spend = sum_if(&w("o.ordered_us", 365), "o.cents"),

@@ -449,9 +449,10 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
     let opened = crate::shards::Opened::open(&o.data, &o.plan)?;
     let src = opened.source();
     let t = date_micros(o.as_of);
+    // The category norms as of `t`: the training features' and, frozen, the model's.
+    let norms = src.norms(t)?;
     let (full, end) = {
         let _s = tracing::info_span!("features", as_of = %o.as_of, parts = src.parts()).entered();
-        let norms = src.norms(t)?;
         let mut kept: Option<DataFrame> = None;
         let mut end = i64::MIN;
         for k in 0..src.parts() {
@@ -472,6 +473,8 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
         df = df.sort([BUYER_ID], SortMultipleOptions::default())?;
         (performance_dataset(&df)?, end)
     };
+    let frozen_norms = crate::features::norms_map(&norms)?;
+    drop(norms);
     let test_as_of = o.test_as_of.unwrap_or(o.as_of + chrono::Duration::days(90));
     let t2 = date_micros(test_as_of);
     let out_of_time = t2 > t && end >= t2 + 89 * DAY;
@@ -525,7 +528,7 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
     // not move when other buyers return more.
     {
         let mut m = fitted.card.model().clone();
-        m.category_norms = crate::features::norms_map(&src.norms(t)?)?;
+        m.category_norms = frozen_norms;
         fitted.card = m.check()?;
     }
     let promises = {

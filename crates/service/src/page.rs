@@ -47,7 +47,7 @@ pub async fn buyer_page(
     }
     let serving = state.serving().ok_or_else(ApiError::not_ready)?;
     let policy = state.policy();
-    let lang = Lang::of(&parts.headers);
+    let lang = parts.lang;
     let view = rating_view(&serving, &policy, BuyerId(buyer), lang)
         .ok_or_else(|| unknown_buyer(&serving, &policy, buyer))?;
     let mut r = with_language(Html(render(&view, lang)).into_response(), lang);
@@ -59,10 +59,10 @@ pub async fn buyer_page(
     Ok(r)
 }
 
-/// Whether the page request carries the API token, and its headers (for the language).
+/// Whether the page request carries the API token, and the language it asks for.
 pub struct PageParts {
     api_token: bool,
-    headers: axum::http::HeaderMap,
+    lang: Lang,
 }
 
 impl FromRequestParts<AppState> for PageParts {
@@ -70,7 +70,7 @@ impl FromRequestParts<AppState> for PageParts {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         Ok(PageParts {
             api_token: has_api_token(parts, state),
-            headers: parts.headers.clone(),
+            lang: Lang::of(&parts.headers),
         })
     }
 }

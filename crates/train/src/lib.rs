@@ -74,13 +74,13 @@ pub struct FeatureMeta {
 }
 
 impl FeatureMeta {
-    /// The trend the binning must follow: the declared one, or the one "returning
-    /// never pays" demands of a feature returns move.
-    fn trend(&self, return_safe: bool) -> Option<Trend> {
+    /// The trend "returning never pays" demands of a feature returns move one way, if
+    /// the promises are kept.
+    fn promised_trend(&self, return_safe: bool) -> Option<Trend> {
         match (return_safe, self.on_return) {
             (true, Some(ReturnEffect::Rises | ReturnEffect::Volume)) => Some(Trend::Increasing),
             (true, Some(ReturnEffect::Falls)) => Some(Trend::Decreasing),
-            _ => self.trend,
+            _ => None,
         }
     }
 }
@@ -337,10 +337,11 @@ impl ValidTrainParams {
     /// split points.
     fn numeric_spec(&self, name: &str, meta: &FeatureMeta) -> NumericSpec {
         let p = &self.0;
-        let promised = meta.trend(p.return_safe).filter(|_| {
-            p.return_safe && meta.on_return.is_some_and(|e| e != ReturnEffect::Unmoved)
-        });
-        let trend = match (promised, p.monotonic_trend.get(name), meta.trend) {
+        let trend = match (
+            meta.promised_trend(p.return_safe),
+            p.monotonic_trend.get(name),
+            meta.trend,
+        ) {
             (Some(t), _, _) => t.into(),
             (None, Some(c), _) => *c,
             (None, None, Some(t)) => t.into(),
@@ -348,6 +349,7 @@ impl ValidTrainParams {
         };
         let mut special: Vec<f64> = p.special_codes.get("*").cloned().unwrap_or_default();
         special.extend(p.special_codes.get(name).into_iter().flatten());
+        special.sort_by(f64::total_cmp);
         special.dedup();
         NumericSpec {
             trend,
