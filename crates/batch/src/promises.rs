@@ -27,6 +27,7 @@ use crate::features::DAY;
 use crate::tables::History;
 use fastrefund_core::cols::*;
 use fastrefund_core::scoring::Scorecard;
+use fastrefund_train::challenger::Challenger;
 use polars::prelude::*;
 use serde::Serialize;
 
@@ -147,12 +148,23 @@ type Rated = (Vec<u64>, Vec<i32>, Vec<u8>, Vec<f64>);
 /// Orders old enough that every added return settles before `t`.
 const SETTLED_DAYS: i64 = 16;
 
+/// The model whose promises are tried: the scorecard, or the challenger that runs in
+/// its shadow (on the scorecard's features: the features, not the points, come from
+/// the card).
+#[derive(Clone, Copy)]
+pub enum Judge<'a> {
+    Card,
+    Challenger(&'a Challenger),
+}
+
 /// Runs the check on up to `sample` buyers of `h` (chosen by a seeded hash of their id)
-/// as of `t`, with the category `norms` of the whole history.
+/// as of `t`, with the category `norms` of the whole history, on the scores of `judge`.
+#[allow(clippy::too_many_arguments)]
 pub fn check(
     h: &History,
     t: i64,
     card: &Scorecard,
+    judge: Judge<'_>,
     norms: &DataFrame,
     sample: usize,
     seed: u64,
@@ -206,9 +218,12 @@ pub fn check(
     picked.sort_unstable_by_key(|p| p.1);
     let buyers: Vec<u64> = picked.iter().map(|p| p.1).collect();
     let sub = restrict(h, &buyers)?;
-    let rate = |hist: &History| -> PolarsResult<Rated> { score(hist, t, card, norms) };
+    let rate = |hist: &History| -> PolarsResult<Rated> { score(hist, t, card, judge, norms) };
     let (ids, base, base_star, orders_365) = rate(&sub)?;
-    let floor = card.model().volume_floor_star.unwrap_or(floor_star);
+    let floor = match judge {
+        Judge::Card => card.model().volume_floor_star.unwrap_or(floor_star),
+        Judge::Challenger(_) => floor_star,
+    };
     let mut next_id = max_u64(&h.returns, RETURN_ID)? + 1;
     let mut variants = Vec::new();
     let mut honest_delta: Vec<(i32, i32)> = Vec::new();
@@ -370,10 +385,16 @@ fn added_returns(
 }
 
 /// Score, star and orders of the last 365 days of every buyer of `h` as of `t`, as `rate`
-/// scores them ([`crate::rate::score_part`]).
-fn score(h: &History, t: i64, card: &Scorecard, norms: &DataFrame) -> PolarsResult<Rated> {
-    let s = crate::rate::score_part(h, card, t, norms)
-        .map_err(|e| PolarsError::ComputeError(e.to_string().into()))?;
+/// scores them ([`crate::rate::score_part`], [`crate::rate::challenger_scores`]).
+fn score(
+    h: &History,
+    t: i64,
+    card: &Scorecard,
+    judge: Judge<'_>,
+    norms: &DataFrame,
+) -> PolarsResult<Rated> {
+    let err = |e: crate::rate::RateError| PolarsError::ComputeError(e.to_string().into());
+    let s = crate::rate::score_part(h, card, t, norms).map_err(err)?;
     let orders = s
         .features
         .column("orders_365")?
@@ -381,12 +402,17 @@ fn score(h: &History, t: i64, card: &Scorecard, norms: &DataFrame) -> PolarsResu
         .iter()
         .map(|v| v.unwrap_or(0.0))
         .collect();
-    Ok((
-        s.buyer_ids,
-        s.scored.iter().map(|x| x.score).collect(),
-        s.scored.iter().map(|x| x.star.get()).collect(),
-        orders,
-    ))
+    let (score, star) = match judge {
+        Judge::Card => (
+            s.scored.iter().map(|x| x.score).collect(),
+            s.scored.iter().map(|x| x.star.get()).collect(),
+        ),
+        Judge::Challenger(ch) => crate::rate::challenger_scores(ch, &s)
+            .map_err(err)?
+            .into_iter()
+            .unzip(),
+    };
+    Ok((s.buyer_ids, score, star, orders))
 }
 
 type Rate<'a> = dyn Fn(&History) -> PolarsResult<Rated> + 'a;

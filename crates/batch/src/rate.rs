@@ -104,6 +104,11 @@ pub fn score_part(
 
 /// Challenger stars of every scored buyer (from the feature frame the scores came from).
 pub fn challenger_stars(ch: &Challenger, s: &Scores) -> Result<Vec<u8>, RateError> {
+    Ok(challenger_scores(ch, s)?.into_iter().map(|x| x.1).collect())
+}
+
+/// Challenger score and star of every scored buyer.
+pub fn challenger_scores(ch: &Challenger, s: &Scores) -> Result<Vec<(i32, u8)>, RateError> {
     let cols: Vec<Vec<f64>> = ch
         .features
         .iter()
@@ -121,7 +126,8 @@ pub fn challenger_stars(ch: &Challenger, s: &Scores) -> Result<Vec<u8>, RateErro
         .into_par_iter()
         .map(|i| {
             let row: Vec<f64> = cols.iter().map(|c| c[i]).collect();
-            ch.star_of(ch.score(&row)).get()
+            let score = ch.score(&row);
+            (score, ch.star_of(score).get())
         })
         .collect())
 }

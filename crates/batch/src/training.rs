@@ -121,6 +121,12 @@ pub struct ChallengerEval {
     pub roc: Vec<[f64; 2]>,
     /// Population and bad rate by the challenger's star, test split.
     pub stars: Vec<fastrefund_core::scoring::StarRow>,
+    /// The same promises to honest buyers tried on the challenger (buyer models): it
+    /// runs in shadow only, so a broken promise does not stop publication, but the
+    /// report shows it beside the champion's, and an AUC bought by breaking them is
+    /// no reason to replace the champion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promises: Option<crate::promises::PromiseCheck>,
 }
 
 fn challenger_eval(
@@ -144,6 +150,7 @@ fn challenger_eval(
         brier: metrics::brier(&p, labels),
         roc: metrics::roc_points(&risk_te, labels, 200),
         stars: metrics::star_table(&ch.cutoffs(), te, labels),
+        promises: None,
     })
 }
 
@@ -341,12 +348,19 @@ type TestPass<'a> = dyn Fn(
     ) -> Result<TestScores, WorkflowError>
     + 'a;
 
+/// The promise check on a fitted challenger (buyer models only).
+type ChallengerPromises<'a> = dyn Fn(
+        &fastrefund_train::challenger::Challenger,
+    ) -> Result<crate::promises::PromiseCheck, WorkflowError>
+    + 'a;
+
 fn finish(
     fitted: fastrefund_train::Fitted,
     train: &Dataset,
     test: &TestPass<'_>,
     out: &Path,
     challenger: Option<&fastrefund_train::challenger::ChallengerParams>,
+    challenger_promises: Option<&ChallengerPromises<'_>>,
     promises: Option<Promises>,
     fairness: Vec<crate::fairness::FairnessRow>,
 ) -> Result<Trained, WorkflowError> {
@@ -397,7 +411,19 @@ fn finish(
                 serde_json::to_string(&ch).map_err(|e| encode("challenger.json", e))?,
             )
             .map_err(|e| io(&path, e))?;
-            Some(challenger_eval(&ch, train, te, &scored.labels)?)
+            let mut eval = challenger_eval(&ch, train, te, &scored.labels)?;
+            if let Some(check) = challenger_promises {
+                let _s = tracing::info_span!("challenger_promises").entered();
+                let found = check(&ch)?;
+                if !found.violations.is_empty() {
+                    tracing::warn!(
+                        broken = found.violations.len(),
+                        "the challenger breaks promises to honest buyers: it stays in shadow"
+                    );
+                }
+                eval.promises = Some(found);
+            }
+            Some(eval)
         }
         _ => None,
     };
@@ -538,6 +564,7 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
             &*src.part(0)?,
             t,
             card,
+            crate::promises::Judge::Card,
             &src.norms_for(t, &fitted.card)?,
             o.promise_sample,
             o.sample_seed,
@@ -605,6 +632,21 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
             labels: order.iter().map(|i| all.labels[*i]).collect(),
         })
     };
+    // The challenger is tried on the same buyers, as of the same date, with the same
+    // norms as the champion.
+    let features_card = fitted.card.clone();
+    let challenger_promises = |ch: &fastrefund_train::challenger::Challenger| {
+        Ok(crate::promises::check(
+            &*src.part(0)?,
+            t,
+            &features_card,
+            crate::promises::Judge::Challenger(ch),
+            &src.norms_for(t, &features_card)?,
+            o.promise_sample,
+            o.sample_seed,
+            params.params().volume_floor_star,
+        )?)
+    };
     match held {
         Some(test) => finish(
             fitted,
@@ -612,6 +654,7 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
             &|card, ch| TestScores::of(card, ch, &test),
             &o.out,
             o.challenger.as_ref(),
+            Some(&challenger_promises),
             promises,
             fairness,
         ),
@@ -621,6 +664,7 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
             &test_parts,
             &o.out,
             o.challenger.as_ref(),
+            Some(&challenger_promises),
             promises,
             fairness,
         ),
@@ -774,6 +818,7 @@ pub fn train_table(o: &TableTraining) -> Result<Trained, WorkflowError> {
         &|card, ch| TestScores::of(card, ch, &test),
         &o.out,
         challenger,
+        None,
         None,
         Vec::new(),
     )

@@ -280,24 +280,32 @@ pub fn model_report(card: &Scorecard, e: &Evaluation, out: &Path) -> Result<(), 
     }
     if let Some(p) = &e.promises {
         let mut csv = String::from(
-            "variant,buyers,score_up,score_moved,lost_0,lost_1,lost_2,lost_3,lost_4,fell_below_floor\n",
+            "model,variant,buyers,score_up,score_moved,lost_0,lost_1,lost_2,lost_3,lost_4,fell_below_floor\n",
         );
-        for v in &p.check.variants {
-            let l = v.stars_lost;
-            let _ = writeln!(
-                csv,
-                "{},{},{},{},{},{},{},{},{},{}",
-                v.variant,
-                v.buyers,
-                v.score_up,
-                v.score_moved,
-                l[0],
-                l[1],
-                l[2],
-                l[3],
-                l[4],
-                v.fell_below_floor
-            );
+        let challenger = e
+            .challenger
+            .as_ref()
+            .and_then(|c| c.promises.as_ref())
+            .map(|c| ("challenger", c));
+        for (model, check) in std::iter::once(("champion", &p.check)).chain(challenger) {
+            for v in &check.variants {
+                let l = v.stars_lost;
+                let _ = writeln!(
+                    csv,
+                    "{},{},{},{},{},{},{},{},{},{},{}",
+                    model,
+                    v.variant,
+                    v.buyers,
+                    v.score_up,
+                    v.score_moved,
+                    l[0],
+                    l[1],
+                    l[2],
+                    l[3],
+                    l[4],
+                    v.fell_below_floor
+                );
+            }
         }
         write(&out.join("promises.csv"), &csv)?;
     }
@@ -459,7 +467,19 @@ fn html(card: &Scorecard, e: &Evaluation, figures: &[(String, String, String)]) 
             esc(&f.description)
         );
     }
-    let promises = e.promises.as_ref().map(promises_html).unwrap_or_default();
+    let promises = e
+        .promises
+        .as_ref()
+        .map(|p| {
+            let challenger = e
+                .challenger
+                .as_ref()
+                .and_then(|c| c.promises.as_ref())
+                .map(challenger_promises_html)
+                .unwrap_or_default();
+            promises_html(p) + &challenger
+        })
+        .unwrap_or_default();
     let fairness = fairness_html(&e.fairness);
     let notes: String = e
         .notes
@@ -523,8 +543,8 @@ figure {{ margin: 24px 0; }} figcaption {{ font-weight: 600; margin-bottom: 6px;
     )
 }
 
-fn promises_html(p: &fastrefund_batch::training::Promises) -> String {
-    let c = &p.check;
+/// The rows of the added-return table.
+fn variant_rows(c: &fastrefund_batch::promises::PromiseCheck) -> String {
     let mut rows = String::new();
     for v in &c.variants {
         let l = v.stars_lost;
@@ -541,6 +561,34 @@ fn promises_html(p: &fastrefund_batch::training::Promises) -> String {
             v.fell_below_floor
         );
     }
+    rows
+}
+
+/// The challenger, tried the same way: it runs in shadow only, so what it breaks is
+/// shown, not refused.
+fn challenger_promises_html(c: &fastrefund_batch::promises::PromiseCheck) -> String {
+    let verdict = if c.violations.is_empty() {
+        "<p><b>The challenger keeps every promise too.</b></p>".to_string()
+    } else {
+        format!(
+            "<p><b>The challenger breaks promises</b>, so its AUC is not a like-for-like reason to replace the champion:</p><ul>{}</ul>",
+            c.violations
+                .iter()
+                .map(|b| format!("<li>{}</li>", esc(b)))
+                .collect::<String>()
+        )
+    };
+    format!(
+        "<h3>The challenger, tried the same way</h3>{verdict}\
+         <table><tr><th>added return</th><th>buyers</th><th>score rose</th><th>score moved</th><th>no star lost</th><th>1 star lost</th><th>2+ stars lost</th><th>fell below {floor}★</th></tr>{rows}</table>",
+        floor = c.floor_star,
+        rows = variant_rows(c),
+    )
+}
+
+fn promises_html(p: &fastrefund_batch::training::Promises) -> String {
+    let c = &p.check;
+    let rows = variant_rows(c);
     let mut bands = String::new();
     for b in c.honest_by_orders.iter().filter(|b| b.buyers > 0) {
         let _ = write!(

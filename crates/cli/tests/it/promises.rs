@@ -75,13 +75,42 @@ fn train_refuses_a_model_that_makes_returning_pay_and_publishes_one_that_keeps_i
     assert!(p.forced);
     assert!(!p.table_violations.is_empty() || !p.check.violations.is_empty());
 
-    // The default trainer keeps every promise, on the same history.
-    let t = train_history(&options(
-        &data,
-        root.path().join("safe"),
-        TrainParams::default(),
-    ))
-    .unwrap();
+    // The default trainer keeps every promise, on the same history; the challenger
+    // beside it is tried the same way.
+    let mut safe = options(&data, root.path().join("safe"), TrainParams::default());
+    safe.challenger = Some(fastrefund_train::challenger::ChallengerParams {
+        trees: 5,
+        ..Default::default()
+    });
+    let t = train_history(&safe).unwrap();
+    let ch = t.evaluation.challenger.as_ref().unwrap();
+    let cp = ch
+        .promises
+        .as_ref()
+        .expect("the challenger is held to the promises");
+    assert_eq!(
+        cp.variants.iter().map(|v| v.variant).collect::<Vec<_>>(),
+        [
+            "honest",
+            "late_and_slow",
+            "mismatch",
+            "not_shipped",
+            "claim",
+            "merchant_fault"
+        ]
+    );
+    assert!(cp.sampled_buyers > 0);
+    // Its verdict is the same rule as the champion's, read off the same counts.
+    for v in &cp.variants {
+        assert_eq!(
+            v.score_up > 0,
+            cp.violations
+                .iter()
+                .any(|b| b.contains(&format!("`{}`", v.variant))),
+            "{v:?} {:?}",
+            cp.violations
+        );
+    }
     let p = t.evaluation.promises.as_ref().unwrap();
     assert_eq!(p.table_violations, Vec::<String>::new());
     assert_eq!(p.check.violations, Vec::<String>::new());
