@@ -354,13 +354,18 @@ type ChallengerPromises<'a> = dyn Fn(
     ) -> Result<crate::promises::PromiseCheck, WorkflowError>
     + 'a;
 
+/// The challenger to fit beside the scorecard, and how its promises are tried.
+struct ChallengerPlan<'a> {
+    params: &'a fastrefund_train::challenger::ChallengerParams,
+    promises: Option<&'a ChallengerPromises<'a>>,
+}
+
 fn finish(
     fitted: fastrefund_train::Fitted,
     train: &Dataset,
     test: &TestPass<'_>,
     out: &Path,
-    challenger: Option<&fastrefund_train::challenger::ChallengerParams>,
-    challenger_promises: Option<&ChallengerPromises<'_>>,
+    challenger: Option<ChallengerPlan<'_>>,
     promises: Option<Promises>,
     fairness: Vec<crate::fairness::FairnessRow>,
 ) -> Result<Trained, WorkflowError> {
@@ -372,8 +377,9 @@ fn finish(
     };
     let train_m = metrics::split_metrics(&card, &train_scores, &train.labels);
     drop(evaluate_span);
+    let challenger_promises = challenger.as_ref().and_then(|c| c.promises);
     let challenger = match challenger {
-        Some(p) => {
+        Some(ChallengerPlan { params: p, .. }) => {
             let _s = tracing::info_span!("challenger").entered();
             let shares: Vec<f64> = train_m.stars.iter().map(|s| s.share).collect();
             let shares = [shares[0], shares[1], shares[2], shares[3], shares[4]];
@@ -653,8 +659,10 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
             &train,
             &|card, ch| TestScores::of(card, ch, &test),
             &o.out,
-            o.challenger.as_ref(),
-            Some(&challenger_promises),
+            o.challenger.as_ref().map(|params| ChallengerPlan {
+                params,
+                promises: Some(&challenger_promises),
+            }),
             promises,
             fairness,
         ),
@@ -663,8 +671,10 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
             &train,
             &test_parts,
             &o.out,
-            o.challenger.as_ref(),
-            Some(&challenger_promises),
+            o.challenger.as_ref().map(|params| ChallengerPlan {
+                params,
+                promises: Some(&challenger_promises),
+            }),
             promises,
             fairness,
         ),
@@ -817,8 +827,10 @@ pub fn train_table(o: &TableTraining) -> Result<Trained, WorkflowError> {
         &train,
         &|card, ch| TestScores::of(card, ch, &test),
         &o.out,
-        challenger,
-        None,
+        challenger.map(|params| ChallengerPlan {
+            params,
+            promises: None,
+        }),
         None,
         Vec::new(),
     )
