@@ -3,7 +3,8 @@
 //! not by the size of the history.
 //!
 //! **Split** (one pass over the input, [`split`]): each table file is read a slice of
-//! [`CHUNK_ROWS`] rows at a time (a CSV file whole), checked and normalised exactly as
+//! [`CHUNK_ROWS`] rows at a time (a CSV file streamed in batches of about as many by
+//! polars' streaming engine, never read whole), checked and normalised exactly as
 //! [`crate::tables::load_history`] does, tagged with its file and row, and each row
 //! appended to shard `buyer_id mod N` of its table. Nothing assumes the input is sorted
 //! by buyer: real histories arrive in time order, split by day. Every buyer's orders,
@@ -25,8 +26,8 @@
 
 use crate::features::{add_category_counts, category_counts, category_norms};
 use crate::tables::{
-    DataError, History, Table, hash_file, is_csv, parquet_rows, read_err, read_part, scan_file,
-    table_files,
+    DataError, History, Table, hash_file, is_csv, normalised, parquet_rows, read_err, read_part,
+    scan_file, scan_table, table_files,
 };
 use fastrefund_core::cols;
 use polars::prelude::*;
@@ -267,6 +268,11 @@ impl Inputs {
 /// Splits the history in `data` into `shards` shards by buyer, in a temporary folder
 /// under `work`, checking it as [`crate::tables::load_history`] does.
 pub fn split(data: &Path, shards: u32, work: &Path) -> Result<Sharded, DataError> {
+    split_in(data, shards, work, CHUNK_ROWS)
+}
+
+/// [`split`], reading `chunk_rows` rows of an input file at a time.
+fn split_in(data: &Path, shards: u32, work: &Path, chunk_rows: u64) -> Result<Sharded, DataError> {
     let _s = tracing::info_span!("split", data = %data.display(), shards).entered();
     let shards = shards.max(1);
     std::fs::create_dir_all(work).map_err(|e| read_err(&work.display().to_string(), e))?;
@@ -298,7 +304,7 @@ pub fn split(data: &Path, shards: u32, work: &Path) -> Result<Sharded, DataError
             });
         }
         has_buyers |= table == Table::Buyers;
-        let increasing = split_table(table, &files, shards, dir.path())?;
+        let increasing = split_table(table, &files, shards, chunk_rows, dir.path())?;
         let input = Inputs { files };
         if !increasing {
             check_unique(table, &input, shards)?;
@@ -331,13 +337,14 @@ fn split_table(
     table: Table,
     files: &[PathBuf],
     shards: u32,
+    chunk_rows: u64,
     dir: &Path,
 ) -> Result<bool, DataError> {
     // Reading, checking and partitioning a slice overlaps with encoding and writing the
     // one before: one slice in flight, so memory holds two slices at most.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Pieces>(1);
     std::thread::scope(|scope| {
-        let reader = scope.spawn(move || read_pieces(table, files, shards, tx));
+        let reader = scope.spawn(move || read_pieces(table, files, shards, chunk_rows, tx));
         let written = write_pieces(table, shards, dir, rx);
         let (increasing, schema) = reader
             .join()
@@ -373,6 +380,7 @@ fn read_pieces(
     table: Table,
     files: &[PathBuf],
     shards: u32,
+    chunk_rows: u64,
     tx: std::sync::mpsc::SyncSender<Pieces>,
 ) -> Result<(bool, Option<Schema>), DataError> {
     let mut schema: Option<Schema> = None;
@@ -381,18 +389,7 @@ fn read_pieces(
     for (fi, f) in files.iter().enumerate() {
         let label = f.display().to_string();
         let e = |e: PolarsError| read_err(&label, e);
-        let parts: Vec<Option<(u64, u64)>> = if is_csv(f) {
-            vec![None]
-        } else {
-            let n = parquet_rows(f)?;
-            (0..n.max(1))
-                .step_by(CHUNK_ROWS as usize)
-                .map(|o| Some((o, CHUNK_ROWS)))
-                .collect()
-        };
-        for part in parts {
-            let mut df = read_part(f, table, part)?;
-            let offset = part.map(|p| p.0).unwrap_or(0);
+        let mut each = |mut df: DataFrame, offset: u64| -> Result<bool, DataError> {
             let h = df.height() as u64;
             if increasing {
                 for v in df.column(table.key()).map_err(e)?.u64().map_err(e)?.iter() {
@@ -435,13 +432,79 @@ fn read_pieces(
                     .unwrap_or(0);
                 pieces[k as usize] = Some(piece.drop(SHARD_COL).map_err(e)?);
             }
-            if tx.send((label.clone(), pieces)).is_err() {
-                // The writer failed; it reports why.
-                return Ok((increasing, schema));
-            }
+            // A closed channel: the writer failed, and reports why.
+            Ok(tx.send((label.clone(), pieces)).is_ok())
+        };
+        if !for_each_slice(f, table, chunk_rows, &mut each)? {
+            break;
         }
     }
     Ok((increasing, schema))
+}
+
+/// Calls `each` with every slice of a table file, checked and normalised as
+/// [`crate::tables::load_history`] does, and the index of its first row in the file: a
+/// Parquet file `chunk_rows` rows at a time by row range, a CSV file streamed in batches
+/// of about as many rows by polars' streaming engine, so neither is ever held whole.
+/// `each` returns false to stop; so does this.
+fn for_each_slice(
+    f: &Path,
+    table: Table,
+    chunk_rows: u64,
+    each: &mut dyn FnMut(DataFrame, u64) -> Result<bool, DataError>,
+) -> Result<bool, DataError> {
+    let label = f.display().to_string();
+    if !is_csv(f) {
+        let n = parquet_rows(f)?;
+        for o in (0..n.max(1)).step_by(chunk_rows.max(1) as usize) {
+            if !each(read_part(f, table, Some((o, chunk_rows)))?, o)? {
+                return Ok(false);
+            }
+        }
+        return Ok(true);
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(1);
+    let sink = scan_table(f, table)?
+        .sink_batches(
+            // Stops the scan once the receiver is gone.
+            PlanCallback::new(move |df: DataFrame| Ok(tx.send(df).is_err())),
+            true,
+            // Text until normalised: a quarter of the rows keeps a slice's bytes near a
+            // Parquet slice's (1M buyers as CSV: 6.3 GiB peak read whole, 3.7 GiB in
+            // slices of 2M rows, 2.4 GiB in slices of 500k, as from Parquet).
+            std::num::NonZeroUsize::new((chunk_rows / 4).max(1) as usize),
+        )
+        .map_err(|e| read_err(&label, e))?;
+    std::thread::scope(|scope| {
+        let runner = scope.spawn(move || sink.collect_with_engine(Engine::Streaming).map(|_| ()));
+        let mut offset = 0;
+        let mut outcome = Ok(true);
+        // `rx` is consumed here, so a scan still sending stops at its next batch.
+        for raw in rx {
+            let h = raw.height() as u64;
+            match normalised(&raw, table, &label, offset).and_then(|df| each(df, offset)) {
+                Ok(true) => offset += h,
+                other => {
+                    outcome = other;
+                    break;
+                }
+            }
+        }
+        let ran = runner
+            .join()
+            .map_err(|_| read_err(&label, "the thread reading the CSV file panicked"))?;
+        let go_on = outcome?;
+        ran.map_err(|e| read_err(&label, e))?;
+        if go_on && offset == 0 {
+            // No rows: the empty table still gives the shards their schema.
+            let empty = scan_table(f, table)?
+                .limit(0)
+                .collect()
+                .map_err(|e| read_err(&label, e))?;
+            return each(normalised(&empty, table, &label, 0)?, 0);
+        }
+        Ok(go_on)
+    })
 }
 
 /// Appends each slice's pieces to their shards' files, encoding the shards in parallel.
@@ -693,3 +756,92 @@ pub fn shards_for(data: &Path, budget: u64) -> Result<u32, DataError> {
 
 /// Working memory per input row while one part's features are computed.
 pub const BYTES_PER_ROW: u64 = 220;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample")
+    }
+
+    /// The shipped sample's tables, written as CSV files into `dir`.
+    fn sample_as_csv(dir: &Path) {
+        for t in TABLES {
+            let p = sample().join(format!("{}.parquet", t.name()));
+            let mut df = ParquetReader::new(File::open(p).unwrap()).finish().unwrap();
+            let mut f = File::create(dir.join(format!("{}.csv", t.name()))).unwrap();
+            CsvWriter::new(&mut f).finish(&mut df).unwrap();
+        }
+    }
+
+    fn shards_of(s: &Sharded, t: Table) -> Vec<DataFrame> {
+        (0..s.shards())
+            .map(|k| {
+                let df = s.read(t, k, None).unwrap();
+                df.drop(FILE_COL).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_csv_file_is_streamed_in_slices_and_split_as_its_parquet_twin() {
+        let csv = tempfile::tempdir().unwrap();
+        sample_as_csv(csv.path());
+        let orders = csv.path().join("orders.csv");
+        let rows = parquet_rows(&sample().join("orders.parquet")).unwrap();
+
+        // Many slices, each starting where the one before ended.
+        let mut slices = 0;
+        let mut next = 0;
+        let mut each = |df: DataFrame, offset: u64| -> Result<bool, DataError> {
+            assert_eq!(offset, next);
+            assert!(df.height() <= 1000, "a slice of {} rows", df.height());
+            next += df.height() as u64;
+            slices += 1;
+            Ok(true)
+        };
+        assert!(for_each_slice(&orders, Table::Orders, 1000, &mut each).unwrap());
+        assert_eq!(next, rows);
+        assert!(slices >= rows / 1000, "{slices} slices of {rows} rows");
+
+        // Split from CSV slices of 97 rows, the shards hold what the Parquet files give.
+        let work = tempfile::tempdir().unwrap();
+        let from_csv = split_in(csv.path(), 3, work.path(), 97).unwrap();
+        let from_parquet = split_in(&sample(), 3, work.path(), CHUNK_ROWS).unwrap();
+        for t in TABLES {
+            let (a, b) = (shards_of(&from_csv, t), shards_of(&from_parquet, t));
+            for (k, (a, b)) in a.iter().zip(&b).enumerate() {
+                assert!(a.height() > 0, "{} shard {k} is empty", t.name());
+                assert!(a.equals_missing(b), "{} shard {k}:\n{a}\n{b}", t.name());
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_value_deep_in_a_streamed_csv_is_named_by_its_row() {
+        let csv = tempfile::tempdir().unwrap();
+        sample_as_csv(csv.path());
+        // Break the 1,234th return's amount.
+        let p = csv.path().join("returns.csv");
+        let text = std::fs::read_to_string(&p).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let header: Vec<&str> = lines[0].split(',').collect();
+        let amount = header.iter().position(|c| *c == cols::AMOUNT).unwrap();
+        let mut fields: Vec<String> = lines[1234].split(',').map(str::to_string).collect();
+        fields[amount] = "-5.00".into();
+        lines[1234] = fields.join(",");
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let whole = crate::tables::load_history(csv.path())
+            .err()
+            .unwrap()
+            .to_string();
+        let sliced = split_in(csv.path(), 3, work.path(), 100)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(whole.contains("row 1234"), "{whole}");
+        assert_eq!(sliced, whole);
+    }
+}

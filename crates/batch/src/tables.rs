@@ -473,7 +473,21 @@ pub(crate) fn read_part(
     part: Option<(u64, u64)>,
 ) -> Result<DataFrame, DataError> {
     let label = path.display().to_string();
-    let is_csv = is_csv(path);
+    let mut lf = scan_table(path, table)?;
+    let offset = match part {
+        Some((offset, n)) if !is_csv(path) => {
+            lf = lf.slice(offset as i64, n as IdxSize);
+            offset
+        }
+        _ => 0,
+    };
+    let raw = lf.collect().map_err(|e| read_err(&label, e))?;
+    normalised(&raw, table, &label, offset)
+}
+
+/// A table file's columns of the contract, lazily; a missing column is refused.
+pub(crate) fn scan_table(path: &Path, table: Table) -> Result<LazyFrame, DataError> {
+    let label = path.display().to_string();
     let mut lf = scan_file(path)?;
     let schema = lf.collect_schema().map_err(|e| read_err(&label, e))?;
     for s in table.specs() {
@@ -487,26 +501,28 @@ pub(crate) fn read_part(
         }
     }
     let names: Vec<Expr> = table.specs().iter().map(|s| col(s.name)).collect();
-    let mut lf = lf.select(names);
-    let offset = match part {
-        Some((offset, n)) if !is_csv => {
-            lf = lf.slice(offset as i64, n as IdxSize);
-            offset
-        }
-        _ => 0,
-    };
-    let raw = lf.collect().map_err(|e| read_err(&label, e))?;
+    Ok(lf.select(names))
+}
+
+/// Rows of a table file as read ([`scan_table`]), checked and normalised; `offset` is
+/// the index of their first row in the file, for the row numbers of errors.
+pub(crate) fn normalised(
+    raw: &DataFrame,
+    table: Table,
+    label: &str,
+    offset: u64,
+) -> Result<DataFrame, DataError> {
     let mut out = Vec::with_capacity(table.specs().len());
     for s in table.specs() {
-        let column = raw.column(s.name).map_err(|e| read_err(&label, e))?;
+        let column = raw.column(s.name).map_err(|e| read_err(label, e))?;
         let series = column.as_materialized_series();
         out.push(
-            normalise(series, s, &label)
+            normalise(series, s, label)
                 .map_err(|e| e.rows_after(offset))?
                 .into_column(),
         );
     }
-    DataFrame::new(raw.height(), out).map_err(|e| read_err(&label, e))
+    DataFrame::new(raw.height(), out).map_err(|e| read_err(label, e))
 }
 
 fn bad(file: &str, row: usize, column: &'static str, problem: impl Into<String>) -> DataError {
@@ -707,8 +723,11 @@ pub fn parse_time_micros(t: &str) -> Option<i64> {
             return Some(d.and_utc().timestamp_micros());
         }
     }
-    if let Ok(d) = DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%#z") {
-        return Some(d.timestamp_micros());
+    // An offset without a colon (`+0000`), as polars' and pandas' CSV writers put it.
+    for f in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+        if let Ok(d) = DateTime::parse_from_str(t, f) {
+            return Some(d.timestamp_micros());
+        }
     }
     NaiveDate::parse_from_str(t, "%Y-%m-%d")
         .ok()

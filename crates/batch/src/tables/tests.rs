@@ -283,3 +283,19 @@ fn a_nullable_column_of_nulls_reads_as_missing_values_and_a_required_one_is_name
         &["returns.parquet", "row 1", "requested_at", "missing value"],
     );
 }
+
+#[test]
+fn timestamps_are_read_in_the_forms_csv_writers_use() {
+    let at = parse_time_micros("2026-06-30T02:00:00Z").unwrap();
+    for t in [
+        "2026-06-30T02:00:00+00:00",
+        "2026-06-30T02:00:00.000000+0000",
+        "2026-06-30 02:00:00+0000",
+        "2026-06-30T04:00:00.000+0200",
+        "2026-06-30 02:00:00",
+        "2026-06-30T02:00:00.000000",
+    ] {
+        assert_eq!(parse_time_micros(t), Some(at), "{t}");
+    }
+    assert_eq!(parse_time_micros("2026-06-30T02:00:00+99"), None);
+}
