@@ -4,11 +4,14 @@
 #   - `rate` holding the history whole (--shards 1; skipped above 2M buyers: it needs
 #     about 4.6 GiB per million buyers);
 #   - `rate` with its default memory setting (4 GiB: split by buyer into shards on disk);
-#   - the `export-sql` script on DuckDB over the same Parquet files;
+#   - the `export-sql` script on DuckDB over the same Parquet files: whole up to 1.25M
+#     buyers, above that in buyer shards of about 1.25M each (`--buyer-shard k/N`, run
+#     one after the other; the whole query spills past the disk at 20M);
 #   - at 1M buyers, the Spark (local[2]) script.
 # Each is its own process under GNU time (wall, CPU, peak RSS); rate's stage times are
 # in its log. The model is the shipped champion. With $BASELINE_BIN (an earlier build),
-# its `rate` runs too, on the same history, as the baseline of the same run.
+# its `rate` runs too, on the same history, as the baseline of the same run (with
+# $BASELINE_MODEL, when that build cannot read the champion).
 #
 # DuckDB's memory is capped at $FASTREFUND_DUCKDB_MEMORY (default 4GB, as rate's).
 # Usage: scripts/bench-scale.sh OUTDIR SIZE...      e.g. scripts/bench-scale.sh /work/scale 1000000 20000000
@@ -33,7 +36,7 @@ for n in "$@"; do
   echo "$n buyers" >&2
   [ -s "$d/generate.rusage" ] || run "$d" generate "$BIN" generate --buyers "$n" --seed 5 --out "$d/hist"
   if [ -n "${BASELINE_BIN:-}" ] && [ "$n" -le 2000000 ]; then
-    run "$d" rate-baseline "$BASELINE_BIN" rate --data "$d/hist" --model "$M" --as-of 2026-06-30 --out "$d/snap-baseline" --force
+    run "$d" rate-baseline "$BASELINE_BIN" rate --data "$d/hist" --model "${BASELINE_MODEL:-$M}" --as-of 2026-06-30 --out "$d/snap-baseline" --force
     rm -rf "$d/snap-baseline"
   fi
   if [ "$n" -le 2000000 ]; then
@@ -41,9 +44,18 @@ for n in "$@"; do
     rm -rf "$d/snap-whole"
   fi
   run "$d" rate "$BIN" rate --data "$d/hist" --model "$M" --as-of 2026-06-30 --out "$d/snap" --force
-  "$BIN" export-sql --model "$M" --as-of 2026-06-30 --dialect duckdb --out "$d/rate-duckdb.sql"
-  run "$d" duckdb "$PY" scripts/check_sql.py duckdb "$d/rate-duckdb.sql" "$d/hist" "$d/snap/ratings.parquet"
-  if [ "$n" -le 1000000 ] && [ ! -s "$d/spark.rusage" ]; then
+  ds=$(( (n + 1249999) / 1250000 ))
+  if [ "$ds" -le 1 ]; then
+    "$BIN" export-sql --model "$M" --as-of 2026-06-30 --dialect duckdb --out "$d/rate-duckdb.sql"
+    run "$d" duckdb "$PY" scripts/check_sql.py duckdb "$d/rate-duckdb.sql" "$d/hist" "$d/snap/ratings.parquet"
+  else
+    rm -rf "$d/duckdb-sql"; mkdir -p "$d/duckdb-sql"
+    for k in $(seq 0 $((ds - 1))); do
+      "$BIN" export-sql --model "$M" --as-of 2026-06-30 --dialect duckdb --buyer-shard "$k/$ds" --out "$(printf '%s/duckdb-sql/shard-%02d.sql' "$d" "$k")"
+    done
+    run "$d" duckdb "$PY" scripts/check_sql.py duckdb "$d/duckdb-sql" "$d/hist" "$d/snap/ratings.parquet"
+  fi
+  if [ "$n" -le 1000000 ]; then
     "$BIN" export-sql --model "$M" --as-of 2026-06-30 --dialect spark --out "$d/rate-spark.sql"
     run "$d" spark "$PY" scripts/check_sql.py spark "$d/rate-spark.sql" "$d/hist" "$d/snap/ratings.parquet"
   fi
