@@ -685,3 +685,56 @@ fn a_second_writer_on_the_same_ledger_is_refused() {
     drop(first);
     Ledger::open(&path).unwrap();
 }
+
+/// Checkpoints run on the checkpoint thread, not inline in the writer's commits: the
+/// writer's automatic checkpoint is only a backstop far past SQLite's default of 1,000
+/// pages (which copied pages on the request path every few dozen batches), and the
+/// thread still copies the WAL into the database by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_run_off_the_commit_path_and_still_happen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let l = Ledger::open(&path).unwrap();
+    let pages: u32 = {
+        let w = l.shared.writer.lock().unwrap();
+        w.conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(pages, WRITER_CHECKPOINT_PAGES);
+    let p = Arc::new(Policy::default());
+    // 2,000 decisions with ids spread over the whole range: about 4,000 WAL pages, far
+    // below the backstop, so only the thread can have copied them.
+    for round in 0..40u64 {
+        let calls: Vec<_> = (0..50u64)
+            .map(|k| {
+                let i = round * 50 + k + 1;
+                let (l, p) = (l.clone(), p.clone());
+                tokio::spawn(async move {
+                    let rid = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 1;
+                    l.decide(req(rid, i, i, "10.00", None), star(4), p, "m".into(), now())
+                        .await
+                })
+            })
+            .collect();
+        for c in calls {
+            assert!(!c.await.unwrap().unwrap().repeated);
+        }
+    }
+    // The database file alone (a copy, without its WAL) holds what was checkpointed.
+    let copy = dir.path().join("copy.sqlite");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        std::fs::copy(&path, &copy).unwrap();
+        let in_file: Result<i64, _> = Connection::open(&copy)
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM decisions", [], |r| r.get(0)));
+        if in_file.as_ref().is_ok_and(|n| *n == 2_000) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "10 s after 2,000 decisions the database file alone holds {in_file:?} of them: the WAL was not checkpointed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
