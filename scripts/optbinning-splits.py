@@ -5,8 +5,9 @@
 table. On the bundled scikit-learn tables that split is 47 to 548 rows, so one split's
 AUC difference is mostly which rows it drew. This script repeats the like-for-like
 comparison ("ours, optbinning's settings" against optbinning, both with their default
-trend) on SPLITS seeded splits of each small table, and reports the paired difference:
-its mean, its standard error over splits, and how many splits each side wins.
+trend; ours also with `--binning optimal`) on SPLITS seeded splits of each small table,
+and reports the paired difference: its mean, its standard error over splits, and how
+many splits each side wins.
 
 Usage: target/bench-venv/bin/python scripts/optbinning-splits.py OUTDIR [SPLITS]
 (SPLITS defaults to 20; the venv as for bench-optbinning.py). Writes OUTDIR/splits.json
@@ -48,27 +49,33 @@ def main():
             df.to_parquet(path, index=False)
             o = bench.ours(path, os.path.join(work, f"{name}-{seed}-ours"), SAME_SETTINGS)
             d = bench.ours(path, os.path.join(work, f"{name}-{seed}-defaults"), [])
+            x = bench.ours(path, os.path.join(work, f"{name}-{seed}-optimal"),
+                           SAME_SETTINGS + ["--binning", "optimal"])
             t = bench.theirs(path, os.path.join(work, f"{name}-{seed}-optb.json"), "auto_asc_desc")
             rows.append({"seed": seed, "test_rows": int((df["__split"] == "b_test").sum()),
                          "ours": o["auc_test"], "ours_defaults": d["auc_test"],
+                         "ours_optimal": x["auc_test"],
                          "optbinning": t["auc_test"]})
             print(name, json.dumps(rows[-1]), flush=True)
         results[name] = rows
     json.dump(results, open(os.path.join(work, "splits.json"), "w"), indent=2)
     print()
     print("| table | splits | test rows (mean) | optbinning, mean AUC | ours (same settings), mean AUC "
-          "| Δ mean ± s.e. | ours ahead / tied / behind | ours (defaults), Δ mean ± s.e. |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          "| Δ mean ± s.e. | ours ahead / tied / behind | ours (defaults), Δ mean ± s.e. "
+          "| ours, `--binning optimal`, Δ mean ± s.e. | ahead / tied / behind |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, rows in results.items():
         o = np.array([r["ours"] for r in rows])
         d = np.array([r["ours_defaults"] for r in rows])
         t = np.array([r["optbinning"] for r in rows])
-        diff, diff_d = o - t, d - t
+        x = np.array([r["ours_optimal"] for r in rows])
+        diff, diff_d, diff_x = o - t, d - t, x - t
         se = lambda x: x.std(ddof=1) / np.sqrt(len(x))
         ahead, tied = int((diff > 1e-9).sum()), int((abs(diff) <= 1e-9).sum())
         print(f"| {name} | {len(rows)} | {np.mean([r['test_rows'] for r in rows]):.0f} | {t.mean():.4f} | "
               f"{o.mean():.4f} | {diff.mean():+.4f} ± {se(diff):.4f} | {ahead} / {tied} / {len(rows) - ahead - tied} | "
-              f"{diff_d.mean():+.4f} ± {se(diff_d):.4f} |")
+              f"{diff_d.mean():+.4f} ± {se(diff_d):.4f} | {diff_x.mean():+.4f} ± {se(diff_x):.4f} | "
+              f"{int((diff_x > 1e-9).sum())} / {int((abs(diff_x) <= 1e-9).sum())} / {int((diff_x < -1e-9).sum())} |")
 
 
 if __name__ == "__main__":

@@ -362,6 +362,10 @@ struct TrainArgs {
     /// Merge adjacent bins whose bad rates differ by less than this (e.g. 0.01).
     #[arg(long)]
     min_bad_rate_diff: Option<f64>,
+    /// How a monotone trend's bins are chosen from the pre-bins: greedy (default) or
+    /// optimal (the most information value under the same constraints, exactly).
+    #[arg(long)]
+    binning: Option<fastrefund_train::BinningSearch>,
     /// Rank features by iv (default) or quality (optbinning's quality score) for the
     /// correlation filter and --max-features.
     #[arg(long)]
@@ -653,6 +657,9 @@ mod batch {
         }
         if let Some(v) = a.min_bad_rate_diff {
             params.min_bad_rate_diff = v;
+        }
+        if let Some(v) = a.binning {
+            params.binning = v;
         }
         if let Some(v) = a.select {
             params.selection = v;

@@ -26,6 +26,7 @@ pub mod dataset;
 pub mod logistic;
 pub mod metrics;
 
+pub use binning::BinningSearch;
 use binning::{BinningParams, NumericSpec, Tally, TrendChoice};
 use dataset::{Dataset, FeatureData};
 use fastrefund_core::scoring::{
@@ -140,6 +141,12 @@ pub struct TrainParams {
     pub unseen_category: UnseenCategory,
     /// Adjacent bins whose bad rates differ by less are merged (default 0: none).
     pub min_bad_rate_diff: f64,
+    /// How a monotone trend's bins are chosen (default greedy; `optimal`: the most
+    /// information value under the same constraints, see [`binning::BinningSearch`]).
+    /// Left out of the serialised parameters when greedy, so that a model's version
+    /// (a hash of them) is what it was before this choice existed.
+    #[serde(skip_serializing_if = "BinningSearch::is_greedy")]
+    pub binning: BinningSearch,
     /// What ranks the features for the correlation filter and `max_features`.
     pub selection: Selection,
     /// Keep at most this many features, the best by `selection` (default: no limit).
@@ -217,6 +224,7 @@ impl Default for TrainParams {
             user_splits: BTreeMap::new(),
             unseen_category: UnseenCategory::Other,
             min_bad_rate_diff: 0.0,
+            binning: BinningSearch::Greedy,
             selection: Selection::Iv,
             max_features: None,
         }
@@ -329,6 +337,7 @@ impl ValidTrainParams {
             min_bin_share: self.0.min_bin_share,
             min_bin_rows: self.0.min_bin_rows,
             min_bad_rate_diff: self.0.min_bad_rate_diff,
+            search: self.0.binning,
         }
     }
 
