@@ -77,23 +77,30 @@ def rule_aucs(df):
 
 
 def over_splits(work):
-    """After scripts/optbinning-splits.py WORK: the rule's cost on each of its splits."""
+    """After scripts/optbinning-splits.py WORK: the rule's cost on each of its splits, and
+    each of our variants against optbinning under the rule."""
     import json
 
     ours = json.load(open(os.path.join(work, "splits.json")))
-    print("| table | splits | optbinning | optbinning + our sign rule | ours (same settings) "
-          "| rule's cost, mean ± s.e. | ours − (optbinning + rule), mean ± s.e. |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    variants = [v for v in ("ours", "ours_optimal", "ours_cart", "ours_cart_optimal")
+                if v in next(iter(ours.values()))[0]]
+    print("| table | splits | optbinning | optbinning + our sign rule | rule's cost, mean ± s.e. | "
+          + " | ".join(f"{v} − (optbinning + rule), mean ± s.e." for v in variants) + " |")
+    print("|---|---:|---:|---:|---:|" + "---:|" * len(variants))
+    se = lambda x: x.std(ddof=1) / np.sqrt(len(x))
     for name, rows in ours.items():
-        full, greedy, o = [], [], []
+        full, greedy = [], []
         for r in rows:
             df = pd.read_parquet(os.path.join(work, f"{name}-{r['seed']}.parquet"))
             a = rule_aucs(df)
-            full.append(a[0]), greedy.append(a[1]), o.append(r["ours"])
-        full, greedy, o = np.array(full), np.array(greedy), np.array(o)
-        se = lambda x: x.std(ddof=1) / np.sqrt(len(x))
-        print(f"| {name} | {len(rows)} | {full.mean():.4f} | {greedy.mean():.4f} | {o.mean():.4f} | "
-              f"{(greedy - full).mean():+.4f} ± {se(greedy - full):.4f} | {(o - greedy).mean():+.4f} ± {se(o - greedy):.4f} |")
+            full.append(a[0]), greedy.append(a[1])
+        full, greedy = np.array(full), np.array(greedy)
+        cells = []
+        for v in variants:
+            d = np.array([r[v] for r in rows]) - greedy
+            cells.append(f"{d.mean():+.4f} ± {se(d):.4f}")
+        print(f"| {name} | {len(rows)} | {full.mean():.4f} | {greedy.mean():.4f} | "
+              f"{(greedy - full).mean():+.4f} ± {se(greedy - full):.4f} | " + " | ".join(cells) + " |")
 
 
 def main():

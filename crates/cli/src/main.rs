@@ -366,6 +366,10 @@ struct TrainArgs {
     /// optimal (the most information value under the same constraints, exactly).
     #[arg(long)]
     binning: Option<fastrefund_train::BinningSearch>,
+    /// How numeric values are cut into pre-bins: quantile (default) or cart
+    /// (optbinning's: a Gini tree's leaves, each at least 5% of the rows).
+    #[arg(long)]
+    prebinning: Option<fastrefund_train::Prebinning>,
     /// Rank features by iv (default) or quality (optbinning's quality score) for the
     /// correlation filter and --max-features.
     #[arg(long)]
@@ -660,6 +664,9 @@ mod batch {
         }
         if let Some(v) = a.binning {
             params.binning = v;
+        }
+        if let Some(v) = a.prebinning {
+            params.prebinning = v;
         }
         if let Some(v) = a.select {
             params.selection = v;

@@ -26,8 +26,8 @@ pub mod dataset;
 pub mod logistic;
 pub mod metrics;
 
-pub use binning::BinningSearch;
 use binning::{BinningParams, NumericSpec, Tally, TrendChoice};
+pub use binning::{BinningSearch, Prebinning};
 use dataset::{Dataset, FeatureData};
 use fastrefund_core::scoring::{
     Bin, Feature, FeatureKind, Metrics, Model, ReasonText, ReturnEffect, SCHEMA_VERSION, Scaling,
@@ -147,6 +147,11 @@ pub struct TrainParams {
     /// (a hash of them) is what it was before this choice existed.
     #[serde(skip_serializing_if = "BinningSearch::is_greedy")]
     pub binning: BinningSearch,
+    /// How numeric values are cut into pre-bins (default quantile; `cart`:
+    /// optbinning's tree, see [`binning::Prebinning`]). Left out of the serialised
+    /// parameters when quantile, as above.
+    #[serde(skip_serializing_if = "Prebinning::is_quantile")]
+    pub prebinning: Prebinning,
     /// What ranks the features for the correlation filter and `max_features`.
     pub selection: Selection,
     /// Keep at most this many features, the best by `selection` (default: no limit).
@@ -225,6 +230,7 @@ impl Default for TrainParams {
             unseen_category: UnseenCategory::Other,
             min_bad_rate_diff: 0.0,
             binning: BinningSearch::Greedy,
+            prebinning: Prebinning::Quantile,
             selection: Selection::Iv,
             max_features: None,
         }
@@ -338,6 +344,7 @@ impl ValidTrainParams {
             min_bin_rows: self.0.min_bin_rows,
             min_bad_rate_diff: self.0.min_bad_rate_diff,
             search: self.0.binning,
+            prebinning: self.0.prebinning,
         }
     }
 

@@ -207,3 +207,37 @@ fn bad_option_values_are_named() {
             .contains("min_bad_rate_diff")
     );
 }
+
+#[test]
+fn the_pre_binning_and_the_grouping_search_reach_the_model() {
+    let ds = toy(6000, 3);
+    let cuts = |prebinning: Prebinning, binning: BinningSearch| {
+        let p = TrainParams {
+            min_iv: 0.0,
+            max_correlation: 1.0,
+            prebinning,
+            binning,
+            ..TrainParams::default()
+        };
+        let f = fit_with(&ds, p);
+        let m = f.card.model();
+        m.features
+            .iter()
+            .map(|x| x.bins.iter().filter_map(|b| b.upper).collect::<Vec<f64>>())
+            .collect::<Vec<_>>()
+    };
+    let default = cuts(Prebinning::Quantile, BinningSearch::Greedy);
+    let both = cuts(Prebinning::Cart, BinningSearch::Optimal);
+    assert_ne!(default, both, "the options changed no cut");
+    // Left out of the serialised parameters at their defaults (a model's version is a
+    // hash of them), written when chosen.
+    let json = |p: &TrainParams| serde_json::to_string(p).unwrap();
+    assert!(!json(&TrainParams::default()).contains("prebinning"));
+    let chosen = TrainParams {
+        prebinning: Prebinning::Cart,
+        binning: BinningSearch::Optimal,
+        ..TrainParams::default()
+    };
+    assert!(json(&chosen).contains("\"prebinning\":\"cart\""));
+    assert!(json(&chosen).contains("\"binning\":\"optimal\""));
+}
