@@ -4,6 +4,7 @@
 # of 2026-04-01, rate every buyer as of 2026-06-30, and judge the stars by hidden type.
 #
 # Usage: scripts/quality.sh [BUYERS] [OUTDIR]     (defaults: 200000 target/quality-200k)
+# $TRAIN_ARGS: more options for `train` (e.g. "--prebinning cart --binning optimal").
 # Writes OUTDIR/model/ (model.json, evaluation.json with the out-of-time test,
 # challenger.json, report.html and its figures), OUTDIR/snapshot/, OUTDIR/judge/ (star-by-type.json/.md/.svg) and
 # OUTDIR/quality.json, which gathers the figures docs/model-quality.md quotes.
@@ -20,7 +21,8 @@ if [ "$(cat "$OUT/hist/.generated" 2>/dev/null)" != "$BUYERS 11" ]; then
   echo "$BUYERS 11" >"$OUT/hist/.generated"
 fi
 rm -rf "$OUT/model" "$OUT/snapshot" "$OUT/judge"
-"$BIN" train --data "$OUT/hist" --as-of 2026-01-01 --test-as-of 2026-04-01 --out "$OUT/model" 2>"$OUT/train.log"
+# shellcheck disable=SC2086  # TRAIN_ARGS is a list of options
+"$BIN" train --data "$OUT/hist" --as-of 2026-01-01 --test-as-of 2026-04-01 --out "$OUT/model" ${TRAIN_ARGS:-} 2>"$OUT/train.log"
 "$BIN" rate --data "$OUT/hist" --model "$OUT/model/model.json" --as-of 2026-06-30 --out "$OUT/snapshot" 2>"$OUT/rate.log"
 "$BIN" judge --data "$OUT/hist" --snapshot "$OUT/snapshot" --out "$OUT/judge" >"$OUT/judge.txt"
 python3 - "$OUT" "$BUYERS" <<'PY'
