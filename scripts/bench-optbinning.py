@@ -44,8 +44,8 @@ BIN = os.environ.get("FASTREFUND_BIN", os.path.join(ROOT, "target/release/fastre
 SEED = 7
 
 
-def split(df):
-    rng = np.random.default_rng(SEED)
+def split(df, seed=SEED):
+    rng = np.random.default_rng(seed)
     df = df.copy()
     df["__split"] = np.where(rng.random(len(df)) < 0.3, "b_test", "a_train")
     return df

@@ -29,13 +29,6 @@ spec.loader.exec_module(bench)
 SAME_SETTINGS = ["--min-iv", "0", "--max-correlation", "1", "--min-bin-rows", "1"]
 
 
-def split(df, seed):
-    rng = np.random.default_rng(seed)
-    df = df.copy()
-    df["__split"] = np.where(rng.random(len(df)) < 0.3, "b_test", "a_train")
-    return df
-
-
 def main():
     work = sys.argv[1]
     splits = int(sys.argv[2]) if len(sys.argv) > 2 else 20
@@ -44,7 +37,7 @@ def main():
     for name, table in bench.sklearn_tables().items():
         rows = []
         for seed in range(1, splits + 1):
-            df = split(table, seed)
+            df = bench.split(table, seed)
             path = os.path.join(work, f"{name}-{seed}.parquet")
             df.to_parquet(path, index=False)
             o = bench.ours(path, os.path.join(work, f"{name}-{seed}-ours"), SAME_SETTINGS)

@@ -70,12 +70,6 @@ pub enum Prebinning {
     Cart,
 }
 
-impl Prebinning {
-    pub fn is_quantile(&self) -> bool {
-        *self == Prebinning::Quantile
-    }
-}
-
 impl std::str::FromStr for Prebinning {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -105,15 +99,9 @@ fn cart_prebins(runs: &[Run], max_leaves: usize, min_leaf: u64) -> Vec<Run> {
         let q = t.bads as f64 / n;
         n * 2.0 * q * (1.0 - q)
     };
-    let sum = |a: usize, b: usize| {
-        runs[a..b].iter().fold(Tally::default(), |mut t, r| {
-            t.add(r.tally);
-            t
-        })
-    };
     // The best split of runs a..b: (impurity removed, the first run of the right side).
     let best_split = |a: usize, b: usize| -> Option<(f64, usize)> {
-        let all = sum(a, b);
+        let all = Run::all(&runs[a..b]).tally;
         let mut left = Tally::default();
         let mut best: Option<(f64, usize)> = None;
         for k in a + 1..b {
@@ -150,7 +138,7 @@ fn cart_prebins(runs: &[Run], max_leaves: usize, min_leaf: u64) -> Vec<Run> {
     leaves
         .into_iter()
         .filter(|(a, b)| a < b)
-        .map(|(a, b)| runs[a + 1..b].iter().fold(runs[a], |m, r| m.merge(*r)))
+        .map(|(a, b)| Run::all(&runs[a..b]))
         .collect()
 }
 
@@ -168,12 +156,6 @@ pub enum BinningSearch {
     /// bad rates at least `min_bad_rate_diff` apart: an exact dynamic programme over
     /// the pre-bins (optbinning solves the same problem as an integer programme).
     Optimal,
-}
-
-impl BinningSearch {
-    pub fn is_greedy(&self) -> bool {
-        *self == BinningSearch::Greedy
-    }
 }
 
 impl std::str::FromStr for BinningSearch {
@@ -352,6 +334,11 @@ impl Run {
             lo: self.lo.min(o.lo),
             hi: self.hi.max(o.hi),
         }
+    }
+
+    /// The runs of a non-empty slice as one.
+    fn all(runs: &[Run]) -> Run {
+        runs[1..].iter().fold(runs[0], |a, r| a.merge(*r))
     }
 }
 
@@ -566,7 +553,7 @@ fn optimal_monotone(
     if n == 0 {
         return Some(Vec::new());
     }
-    let group = |i: usize, j: usize| runs[i + 1..j].iter().fold(runs[i], |a, r| a.merge(*r));
+    let group = |i: usize, j: usize| Run::all(&runs[i..j]);
     // Tallies, rates and IV of every contiguous group i..j.
     let mut rate = vec![vec![0.0; n + 1]; n];
     let mut gain = vec![vec![f64::NEG_INFINITY; n + 1]; n];
@@ -1067,9 +1054,7 @@ mod tests {
         let mut start = 0;
         ends.iter()
             .map(|&e| {
-                let g = runs[start + 1..e]
-                    .iter()
-                    .fold(runs[start], |a, r| a.merge(*r));
+                let g = Run::all(&runs[start..e]);
                 start = e;
                 g
             })

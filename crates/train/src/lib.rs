@@ -86,6 +86,11 @@ impl FeatureMeta {
     }
 }
 
+/// Whether a parameter is at its default (left out of the serialised parameters).
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
 /// Trainer parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrainParams {
@@ -145,12 +150,12 @@ pub struct TrainParams {
     /// information value under the same constraints, see [`binning::BinningSearch`]).
     /// Left out of the serialised parameters when greedy, so that a model's version
     /// (a hash of them) is what it was before this choice existed.
-    #[serde(skip_serializing_if = "BinningSearch::is_greedy")]
+    #[serde(skip_serializing_if = "is_default")]
     pub binning: BinningSearch,
     /// How numeric values are cut into pre-bins (default quantile; `cart`:
     /// optbinning's tree, see [`binning::Prebinning`]). Left out of the serialised
     /// parameters when quantile, as above.
-    #[serde(skip_serializing_if = "Prebinning::is_quantile")]
+    #[serde(skip_serializing_if = "is_default")]
     pub prebinning: Prebinning,
     /// What ranks the features for the correlation filter and `max_features`.
     pub selection: Selection,
