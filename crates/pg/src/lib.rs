@@ -22,6 +22,18 @@
 //! Serialization failures, deadlocks and that unique violation are retried, a few times
 //! with a short backoff. Decision ids come from a sequence: unique across replicas.
 //!
+//! **Few round trips.** Each round trip to the database is a wake-up of a backend and
+//! of the replica on shared cores, so a command pipelines what does not depend on an
+//! answer (tokio-postgres sends requests in the order their futures are first polled;
+//! PostgreSQL runs them in that order): `BEGIN` goes with the buyer's lock and every
+//! read, a decision's insert with its `COMMIT`, an advance's rows together. A decision
+//! is two round trips (five before), an advance by tracking number five (ten). Every
+//! statement is prepared before it is pipelined, so none waits for its own preparing
+//! and overtakes another; `COMMIT` is pipelined only behind a single statement
+//! ([`commit_with`]), never behind several, so that nothing can fall after it. A transaction that did not end cleanly (its caller went away
+//! mid-command) never goes back to the pool: the connection is closed and PostgreSQL
+//! rolls it back.
+//!
 //! **Durability.** A command is answered after its COMMIT, which with PostgreSQL's
 //! default `synchronous_commit = on` has flushed the WAL: nothing acknowledged is lost.
 //!
@@ -30,7 +42,7 @@
 //! Amounts are `NUMERIC(16,2)`; times are microseconds since the epoch, as in SQLite.
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{ClientWrapper, Object};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use fastrefund_core::domain::{
     BuyerId, Category, Decision, MerchantId, Money, OrderId, Outcome, ReturnId, ReturnReason,
@@ -48,6 +60,7 @@ use rust_decimal::Decimal;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
@@ -185,6 +198,65 @@ fn unavailable(e: impl std::fmt::Display) -> LedgerError {
     LedgerError::Unavailable(e.to_string())
 }
 
+/// A command's transaction on one pooled connection (see [`PgLedger::run`]).
+struct Tx<'c> {
+    client: &'c ClientWrapper,
+    /// The transaction is over: its COMMIT was answered (by a commit, or by the
+    /// rollback PostgreSQL makes of it after a failed statement).
+    ended: AtomicBool,
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = ClientWrapper;
+    fn deref(&self) -> &ClientWrapper {
+        self.client
+    }
+}
+
+/// A pooled connection that goes back to the pool only outside a transaction: one
+/// dropped while `open` (an error the rollback could not clear, or a caller that went
+/// away mid-command) is closed instead, and PostgreSQL rolls its transaction back.
+struct Pooled {
+    object: Option<Object>,
+    open: bool,
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if self.open
+            && let Some(object) = self.object.take()
+        {
+            drop(Object::take(object));
+        }
+    }
+}
+
+/// Sends a command's last write and its `COMMIT` together: one round trip for both.
+/// `last` must use a statement prepared already, so that its first poll sends it
+/// before the `COMMIT` (see [`PgLedger::run`]). If the write fails, PostgreSQL answers
+/// the `COMMIT` with a rollback, and the write's error is returned.
+async fn commit_with<T>(
+    tx: &Tx<'_>,
+    last: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, TxError> {
+    let (written, committed) = tokio::join!(last, tx.client.batch_execute("COMMIT"));
+    if committed.is_ok() {
+        tx.ended.store(true, Ordering::Release);
+    }
+    let v = written?;
+    committed?;
+    Ok(v)
+}
+
+/// Prepares `sqls` on this connection unless they are already (then without a round
+/// trip), so that the statements pipelined after it go out in the order polled.
+async fn warm(tx: &Tx<'_>, sqls: &[&str]) -> Result<(), tokio_postgres::Error> {
+    for sql in sqls {
+        tx.prepare_cached(sql).await?;
+    }
+    Ok(())
+}
+
 fn retryable(e: &tokio_postgres::Error) -> bool {
     matches!(
         e.code(),
@@ -287,26 +359,50 @@ impl PgLedger {
 
     /// Runs `work` in a transaction, retrying it when PostgreSQL asks (serialization
     /// failure, deadlock, a concurrent first decision of the same return).
+    ///
+    /// `BEGIN` is not a round trip of its own: it goes out with the command's first
+    /// statements (tokio-postgres sends requests in the order their futures are first
+    /// polled, and PostgreSQL runs them in that order). `COMMIT` goes out with the last
+    /// write when the command uses [`commit_with`], or after the work otherwise. A
+    /// transaction that did not end cleanly (an error, or the caller dropped this future
+    /// while it was open) never goes back to the pool: its connection is closed, and
+    /// PostgreSQL rolls the transaction back.
     async fn run<T, F>(&self, work: F) -> Result<T, LedgerError>
     where
-        F: for<'t> Fn(
-                &'t Transaction<'t>,
-            ) -> Pin<Box<dyn Future<Output = Result<T, TxError>> + Send + 't>>
+        F: for<'t> Fn(&'t Tx<'t>) -> Pin<Box<dyn Future<Output = Result<T, TxError>> + Send + 't>>
             + Send,
     {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut client = self.pool.get().await.map_err(unavailable)?;
-            let tx = client.transaction().await.map_err(unavailable)?;
-            let result = match work(&tx).await {
-                Ok(v) => tx.commit().await.map(|()| v).map_err(TxError::Db),
-                Err(e) => {
-                    // Dropping the transaction rolls it back.
-                    drop(tx);
-                    Err(e)
-                }
+            let mut conn = Pooled {
+                object: Some(self.pool.get().await.map_err(unavailable)?),
+                open: true,
             };
+            let Some(client) = conn.object.as_deref() else {
+                return Err(unavailable("no pooled connection"));
+            };
+            let tx = Tx {
+                client,
+                ended: AtomicBool::new(false),
+            };
+            let (begun, worked) = tokio::join!(client.batch_execute("BEGIN"), work(&tx));
+            let result = match (begun, worked) {
+                (Err(e), _) => Err(TxError::Db(e)),
+                (Ok(()), Ok(v)) if tx.ended.load(Ordering::Acquire) => Ok(v),
+                (Ok(()), Ok(v)) => match client.batch_execute("COMMIT").await {
+                    Ok(()) => {
+                        tx.ended.store(true, Ordering::Release);
+                        Ok(v)
+                    }
+                    Err(e) => Err(TxError::Db(e)),
+                },
+                (Ok(()), Err(e)) => Err(e),
+            };
+            let clean = tx.ended.load(Ordering::Acquire)
+                || (result.is_err() && client.batch_execute("ROLLBACK").await.is_ok());
+            conn.open = !clean;
+            drop(conn);
             match result {
                 Ok(v) => return Ok(v),
                 Err(TxError::Ledger(e)) => return Err(e),
@@ -419,18 +515,47 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// The statements a decision pipelines; named so that [`warm`] prepares the very
+/// strings the reads then use.
+const LOCK_BUYER: &str = "SELECT pg_advisory_xact_lock($1)";
+const READ_BUYER: &str =
+    "SELECT outstanding, open_advances, last_loss FROM exposure WHERE buyer_id = $1";
+const READ_DAY: &str = "SELECT advanced FROM daily WHERE day = $1";
+const INDEXED_FACTS: &str = "SELECT EXISTS (SELECT 1 FROM advances WHERE order_id = $1),
+        EXISTS (SELECT 1 FROM advances WHERE tracking_number = $2 AND return_id <> $3)";
+const RECORDED: &str = "SELECT buyer_id, order_id, merchant_id, category, amount, reason,
+        delivered_at, requested_at, tracking_number, decision_id, decision, policy_version,
+        model_version
+     FROM decisions WHERE return_id = $1";
+const INDEXED_FACTS_OF: &str = "SELECT EXISTS (SELECT 1 FROM advances
+            WHERE order_id = (SELECT order_id FROM decisions WHERE return_id = $1)),
+        EXISTS (SELECT 1 FROM advances WHERE tracking_number = $2 AND return_id <> $1)";
+const ENSURE_DAY: &str =
+    "INSERT INTO daily (day, advanced) VALUES ($1, 0) ON CONFLICT (day) DO NOTHING";
+const LOCK_DAY: &str = "SELECT advanced FROM daily WHERE day = $1 FOR UPDATE";
+const STORE_EXPOSURE: &str =
+    "INSERT INTO exposure (buyer_id, outstanding, open_advances, last_loss)
+     VALUES ($1, $2, $3, $4)
+     ON CONFLICT (buyer_id) DO UPDATE SET outstanding = EXCLUDED.outstanding,
+         open_advances = EXCLUDED.open_advances, last_loss = EXCLUDED.last_loss";
+const STORE_DAY: &str = "UPDATE daily SET advanced = $2 WHERE day = $1";
+const INSERT_DECISION: &str = "INSERT INTO decisions (return_id, decision_id, buyer_id,
+        order_id, merchant_id, category, amount, reason, delivered_at, requested_at,
+        tracking_number, decided_at, star, instant, decision, policy_version, model_version,
+        shadow)
+     VALUES ($1, nextval('decision_ids'), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+        $13, $14, $15, $16, $17)
+     RETURNING decision_id";
+
 /// The statement for `sql`, prepared once per connection (a statement sent as text
 /// would be parsed and described again on every call: a round trip more each).
-async fn st(
-    tx: &Transaction<'_>,
-    sql: &str,
-) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+async fn st(tx: &Tx<'_>, sql: &str) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
     tx.prepare_cached(sql).await
 }
 
 /// Finds the buyer of decided return `rid` and takes their lock in the same statement
 /// (a decision's buyer never changes); a return never decided is refused.
-async fn lock_buyer_of(tx: &Transaction<'_>, rid: u64) -> Result<u64, TxError> {
+async fn lock_buyer_of(tx: &Tx<'_>, rid: u64) -> Result<u64, TxError> {
     let buyer: Option<i64> = tx
         .query_opt(
             &st(
@@ -448,12 +573,9 @@ async fn lock_buyer_of(tx: &Transaction<'_>, rid: u64) -> Result<u64, TxError> {
 }
 
 /// Serializes every command about `buyer` until the transaction ends, on any replica.
-async fn lock_buyer(tx: &Transaction<'_>, buyer: u64) -> Result<(), TxError> {
-    tx.execute(
-        &st(tx, "SELECT pg_advisory_xact_lock($1)").await?,
-        &[&(buyer as i64)],
-    )
-    .await?;
+async fn lock_buyer(tx: &Tx<'_>, buyer: u64) -> Result<(), TxError> {
+    tx.execute(&st(tx, LOCK_BUYER).await?, &[&(buyer as i64)])
+        .await?;
     Ok(())
 }
 
@@ -461,16 +583,9 @@ async fn lock_buyer(tx: &Transaction<'_>, buyer: u64) -> Result<(), TxError> {
 type Exposure = (Money, u32, Option<DateTime<Utc>>);
 
 /// The buyer's row of `exposure`.
-async fn read_buyer(tx: &Transaction<'_>, buyer: u64) -> Result<Exposure, TxError> {
+async fn read_buyer(tx: &Tx<'_>, buyer: u64) -> Result<Exposure, TxError> {
     let row = tx
-        .query_opt(
-            &st(
-                tx,
-                "SELECT outstanding, open_advances, last_loss FROM exposure WHERE buyer_id = $1",
-            )
-            .await?,
-            &[&(buyer as i64)],
-        )
+        .query_opt(&st(tx, READ_BUYER).await?, &[&(buyer as i64)])
         .await?;
     Ok(match row {
         Some(r) => (
@@ -490,65 +605,46 @@ fn restore(book: &mut Book, buyer: u64, (owed, open, loss): Exposure) -> Result<
 
 /// The day's advanced total; `lock`: hold the day's row until the end of the
 /// transaction (only an advance does, after its buyer's lock).
-async fn read_day(tx: &Transaction<'_>, day: NaiveDate, lock: bool) -> Result<Money, TxError> {
+async fn read_day(tx: &Tx<'_>, day: NaiveDate, lock: bool) -> Result<Money, TxError> {
     let advanced: Decimal = if lock {
-        tx.execute(
-            &st(
-                tx,
-                "INSERT INTO daily (day, advanced) VALUES ($1, 0) ON CONFLICT (day) DO NOTHING",
-            )
-            .await?,
-            &[&day],
-        )
-        .await?;
-        tx.query_one(
-            &st(tx, "SELECT advanced FROM daily WHERE day = $1 FOR UPDATE").await?,
-            &[&day],
-        )
-        .await?
-        .get(0)
+        // Both in one round trip, in this order (prepared first, see `warm`).
+        warm(tx, &[ENSURE_DAY, LOCK_DAY]).await?;
+        let (ensure, lock) = (st(tx, ENSURE_DAY).await?, st(tx, LOCK_DAY).await?);
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&day];
+        let (_, row) =
+            tokio::try_join!(tx.execute(&ensure, &params), tx.query_one(&lock, &params))?;
+        row.get(0)
     } else {
-        tx.query_opt(
-            &st(tx, "SELECT advanced FROM daily WHERE day = $1").await?,
-            &[&day],
-        )
-        .await?
-        .map_or(Decimal::ZERO, |r| r.get(0))
+        tx.query_opt(&st(tx, READ_DAY).await?, &[&day])
+            .await?
+            .map_or(Decimal::ZERO, |r| r.get(0))
     };
     Ok(money(advanced)?)
 }
 
 /// Writes the buyer's exposure and the day's total back from `book`.
 async fn store_book(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     book: &Book,
     buyer: u64,
     day: Option<NaiveDate>,
 ) -> Result<(), TxError> {
     let (owed, open) = book.exposure(buyer);
-    tx.execute(
-        &st(
-            tx,
-            "INSERT INTO exposure (buyer_id, outstanding, open_advances, last_loss)
-         VALUES ($1, $2, $3, $4)
-         ON CONFLICT (buyer_id) DO UPDATE SET outstanding = EXCLUDED.outstanding,
-             open_advances = EXCLUDED.open_advances, last_loss = EXCLUDED.last_loss",
-        )
-        .await?,
-        &[
-            &(buyer as i64),
-            &owed.value(),
-            &(open as i32),
-            &book.last_loss(buyer).map(|t| t.timestamp_micros()),
-        ],
-    )
-    .await?;
-    if let Some(day) = day {
-        tx.execute(
-            &st(tx, "UPDATE daily SET advanced = $2 WHERE day = $1").await?,
-            &[&day, &book.advanced_on(day).value()],
-        )
-        .await?;
+    let (exposure, daily) = (st(tx, STORE_EXPOSURE).await?, st(tx, STORE_DAY).await?);
+    let (buyer, owed, open) = (buyer as i64, owed.value(), open as i32);
+    let loss = book.last_loss(buyer as u64).map(|t| t.timestamp_micros());
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&buyer, &owed, &open, &loss];
+    let store_exposure = tx.execute(&exposure, &params);
+    match day {
+        // Both in one round trip.
+        Some(day) => {
+            let total = book.advanced_on(day).value();
+            let day_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&day, &total];
+            tokio::try_join!(store_exposure, tx.execute(&daily, &day_params))?;
+        }
+        None => {
+            store_exposure.await?;
+        }
     }
     Ok(())
 }
@@ -556,7 +652,7 @@ async fn store_book(
 /// Whether `order` already has an advance, and whether `tracking` backs one for a
 /// return other than `rid`.
 async fn indexed_facts(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     rid: u64,
     order: u64,
     tracking: Option<&str>,
@@ -564,20 +660,27 @@ async fn indexed_facts(
     // One statement for both (no tracking number: `= NULL` matches nothing).
     let r = tx
         .query_one(
-            &st(
-                tx,
-                "SELECT EXISTS (SELECT 1 FROM advances WHERE order_id = $1),
-                        EXISTS (SELECT 1 FROM advances WHERE tracking_number = $2 AND return_id <> $3)",
-            )
-            .await?,
+            &st(tx, INDEXED_FACTS).await?,
             &[&(order as i64), &tracking, &(rid as i64)],
         )
         .await?;
     Ok((r.get(0), r.get(1)))
 }
 
+/// Like [`indexed_facts`] for the order of decided return `rid` (found in the same
+/// statement, so that it needs no round trip of its own).
+async fn indexed_facts_of(tx: &Tx<'_>, rid: u64, tracking: &str) -> Result<(bool, bool), TxError> {
+    let r = tx
+        .query_one(
+            &st(tx, INDEXED_FACTS_OF).await?,
+            &[&(rid as i64), &tracking],
+        )
+        .await?;
+    Ok((r.get(0), r.get(1)))
+}
+
 /// The decided return `rid`, with its advance and outcome.
-async fn find_return(tx: &Transaction<'_>, rid: u64) -> Result<Option<ReturnRec>, TxError> {
+async fn find_return(tx: &Tx<'_>, rid: u64) -> Result<Option<ReturnRec>, TxError> {
     let Some(r) = tx
         .query_opt(
             &st(
@@ -622,22 +725,9 @@ async fn find_return(tx: &Transaction<'_>, rid: u64) -> Result<Option<ReturnRec>
 }
 
 /// The recorded decision of `rid`, if any, with the request it was made for.
-async fn recorded(
-    tx: &Transaction<'_>,
-    rid: u64,
-) -> Result<Option<(ReturnRequest, Decided)>, TxError> {
+async fn recorded(tx: &Tx<'_>, rid: u64) -> Result<Option<(ReturnRequest, Decided)>, TxError> {
     let Some(r) = tx
-        .query_opt(
-            &st(
-                tx,
-                "SELECT buyer_id, order_id, merchant_id, category, amount, reason, delivered_at,
-                    requested_at, tracking_number, decision_id, decision, policy_version,
-                    model_version
-             FROM decisions WHERE return_id = $1",
-            )
-            .await?,
-            &[&(rid as i64)],
-        )
+        .query_opt(&st(tx, RECORDED).await?, &[&(rid as i64)])
         .await?
     else {
         return Ok(None);
@@ -690,7 +780,7 @@ fn replay(
 
 /// Inserts an advance of `rec` on `tracking`.
 async fn insert_advance(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     rid: u64,
     rec: &ReturnRec,
     tracking: &str,
@@ -723,7 +813,7 @@ async fn insert_advance(
 
 #[allow(clippy::too_many_arguments)]
 async fn decide_tx(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     req: &ReturnRequest,
     star: Option<Star>,
     rated_as_of: Option<DateTime<Utc>>,
@@ -735,11 +825,23 @@ async fn decide_tx(
     let rid = req.return_id.0;
     let buyer = req.buyer_id.0;
     let day = policy::local_date(now, policy);
-    // The lock first, awaited: a statement not yet prepared on this connection takes a
-    // round trip of its own, so pipelining the lock with the reads could let a read
-    // run before the lock is held. Then every read in one round trip.
-    lock_buyer(tx, buyer).await?;
-    let (prior, exposure, today, (refunded, reused)) = tokio::try_join!(
+    // The buyer's lock and every read in one round trip (with the BEGIN, see
+    // `PgLedger::run`): PostgreSQL runs them in order, so the reads see what the lock
+    // protects. The statements are prepared first, so that each goes out when polled.
+    warm(
+        tx,
+        &[
+            LOCK_BUYER,
+            RECORDED,
+            READ_BUYER,
+            READ_DAY,
+            INDEXED_FACTS,
+            INSERT_DECISION,
+        ],
+    )
+    .await?;
+    let ((), prior, exposure, today, (refunded, reused)) = tokio::try_join!(
+        lock_buyer(tx, buyer),
         recorded(tx, rid),
         read_buyer(tx, buyer),
         read_day(tx, day, false),
@@ -762,41 +864,28 @@ async fn decide_tx(
     let shadow_json = shadow.as_ref().map(|(json, _)| json.as_str());
     let decision_json =
         serde_json::to_string(&decision).map_err(|e| TxError::Ledger(unavailable(e)))?;
-    let decision_id: i64 = tx
-        .query_one(
-            &st(
-                tx,
-                "INSERT INTO decisions (return_id, decision_id, buyer_id, order_id, merchant_id,
-                 category, amount, reason, delivered_at, requested_at, tracking_number,
-                 decided_at, star, instant, decision, policy_version, model_version, shadow)
-             VALUES ($1, nextval('decision_ids'), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                 $12, $13, $14, $15, $16, $17)
-             RETURNING decision_id",
-            )
-            .await?,
-            &[
-                &(rid as i64),
-                &(buyer as i64),
-                &(req.order_id.0 as i64),
-                &(req.merchant_id.0 as i64),
-                &req.category.as_str(),
-                &req.amount.value(),
-                &req.reason.as_str(),
-                &req.delivered_at.timestamp_micros(),
-                &req.requested_at.timestamp_micros(),
-                &req.tracking_number,
-                &now.timestamp_micros(),
-                &i16::from(decision.star.get()),
-                &decision.instant_address_release,
-                &decision_json,
-                &policy.version,
-                &model_version,
-                &shadow_json,
-            ],
-        )
-        .await?
-        .get(0);
-    if decision.advanced_refund {
+    let insert = st(tx, INSERT_DECISION).await?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 17] = [
+        &(rid as i64),
+        &(buyer as i64),
+        &(req.order_id.0 as i64),
+        &(req.merchant_id.0 as i64),
+        &req.category.as_str(),
+        &req.amount.value(),
+        &req.reason.as_str(),
+        &req.delivered_at.timestamp_micros(),
+        &req.requested_at.timestamp_micros(),
+        &req.tracking_number,
+        &now.timestamp_micros(),
+        &i16::from(decision.star.get()),
+        &decision.instant_address_release,
+        &decision_json,
+        &policy.version,
+        &model_version,
+        &shadow_json,
+    ];
+    let decision_id: i64 = if decision.advanced_refund {
+        let id: i64 = tx.query_one(&insert, &params).await?.get(0);
         let rec = ReturnRec {
             buyer,
             order: req.order_id.0,
@@ -810,7 +899,13 @@ async fn decide_tx(
         insert_advance(tx, rid, &rec, tracking, now, now, day).await?;
         book.add_advance(buyer, req.amount, day);
         store_book(tx, &book, buyer, Some(day)).await?;
-    }
+        id
+    } else {
+        // Nothing else to write: the insert and the COMMIT in one round trip.
+        commit_with(tx, tx.query_one(&insert, &params))
+            .await?
+            .get(0)
+    };
     Ok(Decided {
         decision_id: decision_id as u64,
         decision,
@@ -823,7 +918,7 @@ async fn decide_tx(
 
 #[allow(clippy::too_many_arguments)]
 async fn track_tx(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     rid: u64,
     tracking: &str,
     shipped_at: DateTime<Utc>,
@@ -837,23 +932,20 @@ async fn track_tx(
     let day = policy::local_date(now, policy);
     let star_now = stars.and_then(|s| s.star(BuyerId(buyer)));
     let rated_as_of = stars.and_then(|s| s.rated_as_of());
-    let (rec, exposure, today) = tokio::try_join!(
+    let (rec, exposure, today, facts) = tokio::try_join!(
         find_return(tx, rid),
         read_buyer(tx, buyer),
         read_day(tx, day, false),
+        indexed_facts_of(tx, rid, tracking),
     )?;
     // Decisions are never deleted: the row that gave the buyer is there.
     let rec = rec.ok_or(Refusal::UnknownReturn(rid))?;
     let mut book = Book::default();
     restore(&mut book, buyer, exposure)?;
     book.restore_day(day, today);
-    // The index look-ups, only when the step will ask for the view (the step's closure
-    // cannot await them).
-    let facts = if rec.advance.is_none() && rec.instant {
-        Some(indexed_facts(tx, rid, rec.order, Some(tracking)).await?)
-    } else {
-        None
-    };
+    // The index look-ups count only when the step will ask for the view (read with
+    // the rest, since the step's closure cannot await them).
+    let facts = (rec.advance.is_none() && rec.instant).then_some(facts);
     let step_on = |book: &Book| {
         track_step::<LedgerError>(rid, &rec, tracking, star_now, policy, |r| {
             let (refunded, reused) = facts.unwrap_or_default();
@@ -875,9 +967,12 @@ async fn track_tx(
             repeated: true,
         }),
         TrackStep::Advance { amount, flags } => {
-            insert_advance(tx, rid, &rec, tracking, shipped_at, now, day).await?;
+            // The advance and the exposure it adds, in one round trip.
             book.add_advance(buyer, amount, day);
-            store_book(tx, &book, buyer, Some(day)).await?;
+            tokio::try_join!(
+                insert_advance(tx, rid, &rec, tracking, shipped_at, now, day),
+                store_book(tx, &book, buyer, Some(day)),
+            )?;
             Ok(Tracked {
                 return_id: rid,
                 advanced: true,
@@ -911,7 +1006,7 @@ async fn track_tx(
 }
 
 async fn settle_tx(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     rid: u64,
     outcome: Outcome,
     at: DateTime<Utc>,

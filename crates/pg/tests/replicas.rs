@@ -189,3 +189,126 @@ async fn a_return_id_sent_to_both_replicas_at_once_is_decided_once() {
         );
     }
 }
+
+/// Commands whose callers go away mid-flight (a client's timeout) at every point of the
+/// pipelined transaction: none leaves a transaction open on a pooled connection (one
+/// would commit its half-done work with the next command's COMMIT), every later call
+/// works, a retry of each is decided once, and the invariants hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_cancelled_mid_flight_leave_no_transaction_open() {
+    let Some(server) = pg_server::server() else {
+        return;
+    };
+    let url = server.fresh_database().await;
+    // A small pool, so that the connections of cancelled commands are the ones reused.
+    let options = PgOptions {
+        max_connections: 3,
+        ..PgOptions::default()
+    };
+    let ledger = Arc::new(PgLedger::connect(&url, options).await.unwrap());
+    let policy = Arc::new(Policy::default());
+    let star = Some(Star::try_from(5u8).unwrap());
+    let stars: Arc<dyn StarLookup> = Arc::new(Stars(Star::try_from(5u8).unwrap()));
+    let mut cancelled = 0;
+    for round in 0..3u64 {
+        let mut calls = Vec::new();
+        for i in 0..60u64 {
+            let rid = round * 1000 + i;
+            // Deadlines spread over a command's life: 0 to ~3 ms.
+            let deadline = std::time::Duration::from_micros((i * 397 + round * 131) % 3000);
+            let (ledger, policy, stars) = (ledger.clone(), policy.clone(), stars.clone());
+            calls.push(tokio::spawn(async move {
+                let r = req(rid, rid % 7, rid, "10.00");
+                tokio::time::timeout(deadline, async {
+                    ledger
+                        .decide(r, star, None, None, policy.clone(), "m".into(), now())
+                        .await?;
+                    ledger
+                        .track(
+                            ReturnId(rid),
+                            format!("SF{rid}"),
+                            now(),
+                            Some(stars),
+                            policy,
+                            now(),
+                        )
+                        .await
+                })
+                .await
+                .is_err()
+            }));
+        }
+        for c in calls {
+            cancelled += usize::from(c.await.unwrap());
+        }
+    }
+    assert!(cancelled > 20, "only {cancelled} calls were cancelled");
+
+    // No session of this database is left inside a transaction (a closed connection's
+    // backend ends by itself, at once).
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut open = -1;
+    for _ in 0..50 {
+        open = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(open, 0, "pooled connections left inside a transaction");
+
+    // Every call again, to completion: each return decided once, the retries answered
+    // from the record, and the books right.
+    let mut ids = HashSet::new();
+    for round in 0..3u64 {
+        for i in 0..60u64 {
+            let rid = round * 1000 + i;
+            let d = ledger
+                .decide(
+                    req(rid, rid % 7, rid, "10.00"),
+                    star,
+                    None,
+                    None,
+                    policy.clone(),
+                    "m".into(),
+                    now(),
+                )
+                .await
+                .unwrap();
+            assert!(
+                ids.insert(d.decision_id),
+                "decision id {} twice",
+                d.decision_id
+            );
+            ledger
+                .track(
+                    ReturnId(rid),
+                    format!("SF{rid}"),
+                    now(),
+                    Some(stars.clone()),
+                    policy.clone(),
+                    now(),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let decided: i64 = client
+        .query_one("SELECT count(*) FROM decisions", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(decided, 180);
+    ledger.check_invariants().await.unwrap();
+}
