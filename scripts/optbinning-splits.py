@@ -5,7 +5,8 @@
 table. On the bundled scikit-learn tables that split is 47 to 548 rows, so one split's
 AUC difference is mostly which rows it drew. This script repeats the like-for-like
 comparison ("ours, optbinning's settings" against optbinning, both with their default
-trend; ours also with `--binning optimal`, `--prebinning cart` and both) on SPLITS seeded splits of each small table,
+trend; ours also with `--binning optimal`, `--prebinning cart`, both, and both with
+`--wrong-signs keep`: optbinning's algorithm option for option) on SPLITS seeded splits of each small table,
 and reports the paired difference: its mean, its standard error over splits, and how
 many splits each side wins.
 
@@ -48,6 +49,11 @@ def main():
                            SAME_SETTINGS + ["--prebinning", "cart"])
             co = bench.ours(path, os.path.join(work, f"{name}-{seed}-cart-optimal"),
                             SAME_SETTINGS + ["--prebinning", "cart", "--binning", "optimal"])
+            # Option for option optbinning's: its pre-bins, its grouping, and wrong-signed
+            # coefficients kept as its scorecard keeps them.
+            k = bench.ours(path, os.path.join(work, f"{name}-{seed}-parity"),
+                           SAME_SETTINGS + ["--prebinning", "cart", "--binning", "optimal",
+                                            "--wrong-signs", "keep"])
             optb = os.path.join(work, f"{name}-{seed}-optb.json")
             # optbinning is deterministic and slow: a split's result is kept across runs.
             t = ({"auc_test": json.load(open(optb))["auc_test"]} if os.path.exists(optb)
@@ -57,6 +63,7 @@ def main():
                          "ours_optimal": x["auc_test"],
                          "ours_cart": c["auc_test"],
                          "ours_cart_optimal": co["auc_test"],
+                         "ours_parity": k["auc_test"],
                          "optbinning": t["auc_test"]})
             print(name, json.dumps(rows[-1]), flush=True)
         results[name] = rows
@@ -66,8 +73,9 @@ def main():
           "| Δ mean ± s.e. | ours ahead / tied / behind | ours (defaults), Δ mean ± s.e. "
           "| ours, `--binning optimal`, Δ mean ± s.e. | ahead / tied / behind "
           "| ours, `--prebinning cart`, Δ mean ± s.e. | ahead / tied / behind "
-          "| ours, both, Δ mean ± s.e. | ahead / tied / behind |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| ours, both, Δ mean ± s.e. | ahead / tied / behind "
+          "| ours, both and `--wrong-signs keep`, Δ mean ± s.e. | ahead / tied / behind |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, rows in results.items():
         o = np.array([r["ours"] for r in rows])
         d = np.array([r["ours_defaults"] for r in rows])
@@ -75,7 +83,8 @@ def main():
         x = np.array([r["ours_optimal"] for r in rows])
         c = np.array([r["ours_cart"] for r in rows])
         co = np.array([r["ours_cart_optimal"] for r in rows])
-        diff, diff_d, diff_x, diff_c, diff_co = o - t, d - t, x - t, c - t, co - t
+        k = np.array([r["ours_parity"] for r in rows])
+        diff, diff_d, diff_x, diff_c, diff_co, diff_k = o - t, d - t, x - t, c - t, co - t, k - t
         tally = lambda x: f"{int((x > 1e-9).sum())} / {int((abs(x) <= 1e-9).sum())} / {int((x < -1e-9).sum())}"
         se = lambda x: x.std(ddof=1) / np.sqrt(len(x))
         ahead, tied = int((diff > 1e-9).sum()), int((abs(diff) <= 1e-9).sum())
@@ -83,7 +92,8 @@ def main():
               f"{o.mean():.4f} | {diff.mean():+.4f} ± {se(diff):.4f} | {ahead} / {tied} / {len(rows) - ahead - tied} | "
               f"{diff_d.mean():+.4f} ± {se(diff_d):.4f} | {diff_x.mean():+.4f} ± {se(diff_x):.4f} | {tally(diff_x)} | "
               f"{diff_c.mean():+.4f} ± {se(diff_c):.4f} | {tally(diff_c)} | "
-              f"{diff_co.mean():+.4f} ± {se(diff_co):.4f} | {tally(diff_co)} |")
+              f"{diff_co.mean():+.4f} ± {se(diff_co):.4f} | {tally(diff_co)} | "
+              f"{diff_k.mean():+.4f} ± {se(diff_k):.4f} | {tally(diff_k)} |")
 
 
 if __name__ == "__main__":

@@ -370,6 +370,10 @@ struct TrainArgs {
     /// (optbinning's: a Gini tree's leaves, each at least 5% of the rows).
     #[arg(long)]
     prebinning: Option<fastrefund_train::Prebinning>,
+    /// A feature whose coefficient has the wrong sign: drop (default; refit without it,
+    /// so every feature's points rise with its evidence) or keep (as optbinning does).
+    #[arg(long)]
+    wrong_signs: Option<fastrefund_train::WrongSigns>,
     /// Rank features by iv (default) or quality (optbinning's quality score) for the
     /// correlation filter and --max-features.
     #[arg(long)]
@@ -667,6 +671,9 @@ mod batch {
         }
         if let Some(v) = a.prebinning {
             params.prebinning = v;
+        }
+        if let Some(v) = a.wrong_signs {
+            params.wrong_signs = v;
         }
         if let Some(v) = a.select {
             params.selection = v;

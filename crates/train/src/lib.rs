@@ -14,7 +14,8 @@
 //!    [`logistic`] (Newton/IRLS; linfa-logistic's L-BFGS was 95% of a 1M-row fit, see
 //!    the README; a test checks both reach the same optimum);
 //!    a feature whose coefficient has the wrong sign (collinearity) is dropped and the
-//!    model refitted, so every feature's points rise with its WOE;
+//!    model refitted, so every feature's points rise with its WOE (unless
+//!    [`TrainParams::wrong_signs`] keeps it, as optbinning does);
 //! 4. turn coefficients into integer points per bin (see [`fastrefund_core::scoring`]);
 //! 5. place the star cut-offs at the configured population shares of the training
 //!    scores, and check that the bad rate falls strictly from 1★ to 5★ (trying a few
@@ -157,6 +158,13 @@ pub struct TrainParams {
     /// parameters when quantile, as above.
     #[serde(skip_serializing_if = "is_default")]
     pub prebinning: Prebinning,
+    /// What becomes of a feature whose coefficient has the wrong sign (default drop:
+    /// it is dropped and the model refitted, so every feature's points rise with its
+    /// evidence and every band reads the way its words do; `keep`: optbinning's
+    /// scorecard, whose points then fall as that feature's evidence improves). Left out
+    /// of the serialised parameters when drop, as above.
+    #[serde(skip_serializing_if = "is_default")]
+    pub wrong_signs: WrongSigns,
     /// What ranks the features for the correlation filter and `max_features`.
     pub selection: Selection,
     /// Keep at most this many features, the best by `selection` (default: no limit).
@@ -186,6 +194,28 @@ impl std::str::FromStr for UnseenCategory {
             _ => Err(format!(
                 "unknown choice {s:?}: one of other, missing, worst"
             )),
+        }
+    }
+}
+
+/// What becomes of a wrong-signed coefficient ([`TrainParams::wrong_signs`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WrongSigns {
+    /// Drop the worst such feature and refit, until none is left.
+    #[default]
+    Drop,
+    /// Keep them, as optbinning's scorecard does.
+    Keep,
+}
+
+impl std::str::FromStr for WrongSigns {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "drop" => Ok(WrongSigns::Drop),
+            "keep" => Ok(WrongSigns::Keep),
+            _ => Err(format!("unknown wrong-signs choice {s:?}: drop or keep")),
         }
     }
 }
@@ -236,6 +266,7 @@ impl Default for TrainParams {
             min_bad_rate_diff: 0.0,
             binning: BinningSearch::Greedy,
             prebinning: Prebinning::Quantile,
+            wrong_signs: WrongSigns::Drop,
             selection: Selection::Iv,
             max_features: None,
         }
@@ -707,7 +738,7 @@ pub fn fit_scorecard(
             .filter(|(_, c)| **c > 0.0)
             .max_by(|a, b| a.1.total_cmp(b.1));
         match worst {
-            Some((c, v)) if keep.len() > 1 => {
+            Some((c, v)) if keep.len() > 1 && p.wrong_signs == WrongSigns::Drop => {
                 notes.push(format!(
                     "dropped `{}`: coefficient {v:+.3} has the wrong sign (collinear with other features)",
                     train.names[keep[c]]

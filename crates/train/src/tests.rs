@@ -241,3 +241,68 @@ fn the_pre_binning_and_the_grouping_search_reach_the_model() {
     assert!(json(&chosen).contains("\"prebinning\":\"cart\""));
     assert!(json(&chosen).contains("\"binning\":\"optimal\""));
 }
+
+/// A suppressor: `x2` alone says the same as `x1` (both rise with the risk), but the
+/// best model subtracts it (`2·x1 − x2` is the signal), so its coefficient has the
+/// wrong sign. By default it is dropped, so points rise with every kept feature's
+/// evidence; `WrongSigns::Keep` keeps it, as optbinning does.
+#[test]
+fn wrong_signed_features_are_dropped_or_kept_as_asked() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let (mut x1, mut x2, mut y) = (vec![], vec![], vec![]);
+    let normal =
+        |rng: &mut rand_chacha::ChaCha8Rng| (0..12).map(|_| rng.random::<f64>()).sum::<f64>() - 6.0;
+    for _ in 0..20_000 {
+        let (s, n) = (normal(&mut rng), normal(&mut rng));
+        let p = 1.0 / (1.0 + (-(2.5 * s - 1.0)).exp());
+        y.push(u8::from(rng.random::<f64>() < p));
+        x1.push(s + n);
+        x2.push(s + 2.0 * n);
+    }
+    let ds = Dataset {
+        names: vec!["x1".into(), "x2".into()],
+        columns: vec![FeatureData::Num(x1), FeatureData::Num(x2)],
+        labels: y,
+    };
+    let fit = |wrong_signs: WrongSigns| {
+        fit_with(
+            &ds,
+            TrainParams {
+                min_iv: 0.0,
+                max_correlation: 1.0,
+                wrong_signs,
+                ..TrainParams::default()
+            },
+        )
+    };
+    let names = |f: &Fitted| {
+        f.card
+            .model()
+            .features
+            .iter()
+            .map(|x| x.name.clone())
+            .collect::<Vec<_>>()
+    };
+    let dropped = fit(WrongSigns::Drop);
+    assert_eq!(names(&dropped), ["x1"]);
+    assert!(
+        dropped
+            .notes
+            .iter()
+            .any(|n| n.contains("`x2`") && n.contains("wrong sign")),
+        "{:?}",
+        dropped.notes
+    );
+    let kept = fit(WrongSigns::Keep);
+    assert_eq!(names(&kept), ["x1", "x2"]);
+    // Left out of the serialised parameters at its default, written when chosen.
+    let json = |w: WrongSigns| {
+        serde_json::to_string(&TrainParams {
+            wrong_signs: w,
+            ..TrainParams::default()
+        })
+        .unwrap()
+    };
+    assert!(!json(WrongSigns::Drop).contains("wrong_signs"));
+    assert!(json(WrongSigns::Keep).contains("\"wrong_signs\":\"keep\""));
+}
