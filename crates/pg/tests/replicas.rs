@@ -11,7 +11,7 @@ use fastrefund_core::domain::{
 };
 use fastrefund_core::ledger::StarLookup;
 use fastrefund_core::policy::Policy;
-use fastrefund_ledger::{LedgerError, LedgerStore};
+use fastrefund_ledger::{Decided, LedgerError, LedgerStore, Tracked};
 use fastrefund_pg::{PgLedger, PgOptions};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -35,6 +35,37 @@ fn req(rid: u64, buyer: u64, order: u64, amount: &str) -> ReturnRequest {
         requested_at: Utc.with_ymd_and_hms(2026, 7, 1, 2, 0, 0).unwrap(),
         tracking_number: None,
     }
+}
+
+/// Decides `r` now, under model `m`.
+async fn decide(
+    store: &dyn LedgerStore,
+    r: ReturnRequest,
+    star: Option<Star>,
+    policy: &Arc<Policy>,
+) -> Result<Decided, LedgerError> {
+    store
+        .decide(r, star, None, None, policy.clone(), "m".into(), now())
+        .await
+}
+
+/// Posts tracking number `SF{rid}` for return `rid`, now.
+async fn track(
+    store: &dyn LedgerStore,
+    rid: u64,
+    stars: &Arc<dyn StarLookup>,
+    policy: &Arc<Policy>,
+) -> Result<Tracked, LedgerError> {
+    store
+        .track(
+            ReturnId(rid),
+            format!("SF{rid}"),
+            now(),
+            Some(stars.clone()),
+            policy.clone(),
+            now(),
+        )
+        .await
 }
 
 struct Stars(Star);
@@ -66,18 +97,14 @@ async fn concurrent_advances_through_two_replicas_never_pass_the_limit() {
     let buyer = 42;
     // 40 returns of 100.00 for one 3★ buyer: far more than the limit allows.
     for rid in 1..=40u64 {
-        let d = replicas[(rid % 2) as usize]
-            .decide(
-                req(rid, buyer, rid, "100.00"),
-                Some(star),
-                None,
-                None,
-                policy.clone(),
-                "m".into(),
-                now(),
-            )
-            .await
-            .unwrap();
+        let d = decide(
+            &*replicas[(rid % 2) as usize],
+            req(rid, buyer, rid, "100.00"),
+            Some(star),
+            &policy,
+        )
+        .await
+        .unwrap();
         assert!(d.decision.instant_address_release, "{:?}", d.decision);
     }
     // Every tracking number at once, half through each replica.
@@ -85,18 +112,7 @@ async fn concurrent_advances_through_two_replicas_never_pass_the_limit() {
     let calls = (1..=40u64).map(|rid| {
         let store = replicas[(rid % 2) as usize].clone();
         let (stars, policy) = (stars.clone(), policy.clone());
-        tokio::spawn(async move {
-            store
-                .track(
-                    ReturnId(rid),
-                    format!("SF{rid}"),
-                    now(),
-                    Some(stars),
-                    policy,
-                    now(),
-                )
-                .await
-        })
+        tokio::spawn(async move { track(&*store, rid, &stars, &policy).await })
     });
     let mut advanced = Money::ZERO;
     for c in calls.collect::<Vec<_>>() {
@@ -138,17 +154,7 @@ async fn a_return_id_sent_to_both_replicas_at_once_is_decided_once() {
             let store = replicas[i].clone();
             let policy = policy.clone();
             tokio::spawn(async move {
-                store
-                    .decide(
-                        req(rid, rid % 7, rid, "59.90"),
-                        star,
-                        None,
-                        None,
-                        policy,
-                        "m".into(),
-                        now(),
-                    )
-                    .await
+                decide(&*store, req(rid, rid % 7, rid, "59.90"), star, &policy).await
             })
         });
         let mut answers = Vec::new();
@@ -166,17 +172,13 @@ async fn a_return_id_sent_to_both_replicas_at_once_is_decided_once() {
         );
         assert!(ids.insert(answers[0].decision_id), "decision ids repeat");
         // Another request under the same id, through the other replica: refused.
-        let other = replicas[1]
-            .decide(
-                req(rid, rid % 7 + 1, rid, "59.90"),
-                star,
-                None,
-                None,
-                policy.clone(),
-                "m".into(),
-                now(),
-            )
-            .await;
+        let other = decide(
+            &*replicas[1],
+            req(rid, rid % 7 + 1, rid, "59.90"),
+            star,
+            &policy,
+        )
+        .await;
         assert!(
             matches!(
                 other,
@@ -220,19 +222,8 @@ async fn commands_cancelled_mid_flight_leave_no_transaction_open() {
             calls.push(tokio::spawn(async move {
                 let r = req(rid, rid % 7, rid, "10.00");
                 tokio::time::timeout(deadline, async {
-                    ledger
-                        .decide(r, star, None, None, policy.clone(), "m".into(), now())
-                        .await?;
-                    ledger
-                        .track(
-                            ReturnId(rid),
-                            format!("SF{rid}"),
-                            now(),
-                            Some(stars),
-                            policy,
-                            now(),
-                        )
-                        .await
+                    decide(&*ledger, r, star, &policy).await?;
+                    track(&*ledger, rid, &stars, &policy).await
                 })
                 .await
                 .is_err()
@@ -274,16 +265,7 @@ async fn commands_cancelled_mid_flight_leave_no_transaction_open() {
     for round in 0..3u64 {
         for i in 0..60u64 {
             let rid = round * 1000 + i;
-            let d = ledger
-                .decide(
-                    req(rid, rid % 7, rid, "10.00"),
-                    star,
-                    None,
-                    None,
-                    policy.clone(),
-                    "m".into(),
-                    now(),
-                )
+            let d = decide(&*ledger, req(rid, rid % 7, rid, "10.00"), star, &policy)
                 .await
                 .unwrap();
             assert!(
@@ -291,17 +273,7 @@ async fn commands_cancelled_mid_flight_leave_no_transaction_open() {
                 "decision id {} twice",
                 d.decision_id
             );
-            ledger
-                .track(
-                    ReturnId(rid),
-                    format!("SF{rid}"),
-                    now(),
-                    Some(stars.clone()),
-                    policy.clone(),
-                    now(),
-                )
-                .await
-                .unwrap();
+            track(&*ledger, rid, &stars, &policy).await.unwrap();
         }
     }
     let decided: i64 = client
