@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Two suspects for what is left between `train` and optbinning, tried on optbinning itself.
+
+On the seeded splits that `scripts/optbinning-splits.py WORK` wrote (WORK/TABLE-SEED.parquet),
+fits optbinning's scorecard (the settings of scripts/bench_python_scorecard.py) four ways
+and prints the mean test AUC of each over the splits, with the paired differences:
+
+  trend by its classifier   monotonic_trend="auto_asc_desc": a pre-trained decision tree
+                            over the pre-bins' shape picks ascending or descending
+  trend by IV               each feature fitted ascending and descending, the direction
+                            with the higher information value kept (what ours does)
+  continuous points         the scorecard as benchmarked
+  integer points            Scorecard(rounding=True), as our points are
+
+Usage: target/bench-venv/bin/python scripts/optbinning-suspects.py WORK [TABLE] [SPLITS]
+(TABLE defaults to breast_cancer, SPLITS to 20.)
+"""
+
+import os
+import sys
+import warnings
+
+import numpy as np
+import polars as pl
+
+warnings.filterwarnings("ignore")
+
+
+def main():
+    from optbinning import BinningProcess, OptimalBinning, Scorecard
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    work = sys.argv[1]
+    name = sys.argv[2] if len(sys.argv) > 2 else "breast_cancer"
+    splits = int(sys.argv[3]) if len(sys.argv) > 3 else 20
+    binning = dict(max_n_prebins=20, max_n_bins=6, min_bin_size=0.01)
+    rows = []
+    for seed in range(1, splits + 1):
+        df = pl.read_parquet(os.path.join(work, f"{name}-{seed}.parquet"))
+        feats = [c for c in df.columns if c not in ("bad", "__split")]
+        train = df.filter(pl.col("__split") < "b_test")
+        test = df.filter(pl.col("__split") >= "b_test")
+        xtr, ytr = train.select(feats).to_pandas().astype(float), train["bad"].to_numpy().astype(int)
+        xte, yte = test.select(feats).to_pandas().astype(float), test["bad"].to_numpy().astype(int)
+
+        def auc(trends, rounding=False):
+            bp = BinningProcess(variable_names=feats, **binning,
+                                binning_fit_params={c: {"monotonic_trend": trends[c]} for c in feats})
+            sc = Scorecard(binning_process=bp, estimator=LogisticRegression(C=1.0, max_iter=1000),
+                           scaling_method="pdo_odds",
+                           scaling_method_params={"pdo": 20, "odds": 50, "scorecard_points": 600},
+                           rounding=rounding)
+            sc.fit(xtr, ytr)
+            return roc_auc_score(yte, -sc.score(xte))
+
+        by_iv = {}
+        for c in feats:
+            ivs = {}
+            for trend in ("ascending", "descending"):
+                ob = OptimalBinning(name=c, monotonic_trend=trend, **binning).fit(xtr[c].values, ytr)
+                ivs[trend] = ob.binning_table.build()["IV"].iloc[-1]
+            by_iv[c] = max(ivs, key=ivs.get)
+        classifier = {c: "auto_asc_desc" for c in feats}
+        rows.append((auc(classifier), auc(by_iv), auc(classifier, rounding=True)))
+        print(seed, " ".join(f"{v:.4f}" for v in rows[-1]), flush=True)
+    r = np.array(rows)
+    se = lambda d: d.std(ddof=1) / np.sqrt(len(d))
+    print(f"{name}: trend by its classifier {r[:, 0].mean():.4f}, by IV {r[:, 1].mean():.4f} "
+          f"(diff {np.mean(r[:, 1] - r[:, 0]):+.4f} ± {se(r[:, 1] - r[:, 0]):.4f}); "
+          f"integer points {r[:, 2].mean():.4f} (diff {np.mean(r[:, 2] - r[:, 0]):+.4f} ± {se(r[:, 2] - r[:, 0]):.4f})")
+
+
+if __name__ == "__main__":
+    main()
