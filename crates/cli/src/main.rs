@@ -625,25 +625,24 @@ mod batch {
     pub fn train(a: TrainArgs) -> Result<()> {
         use fastrefund_batch::training;
         use fastrefund_snapshot::registry::{MODEL_FILE, Registry};
-        let mut params = fastrefund_train::TrainParams::default();
-        if let Some(v) = a.max_bins {
-            params.max_bins = v;
-        }
-        if let Some(v) = a.base_score {
-            params.base_score = v;
-        }
-        if let Some(v) = a.pdo {
-            params.pdo = v;
-        }
-        if let Some(v) = a.max_correlation {
-            params.max_correlation = v;
-        }
-        if let Some(v) = a.min_iv {
-            params.min_iv = v;
-        }
-        if let Some(v) = a.min_bin_rows {
-            params.min_bin_rows = v;
-        }
+        // Each option given replaces its default.
+        let d = fastrefund_train::TrainParams::default();
+        let mut params = fastrefund_train::TrainParams {
+            max_bins: a.max_bins.unwrap_or(d.max_bins),
+            base_score: a.base_score.unwrap_or(d.base_score),
+            pdo: a.pdo.unwrap_or(d.pdo),
+            max_correlation: a.max_correlation.unwrap_or(d.max_correlation),
+            min_iv: a.min_iv.unwrap_or(d.min_iv),
+            min_bin_rows: a.min_bin_rows.unwrap_or(d.min_bin_rows),
+            unseen_category: a.unseen_category.unwrap_or(d.unseen_category),
+            min_bad_rate_diff: a.min_bad_rate_diff.unwrap_or(d.min_bad_rate_diff),
+            binning: a.binning.unwrap_or(d.binning),
+            prebinning: a.prebinning.unwrap_or(d.prebinning),
+            wrong_signs: a.wrong_signs.unwrap_or(d.wrong_signs),
+            selection: a.select.unwrap_or(d.selection),
+            max_features: a.max_features,
+            ..d
+        };
         for t in &a.trends {
             let (f, v) = feature_option(t, "--trend")?;
             params.monotonic_trend.insert(
@@ -660,25 +659,6 @@ mod batch {
             let (f, v) = feature_option(t, "--splits")?;
             params.user_splits.insert(f, numbers(&v, "--splits")?);
         }
-        if let Some(v) = a.unseen_category {
-            params.unseen_category = v;
-        }
-        if let Some(v) = a.min_bad_rate_diff {
-            params.min_bad_rate_diff = v;
-        }
-        if let Some(v) = a.binning {
-            params.binning = v;
-        }
-        if let Some(v) = a.prebinning {
-            params.prebinning = v;
-        }
-        if let Some(v) = a.wrong_signs {
-            params.wrong_signs = v;
-        }
-        if let Some(v) = a.select {
-            params.selection = v;
-        }
-        params.max_features = a.max_features;
         let sp = progress::spinner("training");
         let (data, table, registry, out) = (a.data, a.table, a.registry, a.out);
         // Trains into `dir` and draws the evaluation report beside the model.

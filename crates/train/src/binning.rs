@@ -21,9 +21,9 @@
 //! then merges away pre-bins with no bads or no goods as optbinning's refinement does.
 //! With both, and `--wrong-signs keep`, the trainer runs optbinning's algorithm; on 20
 //! splits of four small tables its test AUC is within 0.0003 of optbinning's on three
-//! and ahead on the fourth (`docs/benchmarks.md`). The defaults stay: on the 200k buyer history the tree's
-//! pre-bins cost 0.014 of out-of-time AUC, and either option puts fraudsters at ≤ 2★
-//! below the 0.94 bar.
+//! and ahead on the fourth (`docs/benchmarks.md`). The defaults stay: on the 200k buyer
+//! history the tree's pre-bins cost 0.014 of out-of-time AUC, and either option puts
+//! fraudsters at ≤ 2★ below the 0.94 bar.
 //!
 //! Categorical features: labels with too few rows are pooled into an `other` bin (which
 //! also takes labels never seen in training); groups are ordered by bad rate and the
@@ -69,17 +69,6 @@ pub enum Prebinning {
     /// grown best first to `max_prebins` leaves, each of at least 5% of the rows), so
     /// the cuts fall where the bad rate changes rather than where the rows do.
     Cart,
-}
-
-impl std::str::FromStr for Prebinning {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "quantile" => Ok(Prebinning::Quantile),
-            "cart" => Ok(Prebinning::Cart),
-            _ => Err(format!("unknown pre-binning {s:?}: quantile or cart")),
-        }
-    }
 }
 
 /// Least share of the rows in a leaf of the pre-binning tree (optbinning's
@@ -183,17 +172,6 @@ pub enum BinningSearch {
     Optimal,
 }
 
-impl std::str::FromStr for BinningSearch {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "greedy" => Ok(BinningSearch::Greedy),
-            "optimal" => Ok(BinningSearch::Optimal),
-            _ => Err(format!("unknown binning {s:?}: greedy or optimal")),
-        }
-    }
-}
-
 /// The trend a numeric feature's bad rate is held to (optbinning's `monotonic_trend`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -212,26 +190,6 @@ pub enum TrendChoice {
     Valley,
     /// No constraint.
     None,
-}
-
-impl std::str::FromStr for TrendChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "auto_asc_desc" => TrendChoice::AutoAscDesc,
-            "auto" => TrendChoice::Auto,
-            "ascending" => TrendChoice::Ascending,
-            "descending" => TrendChoice::Descending,
-            "peak" => TrendChoice::Peak,
-            "valley" => TrendChoice::Valley,
-            "none" => TrendChoice::None,
-            _ => {
-                return Err(format!(
-                    "unknown trend {s:?}: one of auto_asc_desc, auto, ascending, descending, peak, valley, none"
-                ));
-            }
-        })
-    }
 }
 
 impl From<Trend> for TrendChoice {
@@ -1128,7 +1086,7 @@ mod tests {
             let runs = runs_of(&cells);
             let trend = if increasing { Trend::Increasing } else { Trend::Decreasing };
             let p = BinningParams { max_bins, min_bad_rate_diff: min_diff, search: BinningSearch::Optimal, ..P };
-            let total = runs.iter().fold(Tally::default(), |mut t, r| { t.add(r.tally); t });
+            let total = Run::all(&runs).tally;
             let iv = |g: &[Run]| information_value(&g.iter().map(|r| r.tally).collect::<Vec<_>>(), total);
             let brute = partitions(runs.len())
                 .into_iter()

@@ -21,6 +21,23 @@
 //!    scores, and check that the bad rate falls strictly from 1★ to 5★ (trying a few
 //!    coarser share schedules if the configured one does not).
 
+/// `FromStr` for option enums by their serialised (snake_case) names: `train --FLAG
+/// VALUE` and the parameters' JSON spell a choice the same way, and the names are
+/// written once, in each enum's serde attributes. An unknown name is refused with
+/// `unknown WHAT "VALUE": CHOICES`.
+macro_rules! from_str_by_name {
+    ($($t:ty => $what:literal, $choices:literal;)*) => {$(
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                use serde::de::{IntoDeserializer, value::Error};
+                <$t as serde::Deserialize>::deserialize(IntoDeserializer::<Error>::into_deserializer(s))
+                    .map_err(|_| format!("unknown {} {s:?}: {}", $what, $choices))
+            }
+        }
+    )*};
+}
+
 pub mod binning;
 pub mod challenger;
 pub mod dataset;
@@ -90,6 +107,15 @@ impl FeatureMeta {
 /// Whether a parameter is at its default (left out of the serialised parameters).
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
+}
+
+from_str_by_name! {
+    TrendChoice => "trend", "one of auto_asc_desc, auto, ascending, descending, peak, valley, none";
+    Prebinning => "pre-binning", "quantile or cart";
+    BinningSearch => "binning", "greedy or optimal";
+    UnseenCategory => "choice", "one of other, missing, worst";
+    WrongSigns => "wrong-signs choice", "drop or keep";
+    Selection => "selection", "iv or quality";
 }
 
 /// Trainer parameters.
@@ -184,20 +210,6 @@ pub enum UnseenCategory {
     Worst,
 }
 
-impl std::str::FromStr for UnseenCategory {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "other" => Ok(UnseenCategory::Other),
-            "missing" => Ok(UnseenCategory::Missing),
-            "worst" => Ok(UnseenCategory::Worst),
-            _ => Err(format!(
-                "unknown choice {s:?}: one of other, missing, worst"
-            )),
-        }
-    }
-}
-
 /// What becomes of a wrong-signed coefficient ([`TrainParams::wrong_signs`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -209,17 +221,6 @@ pub enum WrongSigns {
     Keep,
 }
 
-impl std::str::FromStr for WrongSigns {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "drop" => Ok(WrongSigns::Drop),
-            "keep" => Ok(WrongSigns::Keep),
-            _ => Err(format!("unknown wrong-signs choice {s:?}: drop or keep")),
-        }
-    }
-}
-
 /// How features are ranked ([`TrainParams::selection`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -229,17 +230,6 @@ pub enum Selection {
     Iv,
     /// optbinning's quality score ([`binning::quality_score`]).
     Quality,
-}
-
-impl std::str::FromStr for Selection {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "iv" => Ok(Selection::Iv),
-            "quality" => Ok(Selection::Quality),
-            _ => Err(format!("unknown selection {s:?}: iv or quality")),
-        }
-    }
 }
 
 impl Default for TrainParams {

@@ -306,3 +306,34 @@ fn wrong_signed_features_are_dropped_or_kept_as_asked() {
     assert!(!json(WrongSigns::Drop).contains("wrong_signs"));
     assert!(json(WrongSigns::Keep).contains("\"wrong_signs\":\"keep\""));
 }
+
+/// Every option's command-line name is its serialised name, both ways, and an unknown
+/// one is refused naming it.
+#[test]
+fn option_names_parse_as_they_serialise() {
+    fn round_trip<T>(names: &[&str])
+    where
+        T: std::str::FromStr<Err = String> + Serialize,
+    {
+        for name in names {
+            let v: T = name.parse().unwrap();
+            assert_eq!(serde_json::to_value(&v).unwrap(), *name);
+        }
+        let e = "sideways".parse::<T>().err().unwrap();
+        assert!(e.contains("\"sideways\""), "{e}");
+    }
+    round_trip::<TrendChoice>(&[
+        "auto_asc_desc",
+        "auto",
+        "ascending",
+        "descending",
+        "peak",
+        "valley",
+        "none",
+    ]);
+    round_trip::<Prebinning>(&["quantile", "cart"]);
+    round_trip::<BinningSearch>(&["greedy", "optimal"]);
+    round_trip::<UnseenCategory>(&["other", "missing", "worst"]);
+    round_trip::<WrongSigns>(&["drop", "keep"]);
+    round_trip::<Selection>(&["iv", "quality"]);
+}
