@@ -30,9 +30,9 @@
 //! is two round trips (five before), an advance by tracking number five (ten). Every
 //! statement is prepared before it is pipelined, so none waits for its own preparing
 //! and overtakes another; `COMMIT` is pipelined only behind a single statement
-//! ([`commit_with`]), never behind several, so that nothing can fall after it. A transaction that did not end cleanly (its caller went away
-//! mid-command) never goes back to the pool: the connection is closed and PostgreSQL
-//! rolls it back.
+//! ([`commit_with`]), never behind several, so that nothing can fall after it. A
+//! transaction that did not end cleanly (its caller went away mid-command) never goes
+//! back to the pool: the connection is closed and PostgreSQL rolls it back.
 //!
 //! **Durability.** A command is answered after its COMMIT, which with PostgreSQL's
 //! default `synchronous_commit = on` has flushed the WAL: nothing acknowledged is lost.
@@ -213,19 +213,24 @@ impl std::ops::Deref for Tx<'_> {
     }
 }
 
-/// A pooled connection that goes back to the pool only outside a transaction: one
-/// dropped while `open` (an error the rollback could not clear, or a caller that went
-/// away mid-command) is closed instead, and PostgreSQL rolls its transaction back.
-struct Pooled {
-    object: Option<Object>,
-    open: bool,
+/// A pooled connection inside a transaction. It goes back to the pool only through
+/// [`Pooled::finish`] once its transaction is over; otherwise (an error the rollback
+/// could not clear, or a caller that went away mid-command) it is closed, and
+/// PostgreSQL rolls its transaction back.
+struct Pooled(Option<Object>);
+
+impl Pooled {
+    /// Back to the pool if the transaction is over (`clean`), else closed.
+    fn finish(mut self, clean: bool) {
+        if clean {
+            drop(self.0.take());
+        }
+    }
 }
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        if self.open
-            && let Some(object) = self.object.take()
-        {
+        if let Some(object) = self.0.take() {
             drop(Object::take(object));
         }
     }
@@ -375,11 +380,8 @@ impl PgLedger {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut conn = Pooled {
-                object: Some(self.pool.get().await.map_err(unavailable)?),
-                open: true,
-            };
-            let Some(client) = conn.object.as_deref() else {
+            let conn = Pooled(Some(self.pool.get().await.map_err(unavailable)?));
+            let Some(client) = conn.0.as_deref() else {
                 return Err(unavailable("no pooled connection"));
             };
             let tx = Tx {
@@ -401,8 +403,7 @@ impl PgLedger {
             };
             let clean = tx.ended.load(Ordering::Acquire)
                 || (result.is_err() && client.batch_execute("ROLLBACK").await.is_ok());
-            conn.open = !clean;
-            drop(conn);
+            conn.finish(clean);
             match result {
                 Ok(v) => return Ok(v),
                 Err(TxError::Ledger(e)) => return Err(e),
@@ -515,8 +516,8 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// The statements a decision pipelines; named so that [`warm`] prepares the very
-/// strings the reads then use.
+/// Statements that are pipelined; named so that [`warm`] prepares the very strings the
+/// helpers that send them use.
 const LOCK_BUYER: &str = "SELECT pg_advisory_xact_lock($1)";
 const READ_BUYER: &str =
     "SELECT outstanding, open_advances, last_loss FROM exposure WHERE buyer_id = $1";
@@ -607,8 +608,7 @@ fn restore(book: &mut Book, buyer: u64, (owed, open, loss): Exposure) -> Result<
 /// transaction (only an advance does, after its buyer's lock).
 async fn read_day(tx: &Tx<'_>, day: NaiveDate, lock: bool) -> Result<Money, TxError> {
     let advanced: Decimal = if lock {
-        // Both in one round trip, in this order (prepared first, see `warm`).
-        warm(tx, &[ENSURE_DAY, LOCK_DAY]).await?;
+        // Both in one round trip, in this order (both prepared before either is sent).
         let (ensure, lock) = (st(tx, ENSURE_DAY).await?, st(tx, LOCK_DAY).await?);
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&day];
         let (_, row) =
@@ -830,14 +830,7 @@ async fn decide_tx(
     // protects. The statements are prepared first, so that each goes out when polled.
     warm(
         tx,
-        &[
-            LOCK_BUYER,
-            RECORDED,
-            READ_BUYER,
-            READ_DAY,
-            INDEXED_FACTS,
-            INSERT_DECISION,
-        ],
+        &[LOCK_BUYER, RECORDED, READ_BUYER, READ_DAY, INDEXED_FACTS],
     )
     .await?;
     let ((), prior, exposure, today, (refunded, reused)) = tokio::try_join!(
