@@ -42,6 +42,14 @@ T0 = time.perf_counter()
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
+# optbinning's settings in every comparison with `fastrefund train` (the defaults of the
+# arguments below; scripts/optbinning-sign-rule.py and optbinning-suspects.py use them).
+BINNING = {"max_n_prebins": 20, "max_n_bins": 6, "min_bin_size": 0.01}
+TREND = "auto_asc_desc"
+C = 1.0
+MAX_ITER = 1000
+SCALING = {"pdo": 20.0, "odds": 50.0, "scorecard_points": 600.0}
+
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -51,18 +59,18 @@ def parse_args():
     p.add_argument("--split-at", required=True, help='e.g. "2026-04-01"')
     p.add_argument("--exclude", default="", help="comma-separated columns that are not features")
     p.add_argument("--out", required=True, help="where the result JSON goes")
-    p.add_argument("--max-n-bins", type=int, default=6)
-    p.add_argument("--min-bin-size", type=float, default=0.01)
-    p.add_argument("--max-n-prebins", type=int, default=20)
-    p.add_argument("--monotonic-trend", default="auto_asc_desc")
-    p.add_argument("--C", type=float, default=1.0, help="inverse L2 strength of the logistic regression")
-    p.add_argument("--max-iter", type=int, default=1000)
+    p.add_argument("--max-n-bins", type=int, default=BINNING["max_n_bins"])
+    p.add_argument("--min-bin-size", type=float, default=BINNING["min_bin_size"])
+    p.add_argument("--max-n-prebins", type=int, default=BINNING["max_n_prebins"])
+    p.add_argument("--monotonic-trend", default=TREND)
+    p.add_argument("--C", type=float, default=C, help="inverse L2 strength of the logistic regression")
+    p.add_argument("--max-iter", type=int, default=MAX_ITER)
     p.add_argument("--min-iv", type=float, default=None,
                    help="drop features with a lower IV (the Rust trainer uses 0.02); default: keep all")
     p.add_argument("--n-jobs", type=int, default=1, help="BinningProcess worker processes (optbinning default: 1)")
-    p.add_argument("--pdo", type=float, default=20.0)
-    p.add_argument("--odds", type=float, default=50.0)
-    p.add_argument("--points", type=float, default=600.0, help="score at --odds")
+    p.add_argument("--pdo", type=float, default=SCALING["pdo"])
+    p.add_argument("--odds", type=float, default=SCALING["odds"])
+    p.add_argument("--points", type=float, default=SCALING["scorecard_points"], help="score at --odds")
     return p.parse_args()
 
 

@@ -30,6 +30,9 @@ from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_python_scorecard import BINNING, MAX_ITER, SCALING, TREND, C  # noqa: E402
+
 warnings.filterwarnings("ignore")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLES = ["breast_cancer", "diabetes", "digits", "wine", "generated", "buyers"]
@@ -41,33 +44,32 @@ def rule_aucs(df):
     many features the rule kept of how many."""
     tr, te = df[df["__split"] != "b_test"], df[df["__split"] == "b_test"]
     feats = [c for c in df.columns if c not in ("bad", "__split")]
-    bp = BinningProcess(feats, max_n_prebins=20, max_n_bins=6, min_bin_size=0.01,
-                        binning_fit_params={c: {"monotonic_trend": "auto_asc_desc"} for c in feats})
+    bp = BinningProcess(feats, **BINNING, binning_fit_params={c: {"monotonic_trend": TREND} for c in feats})
     bp.fit(tr[feats], tr["bad"])
     x_tr = bp.transform(tr[feats], metric="woe").values
     x_te = bp.transform(te[feats], metric="woe").values
     y = tr["bad"].values
-    full = LogisticRegression(C=1.0, max_iter=1000).fit(x_tr, y)
+    full = LogisticRegression(C=C, max_iter=MAX_ITER).fit(x_tr, y)
     auc_full = roc_auc_score(te["bad"], full.decision_function(x_te))
     # The right sign is the one most coefficients have (optbinning's WOE convention).
     sign = np.sign(np.median(full.coef_[0]))
     keep = list(range(x_tr.shape[1]))
     while True:
-        m = LogisticRegression(C=1.0, max_iter=1000).fit(x_tr[:, keep], y)
+        m = LogisticRegression(C=C, max_iter=MAX_ITER).fit(x_tr[:, keep], y)
         wrong = [(v, k) for v, k in zip(m.coef_[0] * sign, keep) if v < 0]
         if not wrong or len(keep) == 1:
             break
         keep.remove(min(wrong)[1])
     auc_greedy = roc_auc_score(te["bad"], m.decision_function(x_te[:, keep]))
-    points = np.round(x_te[:, keep] * m.coef_[0] * 20 / np.log(2)).sum(axis=1)
+    points = np.round(x_te[:, keep] * m.coef_[0] * SCALING["pdo"] / np.log(2)).sum(axis=1)
     auc_points = roc_auc_score(te["bad"], points)
     p = x_tr.shape[1]
 
     def loss(w):
         z = x_tr @ w[1:] + w[0]
         pr = 1 / (1 + np.exp(-z))
-        value = np.sum(np.logaddexp(0, z) - y * z) + 0.5 * w[1:] @ w[1:]
-        grad = np.concatenate([[np.sum(pr - y)], x_tr.T @ (pr - y) + w[1:]])
+        value = np.sum(np.logaddexp(0, z) - y * z) + 0.5 / C * w[1:] @ w[1:]
+        grad = np.concatenate([[np.sum(pr - y)], x_tr.T @ (pr - y) + w[1:] / C])
         return value, grad
 
     bound = (0, None) if sign > 0 else (None, 0)

@@ -24,6 +24,8 @@ import numpy as np
 import polars as pl
 
 warnings.filterwarnings("ignore")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_python_scorecard import BINNING, MAX_ITER, SCALING, C  # noqa: E402
 
 
 def main():
@@ -34,7 +36,6 @@ def main():
     work = sys.argv[1]
     name = sys.argv[2] if len(sys.argv) > 2 else "breast_cancer"
     splits = int(sys.argv[3]) if len(sys.argv) > 3 else 20
-    binning = dict(max_n_prebins=20, max_n_bins=6, min_bin_size=0.01)
     rows = []
     for seed in range(1, splits + 1):
         df = pl.read_parquet(os.path.join(work, f"{name}-{seed}.parquet"))
@@ -45,12 +46,10 @@ def main():
         xte, yte = test.select(feats).to_pandas().astype(float), test["bad"].to_numpy().astype(int)
 
         def auc(trends, rounding=False):
-            bp = BinningProcess(variable_names=feats, **binning,
+            bp = BinningProcess(variable_names=feats, **BINNING,
                                 binning_fit_params={c: {"monotonic_trend": trends[c]} for c in feats})
-            sc = Scorecard(binning_process=bp, estimator=LogisticRegression(C=1.0, max_iter=1000),
-                           scaling_method="pdo_odds",
-                           scaling_method_params={"pdo": 20, "odds": 50, "scorecard_points": 600},
-                           rounding=rounding)
+            sc = Scorecard(binning_process=bp, estimator=LogisticRegression(C=C, max_iter=MAX_ITER),
+                           scaling_method="pdo_odds", scaling_method_params=SCALING, rounding=rounding)
             sc.fit(xtr, ytr)
             return roc_auc_score(yte, -sc.score(xte))
 
@@ -58,7 +57,7 @@ def main():
         for c in feats:
             ivs = {}
             for trend in ("ascending", "descending"):
-                ob = OptimalBinning(name=c, monotonic_trend=trend, **binning).fit(xtr[c].values, ytr)
+                ob = OptimalBinning(name=c, monotonic_trend=trend, **BINNING).fit(xtr[c].values, ytr)
                 ivs[trend] = ob.binning_table.build()["IV"].iloc[-1]
             by_iv[c] = max(ivs, key=ivs.get)
         classifier = {c: "auto_asc_desc" for c in feats}
