@@ -10,6 +10,8 @@
 # new machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench-lib.sh
+source scripts/bench-lib.sh
 OUT=${1:-target/bench-first-run.json}
 mkdir -p "$(dirname "$OUT")"
 OUT=$(realpath "$OUT")
@@ -22,7 +24,7 @@ if [ "${FRESH_CARGO_HOME:-}" = 1 ]; then
   mkdir -p "$CARGO_HOME"
 fi
 cd "$WORK/fastrefund"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 export FASTREFUND_API_TOKEN=first-run-api-token FASTREFUND_ADMIN_TOKEN=first-run-admin-token
 start=$(date +%s.%N)
 # The README's command, with a free port and a ledger in the scratch folder.

@@ -20,7 +20,8 @@ W=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$W"' EXIT
 export FASTREFUND_API_TOKEN=bench-api-token FASTREFUND_ADMIN_TOKEN=bench-admin-token FASTREFUND_WORKERS=1
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench-lib.sh
+source scripts/bench-lib.sh
 wait_up() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return; sleep 0.1; done; echo "server on $1 not up"; exit 1; }
 sed -e 's/^unknown_buyer_star = .*/unknown_buyer_star = 3/' -e 's/^version = .*/version = "bench"/' config/policy.toml >"$W/policy.toml"
 FP=$(free_port); SP=$(free_port)
@@ -41,12 +42,11 @@ function request()
   return wrk.format(nil, "/v1/eligibility", nil, string.format('{"return_id":%d,"buyer_id":%d,"order_id":%d,"merchant_id":1,"category":"shoes","amount":"59.90","reason":"no_reason","delivered_at":"2026-06-30T02:00:00Z","requested_at":"2026-07-01T02:00:00Z"}', id, id, id))
 end
 LUA
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 run() { # port pid -> "rps cpu_us_per_request"
   local t0 t1 out rps reqs
-  t0=$(ticks "$2")
+  t0=$(cpu_ticks "$2")
   out=$(taskset -c 1 wrk -t1 -c16 -d"${SECS}s" -s "$W/post.lua" "http://127.0.0.1:$1/v1/eligibility")
-  t1=$(ticks "$2")
+  t1=$(cpu_ticks "$2")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   echo "$rps $(python3 -c "print(round(($t1 - $t0) * 1e6 / $(getconf CLK_TCK) / $reqs, 2))")"

@@ -11,6 +11,8 @@ N=${1:-10000000}
 OUT=${2:-target/bench-ledger-open.json}
 BIN=${FASTREFUND_BIN:-${CARGO_TARGET_DIR:-target}/release/fastrefund}
 [ -x "$BIN" ] || cargo build --release -p fastrefund
+# shellcheck source=bench-lib.sh
+source scripts/bench-lib.sh
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 export FASTREFUND_API_TOKEN=bench-api-token FASTREFUND_ADMIN_TOKEN=bench-admin-token
@@ -18,7 +20,7 @@ export FASTREFUND_API_TOKEN=bench-api-token FASTREFUND_ADMIN_TOKEN=bench-admin-t
 # Seconds to ready and RSS (KiB) of `serve` on ledger $1.
 measure() {
   local port pid t0 t1 rss
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port)
   t0=$(date +%s.%N)
   "$BIN" serve --ledger "$1" --addr "127.0.0.1:$port" >"$W/serve.log" 2>&1 &
   pid=$!

@@ -15,6 +15,8 @@
 # machine's cores: PostgreSQL, both replicas, wrk and pgbench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench-lib.sh
+source scripts/bench-lib.sh
 SECS=${1:-10}
 OUT=${2:-target/bench-pg.json}
 mkdir -p "$(dirname "$OUT")"
@@ -41,7 +43,7 @@ sed -e 's/^unknown_buyer_star = .*/unknown_buyer_star = 3/' -e 's/^version = .*/
 export FASTREFUND_API_TOKEN=bench-api-token FASTREFUND_ADMIN_TOKEN=bench-admin-token RUST_LOG=warn
 ports=()
 for i in 0 1; do
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port)
   "$BIN" serve --ledger "$LEDGER" --policy "$W/policy.toml" --addr "127.0.0.1:$port" >"$W/serve$i.log" 2>&1 &
   pids+=($!)
   ports+=("$port")

@@ -2,11 +2,9 @@
 # Eligibility against /healthz, unpinned, measured the way the `eligibility-service`
 # acceptance check measures it (issue 11): one server with 2 runtime threads sharing
 # both cores with wrk (1 thread, 16 connections); /healthz first, then eligibility for
-# one rated buyer (4 or 5 stars) with a new random return id on every request. Each
-# eligibility run seeds wrk's random numbers anew, so no run repeats another's return
-# ids (wrk's Lua starts from the same seed each time otherwise, and a repeat is an
-# idempotent replay, not a new decision). Several builds are measured in turns, a fresh
-# server and ledger for each measurement, ROUNDS times.
+# one rated buyer (4 or 5 stars) with a new random return id on every request, seeded
+# anew on every run (`rated_buyer_lua` in wrk-lua.sh). Several builds are measured in
+# turns, a fresh server and ledger for each measurement, ROUNDS times.
 # Also, around each eligibility run: the server's CPU per request (/proc/PID/stat) and
 # how busy the whole machine was (/proc/stat).
 # The snapshot is SNAPSHOT (default: data/snapshot, the shipped sample); the buyer is
@@ -18,8 +16,8 @@ cd "$(dirname "$0")/.."
 SECS=$1 ROUNDS=$2 OUT=$3
 shift 3
 SNAPSHOT=${SNAPSHOT:-data/snapshot}
-PY=${BENCH_PYTHON:-target/bench-venv/bin/python}
-[ -x "$PY" ] || { python3 -m venv target/bench-venv && target/bench-venv/bin/pip install -q -r scripts/requirements-bench.txt; }
+scripts/venv.sh scripts/requirements-bench.txt target/bench-venv >&2
+PY=target/bench-venv/bin/python
 # A buyer rated 4 or 5 stars in the snapshot.
 BUYER=$("$PY" -c "import pyarrow.parquet as pq, pyarrow.compute as pc, sys
 t = pq.read_table(sys.argv[1] + '/ratings.parquet', columns=['buyer_id', 'star'])
@@ -29,8 +27,8 @@ W=$(mktemp -d)
 SERVE=
 trap '[ -n "$SERVE" ] && kill "$SERVE" 2>/dev/null; rm -rf "$W"' EXIT
 export FASTREFUND_API_TOKEN=bench-api-token FASTREFUND_ADMIN_TOKEN=bench-admin-token
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# shellcheck source=bench-lib.sh
+source scripts/bench-lib.sh
 busy() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
 
 start() { # BIN ENV...: sets PORT and SERVE
@@ -47,18 +45,9 @@ start() { # BIN ENV...: sets PORT and SERVE
 }
 stop() { kill "$SERVE"; wait "$SERVE" 2>/dev/null || true; SERVE=; }
 
-cat >"$W/post.lua" <<LUA
-math.randomseed(os.time() * 1000 + math.floor(os.clock() * 1e6))
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer bench-api-token"
-counter = 0
-request = function()
-  counter = counter + 1
-  local body = string.format('{"return_id":%d,"buyer_id":$BUYER,"order_id":%d,"merchant_id":1,"category":"shoes","amount":"59.90","reason":"no_reason","delivered_at":"2026-06-30T02:00:00Z","requested_at":"2026-07-01T02:00:00Z"}', math.random(1,1000000000) * 1000 + counter % 1000, counter)
-  return wrk.format(nil, "/v1/eligibility", nil, body)
-end
-LUA
+# shellcheck source=wrk-lua.sh
+source scripts/wrk-lua.sh
+rated_buyer_lua "$BUYER" >"$W/post.lua"
 
 : >"$W/rows"
 for round in $(seq "$ROUNDS"); do
@@ -68,9 +57,9 @@ for round in $(seq "$ROUNDS"); do
     start "${parts[@]}"
     h=$(wrk -t1 -c16 -d"${SECS}s" "http://127.0.0.1:$PORT/healthz" | awk '/Requests\/sec/ {print $2}')
     read -r b0 t0 < <(busy)
-    c0=$(ticks "$SERVE")
+    c0=$(cpu_ticks "$SERVE")
     out=$(wrk -t1 -c16 -d"${SECS}s" -s "$W/post.lua" "http://127.0.0.1:$PORT/v1/eligibility")
-    c1=$(ticks "$SERVE")
+    c1=$(cpu_ticks "$SERVE")
     read -r b1 t1 < <(busy)
     stop
     e=$(awk '/Requests\/sec/ {print $2}' <<<"$out")

@@ -9,6 +9,8 @@
 #   scripts/pg-test-server.sh down "$FASTREFUND_TEST_PG_DIR"      # crash it and leave it down
 #   scripts/pg-test-server.sh up "$FASTREFUND_TEST_PG_DIR"        # start it again
 set -euo pipefail
+# shellcheck source=bench-lib.sh
+source "$(dirname "$0")/bench-lib.sh"
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -n "$bin" ] || { echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 1; }
 as_pg() {
@@ -18,7 +20,7 @@ case "${1:-}" in
   start)
     dir=$(mktemp -d /tmp/fastrefund-pg.XXXXXX)
     [ "$(id -u)" = 0 ] && chown postgres: "$dir"
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    port=$(free_port)
     as_pg "$bin/initdb" -D "$dir/data" -U fastrefund --auth=trust >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
     echo "$port" >"$dir/port"

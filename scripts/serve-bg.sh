@@ -4,7 +4,9 @@
 BIN=${FASTREFUND_BIN:-${CARGO_TARGET_DIR:-target}/debug/fastrefund}
 [ -x "$BIN" ] || cargo build -q
 WORK=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# shellcheck source=bench-lib.sh
+source scripts/bench-lib.sh
+PORT=$(free_port)
 BASE="http://127.0.0.1:$PORT"
 export FASTREFUND_API_TOKEN=check-api-token FASTREFUND_ADMIN_TOKEN=check-admin-token
 "$BIN" serve --ledger "$WORK/ledger.sqlite" --addr "127.0.0.1:$PORT" "$@" >"$WORK/serve.log" 2>&1 &

@@ -2,10 +2,13 @@
 #   eligibility_lua FIRST_ID   every request a new return (and a new, unrated buyer);
 #                              WRK_DELAY_MS paces each connection
 #   advance_lua FIRST_ID       eligibility for a new return, then its tracking number
+#   rated_buyer_lua BUYER      the eligibility-service check's load: one rated buyer,
+#                              a random new return id each request, seeded per run
 # Each wrk thread takes its own range of return ids from FIRST_ID on.
 
 # What both share: the headers, a range of return ids per wrk thread starting at $1,
-# and the eligibility request of a new return (and a new, unrated buyer).
+# and the eligibility request of a new return (of a new, unrated buyer unless one is
+# given).
 lua_common() {
   cat <<EOF
 wrk.method = "POST"
@@ -16,8 +19,8 @@ function setup(thread)
   thread_no = thread_no + 1
   thread:set("base", $1 + thread_no * 1000000000)
 end
-function eligibility(id)
-  local body = string.format('{"return_id":%d,"buyer_id":%d,"order_id":%d,"merchant_id":1,"category":"shoes","amount":"59.90","reason":"no_reason","delivered_at":"2026-06-30T02:00:00Z","requested_at":"2026-07-01T02:00:00Z"}', id, id, id)
+function eligibility(id, buyer)
+  local body = string.format('{"return_id":%d,"buyer_id":%d,"order_id":%d,"merchant_id":1,"category":"shoes","amount":"59.90","reason":"no_reason","delivered_at":"2026-06-30T02:00:00Z","requested_at":"2026-07-01T02:00:00Z"}', id, buyer or id, id)
   return wrk.format(nil, "/v1/eligibility", nil, body)
 end
 EOF
@@ -60,6 +63,21 @@ end
 function response(status, headers, body)
   if status ~= 200 then io.stderr:write("HTTP " .. status .. ": " .. body .. "\n") end
   tracking_next = not tracking_next
+end
+EOF
+}
+
+rated_buyer_lua() {
+  echo "-- One rated buyer ($1), a random new return id on every request (as the"
+  echo "-- eligibility-service check), seeded anew on every run: wrk's Lua otherwise starts"
+  echo "-- from the same seed, and a second run would replay the first one's return ids."
+  lua_common 0
+  cat <<EOF
+math.randomseed(os.time() * 1000 + math.floor(os.clock() * 1e6))
+local counter = 0
+function request()
+  counter = counter + 1
+  return eligibility(math.random(1, 1000000000) * 1000 + counter % 1000, $1)
 end
 EOF
 }
