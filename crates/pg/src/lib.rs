@@ -960,7 +960,10 @@ async fn track_tx(
             repeated: true,
         }),
         TrackStep::Advance { amount, flags } => {
-            // The advance and the exposure it adds, in one round trip.
+            // The advance and the exposure it adds, in one round trip once both
+            // statements are prepared on this connection. Their order does not matter
+            // (other rows, one transaction: if either fails, the transaction is rolled back),
+            // so they need no `warm` first.
             book.add_advance(buyer, amount, day);
             tokio::try_join!(
                 insert_advance(tx, rid, &rec, tracking, shipped_at, now, day),
