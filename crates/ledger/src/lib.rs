@@ -45,8 +45,9 @@
 //! If the fdatasync fails, the callers get an error (a retry finds what was recorded).
 //!
 //! **Designs measured and not taken** (`docs/benchmarks.md`, "What a decision journal
-//! would buy"; the prototypes are patches in `docs/bench/`): the caller applying its
-//! command itself under the writer's lock, by flat combining, in a transaction
+//! would buy"; each prototype is a patch kept in git history, `docs/bench/*.patch` at
+//! d1068fa): the caller applying its command itself under the writer's lock, by flat
+//! combining, in a transaction
 //! committed every 10 ms behind a journal (1.10x this design's eligibility throughput,
 //! unpinned); a journal folded into SQLite off the request path (1.27x, its best case);
 //! decisions in an LSM tree instead of SQLite (about 1.35x). None reaches half of
