@@ -29,7 +29,9 @@
 //! read, a decision's insert with its `COMMIT`, an advance's rows together. A decision
 //! is two round trips (five before), an advance by tracking number five (ten). Every
 //! statement is prepared before it is pipelined, so none waits for its own preparing
-//! and overtakes another; `COMMIT` is pipelined only behind a single statement
+//! and overtakes another; the futures are joined `biased` (polled in the order written,
+//! never rotated), so that they are sent in that order and, when one statement fails,
+//! its error wins over the "transaction is aborted" of the statements behind it; `COMMIT` is pipelined only behind a single statement
 //! ([`commit_with`]), never behind several, so that nothing can fall after it. A
 //! transaction that did not end cleanly (its caller went away mid-command) never goes
 //! back to the pool: the connection is closed and PostgreSQL rolls it back.
@@ -67,9 +69,10 @@ use tokio_postgres::error::SqlState;
 
 /// The schema, one migration per version, applied in order and recorded in
 /// `schema_migrations`. Never edit one that has shipped: add the next.
-pub const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE decisions (
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE decisions (
         return_id BIGINT PRIMARY KEY,
         decision_id BIGINT NOT NULL UNIQUE,
         buyer_id BIGINT NOT NULL,
@@ -126,7 +129,18 @@ pub const MIGRATIONS: &[(i32, &str)] = &[(
         advanced NUMERIC(16,2) NOT NULL CHECK (advanced >= 0)
     );
     CREATE SEQUENCE decision_ids;",
-)];
+    ),
+    (
+        2,
+        // An order is refunded once, whichever replicas and buyers race for it: the
+        // database refuses a second advance of an order (the losing command's retry
+        // then reads the first one and refuses with `already_refunded`, as SQLite
+        // does). A database that already holds a doubly advanced order fails this
+        // migration, naming the order, for an operator to settle by hand.
+        "CREATE UNIQUE INDEX advances_order_once ON advances (order_id);
+        DROP INDEX advances_order;",
+    ),
+];
 
 /// The advisory lock (two-int form, apart from the buyers' bigint keys) that serializes
 /// migrations across replicas.
@@ -142,7 +156,10 @@ pub fn is_url(ledger: &str) -> bool {
     ledger.starts_with("postgres://") || ledger.starts_with("postgresql://")
 }
 
-/// How the pool behaves.
+/// How the pool and each of its sessions behave. The defaults fit the service's
+/// handler timeout (5 s): nothing a command waits for on the database outlasts it, so a
+/// stuck lock, a frozen peer or a silent network ends in a clear 503 rather than a
+/// pile of waiting calls and backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PgOptions {
     /// Connections per replica (PostgreSQL's own `max_connections`, 100 by default, is
@@ -151,6 +168,21 @@ pub struct PgOptions {
     /// How long a command waits for a connection, or for one to be made, before it is
     /// answered 503.
     pub connect_timeout: Duration,
+    /// `lock_timeout` of every session (default 1 s): the longest a statement waits for
+    /// a lock (a buyer's, a parcel's, a budget slice's) before the command fails with
+    /// 503. A command holds its locks for milliseconds, so a wait this long means a
+    /// stuck peer.
+    pub lock_timeout: Duration,
+    /// `statement_timeout` of every session (default 3 s).
+    pub statement_timeout: Duration,
+    /// `idle_in_transaction_session_timeout` of every session (default 2 s): a replica
+    /// that freezes or vanishes inside a transaction has its session ended and its
+    /// locks released by the server after this long.
+    pub idle_in_transaction_timeout: Duration,
+    /// TCP keepalives: idle time before the first probe (default 5 s); with 1 s between
+    /// probes and 3 probes, a peer gone without a FIN is noticed within about 8 s, and
+    /// unacknowledged writes give up after the same time (`TCP_USER_TIMEOUT`).
+    pub keepalive_idle: Duration,
 }
 
 impl Default for PgOptions {
@@ -158,7 +190,26 @@ impl Default for PgOptions {
         PgOptions {
             max_connections: 16,
             connect_timeout: Duration::from_secs(2),
+            lock_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(3),
+            idle_in_transaction_timeout: Duration::from_secs(2),
+            keepalive_idle: Duration::from_secs(5),
         }
+    }
+}
+
+impl PgOptions {
+    /// The `-c` settings every session starts with (libpq's `options`). `synchronous_commit
+    /// = on` is set, not assumed: an acknowledged command has its WAL flushed whatever the
+    /// server's or the role's default.
+    pub fn session_settings(&self) -> String {
+        format!(
+            "-c synchronous_commit=on -c lock_timeout={} -c statement_timeout={} \
+             -c idle_in_transaction_session_timeout={}",
+            self.lock_timeout.as_millis(),
+            self.statement_timeout.as_millis(),
+            self.idle_in_transaction_timeout.as_millis()
+        )
     }
 }
 
@@ -222,15 +273,29 @@ struct Pooled(Option<Object>);
 impl Pooled {
     /// Back to the pool if the transaction is over (`clean`), else closed.
     fn finish(mut self, clean: bool) {
-        if clean {
-            drop(self.0.take());
+        match self.0.take() {
+            Some(object) if clean => drop(object),
+            Some(object) => drop(Object::take(object)),
+            None => {}
         }
     }
 }
 
 impl Drop for Pooled {
+    /// The command was dropped mid-transaction (its caller gave up: the handler's
+    /// timeout, a client gone). Closing the socket alone would leave the backend
+    /// running or waiting on a lock until it next writes to it; so the running
+    /// statement is also cancelled on the server, at once, and the backend ends.
     fn drop(&mut self) {
         if let Some(object) = self.0.take() {
+            let cancel = object.cancel_token();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    if let Err(e) = cancel.cancel_query(NoTls).await {
+                        tracing::debug!(error = %e, "cancelling an abandoned ledger statement");
+                    }
+                });
+            }
             drop(Object::take(object));
         }
     }
@@ -244,7 +309,7 @@ async fn commit_with<T>(
     tx: &Tx<'_>,
     last: impl Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, TxError> {
-    let (written, committed) = tokio::join!(last, tx.client.batch_execute("COMMIT"));
+    let (written, committed) = tokio::join!(biased; last, tx.client.batch_execute("COMMIT"));
     if committed.is_ok() {
         tx.ended.store(true, Ordering::Release);
     }
@@ -271,6 +336,22 @@ fn retryable(e: &tokio_postgres::Error) -> bool {
     )
 }
 
+/// A database error with what the server said (tokio-postgres' own text is only "db
+/// error"), for the logs: the SQLSTATE, the message and the constraint, never a value.
+fn db_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!(
+            "{} ({}){}",
+            db.message(),
+            db.code().code(),
+            db.constraint()
+                .map(|c| format!(", constraint {c}"))
+                .unwrap_or_default()
+        ),
+        None => e.to_string(),
+    }
+}
+
 fn money(d: Decimal) -> Result<Money, LedgerError> {
     Money::new(d).map_err(|e| unavailable(format!("corrupt amount {d} in the ledger: {e}")))
 }
@@ -292,6 +373,25 @@ impl PgLedger {
             .parse()
             .map_err(|e: tokio_postgres::Error| open(format!("not a PostgreSQL URL: {e}")))?;
         config.connect_timeout(options.connect_timeout);
+        // Ours first, so that `-c` settings in the URL's `options` override them.
+        let settings = match config.get_options() {
+            Some(given) => format!("{} {given}", options.session_settings()),
+            None => options.session_settings(),
+        };
+        config.options(settings);
+        let named = |key: &str| url_query_keys(url).any(|k| k == key);
+        if !named("keepalives_idle") {
+            config.keepalives_idle(options.keepalive_idle);
+        }
+        if !named("keepalives_interval") {
+            config.keepalives_interval(Duration::from_secs(1));
+        }
+        if !named("keepalives_retries") {
+            config.keepalives_retries(3);
+        }
+        if !named("tcp_user_timeout") {
+            config.tcp_user_timeout(options.keepalive_idle + Duration::from_secs(3));
+        }
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -310,8 +410,34 @@ impl PgLedger {
             pool,
             described: Arc::from(format!("PostgreSQL at {}", redact(url))),
         };
+        ledger.check_durable().await.map_err(open)?;
         ledger.migrate().await.map_err(|e| open(e.to_string()))?;
         Ok(ledger)
+    }
+
+    /// Refuses a server that would acknowledge a commit it may lose: with `fsync = off`
+    /// a crash of the machine loses or corrupts committed money moves.
+    async fn check_durable(&self) -> Result<(), String> {
+        let client = self.pool.get().await.map_err(|e| e.to_string())?;
+        let row = client
+            .query_one(
+                "SELECT current_setting('fsync'), current_setting('synchronous_commit')",
+                &[],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let (fsync, sync_commit): (String, String) = (row.get(0), row.get(1));
+        if fsync != "on" {
+            return Err(format!(
+                "the server runs with `fsync = {fsync}`, so a commit it acknowledges can be lost in a crash: set `fsync = on` in postgresql.conf"
+            ));
+        }
+        if sync_commit != "on" {
+            return Err(format!(
+                "sessions run with `synchronous_commit = {sync_commit}` (set by the URL's options?): the ledger needs `on`"
+            ));
+        }
+        Ok(())
     }
 
     /// Applies the migrations not yet applied, in one transaction, under an advisory
@@ -388,7 +514,7 @@ impl PgLedger {
                 client,
                 ended: AtomicBool::new(false),
             };
-            let (begun, worked) = tokio::join!(client.batch_execute("BEGIN"), work(&tx));
+            let (begun, worked) = tokio::join!(biased; client.batch_execute("BEGIN"), work(&tx));
             let result = match (begun, worked) {
                 (Err(e), _) => Err(TxError::Db(e)),
                 (Ok(()), Ok(v)) if tx.ended.load(Ordering::Acquire) => Ok(v),
@@ -411,7 +537,7 @@ impl PgLedger {
                     tracing::debug!(attempt, error = %e, "ledger transaction retried");
                     tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
                 }
-                Err(TxError::Db(e)) => return Err(unavailable(e)),
+                Err(TxError::Db(e)) => return Err(unavailable(db_error(&e))),
             }
         }
     }
@@ -504,21 +630,57 @@ impl PgLedger {
     }
 }
 
-/// A URL without its password, for logs and errors.
+/// A URL without its password, for logs and errors: neither the userinfo's nor a
+/// `password` (or `sslpassword`) in its query.
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
+            let userinfo = &base[s + 3..at];
             let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}@{}", &url[..s + 3], &url[at + 1..])
+            format!("{}{user}@{}", &base[..s + 3], &base[at + 1..])
         }
-        _ => url.to_string(),
+        _ => base.to_string(),
+    };
+    if let Some(q) = query {
+        let kept: Vec<&str> = q
+            .split('&')
+            .filter(|kv| {
+                let key = kv.split('=').next().unwrap_or_default();
+                key != "password" && key != "sslpassword"
+            })
+            .collect();
+        if !kept.is_empty() {
+            out.push('?');
+            out.push_str(&kept.join("&"));
+        }
     }
+    out
+}
+
+/// The keys of a URL's query string.
+fn url_query_keys(url: &str) -> impl Iterator<Item = &str> {
+    url.split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.split('=').next())
+        .filter(|k| !k.is_empty())
 }
 
 /// Statements that are pipelined; named so that [`warm`] prepares the very strings the
 /// helpers that send them use.
 const LOCK_BUYER: &str = "SELECT pg_advisory_xact_lock($1)";
+/// A parcel's lock (the two-int form, in a class of its own: apart from the buyers'
+/// bigint keys and from the migrations' class), keyed by a hash of its tracking number.
+/// Taken after the buyer's lock and before any read of who the parcel backs, so two
+/// buyers' returns on one tracking number, on any replicas, are decided one after the
+/// other and the second sees the first's advance. A hash collision only makes two
+/// parcels wait for each other a moment.
+const LOCK_TRACKING: &str = "SELECT pg_advisory_xact_lock(1718776944, hashtext($1))";
 const READ_BUYER: &str =
     "SELECT outstanding, open_advances, last_loss FROM exposure WHERE buyer_id = $1";
 const READ_DAY: &str = "SELECT advanced FROM daily WHERE day = $1";
@@ -547,6 +709,10 @@ const INSERT_DECISION: &str = "INSERT INTO decisions (return_id, decision_id, bu
      VALUES ($1, nextval('decision_ids'), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
         $13, $14, $15, $16, $17)
      RETURNING decision_id";
+
+const INSERT_ADVANCE: &str = "INSERT INTO advances (return_id, buyer_id, order_id, amount,
+        tracking_number, shipped_at, advanced_at, local_date)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// The statement for `sql`, prepared once per connection (a statement sent as text
 /// would be parsed and described again on every call: a round trip more each).
@@ -577,6 +743,15 @@ async fn lock_buyer_of(tx: &Tx<'_>, rid: u64) -> Result<u64, TxError> {
 async fn lock_buyer(tx: &Tx<'_>, buyer: u64) -> Result<(), TxError> {
     tx.execute(&st(tx, LOCK_BUYER).await?, &[&(buyer as i64)])
         .await?;
+    Ok(())
+}
+
+/// Serializes every advance on tracking number `tracking` until the transaction ends,
+/// on any replica (no tracking number: nothing to lock, and no round trip).
+async fn lock_tracking(tx: &Tx<'_>, tracking: Option<&str>) -> Result<(), TxError> {
+    if let Some(t) = tracking {
+        tx.execute(&st(tx, LOCK_TRACKING).await?, &[&t]).await?;
+    }
     Ok(())
 }
 
@@ -612,7 +787,7 @@ async fn read_day(tx: &Tx<'_>, day: NaiveDate, lock: bool) -> Result<Money, TxEr
         let (ensure, lock) = (st(tx, ENSURE_DAY).await?, st(tx, LOCK_DAY).await?);
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&day];
         let (_, row) =
-            tokio::try_join!(tx.execute(&ensure, &params), tx.query_one(&lock, &params))?;
+            tokio::try_join!(biased; tx.execute(&ensure, &params), tx.query_one(&lock, &params))?;
         row.get(0)
     } else {
         tx.query_opt(&st(tx, READ_DAY).await?, &[&day])
@@ -640,7 +815,7 @@ async fn store_book(
         Some(day) => {
             let total = book.advanced_on(day).value();
             let day_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&day, &total];
-            tokio::try_join!(store_exposure, tx.execute(&daily, &day_params))?;
+            tokio::try_join!(biased; store_exposure, tx.execute(&daily, &day_params))?;
         }
         None => {
             store_exposure.await?;
@@ -789,13 +964,7 @@ async fn insert_advance(
     day: NaiveDate,
 ) -> Result<(), TxError> {
     tx.execute(
-        &st(
-            tx,
-            "INSERT INTO advances (return_id, buyer_id, order_id, amount, tracking_number,
-             shipped_at, advanced_at, local_date)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .await?,
+        &st(tx, INSERT_ADVANCE).await?,
         &[
             &(rid as i64),
             &(rec.buyer as i64),
@@ -828,13 +997,25 @@ async fn decide_tx(
     // The buyer's lock and every read in one round trip (with the BEGIN, see
     // `PgLedger::run`): PostgreSQL runs them in order, so the reads see what the lock
     // protects. The statements are prepared first, so that each goes out when polled.
+    // A tracking number in the request may advance at once: its parcel's lock goes
+    // before the read of who it backs.
+    let tracking = req.tracking_number.as_deref();
     warm(
         tx,
-        &[LOCK_BUYER, RECORDED, READ_BUYER, READ_DAY, INDEXED_FACTS],
+        &[
+            LOCK_BUYER,
+            LOCK_TRACKING,
+            RECORDED,
+            READ_BUYER,
+            READ_DAY,
+            INDEXED_FACTS,
+        ],
     )
     .await?;
-    let ((), prior, exposure, today, (refunded, reused)) = tokio::try_join!(
+    let ((), (), prior, exposure, today, (refunded, reused)) = tokio::try_join!(
+        biased;
         lock_buyer(tx, buyer),
+        lock_tracking(tx, tracking),
         recorded(tx, rid),
         read_buyer(tx, buyer),
         read_day(tx, day, false),
@@ -925,7 +1106,12 @@ async fn track_tx(
     let day = policy::local_date(now, policy);
     let star_now = stars.and_then(|s| s.star(BuyerId(buyer)));
     let rated_as_of = stars.and_then(|s| s.rated_as_of());
-    let (rec, exposure, today, facts) = tokio::try_join!(
+    // The parcel's lock before the read of who it backs (both prepared first, so that
+    // they go out in this order).
+    warm(tx, &[LOCK_TRACKING, INDEXED_FACTS_OF]).await?;
+    let ((), rec, exposure, today, facts) = tokio::try_join!(
+        biased;
+        lock_tracking(tx, Some(tracking)),
         find_return(tx, rid),
         read_buyer(tx, buyer),
         read_day(tx, day, false),
@@ -960,15 +1146,19 @@ async fn track_tx(
             repeated: true,
         }),
         TrackStep::Advance { amount, flags } => {
-            // The advance and the exposure it adds, in one round trip once both
-            // statements are prepared on this connection. Their order does not matter
-            // (other rows, one transaction: if either fails, the transaction is rolled back),
-            // so they need no `warm` first.
+            // The advance and the exposure it adds, in one round trip, in this order
+            // (prepared first). Their order does not matter to the rows (one
+            // transaction: if either fails, it is rolled back), but it does to the
+            // error: the insert an order's unique index refuses (another replica
+            // advanced that order first, a retry refuses it) must reach `run` before
+            // the "transaction is aborted" of the statements behind it.
+            warm(tx, &[INSERT_ADVANCE, STORE_EXPOSURE, STORE_DAY]).await?;
             book.add_advance(buyer, amount, day);
             tokio::try_join!(
-                insert_advance(tx, rid, &rec, tracking, shipped_at, now, day),
-                store_book(tx, &book, buyer, Some(day)),
-            )?;
+            biased;
+                    insert_advance(tx, rid, &rec, tracking, shipped_at, now, day),
+                    store_book(tx, &book, buyer, Some(day)),
+                )?;
             Ok(Tracked {
                 return_id: rid,
                 advanced: true,
@@ -1012,7 +1202,7 @@ async fn settle_tx(
         return Err(Refusal::PendingOutcome.into());
     }
     let buyer = lock_buyer_of(tx, rid).await?;
-    let (rec, exposure) = tokio::try_join!(find_return(tx, rid), read_buyer(tx, buyer))?;
+    let (rec, exposure) = tokio::try_join!(biased; find_return(tx, rid), read_buyer(tx, buyer))?;
     let step = settle_step(rid, rec.as_ref(), outcome, at)?;
     let mut book = Book::default();
     restore(&mut book, buyer, exposure)?;
@@ -1191,6 +1381,16 @@ mod tests {
         assert_eq!(
             redact("postgres://app@127.0.0.1:5432/ledger"),
             "postgres://app@127.0.0.1:5432/ledger"
+        );
+        assert_eq!(
+            redact(
+                "postgres://app@db:5432/ledger?sslmode=require&password=s3cret&application_name=x"
+            ),
+            "postgres://app@db:5432/ledger?sslmode=require&application_name=x"
+        );
+        assert_eq!(
+            redact("postgres://app:p@ss@db/ledger?password=s3cret"),
+            "postgres://app@db/ledger"
         );
     }
 }

@@ -30,11 +30,15 @@ fn req(rid: u64) -> ReturnRequest {
     }
 }
 
+/// The tests of this binary change the whole server: one at a time.
+static SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_is_unready_while_the_database_is_down_and_recovers_by_itself() {
     let Some(server) = fastrefund_testkit::pg::server() else {
         return;
     };
+    let _alone = SERVER.lock().await;
     if std::env::var("FASTREFUND_TEST_PG_DIR").is_err() {
         fastrefund_testkit::pg::say_skipped(
             "FASTREFUND_TEST_PG_DIR does not name a server this test may stop",
@@ -92,4 +96,60 @@ async fn a_replica_is_unready_while_the_database_is_down_and_recovers_by_itself(
         .decide(req(3), star, None, None, policy, "m".into(), now)
         .await
         .unwrap();
+}
+
+/// A server that would acknowledge commits it can lose (`fsync = off`), or sessions that
+/// would answer before the WAL is flushed (`synchronous_commit = off` in the URL's
+/// options), are refused at start, naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_refuses_a_server_that_does_not_make_commits_durable() {
+    let Some(server) = fastrefund_testkit::pg::server() else {
+        return;
+    };
+    if std::env::var("FASTREFUND_TEST_PG_DIR").is_err() {
+        fastrefund_testkit::pg::say_skipped(
+            "FASTREFUND_TEST_PG_DIR does not name a server this test may reconfigure",
+        );
+        return;
+    }
+    let _alone = SERVER.lock().await;
+    let url = server.fresh_database().await;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let lax = format!("{url}{sep}options=-c%20synchronous_commit%3Doff");
+    let refused = PgLedger::connect(&lax, PgOptions::default()).await;
+    assert!(
+        matches!(&refused, Err(LedgerError::Open { message, .. }) if message.contains("synchronous_commit")),
+        "{:?}",
+        refused.err()
+    );
+
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    admin
+        .batch_execute("ALTER SYSTEM SET fsync = off")
+        .await
+        .unwrap();
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = PgLedger::connect(&url, PgOptions::default()).await;
+    admin
+        .batch_execute("ALTER SYSTEM RESET fsync")
+        .await
+        .unwrap();
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
+    assert!(
+        matches!(&refused, Err(LedgerError::Open { message, .. }) if message.contains("fsync = off")),
+        "{:?}",
+        refused.err()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    PgLedger::connect(&url, PgOptions::default()).await.unwrap();
 }

@@ -284,3 +284,202 @@ async fn commands_cancelled_mid_flight_leave_no_transaction_open() {
     assert_eq!(decided, 180);
     ledger.check_invariants().await.unwrap();
 }
+
+/// What `calls` answered: how many advanced, and whether every refusal named `reason`.
+fn advanced_once(answers: &[Tracked], reason: &str) -> usize {
+    let advanced = answers.iter().filter(|t| t.advanced).count();
+    for t in answers.iter().filter(|t| !t.advanced) {
+        assert!(
+            t.reasons.iter().any(|r| r.code() == reason),
+            "refused for {:?}, not {reason}",
+            t.reasons
+        );
+    }
+    advanced
+}
+
+/// One parcel sent at the same moment for two different buyers' returns, through two
+/// replicas: the buyers' locks do not order them, so the database must. Many times,
+/// with the tracking number given in the tracking call and, for other pairs, already in
+/// the request (an advance at decision time). The losing call is refused with
+/// `tracking_number_reused`, as SQLite refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_tracking_number_for_two_buyers_on_two_replicas_backs_one_advance() {
+    let Some(replicas) = replicas().await else {
+        return;
+    };
+    let policy = Arc::new(Policy::default());
+    let star = Star::try_from(5u8).unwrap();
+    let stars: Arc<dyn StarLookup> = Arc::new(Stars(star));
+    for k in 0..40u64 {
+        let (x, y) = (1000 + 2 * k, 1001 + 2 * k);
+        let parcel = format!("SFDUP{k}");
+        let answers: Vec<Tracked> = if k % 2 == 0 {
+            // Decided first, then both tracking calls at once.
+            for rid in [x, y] {
+                let d = decide(
+                    &*replicas[0],
+                    req(rid, rid, rid, "50.00"),
+                    Some(star),
+                    &policy,
+                )
+                .await
+                .unwrap();
+                assert!(d.decision.instant_address_release);
+            }
+            let calls = [(0usize, x), (1, y)].map(|(i, rid)| {
+                let (store, stars, policy, parcel) = (
+                    replicas[i].clone(),
+                    stars.clone(),
+                    policy.clone(),
+                    parcel.clone(),
+                );
+                tokio::spawn(async move {
+                    store
+                        .track(ReturnId(rid), parcel, now(), Some(stars), policy, now())
+                        .await
+                })
+            });
+            let mut out = Vec::new();
+            for c in calls {
+                out.push(c.await.unwrap().unwrap());
+            }
+            out
+        } else {
+            // The tracking number in both requests: each may advance at decision time.
+            let calls = [(0usize, x), (1, y)].map(|(i, rid)| {
+                let (store, policy) = (replicas[i].clone(), policy.clone());
+                let mut r = req(rid, rid, rid, "50.00");
+                r.tracking_number = Some(parcel.clone());
+                tokio::spawn(async move { decide(&*store, r, Some(star), &policy).await })
+            });
+            let mut out = Vec::new();
+            for c in calls {
+                let d = c.await.unwrap().unwrap();
+                out.push(Tracked {
+                    return_id: 0,
+                    advanced: d.decision.advanced_refund,
+                    amount: Money::ZERO,
+                    reasons: d.decision.reasons.clone(),
+                    repeated: false,
+                });
+            }
+            out
+        };
+        assert_eq!(
+            advanced_once(&answers, "tracking_number_reused"),
+            1,
+            "parcel {parcel} (pair {k}): {answers:?}"
+        );
+    }
+}
+
+/// One order's two returns, claimed for two buyers (a client's mistake or a fraud),
+/// advanced at the same moment through two replicas: the order is refunded once, and
+/// the other call is refused with `already_refunded`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_order_for_two_buyers_on_two_replicas_is_refunded_once() {
+    let Some(replicas) = replicas().await else {
+        return;
+    };
+    let policy = Arc::new(Policy::default());
+    let star = Star::try_from(5u8).unwrap();
+    let stars: Arc<dyn StarLookup> = Arc::new(Stars(star));
+    for k in 0..40u64 {
+        let (x, y, order) = (3000 + 2 * k, 3001 + 2 * k, 70_000 + k);
+        for rid in [x, y] {
+            let d = decide(
+                &*replicas[0],
+                req(rid, rid, order, "50.00"),
+                Some(star),
+                &policy,
+            )
+            .await
+            .unwrap();
+            assert!(d.decision.instant_address_release);
+        }
+        let calls = [(0usize, x), (1, y)].map(|(i, rid)| {
+            let (store, stars, policy) = (replicas[i].clone(), stars.clone(), policy.clone());
+            tokio::spawn(async move { track(&*store, rid, &stars, &policy).await })
+        });
+        let mut answers = Vec::new();
+        for c in calls {
+            answers.push(c.await.unwrap().unwrap());
+        }
+        assert_eq!(
+            advanced_once(&answers, "already_refunded"),
+            1,
+            "order {order}: {answers:?}"
+        );
+    }
+}
+
+/// A peer replica freezes (SIGSTOP, a stuck VM) inside a transaction that holds a
+/// buyer's lock. Other buyers are decided as if nothing happened; a call for that buyer
+/// ends within the lock timeout with `Unavailable` (the service's 503), never waits for
+/// ever; and the server ends the frozen session after the idle-in-transaction timeout,
+/// so the buyer is decided again within seconds, without anyone's intervention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_frozen_mid_transaction_holds_its_buyer_for_seconds_and_no_one_else() {
+    let Some(server) = pg_server::server() else {
+        return;
+    };
+    let url = server.fresh_database().await;
+    let options = PgOptions::default();
+    let ledger = PgLedger::connect(&url, options).await.unwrap();
+    let policy = Arc::new(Policy::default());
+    let star = Some(Star::try_from(5u8).unwrap());
+    decide(&ledger, req(1, 7, 1, "10.00"), star, &policy)
+        .await
+        .unwrap();
+
+    // The frozen peer: a session with a replica's settings that took buyer 7's lock in a
+    // transaction and then says nothing more.
+    let mut config: tokio_postgres::Config = url.parse().unwrap();
+    config.options(options.session_settings());
+    let (peer, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    let peer_conn = tokio::spawn(conn);
+    peer.batch_execute("BEGIN; SELECT pg_advisory_xact_lock(7)")
+        .await
+        .unwrap();
+
+    // Other buyers: decided at once.
+    for rid in 2..=6u64 {
+        let started = std::time::Instant::now();
+        decide(&ledger, req(rid, 100 + rid, rid, "10.00"), star, &policy)
+            .await
+            .unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+    // The frozen peer's buyer: a clear `Unavailable` within the handler's 5 s.
+    let started = std::time::Instant::now();
+    let stuck = decide(&ledger, req(10, 7, 10, "10.00"), star, &policy).await;
+    assert!(
+        matches!(stuck, Err(LedgerError::Unavailable(_))),
+        "{stuck:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "waited {:?} behind a frozen peer",
+        started.elapsed()
+    );
+    // The server ends the frozen session; the buyer is decided again.
+    let mut again = None;
+    for _ in 0..100 {
+        match decide(&ledger, req(10, 7, 10, "10.00"), star, &policy).await {
+            Ok(d) => {
+                again = Some(d);
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+    let again = again.expect("buyer 7 still held 10 s after their peer froze");
+    assert!(!again.repeated);
+    assert!(
+        peer.simple_query("SELECT 1").await.is_err(),
+        "the frozen session outlived idle_in_transaction_session_timeout"
+    );
+    drop(peer);
+    let _ = peer_conn.await;
+}
