@@ -67,6 +67,14 @@ pub trait LedgerStore: Send + Sync + 'static {
 
     /// What and where the store is, for the log (no secrets).
     fn describe(&self) -> String;
+
+    /// A clean stop, once no call is in flight: gives back what this process holds of
+    /// shared resources (the PostgreSQL store's slices of the daily budget). A store
+    /// that holds none has nothing to do. Not calling it (a crash) loses nothing
+    /// recorded; what was held stays unspent.
+    fn close(&self) -> LedgerFuture<()> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 impl LedgerStore for Ledger {

@@ -10,10 +10,24 @@
 //! keyed by the buyer (`pg_advisory_xact_lock`), so two commands about one buyer, on any
 //! replicas, run one after the other and see each other's advances; commands about
 //! different buyers never wait for each other. The buyer's exposure lives in its row of
-//! `exposure`, read and written only under that lock. Only an advance touches the
-//! platform-wide daily budget: it locks that day's row of `daily` (`FOR UPDATE`) and
-//! decides again with the fresh total before advancing, so concurrent advances never
-//! pass the budget together. Locks are always taken buyer first, then day.
+//! `exposure`, read and written only under that lock. An advance also takes its
+//! parcel's lock (keyed by the tracking number) before it reads whether another return
+//! was advanced on that parcel, so two buyers' returns on one parcel are decided one
+//! after the other; and `advances.order_id` is unique, so an order is refunded once.
+//! Locks are always taken buyer first, then parcel.
+//!
+//! **The daily budget in escrow** ([`escrow`]): no advance locks a shared row. Each
+//! replica reserves slices of the day's budget in a short transaction of its own and
+//! spends them from memory, recording the slice beside each advance; `advanced ≤
+//! reserved ≤ budget` holds per day across replicas, kills and restarts. A clean stop
+//! ([`PgLedger::close`]) gives the unspent part back; a crash loses it for the day.
+//!
+//! **Nothing waits for ever.** Every session sets `lock_timeout`, `statement_timeout`
+//! and `idle_in_transaction_session_timeout` ([`PgOptions`]), and TCP keepalives; a
+//! command dropped mid-transaction closes its connection and cancels its statement on
+//! the server, so backends stay bounded by the pools. A stuck lock ends a call in a
+//! 503 within the lock timeout; a replica frozen inside a transaction has its session
+//! ended by the server.
 //!
 //! **Idempotency across replicas.** `decisions.return_id` is the primary key. The same
 //! `return_id` decided on two replicas at once: one commits, the other's insert waits
@@ -36,8 +50,10 @@
 //! transaction that did not end cleanly (its caller went away mid-command) never goes
 //! back to the pool: the connection is closed and PostgreSQL rolls it back.
 //!
-//! **Durability.** A command is answered after its COMMIT, which with PostgreSQL's
-//! default `synchronous_commit = on` has flushed the WAL: nothing acknowledged is lost.
+//! **Durability.** A command is answered after its COMMIT, which with
+//! `synchronous_commit = on` (set by every session, not assumed) has flushed the WAL:
+//! nothing acknowledged is lost. A replica refuses to start on a server with `fsync =
+//! off`, naming the setting.
 //!
 //! **Schema.** Versioned migrations ([`MIGRATIONS`]) run at start inside one
 //! transaction under an advisory lock, so replicas starting together migrate once.
@@ -62,9 +78,12 @@ use rust_decimal::Decimal;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 use tokio_postgres::NoTls;
+
+mod escrow;
+use escrow::{Claims, Escrow, Fate, ReserveError};
 use tokio_postgres::error::SqlState;
 
 /// The schema, one migration per version, applied in order and recorded in
@@ -140,6 +159,27 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
         "CREATE UNIQUE INDEX advances_order_once ON advances (order_id);
         DROP INDEX advances_order;",
     ),
+    (
+        3,
+        // The daily budget in escrow (see `escrow`): each replica reserves slices of
+        // the day's budget in `budget_slices` (the day's total in `daily.reserved`)
+        // and records which slice each advance spent. What was advanced before this
+        // migration stays reserved for its day (`daily.advanced`, no longer written).
+        "CREATE TABLE budget_slices (
+            slice_id BIGSERIAL PRIMARY KEY,
+            day DATE NOT NULL,
+            holder TEXT NOT NULL,
+            reserved NUMERIC(16,2) NOT NULL CHECK (reserved >= 0),
+            opened_at BIGINT NOT NULL,
+            closed_at BIGINT
+        );
+        CREATE INDEX budget_slices_day ON budget_slices (day);
+        ALTER TABLE daily ADD COLUMN reserved NUMERIC(16,2) NOT NULL DEFAULT 0
+            CHECK (reserved >= 0);
+        UPDATE daily SET reserved = advanced;
+        ALTER TABLE advances ADD COLUMN slice_id BIGINT REFERENCES budget_slices (slice_id);
+        CREATE INDEX advances_slice ON advances (slice_id);",
+    ),
 ];
 
 /// The advisory lock (two-int form, apart from the buyers' bigint keys) that serializes
@@ -183,6 +223,10 @@ pub struct PgOptions {
     /// probes and 3 probes, a peer gone without a FIN is noticed within about 8 s, and
     /// unacknowledged writes give up after the same time (`TCP_USER_TIMEOUT`).
     pub keepalive_idle: Duration,
+    /// The daily budget is reserved by each replica in slices of about `1 /
+    /// budget_slices` of it (default 32), smaller as the day's budget runs out (see
+    /// [`fastrefund_core::ledger::escrow`]).
+    pub budget_slices: u32,
 }
 
 impl Default for PgOptions {
@@ -194,6 +238,7 @@ impl Default for PgOptions {
             statement_timeout: Duration::from_secs(3),
             idle_in_transaction_timeout: Duration::from_secs(2),
             keepalive_idle: Duration::from_secs(5),
+            budget_slices: 32,
         }
     }
 }
@@ -217,6 +262,8 @@ impl PgOptions {
 #[derive(Clone)]
 pub struct PgLedger {
     pool: Pool,
+    /// This replica's slices of the daily budget.
+    escrow: Arc<Escrow>,
     /// `host:port/db`, never the password.
     described: Arc<str>,
 }
@@ -255,6 +302,50 @@ struct Tx<'c> {
     /// The transaction is over: its COMMIT was answered (by a commit, or by the
     /// rollback PostgreSQL makes of it after a failed statement).
     ended: AtomicBool,
+    /// Where its COMMIT is: [`OPEN`], [`COMMIT_SENT`], [`COMMITTED`] or [`NOT_COMMITTED`].
+    commit: AtomicU8,
+    /// The replica's budget slices, and what this transaction claimed of them.
+    escrow: &'c Arc<Escrow>,
+    claims: Claims,
+}
+
+/// The transaction has not sent its COMMIT.
+const OPEN: u8 = 0;
+/// Its COMMIT was sent and not answered yet (if it never is, the outcome is unknown).
+const COMMIT_SENT: u8 = 1;
+const COMMITTED: u8 = 2;
+/// Its COMMIT was answered with a rollback or an error from the server.
+const NOT_COMMITTED: u8 = 3;
+
+impl Tx<'_> {
+    /// Marks the COMMIT sent, before it is.
+    fn sending_commit(&self) {
+        self.commit.store(COMMIT_SENT, Ordering::Release);
+    }
+
+    /// Records how the COMMIT was answered: `Ok(true)` committed, `Ok(false)` rolled
+    /// back by the server, `Err` not answered by the server (the connection failed).
+    fn commit_answered(&self, answer: Result<bool, ()>) {
+        let state = match answer {
+            Ok(true) => COMMITTED,
+            Ok(false) => NOT_COMMITTED,
+            Err(()) => COMMIT_SENT,
+        };
+        self.commit.store(state, Ordering::Release);
+    }
+}
+
+impl Drop for Tx<'_> {
+    /// Settles the budget claims by how the transaction ended, on every path: an
+    /// answer, an error, or a caller that went away mid-command.
+    fn drop(&mut self) {
+        let fate = match self.commit.load(Ordering::Acquire) {
+            COMMITTED => Fate::Committed,
+            COMMIT_SENT => Fate::InDoubt,
+            _ => Fate::RolledBack,
+        };
+        self.claims.settle(self.escrow, fate);
+    }
 }
 
 impl std::ops::Deref for Tx<'_> {
@@ -309,10 +400,18 @@ async fn commit_with<T>(
     tx: &Tx<'_>,
     last: impl Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, TxError> {
+    tx.sending_commit();
     let (written, committed) = tokio::join!(biased; last, tx.client.batch_execute("COMMIT"));
     if committed.is_ok() {
         tx.ended.store(true, Ordering::Release);
     }
+    tx.commit_answered(match (&written, &committed) {
+        // The server refused the write: the transaction cannot commit.
+        (Err(w), _) if w.as_db_error().is_some() => Ok(false),
+        (_, Ok(())) => Ok(written.is_ok()),
+        (_, Err(e)) if e.as_db_error().is_some() => Ok(false),
+        _ => Err(()),
+    });
     let v = written?;
     committed?;
     Ok(v)
@@ -392,22 +491,27 @@ impl PgLedger {
         if !named("tcp_user_timeout") {
             config.tcp_user_timeout(options.keepalive_idle + Duration::from_secs(3));
         }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(options.max_connections)
-            .wait_timeout(Some(options.connect_timeout))
-            .create_timeout(Some(options.connect_timeout))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| open(e.to_string()))?;
+        let pool = |size: usize| {
+            let manager = Manager::from_config(
+                config.clone(),
+                NoTls,
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            );
+            Pool::builder(manager)
+                .max_size(size)
+                .wait_timeout(Some(options.connect_timeout))
+                .create_timeout(Some(options.connect_timeout))
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .build()
+                .map_err(|e| open(e.to_string()))
+        };
         let ledger = PgLedger {
-            pool,
+            pool: pool(options.max_connections)?,
+            // Reservations have connections of their own: a command waiting for one
+            // holds a pooled connection, so the reservation must not wait for another.
+            escrow: Arc::new(Escrow::new(pool(1)?, options.budget_slices)),
             described: Arc::from(format!("PostgreSQL at {}", redact(url))),
         };
         ledger.check_durable().await.map_err(open)?;
@@ -513,22 +617,37 @@ impl PgLedger {
             let tx = Tx {
                 client,
                 ended: AtomicBool::new(false),
+                commit: AtomicU8::new(OPEN),
+                escrow: &self.escrow,
+                claims: Claims::default(),
             };
             let (begun, worked) = tokio::join!(biased; client.batch_execute("BEGIN"), work(&tx));
             let result = match (begun, worked) {
                 (Err(e), _) => Err(TxError::Db(e)),
                 (Ok(()), Ok(v)) if tx.ended.load(Ordering::Acquire) => Ok(v),
-                (Ok(()), Ok(v)) => match client.batch_execute("COMMIT").await {
-                    Ok(()) => {
-                        tx.ended.store(true, Ordering::Release);
-                        Ok(v)
+                (Ok(()), Ok(v)) => {
+                    tx.sending_commit();
+                    match client.batch_execute("COMMIT").await {
+                        Ok(()) => {
+                            tx.ended.store(true, Ordering::Release);
+                            tx.commit_answered(Ok(true));
+                            Ok(v)
+                        }
+                        Err(e) => {
+                            tx.commit_answered(if e.as_db_error().is_some() {
+                                Ok(false)
+                            } else {
+                                Err(())
+                            });
+                            Err(TxError::Db(e))
+                        }
                     }
-                    Err(e) => Err(TxError::Db(e)),
-                },
+                }
                 (Ok(()), Err(e)) => Err(e),
             };
             let clean = tx.ended.load(Ordering::Acquire)
                 || (result.is_err() && client.batch_execute("ROLLBACK").await.is_ok());
+            drop(tx);
             conn.finish(clean);
             match result {
                 Ok(v) => return Ok(v),
@@ -582,11 +701,72 @@ impl PgLedger {
             .collect()
     }
 
-    /// Checks the money invariant against the rows themselves: each buyer's exposure
-    /// row equals their advances minus their settled advances, and no row is negative.
-    /// Returns each buyer's outstanding amount.
+    /// Returns the unspent part of this replica's budget slices to their days: a clean
+    /// stop, once no command is in flight (what a replica that crashes held stays
+    /// reserved and unspent for its day). Returns how much went back.
+    pub async fn close(&self) -> Result<Money, LedgerError> {
+        let back = self
+            .escrow
+            .give_back(Utc::now())
+            .await
+            .map_err(unavailable)?;
+        tracing::info!(%back, "unspent budget slices returned");
+        Ok(back)
+    }
+
+    /// `day`'s advanced total (the committed advances) and reserved total (what every
+    /// replica's slices hold, with what was advanced before slices): the escrow's
+    /// invariant is `advanced <= reserved <= budget`.
+    pub async fn day_totals(&self, day: NaiveDate) -> Result<(Money, Money), LedgerError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let r = client
+            .query_one(
+                "SELECT (SELECT COALESCE(SUM(amount), 0) FROM advances WHERE local_date = $1),
+                        (SELECT COALESCE(MAX(reserved), 0) FROM daily WHERE day = $1)",
+                &[&day],
+            )
+            .await
+            .map_err(|e| unavailable(db_error(&e)))?;
+        Ok((money(r.get(0))?, money(r.get(1))?))
+    }
+
+    /// Checks the money invariants against the rows themselves: each buyer's exposure
+    /// row equals their advances minus their settled advances, and no row is negative;
+    /// each day's advances fit what is reserved for it, which is what its slices hold;
+    /// each slice's advances fit the slice. Returns each buyer's outstanding amount.
     pub async fn check_invariants(&self) -> Result<Vec<(u64, Money, u32)>, String> {
         let client = self.pool.get().await.map_err(|e| e.to_string())?;
+        let escrow = client
+            .query(
+                "WITH spent AS (
+                    SELECT local_date AS day, SUM(amount) AS advanced FROM advances
+                    GROUP BY local_date),
+                 held AS (
+                    SELECT day, SUM(reserved) AS reserved FROM budget_slices GROUP BY day)
+                 SELECT COALESCE(d.day, s.day)::TEXT, s.advanced, d.reserved, d.advanced,
+                        h.reserved
+                 FROM daily d FULL JOIN spent s ON s.day = d.day
+                 LEFT JOIN held h ON h.day = COALESCE(d.day, s.day)
+                 WHERE COALESCE(s.advanced, 0) > COALESCE(d.reserved, 0)
+                    OR COALESCE(d.reserved, 0) <> COALESCE(d.advanced, 0) + COALESCE(h.reserved, 0)
+                 UNION ALL
+                 SELECT 'slice ' || b.slice_id, SUM(a.amount), b.reserved, NULL, NULL
+                 FROM budget_slices b JOIN advances a ON a.slice_id = b.slice_id
+                 GROUP BY b.slice_id, b.reserved HAVING SUM(a.amount) > b.reserved",
+                &[],
+            )
+            .await
+            .map_err(|e| db_error(&e))?;
+        if let Some(r) = escrow.first() {
+            return Err(format!(
+                "budget escrow broken on {}: advanced {:?}, reserved {:?} (before slices {:?}, in slices {:?})",
+                r.get::<_, String>(0),
+                r.get::<_, Option<Decimal>>(1),
+                r.get::<_, Option<Decimal>>(2),
+                r.get::<_, Option<Decimal>>(3),
+                r.get::<_, Option<Decimal>>(4),
+            ));
+        }
         let wrong = client
             .query(
                 "WITH open AS (
@@ -683,7 +863,6 @@ const LOCK_BUYER: &str = "SELECT pg_advisory_xact_lock($1)";
 const LOCK_TRACKING: &str = "SELECT pg_advisory_xact_lock(1718776944, hashtext($1))";
 const READ_BUYER: &str =
     "SELECT outstanding, open_advances, last_loss FROM exposure WHERE buyer_id = $1";
-const READ_DAY: &str = "SELECT advanced FROM daily WHERE day = $1";
 const INDEXED_FACTS: &str = "SELECT EXISTS (SELECT 1 FROM advances WHERE order_id = $1),
         EXISTS (SELECT 1 FROM advances WHERE tracking_number = $2 AND return_id <> $3)";
 const RECORDED: &str = "SELECT buyer_id, order_id, merchant_id, category, amount, reason,
@@ -693,15 +872,11 @@ const RECORDED: &str = "SELECT buyer_id, order_id, merchant_id, category, amount
 const INDEXED_FACTS_OF: &str = "SELECT EXISTS (SELECT 1 FROM advances
             WHERE order_id = (SELECT order_id FROM decisions WHERE return_id = $1)),
         EXISTS (SELECT 1 FROM advances WHERE tracking_number = $2 AND return_id <> $1)";
-const ENSURE_DAY: &str =
-    "INSERT INTO daily (day, advanced) VALUES ($1, 0) ON CONFLICT (day) DO NOTHING";
-const LOCK_DAY: &str = "SELECT advanced FROM daily WHERE day = $1 FOR UPDATE";
 const STORE_EXPOSURE: &str =
     "INSERT INTO exposure (buyer_id, outstanding, open_advances, last_loss)
      VALUES ($1, $2, $3, $4)
      ON CONFLICT (buyer_id) DO UPDATE SET outstanding = EXCLUDED.outstanding,
          open_advances = EXCLUDED.open_advances, last_loss = EXCLUDED.last_loss";
-const STORE_DAY: &str = "UPDATE daily SET advanced = $2 WHERE day = $1";
 const INSERT_DECISION: &str = "INSERT INTO decisions (return_id, decision_id, buyer_id,
         order_id, merchant_id, category, amount, reason, delivered_at, requested_at,
         tracking_number, decided_at, star, instant, decision, policy_version, model_version,
@@ -711,8 +886,8 @@ const INSERT_DECISION: &str = "INSERT INTO decisions (return_id, decision_id, bu
      RETURNING decision_id";
 
 const INSERT_ADVANCE: &str = "INSERT INTO advances (return_id, buyer_id, order_id, amount,
-        tracking_number, shipped_at, advanced_at, local_date)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        tracking_number, shipped_at, advanced_at, local_date, slice_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// The statement for `sql`, prepared once per connection (a statement sent as text
 /// would be parsed and described again on every call: a round trip more each).
@@ -779,48 +954,39 @@ fn restore(book: &mut Book, buyer: u64, (owed, open, loss): Exposure) -> Result<
         .map_err(|e| TxError::Ledger(unavailable(e)))
 }
 
-/// The day's advanced total; `lock`: hold the day's row until the end of the
-/// transaction (only an advance does, after its buyer's lock).
-async fn read_day(tx: &Tx<'_>, day: NaiveDate, lock: bool) -> Result<Money, TxError> {
-    let advanced: Decimal = if lock {
-        // Both in one round trip, in this order (both prepared before either is sent).
-        let (ensure, lock) = (st(tx, ENSURE_DAY).await?, st(tx, LOCK_DAY).await?);
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&day];
-        let (_, row) =
-            tokio::try_join!(biased; tx.execute(&ensure, &params), tx.query_one(&lock, &params))?;
-        row.get(0)
-    } else {
-        tx.query_opt(&st(tx, READ_DAY).await?, &[&day])
-            .await?
-            .map_or(Decimal::ZERO, |r| r.get(0))
-    };
-    Ok(money(advanced)?)
+/// Claims `amount` of `day`'s budget from this replica's slice for the advance the
+/// transaction is about to write (reserving more first when the slice is short):
+/// `false` when less than that is left unreserved. The claim is kept if the
+/// transaction commits and given back if it certainly does not ([`escrow::Claims`]).
+async fn claim_budget(
+    tx: &Tx<'_>,
+    day: NaiveDate,
+    amount: Money,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<bool, TxError> {
+    match tx.escrow.claim(day, amount, policy.daily_budget, now).await {
+        Ok(claim) => {
+            tx.claims.hold(claim);
+            Ok(true)
+        }
+        Err(ReserveError::Exhausted) => Ok(false),
+        Err(ReserveError::Db(e)) => Err(TxError::Ledger(unavailable(format!(
+            "reserving a slice of the day's budget: {e}"
+        )))),
+    }
 }
 
-/// Writes the buyer's exposure and the day's total back from `book`.
-async fn store_book(
-    tx: &Tx<'_>,
-    book: &Book,
-    buyer: u64,
-    day: Option<NaiveDate>,
-) -> Result<(), TxError> {
+/// Writes the buyer's exposure back from `book`.
+async fn store_book(tx: &Tx<'_>, book: &Book, buyer: u64) -> Result<(), TxError> {
     let (owed, open) = book.exposure(buyer);
-    let (exposure, daily) = (st(tx, STORE_EXPOSURE).await?, st(tx, STORE_DAY).await?);
     let (buyer, owed, open) = (buyer as i64, owed.value(), open as i32);
     let loss = book.last_loss(buyer as u64).map(|t| t.timestamp_micros());
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&buyer, &owed, &open, &loss];
-    let store_exposure = tx.execute(&exposure, &params);
-    match day {
-        // Both in one round trip.
-        Some(day) => {
-            let total = book.advanced_on(day).value();
-            let day_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&day, &total];
-            tokio::try_join!(biased; store_exposure, tx.execute(&daily, &day_params))?;
-        }
-        None => {
-            store_exposure.await?;
-        }
-    }
+    tx.execute(
+        &st(tx, STORE_EXPOSURE).await?,
+        &[&buyer, &owed, &open, &loss],
+    )
+    .await?;
     Ok(())
 }
 
@@ -974,6 +1140,7 @@ async fn insert_advance(
             &shipped_at.timestamp_micros(),
             &now.timestamp_micros(),
             &day,
+            &tx.claims.slice_id(),
         ],
     )
     .await?;
@@ -1007,18 +1174,16 @@ async fn decide_tx(
             LOCK_TRACKING,
             RECORDED,
             READ_BUYER,
-            READ_DAY,
             INDEXED_FACTS,
         ],
     )
     .await?;
-    let ((), (), prior, exposure, today, (refunded, reused)) = tokio::try_join!(
+    let ((), (), prior, exposure, (refunded, reused)) = tokio::try_join!(
         biased;
         lock_buyer(tx, buyer),
         lock_tracking(tx, tracking),
         recorded(tx, rid),
         read_buyer(tx, buyer),
-        read_day(tx, day, false),
         indexed_facts(tx, rid, req.order_id.0, req.tracking_number.as_deref()),
     )?;
     if let Some((first, d)) = prior {
@@ -1026,12 +1191,11 @@ async fn decide_tx(
     }
     let mut book = Book::default();
     restore(&mut book, buyer, exposure)?;
-    book.restore_day(day, today);
     let view = |book: &Book| book.view(buyer, day, rated_as_of, refunded, reused);
     let mut decision = policy::decide(req, star, &view(&book), policy, now);
-    if decision.advanced_refund {
-        // The budget is shared by every buyer: decide again on the day's locked total.
-        book.restore_day(day, read_day(tx, day, true).await?);
+    if decision.advanced_refund && !claim_budget(tx, day, req.amount, policy, now).await? {
+        // The day's budget has no room left for it: decide again as the rules see that.
+        book.restore_day(day, policy.daily_budget);
         decision = policy::decide(req, star, &view(&book), policy, now);
     }
     let shadow = shadow.map(|s| shadow_record(req, s, &view(&book), policy, now, &decision));
@@ -1072,7 +1236,7 @@ async fn decide_tx(
         let tracking = req.tracking_number.as_deref().unwrap_or_default();
         insert_advance(tx, rid, &rec, tracking, now, now, day).await?;
         book.add_advance(buyer, req.amount, day);
-        store_book(tx, &book, buyer, Some(day)).await?;
+        store_book(tx, &book, buyer).await?;
         id
     } else {
         // Nothing else to write: the insert and the COMMIT in one round trip.
@@ -1109,19 +1273,17 @@ async fn track_tx(
     // The parcel's lock before the read of who it backs (both prepared first, so that
     // they go out in this order).
     warm(tx, &[LOCK_TRACKING, INDEXED_FACTS_OF]).await?;
-    let ((), rec, exposure, today, facts) = tokio::try_join!(
+    let ((), rec, exposure, facts) = tokio::try_join!(
         biased;
         lock_tracking(tx, Some(tracking)),
         find_return(tx, rid),
         read_buyer(tx, buyer),
-        read_day(tx, day, false),
         indexed_facts_of(tx, rid, tracking),
     )?;
     // Decisions are never deleted: the row that gave the buyer is there.
     let rec = rec.ok_or(Refusal::UnknownReturn(rid))?;
     let mut book = Book::default();
     restore(&mut book, buyer, exposure)?;
-    book.restore_day(day, today);
     // The index look-ups count only when the step will ask for the view (read with
     // the rest, since the step's closure cannot await them).
     let facts = (rec.advance.is_none() && rec.instant).then_some(facts);
@@ -1132,9 +1294,11 @@ async fn track_tx(
         })
     };
     let mut step = step_on(&book)?;
-    if let TrackStep::Advance { .. } = step {
-        // Decide again on the day's locked total (the budget is shared).
-        book.restore_day(day, read_day(tx, day, true).await?);
+    if let TrackStep::Advance { amount, .. } = step
+        && !claim_budget(tx, day, amount, policy, now).await?
+    {
+        // The day's budget has no room left for it: step again as the rules see that.
+        book.restore_day(day, policy.daily_budget);
         step = step_on(&book)?;
     }
     match step {
@@ -1152,13 +1316,13 @@ async fn track_tx(
             // error: the insert an order's unique index refuses (another replica
             // advanced that order first, a retry refuses it) must reach `run` before
             // the "transaction is aborted" of the statements behind it.
-            warm(tx, &[INSERT_ADVANCE, STORE_EXPOSURE, STORE_DAY]).await?;
+            warm(tx, &[INSERT_ADVANCE, STORE_EXPOSURE]).await?;
             book.add_advance(buyer, amount, day);
             tokio::try_join!(
-            biased;
-                    insert_advance(tx, rid, &rec, tracking, shipped_at, now, day),
-                    store_book(tx, &book, buyer, Some(day)),
-                )?;
+                biased;
+                insert_advance(tx, rid, &rec, tracking, shipped_at, now, day),
+                store_book(tx, &book, buyer),
+            )?;
             Ok(Tracked {
                 return_id: rid,
                 advanced: true,
@@ -1228,7 +1392,7 @@ async fn settle_tx(
                 tracing::error!(error = %e, "ledger rows disagree with their records");
                 TxError::Ledger(unavailable(e))
             })?;
-            store_book(tx, &book, buyer, None).await?;
+            store_book(tx, &book, buyer).await?;
             (amount, loss, false)
         }
     };
@@ -1365,6 +1529,11 @@ impl LedgerStore for PgLedger {
 
     fn describe(&self) -> String {
         self.described.to_string()
+    }
+
+    fn close(&self) -> LedgerFuture<()> {
+        let this = self.clone();
+        Box::pin(async move { PgLedger::close(&this).await.map(drop) })
     }
 }
 

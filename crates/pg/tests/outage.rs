@@ -153,3 +153,166 @@ async fn a_replica_refuses_a_server_that_does_not_make_commits_durable() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     PgLedger::connect(&url, PgOptions::default()).await.unwrap();
 }
+
+/// An advance of 37.13 for buyer `rid` (one each, so that only the day's budget binds),
+/// advanced at decision time.
+fn advance_req(rid: u64) -> fastrefund_core::domain::ReturnRequest {
+    fastrefund_core::domain::ReturnRequest {
+        buyer_id: BuyerId(rid),
+        amount: "37.13".parse().unwrap(),
+        ..req(rid)
+    }
+}
+
+/// Four replicas spend one daily budget at once; one is killed (dropped without its
+/// clean stop) and PostgreSQL crashes and restarts in the middle; the others stop
+/// cleanly. The day's advances never pass what is reserved, nor that the budget, to the
+/// cent; what every acknowledged answer advanced is what the ledger holds; and at the
+/// end, a buyer is refused for the budget only when less than their advance is left
+/// unreserved (the killed replica's unspent slice is lost for the day, never spent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_daily_budget_holds_to_the_cent_across_replicas_kills_and_restarts() {
+    let Some(server) = fastrefund_testkit::pg::server() else {
+        return;
+    };
+    if std::env::var("FASTREFUND_TEST_PG_DIR").is_err() {
+        fastrefund_testkit::pg::say_skipped(
+            "FASTREFUND_TEST_PG_DIR does not name a server this test may restart",
+        );
+        return;
+    }
+    let _alone = SERVER.lock().await;
+    let url = server.fresh_database().await;
+    let options = PgOptions {
+        budget_slices: 8,
+        ..PgOptions::default()
+    };
+    let mut replicas = Vec::new();
+    for _ in 0..4 {
+        replicas.push(Arc::new(PgLedger::connect(&url, options).await.unwrap()));
+    }
+    let policy = Arc::new(Policy {
+        daily_budget: "2000.00".parse().unwrap(),
+        ..Policy::default()
+    });
+    let star = Some(Star::try_from(5u8).unwrap());
+    let now = Utc.with_ymd_and_hms(2026, 7, 1, 3, 0, 0).unwrap();
+    let day = fastrefund_core::policy::local_date(now, &policy);
+    let budget = policy.daily_budget;
+    let amount: fastrefund_core::domain::Money = "37.13".parse().unwrap();
+    let acknowledged = Arc::new(std::sync::Mutex::new(fastrefund_core::domain::Money::ZERO));
+    let wave = |from: u64, to: u64, live: Vec<Arc<PgLedger>>| {
+        let (policy, acknowledged) = (policy.clone(), acknowledged.clone());
+        async move {
+            let calls: Vec<_> = (from..to)
+                .map(|rid| {
+                    let (ledger, policy, acknowledged) = (
+                        live[rid as usize % live.len()].clone(),
+                        policy.clone(),
+                        acknowledged.clone(),
+                    );
+                    tokio::spawn(async move {
+                        let d = ledger
+                            .decide(advance_req(rid), star, None, None, policy, "m".into(), now)
+                            .await;
+                        if let Ok(d) = &d
+                            && d.decision.advanced_refund
+                            && !d.repeated
+                        {
+                            let mut a = acknowledged.lock().unwrap();
+                            *a = *a + amount;
+                        }
+                        d
+                    })
+                })
+                .collect();
+            let mut refused_for_budget = 0;
+            for c in calls {
+                if let Ok(d) = c.await.unwrap()
+                    && d.decision
+                        .reasons
+                        .iter()
+                        .any(|r| r.code() == "daily_budget_exhausted")
+                {
+                    refused_for_budget += 1;
+                }
+            }
+            refused_for_budget
+        }
+    };
+    // Half the budget's worth through all four.
+    wave(1, 28, replicas.clone()).await;
+    // One replica is killed: no clean stop, its unspent slice stays reserved.
+    let killed = replicas.pop().unwrap();
+    drop(killed);
+    // The database crashes and comes back; the rest go on.
+    assert!(server.crash_restart());
+    let mut back = false;
+    for _ in 0..100 {
+        if replicas[0].ready().await.is_ok() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "PostgreSQL did not come back");
+    let refused = wave(100, 200, replicas.clone()).await;
+    assert!(refused > 0, "the budget never bound");
+    let (advanced, reserved) = replicas[0].day_totals(day).await.unwrap();
+    assert!(
+        advanced <= reserved && reserved <= budget,
+        "{advanced} / {reserved} / {budget}"
+    );
+    assert_eq!(
+        advanced,
+        *acknowledged.lock().unwrap(),
+        "acknowledged advances"
+    );
+    replicas[0].check_invariants().await.unwrap();
+
+    // Clean stops give their slices back; a new replica spends what is unreserved,
+    // to the last advance that fits.
+    for r in &replicas {
+        r.close().await.unwrap();
+    }
+    drop(replicas);
+    let last = PgLedger::connect(&url, options).await.unwrap();
+    let mut rid = 1000;
+    loop {
+        let d = last
+            .decide(
+                advance_req(rid),
+                star,
+                None,
+                None,
+                policy.clone(),
+                "m".into(),
+                now,
+            )
+            .await
+            .unwrap();
+        rid += 1;
+        if !d.decision.advanced_refund {
+            assert!(
+                d.decision
+                    .reasons
+                    .iter()
+                    .any(|r| r.code() == "daily_budget_exhausted"),
+                "{:?}",
+                d.decision.reasons
+            );
+            break;
+        }
+    }
+    let (advanced, reserved) = last.day_totals(day).await.unwrap();
+    assert!(
+        advanced <= reserved && reserved <= budget,
+        "{advanced} / {reserved} / {budget}"
+    );
+    let unreserved = budget.value() - reserved.value();
+    assert!(
+        unreserved < amount.value(),
+        "refused with {unreserved} of the budget unreserved"
+    );
+    last.check_invariants().await.unwrap();
+}

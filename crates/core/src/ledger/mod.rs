@@ -1,12 +1,14 @@
 //! The ledger's money core, pure and shared by every store: the [`Book`] of open
 //! exposure, advances per day and losses, with the invariant it checks; the rules for a
 //! decided return's tracking number and outcome ([`machine`]); a ledger in memory that
-//! runs them ([`MemoryLedger`], what `simulate` replays through); where a buyer's star
+//! runs them ([`MemoryLedger`], what `simulate` replays through); the daily budget
+//! held in escrow by replicas ([`escrow`]); where a buyer's star
 //! comes from ([`StarLookup`]); and one decided return in the shape of the `returns`
 //! table ([`ExportRow`]). No I/O: a store reads what a command needs, calls these, and
 //! writes what they decided.
 
 mod book;
+pub mod escrow;
 pub mod machine;
 mod memory;
 

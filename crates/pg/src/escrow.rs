@@ -1,0 +1,300 @@
+//! The day's advance budget in escrow (the arithmetic and its invariant,
+//! `advanced ≤ reserved ≤ budget`, are [`fastrefund_core::ledger::escrow`]'s).
+//!
+//! A replica keeps its slice of each day in memory and its reservations in two tables:
+//! `daily.reserved` (what every slice of the day holds, with what was advanced before
+//! slices existed) and `budget_slices` (one row per replica and day). An advance claims
+//! from the slice in memory and records its `slice_id` beside it: no shared row. Only a
+//! reservation locks the day's row, in a short transaction of its own, on a connection
+//! of its own (a command waiting for a reservation holds a pooled connection; the
+//! reservation must not wait for one), one reservation at a time per replica.
+//!
+//! A claim lives with its command's transaction ([`Claims`]): kept once the COMMIT is
+//! answered, given back when the transaction certainly did not commit (an error before
+//! the COMMIT was sent, or a COMMIT refused), and kept, in doubt, when the COMMIT was
+//! sent and its answer lost: fail closed, the budget is never spent twice.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::Pool;
+use fastrefund_core::domain::Money;
+use fastrefund_core::ledger::escrow::{Slice, grant};
+use rust_decimal::{Decimal, RoundingStrategy};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// This replica's slice of one day.
+#[derive(Debug, Default)]
+struct DaySlice {
+    /// Its row of `budget_slices`, once something was reserved.
+    slice_id: Option<i64>,
+    slice: Slice,
+}
+
+/// A claim on this replica's slice of `day`, for one advance.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Claim {
+    pub day: NaiveDate,
+    pub amount: Money,
+    pub slice_id: i64,
+}
+
+/// This replica's slices, and how it reserves more.
+pub(crate) struct Escrow {
+    days: Mutex<HashMap<NaiveDate, DaySlice>>,
+    /// One reservation at a time: a command that finds the slice short waits for the
+    /// reservation under way, then tries its slice again.
+    reserving: tokio::sync::Mutex<()>,
+    /// Connections for reservations and returns only.
+    pool: Pool,
+    /// Who holds the slices, for an operator reading `budget_slices`.
+    holder: String,
+    /// A day's budget is reserved in slices of about `1 / slices` of it.
+    slices: u32,
+}
+
+/// Why a reservation did not happen.
+pub(crate) enum ReserveError {
+    /// Less than the advance needs is unreserved: refuse it for the day's budget.
+    Exhausted,
+    /// The database did not answer or refused: the command fails as unavailable.
+    Db(String),
+}
+
+impl Escrow {
+    pub(crate) fn new(pool: Pool, slices: u32) -> Escrow {
+        let holder = format!(
+            "pid {} on {} since {}",
+            std::process::id(),
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "?".into()),
+            Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+        );
+        Escrow {
+            days: Mutex::new(HashMap::new()),
+            reserving: tokio::sync::Mutex::new(()),
+            pool,
+            holder,
+            slices: slices.max(1),
+        }
+    }
+
+    fn days(&self) -> std::sync::MutexGuard<'_, HashMap<NaiveDate, DaySlice>> {
+        self.days.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Claims `amount` of `day`'s budget for an advance, reserving more of it when the
+    /// slice is short.
+    pub(crate) async fn claim(
+        &self,
+        day: NaiveDate,
+        amount: Money,
+        budget: Money,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, ReserveError> {
+        if let Some(c) = self.try_claim(day, amount) {
+            return Ok(c);
+        }
+        let _one = self.reserving.lock().await;
+        loop {
+            // Another command's reservation may have made room while this one waited.
+            if let Some(c) = self.try_claim(day, amount) {
+                return Ok(c);
+            }
+            let (slice_id, need) = {
+                let mut days = self.days();
+                let d = days.entry(day).or_default();
+                (d.slice_id, d.slice.lacks(amount))
+            };
+            let (slice_id, granted) = self.reserve(day, slice_id, need, budget, now).await?;
+            let mut days = self.days();
+            let d = days.entry(day).or_default();
+            d.slice_id = Some(slice_id);
+            d.slice.grow(granted);
+            if d.slice.claim(amount) {
+                return Ok(Claim {
+                    day,
+                    amount,
+                    slice_id,
+                });
+            }
+            // Commands claiming meanwhile took the room: reserve again.
+        }
+    }
+
+    fn try_claim(&self, day: NaiveDate, amount: Money) -> Option<Claim> {
+        let mut days = self.days();
+        let d = days.get_mut(&day)?;
+        let slice_id = d.slice_id?;
+        d.slice.claim(amount).then_some(Claim {
+            day,
+            amount,
+            slice_id,
+        })
+    }
+
+    /// Gives a claim back: its advance was certainly not recorded.
+    pub(crate) fn release(&self, claim: &Claim) {
+        if let Some(d) = self.days().get_mut(&claim.day) {
+            d.slice.release(claim.amount);
+        }
+    }
+
+    /// Reserves at least `need` of `day`'s `budget` for this replica, in one short
+    /// transaction that locks the day's row: what [`grant`] gives, added to the day's
+    /// total and to this replica's slice row (made on its first reservation).
+    async fn reserve(
+        &self,
+        day: NaiveDate,
+        slice_id: Option<i64>,
+        need: Money,
+        budget: Money,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, Money), ReserveError> {
+        let db = |e: tokio_postgres::Error| ReserveError::Db(crate::db_error(&e));
+        let mut client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| ReserveError::Db(e.to_string()))?;
+        let tx = client.transaction().await.map_err(db)?;
+        tx.execute(
+            "INSERT INTO daily (day, advanced, reserved) VALUES ($1, 0, 0)
+             ON CONFLICT (day) DO NOTHING",
+            &[&day],
+        )
+        .await
+        .map_err(db)?;
+        let reserved: Decimal = tx
+            .query_one(
+                "SELECT reserved FROM daily WHERE day = $1 FOR UPDATE",
+                &[&day],
+            )
+            .await
+            .map_err(db)?
+            .get(0);
+        let reserved = Money::new(reserved)
+            .map_err(|e| ReserveError::Db(format!("corrupt daily.reserved: {e}")))?;
+        let chunk = (budget.value() / Decimal::from(self.slices))
+            .round_dp_with_strategy(2, RoundingStrategy::ToZero);
+        let chunk = Money::new(chunk).unwrap_or(Money::ZERO);
+        let Some(granted) = grant(budget, reserved, need, chunk) else {
+            return Err(ReserveError::Exhausted);
+        };
+        tx.execute(
+            "UPDATE daily SET reserved = reserved + $2 WHERE day = $1",
+            &[&day, &granted.value()],
+        )
+        .await
+        .map_err(db)?;
+        let slice_id: i64 = match slice_id {
+            Some(id) => {
+                tx.execute(
+                    "UPDATE budget_slices SET reserved = reserved + $2 WHERE slice_id = $1",
+                    &[&id, &granted.value()],
+                )
+                .await
+                .map_err(db)?;
+                id
+            }
+            None => tx
+                .query_one(
+                    "INSERT INTO budget_slices (day, holder, reserved, opened_at)
+                     VALUES ($1, $2, $3, $4) RETURNING slice_id",
+                    &[
+                        &day,
+                        &self.holder,
+                        &granted.value(),
+                        &now.timestamp_micros(),
+                    ],
+                )
+                .await
+                .map_err(db)?
+                .get(0),
+        };
+        // A COMMIT whose answer is lost counts as refused: what it reserved, if
+        // anything, stays unspent for the day (fail closed).
+        tx.commit().await.map_err(db)?;
+        tracing::debug!(%day, %granted, slice_id, "budget slice reserved");
+        Ok((slice_id, granted))
+    }
+
+    /// Returns the unspent part of every slice to its day (a clean stop: call it once
+    /// no command is in flight; a claim still held stays spent).
+    pub(crate) async fn give_back(&self, now: DateTime<Utc>) -> Result<Money, String> {
+        let _one = self.reserving.lock().await;
+        let backs: Vec<(NaiveDate, i64, Money)> = self
+            .days()
+            .iter_mut()
+            .filter_map(|(day, d)| Some((*day, d.slice_id?, d.slice.give_back())))
+            .filter(|(_, _, back)| *back > Money::ZERO)
+            .collect();
+        let mut total = Money::ZERO;
+        let mut client = self.pool.get().await.map_err(|e| e.to_string())?;
+        for (day, slice_id, back) in backs {
+            let tx = client.transaction().await.map_err(|e| e.to_string())?;
+            tx.execute(
+                "UPDATE daily SET reserved = reserved - $2 WHERE day = $1",
+                &[&day, &back.value()],
+            )
+            .await
+            .map_err(|e| crate::db_error(&e))?;
+            tx.execute(
+                "UPDATE budget_slices SET reserved = reserved - $2, closed_at = $3
+                 WHERE slice_id = $1",
+                &[&slice_id, &back.value(), &now.timestamp_micros()],
+            )
+            .await
+            .map_err(|e| crate::db_error(&e))?;
+            tx.commit().await.map_err(|e| crate::db_error(&e))?;
+            total = total + back;
+        }
+        Ok(total)
+    }
+}
+
+/// The claims a command's transaction holds, and what becomes of them when it ends.
+#[derive(Default)]
+pub(crate) struct Claims {
+    held: Mutex<Vec<Claim>>,
+}
+
+impl Claims {
+    pub(crate) fn hold(&self, c: Claim) {
+        self.held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(c);
+    }
+
+    /// The budget slice of the last claim, recorded beside the advance.
+    pub(crate) fn slice_id(&self) -> Option<i64> {
+        self.held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last()
+            .map(|c| c.slice_id)
+    }
+
+    /// Settles the claims when the transaction is over: `committed`, kept as spent;
+    /// certainly not committed, given back; in doubt, kept (fail closed).
+    pub(crate) fn settle(&self, escrow: &Arc<Escrow>, fate: Fate) {
+        let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(PoisonError::into_inner));
+        match fate {
+            Fate::Committed => {}
+            Fate::RolledBack => held.iter().for_each(|c| escrow.release(c)),
+            Fate::InDoubt => {
+                for c in &held {
+                    tracing::warn!(day = %c.day, amount = %c.amount, slice_id = c.slice_id,
+                        "an advance's COMMIT went unanswered: its budget stays claimed");
+                }
+            }
+        }
+    }
+}
+
+/// How a transaction ended, for its claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    Committed,
+    RolledBack,
+    InDoubt,
+}
