@@ -76,8 +76,10 @@ pub fn check_id(field: &'static str, v: u64) -> Result<u64, ApiError> {
     Ok(v)
 }
 
-/// An id: a JSON integer, or a number with no fraction (`5.0`), as JSON Schema's
-/// `integer` allows.
+/// An id: a JSON integer, written as one. A number with a fraction or an exponent
+/// (`5.0`, `5e0`, `9007199254740993.0`) is refused even when its value is whole: it was
+/// read as a binary float, so past 2^53 it is not the id the client meant (…993.0 reads
+/// as …992), and an id recorded as another is a worse answer than a 422.
 fn de_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     struct V;
     impl serde::de::Visitor<'_> for V {
@@ -93,11 +95,10 @@ fn de_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
                 .map_err(|_| E::custom(format!("{v} is negative; ids are non-negative")))
         }
         fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u64, E> {
-            if v.fract() == 0.0 && (0.0..=MAX_ID as f64).contains(&v) {
-                Ok(v as u64)
-            } else {
-                Err(E::custom(format!("{v} is not a non-negative integer id")))
-            }
+            Err(E::custom(format!(
+                "an id is an integer from 0 to {MAX_ID} written without a fraction or an \
+                 exponent, got the number {v}"
+            )))
         }
     }
     d.deserialize_any(V)

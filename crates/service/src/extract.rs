@@ -125,19 +125,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
                 )
             })?;
         let (name, value) = params.into_iter().next().unwrap_or_default();
-        // `5.0` is an integer as JSON Schema (and so the OpenAPI document) sees it.
-        let whole_float = || {
-            value
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.fract() == 0.0 && (0.0..=super::dto::MAX_ID as f64).contains(f))
-                .map(|f| f as u64)
-        };
+        // Digits only: `5.0` or `5e0` is refused, as in a JSON body (see `dto::de_id`).
         value
             .parse::<u64>()
             .ok()
-            .or_else(whole_float)
-            .filter(|v| *v <= super::dto::MAX_ID)
+            .filter(|v| *v <= super::dto::MAX_ID && value.bytes().all(|b| b.is_ascii_digit()))
             .map(IdPath)
             .ok_or_else(|| ApiError {
                 status: StatusCode::BAD_REQUEST,
@@ -227,5 +219,25 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("trackin"), "{e:?}");
+    }
+
+    #[test]
+    fn an_id_written_as_a_float_is_refused_even_when_whole() {
+        for number in ["9007199254740993.0", "5.0", "5e0", "0.0", "-0"] {
+            let body = format!(
+                r#"{{"return_id":{number},"buyer_id":1,"order_id":1,"merchant_id":1,"category":"shoes","amount":"1","reason":"other","delivered_at":"x","requested_at":"x"}}"#
+            );
+            let e = parse_json::<EligibilityRequest>(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                (e.status, e.field.as_deref()),
+                (StatusCode::UNPROCESSABLE_ENTITY, Some("return_id")),
+                "{number}: {e:?}"
+            );
+        }
+        let ok = parse_json::<EligibilityRequest>(
+            br#"{"return_id":9007199254740993,"buyer_id":1,"order_id":1,"merchant_id":1,"category":"shoes","amount":"1","reason":"other","delivered_at":"x","requested_at":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.return_id, 9007199254740993);
     }
 }

@@ -253,6 +253,61 @@ async fn bad_input_gets_a_json_error_naming_the_field() {
     assert_eq!(s, 404);
 }
 
+/// Issue 26, item 4: `9007199254740993.0` reads as the float …992; taking it would
+/// record the return under an id the client never sent.
+#[tokio::test]
+async fn ids_with_a_fraction_or_an_exponent_are_refused_naming_the_field() {
+    let app = spawn_app().await;
+    let b = app.buyer_with_star(5);
+    for (field, number) in [
+        ("return_id", "9007199254740993.0"),
+        ("return_id", "7.0"),
+        ("buyer_id", "1e5"),
+        ("order_id", "18446744073709551616"),
+        ("merchant_id", "1.5"),
+    ] {
+        let mut r = request(1, b);
+        r[field] = json!(0);
+        let text = serde_json::to_string(&r)
+            .unwrap()
+            .replace(&format!("\"{field}\":0"), &format!("\"{field}\":{number}"));
+        assert!(text.contains(number), "{text}");
+        let (s, e) = json_of(
+            app.post_raw("/v1/eligibility", text.leak(), Some(API))
+                .await,
+        )
+        .await;
+        assert_eq!(
+            (s, e["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{field} = {number}: {e}"
+        );
+    }
+    // Nothing was recorded under the neighbouring ids.
+    for id in [7u64, 9007199254740992] {
+        let r = app
+            .post(
+                &format!("/v1/returns/{id}/tracking"),
+                &json!({"tracking_number": "SF1"}),
+            )
+            .await;
+        assert_eq!(r.status(), 404, "return {id}");
+    }
+    // In the path too.
+    for path in [
+        "/v1/buyers/5.0/rating",
+        "/v1/buyers/5e0/rating",
+        "/v1/buyers/+5/rating",
+    ] {
+        let (s, e) = json_of(app.get(path, Some(API)).await).await;
+        assert_eq!(
+            (s, e["error"]["field"].as_str()),
+            (400, Some("buyer_id")),
+            "{path}: {e}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_body_over_the_limit_is_refused_with_413() {
     let app = spawn_app().await;
