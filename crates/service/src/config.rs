@@ -61,12 +61,15 @@ pub struct Limits {
     /// whenever the connection waits for a request, so it also closes a keep-alive
     /// connection left idle this long: it is the idle timeout too.
     pub header_read_timeout: std::time::Duration,
-    /// `body_timeout_ms` (default 10,000): longest wait for the next part of a request
-    /// body (a body that stalls is answered 408).
+    /// `body_timeout_ms` (default 3,000): longest wait for the next part of a request
+    /// body (a body that stalls is answered 408). Must be shorter than the handler
+    /// timeout, whose clock also runs while the body is read: otherwise a stalled body
+    /// would always meet the handler's 503 first and never get its 408.
     pub body_timeout: std::time::Duration,
     /// `handler_timeout_ms` (default 5,000): longest a request may take once its head is
-    /// read; past it the client gets 503 and the slot is freed. Work that must finish
-    /// (a ledger commit) runs in tasks of its own and is not cut short by it.
+    /// read, reading its body included; past it the client gets 503 and the slot is
+    /// freed. Work that must finish (a ledger commit) runs in tasks of its own and is
+    /// not cut short by it. Longer than `body_timeout_ms`, which is checked.
     pub handler_timeout: std::time::Duration,
     /// `max_connections` (default 4,096): open connections; past it a new connection
     /// is answered 503 with `Retry-After` and closed.
@@ -84,7 +87,7 @@ impl Default for Limits {
         let ms = std::time::Duration::from_millis;
         Limits {
             header_read_timeout: ms(10_000),
-            body_timeout: ms(10_000),
+            body_timeout: ms(3_000),
             handler_timeout: ms(5_000),
             max_connections: 4_096,
             max_in_flight: 1_024,
@@ -255,6 +258,18 @@ impl Limits {
             0..=600_000,
             " ms",
         )?;
+        if self.body_timeout >= self.handler_timeout {
+            return Err(ConfigError::Invalid {
+                key: "body_timeout_ms",
+                message: format!(
+                    "must be shorter than `handler_timeout_ms` ({} ms), got {} ms: the \
+                     handler's clock runs while the body is read, so a stalled body would \
+                     get 503 `handler_timeout` instead of 408 `body_timeout`",
+                    ms(self.handler_timeout),
+                    ms(self.body_timeout)
+                ),
+            });
+        }
         within("max_connections", self.max_connections, 1..=1_000_000, "")?;
         within("max_in_flight", self.max_in_flight, 1..=1_000_000, "")?;
         Ok(())
@@ -504,5 +519,32 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("FASTREFUND_MAX_CONNECTIONS"), "{e}");
+    }
+
+    #[test]
+    fn the_body_timeout_must_be_shorter_than_the_handler_timeout() {
+        // The defaults keep the order, so a stalled body gets its 408.
+        let d = Settings::layered(None, |_| None).unwrap().limits;
+        assert!(d.body_timeout < d.handler_timeout, "{d:?}");
+        assert_eq!(d.check().map_err(|e| e.to_string()), Ok(()));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        for text in [
+            "body_timeout_ms = 6000\n",
+            "handler_timeout_ms = 2000\n",
+            "body_timeout_ms = 4000\nhandler_timeout_ms = 4000\n",
+        ] {
+            std::fs::write(&f, text).unwrap();
+            let e = Settings::layered(Some(&f), |_| None)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("body_timeout_ms") && e.contains("handler_timeout_ms"),
+                "{text}: {e}"
+            );
+        }
+        std::fs::write(&f, "body_timeout_ms = 6000\nhandler_timeout_ms = 7000\n").unwrap();
+        let s = Settings::layered(Some(&f), |_| None).unwrap();
+        assert_eq!(s.limits.body_timeout, std::time::Duration::from_secs(6));
     }
 }

@@ -200,9 +200,8 @@ async fn half_sent_heads_and_idle_connections_are_closed() {
     assert!(closed, "a silent connection was still open after 5 s");
 }
 
-#[tokio::test]
-async fn a_body_that_stalls_is_answered_408() {
-    let (app, _stop, _server) = spawn_app_limited(limits()).await;
+/// Sends a request head and the start of a body that never comes.
+async fn stall_a_body(app: &fastrefund_testkit::TestApp) -> TcpStream {
     let mut s = TcpStream::connect(app.addr()).await.unwrap();
     s.write_all(
         format!(
@@ -214,9 +213,33 @@ async fn a_body_that_stalls_is_answered_408() {
     )
     .await
     .unwrap();
+    s
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_is_answered_408() {
+    let (app, _stop, _server) = spawn_app_limited(limits()).await;
+    let mut s = stall_a_body(&app).await;
     let (text, _) = read_until_closed(&mut s, Duration::from_secs(5)).await;
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("body_timeout"), "{text}");
+}
+
+/// Issue 26, item 2: with the shipped defaults the body timeout used to be 10 s and the
+/// handler's 5 s, so a stalled body got 503 `handler_timeout`, never 408.
+#[tokio::test]
+async fn with_the_default_limits_a_stalled_body_gets_408_not_503() {
+    let (app, _stop, _server) = spawn_app_limited(Limits::default()).await;
+    let started = std::time::Instant::now();
+    let mut s = stall_a_body(&app).await;
+    let (text, _) = read_until_closed(&mut s, Duration::from_secs(12)).await;
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("body_timeout"), "{text}");
+    assert!(
+        started.elapsed() < Limits::default().handler_timeout,
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
