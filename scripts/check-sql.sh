@@ -4,7 +4,16 @@
 #   - the shipped sample with the shipped champion;
 #   - a generated history with a model trained on it, as of two dates;
 #   - the same history in 3 buyer shards (`export-sql --buyer-shard k/3`);
-#   - the same history without buyers.parquet (an empty buyers table is bound).
+#   - the same history without buyers.parquet (an empty buyers table is bound);
+#   - the shipped sample written again as data teams write it (scripts/check_sql.py
+#     write-histories): by pandas (money as text such as "129.90", nanosecond UTC
+#     timestamps, categorical columns, an empty disputes table whose columns have the
+#     null type) and by polars (decimal and integer money, naive ms and ns times, a date,
+#     Categorical and Enum columns, 0/1 flags), on DuckDB and on Spark;
+#   - that history with a text amount that is no amount: `rate` refuses it, and the SQL
+#     stops on both engines with an error naming returns.amount.
+# Both engines run with a session time zone other than UTC; Spark with the setting the
+# SQL's header asks for (spark.sql.legacy.parquet.nanosAsLong=true).
 # Installs the pinned packages of scripts/requirements-sql.txt into target/sql-venv.
 # The binary: $FASTREFUND_BIN, default target/debug/fastrefund (built when missing).
 set -euo pipefail
@@ -14,6 +23,7 @@ scripts/venv.sh scripts/requirements-sql.txt "$VENV"
 PY=$VENV/bin/python
 BIN=${FASTREFUND_BIN:-${CARGO_TARGET_DIR:-target}/debug/fastrefund}
 [ -x "$BIN" ] || cargo build -q -p fastrefund
+CHAMPION="models/$(cat models/CHAMPION)/model.json"
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 quiet() { "$@" >"$W/log" 2>&1 || { cat "$W/log" >&2; echo "failed: $*" >&2; exit 1; }; }
@@ -30,7 +40,7 @@ check() {
   done
 }
 
-check sample data/sample "models/$(cat models/CHAMPION)/model.json" 2026-06-30 duckdb spark
+check sample data/sample "$CHAMPION" 2026-06-30 duckdb spark
 quiet "$BIN" generate --buyers 20000 --seed 3 --out "$W/gen"
 quiet "$BIN" train --data "$W/gen" --as-of 2026-01-01 --out "$W/model" --no-challenger
 check generated "$W/gen" "$W/model/model.json" 2026-06-30 duckdb spark
@@ -46,3 +56,20 @@ check generated "$W/gen" "$W/model/model.json" 2026-03-15 duckdb
 mkdir "$W/nobuyers"
 for t in orders returns disputes; do ln -s "$W/gen/$t.parquet" "$W/nobuyers/$t.parquet"; done
 check no-buyers "$W/nobuyers" "$W/model/model.json" 2026-06-30 duckdb
+
+# The sample as pandas and polars write it: the same ratings as `rate` on the same files.
+quiet "$PY" scripts/check_sql.py write-histories data/sample "$W/teams"
+for writer in pandas polars; do
+  check "$writer" "$W/teams/$writer" "$CHAMPION" 2026-06-30 duckdb spark
+done
+# A text amount that is no amount: rate refuses the file, and the SQL stops naming the column.
+if "$BIN" rate --data "$W/teams/bad-amount" --model "$CHAMPION" --as-of 2026-06-30 --out "$W/bad-snap" >"$W/log" 2>&1; then
+  echo "rate accepted a history with the amount \"12,50\"" >&2; exit 1
+fi
+grep -q 'column `amount`: "12,50" is not a decimal amount' "$W/log" || { cat "$W/log" >&2; exit 1; }
+echo "rate: refuses the amount \"12,50\", naming returns.parquet, its row and column"
+for engine in duckdb spark; do
+  "$PY" scripts/check_sql.py fails "$engine" "$W/pandas-$engine.sql" "$W/teams/bad-amount" \
+    'returns.amount: "12,50" is not a decimal amount' 2>"$W/$engine.err" \
+    || { tail -20 "$W/$engine.err" >&2; exit 1; }
+done

@@ -10,7 +10,17 @@ The engine writes its result to Parquet (beside nothing: a temporary folder); Du
 compares it with ratings.parquet, so no side is ever held in Python. DuckDB's memory is
 capped by $FASTREFUND_DUCKDB_MEMORY (default 4GB; it spills to a temporary folder).
 A history without buyers.parquet gets an empty buyers table, as the SQL expects.
-Prints one line; exit status 0 when every buyer agrees, else the first disagreements."""
+Both engines run the SQL with a session time zone other than UTC (Asia/Kolkata, +05:30),
+so a time read through the session's zone rather than as UTC would show.
+Prints one line; exit status 0 when every buyer agrees, else the first disagreements.
+
+       check_sql.py fails ENGINE SQL DATA_DIR MESSAGE
+The SQL must stop on DATA_DIR with an error whose text holds MESSAGE (a bad value named
+by its column); prints one line, exit status 0 when it does.
+
+       check_sql.py write-histories SOURCE_DIR OUT_DIR
+Writes SOURCE_DIR's history again the way data teams write it, as OUT_DIR/pandas and
+OUT_DIR/polars, and OUT_DIR/bad-amount (see write_histories), for `rate` and the SQL to read the same files."""
 import os
 import sys
 import tempfile
@@ -19,6 +29,92 @@ import time
 TABLES = ("orders", "returns", "disputes", "buyers")
 BUYERS_SCHEMA = "buyer_id BIGINT, registered_at TIMESTAMP"
 MEMORY = os.environ.get("FASTREFUND_DUCKDB_MEMORY", "4GB")
+# A money text that is not an amount (a decimal comma).
+BAD_AMOUNT = "12,50"
+# Not UTC, and not a whole hour away from it.
+SESSION_ZONE = "Asia/Kolkata"
+ENUMS = {
+    "status": ["paid", "shipped", "delivered", "completed", "cancelled"],
+    "reason": ["no_reason", "quality", "not_as_described", "wrong_item", "not_received", "other"],
+    "outcome": ["received_ok", "received_mismatch", "not_shipped", "pending", "merchant_fault"],
+    "decision": ["buyer_won", "merchant_won", "split", "open"],
+}
+TIMES = {
+    "ordered_at", "delivered_at", "requested_at", "shipped_at", "outcome_at", "opened_at",
+    "decided_at", "registered_at",
+}
+
+
+def write_histories(src, out):
+    """The history in SOURCE as data teams write it, in every type the contract accepts:
+    - pandas (pyarrow): money as text ("129.90"), times datetime64[ns, UTC] (Parquet
+      nanosecond timestamps), enums and categories categoricals (dictionaries), ids
+      int64, and disputes an empty DataFrame, whose columns pandas writes with the null
+      type;
+    and OUT/bad-amount, the pandas history with one return's amount BAD_AMOUNT;
+    - polars: orders' money Decimal(20,4) and times naive milliseconds, categories
+      Categorical and statuses Enum; returns' money whole Int64 amounts, times UTC
+      microseconds, ids Int64; disputes' times naive nanoseconds, flags Int8 0/1;
+      buyers' registration a Date."""
+    import pandas as pd
+    import polars as pl
+
+    os.makedirs(f"{out}/pandas")
+    os.makedirs(f"{out}/polars")
+    for t in TABLES:
+        df = pd.read_parquet(f"{src}/{t}.parquet")
+        for c in df.columns:
+            if c in TIMES:
+                df[c] = pd.to_datetime(df[c], utc=True).astype("datetime64[ns, UTC]")
+            elif c == "amount":
+                df[c] = df[c].map(lambda d: None if d is None else f"{d:.2f}")
+            elif c in ENUMS or c == "category":
+                df[c] = df[c].astype("category")
+            elif c.endswith("_id"):
+                df[c] = df[c].astype("int64")
+        if t == "disputes":
+            df = pd.DataFrame(columns=list(df.columns))
+        df.to_parquet(f"{out}/pandas/{t}.parquet")
+        if t == "returns":
+            # The same with one amount that is no amount, in the first return asked (one
+            # that every as-of date after it reads).
+            df.loc[df["requested_at"].idxmin(), "amount"] = BAD_AMOUNT
+            os.makedirs(f"{out}/bad-amount")
+            df.to_parquet(f"{out}/bad-amount/{t}.parquet")
+    for t in ("orders", "disputes", "buyers"):
+        os.link(f"{out}/pandas/{t}.parquet", f"{out}/bad-amount/{t}.parquet")
+
+    c = pl.col
+    naive = lambda name, unit: c(name).dt.replace_time_zone(None).dt.cast_time_unit(unit)
+    edits = {
+        "orders": [
+            c("amount").cast(pl.Decimal(20, 4)),
+            naive("ordered_at", "ms"),
+            naive("delivered_at", "ms"),
+            c("category").cast(pl.Categorical),
+            c("status").cast(pl.Enum(ENUMS["status"])),
+        ],
+        "returns": [
+            c("return_id").cast(pl.Int64),
+            c("order_id").cast(pl.Int64),
+            c("buyer_id").cast(pl.Int64),
+            c("amount").cast(pl.Float64).floor().cast(pl.Int64),
+            c("reason").cast(pl.Categorical),
+            c("outcome").cast(pl.Categorical),
+        ],
+        "disputes": [
+            naive("opened_at", "ns"),
+            naive("decided_at", "ns"),
+            c("fraud_flag").cast(pl.Int8),
+            c("decision").cast(pl.Enum(ENUMS["decision"])),
+        ],
+        "buyers": [c("registered_at").dt.date()],
+    }
+    for t in TABLES:
+        pl.read_parquet(f"{src}/{t}.parquet").with_columns(edits[t]).write_parquet(
+            f"{out}/polars/{t}.parquet"
+        )
+    print(f"wrote {src} as pandas and polars write it into {out}")
 
 
 def statements(path):
@@ -32,6 +128,7 @@ def duckdb_con(tmp):
     con.execute(f"SET memory_limit = '{MEMORY}'")
     con.execute(f"SET temp_directory = '{tmp}/duckdb-spill'")
     con.execute("SET preserve_insertion_order = false")
+    con.execute(f"SET TimeZone = '{SESSION_ZONE}'")
     return con
 
 
@@ -59,7 +156,11 @@ def run_spark(sql, data, out, tmp):
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "8")
-        .config("spark.sql.session.timeZone", "UTC")
+        # The settings export-sql's Spark header asks for: Parquet nanosecond timestamps
+        # (pandas' default) read as nanoseconds since the epoch. The session time zone
+        # is left as the machine has it: the SQL reads every time as UTC whatever it is.
+        .config("spark.sql.legacy.parquet.nanosAsLong", "true")
+        .config("spark.sql.session.timeZone", SESSION_ZONE)
         .config("spark.local.dir", tmp)
         .getOrCreate()
     )
@@ -70,14 +171,37 @@ def run_spark(sql, data, out, tmp):
             spark.read.parquet(f).createOrReplaceTempView(t)
         else:
             spark.createDataFrame([], BUYERS_SCHEMA).createOrReplaceTempView(t)
-    stmts = statements(sql)
-    for s in stmts[:-1]:
-        spark.sql(s)
-    spark.sql(stmts[-1]).write.parquet(out)
-    spark.stop()
+    try:
+        stmts = statements(sql)
+        for s in stmts[:-1]:
+            spark.sql(s)
+        spark.sql(stmts[-1]).write.parquet(out)
+    finally:
+        spark.stop()
+
+
+def fails(engine, sql, data, message):
+    """The SQL stops on `data` with an error that holds `message`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            {"duckdb": run_duckdb, "spark": run_spark}[engine](sql, data, f"{tmp}/out.parquet", tmp)
+        except Exception as e:  # the engine's own error type
+            said = str(e)
+            if message in said:
+                print(f"{engine}: stops with {message!r}")
+                return 0
+            print(f"{engine}: stops, but without {message!r}: {said[:2000]}")
+            return 1
+        print(f"{engine}: the SQL ran to the end; expected it to stop with {message!r}")
+        return 1
 
 
 def main():
+    if sys.argv[1] == "write-histories":
+        write_histories(*sys.argv[2:4])
+        return
+    if sys.argv[1] == "fails":
+        sys.exit(fails(*sys.argv[2:6]))
     engine, sql, data, ratings = sys.argv[1:5]
     files = sorted(f"{sql}/{f}" for f in os.listdir(sql) if f.endswith(".sql")) if os.path.isdir(sql) else [sql]
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(ratings))) as tmp:

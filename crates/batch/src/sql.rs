@@ -8,6 +8,16 @@
 //! `ratings.parquet`: `buyer_id, star, score, reason_1 … reason_4, as_of,
 //! model_version`.
 //!
+//! Its first step reads each table in whatever types the contract
+//! accepts, as data teams write them (docs/input-types.md: money as a decimal of any
+//! precision, an integer, a double or a text such as "129.90"; times of any timestamp
+//! unit, with or without a zone, read as UTC; enums from dictionaries or categoricals),
+//! into one set of types: integer cents, integer microseconds, text. A value the
+//! contract refuses stops the query with a message naming its table and column, never
+//! a NULL. The branch for each type is picked by `typeof`; every branch is written so
+//! that it resolves whatever the column's type (the engines check them all), and only
+//! the branch of the column's type runs. The session's time zone plays no part.
+//!
 //! It computes the features of [`crate::features`] by the same definitions, which are
 //! exact (integer cents, integer microseconds, category norms in integer billionths,
 //! then one IEEE division per feature), so an engine that adds in another order still
@@ -23,6 +33,7 @@
 use crate::features::{
     DAY, LATE_REQUEST_DAYS, NEW_ACCOUNT_DAYS, NORM_SCALE, SLOW_SHIP_DAYS, date_micros,
 };
+use crate::tables::{Kind, Spec, Table};
 use chrono::NaiveDate;
 use fastrefund_core::scoring::{FeatureKind, MAX_REASONS, MISSING_SUFFIX, Scorecard, Value};
 use std::fmt::Write;
@@ -30,7 +41,8 @@ use std::fmt::Write;
 /// The SQL engine a script is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    /// Spark SQL 3.1 or later (`spark-sql`, `spark.sql(…)`).
+    /// Spark SQL 3.4 or later (`spark-sql`, `spark.sql(…)`); Parquet nanosecond
+    /// timestamps need `spark.sql.legacy.parquet.nanosAsLong=true`.
     Spark,
     /// DuckDB 1.0 or later.
     Duckdb,
@@ -51,14 +63,6 @@ impl std::str::FromStr for Dialect {
 }
 
 impl Dialect {
-    /// Microseconds since the epoch of a timestamp column.
-    fn micros(self, column: &str) -> String {
-        match self {
-            Dialect::Spark => format!("unix_micros({column})"),
-            Dialect::Duckdb => format!("epoch_us({column})"),
-        }
-    }
-
     /// Integer division, rounded down (both sides are non-negative here).
     fn int_div(self, a: &str, b: &str) -> String {
         match self {
@@ -66,6 +70,348 @@ impl Dialect {
             Dialect::Duckdb => format!("({a}) // ({b})"),
         }
     }
+
+    /// The text type, to which every type casts.
+    fn text(self) -> &'static str {
+        match self {
+            Dialect::Spark => "STRING",
+            Dialect::Duckdb => "VARCHAR",
+        }
+    }
+
+    /// The unsigned 64-bit id (Spark has none: DECIMAL(20,0), as it reads UINT64 Parquet).
+    fn id_type(self) -> &'static str {
+        match self {
+            Dialect::Spark => "DECIMAL(20,0)",
+            Dialect::Duckdb => "UBIGINT",
+        }
+    }
+
+    /// `x` as text, trimmed.
+    fn trimmed(self, x: &str) -> String {
+        format!("TRIM(CAST({x} AS {}))", self.text())
+    }
+
+    /// Stops the query with the message `msg` (an SQL text expression).
+    fn fail(self, msg: &str) -> String {
+        match self {
+            Dialect::Spark => format!("raise_error({msg})"),
+            Dialect::Duckdb => format!("error({msg})"),
+        }
+    }
+
+    /// Whether the text `s` matches the regular expression `re` (no backslashes, so
+    /// that it reads the same in both engines' string literals).
+    fn matches(self, s: &str, re: &str) -> String {
+        debug_assert!(!re.contains('\\'));
+        match self {
+            Dialect::Spark => format!("({s} RLIKE {})", text(re)),
+            Dialect::Duckdb => format!("regexp_matches({s}, {})", text(re)),
+        }
+    }
+
+    /// Whether the column `x` has one of the engine's types of `group`: its `typeof`
+    /// is one of the names, or matches one of the `LIKE` patterns (those with a `%`).
+    fn is_type(self, x: &str, group: TypeGroup) -> String {
+        let names: &[&str] = match (self, group) {
+            (Dialect::Duckdb, TypeGroup::Integer) => &[
+                "TINYINT",
+                "SMALLINT",
+                "INTEGER",
+                "BIGINT",
+                "HUGEINT",
+                "UTINYINT",
+                "USMALLINT",
+                "UINTEGER",
+                "UBIGINT",
+                "UHUGEINT",
+            ],
+            (Dialect::Spark, TypeGroup::Integer) => &["tinyint", "smallint", "int", "bigint"],
+            (Dialect::Duckdb, TypeGroup::Text) => &["VARCHAR", "ENUM(%"],
+            (Dialect::Spark, TypeGroup::Text) => &["string", "varchar(%", "char(%"],
+            (Dialect::Duckdb, TypeGroup::Decimal) => &["DECIMAL(%"],
+            (Dialect::Spark, TypeGroup::Decimal) => &["decimal(%"],
+            // Spark reads Parquet UINT64 ids as DECIMAL(20,0).
+            (Dialect::Duckdb, TypeGroup::WholeDecimal) => &["DECIMAL(%,0)"],
+            (Dialect::Spark, TypeGroup::WholeDecimal) => &["decimal(%,0)"],
+            (Dialect::Duckdb, TypeGroup::Double) => &["DOUBLE"],
+            (Dialect::Spark, TypeGroup::Double) => &["double"],
+            (Dialect::Duckdb, TypeGroup::Boolean) => &["BOOLEAN"],
+            (Dialect::Spark, TypeGroup::Boolean) => &["boolean"],
+        };
+        let exact: Vec<String> = names
+            .iter()
+            .filter(|n| !n.contains('%'))
+            .map(|n| text(n))
+            .collect();
+        let mut any = Vec::new();
+        if !exact.is_empty() {
+            any.push(format!("typeof({x}) IN ({})", exact.join(", ")));
+        }
+        for n in names.iter().filter(|n| n.contains('%')) {
+            any.push(format!("typeof({x}) LIKE {}", text(n)));
+        }
+        format!("({})", any.join(" OR "))
+    }
+
+    /// `ns` (an integer expression) in whole microseconds, rounded down.
+    fn ns_to_us(self, ns: &str) -> String {
+        match self {
+            Dialect::Spark => format!("((({ns}) - pmod({ns}, 1000)) div 1000)"),
+            Dialect::Duckdb => format!("((({ns}) - ((({ns}) % 1000) + 1000) % 1000) // 1000)"),
+        }
+    }
+
+    /// Microseconds since the epoch of a text timestamp `s` (trimmed, not empty): with a
+    /// zone or offset, that instant; without one (a date, or a date and time), read as
+    /// UTC. NULL if it is no timestamp.
+    fn text_micros(self, s: &str) -> String {
+        let zoned = self.matches(
+            s,
+            "[0-9]:[0-9]{2}([.][0-9]*)?[ ]*([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)$",
+        );
+        match self {
+            Dialect::Spark => format!(
+                "CASE WHEN {zoned} THEN unix_micros(try_cast({s} AS TIMESTAMP)) \
+                 ELSE timestampdiff(MICROSECOND, TIMESTAMP_NTZ '1970-01-01 00:00:00', try_cast({s} AS TIMESTAMP_NTZ)) END"
+            ),
+            Dialect::Duckdb => format!(
+                "CASE WHEN {zoned} THEN {} ELSE {} END",
+                self.ns_to_us(&format!("epoch_ns(TRY_CAST({s} AS TIMESTAMPTZ_NS))")),
+                self.ns_to_us(&format!("epoch_ns(TRY_CAST({s} AS TIMESTAMP_NS))")),
+            ),
+        }
+    }
+
+    /// Microseconds since the epoch of a time column `x` of any timestamp type the
+    /// engine reads from Parquet or CSV (a type without a zone is read as UTC). NULL
+    /// for a value that is no timestamp; the query stops on a column of another type.
+    /// Every branch resolves whatever the column's type, and only the branch of its
+    /// type runs.
+    fn micros(self, x: &str, label: &str) -> String {
+        let s = self.trimmed(x);
+        let wrong = self.fail(&format!(
+            "{} || typeof({x}) || ' (expected a UTC timestamp)'",
+            text(&format!("{label} has type "))
+        ));
+        match self {
+            Dialect::Spark => format!(
+                "CASE typeof({x}) \
+                 WHEN 'timestamp' THEN unix_micros(try_cast({x} AS TIMESTAMP)) \
+                 WHEN 'bigint' THEN {ns} \
+                 WHEN 'timestamp_ntz' THEN {txt} WHEN 'date' THEN {txt} WHEN 'string' THEN {txt} \
+                 ELSE {wrong} END",
+                // Parquet nanosecond timestamps, read as nanoseconds since the epoch by
+                // spark.sql.legacy.parquet.nanosAsLong (no other time column is an integer).
+                ns = self.ns_to_us(&format!("try_cast(CAST({x} AS STRING) AS BIGINT)")),
+                txt = self.text_micros(&s),
+            ),
+            Dialect::Duckdb => format!(
+                "CASE typeof({x}) \
+                 WHEN 'TIMESTAMP WITH TIME ZONE' THEN epoch_us(TRY_CAST({x} AS TIMESTAMPTZ)) \
+                 WHEN 'TIMESTAMP' THEN epoch_us(TRY_CAST({x} AS TIMESTAMP)) \
+                 WHEN 'TIMESTAMP_MS' THEN epoch_us(TRY_CAST({x} AS TIMESTAMP)) \
+                 WHEN 'TIMESTAMP_S' THEN epoch_us(TRY_CAST({x} AS TIMESTAMP)) \
+                 WHEN 'DATE' THEN epoch_us(TRY_CAST({x} AS TIMESTAMP)) \
+                 WHEN 'TIMESTAMPTZ_NS' THEN {tz_ns} \
+                 WHEN 'TIMESTAMP_NS' THEN {ns} \
+                 WHEN 'VARCHAR' THEN {txt} \
+                 ELSE {wrong} END",
+                tz_ns = self.ns_to_us(&format!("epoch_ns(TRY_CAST({x} AS TIMESTAMPTZ_NS))")),
+                ns = self.ns_to_us(&format!("epoch_ns(TRY_CAST({x} AS TIMESTAMP_NS))")),
+                txt = self.text_micros(&s),
+            ),
+        }
+    }
+}
+
+/// Families of engine types, for [`Dialect::is_type`].
+#[derive(Debug, Clone, Copy)]
+enum TypeGroup {
+    Integer,
+    Text,
+    Decimal,
+    WholeDecimal,
+    Double,
+    Boolean,
+}
+
+/// The name a contract column has after the normalising step: times become `…_us`
+/// (microseconds), the amount `cents`; the others keep their names.
+fn normalised_name(spec: &Spec) -> String {
+    match spec.kind {
+        Kind::Time => format!("{}_us", spec.name.trim_end_matches("_at")),
+        Kind::Money => "cents".to_string(),
+        _ => spec.name.to_string(),
+    }
+}
+
+/// The normalised value of one contract column of `table`, from whatever type the data
+/// team wrote it in; a value the contract refuses stops the query with a message that
+/// names the table and column (and the value).
+fn normalised_sql(d: Dialect, table: Table, spec: &Spec) -> String {
+    let x = spec.name;
+    let label = format!("{}.{}", table.name(), spec.name);
+    let s = d.trimmed(x);
+    // `label: "value" problem`
+    let says = |problem: &str| {
+        d.fail(&format!(
+            "{} || {s} || {}",
+            text(&format!("{label}: \"")),
+            text(&format!("\" {problem}"))
+        ))
+    };
+    let wrong_type = |expected: &str| {
+        d.fail(&format!(
+            "{} || typeof({x}) || {}",
+            text(&format!("{label} has type ")),
+            text(&format!(" (expected {expected})"))
+        ))
+    };
+    let missing = if spec.nullable {
+        "NULL".to_string()
+    } else {
+        d.fail(&text(&format!("{label}: missing value")))
+    };
+    let int = d.is_type(x, TypeGroup::Integer);
+    let txt = d.is_type(x, TypeGroup::Text);
+    match spec.kind {
+        Kind::Id => {
+            let v = format!("TRY_CAST({x} AS {})", d.id_type());
+            let in_range = match d {
+                Dialect::Spark => format!("{v} >= 0 AND {v} <= 18446744073709551615"),
+                Dialect::Duckdb => format!("{v} IS NOT NULL"),
+            };
+            format!(
+                "CASE WHEN {x} IS NULL THEN {missing} \
+                 WHEN NOT ({int} OR {whole} OR {txt}) THEN {wrong} \
+                 WHEN {txt} AND NOT {plain} THEN {not_id} \
+                 WHEN {in_range} THEN {v} \
+                 ELSE {not_id} END",
+                whole = d.is_type(x, TypeGroup::WholeDecimal),
+                wrong = wrong_type("an unsigned integer"),
+                plain = d.matches(&s, "^[+]?[0-9]+$"),
+                not_id = says("is not an unsigned 64-bit integer id"),
+            )
+        }
+        Kind::Money => {
+            // Exact in DECIMAL(38,8): a value that rounds to whole cents differently is
+            // refused (a double that is an amount of cents to 1e-8 passes).
+            let fine = format!("TRY_CAST({x} AS DECIMAL(38,8))");
+            let cents = format!("TRY_CAST({x} AS DECIMAL(38,2))");
+            format!(
+                "CASE WHEN {x} IS NULL THEN {missing} \
+                 WHEN NOT ({int} OR {txt} OR {dec} OR {dbl}) THEN {wrong} \
+                 WHEN {txt} AND NOT {plain} THEN {nan} \
+                 WHEN {fine} IS NULL THEN {nan} \
+                 WHEN {fine} < 0 THEN {negative} \
+                 WHEN {fine} <> {cents} THEN {places} \
+                 WHEN {cents} >= 1000000000000 THEN {large} \
+                 ELSE CAST({cents} * 100 AS BIGINT) END",
+                dec = d.is_type(x, TypeGroup::Decimal),
+                dbl = d.is_type(x, TypeGroup::Double),
+                wrong = wrong_type(
+                    "a decimal, an integer, a double or a text with at most 2 decimal places"
+                ),
+                plain = d.matches(&s, "^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$"),
+                nan = says("is not a decimal amount such as \"129.90\""),
+                negative = says("is negative"),
+                places = says("has more than 2 decimal places"),
+                large = says("is too large (1e12 or more)"),
+            )
+        }
+        Kind::Time => {
+            let empty = format!("({txt} AND {s} = '')");
+            format!(
+                "CASE WHEN {x} IS NULL OR {empty} THEN {missing} \
+                 ELSE COALESCE({us}, {bad}) END",
+                us = d.micros(x, &label),
+                bad = says("is not a timestamp (RFC 3339, e.g. 2026-06-30T02:00:00Z)"),
+            )
+        }
+        Kind::Flag => {
+            let b = d.is_type(x, TypeGroup::Boolean);
+            format!(
+                "CASE WHEN {x} IS NULL THEN {missing} \
+                 WHEN {b} THEN TRY_CAST({x} AS BOOLEAN) \
+                 WHEN NOT ({int} OR {txt}) THEN {wrong} \
+                 WHEN {s} IN ('true', 'True', 'TRUE', '1') THEN TRUE \
+                 WHEN {s} IN ('false', 'False', 'FALSE', '0') THEN FALSE \
+                 ELSE {bad} END",
+                wrong = wrong_type("a boolean"),
+                bad = says("is not true or false"),
+            )
+        }
+        Kind::Text => format!(
+            "CASE WHEN {x} IS NULL THEN {missing} \
+             WHEN NOT {txt} THEN {wrong} \
+             WHEN {code} THEN CAST({x} AS {t}) \
+             ELSE {bad} END",
+            code = d.matches(&format!("CAST({x} AS {})", d.text()), "^[a-z0-9_]{1,64}$"),
+            t = d.text(),
+            wrong = wrong_type("a string"),
+            bad = says("is not a category code (lowercase a-z, 0-9 and _)"),
+        ),
+        Kind::Enum(values) => format!(
+            "CASE WHEN {x} IS NULL THEN {missing} \
+             WHEN NOT {txt} THEN {wrong} \
+             WHEN CAST({x} AS {t}) IN ({list}) THEN CAST({x} AS {t}) \
+             ELSE {bad} END",
+            t = d.text(),
+            list = values
+                .iter()
+                .map(|v| text(v))
+                .collect::<Vec<_>>()
+                .join(", "),
+            wrong = wrong_type("a string"),
+            bad = says(&format!("is not one of {}", values.join(", "))),
+        ),
+    }
+}
+
+/// The CTE name of a contract table after the normalising step.
+fn normalised_table(table: Table) -> String {
+    format!("{}_in", table.name())
+}
+
+/// The normalising step: one CTE per contract table (`orders_in` …) with every column
+/// of the contract in one set of types, whatever types the data team wrote: ids the
+/// unsigned 64-bit integer, money exact integer cents (`cents`), times integer
+/// microseconds since the epoch in UTC (`…_us`), enums and categories text (from a
+/// dictionary or categorical column too), flags booleans. The rest of the query reads
+/// only these.
+fn inputs_sql(d: Dialect) -> String {
+    let mut parts = Vec::new();
+    for table in [
+        Table::Orders,
+        Table::Returns,
+        Table::Disputes,
+        Table::Buyers,
+    ] {
+        let cols: Vec<String> = table
+            .specs()
+            .iter()
+            .map(|spec| {
+                format!(
+                    "    {} AS {}",
+                    normalised_sql(d, table, spec),
+                    normalised_name(spec)
+                )
+            })
+            .collect();
+        parts.push(format!(
+            "{} AS (\n  SELECT\n{}\n  FROM {}\n)",
+            normalised_table(table),
+            cols.join(",\n"),
+            table.name()
+        ));
+    }
+    format!(
+        "-- The contract's tables as written (any type the contract accepts), in one set of\n\
+         -- types: ids unsigned integers, money integer cents, times integer microseconds\n\
+         -- (UTC), enums text. A value the contract refuses stops the query, naming its column.\n{}",
+        parts.join(",\n")
+    )
 }
 
 /// Why a model cannot be written as SQL.
@@ -216,22 +562,18 @@ fn base_sql(
     let _ = write!(
         s,
         "o AS (
-  SELECT order_id, buyer_id, category, status,
-         CAST(ROUND(amount * 100) AS BIGINT) AS cents,
-         {ordered} AS ordered_us, {delivered} AS delivered_us
-  FROM orders
+  SELECT order_id, buyer_id, category, status, cents, ordered_us, delivered_us
+  FROM orders_in
 ),
 -- returns asked before T, with the outcome as known at T (merchant-fault ones never count)
 rk AS (
   SELECT r.buyer_id, r.order_id, r.reason, r.advanced, r.cents, r.requested_us,
          r.shipped_us, r.outcome_us, r.known, o.delivered_us
   FROM (
-    SELECT buyer_id, order_id, reason, advanced,
-           CAST(ROUND(amount * 100) AS BIGINT) AS cents,
-           {requested} AS requested_us, {shipped_at} AS shipped_us, {outcome_at} AS outcome_us,
-           CASE WHEN {outcome_at} < {t} THEN outcome ELSE 'pending' END AS known
-    FROM returns
-    WHERE {requested} < {t}
+    SELECT buyer_id, order_id, reason, advanced, cents, requested_us, shipped_us, outcome_us,
+           CASE WHEN outcome_us < {t} THEN outcome ELSE 'pending' END AS known
+    FROM returns_in
+    WHERE requested_us < {t}
   ) r
   LEFT JOIN o ON r.order_id = o.order_id
   WHERE r.known <> 'merchant_fault'
@@ -282,21 +624,18 @@ db AS (
          {fraud_365} AS fraud_flags_365,
          {fraud_ever} AS bad_disputes_ever,
          MAX(CASE WHEN {lost} AND fraud_flag THEN decided_us END) AS last_bad_dispute_us
-  FROM (
-    SELECT buyer_id, decision, fraud_flag, {opened_at} AS opened_us, {decided_at} AS decided_us
-    FROM disputes
-  ) dd
+  FROM disputes_in
   WHERE opened_us < {t}{part}
   GROUP BY buyer_id
 ),
 -- buyers known at T: registered before T, or with an order before T
 population AS (
-  SELECT buyer_id FROM buyers WHERE {registered} < {t}{part}
+  SELECT buyer_id FROM buyers_in WHERE registered_us < {t}{part}
   UNION
   SELECT buyer_id FROM o WHERE ordered_us < {t}{part}
 ),
 base AS (
-  SELECT p.buyer_id, {registered} AS registered_us, ob.first_order_us,
+  SELECT p.buyer_id, b.registered_us, ob.first_order_us,
          COALESCE(ob.orders_90, 0) AS orders_90,
          COALESCE(ob.orders_365, 0) AS orders_365,
          COALESCE(ob.spend_cents_365, 0) AS spend_cents_365,
@@ -308,7 +647,7 @@ base AS (
   LEFT JOIN ob ON p.buyer_id = ob.buyer_id
   LEFT JOIN rb ON p.buyer_id = rb.buyer_id
   LEFT JOIN db ON p.buyer_id = db.buyer_id
-  LEFT JOIN buyers b ON p.buyer_id = b.buyer_id
+  LEFT JOIN buyers_in b ON p.buyer_id = b.buyer_id
 )",
         part = part("buyer_id"),
         part_o = part("o.buyer_id"),
@@ -347,14 +686,6 @@ norms AS (
                 rows.join(", ")
             )
         },
-        ordered = d.micros("ordered_at"),
-        delivered = d.micros("delivered_at"),
-        requested = d.micros("requested_at"),
-        shipped_at = d.micros("shipped_at"),
-        outcome_at = d.micros("outcome_at"),
-        opened_at = d.micros("opened_at"),
-        decided_at = d.micros("decided_at"),
-        registered = d.micros("registered_at"),
         orders_90 = count_if(&w("o.ordered_us", 90)),
         orders_365 = count_if(&w("o.ordered_us", 365)),
         spend = sum_if(&w("o.ordered_us", 365), "o.cents"),
@@ -494,10 +825,25 @@ pub fn rating_sql(
         s,
         "-- fastrefund rating, model {version}, as of {as_of}, for {dialect:?}
 -- Written by `fastrefund export-sql`. Bind orders, returns, disputes and buyers to the
--- contract's tables (an empty buyers table when there is none). The result has the
+-- contract's tables (an empty buyers table when there is none), in any of the types the
+-- contract accepts (docs/input-types.md): money as a decimal, an integer, a double or a
+-- text such as '129.90', times as timestamps of any unit, with or without a zone (read
+-- as UTC), or as text, enums as text, dictionaries or categoricals. A value the contract
+-- refuses stops the query with a message naming its column. The result has the
 -- columns of ratings.parquet. Features are exact (integer cents and microseconds,
--- category norms in integer billionths), so every engine gives the same stars.",
-        version = card.version()
+-- category norms in integer billionths), so every engine gives the same stars.{settings}",
+        version = card.version(),
+        settings = match dialect {
+            Dialect::Spark =>
+                "
+-- Spark 3.4 or later. Parquet nanosecond timestamps (pandas' default) need
+-- spark.sql.legacy.parquet.nanosAsLong=true, which reads them as nanoseconds since the
+-- epoch (Spark refuses such files without it). No other setting is needed (the session
+-- time zone does not matter).",
+            Dialect::Duckdb =>
+                "
+-- DuckDB 1.1 or later. No setting is needed (the session time zone does not matter).",
+        }
     );
     s.push_str("WITH\n");
     if let Some(BuyerShard { k, n }) = shard {
@@ -506,6 +852,8 @@ pub fn rating_sql(
             "-- Buyer shard {k}/{n}: the buyers with buyer_id % {n} = {k} only (the category norms\n-- still come from every buyer), and the {n} shards together rate every buyer once."
         );
     }
+    s.push_str(&inputs_sql(dialect));
+    s.push_str(",\n");
     s.push_str(&base_sql(dialect, t, shard, &model.category_norms));
     s.push_str(",\nfeatures AS (\n  SELECT buyer_id");
     for (j, f) in model.features.iter().enumerate() {
@@ -644,6 +992,75 @@ mod tests {
             let s = double(x);
             assert!(s.contains('e'), "{s} would be a decimal literal");
             assert_eq!(s.parse::<f64>().unwrap(), x);
+        }
+    }
+
+    fn champion_sql(d: Dialect) -> String {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../models/scorecard-2026-01-01-464fcb9d/model.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let card = fastrefund_core::scoring::Model::from_json(&text, path)
+            .unwrap()
+            .check()
+            .unwrap();
+        rating_sql(
+            &card,
+            NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(),
+            d,
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_query_reads_each_contract_table_once_through_its_normalising_cte() {
+        for d in [Dialect::Spark, Dialect::Duckdb] {
+            let sql = champion_sql(d);
+            for t in [
+                Table::Orders,
+                Table::Returns,
+                Table::Disputes,
+                Table::Buyers,
+            ] {
+                let from = format!("FROM {}\n", t.name());
+                assert_eq!(sql.matches(&from).count(), 1, "{d:?} {from}");
+                for spec in t.specs() {
+                    // Each column is normalised, and a bad value names it.
+                    let label = format!("{}.{}", t.name(), spec.name);
+                    assert!(sql.contains(&label), "{d:?}: {label} not named");
+                }
+            }
+            assert!(!sql.contains("epoch_us(ordered_at)") && !sql.contains("amount * 100"));
+        }
+    }
+
+    #[test]
+    fn a_bad_value_stops_the_query_rather_than_becoming_null() {
+        let spec = Table::Returns
+            .specs()
+            .iter()
+            .find(|s| s.name == "amount")
+            .unwrap();
+        for (d, stop) in [
+            (Dialect::Duckdb, "error("),
+            (Dialect::Spark, "raise_error("),
+        ] {
+            let sql = normalised_sql(d, Table::Returns, spec);
+            assert!(
+                sql.contains(&format!("{stop}'returns.amount: \"' || ")),
+                "{d:?}: {sql}"
+            );
+            assert!(sql.contains("is not a decimal amount"), "{sql}");
+            assert!(sql.contains("has more than 2 decimal places"), "{sql}");
+        }
+    }
+
+    #[test]
+    fn regular_expressions_have_no_backslash_so_both_engines_read_them_alike() {
+        for d in [Dialect::Spark, Dialect::Duckdb] {
+            assert!(!inputs_sql(d).contains('\\'), "{d:?}");
         }
     }
 

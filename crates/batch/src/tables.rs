@@ -90,8 +90,10 @@ pub enum Table {
     Buyers,
 }
 
+/// What a contract column holds; every reader of the contract reads a kind the same way
+/// (docs/input-types.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Id,
     Money,
     Time,
@@ -100,10 +102,11 @@ enum Kind {
     Enum(&'static [&'static str]),
 }
 
-struct Spec {
-    name: &'static str,
-    kind: Kind,
-    nullable: bool,
+/// One column of the contract.
+pub(crate) struct Spec {
+    pub(crate) name: &'static str,
+    pub(crate) kind: Kind,
+    pub(crate) nullable: bool,
 }
 
 const fn c(name: &'static str, kind: Kind) -> Spec {
@@ -182,7 +185,8 @@ impl Table {
         }
     }
 
-    fn specs(self) -> &'static [Spec] {
+    /// The contract's columns of this table, in the spec's order.
+    pub(crate) fn specs(self) -> &'static [Spec] {
         match self {
             Table::Orders => ORDERS_SPECS,
             Table::Returns => RETURNS_SPECS,
