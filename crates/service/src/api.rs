@@ -44,7 +44,7 @@ pub async fn eligibility(
 ) -> Result<Json<EligibilityResponse>, ApiError> {
     let req = ReturnRequest::try_from(body)?;
     let now = Utc::now();
-    check_times(&req, now)?;
+    check_times(&req, now, state.clock_skew())?;
     let serving = ready(&state)?;
     let rating = serving.ratings.get(req.buyer_id);
     let star = rating.map(|r| r.star);
@@ -134,7 +134,7 @@ pub async fn tracking(
     ApiJson(body): ApiJson<TrackingRequest>,
 ) -> Result<Json<TrackingResponse>, ApiError> {
     let now = Utc::now();
-    let (tracking, shipped_at) = body.parse(now)?;
+    let (tracking, shipped_at) = body.parse(now, state.clock_skew())?;
     let serving = ready(&state)?;
     let stars: Arc<dyn StarLookup> = serving.ratings.clone();
     let t = state
@@ -184,10 +184,11 @@ pub async fn outcome(
     IdPath(return_id): IdPath,
     ApiJson(body): ApiJson<OutcomeRequest>,
 ) -> Result<Json<OutcomeResponse>, ApiError> {
-    let (outcome, at) = body.parse()?;
+    let now = Utc::now();
+    let (outcome, at) = body.parse(now, state.clock_skew())?;
     let s = state
         .ledger()
-        .settle(ReturnId(return_id), outcome, at, Utc::now())
+        .settle(ReturnId(return_id), outcome, at, now)
         .await?;
     if !s.repeated {
         metrics::counter!("fastrefund_outcomes_total", "outcome" => s.outcome.as_str())

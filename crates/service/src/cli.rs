@@ -22,7 +22,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub ledger: Option<PathBuf>,
     /// Settings file (TOML): addr, snapshot, policy, ledger, api_token, admin_token,
-    /// max_body_bytes, workers, durable_decisions, and the connection limits.
+    /// max_body_bytes, workers, durable_decisions, clock_skew_ms, and the connection
+    /// limits.
     #[arg(long)]
     pub config: Option<PathBuf>,
 }

@@ -49,6 +49,10 @@ pub struct Settings {
     pub durable_decisions: bool,
     /// What a client may hold of the server: timeouts and caps (see [`Limits`]).
     pub limits: Limits,
+    /// `clock_skew_ms` (default 300,000, 5 minutes; at most a day): how far a client's
+    /// clock may run ahead of the server's. A `requested_at`, an outcome's `at` or a
+    /// tracking call's `shipped_at` later than now plus this is refused.
+    pub clock_skew: std::time::Duration,
 }
 
 /// The limits that keep slow, stuck or hostile clients from wearing the service down.
@@ -115,6 +119,9 @@ impl Default for Settings {
             workers: default_workers(),
             durable_decisions: false,
             limits: Limits::default(),
+            clock_skew: std::time::Duration::from_millis(
+                crate::dto::CLOCK_SKEW.num_milliseconds().unsigned_abs(),
+            ),
         }
     }
 }
@@ -138,6 +145,7 @@ struct File {
     max_connections: Option<usize>,
     max_in_flight: Option<usize>,
     shutdown_grace_ms: Option<u64>,
+    clock_skew_ms: Option<u64>,
 }
 
 /// A boolean from the environment: `true`/`false` or `1`/`0`, nothing else (a typo such
@@ -346,6 +354,9 @@ impl Settings {
             s.max_body_bytes = f.max_body_bytes.unwrap_or(s.max_body_bytes);
             s.workers = f.workers.unwrap_or(s.workers);
             s.durable_decisions = f.durable_decisions.unwrap_or(s.durable_decisions);
+            if let Some(v) = f.clock_skew_ms {
+                s.clock_skew = std::time::Duration::from_millis(v);
+            }
             s.limits.apply(
                 f.header_read_timeout_ms,
                 f.body_timeout_ms,
@@ -391,7 +402,16 @@ impl Settings {
             num("FASTREFUND_MAX_IN_FLIGHT")?.map(|n: u64| n as usize),
             num("FASTREFUND_SHUTDOWN_GRACE_MS")?,
         );
+        if let Some(v) = num("FASTREFUND_CLOCK_SKEW_MS")? {
+            s.clock_skew = std::time::Duration::from_millis(v);
+        }
         s.limits.check()?;
+        within(
+            "clock_skew_ms",
+            s.clock_skew.as_millis() as u64,
+            0..=86_400_000,
+            " ms",
+        )?;
         if !(1..=256).contains(&s.workers) {
             return Err(ConfigError::Invalid {
                 key: "workers",
@@ -519,6 +539,24 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("FASTREFUND_MAX_CONNECTIONS"), "{e}");
+    }
+
+    #[test]
+    fn the_clock_skew_is_a_setting_with_a_bound() {
+        let d = Settings::layered(None, |_| None).unwrap();
+        assert_eq!(d.clock_skew, std::time::Duration::from_secs(300));
+        let s = Settings::layered(None, |k| {
+            (k == "FASTREFUND_CLOCK_SKEW_MS").then(|| "60000".to_string())
+        })
+        .unwrap();
+        assert_eq!(s.clock_skew, std::time::Duration::from_secs(60));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "clock_skew_ms = 999999999\n").unwrap();
+        let e = Settings::layered(Some(&f), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("clock_skew_ms"), "{e}");
     }
 
     #[test]

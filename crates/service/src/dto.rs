@@ -173,23 +173,42 @@ fn parse_time(field: &'static str, v: &str) -> Result<DateTime<Utc>, ApiError> {
     Ok(t)
 }
 
-/// How far a client's clock may run ahead of ours.
+/// How far a client's clock may run ahead of ours, by default (the `clock_skew_ms`
+/// setting).
 pub const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
-/// Refuses a request whose times cannot be true: asked in the future (beyond
-/// [`CLOCK_SKEW`]), or delivered after it was asked to be returned.
-pub fn check_times(r: &ReturnRequest, now: DateTime<Utc>) -> Result<(), ApiError> {
-    if r.requested_at > now + CLOCK_SKEW {
+/// Refuses a time in the future beyond `skew` of `now`, naming `field`. A time the
+/// loss hold compares with the rating date must be one that has happened: a future
+/// outcome `at` would hold a buyer back for ever.
+pub fn check_not_future(
+    field: &'static str,
+    t: DateTime<Utc>,
+    now: DateTime<Utc>,
+    skew: chrono::TimeDelta,
+) -> Result<(), ApiError> {
+    if t > now + skew {
         return Err(ApiError::field(
-            "requested_at",
+            field,
             ErrorCode::ImplausibleTimestamp,
             format!(
-                "`requested_at` {} is in the future (now {})",
-                r.requested_at.to_rfc3339(),
-                now.to_rfc3339()
+                "`{field}` {} is in the future (now {}; clocks may differ by {} s at most)",
+                t.to_rfc3339(),
+                now.to_rfc3339(),
+                skew.num_seconds()
             ),
         ));
     }
+    Ok(())
+}
+
+/// Refuses a request whose times cannot be true: asked in the future (beyond
+/// `skew`), or delivered after it was asked to be returned.
+pub fn check_times(
+    r: &ReturnRequest,
+    now: DateTime<Utc>,
+    skew: chrono::TimeDelta,
+) -> Result<(), ApiError> {
+    check_not_future("requested_at", r.requested_at, now, skew)?;
     if r.delivered_at > r.requested_at {
         return Err(ApiError::field(
             "delivered_at",
@@ -334,19 +353,26 @@ pub struct TrackingRequest {
         pattern = "^[A-Za-z0-9._-]{1,64}$"
     )]
     pub tracking_number: String,
-    /// When the parcel was handed to the courier (RFC 3339); default: now.
+    /// When the parcel was handed to the courier (RFC 3339); default: now. Not in the
+    /// future beyond the server's clock skew (5 minutes by default).
     #[schema(format = DateTime, example = "2026-07-02T05:00:00Z")]
     pub shipped_at: Option<String>,
 }
 
 impl TrackingRequest {
-    /// The tracking number and the shipping time (default `now`).
-    pub fn parse(&self, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>), ApiError> {
+    /// The tracking number and the shipping time (default `now`; not in the future
+    /// beyond `skew`).
+    pub fn parse(
+        &self,
+        now: DateTime<Utc>,
+        skew: chrono::TimeDelta,
+    ) -> Result<(String, DateTime<Utc>), ApiError> {
         let t = parse_tracking("tracking_number", &self.tracking_number)?;
         let at = match &self.shipped_at {
             Some(s) => parse_time("shipped_at", s)?,
             None => now,
         };
+        check_not_future("shipped_at", at, now, skew)?;
         Ok((t, at))
     }
 }
@@ -369,14 +395,22 @@ pub struct TrackingResponse {
 #[serde(deny_unknown_fields)]
 pub struct OutcomeRequest {
     pub outcome: OutcomeDto,
-    /// When it happened (RFC 3339).
+    /// When it happened (RFC 3339); not in the future beyond the server's clock skew
+    /// (5 minutes by default).
     #[schema(format = DateTime, example = "2026-07-05T02:00:00Z")]
     pub at: String,
 }
 
 impl OutcomeRequest {
-    pub fn parse(&self) -> Result<(Outcome, DateTime<Utc>), ApiError> {
-        Ok((self.outcome.into(), parse_time("at", &self.at)?))
+    /// The outcome and when it happened (not in the future beyond `skew`).
+    pub fn parse(
+        &self,
+        now: DateTime<Utc>,
+        skew: chrono::TimeDelta,
+    ) -> Result<(Outcome, DateTime<Utc>), ApiError> {
+        let at = parse_time("at", &self.at)?;
+        check_not_future("at", at, now, skew)?;
+        Ok((self.outcome.into(), at))
     }
 }
 

@@ -114,6 +114,8 @@ struct Inner {
     ledger: Arc<dyn LedgerStore>,
     tokens: Tokens,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// How far a client's clock may run ahead of ours, in milliseconds.
+    clock_skew_ms: std::sync::atomic::AtomicI64,
 }
 
 /// Everything a handler needs; cheap to clone.
@@ -173,6 +175,7 @@ impl AppState {
             ledger,
             tokens,
             metrics: ops::metrics_handle(),
+            clock_skew_ms: std::sync::atomic::AtomicI64::new(dto::CLOCK_SKEW.num_milliseconds()),
         }))
     }
 
@@ -187,6 +190,24 @@ impl AppState {
     }
     pub fn policy(&self) -> Arc<Policy> {
         self.0.policy.load_full()
+    }
+
+    /// How far a client's clock may run ahead of ours: a request time later than now
+    /// plus this is refused (default [`dto::CLOCK_SKEW`], 5 minutes).
+    pub fn clock_skew(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::milliseconds(
+            self.0
+                .clock_skew_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Sets [`AppState::clock_skew`] (the `clock_skew_ms` setting).
+    pub fn set_clock_skew(&self, skew: std::time::Duration) {
+        let ms = i64::try_from(skew.as_millis()).unwrap_or(i64::MAX);
+        self.0
+            .clock_skew_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Loads and checks a snapshot (`None` = the embedded sample) and policy (`None` =
@@ -383,6 +404,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         None => Policy::default(),
     };
     let state = AppState::with_store(ledger, policy, Tokens::new(&api, &admin));
+    state.set_clock_skew(settings.clock_skew);
     if let Ok(mut g) = state.0.policy_path.lock() {
         *g = settings.policy.clone();
     }

@@ -830,6 +830,80 @@ async fn a_reloaded_policy_applies_to_new_decisions_but_not_to_recorded_ones() {
     let _ = Policy::default();
 }
 
+/// Issue 26, item 3: an outcome dated 2999 was settled (200), and the loss hold then
+/// compared that date with the rating date for ever.
+#[tokio::test]
+async fn outcome_and_shipping_times_in_the_future_are_refused_naming_the_field() {
+    let app = spawn_app().await;
+    let b = app.buyer_with_star(5);
+    let (s, d) = json_of(app.post("/v1/eligibility", &request(1, b)).await).await;
+    assert_eq!(s, 200, "{d}");
+    let now = chrono::Utc::now();
+    let in_an_hour = (now + chrono::TimeDelta::hours(1)).to_rfc3339();
+    let in_a_minute = (now + chrono::TimeDelta::minutes(1)).to_rfc3339();
+    for (path, body, field) in [
+        (
+            "/v1/returns/1/tracking",
+            json!({"tracking_number": "SF1", "shipped_at": in_an_hour}),
+            "shipped_at",
+        ),
+        (
+            "/v1/returns/1/outcome",
+            json!({"outcome": "not_shipped", "at": in_an_hour}),
+            "at",
+        ),
+        (
+            "/v1/returns/1/outcome",
+            json!({"outcome": "not_shipped", "at": "2999-01-01T00:00:00Z"}),
+            "at",
+        ),
+    ] {
+        let (s, e) = json_of(app.post(path, &body).await).await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str(), e["error"]["field"].as_str()),
+            (422, Some("implausible_timestamp"), Some(field)),
+            "{path} {body}: {e}"
+        );
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("future"),
+            "{e}"
+        );
+    }
+    // Within the clock skew (5 minutes by default) a time ahead of ours is taken...
+    let (s, t) = json_of(
+        app.post(
+            "/v1/returns/1/tracking",
+            &json!({"tracking_number": "SF1", "shipped_at": in_a_minute}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((s, t["advanced"].as_bool()), (200, Some(true)), "{t}");
+    let (s, o) = json_of(
+        app.post(
+            "/v1/returns/1/outcome",
+            &json!({"outcome": "received_ok", "at": in_a_minute}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 200, "{o}");
+    // ...and the skew is a setting: with none, a minute ahead is the future.
+    app.state.set_clock_skew(std::time::Duration::ZERO);
+    let (s, e) = json_of(
+        app.post(
+            "/v1/returns/1/outcome",
+            &json!({"outcome": "received_ok", "at": in_a_minute}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((s, e["error"]["field"].as_str()), (422, Some("at")), "{e}");
+}
+
 #[tokio::test]
 async fn advances_respect_the_limit_and_outcomes_settle() {
     let app = spawn_app().await;
