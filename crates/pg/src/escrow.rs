@@ -120,6 +120,18 @@ impl Escrow {
         }
     }
 
+    /// What the day's budget has left for this replica, as far as it knows without a
+    /// lock: its slice's free part and what is unreserved (`reserved_total` as read).
+    /// An advance of more is refused for the budget; one of less may still be, if
+    /// another replica reserves first (then [`Escrow::claim`] says so).
+    pub(crate) fn room(&self, day: NaiveDate, budget: Money, reserved_total: Money) -> Money {
+        let free = self
+            .days()
+            .get(&day)
+            .map_or(Money::ZERO, |d| d.slice.free());
+        free + budget.checked_sub(reserved_total).unwrap_or(Money::ZERO)
+    }
+
     fn try_claim(&self, day: NaiveDate, amount: Money) -> Option<Claim> {
         let mut days = self.days();
         let d = days.get_mut(&day)?;

@@ -83,8 +83,10 @@ use std::time::Duration;
 use tokio_postgres::NoTls;
 
 mod escrow;
+mod tls;
 use escrow::{Claims, Escrow, Fate, ReserveError};
 use tokio_postgres::error::SqlState;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The schema, one migration per version, applied in order and recorded in
 /// `schema_migrations`. Never edit one that has shipped: add the next.
@@ -264,6 +266,8 @@ pub struct PgLedger {
     pool: Pool,
     /// This replica's slices of the daily budget.
     escrow: Arc<Escrow>,
+    /// The TLS connector (`None`: plain TCP), for cancel requests too.
+    tls: Option<MakeRustlsConnect>,
     /// `host:port/db`, never the password.
     described: Arc<str>,
 }
@@ -359,7 +363,7 @@ impl std::ops::Deref for Tx<'_> {
 /// [`Pooled::finish`] once its transaction is over; otherwise (an error the rollback
 /// could not clear, or a caller that went away mid-command) it is closed, and
 /// PostgreSQL rolls its transaction back.
-struct Pooled(Option<Object>);
+struct Pooled(Option<Object>, Option<MakeRustlsConnect>);
 
 impl Pooled {
     /// Back to the pool if the transaction is over (`clean`), else closed.
@@ -380,9 +384,14 @@ impl Drop for Pooled {
     fn drop(&mut self) {
         if let Some(object) = self.0.take() {
             let cancel = object.cancel_token();
+            let tls = self.1.take();
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async move {
-                    if let Err(e) = cancel.cancel_query(NoTls).await {
+                    let cancelled = match tls {
+                        Some(tls) => cancel.cancel_query(tls).await,
+                        None => cancel.cancel_query(NoTls).await,
+                    };
+                    if let Err(e) = cancelled {
                         tracing::debug!(error = %e, "cancelling an abandoned ledger statement");
                     }
                 });
@@ -435,6 +444,22 @@ fn retryable(e: &tokio_postgres::Error) -> bool {
     )
 }
 
+/// An error with its causes (a pool's error hides why it could not connect: a refused
+/// certificate, a wrong password), for an operator.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// A database error with what the server said (tokio-postgres' own text is only "db
 /// error"), for the logs: the SQLSTATE, the message and the constraint, never a value.
 fn db_error(e: &tokio_postgres::Error) -> String {
@@ -468,7 +493,9 @@ impl PgLedger {
             path: redact(url),
             message,
         };
-        let mut config: tokio_postgres::Config = url
+        let tls = tls::settings(url).map_err(open)?;
+        let mut config: tokio_postgres::Config = tls
+            .url
             .parse()
             .map_err(|e: tokio_postgres::Error| open(format!("not a PostgreSQL URL: {e}")))?;
         config.connect_timeout(options.connect_timeout);
@@ -492,13 +519,13 @@ impl PgLedger {
             config.tcp_user_timeout(options.keepalive_idle + Duration::from_secs(3));
         }
         let pool = |size: usize| {
-            let manager = Manager::from_config(
-                config.clone(),
-                NoTls,
-                ManagerConfig {
-                    recycling_method: RecyclingMethod::Fast,
-                },
-            );
+            let manager_config = ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            };
+            let manager = match &tls.connector {
+                Some(c) => Manager::from_config(config.clone(), c.clone(), manager_config),
+                None => Manager::from_config(config.clone(), NoTls, manager_config),
+            };
             Pool::builder(manager)
                 .max_size(size)
                 .wait_timeout(Some(options.connect_timeout))
@@ -512,6 +539,7 @@ impl PgLedger {
             // Reservations have connections of their own: a command waiting for one
             // holds a pooled connection, so the reservation must not wait for another.
             escrow: Arc::new(Escrow::new(pool(1)?, options.budget_slices)),
+            tls: tls.connector.clone(),
             described: Arc::from(format!("PostgreSQL at {}", redact(url))),
         };
         ledger.check_durable().await.map_err(open)?;
@@ -522,7 +550,7 @@ impl PgLedger {
     /// Refuses a server that would acknowledge a commit it may lose: with `fsync = off`
     /// a crash of the machine loses or corrupts committed money moves.
     async fn check_durable(&self) -> Result<(), String> {
-        let client = self.pool.get().await.map_err(|e| e.to_string())?;
+        let client = self.pool.get().await.map_err(|e| with_causes(&e))?;
         let row = client
             .query_one(
                 "SELECT current_setting('fsync'), current_setting('synchronous_commit')",
@@ -610,7 +638,10 @@ impl PgLedger {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let conn = Pooled(Some(self.pool.get().await.map_err(unavailable)?));
+            let conn = Pooled(
+                Some(self.pool.get().await.map_err(unavailable)?),
+                self.tls.clone(),
+            );
             let Some(client) = conn.0.as_deref() else {
                 return Err(unavailable("no pooled connection"));
             };
@@ -854,6 +885,7 @@ fn url_query_keys(url: &str) -> impl Iterator<Item = &str> {
 /// Statements that are pipelined; named so that [`warm`] prepares the very strings the
 /// helpers that send them use.
 const LOCK_BUYER: &str = "SELECT pg_advisory_xact_lock($1)";
+const READ_RESERVED: &str = "SELECT reserved FROM daily WHERE day = $1";
 /// A parcel's lock (the two-int form, in a class of its own: apart from the buyers'
 /// bigint keys and from the migrations' class), keyed by a hash of its tracking number.
 /// Taken after the buyer's lock and before any read of who the parcel backs, so two
@@ -975,6 +1007,24 @@ async fn claim_budget(
             "reserving a slice of the day's budget: {e}"
         )))),
     }
+}
+
+/// What `day`'s budget looks spent, to the rules: the budget less this replica's room
+/// ([`Escrow::room`]), so that the rules refuse for the budget (and say so among the
+/// reasons) exactly when an advance would not fit; for one replica alone, what the
+/// day's advances add up to.
+fn spent_as_seen(tx: &Tx<'_>, day: NaiveDate, policy: &Policy, reserved: Money) -> Money {
+    let room = tx.escrow.room(day, policy.daily_budget, reserved);
+    policy.daily_budget.checked_sub(room).unwrap_or(Money::ZERO)
+}
+
+/// The day's reserved total, read without a lock (for [`spent_as_seen`]).
+async fn read_reserved(tx: &Tx<'_>, day: NaiveDate) -> Result<Money, TxError> {
+    let reserved = tx
+        .query_opt(&st(tx, READ_RESERVED).await?, &[&day])
+        .await?
+        .map_or(Decimal::ZERO, |r| r.get(0));
+    Ok(money(reserved)?)
 }
 
 /// Writes the buyer's exposure back from `book`.
@@ -1174,16 +1224,18 @@ async fn decide_tx(
             LOCK_TRACKING,
             RECORDED,
             READ_BUYER,
+            READ_RESERVED,
             INDEXED_FACTS,
         ],
     )
     .await?;
-    let ((), (), prior, exposure, (refunded, reused)) = tokio::try_join!(
+    let ((), (), prior, exposure, reserved, (refunded, reused)) = tokio::try_join!(
         biased;
         lock_buyer(tx, buyer),
         lock_tracking(tx, tracking),
         recorded(tx, rid),
         read_buyer(tx, buyer),
+        read_reserved(tx, day),
         indexed_facts(tx, rid, req.order_id.0, req.tracking_number.as_deref()),
     )?;
     if let Some((first, d)) = prior {
@@ -1191,6 +1243,7 @@ async fn decide_tx(
     }
     let mut book = Book::default();
     restore(&mut book, buyer, exposure)?;
+    book.restore_day(day, spent_as_seen(tx, day, policy, reserved));
     let view = |book: &Book| book.view(buyer, day, rated_as_of, refunded, reused);
     let mut decision = policy::decide(req, star, &view(&book), policy, now);
     if decision.advanced_refund && !claim_budget(tx, day, req.amount, policy, now).await? {
@@ -1272,18 +1325,20 @@ async fn track_tx(
     let rated_as_of = stars.and_then(|s| s.rated_as_of());
     // The parcel's lock before the read of who it backs (both prepared first, so that
     // they go out in this order).
-    warm(tx, &[LOCK_TRACKING, INDEXED_FACTS_OF]).await?;
-    let ((), rec, exposure, facts) = tokio::try_join!(
+    warm(tx, &[LOCK_TRACKING, READ_RESERVED, INDEXED_FACTS_OF]).await?;
+    let ((), rec, exposure, reserved, facts) = tokio::try_join!(
         biased;
         lock_tracking(tx, Some(tracking)),
         find_return(tx, rid),
         read_buyer(tx, buyer),
+        read_reserved(tx, day),
         indexed_facts_of(tx, rid, tracking),
     )?;
     // Decisions are never deleted: the row that gave the buyer is there.
     let rec = rec.ok_or(Refusal::UnknownReturn(rid))?;
     let mut book = Book::default();
     restore(&mut book, buyer, exposure)?;
+    book.restore_day(day, spent_as_seen(tx, day, policy, reserved));
     // The index look-ups count only when the step will ask for the view (read with
     // the rest, since the step's closure cannot await them).
     let facts = (rec.advance.is_none() && rec.instant).then_some(facts);
@@ -1518,7 +1573,7 @@ impl LedgerStore for PgLedger {
                 .pool
                 .get()
                 .await
-                .map_err(|e| format!("no connection to PostgreSQL: {e}"))?;
+                .map_err(|e| format!("no connection to PostgreSQL: {}", with_causes(&e)))?;
             client
                 .simple_query("SELECT 1")
                 .await

@@ -316,3 +316,134 @@ async fn the_daily_budget_holds_to_the_cent_across_replicas_kills_and_restarts()
     );
     last.check_invariants().await.unwrap();
 }
+
+/// A CA and a server certificate for 127.0.0.1 and localhost it signed: (CA PEM,
+/// certificate PEM, key PEM).
+fn test_certificates(ca_name: &str) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, ca_name);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    (ca.pem(), server.pem(), key.serialize_pem())
+}
+
+/// The ledger over TLS (`sslmode=verify-full`, the server's CA given as `sslrootcert`)
+/// against the throwaway server with a self-signed CA: its sessions are encrypted, and
+/// a server whose certificate another CA signed is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_runs_over_tls_and_refuses_a_server_it_cannot_verify() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Some(server) = fastrefund_testkit::pg::server() else {
+        return;
+    };
+    let Ok(dir) = std::env::var("FASTREFUND_TEST_PG_DIR") else {
+        fastrefund_testkit::pg::say_skipped(
+            "FASTREFUND_TEST_PG_DIR does not name a server this test may reconfigure",
+        );
+        return;
+    };
+    let _alone = SERVER.lock().await;
+    let url = server.fresh_database().await;
+    // The server's files belong to the user PostgreSQL runs as.
+    let owner = std::fs::metadata(&dir).unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certificates("fastrefund test CA");
+    let (other_ca, _, _) = test_certificates("another CA");
+    let path = |name: &str| certs.path().join(name);
+    for (name, text) in [
+        ("ca.pem", &ca),
+        ("other.pem", &other_ca),
+        ("server.crt", &cert),
+        ("server.key", &key),
+    ] {
+        std::fs::write(path(name), text).unwrap();
+        std::os::unix::fs::chown(path(name), Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+    std::fs::set_permissions(path("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(certs.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let set = |sql: String| {
+        let admin = &admin;
+        async move {
+            admin.batch_execute(&sql).await.unwrap();
+            admin
+                .batch_execute("SELECT pg_reload_conf()")
+                .await
+                .unwrap();
+        }
+    };
+    set(format!(
+        "ALTER SYSTEM SET ssl_cert_file = '{}'",
+        path("server.crt").display()
+    ))
+    .await;
+    set(format!(
+        "ALTER SYSTEM SET ssl_key_file = '{}'",
+        path("server.key").display()
+    ))
+    .await;
+    set("ALTER SYSTEM SET ssl = on".into()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let tls_url = format!(
+        "{url}{sep}sslmode=verify-full&sslrootcert={}",
+        path("ca.pem").display()
+    );
+    let result = async {
+        let ledger = PgLedger::connect(&tls_url, PgOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let policy = Arc::new(Policy::default());
+        let now = Utc.with_ymd_and_hms(2026, 7, 1, 3, 0, 0).unwrap();
+        let d = ledger
+            .decide(
+                req(1),
+                Some(Star::try_from(5u8).unwrap()),
+                None,
+                None,
+                policy,
+                "m".into(),
+                now,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let encrypted: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+                 WHERE s.ssl AND a.datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let wrong_ca = format!(
+            "{url}{sep}sslmode=verify-full&sslrootcert={}",
+            path("other.pem").display()
+        );
+        let refused = PgLedger::connect(&wrong_ca, PgOptions::default()).await;
+        Ok::<_, String>((d.decision.advanced_refund, encrypted, refused.err()))
+    }
+    .await;
+    set("ALTER SYSTEM RESET ssl".into()).await;
+    set("ALTER SYSTEM RESET ssl_cert_file".into()).await;
+    set("ALTER SYSTEM RESET ssl_key_file".into()).await;
+    let (advanced, encrypted, refused) = result.unwrap();
+    assert!(advanced);
+    assert!(encrypted >= 1, "no encrypted session of the ledger");
+    let refused = refused.expect("a server signed by another CA was accepted");
+    assert!(
+        refused.to_string().to_lowercase().contains("certificate"),
+        "{refused}"
+    );
+}
