@@ -7,11 +7,14 @@
 //! - [`policy`]: the eligibility rules, a pure function of a request, a star and the
 //!   ledger's view of the buyer;
 //! - [`ledger`]: the ledger's vocabulary shared by every store;
+//! - [`cases`]: a person contests a decision and a reviewer decides it, as a pure
+//!   state machine the stores step;
 //! - [`cols`]: the column names of the data contract (spec §2) and of the feature table.
 //!
 //! Reading files is the callers' job: [`scoring::Model::from_json`] and
 //! [`policy::Policy::from_toml`] take text.
 
+pub mod cases;
 pub mod domain;
 pub mod ledger;
 pub mod policy;

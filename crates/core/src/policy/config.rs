@@ -100,6 +100,53 @@ pub struct AdvanceFile {
     pub refuse_reused_tracking: bool,
 }
 
+/// `[cases]` of the policy file (optional; every key has a default): the deadlines of
+/// a contested decision.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CasesFile {
+    /// The other party's turn to answer an outcome case (default 48).
+    #[serde(default = "respond_hours")]
+    pub respond_hours: i64,
+    /// A decision on an `outcome` case (default 72).
+    #[serde(default = "decide_hours")]
+    pub decide_hours_outcome: i64,
+    /// A decision on a `decision` case (default 72).
+    #[serde(default = "decide_hours")]
+    pub decide_hours_decision: i64,
+    /// A decision on a `rating` case (default 15; at most 30, the FCRA's bound).
+    #[serde(default = "decide_days_rating")]
+    pub decide_days_rating: i64,
+    /// A reviewer's lease on a claimed case (default 60).
+    #[serde(default = "lease_minutes")]
+    pub lease_minutes: i64,
+}
+
+fn respond_hours() -> i64 {
+    48
+}
+fn decide_hours() -> i64 {
+    72
+}
+fn decide_days_rating() -> i64 {
+    15
+}
+fn lease_minutes() -> i64 {
+    60
+}
+
+impl Default for CasesFile {
+    fn default() -> Self {
+        CasesFile {
+            respond_hours: respond_hours(),
+            decide_hours_outcome: decide_hours(),
+            decide_hours_decision: decide_hours(),
+            decide_days_rating: decide_days_rating(),
+            lease_minutes: lease_minutes(),
+        }
+    }
+}
+
 /// The policy file as written; [`PolicyFile::check`] turns it into a [`Policy`].
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -111,6 +158,8 @@ pub struct PolicyFile {
     pub instant: InstantFile,
     pub pickup: PickupFile,
     pub advance: AdvanceFile,
+    #[serde(default)]
+    pub cases: CasesFile,
 }
 
 /// A checked policy: only this type can decide.
@@ -138,6 +187,8 @@ pub struct Policy {
     pub hold_after_loss: bool,
     /// Refuse (not only flag) an advance on a tracking number used by another return.
     pub refuse_reused_tracking: bool,
+    /// Deadlines of contested decisions.
+    pub cases: crate::cases::CaseDeadlines,
 }
 
 impl Default for Policy {
@@ -282,7 +333,43 @@ impl PolicyFile {
             .iter()
             .map(|c| category("instant.excluded_categories", c))
             .collect::<Result<HashSet<_>, _>>()?;
+        let within = |key: &str, v: i64, max: i64| {
+            (1..=max)
+                .contains(&v)
+                .then_some(v)
+                .ok_or_else(|| invalid(key, format!("must be from 1 to {max}, found {v}")))
+        };
+        let c = &self.cases;
+        // Every decision deadline within 30 days: the FCRA's outer bound.
+        let cases = crate::cases::CaseDeadlines {
+            respond: chrono::Duration::hours(within(
+                "cases.respond_hours",
+                c.respond_hours,
+                24 * 30,
+            )?),
+            decide_outcome: chrono::Duration::hours(within(
+                "cases.decide_hours_outcome",
+                c.decide_hours_outcome,
+                24 * 30,
+            )?),
+            decide_decision: chrono::Duration::hours(within(
+                "cases.decide_hours_decision",
+                c.decide_hours_decision,
+                24 * 30,
+            )?),
+            decide_rating: chrono::Duration::days(within(
+                "cases.decide_days_rating",
+                c.decide_days_rating,
+                30,
+            )?),
+            lease: chrono::Duration::minutes(within(
+                "cases.lease_minutes",
+                c.lease_minutes,
+                24 * 60,
+            )?),
+        };
         Ok(Policy {
+            cases,
             version: self.version,
             time_zone,
             merchant_answer_hours,
