@@ -22,6 +22,7 @@ pub mod dto;
 mod embedded;
 pub mod error;
 mod extract;
+pub mod files;
 mod link;
 mod ops;
 mod page;
@@ -37,8 +38,8 @@ use chrono::{DateTime, Utc};
 use error::ErrorCode;
 use fastrefund_core::policy::Policy;
 use fastrefund_ledger::{Ledger, LedgerError, LedgerStore};
+use fastrefund_snapshot::PolicyFileError;
 use fastrefund_snapshot::{Manifest, Ratings, SnapshotError};
-use fastrefund_snapshot::{PolicyFileError, load_policy};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -140,7 +141,7 @@ pub fn embedded_snapshot() -> Result<Ratings, SnapshotError> {
 fn load_snapshot(path: Option<&Path>) -> Result<Serving, SnapshotError> {
     let started = std::time::Instant::now();
     let (ratings, source) = match path {
-        Some(p) => (Ratings::load(p)?, p.display().to_string()),
+        Some(p) => (files::load_ratings(p)?, p.display().to_string()),
         None => (embedded_snapshot()?, "embedded".to_string()),
     };
     tracing::info!(
@@ -235,7 +236,7 @@ impl AppState {
             let policy_path = policy_path.clone();
             move || -> Result<(Serving, Option<Policy>), ServeError> {
                 let serving = load_snapshot(snap_path.as_deref())?;
-                let policy = policy_path.as_deref().map(load_policy).transpose()?;
+                let policy = policy_path.as_deref().map(files::load_policy).transpose()?;
                 Ok((serving, policy))
             }
         })
@@ -400,7 +401,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let ledger = open_ledger(&settings).await?;
     tracing::info!(ledger = %ledger.describe(), "ledger open");
     let policy = match &settings.policy {
-        Some(p) => load_policy(p)?,
+        Some(p) => files::load_policy(p)?,
         None => Policy::default(),
     };
     let state = AppState::with_store(ledger, policy, Tokens::new(&api, &admin));

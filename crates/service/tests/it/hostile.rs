@@ -139,36 +139,15 @@ fn stuck_snapshot(dir: &std::path::Path) -> std::path::PathBuf {
     snap
 }
 
-/// Asks for a reload of `snap` (admin) in a task of its own.
-fn reload_in_background(
-    app: &fastrefund_testkit::TestApp,
-    snap: &std::path::Path,
-) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
-    let (client, base) = (app.client.clone(), app.base.clone());
-    let body = serde_json::json!({"snapshot": snap.to_str().unwrap()});
-    tokio::spawn(async move {
-        client
-            .post(format!("{base}/admin/reload"))
-            .bearer_auth(ADMIN)
-            .json(&body)
-            .send()
-            .await
-    })
-}
-
-/// Unblocks the reader of the stuck snapshot's pipe before the test's folder goes
-/// (a runtime waits for its blocking threads when it shuts down): opens the pipe's
-/// write end without blocking, which succeeds once a reader waits, and closes it.
-async fn unstick(snap: &std::path::Path) {
-    use rustix::fs::{Mode, OFlags};
-    let fifo = snap.join("manifest.json");
-    for _ in 0..200 {
-        if rustix::fs::open(&fifo, OFlags::WRONLY | OFlags::NONBLOCK, Mode::empty()).is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+/// A handler that is stuck: a request whose body stalls, under limits whose body
+/// timeout is longer than the handler's (which `Limits::check` refuses in a settings
+/// file, and which a test sets directly for a handler that never finishes by itself).
+fn stuck_limits(handler_timeout: Duration) -> Limits {
+    Limits {
+        handler_timeout,
+        body_timeout: handler_timeout * 4,
+        ..limits()
     }
-    panic!("nobody read the stuck snapshot");
 }
 
 #[tokio::test]
@@ -244,11 +223,10 @@ async fn with_the_default_limits_a_stalled_body_gets_408_not_503() {
 
 #[tokio::test]
 async fn a_stuck_handler_answers_503_and_frees_its_slot() {
-    let mut l = limits();
+    let mut l = stuck_limits(Duration::from_millis(800));
     l.max_in_flight = 1;
     let (app, _stop, _server) = spawn_app_limited(l).await;
-    let snap = stuck_snapshot(app.dir.path());
-    let reload = reload_in_background(&app, &snap);
+    let mut stuck = stall_a_body(&app).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The one slot is taken: shed at once, with Retry-After.
     let r = app.get("/healthz", None).await;
@@ -256,13 +234,12 @@ async fn a_stuck_handler_answers_503_and_frees_its_slot() {
     assert_eq!(r.headers()["retry-after"], "1");
     assert!(r.text().await.unwrap().contains("overloaded"));
     // The stuck handler is given up after its timeout...
-    let r = reload.await.unwrap().unwrap();
-    assert_eq!(r.status(), 503);
-    assert_eq!(r.headers()["retry-after"], "1");
-    assert!(r.text().await.unwrap().contains("handler_timeout"));
+    let (text, _) = read_until_closed(&mut stuck, Duration::from_secs(2)).await;
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("retry-after: 1"), "{text}");
+    assert!(text.contains("handler_timeout"), "{text}");
     // ...and its slot is free again.
     assert_eq!(app.get("/healthz", None).await.status(), 200);
-    unstick(&snap).await;
 }
 
 #[tokio::test]
@@ -290,11 +267,8 @@ async fn connections_past_the_cap_get_503_and_retry_after() {
 
 #[tokio::test]
 async fn graceful_shutdown_ends_within_its_grace() {
-    let mut l = limits();
-    l.handler_timeout = Duration::from_secs(30);
-    let (app, stop, server) = spawn_app_limited(l).await;
-    let snap = stuck_snapshot(app.dir.path());
-    let stuck = reload_in_background(&app, &snap);
+    let (app, stop, server) = spawn_app_limited(stuck_limits(Duration::from_secs(30))).await;
+    let mut stuck = stall_a_body(&app).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = std::time::Instant::now();
     stop.send(()).unwrap();
@@ -303,8 +277,71 @@ async fn graceful_shutdown_ends_within_its_grace() {
         .expect("the server drained within its grace (0.5 s), well under 5 s")
         .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(400));
-    // The stuck request's connection was closed, and nobody is listening any more.
-    assert!(stuck.await.unwrap().is_err());
+    // The stuck request's connection was closed unanswered, and nobody is listening
+    // any more.
+    let (text, closed) = read_until_closed(&mut stuck, Duration::from_secs(1)).await;
+    assert!(closed && text.is_empty(), "{text}");
     assert!(TcpStream::connect(app.addr()).await.is_err());
-    unstick(&snap).await;
+}
+
+/// Issue 26, item 6: `{"policy": "/dev/zero"}` was read without end until memory ran
+/// out, and a FIFO pinned a blocking thread until the handler timeout. A reload now
+/// reads regular files only, under a size cap, and refuses anything else at once,
+/// naming the path; what was serving keeps serving.
+#[tokio::test]
+async fn reload_reads_regular_files_only_and_refuses_anything_else_naming_the_path() {
+    let (app, _stop, _server) = spawn_app_limited(limits()).await;
+    let dir = app.dir.path();
+    let fifo = dir.join("policy.fifo");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let big = dir.join("big-policy.toml");
+    std::fs::write(
+        &big,
+        format!(
+            "# {}\n",
+            "x".repeat(fastrefund_service::files::MAX_POLICY_BYTES as usize)
+        ),
+    )
+    .unwrap();
+    let snapshot = stuck_snapshot(dir); // its manifest.json is a FIFO
+    let cases = [
+        ("policy", fifo.clone(), "FIFO"),
+        ("snapshot", snapshot.clone(), "FIFO"),
+        ("policy", dir.to_path_buf(), "directory"),
+        ("policy", big.clone(), "more than"),
+        ("policy", "/dev/zero".into(), "device"),
+    ];
+    for (key, path, why) in cases {
+        let body = serde_json::json!({ key: path.to_str().unwrap() });
+        let started = std::time::Instant::now();
+        let r = app
+            .client
+            .post(format!("{}/admin/reload", app.base))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (422, Some("reload_refused")),
+            "{key} = {}: {v}",
+            path.display()
+        );
+        let msg = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains(path.to_str().unwrap()) && msg.contains(why),
+            "{key} = {}: {msg}",
+            path.display()
+        );
+        assert!(started.elapsed() < Duration::from_millis(500), "{msg}");
+    }
+    // The sample snapshot and default policy keep serving.
+    assert_eq!(app.get("/readyz", None).await.status(), 200);
 }
