@@ -17,12 +17,17 @@ pub struct ServeArgs {
     /// Listen address.
     #[arg(long)]
     pub addr: Option<std::net::SocketAddr>,
+    /// Serve `/metrics` on this admin address only, not on `--addr` (default: on
+    /// `--addr` with the rest).
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Ledger: a SQLite file (default: ./fastrefund-ledger.sqlite), or a PostgreSQL URL
     /// (`postgres://USER@HOST:PORT/DB`) shared by several replicas.
     #[arg(long)]
     pub ledger: Option<PathBuf>,
     /// Settings file (TOML): addr, snapshot, policy, ledger, api_token, admin_token,
-    /// max_body_bytes, workers, durable_decisions, clock_skew_ms, and the connection
+    /// metrics_addr, max_body_bytes, workers, durable_decisions, clock_skew_ms, and the
+    /// connection
     /// limits.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -39,6 +44,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         policy: args.policy,
         addr: args.addr,
         ledger: args.ledger,
+        metrics_addr: args.metrics_addr,
     });
     for (name, token) in s.with_made_tokens() {
         eprintln!("{name} not configured; made one for this run: {name}={token}");

@@ -23,6 +23,7 @@ pub struct Overrides {
     pub policy: Option<PathBuf>,
     pub addr: Option<SocketAddr>,
     pub ledger: Option<PathBuf>,
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Everything `serve` needs.
@@ -30,6 +31,10 @@ pub struct Overrides {
 pub struct Settings {
     /// Listen address (default `127.0.0.1:8080`).
     pub addr: SocketAddr,
+    /// `metrics_addr`: where `/metrics` is served, apart from the API (an admin
+    /// address, e.g. `127.0.0.1:9090`, since it counts the business); `None` (the
+    /// default) = on `addr` with the rest.
+    pub metrics_addr: Option<SocketAddr>,
     /// Ratings snapshot folder; `None` = the sample snapshot built into the binary.
     pub snapshot: Option<PathBuf>,
     /// Policy file; `None` = the shipped default policy.
@@ -110,6 +115,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_addr: None,
             snapshot: None,
             policy: None,
             ledger: PathBuf::from("fastrefund-ledger.sqlite"),
@@ -131,6 +137,7 @@ impl Default for Settings {
 #[serde(deny_unknown_fields)]
 struct File {
     addr: Option<String>,
+    metrics_addr: Option<String>,
     snapshot: Option<PathBuf>,
     policy: Option<PathBuf>,
     ledger: Option<PathBuf>,
@@ -325,6 +332,9 @@ impl Settings {
         if let Some(v) = o.ledger {
             self.ledger = v;
         }
+        if let Some(v) = o.metrics_addr {
+            self.metrics_addr = Some(v);
+        }
     }
 
     /// Defaults, then `file` (if given), then the environment `env` (a lookup, so tests
@@ -345,6 +355,9 @@ impl Settings {
             })?;
             if let Some(a) = f.addr {
                 s.addr = parse_addr("addr", &a)?;
+            }
+            if let Some(a) = f.metrics_addr {
+                s.metrics_addr = Some(parse_addr("metrics_addr", &a)?);
             }
             s.snapshot = f.snapshot.or(s.snapshot);
             s.policy = f.policy.or(s.policy);
@@ -368,6 +381,9 @@ impl Settings {
         }
         if let Some(a) = env("FASTREFUND_ADDR") {
             s.addr = parse_addr("FASTREFUND_ADDR", &a)?;
+        }
+        if let Some(a) = env("FASTREFUND_METRICS_ADDR") {
+            s.metrics_addr = Some(parse_addr("FASTREFUND_METRICS_ADDR", &a)?);
         }
         if let Some(v) = env("FASTREFUND_SNAPSHOT") {
             s.snapshot = Some(v.into());

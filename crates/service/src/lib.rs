@@ -323,6 +323,17 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 /// handler timeout (503), the body timeout (408 from the JSON extractor) and the body
 /// size limit (413).
 pub fn router_with(state: AppState, max_body_bytes: usize, limits: &Limits) -> Router {
+    router_for(state, max_body_bytes, limits, true)
+}
+
+/// [`router_with`], with `/metrics` among the routes only if `with_metrics` (without
+/// it, `/metrics` is served apart by [`metrics_router`] and answers 404 here).
+pub fn router_for(
+    state: AppState,
+    max_body_bytes: usize,
+    limits: &Limits,
+    with_metrics: bool,
+) -> Router {
     let [
         eligibility,
         tracking,
@@ -337,18 +348,26 @@ pub fn router_with(state: AppState, max_body_bytes: usize, limits: &Limits) -> R
         metrics,
         openapi,
     ] = ROUTES;
-    Router::new()
+    let routes = Router::new();
+    let routes = if with_metrics {
+        routes.route(metrics, get(ops::metrics))
+    } else {
+        routes
+    };
+    routes
         .route(eligibility, post(api::eligibility))
         .route(tracking, post(api::tracking))
         .route(outcome, post(api::outcome))
         .route(exposure, get(api::exposure))
         .route(rating, get(api::rating))
         .route(link, post(api::buyer_link))
-        .route(page, get(page::buyer_page))
+        .route(
+            page,
+            get(page::buyer_page).layer(axum::middleware::map_response(page::security_headers)),
+        )
         .route(reload, post(ops::reload))
         .route(healthz, get(ops::healthz))
         .route(readyz, get(ops::readyz))
-        .route(metrics, get(ops::metrics))
         .route(openapi, get(ops::openapi))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
@@ -365,6 +384,15 @@ pub fn router_with(state: AppState, max_body_bytes: usize, limits: &Limits) -> R
             shed_load,
         ))
         .layer(axum::middleware::from_fn(ops::track_metrics))
+        .with_state(state)
+}
+
+/// `/metrics` alone, for an admin address of its own (`--metrics-addr`).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
         .with_state(state)
 }
 
@@ -446,8 +474,41 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
             }
         });
     }
-    let app = router_with(state, settings.max_body_bytes, &settings.limits);
+    // `/metrics` on an admin address of its own, when one is given.
+    let admin = match settings.metrics_addr {
+        None => None,
+        Some(addr) => {
+            let listener =
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| ServeError::Bind {
+                        addr: addr.to_string(),
+                        message: e.to_string(),
+                    })?;
+            tracing::info!(addr = %addr, "metrics on http://{addr}/metrics");
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(server::run(
+                listener,
+                metrics_router(state.clone()),
+                settings.limits,
+                async move {
+                    let _ = stopped.await;
+                },
+            ));
+            Some((stop, server))
+        }
+    };
+    let app = router_for(
+        state,
+        settings.max_body_bytes,
+        &settings.limits,
+        admin.is_none(),
+    );
     server::run(listener, app, settings.limits, shutdown()).await;
+    if let Some((stop, server)) = admin {
+        let _ = stop.send(());
+        let _ = server.await;
+    }
     Ok(())
 }
 

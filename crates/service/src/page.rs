@@ -75,6 +75,93 @@ impl FromRequestParts<AppState> for PageParts {
     }
 }
 
+/// The page's one stylesheet, inline (the page is self-contained). It is the only
+/// inline content: no script, no `style` attribute, so the CSP allows exactly this
+/// text by its hash and nothing else.
+const STYLE: &str = "
+  body { font-family: system-ui, -apple-system, \"Segoe UI\", sans-serif; margin: 0; background: #f6f7fb; color: #1d2330; }
+  main { max-width: 640px; margin: 0 auto; padding: 24px 16px 48px; }
+  .card { background: #fff; border-radius: 16px; padding: 20px 24px; margin: 16px 0; box-shadow: 0 1px 4px rgba(0,0,0,.08); }
+  h1 { font-size: 1.3rem; margin: 0 0 8px; }
+  h2 { font-size: 1.05rem; margin: 0 0 12px; }
+  .stars { font-size: 2.6rem; letter-spacing: 4px; }
+  .on { color: #f5a623; } .off { color: #d8dbe3; }
+  .meta { color: #69708a; font-size: .85rem; }
+  .good { color: #1e8e3e; }
+  .advice { color: #4a5170; }
+  li { margin: 6px 0; }
+  progress { appearance: none; -webkit-appearance: none; display: block; width: 100%; height: 12px; border: 0; border-radius: 8px; overflow: hidden; background: #e8eaf2; }
+  progress::-webkit-progress-bar { background: #e8eaf2; }
+  progress::-webkit-progress-value { background: linear-gradient(90deg, #f5a623, #1e8e3e); }
+  progress::-moz-progress-bar { background: linear-gradient(90deg, #f5a623, #1e8e3e); }
+";
+
+/// `Content-Security-Policy` of the page: nothing may load or run but [`STYLE`], named
+/// by its SHA-256; no frame may embed the page (the signed link in its URL would be
+/// clicked through), no form or `<base>` may send it elsewhere.
+static PAGE_CSP: std::sync::LazyLock<header::HeaderValue> = std::sync::LazyLock::new(|| {
+    use sha2::Digest;
+    let hash = base64(&sha2::Sha256::digest(STYLE.as_bytes()));
+    let csp = format!(
+        "default-src 'none'; style-src 'sha256-{hash}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    );
+    header::HeaderValue::from_str(&csp).unwrap_or_else(|_| {
+        header::HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")
+    })
+});
+
+/// Standard base64 with padding (RFC 4648), for the CSP hash.
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ABC[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The headers of every answer of the page's route (the page and its errors alike):
+/// the CSP above (a JSON error gets `default-src 'none'`), no MIME sniffing, no
+/// framing, and no `Referer` carrying the signed link to wherever a click leads.
+pub async fn security_headers(mut r: Response) -> Response {
+    let html = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    let h = r.headers_mut();
+    let csp = if html {
+        PAGE_CSP.clone()
+    } else {
+        header::HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")
+    };
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    r
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -134,7 +221,7 @@ pub fn render(v: &RatingResponse, lang: Lang) -> String {
                 .collect();
             format!(
                 "<p>{}</p>\
-                 <div class=\"bar\" role=\"progressbar\" aria-valuenow=\"{pct}\" aria-valuemin=\"0\" aria-valuemax=\"100\"><div style=\"width:{pct}%\"></div></div>\
+                 <progress value=\"{pct}\" max=\"100\">{pct}%</progress>\
                  <ul>{how}</ul>",
                 (c.points_from)(n.points_needed.max(1), n.star)
             )
@@ -147,21 +234,7 @@ pub fn render(v: &RatingResponse, lang: Lang) -> String {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}: {star} ★</title>
-<style>
-  body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; background: #f6f7fb; color: #1d2330; }}
-  main {{ max-width: 640px; margin: 0 auto; padding: 24px 16px 48px; }}
-  .card {{ background: #fff; border-radius: 16px; padding: 20px 24px; margin: 16px 0; box-shadow: 0 1px 4px rgba(0,0,0,.08); }}
-  h1 {{ font-size: 1.3rem; margin: 0 0 8px; }}
-  h2 {{ font-size: 1.05rem; margin: 0 0 12px; }}
-  .stars {{ font-size: 2.6rem; letter-spacing: 4px; }}
-  .on {{ color: #f5a623; }} .off {{ color: #d8dbe3; }}
-  .meta {{ color: #69708a; font-size: .85rem; }}
-  .good {{ color: #1e8e3e; }}
-  .advice {{ color: #4a5170; }}
-  li {{ margin: 6px 0; }}
-  .bar {{ background: #e8eaf2; border-radius: 8px; height: 12px; overflow: hidden; }}
-  .bar div {{ background: linear-gradient(90deg, #f5a623, #1e8e3e); height: 100%; }}
-</style>
+<style>{style}</style>
 </head>
 <body>
 <main>
@@ -208,6 +281,7 @@ pub fn render(v: &RatingResponse, lang: Lang) -> String {
         benefits = benefits,
         reasons = reasons,
         next = next,
+        style = STYLE,
     )
 }
 
@@ -216,5 +290,23 @@ fn capitalise(s: &str) -> String {
     match c.next() {
         Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_is_rfc_4648() {
+        for (raw, b64) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(super::base64(raw.as_bytes()), b64);
+        }
     }
 }

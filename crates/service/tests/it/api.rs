@@ -453,6 +453,87 @@ async fn the_buyer_page_opens_with_a_signed_link_for_that_buyer_only() {
     assert_eq!(app.get(&expired, None).await.status(), 401);
 }
 
+/// Standard base64 (RFC 4648), written again here so that the test does not trust the
+/// page's own.
+fn base64(bytes: &[u8]) -> String {
+    let abc = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = c.iter().fold(0u32, |n, b| n << 8 | u32::from(*b)) << (8 * (3 - c.len()));
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                char::from(abc[(n >> (18 - 6 * i) & 63) as usize])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+/// Issue 26, item 8: the page's URL carries the signed link; no header kept a browser
+/// from sniffing it, framing it or sending the link on in a `Referer`.
+#[tokio::test]
+async fn the_buyer_page_allows_only_its_own_hashed_style_and_is_never_framed() {
+    use sha2::Digest;
+    let app = spawn_app().await;
+    for star in [2, 5] {
+        let b = app.buyer_with_star(star);
+        let (_, link) = json_of(app.post(&format!("/v1/buyers/{b}/link"), &json!({})).await).await;
+        let r = app.get(link["url"].as_str().unwrap(), None).await;
+        assert_eq!(r.status(), 200);
+        let h = r.headers().clone();
+        let html = r.text().await.unwrap();
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(h["x-frame-options"], "DENY");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        for want in [
+            "default-src 'none'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(csp.contains(want), "{csp}");
+        }
+        assert!(!csp.contains("unsafe"), "{csp}");
+        // No script at all, no inline style attribute or event handler; the one
+        // <style> element is allowed by its hash, and only it.
+        let lower = html.to_lowercase();
+        assert!(!lower.contains("<script"), "{html}");
+        assert!(!lower.contains(" style="), "{html}");
+        assert!(
+            !lower
+                .split_whitespace()
+                .any(|w| w.starts_with("on") && w.contains('=')),
+            "{html}"
+        );
+        assert_eq!(lower.matches("<style").count(), 1, "{html}");
+        let style = html.split("<style>").nth(1).unwrap();
+        let style = style.split("</style>").next().unwrap();
+        let hash = format!(
+            "'sha256-{}'",
+            base64(&sha2::Sha256::digest(style.as_bytes()))
+        );
+        let style_src = csp
+            .split(';')
+            .map(str::trim)
+            .find_map(|d| d.strip_prefix("style-src "))
+            .unwrap_or_else(|| panic!("no style-src: {csp}"));
+        assert_eq!(style_src, hash, "{csp}");
+    }
+    // The route's errors say the same.
+    let r = app.get("/buyers/1", None).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+    assert!(
+        r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+}
+
 #[tokio::test]
 async fn the_rating_explains_itself() {
     let app = spawn_app().await;

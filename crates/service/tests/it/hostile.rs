@@ -345,3 +345,48 @@ async fn reload_reads_regular_files_only_and_refuses_anything_else_naming_the_pa
     // The sample snapshot and default policy keep serving.
     assert_eq!(app.get("/readyz", None).await.status(), 200);
 }
+
+/// Issue 26, item 8: `/metrics` counts the business; `--metrics-addr` serves it on an
+/// admin address of its own, and then not on the API's.
+#[tokio::test]
+async fn metrics_addr_serves_metrics_apart_from_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.sqlite");
+    let admin = format!("127.0.0.1:{}", crate::kill::free_port());
+    let server = crate::kill::start_with(
+        ledger.to_str().unwrap(),
+        &sample_snapshot(),
+        &["--metrics-addr", &admin],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "/metrics is not on the API's address");
+    let r = client
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("fastrefund_http_requests_total"), "{text}");
+    let r = client
+        .get(format!("http://{admin}/v1/buyers/1/rating"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "the admin address serves /metrics only");
+}

@@ -28,7 +28,7 @@ pub struct Server {
     pub base: String,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -39,11 +39,17 @@ fn free_port() -> u16 {
 /// The real service process (`fastrefund-serve`, the options of `fastrefund serve`) on a
 /// free loopback port, once ready.
 pub async fn start(ledger: &str, snapshot: &Path) -> Server {
+    start_with(ledger, snapshot, &[]).await
+}
+
+/// [`start`] with more options.
+pub async fn start_with(ledger: &str, snapshot: &Path, more: &[&str]) -> Server {
     let port = free_port();
     let server = Server {
         child: Command::new(env!("CARGO_BIN_EXE_fastrefund-serve"))
             .args(["--snapshot", snapshot.to_str().unwrap(), "--ledger", ledger])
             .args(["--addr", &format!("127.0.0.1:{port}")])
+            .args(more)
             .env("FASTREFUND_API_TOKEN", API)
             .env("FASTREFUND_ADMIN_TOKEN", "kill-test-admin-token")
             .env("RUST_LOG", "warn")
