@@ -43,7 +43,7 @@ use fastrefund_snapshot::{Manifest, Ratings, SnapshotError};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-pub use ops::ApiDoc;
+pub use ops::{ApiDoc, READINESS_INTERVAL};
 
 /// Why the service could not start or reload.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +117,8 @@ struct Inner {
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// How far a client's clock may run ahead of ours, in milliseconds.
     clock_skew_ms: std::sync::atomic::AtomicI64,
+    /// The ledger's readiness, asked at most once per interval.
+    readiness: ops::Readiness,
 }
 
 /// Everything a handler needs; cheap to clone.
@@ -177,6 +179,7 @@ impl AppState {
             tokens,
             metrics: ops::metrics_handle(),
             clock_skew_ms: std::sync::atomic::AtomicI64::new(dto::CLOCK_SKEW.num_milliseconds()),
+            readiness: ops::Readiness::new(ops::READINESS_INTERVAL),
         }))
     }
 

@@ -280,26 +280,99 @@ fn serving_info(state: &AppState) -> Option<ServingInfo> {
     })
 }
 
+/// How often `/readyz` asks the ledger at most; between two asks every call gets the
+/// last answer.
+pub const READINESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The ledger's readiness, asked at most once per interval and shared: after a failed
+/// commit the ledger's check is a probe write on a blocking thread, and a load
+/// balancer (or an attacker) calling `/readyz` in a loop must not turn one fault into
+/// a probe, a connection and a warning per call. One caller probes while the others
+/// wait for its answer; the answer serves every call for the interval; a change of
+/// state (ready to not ready, and back) is logged once.
+pub struct Readiness {
+    interval: std::time::Duration,
+    last: std::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+    probing: tokio::sync::Mutex<()>,
+    healthy: std::sync::atomic::AtomicBool,
+    changes: std::sync::atomic::AtomicU64,
+}
+
+impl Readiness {
+    pub fn new(interval: std::time::Duration) -> Readiness {
+        Readiness {
+            interval,
+            last: std::sync::Mutex::new(None),
+            probing: tokio::sync::Mutex::new(()),
+            healthy: std::sync::atomic::AtomicBool::new(true),
+            changes: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The last answer, if younger than the interval.
+    fn fresh(&self) -> Option<Result<(), String>> {
+        let last = self.last.lock().ok()?;
+        let (at, answer) = last.as_ref()?;
+        (at.elapsed() < self.interval).then(|| answer.clone())
+    }
+
+    /// The shared answer: the last one while fresh, else `probe`'s (run by one caller
+    /// at a time; those waiting take its answer).
+    pub async fn check<F, Fut>(&self, probe: F) -> Result<(), String>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        if let Some(answer) = self.fresh() {
+            return answer;
+        }
+        let _one_at_a_time = self.probing.lock().await;
+        if let Some(answer) = self.fresh() {
+            return answer;
+        }
+        let answer = probe().await;
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((std::time::Instant::now(), answer.clone()));
+        }
+        let ok = answer.is_ok();
+        metrics::gauge!("fastrefund_ledger_healthy").set(if ok { 1.0 } else { 0.0 });
+        if self.healthy.swap(ok, std::sync::atomic::Ordering::Relaxed) != ok {
+            self.changes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match &answer {
+                Ok(()) => tracing::info!("ready again: the ledger can record"),
+                Err(why) => tracing::warn!(error = %why, "not ready: the ledger cannot record"),
+            }
+        }
+        answer
+    }
+
+    /// How many times the state changed (each logged once).
+    #[cfg(test)]
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Ready only with a valid snapshot loaded and a ledger that can record. After a failed
-/// commit (disk full, a read-only file) each call probes the ledger with a small write,
-/// so readiness comes back by itself once the fault is gone; after a failed fdatasync
-/// it never does (the service must be restarted; see the ledger's `Health`).
+/// commit (disk full, a read-only file) the ledger is probed with a small write, at most
+/// once per [`READINESS_INTERVAL`] whoever calls, so readiness comes back by itself once
+/// the fault is gone; after a failed fdatasync it never does (the service must be
+/// restarted; see the ledger's `Health`).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, description = "Serving", body = ServingInfo),
     (status = 503, description = "No valid snapshot yet, or the ledger cannot record (the message says why)", body = ErrorBody),
 ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<ServingInfo>, ApiError> {
     let info = serving_info(&state).ok_or_else(ApiError::not_ready)?;
-    if let Err(why) = state.ledger().ready().await {
-        tracing::warn!(error = %why, "not ready: the ledger cannot record");
-        metrics::gauge!("fastrefund_ledger_healthy").set(0.0);
+    let ledger = state.0.ledger.clone();
+    if state.0.readiness.check(|| ledger.ready()).await.is_err() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::LedgerUnavailable,
             "the ledger cannot record now; see the service's log",
         ));
     }
-    metrics::gauge!("fastrefund_ledger_healthy").set(1.0);
     Ok(Json(info))
 }
 
@@ -385,4 +458,65 @@ pub async fn method_not_allowed() -> ApiError {
         ErrorCode::MethodNotAllowed,
         "this endpoint does not take that method",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Readiness;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    /// Issue 26, item 5: each `/readyz` of an unhealthy ledger used to probe it (a
+    /// connection and a 1 MiB write on a blocking thread) and log a warning.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unhealthy_ledger_is_probed_once_per_interval_whoever_asks() {
+        let readiness = Arc::new(Readiness::new(Duration::from_millis(300)));
+        let probes = Arc::new(AtomicU32::new(0));
+        let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ask = || {
+            let (readiness, probes, healthy) = (readiness.clone(), probes.clone(), healthy.clone());
+            tokio::spawn(async move {
+                readiness
+                    .check(|| async move {
+                        probes.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await; // a slow probe
+                        if healthy.load(Ordering::SeqCst) {
+                            Ok(())
+                        } else {
+                            Err("disk full".to_string())
+                        }
+                    })
+                    .await
+            })
+        };
+        // 200 calls at once: one probe, its answer shared.
+        let calls: Vec<_> = (0..200).map(|_| ask()).collect();
+        for c in calls {
+            assert_eq!(c.await.unwrap(), Err("disk full".to_string()));
+        }
+        assert_eq!(probes.load(Ordering::SeqCst), 1);
+        assert_eq!(readiness.changes(), 1, "the fault is logged once");
+        // More calls within the interval: still the one probe.
+        for _ in 0..50 {
+            assert!(ask().await.unwrap().is_err());
+        }
+        assert_eq!(probes.load(Ordering::SeqCst), 1);
+        // After the interval, one probe more; still unhealthy: nothing new is logged.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let calls: Vec<_> = (0..50).map(|_| ask()).collect();
+        for c in calls {
+            assert!(c.await.unwrap().is_err());
+        }
+        assert_eq!(probes.load(Ordering::SeqCst), 2);
+        assert_eq!(readiness.changes(), 1);
+        // The fault goes: ready again at the next probe, logged once.
+        healthy.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        for _ in 0..20 {
+            assert_eq!(ask().await.unwrap(), Ok(()));
+        }
+        assert_eq!(probes.load(Ordering::SeqCst), 3);
+        assert_eq!(readiness.changes(), 2);
+    }
 }

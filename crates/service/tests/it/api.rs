@@ -1094,3 +1094,49 @@ async fn advances_respect_the_limit_and_outcomes_settle() {
     assert_eq!((s, o["error"]["field"].as_str()), (422, Some("outcome")));
     let _: Value = json!(null);
 }
+
+/// Issue 26, item 5, end to end: after the ledger's fdatasync fails, `/readyz` says so
+/// to every caller at once (one probe per interval shared by all, see
+/// `ops::Readiness`), and a burst of calls is answered quickly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_a_ledger_fault_for_every_caller() {
+    use fastrefund_service::{AppState, Tokens, router};
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = fastrefund_ledger::Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let state = AppState::new(ledger.clone(), Policy::default(), Tokens::new(API, ADMIN));
+    state
+        .reload(Some(Some(sample_snapshot())), None)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router(state, 16 * 1024)).await });
+    let client = reqwest::Client::new();
+    let readyz = || client.get(format!("{base}/readyz")).send();
+    assert_eq!(readyz().await.unwrap().status(), 200);
+    ledger.inject_sync_failure();
+    let mut req = request(1, 100001);
+    req["tracking_number"] = json!("SF1");
+    let r = client
+        .post(format!("{base}/v1/eligibility"))
+        .bearer_auth(API)
+        .json(&req)
+        .send()
+        .await
+        .unwrap();
+    let _ = r.text().await;
+    // The ledger is not healthy any more; within the interval a cached "ready" may
+    // still be served, then every caller sees the fault.
+    tokio::time::sleep(fastrefund_service::READINESS_INTERVAL).await;
+    let started = std::time::Instant::now();
+    let calls: Vec<_> = (0..100).map(|_| readyz()).collect();
+    for c in calls {
+        let (s, e) = json_of(c.await.unwrap()).await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (503, Some("ledger_unavailable")),
+            "{e}"
+        );
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
