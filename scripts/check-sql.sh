@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The rating SQL of `fastrefund export-sql`, run by DuckDB and by Spark (local mode) over
-# real Parquet histories, gives every buyer the same star, reasons and score as `rate`:
+# real histories, gives every buyer the same star, reasons and score as `rate` on the
+# same files:
 #   - the shipped sample with the shipped champion;
 #   - a generated history with a model trained on it, as of two dates;
 #   - the same history in 3 buyer shards (`export-sql --buyer-shard k/3`);
@@ -8,12 +9,14 @@
 #   - the shipped sample written again as data teams write it (scripts/check_sql.py
 #     write-histories): by pandas (money as text such as "129.90", nanosecond UTC
 #     timestamps, categorical columns, an empty disputes table whose columns have the
-#     null type) and by polars (decimal and integer money, naive ms and ns times, a date,
-#     Categorical and Enum columns, 0/1 flags), on DuckDB and on Spark;
-#   - that history with a text amount that is no amount: `rate` refuses it, and the SQL
-#     stops on both engines with an error naming returns.amount.
+#     null type), by polars (decimal and integer money, naive ms and ns times, a date,
+#     Categorical and Enum columns, 0/1 flags) and as CSV (DuckDB detects its types:
+#     money becomes doubles; Spark reads it as text);
+#   - the pandas history with a text amount that is no amount ("12,50"): `rate` refuses
+#     it, and the SQL stops on both engines with an error naming returns.amount.
 # Both engines run with a session time zone other than UTC; Spark with the setting the
-# SQL's header asks for (spark.sql.legacy.parquet.nanosAsLong=true).
+# SQL's header asks for (spark.sql.legacy.parquet.nanosAsLong=true), in one session for
+# every Spark check (its start is most of a small check's time).
 # Installs the pinned packages of scripts/requirements-sql.txt into target/sql-venv.
 # The binary: $FASTREFUND_BIN, default target/debug/fastrefund (built when missing).
 set -euo pipefail
@@ -27,13 +30,19 @@ CHAMPION="models/$(cat models/CHAMPION)/model.json"
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 quiet() { "$@" >"$W/log" 2>&1 || { cat "$W/log" >&2; echo "failed: $*" >&2; exit 1; }; }
+SPARK_JOBS=()
 
-# check NAME DATA MODEL AS_OF ENGINES...
+# check NAME DATA MODEL AS_OF ENGINES...: rate, export-sql for each engine, and the
+# comparison (DuckDB's at once, Spark's queued for the one Spark session at the end).
 check() {
   local name=$1 data=$2 model=$3 as_of=$4; shift 4
   quiet "$BIN" rate --data "$data" --model "$model" --as-of "$as_of" --out "$W/$name-snap" --force
   for engine in "$@"; do
     quiet "$BIN" export-sql --model "$model" --as-of "$as_of" --dialect "$engine" --out "$W/$name-$engine.sql"
+    if [ "$engine" = spark ]; then
+      SPARK_JOBS+=("$W/$name-$engine.sql" "$data" "$W/$name-snap/ratings.parquet")
+      continue
+    fi
     echo -n "$name as of $as_of, "
     "$PY" scripts/check_sql.py "$engine" "$W/$name-$engine.sql" "$data" "$W/$name-snap/ratings.parquet" 2>"$W/$engine.err" \
       || { tail -20 "$W/$engine.err" >&2; exit 1; }
@@ -52,16 +61,21 @@ done
 echo -n "generated as of 2026-06-30, "
 "$PY" scripts/check_sql.py duckdb "$W/sharded-sql" "$W/gen" "$W/generated-snap/ratings.parquet" 2>"$W/duckdb.err" \
   || { tail -20 "$W/duckdb.err" >&2; exit 1; }
-check generated "$W/gen" "$W/model/model.json" 2026-03-15 duckdb
+check generated-march "$W/gen" "$W/model/model.json" 2026-03-15 duckdb
 mkdir "$W/nobuyers"
 for t in orders returns disputes; do ln -s "$W/gen/$t.parquet" "$W/nobuyers/$t.parquet"; done
 check no-buyers "$W/nobuyers" "$W/model/model.json" 2026-06-30 duckdb
 
-# The sample as pandas and polars write it: the same ratings as `rate` on the same files.
+# The sample as pandas, polars and a CSV writer write it.
 quiet "$PY" scripts/check_sql.py write-histories data/sample "$W/teams"
-for writer in pandas polars; do
+for writer in pandas polars csv; do
   check "$writer" "$W/teams/$writer" "$CHAMPION" 2026-06-30 duckdb spark
 done
+
+echo "spark, one session for $(( ${#SPARK_JOBS[@]} / 3 )) histories (sample, generated, pandas, polars, csv):"
+"$PY" scripts/check_sql.py spark "${SPARK_JOBS[@]}" 2>"$W/spark.err" \
+  || { tail -20 "$W/spark.err" >&2; exit 1; }
+
 # A text amount that is no amount: rate refuses the file, and the SQL stops naming the column.
 if "$BIN" rate --data "$W/teams/bad-amount" --model "$CHAMPION" --as-of 2026-06-30 --out "$W/bad-snap" >"$W/log" 2>&1; then
   echo "rate accepted a history with the amount \"12,50\"" >&2; exit 1

@@ -2,25 +2,28 @@
 files and compares every buyer with `rate`'s ratings.parquet: the same buyers, the same
 star and reason codes, and the same score (to 1e-6; scores are integers, so exactly).
 
-Usage: check_sql.py ENGINE SQL DATA_DIR RATINGS_PARQUET
-  ENGINE: duckdb, or spark (pyspark in local mode; needs Java 17)
+Usage: check_sql.py ENGINE SQL DATA_DIR RATINGS_PARQUET [SQL DATA_DIR RATINGS_PARQUET ...]
+  ENGINE: duckdb, or spark (pyspark in local mode; needs Java 17; one session for all)
   SQL: one .sql file, or a folder of them (`export-sql --buyer-shard k/N`, one per shard),
        run one after the other, their results taken together
 The engine writes its result to Parquet (beside nothing: a temporary folder); DuckDB then
 compares it with ratings.parquet, so no side is ever held in Python. DuckDB's memory is
 capped by $FASTREFUND_DUCKDB_MEMORY (default 4GB; it spills to a temporary folder).
-A history without buyers.parquet gets an empty buyers table, as the SQL expects.
+A table is DATA_DIR/NAME.parquet or DATA_DIR/NAME.csv (DuckDB detects a CSV's types,
+Spark reads it as text). A history without a buyers table gets an empty one, as the SQL
+expects.
 Both engines run the SQL with a session time zone other than UTC (Asia/Kolkata, +05:30),
 so a time read through the session's zone rather than as UTC would show.
-Prints one line; exit status 0 when every buyer agrees, else the first disagreements.
+Prints one line per SQL; exit status 0 when every buyer agrees, else the first
+disagreements.
 
        check_sql.py fails ENGINE SQL DATA_DIR MESSAGE
 The SQL must stop on DATA_DIR with an error whose text holds MESSAGE (a bad value named
 by its column); prints one line, exit status 0 when it does.
 
        check_sql.py write-histories SOURCE_DIR OUT_DIR
-Writes SOURCE_DIR's history again the way data teams write it, as OUT_DIR/pandas and
-OUT_DIR/polars, and OUT_DIR/bad-amount (see write_histories), for `rate` and the SQL to read the same files."""
+Writes SOURCE_DIR's history again the way data teams write it, as OUT_DIR/pandas,
+OUT_DIR/polars and OUT_DIR/csv, and OUT_DIR/bad-amount (see write_histories), for `rate` and the SQL to read the same files."""
 import os
 import sys
 import tempfile
@@ -55,7 +58,8 @@ def write_histories(src, out):
     - polars: orders' money Decimal(20,4) and times naive milliseconds, categories
       Categorical and statuses Enum; returns' money whole Int64 amounts, times UTC
       microseconds, ids Int64; disputes' times naive nanoseconds, flags Int8 0/1;
-      buyers' registration a Date."""
+      buyers' registration a Date;
+    - CSV as polars writes it (times with a +0000 offset, amounts "75.03"), as OUT/csv."""
     import pandas as pd
     import polars as pl
 
@@ -110,11 +114,12 @@ def write_histories(src, out):
         ],
         "buyers": [c("registered_at").dt.date()],
     }
+    os.makedirs(f"{out}/csv")
     for t in TABLES:
-        pl.read_parquet(f"{src}/{t}.parquet").with_columns(edits[t]).write_parquet(
-            f"{out}/polars/{t}.parquet"
-        )
-    print(f"wrote {src} as pandas and polars write it into {out}")
+        df = pl.read_parquet(f"{src}/{t}.parquet")
+        df.with_columns(edits[t]).write_parquet(f"{out}/polars/{t}.parquet")
+        df.write_csv(f"{out}/csv/{t}.csv")
+    print(f"wrote {src} as pandas, polars and a CSV writer write it into {out}")
 
 
 def statements(path):
@@ -133,12 +138,15 @@ def duckdb_con(tmp):
 
 
 def run_duckdb(sql, data, out, tmp):
-    """Runs one SQL file; `out` is the Parquet file it writes."""
+    """Runs one SQL file; `out` is the Parquet file it writes. A table in CSV is read
+    with DuckDB's type detection (amounts become doubles, times timestamps)."""
     con = duckdb_con(tmp)
     for t in TABLES:
-        f = f"{data}/{t}.parquet"
-        if os.path.exists(f):
-            con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{f}')")
+        f = f"{data}/{t}"
+        if os.path.exists(f"{f}.parquet"):
+            con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{f}.parquet')")
+        elif os.path.exists(f"{f}.csv"):
+            con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_csv('{f}.csv')")
         else:
             con.execute(f"CREATE TABLE {t} ({BUYERS_SCHEMA})")
     stmts = statements(sql)
@@ -147,37 +155,57 @@ def run_duckdb(sql, data, out, tmp):
     con.execute(f"COPY ({stmts[-1]}) TO '{out}' (FORMAT parquet)")
 
 
-def run_spark(sql, data, out, tmp):
-    from pyspark.sql import SparkSession
+_spark = None
 
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .appName("fastrefund-check-sql")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "8")
-        # The settings export-sql's Spark header asks for: Parquet nanosecond timestamps
-        # (pandas' default) read as nanoseconds since the epoch. The session time zone
-        # is left as the machine has it: the SQL reads every time as UTC whatever it is.
-        .config("spark.sql.legacy.parquet.nanosAsLong", "true")
-        .config("spark.sql.session.timeZone", SESSION_ZONE)
-        .config("spark.local.dir", tmp)
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("ERROR")
+
+def spark_session(base):
+    """One Spark session for every SQL file this process runs (its start is most of a
+    small check's time), stopped at exit, with its own temporary folder in `base` (the
+    first caller's; a disk with room for its shuffles)."""
+    global _spark
+    if _spark is None:
+        import atexit
+
+        from pyspark.sql import SparkSession
+
+        local = tempfile.TemporaryDirectory(dir=base)
+        atexit.register(local.cleanup)
+
+        _spark = (
+            SparkSession.builder.master("local[2]")
+            .appName("fastrefund-check-sql")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", "8")
+            # The setting export-sql's Spark header asks for: Parquet nanosecond
+            # timestamps (pandas' default) read as nanoseconds since the epoch.
+            .config("spark.sql.legacy.parquet.nanosAsLong", "true")
+            # Not UTC: the SQL reads every time as UTC whatever the session's zone.
+            .config("spark.sql.session.timeZone", SESSION_ZONE)
+            .config("spark.local.dir", local.name)
+            .getOrCreate()
+        )
+        _spark.sparkContext.setLogLevel("ERROR")
+        atexit.register(_spark.stop)
+    return _spark
+
+
+def run_spark(sql, data, out, tmp):
+    """Runs one SQL file; `out` is the folder of Parquet files it writes. A table in
+    CSV is read as text (no type inference), as a warehouse's raw landing table is."""
+    spark = spark_session(os.path.dirname(tmp))
     for t in TABLES:
-        f = f"{data}/{t}.parquet"
-        if os.path.exists(f):
-            spark.read.parquet(f).createOrReplaceTempView(t)
+        f = f"{data}/{t}"
+        if os.path.exists(f"{f}.parquet"):
+            spark.read.parquet(f"{f}.parquet").createOrReplaceTempView(t)
+        elif os.path.exists(f"{f}.csv"):
+            spark.read.option("header", True).csv(f"{f}.csv").createOrReplaceTempView(t)
         else:
             spark.createDataFrame([], BUYERS_SCHEMA).createOrReplaceTempView(t)
-    try:
-        stmts = statements(sql)
-        for s in stmts[:-1]:
-            spark.sql(s)
-        spark.sql(stmts[-1]).write.parquet(out)
-    finally:
-        spark.stop()
+    stmts = statements(sql)
+    for s in stmts[:-1]:
+        spark.sql(s)
+    spark.sql(stmts[-1]).write.parquet(out)
 
 
 def fails(engine, sql, data, message):
@@ -202,7 +230,21 @@ def main():
         return
     if sys.argv[1] == "fails":
         sys.exit(fails(*sys.argv[2:6]))
-    engine, sql, data, ratings = sys.argv[1:5]
+    engine, jobs = sys.argv[1], sys.argv[2:]
+    if not jobs or len(jobs) % 3:
+        sys.exit(__doc__)
+    # One process (one Spark session) for every (SQL, DATA_DIR, RATINGS) triple.
+    results = []
+    for i in range(0, len(jobs), 3):
+        if len(jobs) > 3:
+            print(f"  {os.path.basename(jobs[i])}, ", end="", flush=True)
+        results.append(compare(engine, *jobs[i : i + 3]))
+    sys.exit(0 if all(results) else 1)
+
+
+def compare(engine, sql, data, ratings):
+    """Runs `sql` over `data` and compares every buyer with `ratings`; prints one line
+    (and the first disagreements) and says whether every buyer agrees."""
     files = sorted(f"{sql}/{f}" for f in os.listdir(sql) if f.endswith(".sql")) if os.path.isdir(sql) else [sql]
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(ratings))) as tmp:
         os.makedirs(f"{tmp}/got")
@@ -244,8 +286,7 @@ def main():
                 ).fetchall()
             )
         # n_got == n_want: no buyer twice (in two shards).
-        ok = missing == 0 and extra == 0 and bad == 0 and as_of_ok and version_ok and n_got == n_want
-        sys.exit(0 if ok else 1)
+        return missing == 0 and extra == 0 and bad == 0 and as_of_ok and version_ok and n_got == n_want
 
 
 if __name__ == "__main__":

@@ -134,6 +134,12 @@ impl Dialect {
             // Spark reads Parquet UINT64 ids as DECIMAL(20,0).
             (Dialect::Duckdb, TypeGroup::WholeDecimal) => &["DECIMAL(%,0)"],
             (Dialect::Spark, TypeGroup::WholeDecimal) => &["decimal(%,0)"],
+            (Dialect::Duckdb, TypeGroup::CentsDecimal) => {
+                &["DECIMAL(%,0)", "DECIMAL(%,1)", "DECIMAL(%,2)"]
+            }
+            (Dialect::Spark, TypeGroup::CentsDecimal) => {
+                &["decimal(%,0)", "decimal(%,1)", "decimal(%,2)"]
+            }
             (Dialect::Duckdb, TypeGroup::Double) => &["DOUBLE"],
             (Dialect::Spark, TypeGroup::Double) => &["double"],
             (Dialect::Duckdb, TypeGroup::Boolean) => &["BOOLEAN"],
@@ -175,9 +181,10 @@ impl Dialect {
                 "CASE WHEN {zoned} THEN unix_micros(try_cast({s} AS TIMESTAMP)) \
                  ELSE timestampdiff(MICROSECOND, TIMESTAMP_NTZ '1970-01-01 00:00:00', try_cast({s} AS TIMESTAMP_NTZ)) END"
             ),
+            // Text to TIMESTAMPTZ drops the digits past the microsecond (rounds down) and
+            // applies the offset; TIMESTAMP_NS keeps the nanoseconds of a naive text.
             Dialect::Duckdb => format!(
-                "CASE WHEN {zoned} THEN {} ELSE {} END",
-                self.ns_to_us(&format!("epoch_ns(TRY_CAST({s} AS TIMESTAMPTZ_NS))")),
+                "CASE WHEN {zoned} THEN epoch_us(TRY_CAST({s} AS TIMESTAMPTZ)) ELSE {} END",
                 self.ns_to_us(&format!("epoch_ns(TRY_CAST({s} AS TIMESTAMP_NS))")),
             ),
         }
@@ -198,14 +205,29 @@ impl Dialect {
             Dialect::Spark => format!(
                 "CASE typeof({x}) \
                  WHEN 'timestamp' THEN unix_micros(try_cast({x} AS TIMESTAMP)) \
-                 WHEN 'bigint' THEN {ns} \
+                 WHEN 'bigint' THEN CASE WHEN {v} >= 100000000000000000 THEN {ns} ELSE {not_ns} END \
                  WHEN 'timestamp_ntz' THEN {txt} WHEN 'date' THEN {txt} WHEN 'string' THEN {txt} \
                  ELSE {wrong} END",
                 // Parquet nanosecond timestamps, read as nanoseconds since the epoch by
-                // spark.sql.legacy.parquet.nanosAsLong (no other time column is an integer).
+                // spark.sql.legacy.parquet.nanosAsLong (the contract has no integer times).
+                // Seconds, milliseconds or microseconds since the epoch would be read as
+                // nanoseconds of 1970: a value before 1973-03-03 (1e17 ns) is refused.
+                // (The cast through text resolves whatever the column's type.)
+                v = "try_cast(CAST({x} AS STRING) AS BIGINT)".replace("{x}", x),
                 ns = self.ns_to_us(&format!("try_cast(CAST({x} AS STRING) AS BIGINT)")),
+                not_ns = self.fail(&format!(
+                    "{} || CAST({x} AS STRING) || {}",
+                    text(&format!("{label}: the integer ")),
+                    text(
+                        " is not the nanoseconds since 1970 of a timestamp after 1973 (an integer time column is read as a Parquet nanosecond timestamp, spark.sql.legacy.parquet.nanosAsLong)"
+                    )
+                )),
                 txt = self.text_micros(&s),
             ),
+            // DuckDB casts nanoseconds to microseconds by rounding, where `rate` rounds
+            // down: nanosecond types go through epoch_ns. DuckDB 1.x has no type
+            // TIMESTAMPTZ_NS to name, so that one goes through its text (with the
+            // session's offset and every digit), which TIMESTAMPTZ reads rounding down.
             Dialect::Duckdb => format!(
                 "CASE typeof({x}) \
                  WHEN 'TIMESTAMP WITH TIME ZONE' THEN epoch_us(TRY_CAST({x} AS TIMESTAMPTZ)) \
@@ -213,11 +235,10 @@ impl Dialect {
                  WHEN 'TIMESTAMP_MS' THEN epoch_us(TRY_CAST({x} AS TIMESTAMP)) \
                  WHEN 'TIMESTAMP_S' THEN epoch_us(TRY_CAST({x} AS TIMESTAMP)) \
                  WHEN 'DATE' THEN epoch_us(TRY_CAST({x} AS TIMESTAMP)) \
-                 WHEN 'TIMESTAMPTZ_NS' THEN {tz_ns} \
+                 WHEN 'TIMESTAMPTZ_NS' THEN epoch_us(TRY_CAST(CAST({x} AS VARCHAR) AS TIMESTAMPTZ)) \
                  WHEN 'TIMESTAMP_NS' THEN {ns} \
                  WHEN 'VARCHAR' THEN {txt} \
                  ELSE {wrong} END",
-                tz_ns = self.ns_to_us(&format!("epoch_ns(TRY_CAST({x} AS TIMESTAMPTZ_NS))")),
                 ns = self.ns_to_us(&format!("epoch_ns(TRY_CAST({x} AS TIMESTAMP_NS))")),
                 txt = self.text_micros(&s),
             ),
@@ -232,6 +253,8 @@ enum TypeGroup {
     Text,
     Decimal,
     WholeDecimal,
+    /// Decimals of at most 2 places: every value is whole cents.
+    CentsDecimal,
     Double,
     Boolean,
 }
@@ -295,13 +318,20 @@ fn normalised_sql(d: Dialect, table: Table, spec: &Spec) -> String {
             )
         }
         Kind::Money => {
-            // Exact in DECIMAL(38,8): a value that rounds to whole cents differently is
-            // refused (a double that is an amount of cents to 1e-8 passes).
+            // Integers and decimals of at most 2 places are whole cents: DECIMAL(15,2)
+            // holds every amount below 1e13, and its cents fit in 64 bits.
+            let whole = format!("TRY_CAST({x} AS DECIMAL(15,2))");
+            // The others exact in DECIMAL(38,8): a value that rounds to whole cents
+            // differently is refused (a double that is whole cents to 1e-8 passes).
             let fine = format!("TRY_CAST({x} AS DECIMAL(38,8))");
             let cents = format!("TRY_CAST({x} AS DECIMAL(38,2))");
             format!(
                 "CASE WHEN {x} IS NULL THEN {missing} \
                  WHEN NOT ({int} OR {txt} OR {dec} OR {dbl}) THEN {wrong} \
+                 WHEN {int} OR {dec2} THEN \
+                   CASE WHEN {whole} < 0 THEN {negative} \
+                   WHEN {whole} IS NULL OR {whole} >= 1000000000000 THEN {large} \
+                   ELSE CAST({whole} * 100 AS BIGINT) END \
                  WHEN {txt} AND NOT {plain} THEN {nan} \
                  WHEN {fine} IS NULL THEN {nan} \
                  WHEN {fine} < 0 THEN {negative} \
@@ -310,6 +340,7 @@ fn normalised_sql(d: Dialect, table: Table, spec: &Spec) -> String {
                  ELSE CAST({cents} * 100 AS BIGINT) END",
                 dec = d.is_type(x, TypeGroup::Decimal),
                 dbl = d.is_type(x, TypeGroup::Double),
+                dec2 = d.is_type(x, TypeGroup::CentsDecimal),
                 wrong = wrong_type(
                     "a decimal, an integer, a double or a text with at most 2 decimal places"
                 ),
