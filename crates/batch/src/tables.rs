@@ -639,6 +639,22 @@ fn normalise_id(s: &Series, spec: &Spec, file: &str) -> Result<Series, DataError
         }
         return s.cast(&DataType::UInt64).map_err(|e| read_err(file, e));
     }
+    if let DataType::Decimal(_, 0) = dt {
+        // A whole decimal: how Spark reads (and writes back) Parquet's unsigned 64-bit
+        // ids, DECIMAL(20,0). The cast leaves NULL where a value is no u64.
+        let u = s.cast(&DataType::UInt64).map_err(|e| read_err(file, e))?;
+        let lost = u.is_null() & s.is_not_null();
+        if let Some(row) = lost.iter().position(|v| v == Some(true)) {
+            let v = s.get(row).map_err(|e| read_err(file, e))?;
+            return Err(bad(
+                file,
+                row,
+                spec.name,
+                format!("{v} is not an unsigned 64-bit integer id"),
+            ));
+        }
+        return Ok(u);
+    }
     if *dt == DataType::String {
         let ca = s.str().map_err(|e| read_err(file, e))?;
         let mut out = Vec::with_capacity(ca.len());
@@ -657,7 +673,12 @@ fn normalise_id(s: &Series, spec: &Spec, file: &str) -> Result<Series, DataError
         }
         return Ok(Series::new(spec.name.into(), out));
     }
-    Err(wrong_type(file, s, spec, "an unsigned integer"))
+    Err(wrong_type(
+        file,
+        s,
+        spec,
+        "an unsigned integer (an integer, a decimal with no places or a text of digits)",
+    ))
 }
 
 fn normalise_money(s: &Series, spec: &Spec, file: &str) -> Result<Series, DataError> {
@@ -699,6 +720,15 @@ fn normalise_money(s: &Series, spec: &Spec, file: &str) -> Result<Series, DataEr
                     row,
                     spec.name,
                     format!("amount {x:.2} is negative"),
+                ));
+            }
+            // As `Money` refuses a text amount of 1e12 or more, whatever the type.
+            if *x >= 1e12 {
+                return Err(bad(
+                    file,
+                    row,
+                    spec.name,
+                    format!("amount {x:.2} is too large"),
                 ));
             }
             let cents = x * 100.0;

@@ -203,6 +203,84 @@ fn parquet_with_a_float_amount_is_refused_as_a_wrong_type() {
     contains_all(&e, &["orders.parquet", "`amount`", "f64", "never a float"]);
 }
 
+/// The golden history with orders in Parquet (types as polars infers them from the CSV,
+/// money as a decimal), `edit` applied to their frame, and what loading it says.
+fn load_with_parquet_orders(edit: impl Fn(DataFrame) -> DataFrame) -> Result<History, String> {
+    let dir = tempfile::tempdir().unwrap();
+    write_history(dir.path(), ["", "", "", ""]);
+    let df = LazyCsvReader::new(PlRefPath::new(
+        dir.path().join("orders.csv").to_string_lossy().into_owned(),
+    ))
+    .with_has_header(true)
+    .finish()
+    .unwrap()
+    .collect()
+    .unwrap();
+    std::fs::remove_file(dir.path().join("orders.csv")).unwrap();
+    // Money as a decimal (a float is refused), then the edit.
+    let cents: Vec<i128> = df
+        .column("amount")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_no_null_iter()
+        .map(|x| (x * 100.0).round() as i128)
+        .collect();
+    let mut df = edit(with_decimal(df, "amount", cents, 2));
+    write_parquet_file(&dir.path().join("orders.parquet"), &mut df);
+    load_history(dir.path()).map_err(|e| e.to_string())
+}
+
+/// `df` with column `name` replaced by `values` as a decimal of `scale` places.
+fn with_decimal(df: DataFrame, name: &str, values: Vec<i128>, scale: usize) -> DataFrame {
+    let mut df = df;
+    let s = Series::new(name.into(), values)
+        .into_decimal(20, scale)
+        .unwrap();
+    df.replace(name, s.into_column()).unwrap();
+    df
+}
+
+#[test]
+fn whole_decimal_ids_as_spark_writes_unsigned_ids_are_read_and_a_negative_one_is_named() {
+    let ids = |first: i128| {
+        move |df: DataFrame| {
+            let n = df.height() as i128;
+            let order_ids: Vec<i128> = (first..first + n).collect();
+            with_decimal(df, "order_id", order_ids, 0)
+        }
+    };
+    // The golden history's order ids are 1..=6, as its returns and disputes name them.
+    let h = load_with_parquet_orders(ids(1)).unwrap();
+    assert_eq!(
+        h.orders.column("order_id").unwrap().dtype(),
+        &DataType::UInt64
+    );
+    let e = load_with_parquet_orders(ids(-1)).unwrap_err();
+    contains_all(
+        &e,
+        &[
+            "orders.parquet",
+            "row 1",
+            "`order_id`",
+            "-1 is not an unsigned 64-bit",
+        ],
+    );
+}
+
+#[test]
+fn an_amount_of_a_trillion_or_more_is_refused_in_a_decimal_as_in_a_text() {
+    let big = |df: DataFrame| {
+        let mut cents = vec![12_990_i128; df.height()];
+        cents[2] = 100_000_000_000_000; // 1e12.00
+        with_decimal(df, "amount", cents, 2)
+    };
+    let e = load_with_parquet_orders(big).unwrap_err();
+    contains_all(&e, &["orders.parquet", "row 3", "`amount`", "too large"]);
+    let e = err_with("orders", |b| b.replacen("100.00", "1000000000000.00", 1));
+    contains_all(&e, &["`amount`", "too large"]);
+}
+
 /// The returns table of the golden history, read back as a frame of its CSV text.
 fn returns_frame_of(dir: &Path) -> DataFrame {
     LazyCsvReader::new(PlRefPath::new(
