@@ -89,6 +89,14 @@ pub struct Limits {
     /// `shutdown_grace_ms` (default 10,000): on SIGTERM, how long requests in flight
     /// get to finish before the connections are closed.
     pub shutdown_grace: std::time::Duration,
+    /// `write_timeout_ms` (default 10,000): longest an answer may wait for the client
+    /// to take any of it; past it the connection is closed. A client that pipelines
+    /// requests and never reads its answers holds a connection this long, no longer.
+    pub write_timeout: std::time::Duration,
+    /// `max_requests_per_connection` (default 10,000): the answer to this many-th
+    /// request of a connection says `Connection: close`, and the connection ends
+    /// after it, so no client keeps one connection for ever.
+    pub max_requests_per_connection: u32,
 }
 
 impl Default for Limits {
@@ -101,6 +109,8 @@ impl Default for Limits {
             max_connections: 4_096,
             max_in_flight: 1_024,
             shutdown_grace: ms(10_000),
+            write_timeout: ms(10_000),
+            max_requests_per_connection: 10_000,
         }
     }
 }
@@ -152,6 +162,8 @@ struct File {
     max_connections: Option<usize>,
     max_in_flight: Option<usize>,
     shutdown_grace_ms: Option<u64>,
+    write_timeout_ms: Option<u64>,
+    max_requests_per_connection: Option<u32>,
     clock_skew_ms: Option<u64>,
 }
 
@@ -285,6 +297,18 @@ impl Limits {
                 ),
             });
         }
+        within(
+            "write_timeout_ms",
+            ms(self.write_timeout),
+            100..=600_000,
+            " ms",
+        )?;
+        within(
+            "max_requests_per_connection",
+            self.max_requests_per_connection,
+            1..=100_000_000,
+            "",
+        )?;
         within("max_connections", self.max_connections, 1..=1_000_000, "")?;
         within("max_in_flight", self.max_in_flight, 1..=1_000_000, "")?;
         Ok(())
@@ -378,6 +402,12 @@ impl Settings {
                 f.max_in_flight,
                 f.shutdown_grace_ms,
             );
+            if let Some(v) = f.write_timeout_ms {
+                s.limits.write_timeout = std::time::Duration::from_millis(v);
+            }
+            if let Some(v) = f.max_requests_per_connection {
+                s.limits.max_requests_per_connection = v;
+            }
         }
         if let Some(a) = env("FASTREFUND_ADDR") {
             s.addr = parse_addr("FASTREFUND_ADDR", &a)?;
@@ -418,6 +448,13 @@ impl Settings {
             num("FASTREFUND_MAX_IN_FLIGHT")?.map(|n: u64| n as usize),
             num("FASTREFUND_SHUTDOWN_GRACE_MS")?,
         );
+        if let Some(v) = num("FASTREFUND_WRITE_TIMEOUT_MS")? {
+            s.limits.write_timeout = std::time::Duration::from_millis(v);
+        }
+        if let Some(v) = env("FASTREFUND_MAX_REQUESTS_PER_CONNECTION") {
+            s.limits.max_requests_per_connection =
+                parse_number("FASTREFUND_MAX_REQUESTS_PER_CONNECTION", &v)?;
+        }
         if let Some(v) = num("FASTREFUND_CLOCK_SKEW_MS")? {
             s.clock_skew = std::time::Duration::from_millis(v);
         }
@@ -532,11 +569,28 @@ mod tests {
     fn limits_come_from_the_file_and_the_environment_and_are_checked() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
-        std::fs::write(&f, "header_read_timeout_ms = 2000\nmax_connections = 10\n").unwrap();
-        let s = Settings::layered(Some(&f), |k| {
-            (k == "FASTREFUND_MAX_IN_FLIGHT").then(|| "7".to_string())
+        std::fs::write(
+            &f,
+            "header_read_timeout_ms = 2000\nmax_connections = 10\nwrite_timeout_ms = 1500\n",
+        )
+        .unwrap();
+        let s = Settings::layered(Some(&f), |k| match k {
+            "FASTREFUND_MAX_IN_FLIGHT" => Some("7".to_string()),
+            "FASTREFUND_MAX_REQUESTS_PER_CONNECTION" => Some("99".to_string()),
+            _ => None,
         })
         .unwrap();
+        assert_eq!(
+            s.limits.write_timeout,
+            std::time::Duration::from_millis(1500)
+        );
+        assert_eq!(s.limits.max_requests_per_connection, 99);
+        let e = Settings::layered(None, |k| {
+            (k == "FASTREFUND_MAX_REQUESTS_PER_CONNECTION").then(|| "0".to_string())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("max_requests_per_connection"), "{e}");
         assert_eq!(
             s.limits.header_read_timeout,
             std::time::Duration::from_secs(2)

@@ -107,6 +107,8 @@ fn limits() -> Limits {
         max_connections: 64,
         max_in_flight: 64,
         shutdown_grace: ms(500),
+        write_timeout: ms(500),
+        max_requests_per_connection: 1_000,
     }
 }
 
@@ -389,4 +391,79 @@ async fn metrics_addr_serves_metrics_apart_from_the_api() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404, "the admin address serves /metrics only");
+}
+
+/// A connection with a tiny receive buffer that pipelines `GET /healthz` for as long
+/// as the server takes them, and never reads an answer.
+async fn pipeline_and_never_read(addr: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(1024).unwrap();
+    let mut s = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let burst = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1_000);
+    // Until the server stops taking them (its answers are stuck behind ours).
+    while let Ok(Ok(())) =
+        tokio::time::timeout(Duration::from_millis(300), s.write_all(&burst)).await
+    {}
+    s
+}
+
+/// Issue 26, item 1: only the header-read timeout existed, and it does not run while
+/// hyper waits to write; a client that pipelined requests and never read its answers
+/// kept its connection for ever, and `max_connections` of them locked everyone out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_their_answers_cannot_hold_the_connections() {
+    let mut l = limits();
+    l.max_connections = 4;
+    l.header_read_timeout = Duration::from_secs(30);
+    // Only the write timeout can end these connections.
+    l.max_requests_per_connection = 100_000_000;
+    let (app, _stop, _server) = spawn_app_limited(l).await;
+    let mut stuck = Vec::new();
+    for _ in 0..4 {
+        stuck.push(pipeline_and_never_read(app.addr()).await);
+    }
+    // Every connection is taken, by clients that do not read...
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let url = format!("{}/healthz", app.base);
+    // ...until the write timeout (0.5 s) closes theirs: then a normal client is served
+    // within a second.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // The stuck clients' connections were closed by the server.
+    for mut s in stuck {
+        let mut buf = vec![0u8; 1 << 16];
+        let closed = loop {
+            match tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break true,
+                Ok(Ok(_)) => continue,
+                Err(_) => break false,
+            }
+        };
+        assert!(
+            closed,
+            "a client that never read still holds its connection"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_connection_ends_after_its_most_requests() {
+    let mut l = limits();
+    l.max_requests_per_connection = 3;
+    let (app, _stop, _server) = spawn_app_limited(l).await;
+    let mut s = TcpStream::connect(app.addr()).await.unwrap();
+    s.write_all(&b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(5))
+        .await
+        .unwrap();
+    let (text, closed) = read_until_closed(&mut s, Duration::from_secs(5)).await;
+    assert!(closed, "{text}");
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 3, "{text}");
+    let last = text.rsplit("HTTP/1.1 ").next().unwrap();
+    assert!(last.contains("connection: close"), "{text}");
+    // A new connection is served as usual.
+    assert_eq!(app.get("/healthz", None).await.status(), 200);
 }
