@@ -3,6 +3,7 @@ files and compares every buyer with `rate`'s ratings.parquet: the same buyers, t
 star and reason codes, and the same score (to 1e-6; scores are integers, so exactly).
 
 Usage: check_sql.py ENGINE SQL DATA_DIR RATINGS_PARQUET [SQL DATA_DIR RATINGS_PARQUET ...]
+                    [--fails SQL DATA_DIR MESSAGE ...]
   ENGINE: duckdb, or spark (pyspark in local mode; needs Java 17; one session for all)
   SQL: one .sql file, or a folder of them (`export-sql --buyer-shard k/N`, one per shard),
        run one after the other, their results taken together
@@ -17,7 +18,7 @@ so a time read through the session's zone rather than as UTC would show.
 Prints one line per SQL; exit status 0 when every buyer agrees, else the first
 disagreements.
 
-       check_sql.py fails ENGINE SQL DATA_DIR MESSAGE
+       check_sql.py fails ENGINE SQL DATA_DIR MESSAGE   (or --fails among the jobs above)
 The SQL must stop on DATA_DIR with an error whose text holds MESSAGE (a bad value named
 by its column); prints one line, exit status 0 when it does.
 
@@ -216,7 +217,7 @@ def fails(engine, sql, data, message):
         except Exception as e:  # the engine's own error type
             said = str(e)
             if message in said:
-                print(f"{engine}: stops with {message!r}")
+                print(f"  {engine} on {os.path.basename(data)}: stops with {message!r}")
                 return 0
             print(f"{engine}: stops, but without {message!r}: {said[:2000]}")
             return 1
@@ -230,15 +231,26 @@ def main():
         return
     if sys.argv[1] == "fails":
         sys.exit(fails(*sys.argv[2:6]))
-    engine, jobs = sys.argv[1], sys.argv[2:]
-    if not jobs or len(jobs) % 3:
+    engine, args = sys.argv[1], sys.argv[2:]
+    # One process (one Spark session) for every (SQL, DATA_DIR, RATINGS) triple, and for
+    # every `--fails SQL DATA_DIR MESSAGE` among them.
+    jobs = []
+    while args:
+        n = 4 if args[0] == "--fails" else 3
+        if len(args) < n:
+            sys.exit(__doc__)
+        jobs.append(args[:n])
+        args = args[n:]
+    if not jobs:
         sys.exit(__doc__)
-    # One process (one Spark session) for every (SQL, DATA_DIR, RATINGS) triple.
     results = []
-    for i in range(0, len(jobs), 3):
-        if len(jobs) > 3:
-            print(f"  {os.path.basename(jobs[i])}, ", end="", flush=True)
-        results.append(compare(engine, *jobs[i : i + 3]))
+    for job in jobs:
+        if job[0] == "--fails":
+            results.append(fails(engine, *job[1:]) == 0)
+            continue
+        if len(jobs) > 1:
+            print(f"  {os.path.basename(job[0])}, ", end="", flush=True)
+        results.append(compare(engine, *job))
     sys.exit(0 if all(results) else 1)
 
 
