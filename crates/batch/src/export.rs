@@ -86,3 +86,56 @@ pub fn write_parquet(rows: &[ExportRow], out: &Path) -> PolarsResult<()> {
     std::fs::rename(&tmp, out)?;
     Ok(())
 }
+
+/// Decided cases as a `disputes` frame (times UTC microseconds).
+pub fn disputes_frame(rows: &[fastrefund_core::cases::DisputeRow]) -> PolarsResult<DataFrame> {
+    let time = |name: &str, v: Vec<Option<i64>>| {
+        Series::new(name.into(), v)
+            .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+            .into_column()
+    };
+    DataFrame::new_infer_height(vec![
+        Column::new(
+            DISPUTE_ID.into(),
+            rows.iter().map(|r| r.dispute_id).collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            ORDER_ID.into(),
+            rows.iter().map(|r| r.order_id.0).collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            BUYER_ID.into(),
+            rows.iter().map(|r| r.buyer_id.0).collect::<Vec<u64>>(),
+        ),
+        time(
+            OPENED_AT,
+            rows.iter().map(|r| Some(micros(r.opened_at))).collect(),
+        ),
+        time(
+            DECIDED_AT,
+            rows.iter().map(|r| r.decided_at.map(micros)).collect(),
+        ),
+        Column::new(
+            DECISION.into(),
+            rows.iter().map(|r| r.decision).collect::<Vec<&str>>(),
+        ),
+        Column::new(
+            FRAUD_FLAG.into(),
+            rows.iter().map(|r| r.fraud_flag).collect::<Vec<bool>>(),
+        ),
+    ])
+}
+
+/// Writes decided cases as a `disputes` Parquet file (atomically).
+pub fn write_disputes_parquet(
+    rows: &[fastrefund_core::cases::DisputeRow],
+    out: &Path,
+) -> PolarsResult<()> {
+    let mut df = disputes_frame(rows)?;
+    let tmp = out.with_extension("parquet.tmp");
+    let f = std::fs::File::create(&tmp)?;
+    ParquetWriter::new(f).finish(&mut df)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, out)?;
+    Ok(())
+}

@@ -37,6 +37,15 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write every decided case in the `disputes` table shape (.parquet or .csv), so that
+    /// the next rating reads reviewers' decisions as it reads disputes.
+    ExportCases {
+        /// The ledger: a SQLite file, or a PostgreSQL URL (`postgres://USER@HOST:PORT/DB`).
+        #[arg(long)]
+        ledger: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Generate a synthetic purchase and return history with a known truth.
     Generate {
         /// Number of buyers.
@@ -391,6 +400,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Serve(a) => fastrefund_service::cli::run(a),
         Command::ExportOutcomes { ledger, out } => export_outcomes(&ledger, &out),
+        Command::ExportCases { ledger, out } => export_cases(&ledger, &out),
         Command::Models { command } => models(command),
         Command::Generate {
             buyers,
@@ -494,6 +504,34 @@ fn export_outcomes(ledger: &std::path::Path, out: &std::path::Path) -> Result<()
         _ => anyhow::bail!("--out must end in .parquet or .csv"),
     }
     tracing::info!(returns = rows.len(), advanced = rows.iter().filter(|r| r.advanced).count(), out = %out.display(), "outcomes exported");
+    Ok(())
+}
+
+fn export_cases(ledger: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    let name = ledger.to_string_lossy();
+    let cases = if fastrefund_pg::is_url(&name) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            fastrefund_pg::PgLedger::connect(&name, fastrefund_pg::PgOptions::default())
+                .await?
+                .export_cases()
+                .await
+        })?
+    } else {
+        fastrefund_ledger::export_cases(ledger)?
+    };
+    let rows: Vec<_> = cases
+        .iter()
+        .filter_map(fastrefund_core::cases::DisputeRow::of)
+        .collect();
+    match out.extension().and_then(|e| e.to_str()) {
+        Some("csv") => fastrefund_ledger::export::write_disputes_csv(&rows, out)?,
+        Some("parquet") => fastrefund_batch::export::write_disputes_parquet(&rows, out)?,
+        _ => anyhow::bail!("--out must end in .parquet or .csv"),
+    }
+    tracing::info!(decided = cases.len(), exported = rows.len(), out = %out.display(), "cases exported as disputes (a case about no order is not a dispute)");
     Ok(())
 }
 

@@ -8,9 +8,11 @@
 //!            open ──────────────┐ (rating, decision: no other party)
 //!              │ (outcome)      ▼
 //!   awaiting_response ──► open_for_review ◄──── lease lapses / release
-//!     respond / respond_by      │ claim                │
-//!     passes                    ▼                      │
-//!                            claimed ──────────────────┘
+//!     │  respond / respond_by   │ claim                │
+//!     │  passes                 ▼                      │
+//!     └──── claim ─────────► claimed ──────────────────┘
+//!     (a reviewer may step in at once; the other party may still answer, while
+//!      claimed, until respond_by)
 //!                               │ decide (the lease holder)
 //!                               ▼
 //!                            decided (closed: final; its correction is applied in
@@ -117,6 +119,16 @@ impl CaseState {
         }
     }
 
+    /// Whether the queue's `state` filter `f` lists this state: `open` lists every case
+    /// a reviewer may take (open for review, or still in the other party's turn); any
+    /// other filter is the state's name.
+    pub fn listed_under(&self, f: &str) -> bool {
+        match f {
+            "open" => matches!(self, CaseState::OpenForReview | CaseState::AwaitingResponse),
+            other => self.name() == other,
+        }
+    }
+
     /// Whether the case still waits for a decision (so its subject has an open case).
     pub fn is_open(&self) -> bool {
         !matches!(self, CaseState::Decided { .. })
@@ -185,6 +197,9 @@ pub struct Case {
     pub opened_at: DateTime<Utc>,
     /// The other party's deadline, for a case that waits for one.
     pub respond_by: Option<DateTime<Utc>>,
+    /// When the other party answered, if they did.
+    #[serde(default)]
+    pub responded_at: Option<DateTime<Utc>>,
     pub decide_by: DateTime<Utc>,
     /// Past `decide_by` before a decision.
     pub breached: bool,
@@ -402,6 +417,7 @@ pub fn open(
         opened_by: o.opened_by,
         opened_at: now,
         respond_by,
+        responded_at: None,
         decide_by: now + deadlines.decide(o.kind),
         breached: false,
         state,
@@ -521,8 +537,8 @@ pub fn step(
                 statement,
                 evidence,
             },
-            CaseState::AwaitingResponse,
-        ) => {
+            CaseState::AwaitingResponse | CaseState::Claimed { .. },
+        ) if next.responded_at.is_none() && next.respond_by.is_some_and(|by| now <= by) => {
             check_statement(statement, evidence)?;
             if *party != next.opened_by.other() {
                 return Err(CaseRefusal::Invalid(format!(
@@ -530,13 +546,19 @@ pub fn step(
                     party_name(next.opened_by.other())
                 )));
             }
-            next.state = CaseState::OpenForReview;
+            next.responded_at = Some(now);
+            if next.state == CaseState::AwaitingResponse {
+                next.state = CaseState::OpenForReview;
+            }
             let mut e = CaseEvent::new(now, party_name(*party), "responded");
             e.statement = Some(statement.clone());
             e.evidence = evidence.clone();
             events.push(e);
         }
-        (Command::Claim { reviewer }, CaseState::OpenForReview) => {
+        // A reviewer may step in before the other party's turn is over (the platform's
+        // intervention): the party may still answer until `respond_by`, and the trail
+        // shows whether they did before the decision.
+        (Command::Claim { reviewer }, CaseState::OpenForReview | CaseState::AwaitingResponse) => {
             check_reviewer(reviewer)?;
             next.state = CaseState::Claimed {
                 reviewer: reviewer.clone(),
@@ -686,6 +708,43 @@ fn check_reviewer(name: &str) -> Result<(), CaseRefusal> {
 
 fn reviewer_actor(name: &str) -> String {
     format!("reviewer:{name}")
+}
+
+/// Ids of disputes exported from cases start here (2^62), apart from the ids a data
+/// team's own `disputes` table uses, so that the two can be read together.
+pub const CASE_DISPUTE_ID_BASE: u64 = 1 << 62;
+
+/// A decided case in the shape of the contract's `disputes` table (spec §2), for the
+/// next rating: a case the buyer won counts as a dispute the buyer won.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisputeRow {
+    pub dispute_id: u64,
+    pub order_id: OrderId,
+    pub buyer_id: BuyerId,
+    pub opened_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    /// `buyer_won`, `merchant_won` or `split`.
+    pub decision: &'static str,
+    pub fraud_flag: bool,
+}
+
+impl DisputeRow {
+    /// The decided `case` as a dispute; `None` while undecided, or for a case about no
+    /// order (a rating case about the star as a whole): a dispute is about an order.
+    pub fn of(case: &Case) -> Option<DisputeRow> {
+        let CaseState::Decided { verdict, at, .. } = &case.state else {
+            return None;
+        };
+        Some(DisputeRow {
+            dispute_id: CASE_DISPUTE_ID_BASE + case.case_id,
+            order_id: case.order_id?,
+            buyer_id: case.buyer_id,
+            opened_at: case.opened_at,
+            decided_at: Some(*at),
+            decision: verdict.as_str(),
+            fraud_flag: false,
+        })
+    }
 }
 
 /// The queue's order: breached cases first, then the soonest `decide_by`, then the

@@ -55,10 +55,12 @@
 //! transactions, so the group commit stays until a bigger machine or target says
 //! otherwise.
 
+pub mod cases;
 pub mod export;
 mod schema;
 pub mod store;
 
+pub use cases::{CaseAnswer, CaseCall, CaseView};
 pub use store::{LedgerFuture, LedgerStore};
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
@@ -120,6 +122,9 @@ pub enum LedgerError {
     PendingOutcome,
     #[error("cannot open the ledger at {path}: {message}")]
     Open { path: String, message: String },
+    /// A case or a move on it refused (spec §10).
+    #[error(transparent)]
+    Case(fastrefund_core::cases::CaseRefusal),
 }
 
 impl From<Refusal> for LedgerError {
@@ -249,6 +254,12 @@ enum Cmd {
         buyer: u64,
         reply: oneshot::Sender<Result<BuyerExposure, LedgerError>>,
     },
+    Case {
+        call: CaseCall,
+        deadlines: fastrefund_core::cases::CaseDeadlines,
+        now: DateTime<Utc>,
+        reply: oneshot::Sender<Result<CaseAnswer, LedgerError>>,
+    },
 }
 
 /// A reply waiting for its batch to commit.
@@ -269,6 +280,12 @@ enum Reply {
         oneshot::Sender<Result<BuyerExposure, LedgerError>>,
         Result<BuyerExposure, LedgerError>,
     ),
+    /// `writes`: the call moved a case (answered once durable).
+    Case(
+        oneshot::Sender<Result<CaseAnswer, LedgerError>>,
+        Result<CaseAnswer, LedgerError>,
+        bool,
+    ),
 }
 
 impl Reply {
@@ -279,6 +296,7 @@ impl Reply {
             Reply::Track(_, r) => r.is_err(),
             Reply::Settle(_, r) => r.is_err(),
             Reply::Exposure(_, r) => r.is_err(),
+            Reply::Case(_, r, _) => r.is_err(),
         }
     }
 
@@ -289,6 +307,8 @@ impl Reply {
             Reply::Decide(_, Ok(d)) => d.decision.advanced_refund,
             Reply::Track(_, Ok(t)) => t.advanced,
             Reply::Settle(_, Ok(_)) | Reply::Exposure(_, Ok(_)) => true,
+            // A case's move may correct money (and is a person's word): durable first.
+            Reply::Case(_, Ok(_), writes) => *writes,
             _ => false,
         }
     }
@@ -304,6 +324,8 @@ impl Reply {
             (Reply::Settle(tx, _), Some(e)) => drop(tx.send(Err(e.clone()))),
             (Reply::Exposure(tx, r), None) => drop(tx.send(r)),
             (Reply::Exposure(tx, _), Some(e)) => drop(tx.send(Err(e.clone()))),
+            (Reply::Case(tx, r, _), None) => drop(tx.send(r)),
+            (Reply::Case(tx, _, _), Some(e)) => drop(tx.send(Err(e.clone()))),
         }
     }
 }
@@ -582,7 +604,8 @@ fn load_state(conn: &Connection) -> Result<State, LedgerError> {
         .prepare(
             "SELECT d.buyer_id, MAX(o.outcome_at)
              FROM outcomes o JOIN decisions d ON d.return_id = o.return_id
-             WHERE o.outcome IN ('received_mismatch', 'not_shipped')
+             LEFT JOIN outcome_corrections c ON c.return_id = o.return_id
+             WHERE COALESCE(c.to_outcome, o.outcome) IN ('received_mismatch', 'not_shipped')
              GROUP BY d.buyer_id",
         )
         .map_err(unavailable)?;
@@ -1243,6 +1266,15 @@ impl Writer {
                     now,
                     reply,
                 } => Reply::Settle(reply, st.settle(tx, return_id, outcome, at, now)),
+                Cmd::Case {
+                    call,
+                    deadlines,
+                    now,
+                    reply,
+                } => {
+                    let writes = matches!(call, CaseCall::Open(_) | CaseCall::Step { .. });
+                    Reply::Case(reply, cases::apply(tx, st, call, &deadlines, now), writes)
+                }
                 Cmd::Exposure { buyer, reply } => {
                     let e = st.book.exposure(buyer);
                     Reply::Exposure(
@@ -1314,6 +1346,7 @@ fn reply_error(c: Cmd, e: &LedgerError) {
         Cmd::Track { reply, .. } => drop(reply.send(Err(e.clone()))),
         Cmd::Settle { reply, .. } => drop(reply.send(Err(e.clone()))),
         Cmd::Exposure { reply, .. } => drop(reply.send(Err(e.clone()))),
+        Cmd::Case { reply, .. } => drop(reply.send(Err(e.clone()))),
     }
 }
 
@@ -1549,6 +1582,24 @@ impl Ledger {
         .await
     }
 
+    /// A call on cases (spec §10), in the writer's transaction: a move and its effects
+    /// on the money commit together.
+    pub async fn cases(
+        &self,
+        call: CaseCall,
+        deadlines: fastrefund_core::cases::CaseDeadlines,
+        now: DateTime<Utc>,
+    ) -> Result<CaseAnswer, LedgerError> {
+        let now = now.trunc_subsecs(6);
+        self.call(|reply| Cmd::Case {
+            call,
+            deadlines,
+            now,
+            reply,
+        })
+        .await
+    }
+
     /// A buyer's outstanding advances (as committed).
     pub async fn exposure(&self, buyer: BuyerId) -> Result<BuyerExposure, LedgerError> {
         self.call(|reply| Cmd::Exposure {
@@ -1580,10 +1631,11 @@ pub fn export_returns(path: &Path) -> Result<Vec<ExportRow>, LedgerError> {
     let mut q = conn
         .prepare(
             "SELECT d.return_id, d.order_id, d.buyer_id, d.merchant_id, d.category, d.requested_at, d.reason,
-                    d.amount, d.instant, a.shipped_at, o.outcome, o.outcome_at
+                    d.amount, d.instant, a.shipped_at, COALESCE(c.to_outcome, o.outcome), o.outcome_at
              FROM decisions d
              LEFT JOIN advances a ON a.return_id = d.return_id
              LEFT JOIN outcomes o ON o.return_id = d.return_id
+             LEFT JOIN outcome_corrections c ON c.return_id = d.return_id
              ORDER BY d.return_id",
         )
         .map_err(unavailable)?;
@@ -1647,6 +1699,34 @@ pub fn export_returns(path: &Path) -> Result<Vec<ExportRow>, LedgerError> {
         });
     }
     Ok(out)
+}
+
+/// Every decided case in a ledger file, oldest first (read-only; the service may be
+/// running), for `export-cases`.
+pub fn export_cases(path: &Path) -> Result<Vec<fastrefund_core::cases::Case>, LedgerError> {
+    if !path.exists() {
+        return Err(LedgerError::Open {
+            path: path.display().to_string(),
+            message: "no such file".into(),
+        });
+    }
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| LedgerError::Open {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+    let mut q = conn
+        .prepare("SELECT body FROM cases WHERE state = 'decided' ORDER BY case_id")
+        .map_err(unavailable)?;
+    let bodies = q
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(unavailable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unavailable)?;
+    bodies
+        .iter()
+        .map(|b| serde_json::from_str(b).map_err(|e| unavailable(format!("corrupt case: {e}"))))
+        .collect()
 }
 
 /// Invariants a ledger must always hold (checked by the kill tests and on demand):

@@ -92,6 +92,54 @@ pub const MIGRATIONS: &[&str] = &[
         pad BLOB
     );
     ",
+    // 3: cases (spec §10). A case's current state is `body` (JSON of the core's
+    // `Case`); its trail is `case_events`, never edited; one open case per subject is
+    // the unique index's rule. `outcome_corrections` holds what a decided case changed
+    // (the outcome as recorded stays in `outcomes`, so a retry of the original call is
+    // still answered the same); `case_outbox` holds each event for the webhooks until
+    // delivered, written in the same transaction as the move.
+    "
+    CREATE TABLE cases (
+        case_id   INTEGER PRIMARY KEY,
+        kind      TEXT    NOT NULL,
+        buyer_id  INTEGER NOT NULL,
+        return_id INTEGER,
+        subject   TEXT    NOT NULL,
+        opened_at INTEGER NOT NULL,
+        decide_by INTEGER NOT NULL,
+        state     TEXT    NOT NULL,
+        body      TEXT    NOT NULL
+    );
+    CREATE UNIQUE INDEX cases_one_open_per_subject ON cases (subject) WHERE state <> 'decided';
+    CREATE INDEX cases_buyer ON cases (buyer_id);
+    CREATE TABLE case_events (
+        case_id INTEGER NOT NULL REFERENCES cases (case_id),
+        seq     INTEGER NOT NULL,
+        at      INTEGER NOT NULL,
+        actor   TEXT    NOT NULL,
+        what    TEXT    NOT NULL,
+        body    TEXT    NOT NULL,
+        PRIMARY KEY (case_id, seq)
+    );
+    CREATE TABLE outcome_corrections (
+        return_id    INTEGER PRIMARY KEY,
+        case_id      INTEGER NOT NULL REFERENCES cases (case_id),
+        from_outcome TEXT    NOT NULL,
+        to_outcome   TEXT    NOT NULL,
+        at           INTEGER NOT NULL
+    );
+    CREATE TABLE case_outbox (
+        event_id        TEXT    PRIMARY KEY,
+        case_id         INTEGER NOT NULL,
+        seq             INTEGER NOT NULL,
+        body            TEXT    NOT NULL,
+        created_at      INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        delivered_at    INTEGER
+    );
+    CREATE INDEX case_outbox_due ON case_outbox (next_attempt_at) WHERE delivered_at IS NULL;
+    ",
 ];
 
 /// Brings the database to the newest schema.

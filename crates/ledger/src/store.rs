@@ -4,8 +4,11 @@
 //! ([`fastrefund_core::ledger`]). A conformance suite runs the same command sequences
 //! against both.
 
-use crate::{BuyerExposure, Decided, Ledger, LedgerError, Settled, StarLookup, Tracked};
+use crate::{
+    BuyerExposure, CaseAnswer, CaseCall, Decided, Ledger, LedgerError, Settled, StarLookup, Tracked,
+};
 use chrono::{DateTime, Utc};
+use fastrefund_core::cases::CaseDeadlines;
 use fastrefund_core::domain::{BuyerId, Outcome, ReturnId, ReturnRequest, Star};
 use fastrefund_core::policy::Policy;
 use std::future::Future;
@@ -67,6 +70,15 @@ pub trait LedgerStore: Send + Sync + 'static {
 
     /// What and where the store is, for the log (no secrets).
     fn describe(&self) -> String;
+
+    /// A call on cases (spec §10): open, move, read; a move and its effects on the
+    /// money commit together, and are answered once durable.
+    fn cases(
+        &self,
+        call: CaseCall,
+        deadlines: CaseDeadlines,
+        now: DateTime<Utc>,
+    ) -> LedgerFuture<CaseAnswer>;
 
     /// A clean stop, once no call is in flight: gives back what this process holds of
     /// shared resources (the PostgreSQL store's slices of the daily budget). A store
@@ -133,6 +145,16 @@ impl LedgerStore for Ledger {
     fn exposure(&self, buyer: BuyerId) -> LedgerFuture<BuyerExposure> {
         let this = self.clone();
         Box::pin(async move { Ledger::exposure(&this, buyer).await })
+    }
+
+    fn cases(
+        &self,
+        call: CaseCall,
+        deadlines: CaseDeadlines,
+        now: DateTime<Utc>,
+    ) -> LedgerFuture<CaseAnswer> {
+        let this = self.clone();
+        Box::pin(async move { Ledger::cases(&this, call, deadlines, now).await })
     }
 
     fn ready(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>> {

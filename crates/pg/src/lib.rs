@@ -62,6 +62,7 @@
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use deadpool_postgres::{ClientWrapper, Object};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use fastrefund_core::cases::CaseDeadlines;
 use fastrefund_core::domain::{
     BuyerId, Category, Decision, MerchantId, Money, OrderId, Outcome, ReturnId, ReturnReason,
     ReturnRequest, Star,
@@ -72,7 +73,8 @@ use fastrefund_core::ledger::{
 };
 use fastrefund_core::policy::{self, LedgerView, Policy};
 use fastrefund_ledger::{
-    BuyerExposure, Decided, LedgerError, LedgerFuture, LedgerStore, Settled, Tracked,
+    BuyerExposure, CaseAnswer, CaseCall, Decided, LedgerError, LedgerFuture, LedgerStore, Settled,
+    Tracked,
 };
 use rust_decimal::Decimal;
 use std::future::Future;
@@ -82,6 +84,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 use tokio_postgres::NoTls;
 
+mod cases;
 mod escrow;
 mod tls;
 use escrow::{Claims, Escrow, Fate, ReserveError};
@@ -182,6 +185,8 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
         ALTER TABLE advances ADD COLUMN slice_id BIGINT REFERENCES budget_slices (slice_id);
         CREATE INDEX advances_slice ON advances (slice_id);",
     ),
+    // Cases (spec §10): see `cases`.
+    (4, cases::MIGRATION),
 ];
 
 /// The advisory lock (two-int form, apart from the buyers' bigint keys) that serializes
@@ -692,6 +697,24 @@ impl PgLedger {
         }
     }
 
+    /// Every decided case, oldest first (for `export-cases`).
+    pub async fn export_cases(&self) -> Result<Vec<fastrefund_core::cases::Case>, LedgerError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        client
+            .query(
+                "SELECT body FROM cases WHERE state = 'decided' ORDER BY case_id",
+                &[],
+            )
+            .await
+            .map_err(|e| unavailable(db_error(&e)))?
+            .iter()
+            .map(|r| {
+                serde_json::from_str(r.get(0))
+                    .map_err(|e| unavailable(format!("corrupt case: {e}")))
+            })
+            .collect()
+    }
+
     /// Every decided return, in the shape of the `returns` table.
     pub async fn export_returns(&self) -> Result<Vec<ExportRow>, LedgerError> {
         let client = self.pool.get().await.map_err(unavailable)?;
@@ -699,10 +722,12 @@ impl PgLedger {
             .query(
                 "SELECT d.return_id, d.order_id, d.buyer_id, d.merchant_id, d.category,
                         d.requested_at, d.reason, d.amount, d.instant,
-                        a.return_id IS NOT NULL, a.shipped_at, o.outcome, o.outcome_at
+                        a.return_id IS NOT NULL, a.shipped_at,
+                        COALESCE(c.to_outcome, o.outcome), o.outcome_at
                  FROM decisions d
                  LEFT JOIN advances a ON a.return_id = d.return_id
                  LEFT JOIN outcomes o ON o.return_id = d.return_id
+                 LEFT JOIN outcome_corrections c ON c.return_id = d.return_id
                  ORDER BY d.decision_id",
                 &[],
             )
@@ -1584,6 +1609,23 @@ impl LedgerStore for PgLedger {
 
     fn describe(&self) -> String {
         self.described.to_string()
+    }
+
+    fn cases(
+        &self,
+        call: CaseCall,
+        deadlines: CaseDeadlines,
+        now: DateTime<Utc>,
+    ) -> LedgerFuture<CaseAnswer> {
+        let this = self.clone();
+        let now = now.trunc_subsecs(6);
+        Box::pin(async move {
+            this.run(move |tx| {
+                let call = call.clone();
+                Box::pin(async move { cases::apply(tx, &call, &deadlines, now).await })
+            })
+            .await
+        })
     }
 
     fn close(&self) -> LedgerFuture<()> {

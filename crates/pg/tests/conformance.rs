@@ -199,6 +199,7 @@ fn kind(e: &LedgerError) -> &'static str {
         LedgerError::OutcomeAtConflict { .. } => "outcome_at_conflict",
         LedgerError::PendingOutcome => "pending",
         LedgerError::Open { .. } => "open",
+        LedgerError::Case(_) => "case",
     }
 }
 

@@ -25,7 +25,7 @@ pub struct ServeArgs {
     /// (`postgres://USER@HOST:PORT/DB`) shared by several replicas.
     #[arg(long)]
     pub ledger: Option<PathBuf>,
-    /// Settings file (TOML): addr, snapshot, policy, ledger, api_token, admin_token,
+    /// Settings file (TOML): addr, snapshot, policy, ledger, api_token, admin_token, reviewer_token,
     /// metrics_addr, max_body_bytes, workers, durable_decisions, clock_skew_ms, and the
     /// connection
     /// limits.

@@ -45,6 +45,9 @@ pub struct Settings {
     pub api_token: Option<String>,
     /// Bearer token of admin calls (`FASTREFUND_ADMIN_TOKEN`); random when unset.
     pub admin_token: Option<String>,
+    /// Bearer token of reviewers (`FASTREFUND_REVIEWER_TOKEN`): `/review…` only;
+    /// random when unset.
+    pub reviewer_token: Option<String>,
     /// Largest request body accepted, in bytes (default 16 KiB).
     pub max_body_bytes: usize,
     /// Runtime threads serving HTTP (default: one per core).
@@ -131,6 +134,7 @@ impl Default for Settings {
             ledger: PathBuf::from("fastrefund-ledger.sqlite"),
             api_token: None,
             admin_token: None,
+            reviewer_token: None,
             max_body_bytes: 16 * 1024,
             workers: default_workers(),
             durable_decisions: false,
@@ -153,6 +157,7 @@ struct File {
     ledger: Option<PathBuf>,
     api_token: Option<String>,
     admin_token: Option<String>,
+    reviewer_token: Option<String>,
     max_body_bytes: Option<usize>,
     workers: Option<usize>,
     durable_decisions: Option<bool>,
@@ -315,7 +320,7 @@ impl Limits {
     }
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     use rand::RngCore;
     let mut b = [0u8; 16];
     rand::rng().fill_bytes(&mut b);
@@ -331,6 +336,7 @@ impl Settings {
         for (name, slot) in [
             ("FASTREFUND_API_TOKEN", &mut self.api_token),
             ("FASTREFUND_ADMIN_TOKEN", &mut self.admin_token),
+            ("FASTREFUND_REVIEWER_TOKEN", &mut self.reviewer_token),
         ] {
             if slot.is_none() {
                 let t = random_token();
@@ -388,6 +394,10 @@ impl Settings {
             s.ledger = f.ledger.unwrap_or(s.ledger);
             s.api_token = f.api_token.map(|t| token("api_token", t)).transpose()?;
             s.admin_token = f.admin_token.map(|t| token("admin_token", t)).transpose()?;
+            s.reviewer_token = f
+                .reviewer_token
+                .map(|t| token("reviewer_token", t))
+                .transpose()?;
             s.max_body_bytes = f.max_body_bytes.unwrap_or(s.max_body_bytes);
             s.workers = f.workers.unwrap_or(s.workers);
             s.durable_decisions = f.durable_decisions.unwrap_or(s.durable_decisions);
@@ -429,6 +439,9 @@ impl Settings {
         }
         if let Some(v) = env("FASTREFUND_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
             s.admin_token = Some(token("FASTREFUND_ADMIN_TOKEN", v)?);
+        }
+        if let Some(v) = env("FASTREFUND_REVIEWER_TOKEN").filter(|v| !v.is_empty()) {
+            s.reviewer_token = Some(token("FASTREFUND_REVIEWER_TOKEN", v)?);
         }
         if let Some(v) = env("FASTREFUND_WORKERS") {
             s.workers = v.parse().map_err(|_| ConfigError::Invalid {
@@ -532,9 +545,11 @@ mod tests {
         })
         .unwrap();
         let made = s.with_made_tokens();
-        assert_eq!(made.len(), 1);
+        assert_eq!(made.len(), 2);
         assert_eq!(made[0].0, "FASTREFUND_ADMIN_TOKEN");
         assert_eq!(s.admin_token.as_deref(), Some(made[0].1.as_str()));
+        assert_eq!(made[1].0, "FASTREFUND_REVIEWER_TOKEN");
+        assert_eq!(s.reviewer_token.as_deref(), Some(made[1].1.as_str()));
         assert!(!made.iter().any(|(_, t)| t.contains("configured")));
         assert_eq!(s.api_token.as_deref(), Some("configured-api-token"));
     }

@@ -80,7 +80,7 @@ pub fn check_id(field: &'static str, v: u64) -> Result<u64, ApiError> {
 /// (`5.0`, `5e0`, `9007199254740993.0`) is refused even when its value is whole: it was
 /// read as a binary float, so past 2^53 it is not the id the client meant (…993.0 reads
 /// as …992), and an id recorded as another is a worse answer than a 422.
-fn de_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(crate) fn de_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     struct V;
     impl serde::de::Visitor<'_> for V {
         type Value = u64;
@@ -102,6 +102,13 @@ fn de_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         }
     }
     d.deserialize_any(V)
+}
+
+/// An optional id ([`de_id`] when present; `null` or absent is `None`).
+pub(crate) fn de_opt_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Id(#[serde(deserialize_with = "de_id")] u64);
+    Ok(Option::<Id>::deserialize(d)?.map(|Id(v)| v))
 }
 
 /// A return request from a refund service.

@@ -30,6 +30,15 @@ macro_rules! error_codes {
 
 error_codes! {
     BodyTimeout => "body_timeout",
+    CaseAlreadyDecided => "case_already_decided",
+    CaseAlreadyOpen => "case_already_open",
+    CaseClaimed => "case_claimed",
+    CaseNotClaimedByYou => "case_not_claimed_by_you",
+    CaseWrongState => "case_wrong_state",
+    InvalidCase => "invalid_case",
+    NothingToContest => "nothing_to_contest",
+    NotTheBuyersReturn => "not_the_buyers_return",
+    UnknownCase => "unknown_case",
     BodyTooLarge => "body_too_large",
     Forbidden => "forbidden",
     HandlerTimeout => "handler_timeout",
@@ -68,10 +77,15 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-/// The body of every error response.
+/// The body of every error response. `code` stands at the top too, beside `error`,
+/// and `case_id` names the case a case error is about (the open case, for
+/// `case_already_open`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
+    pub code: ErrorCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<u64>,
 }
 
 /// What went wrong.
@@ -93,6 +107,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
+    /// The case a case error is about.
+    pub case_id: Option<u64>,
 }
 
 impl ApiError {
@@ -102,6 +118,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            case_id: None,
         }
     }
 
@@ -116,6 +133,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: Some(field.into()),
+            case_id: None,
         }
     }
 
@@ -191,14 +209,63 @@ impl From<LedgerError> for ApiError {
             LedgerError::PendingOutcome => {
                 ApiError::field("outcome", ErrorCode::InvalidOutcome, msg)
             }
+            LedgerError::Case(r) => ApiError::from(r),
             LedgerError::Unavailable(_) | LedgerError::Open { .. } => {
                 tracing::error!(error = %msg, "ledger unavailable");
+                // Never "nothing was recorded": an answer lost after a commit (the
+                // database's, or an fdatasync that failed after it) may have recorded
+                // the call. A retry with the same ids is answered from the record.
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     ErrorCode::LedgerUnavailable,
-                    "the ledger cannot record this now; nothing was recorded, retry later",
+                    "the ledger could not confirm this call: it may or may not have been recorded; retry it with the same return_id (a retry is answered from the record, never applied twice)",
                 )
             }
+        }
+    }
+}
+
+impl From<fastrefund_core::cases::CaseRefusal> for ApiError {
+    fn from(r: fastrefund_core::cases::CaseRefusal) -> ApiError {
+        use fastrefund_core::cases::CaseRefusal as R;
+        let msg = r.to_string();
+        let (status, code, case_id) = match r {
+            R::Invalid(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::InvalidCase,
+                None,
+            ),
+            R::UnknownReturn(_) => (StatusCode::NOT_FOUND, ErrorCode::UnknownReturn, None),
+            R::NotTheBuyers { .. } => (StatusCode::FORBIDDEN, ErrorCode::NotTheBuyersReturn, None),
+            R::NothingToContest(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::NothingToContest,
+                None,
+            ),
+            R::AlreadyOpen(id) => (StatusCode::CONFLICT, ErrorCode::CaseAlreadyOpen, Some(id)),
+            R::UnknownCase(id) => (StatusCode::NOT_FOUND, ErrorCode::UnknownCase, Some(id)),
+            R::Claimed { case_id, .. } => {
+                (StatusCode::CONFLICT, ErrorCode::CaseClaimed, Some(case_id))
+            }
+            R::NotYourClaim { case_id, .. } => (
+                StatusCode::CONFLICT,
+                ErrorCode::CaseNotClaimedByYou,
+                Some(case_id),
+            ),
+            R::AlreadyDecided { case_id, .. } => (
+                StatusCode::CONFLICT,
+                ErrorCode::CaseAlreadyDecided,
+                Some(case_id),
+            ),
+            R::WrongState { case_id, .. } => (
+                StatusCode::CONFLICT,
+                ErrorCode::CaseWrongState,
+                Some(case_id),
+            ),
+        };
+        ApiError {
+            case_id,
+            ..ApiError::new(status, code, msg)
         }
     }
 }
@@ -211,6 +278,8 @@ impl IntoResponse for ApiError {
                 message: self.message,
                 field: self.field,
             },
+            code: self.code,
+            case_id: self.case_id,
         };
         let mut r = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {

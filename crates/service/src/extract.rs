@@ -139,8 +139,13 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
                     super::dto::MAX_ID
                 ),
                 field: Some(name),
+                case_id: None,
             })
     }
+}
+
+pub(crate) fn bearer_of(parts: &Parts) -> Option<&str> {
+    bearer(parts)
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -167,6 +172,8 @@ impl FromRequestParts<AppState> for ApiCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match bearer(parts) {
             Some(t) if state.tokens().is_api(t) || state.tokens().is_admin(t) => Ok(ApiCaller),
+            // Reviewers reach `/review…` only.
+            Some(t) if state.tokens().is_reviewer(t) => Err(ApiError::forbidden()),
             _ => Err(ApiError::unauthorized()),
         }
     }
@@ -178,7 +185,9 @@ impl FromRequestParts<AppState> for AdminCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match bearer(parts) {
             Some(t) if state.tokens().is_admin(t) => Ok(AdminCaller),
-            Some(t) if state.tokens().is_api(t) => Err(ApiError::forbidden()),
+            Some(t) if state.tokens().is_api(t) || state.tokens().is_reviewer(t) => {
+                Err(ApiError::forbidden())
+            }
             _ => Err(ApiError::unauthorized()),
         }
     }

@@ -16,6 +16,7 @@
 //!   (`POST /v1/buyers/{id}/link`), so a buyer can only ever open their own page.
 
 mod api;
+pub mod cases;
 pub mod cli;
 pub mod config;
 pub mod dto;
@@ -26,6 +27,7 @@ pub mod files;
 mod link;
 mod ops;
 mod page;
+mod review_page;
 pub mod server;
 pub mod words;
 
@@ -65,6 +67,8 @@ pub enum ServeError {
 pub struct Tokens {
     api: String,
     admin: String,
+    /// Reviewers' token: `/review…` only (spec §10).
+    reviewer: String,
     /// The buyer-link signing key: HMAC-SHA256 of a fixed label under the API token,
     /// so that the bearer token itself never keys anything a buyer's browser holds.
     link_key: [u8; 32],
@@ -75,7 +79,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl Tokens {
+    /// The API and admin tokens, with a reviewer token made at random (reviewers are
+    /// then let in by none but whoever holds it: see [`Tokens::with_reviewer`]).
     pub fn new(api: &str, admin: &str) -> Tokens {
+        Tokens::with_reviewer(api, admin, &config::random_token())
+    }
+
+    /// The three tokens.
+    pub fn with_reviewer(api: &str, admin: &str, reviewer: &str) -> Tokens {
         use hmac::{Hmac, Mac};
         let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(api.as_bytes())
             .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
@@ -83,6 +94,7 @@ impl Tokens {
         Tokens {
             api: api.to_string(),
             admin: admin.to_string(),
+            reviewer: reviewer.to_string(),
             link_key: m.finalize().into_bytes().into(),
         }
     }
@@ -91,6 +103,9 @@ impl Tokens {
     }
     pub fn is_admin(&self, t: &str) -> bool {
         constant_time_eq(t.as_bytes(), self.admin.as_bytes())
+    }
+    pub fn is_reviewer(&self, t: &str) -> bool {
+        constant_time_eq(t.as_bytes(), self.reviewer.as_bytes())
     }
     /// Key for signing buyer links (derived from, never equal to, the API token).
     fn link_key(&self) -> &[u8] {
@@ -261,7 +276,7 @@ impl AppState {
 }
 
 /// Every route, as written in the router (also the metrics' `route` label).
-pub const ROUTES: [&str; 12] = [
+pub const ROUTES: [&str; 22] = [
     "/v1/eligibility",
     "/v1/returns/{return_id}/tracking",
     "/v1/returns/{return_id}/outcome",
@@ -274,6 +289,16 @@ pub const ROUTES: [&str; 12] = [
     "/readyz",
     "/metrics",
     "/openapi.json",
+    "/v1/cases",
+    "/v1/cases/{case_id}",
+    "/v1/cases/{case_id}/response",
+    "/v1/buyers/{buyer_id}/cases",
+    "/review",
+    "/review/cases",
+    "/review/cases/{case_id}/claim",
+    "/review/cases/{case_id}/release",
+    "/review/cases/{case_id}/decision",
+    "/review/cases/{case_id}/page",
 ];
 
 /// Answers 503 with `Retry-After` at once when `max_in_flight` requests are already
@@ -350,6 +375,16 @@ pub fn router_for(
         readyz,
         metrics,
         openapi,
+        cases,
+        case,
+        case_response,
+        buyer_cases,
+        review,
+        review_cases,
+        claim,
+        release,
+        decision,
+        case_page,
     ] = ROUTES;
     let routes = Router::new();
     let routes = if with_metrics {
@@ -372,6 +407,16 @@ pub fn router_for(
         .route(healthz, get(ops::healthz))
         .route(readyz, get(ops::readyz))
         .route(openapi, get(ops::openapi))
+        .route(cases, post(cases::open_case))
+        .route(case, get(cases::get_case))
+        .route(case_response, post(cases::respond))
+        .route(buyer_cases, get(cases::buyer_cases))
+        .route(review, get(cases::queue_page))
+        .route(review_cases, get(cases::queue))
+        .route(claim, post(cases::claim))
+        .route(release, post(cases::release))
+        .route(decision, post(cases::decide))
+        .route(case_page, get(cases::case_page))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -435,7 +480,11 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         Some(p) => files::load_policy(p)?,
         None => Policy::default(),
     };
-    let state = AppState::with_store(ledger, policy, Tokens::new(&api, &admin));
+    let tokens = match &settings.reviewer_token {
+        Some(reviewer) => Tokens::with_reviewer(&api, &admin, reviewer),
+        None => Tokens::new(&api, &admin),
+    };
+    let state = AppState::with_store(ledger, policy, tokens);
     state.set_clock_skew(settings.clock_skew);
     if let Ok(mut g) = state.0.policy_path.lock() {
         *g = settings.policy.clone();

@@ -31,6 +31,7 @@ pub(crate) fn link_params(query: Option<&str>) -> Result<Option<(i64, Vec<u8>)>,
         code: super::error::ErrorCode::InvalidQueryParameter,
         message: format!("`{name}` must be {what}"),
         field: Some(name.to_string()),
+        case_id: None,
     };
     let (mut exp, mut sig) = (None, None);
     for kv in query

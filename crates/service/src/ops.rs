@@ -36,18 +36,35 @@ use utoipa::{Modify, OpenApi};
         healthz,
         readyz,
         metrics,
+        super::cases::open_case,
+        super::cases::get_case,
+        super::cases::respond,
+        super::cases::buyer_cases,
+        super::cases::queue,
+        super::cases::claim,
+        super::cases::release,
+        super::cases::decide,
+        super::cases::queue_page,
+        super::cases::case_page,
     ),
     components(schemas(
         EligibilityRequest, EligibilityResponse, ReasonDto, OutcomeDto, ReasonDtoOut,
         TrackingRequest, TrackingResponse, OutcomeRequest, OutcomeResponse, ExposureResponse,
         RatingResponse, ReasonExplained, NextStar, BuyerLink, ReloadRequest, ServingInfo,
-        ErrorBody, ErrorDetail, super::error::ErrorCode, Health
+        ErrorBody, ErrorDetail, super::error::ErrorCode, Health,
+        super::cases::OpenCaseRequest, super::cases::CaseKindDto, super::cases::PartyDto,
+        super::cases::CaseResponseRequest, super::cases::ClaimRequest,
+        super::cases::DecisionRequest, super::cases::VerdictDto,
+        super::cases::CorrectedOutcomeDto, super::cases::CaseDto, super::cases::CaseEventDto,
+        super::cases::CaseList
     )),
     modifiers(&BearerAuth, &EdgeResponses, &Links),
     tags(
         (name = "refund services", description = "Called on every return request"),
         (name = "buyers", description = "A buyer's own star and why"),
         (name = "operations", description = "Health, readiness, metrics, reload"),
+        (name = "cases", description = "A buyer or a merchant contests a decision (spec §10)"),
+        (name = "reviewers", description = "The reviewers' queue and decisions (the reviewer token)"),
     )
 )]
 pub struct ApiDoc;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 pub const API: &str = "test-api-token";
 pub const ADMIN: &str = "test-admin-token";
+pub const REVIEWER: &str = "test-reviewer-token";
 
 /// The repository's root (the workspace), where `data/`, `config/` and `models/` are.
 pub fn repo_root() -> PathBuf {
@@ -38,7 +39,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(policy: Policy, snapshot: Option<PathBuf>) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
-    let state = AppState::new(ledger, policy, Tokens::new(API, ADMIN));
+    let state = AppState::new(ledger, policy, Tokens::with_reviewer(API, ADMIN, REVIEWER));
     state.reload(Some(snapshot), None).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -284,6 +284,7 @@ proptest! {
         let facts = SubjectFacts { refused: true, ..settled_facts() };
         let (mut case, mut trail) = open(1, &opening(kind, Party::Buyer), &facts, &d, t0()).unwrap();
         let mut phase = if kind == CaseKind::Outcome { Phase::Awaiting } else { Phase::Open };
+        let mut responded = false;
         let mut now = t0();
         let respond_by = t0() + Duration::hours(48);
         let decide_by = case.decide_by;
@@ -310,9 +311,11 @@ proptest! {
                     continue;
                 }
             };
+            let may_answer = kind == CaseKind::Outcome && !responded && now <= respond_by;
             let expect: Option<Phase> = match (&m, &phase) {
-                (Move::Respond(true), Phase::Awaiting) => Some(Phase::Open),
-                (Move::Claim(r), Phase::Open) => Some(Phase::Claimed(*r, now + Duration::hours(1))),
+                (Move::Respond(true), Phase::Awaiting) if may_answer => Some(Phase::Open),
+                (Move::Respond(true), Phase::Claimed(..)) if may_answer => Some(phase.clone()),
+                (Move::Claim(r), Phase::Open | Phase::Awaiting) => Some(Phase::Claimed(*r, now + Duration::hours(1))),
                 (Move::Claim(r), Phase::Claimed(h, _)) if h == r => Some(Phase::Claimed(*r, now + Duration::hours(1))),
                 (Move::Release(r), Phase::Claimed(h, _)) if h == r => Some(Phase::Open),
                 (Move::Decide(r, v), Phase::Claimed(h, _)) if h == r => Some(Phase::Decided(*r, *v)),
@@ -333,6 +336,9 @@ proptest! {
                     prop_assert!(state_matches, "{:?} vs {:?}", p, s.case.state);
                     let outcome_won = kind == CaseKind::Outcome && matches!(p, Phase::Decided(_, 0)) && !s.repeated;
                     prop_assert_eq!(!s.effects.is_empty(), outcome_won);
+                    if matches!(m, Move::Respond(true)) {
+                        responded = true;
+                    }
                     phase = p;
                     case = s.case;
                 }

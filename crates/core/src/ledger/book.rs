@@ -158,6 +158,15 @@ impl Book {
         Ok(left)
     }
 
+    /// Sets `buyer`'s latest loss as the records now say (a loss corrected away by a
+    /// case leaves the one before it, or none).
+    pub fn set_last_loss(&mut self, buyer: u64, latest: Option<DateTime<Utc>>) {
+        match latest {
+            Some(at) => self.last_loss.insert(buyer, at),
+            None => self.last_loss.remove(&buyer),
+        };
+    }
+
     /// Records a loss of `buyer`'s at `at`, keeping the latest (also used to rebuild the
     /// book from a store's records).
     pub fn note_loss(&mut self, buyer: u64, at: DateTime<Utc>) {

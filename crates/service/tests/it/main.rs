@@ -4,5 +4,6 @@
 //! `fastrefund-serve` process. None of them links polars.
 
 mod api;
+mod cases;
 mod hostile;
 mod kill;

@@ -1,0 +1,409 @@
+//! Cases in the ledger: what the stores share (the calls and answers of
+//! [`crate::LedgerStore::cases`]) and the SQLite store's half.
+//!
+//! A store reads a case, steps it with the core's pure machine
+//! ([`fastrefund_core::cases`]), and writes in one transaction: the case's current
+//! state (`cases.body`, JSON of the core's [`Case`]), the events the move appended to
+//! its trail (`case_events`, never edited), one outbox row per event for the webhooks
+//! (`case_outbox`), and the move's effects on the money (an outcome corrected in the
+//! buyer's favour: `outcome_corrections`, and the buyer's latest loss recomputed).
+//! One open case per subject is the schema's own rule (a unique index on the subject
+//! of open cases). Reads tick a case by the clock without writing; the next write
+//! records what time did.
+
+use crate::{LedgerError, State, ts, unavailable};
+use chrono::{DateTime, Utc};
+use fastrefund_core::cases::{
+    self, Case, CaseDeadlines, CaseEvent, CaseRefusal, Command, Effect, Opening, SubjectFacts,
+};
+use fastrefund_core::domain::{BuyerId, OrderId, Outcome};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// A call on cases.
+#[derive(Debug, Clone)]
+pub enum CaseCall {
+    /// Opens a case.
+    Open(Opening),
+    /// A move on case `case_id`.
+    Step { case_id: u64, command: Command },
+    /// One case with its trail.
+    Get { case_id: u64 },
+    /// A buyer's cases, newest first.
+    OfBuyer(BuyerId),
+    /// The review queue: open cases (or those in `state`), breached first, then the
+    /// soonest `decide_by`.
+    Queue { state: Option<String> },
+    /// Every decided case, oldest first (for `export-cases`).
+    Decided,
+}
+
+/// A case as a call answers it: the case, its trail, and whether the call repeated an
+/// earlier move.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CaseView {
+    #[serde(flatten)]
+    pub case: Case,
+    pub events: Vec<CaseEvent>,
+    #[serde(skip)]
+    pub repeated: bool,
+}
+
+/// What a case call answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseAnswer {
+    One(CaseView),
+    Many(Vec<Case>),
+}
+
+impl From<CaseRefusal> for LedgerError {
+    fn from(r: CaseRefusal) -> Self {
+        LedgerError::Case(r)
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, LedgerError> {
+    serde_json::to_string(v).map_err(unavailable)
+}
+
+fn case_from(body: &str) -> Result<Case, LedgerError> {
+    serde_json::from_str(body).map_err(|e| unavailable(format!("corrupt case in the ledger: {e}")))
+}
+
+/// Runs `call` in the writer's transaction.
+pub(crate) fn apply(
+    tx: &Connection,
+    st: &mut State,
+    call: CaseCall,
+    deadlines: &CaseDeadlines,
+    now: DateTime<Utc>,
+) -> Result<CaseAnswer, LedgerError> {
+    match call {
+        CaseCall::Open(o) => open(tx, &o, deadlines, now).map(CaseAnswer::One),
+        CaseCall::Step { case_id, command } => {
+            step(tx, st, case_id, &command, deadlines, now).map(CaseAnswer::One)
+        }
+        CaseCall::Get { case_id } => get(tx, case_id, now).map(CaseAnswer::One),
+        CaseCall::OfBuyer(buyer) => list(
+            tx,
+            "SELECT body FROM cases WHERE buyer_id = ?1 ORDER BY case_id DESC",
+            params![buyer.0 as i64],
+            now,
+        )
+        .map(CaseAnswer::Many),
+        CaseCall::Queue { state } => {
+            let mut all = list(
+                tx,
+                "SELECT body FROM cases WHERE state <> 'decided' OR ?1 = 'decided'",
+                params![state.as_deref().unwrap_or("")],
+                now,
+            )?;
+            all.retain(|c| state.as_deref().is_none_or(|s| c.state.listed_under(s)));
+            all.sort_by(cases::queue_order);
+            Ok(CaseAnswer::Many(all))
+        }
+        CaseCall::Decided => list(
+            tx,
+            "SELECT body FROM cases WHERE state = 'decided' ORDER BY case_id",
+            [],
+            now,
+        )
+        .map(CaseAnswer::Many),
+    }
+}
+
+fn list(
+    tx: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    now: DateTime<Utc>,
+) -> Result<Vec<Case>, LedgerError> {
+    let mut q = tx.prepare_cached(sql).map_err(unavailable)?;
+    let bodies = q
+        .query_map(p, |r| r.get::<_, String>(0))
+        .map_err(unavailable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unavailable)?;
+    bodies
+        .iter()
+        .map(|b| {
+            let mut c = case_from(b)?;
+            cases::tick(&mut c, now);
+            Ok(c)
+        })
+        .collect()
+}
+
+/// What the ledger knows of the subject of `o`.
+fn facts(tx: &Connection, o: &Opening) -> Result<SubjectFacts, LedgerError> {
+    let mut f = SubjectFacts::default();
+    if let Some(rid) = o.return_id {
+        let row = tx
+            .prepare_cached(
+                "SELECT d.buyer_id, d.order_id, d.instant, d.advanced, o.outcome, c.to_outcome
+                 FROM decisions d
+                 LEFT JOIN outcomes o ON o.return_id = d.return_id
+                 LEFT JOIN outcome_corrections c ON c.return_id = d.return_id
+                 WHERE d.return_id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([rid.0 as i64], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, bool>(2)?,
+                        r.get::<_, bool>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                    ))
+                })
+                .optional()
+            })
+            .map_err(unavailable)?;
+        if let Some((buyer, order, instant, advanced, outcome, corrected)) = row {
+            f.return_owner = Some((BuyerId(buyer as u64), OrderId(order as u64)));
+            f.outcome = corrected
+                .or(outcome)
+                .map(|o| o.parse::<Outcome>())
+                .transpose()
+                .map_err(unavailable)?;
+            f.refused = !(instant && advanced);
+        }
+    }
+    let subject = Case::subject_key(o.kind, o.buyer_id, o.return_id);
+    f.open_case = tx
+        .prepare_cached("SELECT case_id FROM cases WHERE subject = ?1 AND state <> 'decided'")
+        .and_then(|mut s| s.query_row([&subject], |r| r.get::<_, i64>(0)).optional())
+        .map_err(unavailable)?
+        .map(|id| id as u64);
+    Ok(f)
+}
+
+fn open(
+    tx: &Connection,
+    o: &Opening,
+    deadlines: &CaseDeadlines,
+    now: DateTime<Utc>,
+) -> Result<CaseView, LedgerError> {
+    let f = facts(tx, o)?;
+    let next: i64 = tx
+        .query_row("SELECT COALESCE(MAX(case_id), 0) + 1 FROM cases", [], |r| {
+            r.get(0)
+        })
+        .map_err(unavailable)?;
+    let (case, events) = cases::open(next as u64, o, &f, deadlines, now)?;
+    tx.prepare_cached(
+        "INSERT INTO cases (case_id, kind, buyer_id, return_id, subject, opened_at, decide_by,
+           state, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            next,
+            json(&case.kind)?.trim_matches('"'),
+            case.buyer_id.0 as i64,
+            case.return_id.map(|r| r.0 as i64),
+            Case::subject_key(case.kind, case.buyer_id, case.return_id),
+            case.opened_at.timestamp_micros(),
+            case.decide_by.timestamp_micros(),
+            case.state.name(),
+            json(&case)?,
+        ])
+    })
+    .map_err(unavailable)?;
+    append(tx, &case, &events)?;
+    Ok(CaseView {
+        case,
+        events: trail(tx, next as u64)?,
+        repeated: false,
+    })
+}
+
+impl From<LedgerError> for rusqlite::Error {
+    fn from(e: LedgerError) -> Self {
+        rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+    }
+}
+
+/// The case `case_id` as recorded (not ticked).
+fn load(tx: &Connection, case_id: u64) -> Result<Case, LedgerError> {
+    let body: Option<String> = tx
+        .prepare_cached("SELECT body FROM cases WHERE case_id = ?1")
+        .and_then(|mut s| s.query_row([case_id as i64], |r| r.get(0)).optional())
+        .map_err(unavailable)?;
+    case_from(&body.ok_or(CaseRefusal::UnknownCase(case_id))?)
+}
+
+fn get(tx: &Connection, case_id: u64, now: DateTime<Utc>) -> Result<CaseView, LedgerError> {
+    let mut case = load(tx, case_id)?;
+    let mut events = trail(tx, case_id)?;
+    events.extend(cases::tick(&mut case, now));
+    Ok(CaseView {
+        case,
+        events,
+        repeated: false,
+    })
+}
+
+fn step(
+    tx: &Connection,
+    st: &mut State,
+    case_id: u64,
+    command: &Command,
+    deadlines: &CaseDeadlines,
+    now: DateTime<Utc>,
+) -> Result<CaseView, LedgerError> {
+    let case = load(tx, case_id)?;
+    let s = cases::step(&case, command, deadlines, now)?;
+    if !s.repeated {
+        tx.prepare_cached("UPDATE cases SET state = ?2, body = ?3 WHERE case_id = ?1")
+            .and_then(|mut q| {
+                q.execute(params![case_id as i64, s.case.state.name(), json(&s.case)?])
+            })
+            .map_err(unavailable)?;
+        append(tx, &s.case, &s.events)?;
+        for effect in &s.effects {
+            apply_effect(tx, st, &s.case, effect, now)?;
+        }
+    }
+    Ok(CaseView {
+        case: s.case,
+        events: trail(tx, case_id)?,
+        repeated: s.repeated,
+    })
+}
+
+/// Appends `events` to the case's trail, and one outbox row each for the webhooks.
+fn append(tx: &Connection, case: &Case, events: &[CaseEvent]) -> Result<(), LedgerError> {
+    let first: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM case_events WHERE case_id = ?1")
+        .and_then(|mut s| s.query_row([case.case_id as i64], |r| r.get(0)))
+        .map_err(unavailable)?;
+    for (k, e) in events.iter().enumerate() {
+        let seq = first + k as i64;
+        tx.prepare_cached(
+            "INSERT INTO case_events (case_id, seq, at, actor, what, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                case.case_id as i64,
+                seq,
+                e.at.timestamp_micros(),
+                e.actor,
+                e.what,
+                json(e)?
+            ])
+        })
+        .map_err(unavailable)?;
+        let payload = webhook_payload(case, seq as u64, e)?;
+        tx.prepare_cached(
+            "INSERT INTO case_outbox (event_id, case_id, seq, body, created_at, attempts, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?5)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                event_id(case.case_id, seq as u64),
+                case.case_id as i64,
+                seq,
+                payload,
+                e.at.timestamp_micros().max(0),
+            ])
+        })
+        .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// The case's trail, oldest first.
+fn trail(tx: &Connection, case_id: u64) -> Result<Vec<CaseEvent>, LedgerError> {
+    let mut q = tx
+        .prepare_cached("SELECT body FROM case_events WHERE case_id = ?1 ORDER BY seq")
+        .map_err(unavailable)?;
+    let bodies = q
+        .query_map([case_id as i64], |r| r.get::<_, String>(0))
+        .map_err(unavailable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unavailable)?;
+    bodies
+        .iter()
+        .map(|b| {
+            serde_json::from_str(b)
+                .map_err(|e| unavailable(format!("corrupt case event in the ledger: {e}")))
+        })
+        .collect()
+}
+
+/// Applies a decision's effect on the money.
+fn apply_effect(
+    tx: &Connection,
+    st: &mut State,
+    case: &Case,
+    effect: &Effect,
+    now: DateTime<Utc>,
+) -> Result<(), LedgerError> {
+    match effect {
+        Effect::CorrectOutcome { return_id, to } => {
+            let from: Option<String> = tx
+                .prepare_cached("SELECT outcome FROM outcomes WHERE return_id = ?1")
+                .and_then(|mut s| s.query_row([return_id.0 as i64], |r| r.get(0)).optional())
+                .map_err(unavailable)?;
+            let from = from.ok_or_else(|| {
+                unavailable(format!("return {} has no outcome to correct", return_id.0))
+            })?;
+            tx.prepare_cached(
+                "INSERT INTO outcome_corrections (return_id, case_id, from_outcome, to_outcome, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (return_id) DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    return_id.0 as i64,
+                    case.case_id as i64,
+                    from,
+                    to.as_str(),
+                    now.timestamp_micros()
+                ])
+            })
+            .map_err(unavailable)?;
+            // The buyer's latest loss, from the outcomes as corrected.
+            let latest: Option<i64> = tx
+                .prepare_cached(LATEST_LOSS)
+                .and_then(|mut s| s.query_row([case.buyer_id.0 as i64], |r| r.get(0)))
+                .map_err(unavailable)?;
+            st.book
+                .set_last_loss(case.buyer_id.0, latest.map(ts).transpose()?);
+        }
+    }
+    Ok(())
+}
+
+/// The stable id of a case's `seq`th event, for a webhook receiver to deduplicate.
+pub fn event_id(case_id: u64, seq: u64) -> String {
+    format!("case-{case_id}-{seq}")
+}
+
+/// The JSON a webhook receiver gets for one event of a case.
+pub fn webhook_payload(case: &Case, seq: u64, e: &CaseEvent) -> Result<String, LedgerError> {
+    json(&serde_json::json!({
+        "event_id": event_id(case.case_id, seq),
+        "type": format!("case.{}", e.what),
+        "case_id": case.case_id,
+        "kind": case.kind,
+        "state": case.state.name(),
+        "verdict": case.state.verdict().map(|v| v.as_str()),
+        "buyer_id": case.buyer_id.0,
+        "return_id": case.return_id.map(|r| r.0),
+        "order_id": case.order_id.map(|o| o.0),
+        "respond_by": case.respond_by,
+        "decide_by": case.decide_by,
+        "at": e.at,
+        "actor": e.actor,
+        "statement": e.statement,
+    }))
+}
+
+/// A buyer's latest loss, from their outcomes as corrected by cases.
+pub(crate) const LATEST_LOSS: &str = "SELECT MAX(o.outcome_at)
+     FROM outcomes o JOIN decisions d ON d.return_id = o.return_id
+     LEFT JOIN outcome_corrections c ON c.return_id = o.return_id
+     WHERE d.buyer_id = ?1
+       AND COALESCE(c.to_outcome, o.outcome) IN ('received_mismatch', 'not_shipped')";

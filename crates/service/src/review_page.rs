@@ -1,0 +1,224 @@
+//! The reviewers' pages (`GET /review`, `GET /review/cases/{id}/page`), server-rendered
+//! HTML in zh-CN and en, no script: the queue (breached cases first, then the soonest
+//! deadline) and one case with both parties' statements, its trail and what a
+//! reviewer may do next (the API calls, with the exact body to send).
+
+use super::cases::CaseDto;
+use super::words::Lang;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+struct Words {
+    queue: &'static str,
+    empty: &'static str,
+    case: &'static str,
+    kind: &'static str,
+    buyer: &'static str,
+    ret: &'static str,
+    state: &'static str,
+    decide_by: &'static str,
+    respond_by: &'static str,
+    breached: &'static str,
+    trail: &'static str,
+    decision: &'static str,
+    next: &'static str,
+    claim_hint: &'static str,
+    decide_hint: &'static str,
+    back: &'static str,
+}
+
+fn words(lang: Lang) -> Words {
+    match lang {
+        Lang::En => Words {
+            queue: "Cases to review",
+            empty: "No case waits for a reviewer.",
+            case: "Case",
+            kind: "Kind",
+            buyer: "Buyer",
+            ret: "Return",
+            state: "State",
+            decide_by: "Decide by",
+            respond_by: "Other party answers by",
+            breached: "past its deadline",
+            trail: "What happened",
+            decision: "Decision",
+            next: "Next step",
+            claim_hint: "Claim the case (a 60-minute lease, renewed by claiming again):",
+            decide_hint: "Then decide, with a note both parties will read:",
+            back: "Back to the queue",
+        },
+        Lang::ZhCn => Words {
+            queue: "待审核的申诉",
+            empty: "目前没有等待审核的申诉。",
+            case: "申诉",
+            kind: "类型",
+            buyer: "买家",
+            ret: "退货",
+            state: "状态",
+            decide_by: "裁决期限",
+            respond_by: "对方答复期限",
+            breached: "已超期",
+            trail: "处理记录",
+            decision: "裁决",
+            next: "下一步",
+            claim_hint: "认领此申诉（租约 60 分钟，再次认领即续期）：",
+            decide_hint: "然后裁决，并写明双方都会看到的理由：",
+            back: "返回列表",
+        },
+    }
+}
+
+fn page(lang: Lang, title: &str, body: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="{lang}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+  body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; background: #f6f7fb; color: #1d2330; }}
+  main {{ max-width: 960px; margin: 0 auto; padding: 24px 16px 48px; }}
+  .card {{ background: #fff; border-radius: 12px; padding: 16px 20px; margin: 12px 0; box-shadow: 0 1px 4px rgba(0,0,0,.08); }}
+  table {{ border-collapse: collapse; width: 100%; }}
+  th, td {{ text-align: left; padding: 8px; border-bottom: 1px solid #e8eaf2; vertical-align: top; }}
+  .breached {{ color: #c5221f; font-weight: 600; }}
+  .meta {{ color: #69708a; font-size: .85rem; }}
+  pre {{ background: #f1f3f8; padding: 8px; border-radius: 6px; overflow-x: auto; }}
+  blockquote {{ margin: 4px 0 8px; padding-left: 10px; border-left: 3px solid #d8dbe3; }}
+</style>
+</head>
+<body><main>
+<h1>{title}</h1>
+{body}
+</main></body>
+</html>
+"#,
+        lang = lang.tag(),
+        title = esc(title),
+    )
+}
+
+/// The queue page.
+pub fn queue(cases: &[CaseDto], lang: Lang) -> String {
+    let w = words(lang);
+    let body = if cases.is_empty() {
+        format!("<p class=\"card\">{}</p>", w.empty)
+    } else {
+        let rows: String = cases
+            .iter()
+            .map(|c| {
+                let late = if c.breached {
+                    format!(" <span class=\"breached\">{}</span>", w.breached)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "<tr><td><a href=\"/review/cases/{id}/page\">#{id}</a></td><td>{kind}</td><td>{buyer}</td><td>{ret}</td><td>{state}</td><td>{by}{late}</td></tr>",
+                    id = c.case_id,
+                    kind = esc(&c.kind),
+                    buyer = c.buyer_id,
+                    ret = c.return_id.map(|r| r.to_string()).unwrap_or_default(),
+                    state = esc(&c.state),
+                    by = esc(&c.decide_by_local),
+                )
+            })
+            .collect();
+        format!(
+            "<div class=\"card\"><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{rows}</tbody></table></div>",
+            w.case, w.kind, w.buyer, w.ret, w.state, w.decide_by
+        )
+    };
+    page(lang, w.queue, &body)
+}
+
+/// One case's page.
+pub fn case(c: &CaseDto, lang: Lang) -> String {
+    let w = words(lang);
+    let late = if c.breached {
+        format!(" <span class=\"breached\">{}</span>", w.breached)
+    } else {
+        String::new()
+    };
+    let respond = c
+        .respond_by_local
+        .as_ref()
+        .map(|t| format!("<p>{}: {}</p>", w.respond_by, esc(t)))
+        .unwrap_or_default();
+    let events: String = c
+        .events
+        .iter()
+        .map(|e| {
+            let said = e
+                .statement
+                .as_ref()
+                .map(|s| format!("<blockquote>{}</blockquote>", esc(s)))
+                .unwrap_or_default();
+            let links: String = e
+                .evidence
+                .iter()
+                .map(|l| {
+                    format!(
+                        "<li><a href=\"{0}\" rel=\"noreferrer\">{0}</a></li>",
+                        esc(l)
+                    )
+                })
+                .collect();
+            let links = if links.is_empty() {
+                String::new()
+            } else {
+                format!("<ul>{links}</ul>")
+            };
+            format!(
+                "<li><span class=\"meta\">{}</span> <strong>{}</strong> {}{said}{links}</li>",
+                esc(&e.at.to_rfc3339()),
+                esc(&e.actor),
+                esc(&e.what)
+            )
+        })
+        .collect();
+    let next = match &c.decision {
+        Some(d) => format!(
+            "<div class=\"card\"><h2>{}</h2><p><strong>{}</strong> ({})</p><blockquote>{}</blockquote></div>",
+            w.decision,
+            esc(d),
+            esc(c.reviewer.as_deref().unwrap_or_default()),
+            esc(c.note.as_deref().unwrap_or_default())
+        ),
+        None => format!(
+            "<div class=\"card\"><h2>{next}</h2><p>{claim}</p><pre>POST /review/cases/{id}/claim\n{{\"reviewer\": \"your.name\"}}</pre><p>{decide}</p><pre>POST /review/cases/{id}/decision\n{{\"reviewer\": \"your.name\", \"decision\": \"buyer_won\" | \"merchant_won\" | \"split\", \"note\": \"…\"}}</pre></div>",
+            next = w.next,
+            claim = w.claim_hint,
+            decide = w.decide_hint,
+            id = c.case_id
+        ),
+    };
+    let body = format!(
+        "<p><a href=\"/review\">{back}</a></p>\
+         <div class=\"card\"><p>{kind_l}: <strong>{kind}</strong> · {buyer_l}: {buyer} · {ret_l}: {ret} · {state_l}: <strong>{state}</strong></p>\
+         <p>{by_l}: {by}{late}</p>{respond}</div>\
+         <div class=\"card\"><h2>{trail}</h2><ol>{events}</ol></div>{next}",
+        back = w.back,
+        kind_l = w.kind,
+        kind = esc(&c.kind),
+        buyer_l = w.buyer,
+        buyer = c.buyer_id,
+        ret_l = w.ret,
+        ret = c
+            .return_id
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "—".into()),
+        state_l = w.state,
+        state = esc(&c.state),
+        by_l = w.decide_by,
+        by = esc(&c.decide_by_local),
+        trail = w.trail,
+    );
+    page(lang, &format!("{} #{}", w.case, c.case_id), &body)
+}

@@ -1,0 +1,299 @@
+//! Cases through the HTTP surface (spec §10): a buyer contests a loss, a reviewer
+//! claims and decides it, the loss stops holding the buyer back at once; roles stay
+//! apart; bad input is refused naming what is wrong and writes nothing.
+
+use fastrefund_testkit::{ADMIN, API, REVIEWER, json_of, request, spawn_app};
+use serde_json::{Value, json};
+
+async fn post_as(
+    app: &fastrefund_testkit::TestApp,
+    token: &str,
+    path: &str,
+    body: &Value,
+) -> (u16, Value) {
+    json_of(
+        app.client
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_buyer_contests_a_loss_a_reviewer_decides_and_the_hold_lifts_at_once() {
+    let app = spawn_app().await;
+    let buyer = app.buyer_with_star(5);
+    let elig = |rid: u64, tracking: Option<&str>| {
+        let mut r = request(rid, buyer);
+        r["amount"] = json!("80.00");
+        if let Some(t) = tracking {
+            r["tracking_number"] = json!(t);
+        }
+        r
+    };
+    let (s, d) = json_of(
+        app.post("/v1/eligibility", &elig(41, Some("SFCASE41")))
+            .await,
+    )
+    .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["advanced_refund"], true, "{d}");
+    let (s, d) = json_of(
+        app.post(
+            "/v1/returns/41/outcome",
+            &json!({"outcome": "received_mismatch", "at": "2026-07-05T00:00:00Z"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 200, "{d}");
+    let (_, d) = json_of(app.post("/v1/eligibility", &elig(42, None)).await).await;
+    assert_eq!(d["instant_address_release"], false, "the loss holds: {d}");
+
+    // Bad openings write nothing.
+    let open = |statement: Value, evidence: Value, rid: u64| {
+        json!({"kind": "outcome", "buyer_id": buyer, "return_id": rid, "opened_by": "buyer",
+               "statement": statement, "evidence": evidence})
+    };
+    let (s, d) = json_of(
+        app.post("/v1/cases", &open(json!("x".repeat(4001)), json!([]), 41))
+            .await,
+    )
+    .await;
+    assert_eq!((s, d["code"].as_str()), (422, Some("invalid_case")), "{d}");
+    let (s, d) = json_of(
+        app.post(
+            "/v1/cases",
+            &open(json!("sealed"), json!(["http://x.example/a"]), 41),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 422, "{d}");
+    assert!(
+        d["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("evidence[0]"),
+        "{d}"
+    );
+    let (s, d) = json_of(
+        app.post("/v1/cases", &open(json!("sealed"), json!([]), 999_999))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (s, d["code"].as_str()),
+        (404, Some("unknown_return")),
+        "{d}"
+    );
+    let (s, d) = json_of(app.post("/v1/cases", &json!({"kind": "outcome", "buyer_id": buyer + 1, "return_id": 41, "opened_by": "buyer", "statement": "mine"})).await).await;
+    assert_eq!(
+        (s, d["code"].as_str()),
+        (403, Some("not_the_buyers_return")),
+        "{d}"
+    );
+    let (s, _) = json_of(app.post("/v1/cases", &json!({"kind": "outcome", "buyer_id": 1.0, "return_id": 41, "opened_by": "buyer", "statement": "x"})).await).await;
+    assert_eq!(s, 422);
+
+    // The buyer contests the loss.
+    let (s, case) = json_of(
+        app.post(
+            "/v1/cases",
+            &open(
+                json!("The parcel left sealed; the courier's photo shows it."),
+                json!(["https://photos.example/41.jpg"]),
+                41,
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 201, "{case}");
+    assert_eq!(case["state"], "awaiting_response");
+    assert!(case["respond_by"].is_string() && case["decide_by"].is_string());
+    assert!(
+        case["decide_by_local"]
+            .as_str()
+            .unwrap()
+            .ends_with("+08:00"),
+        "{case}"
+    );
+    let id = case["case_id"].as_u64().unwrap();
+    let (s, d) = json_of(
+        app.post("/v1/cases", &open(json!("again"), json!([]), 41))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (s, d["code"].as_str(), d["case_id"].as_u64()),
+        (409, Some("case_already_open"), Some(id)),
+        "{d}"
+    );
+
+    // Roles.
+    let (s, _) = json_of(app.get("/review/cases", Some(API)).await).await;
+    assert_eq!(s, 403, "the API token reads the review queue");
+    let (s, _) = json_of(app.get("/review/cases", Some(ADMIN)).await).await;
+    assert_eq!(s, 403, "the admin token reads the review queue");
+    let (s, _) = post_as(&app, REVIEWER, "/v1/eligibility", &elig(43, None)).await;
+    assert_eq!(s, 403, "the reviewer token decides eligibility");
+    let (s, _) = post_as(&app, REVIEWER, "/admin/reload", &json!({})).await;
+    assert_eq!(s, 403, "the reviewer token reloads");
+    let (s, _) = json_of(app.get(&format!("/v1/cases/{id}"), Some(REVIEWER)).await).await;
+    assert_eq!(s, 403);
+
+    // The merchant answers; the case is open for review and in the queue and its page.
+    let (s, d) = json_of(
+        app.post(
+            &format!("/v1/cases/{id}/response"),
+            &json!({"party": "merchant", "statement": "It arrived empty."}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((s, d["state"].as_str()), (200, Some("open")), "{d}");
+    let (s, q) = json_of(app.get("/review/cases?state=open", Some(REVIEWER)).await).await;
+    assert_eq!(s, 200);
+    assert!(
+        q["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["case_id"] == id),
+        "{q}"
+    );
+    let (s, _) = json_of(app.get("/review/cases?state=lost", Some(REVIEWER)).await).await;
+    assert_eq!(s, 400);
+    let page = app.get("/review", Some(REVIEWER)).await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains(&format!("#{id}")));
+    let page = app
+        .client
+        .get(format!("{}/review/cases/{id}/page", app.base))
+        .bearer_auth(REVIEWER)
+        .header("accept-language", "zh-CN")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let text = page.text().await.unwrap();
+    assert!(
+        text.contains("It arrived empty.") && text.contains("courier") && text.contains("处理记录"),
+        "{text}"
+    );
+
+    // Two reviewers: one holds it; only the holder decides.
+    let claim = |who: &str| json!({"reviewer": who});
+    let (s, d) = post_as(
+        &app,
+        REVIEWER,
+        &format!("/review/cases/{id}/claim"),
+        &claim("li.wei"),
+    )
+    .await;
+    assert_eq!((s, d["state"].as_str()), (200, Some("claimed")), "{d}");
+    let (s, d) = post_as(
+        &app,
+        REVIEWER,
+        &format!("/review/cases/{id}/claim"),
+        &claim("chen.jing"),
+    )
+    .await;
+    assert_eq!((s, d["code"].as_str()), (409, Some("case_claimed")), "{d}");
+    let decide = |who: &str, v: &str| json!({"reviewer": who, "decision": v, "note": "the courier's photo shows the sealed box"});
+    let (s, d) = post_as(
+        &app,
+        REVIEWER,
+        &format!("/review/cases/{id}/decision"),
+        &decide("chen.jing", "buyer_won"),
+    )
+    .await;
+    assert_eq!(
+        (s, d["code"].as_str()),
+        (409, Some("case_not_claimed_by_you")),
+        "{d}"
+    );
+    let (s, d) = post_as(
+        &app,
+        REVIEWER,
+        &format!("/review/cases/{id}/decision"),
+        &decide("li.wei", "buyer_won"),
+    )
+    .await;
+    assert_eq!(
+        (s, d["decision"].as_str(), d["corrected_outcome"].as_str()),
+        (200, Some("buyer_won"), Some("received_ok")),
+        "{d}"
+    );
+    // The same decision again: the same answer; another: refused.
+    let (s, again) = post_as(
+        &app,
+        REVIEWER,
+        &format!("/review/cases/{id}/decision"),
+        &decide("li.wei", "buyer_won"),
+    )
+    .await;
+    assert_eq!((s, &again["decided_at"]), (200, &d["decided_at"]));
+    let (s, e) = post_as(
+        &app,
+        REVIEWER,
+        &format!("/review/cases/{id}/decision"),
+        &decide("li.wei", "merchant_won"),
+    )
+    .await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (409, Some("case_already_decided")),
+        "{e}"
+    );
+
+    // The very next eligibility call: the loss no longer holds the buyer back.
+    let (_, d) = json_of(app.post("/v1/eligibility", &elig(45, None)).await).await;
+    assert_eq!(
+        d["instant_address_release"], true,
+        "the corrected loss still holds: {d}"
+    );
+    let (s, d) = json_of(app.get(&format!("/v1/cases/{id}"), Some(API)).await).await;
+    assert_eq!((s, d["decision"].as_str()), (200, Some("buyer_won")));
+    let whats: Vec<&str> = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(whats, ["opened", "responded", "claimed", "decided"]);
+
+    // The buyer, through their signed link, sees their own cases and no one else's.
+    let (_, link) = json_of(
+        app.post(&format!("/v1/buyers/{buyer}/link"), &json!({}))
+            .await,
+    )
+    .await;
+    let query = link["url"]
+        .as_str()
+        .unwrap()
+        .split_once('?')
+        .unwrap()
+        .1
+        .to_string();
+    let (s, mine) = json_of(
+        app.get(&format!("/v1/buyers/{buyer}/cases?{query}"), None)
+            .await,
+    )
+    .await;
+    assert_eq!(s, 200, "{mine}");
+    assert_eq!(mine["cases"][0]["case_id"], id);
+    let (s, _) = json_of(
+        app.get(&format!("/v1/buyers/{}/cases?{query}", buyer + 1), None)
+            .await,
+    )
+    .await;
+    assert_eq!(s, 401, "a link opens one buyer's cases");
+    let (s, _) = json_of(app.get(&format!("/v1/cases/{id}?{query}"), None).await).await;
+    assert_eq!(s, 200);
+}
