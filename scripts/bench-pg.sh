@@ -42,8 +42,10 @@ cleanup() {
 }
 trap cleanup EXIT
 BASEURL=${FASTREFUND_TEST_PG%/postgres}
+# The shipped policy without its [cases] table (the last), which a baseline build from
+# before cases would refuse; cases play no part in an advance.
 sed -e 's/^unknown_buyer_star = .*/unknown_buyer_star = 3/' -e 's/^version = .*/version = "bench"/' \
-  config/policy.toml >"$W/policy.toml"
+  -e '/^\[cases\]/,$d' config/policy.toml >"$W/policy.toml"
 export FASTREFUND_API_TOKEN=bench-api-token FASTREFUND_ADMIN_TOKEN=bench-admin-token RUST_LOG=warn
 # shellcheck source=wrk-lua.sh
 source scripts/wrk-lua.sh
@@ -160,6 +162,12 @@ done
 eligibility "$BIN" >"$W/r"
 ELIG=$(cat "$W/r")
 echo "eligibility with 2 replicas: $ELIG" >&2
+ELIG_BASE=null
+if [ -n "${BASELINE_BIN:-}" ]; then
+  eligibility "$BASELINE_BIN" >"$W/r"
+  ELIG_BASE=$(cat "$W/r")
+  echo "baseline eligibility with 2 replicas: $ELIG_BASE" >&2
+fi
 
 # pgbench, 16 clients, on the schema the replicas made (copied into its own database).
 psql -q "$FASTREFUND_TEST_PG" -c "CREATE DATABASE pgbench" -c "CREATE DATABASE pgbench_min"
@@ -220,9 +228,9 @@ pgbench_tps() { # DB SCRIPT
 PGB_MIN=$(pgbench_tps pgbench_min "$W/minimal.sql")
 PGB_OURS=$(pgbench_tps pgbench "$W/pipelined.sql")
 echo "pgbench: smallest statements $PGB_MIN advances/s, ours pipelined $PGB_OURS" >&2
-python3 - "$OUT" "$SECS" "$(nproc)" "$PGB_MIN" "$PGB_OURS" "$ELIG" "${results[@]}" <<'PY'
+python3 - "$OUT" "$SECS" "$(nproc)" "$PGB_MIN" "$PGB_OURS" "$ELIG" "$ELIG_BASE" "${results[@]}" <<'PY'
 import datetime, json, sys
-out, secs, cores, pgb_min, pgb_ours, elig, *rounds = sys.argv[1:]
+out, secs, cores, pgb_min, pgb_ours, elig, elig_base, *rounds = sys.argv[1:]
 rounds = [json.loads(r) for r in rounds]
 for r in rounds:
     r["ratio_to_smallest_statements"] = round(r["durable_advances_per_s"] / float(pgb_min), 3)
@@ -237,6 +245,7 @@ result = {
     "pgbench_our_statements_pipelined_per_s": float(pgb_ours),
     "rounds": rounds,
     "eligibility_2_replicas": json.loads(elig),
+    "baseline_eligibility_2_replicas": json.loads(elig_base),
 }
 json.dump(result, open(out, "w"), indent=2)
 print(json.dumps(result, indent=2))
