@@ -12,8 +12,10 @@
 #     null type), by polars (decimal and integer money, naive ms and ns times, a date,
 #     Categorical and Enum columns, 0/1 flags) and as CSV (DuckDB detects its types:
 #     money becomes doubles; Spark reads it as text);
-#   - the pandas history with a text amount that is no amount ("12,50"): `rate` refuses
-#     it, and the SQL stops on both engines with an error naming returns.amount.
+#   - the pandas history with a text amount that is no amount ("12,50"), and the CSV one
+#     with an order time that is no time (February 30th): `rate` refuses each, and the
+#     SQL stops on both engines with an error naming the column (returns.amount,
+#     orders.ordered_at) and the value.
 # Both engines run with a session time zone other than UTC; Spark with the setting the
 # SQL's header asks for (spark.sql.legacy.parquet.nanosAsLong=true), in one session for
 # every Spark check (its start is most of a small check's time).
@@ -82,7 +84,17 @@ BAD='returns.amount: "12,50" is not a decimal amount'
 "$PY" scripts/check_sql.py fails duckdb "$W/pandas-duckdb.sql" "$W/teams/bad-amount" "$BAD" 2>"$W/duckdb.err" \
   || { tail -20 "$W/duckdb.err" >&2; exit 1; }
 SPARK_JOBS+=(--fails "$W/pandas-spark.sql" "$W/teams/bad-amount" "$BAD")
+# A time that is no time (February 30th) in a CSV: the same, for the text times' path.
+if "$BIN" rate --data "$W/teams/bad-time" --model "$CHAMPION" --as-of 2026-06-30 --out "$W/bad-snap" >"$W/log" 2>&1; then
+  echo "rate accepted a history with the order time 2026-02-30" >&2; exit 1
+fi
+grep -q 'column `ordered_at`: "2026-02-30T10:00:00Z" is not a timestamp' "$W/log" || { cat "$W/log" >&2; exit 1; }
+echo "rate: refuses the order time \"2026-02-30T10:00:00Z\", naming orders.csv, its row and column"
+BAD='orders.ordered_at: "2026-02-30T10:00:00Z" is not a timestamp'
+"$PY" scripts/check_sql.py fails duckdb "$W/csv-duckdb.sql" "$W/teams/bad-time" "$BAD" 2>"$W/duckdb.err" \
+  || { tail -20 "$W/duckdb.err" >&2; exit 1; }
+SPARK_JOBS+=(--fails "$W/csv-spark.sql" "$W/teams/bad-time" "$BAD")
 
-echo "spark, one session for the sample, generated, pandas, polars and csv histories and the bad amount:"
+echo "spark, one session for the sample, generated, pandas, polars and csv histories and the bad values:"
 "$PY" scripts/check_sql.py spark "${SPARK_JOBS[@]}" 2>"$W/spark.err" \
   || { tail -20 "$W/spark.err" >&2; exit 1; }

@@ -24,7 +24,8 @@ by its column); prints one line, exit status 0 when it does.
 
        check_sql.py write-histories SOURCE_DIR OUT_DIR
 Writes SOURCE_DIR's history again the way data teams write it, as OUT_DIR/pandas,
-OUT_DIR/polars and OUT_DIR/csv, and OUT_DIR/bad-amount (see write_histories), for `rate` and the SQL to read the same files."""
+OUT_DIR/polars and OUT_DIR/csv, and OUT_DIR/bad-amount and OUT_DIR/bad-time (see
+write_histories), for `rate` and the SQL to read the same files."""
 import os
 import sys
 import tempfile
@@ -33,8 +34,9 @@ import time
 TABLES = ("orders", "returns", "disputes", "buyers")
 BUYERS_SCHEMA = "buyer_id BIGINT, registered_at TIMESTAMP"
 MEMORY = os.environ.get("FASTREFUND_DUCKDB_MEMORY", "4GB")
-# A money text that is not an amount (a decimal comma).
+# A money text that is not an amount (a decimal comma), and a time text that is no time.
 BAD_AMOUNT = "12,50"
+BAD_TIME = "2026-02-30T10:00:00Z"
 # Not UTC, and not a whole hour away from it.
 SESSION_ZONE = "Asia/Kolkata"
 ENUMS = {
@@ -60,7 +62,8 @@ def write_histories(src, out):
       Categorical and statuses Enum; returns' money whole Int64 amounts, times UTC
       microseconds, ids Int64; disputes' times naive nanoseconds, flags Int8 0/1;
       buyers' registration a Date;
-    - CSV as polars writes it (times with a +0000 offset, amounts "75.03"), as OUT/csv."""
+    - CSV as polars writes it (times with a +0000 offset, amounts "75.03"), as OUT/csv,
+      and OUT/bad-time, that CSV with the first order's time BAD_TIME (February 30th)."""
     import pandas as pd
     import polars as pl
 
@@ -116,10 +119,20 @@ def write_histories(src, out):
         "buyers": [c("registered_at").dt.date()],
     }
     os.makedirs(f"{out}/csv")
+    os.makedirs(f"{out}/bad-time")
     for t in TABLES:
         df = pl.read_parquet(f"{src}/{t}.parquet")
         df.with_columns(edits[t]).write_parquet(f"{out}/polars/{t}.parquet")
         df.write_csv(f"{out}/csv/{t}.csv")
+        if t == "orders":
+            # The CSV with one order time that is no time, in the first order (every
+            # order is read).
+            first = pl.int_range(pl.len()) == 0
+            df.with_columns(
+                pl.when(first).then(pl.lit(BAD_TIME)).otherwise(c("ordered_at").cast(pl.String)).alias("ordered_at")
+            ).write_csv(f"{out}/bad-time/{t}.csv")
+        else:
+            os.link(f"{out}/csv/{t}.csv", f"{out}/bad-time/{t}.csv")
     print(f"wrote {src} as pandas, polars and a CSV writer write it into {out}")
 
 

@@ -1089,6 +1089,19 @@ mod tests {
     }
 
     #[test]
+    fn the_spark_header_names_the_setting_for_nanosecond_timestamps() {
+        let header = |d| {
+            champion_sql(d)
+                .lines()
+                .take_while(|l| l.starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert!(header(Dialect::Spark).contains("spark.sql.legacy.parquet.nanosAsLong=true"));
+        assert!(header(Dialect::Duckdb).contains("No setting is needed"));
+    }
+
+    #[test]
     fn regular_expressions_have_no_backslash_so_both_engines_read_them_alike() {
         for d in [Dialect::Spark, Dialect::Duckdb] {
             assert!(!inputs_sql(d).contains('\\'), "{d:?}");
