@@ -11,6 +11,13 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi
+# A CJK font, so that the zh-CN pages' screenshots show their words (5 MB).
+if ! dpkg -s fonts-wqy-microhei >/dev/null 2>&1; then
+  echo "installing a CJK font (Debian)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends fonts-wqy-microhei >/dev/null
+fi
 if ! ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "installing postgresql (Debian)"
   export DEBIAN_FRONTEND=noninteractive

@@ -8,7 +8,7 @@ WORK=$(mktemp -d)
 source scripts/bench-lib.sh
 PORT=$(free_port)
 BASE="http://127.0.0.1:$PORT"
-export FASTREFUND_API_TOKEN=check-api-token FASTREFUND_ADMIN_TOKEN=check-admin-token
+export FASTREFUND_API_TOKEN=check-api-token FASTREFUND_ADMIN_TOKEN=check-admin-token FASTREFUND_REVIEWER_TOKEN=check-reviewer-token
 "$BIN" serve --ledger "$WORK/ledger.sqlite" --addr "127.0.0.1:$PORT" "$@" >"$WORK/serve.log" 2>&1 &
 SERVER_PID=$!
 trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null; rm -rf "$WORK"' EXIT

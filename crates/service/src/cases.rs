@@ -273,7 +273,8 @@ fn name<T: Serialize>(v: &T) -> String {
 }
 
 fn local(state: &AppState, t: DateTime<Utc>) -> String {
-    t.with_timezone(&state.policy().time_zone).to_rfc3339()
+    t.with_timezone(&state.policy().time_zone)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
 pub(crate) fn dto(state: &AppState, case: &Case, events: &[CaseEvent]) -> CaseDto {
@@ -787,6 +788,22 @@ fn html(body: String, lang: super::words::Lang) -> Response {
     h.insert(
         header::CONTENT_LANGUAGE,
         header::HeaderValue::from_static(lang.tag()),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        super::review_page::CSP.clone(),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
     );
     r
 }

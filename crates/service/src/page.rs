@@ -111,7 +111,7 @@ static PAGE_CSP: std::sync::LazyLock<header::HeaderValue> = std::sync::LazyLock:
 });
 
 /// Standard base64 with padding (RFC 4648), for the CSP hash.
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

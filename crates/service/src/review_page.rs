@@ -74,6 +74,33 @@ fn words(lang: Lang) -> Words {
     }
 }
 
+/// The pages' one stylesheet, allowed by its hash in [`CSP`] (no other style, no
+/// script, no frame).
+const STYLE: &str = "
+  body { font-family: system-ui, -apple-system, \"Segoe UI\", sans-serif; margin: 0; background: #f6f7fb; color: #1d2330; }
+  main { max-width: 960px; margin: 0 auto; padding: 24px 16px 48px; }
+  .card { background: #fff; border-radius: 12px; padding: 16px 20px; margin: 12px 0; box-shadow: 0 1px 4px rgba(0,0,0,.08); }
+  table { border-collapse: collapse; width: 100%; }
+  th, td { text-align: left; padding: 8px; border-bottom: 1px solid #e8eaf2; vertical-align: top; }
+  .breached { color: #c5221f; font-weight: 600; }
+  .meta { color: #69708a; font-size: .85rem; }
+  pre { background: #f1f3f8; padding: 8px; border-radius: 6px; overflow-x: auto; }
+  blockquote { margin: 4px 0 8px; padding-left: 10px; border-left: 3px solid #d8dbe3; }
+";
+
+/// `Content-Security-Policy` of the reviewers' pages: [`STYLE`] by its SHA-256 and
+/// nothing else; no frame may embed them; links leave no `Referer`.
+pub static CSP: std::sync::LazyLock<axum::http::HeaderValue> = std::sync::LazyLock::new(|| {
+    use sha2::Digest;
+    let hash = super::page::base64(&sha2::Sha256::digest(STYLE.as_bytes()));
+    let csp = format!(
+        "default-src 'none'; style-src 'sha256-{hash}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    );
+    axum::http::HeaderValue::from_str(&csp).unwrap_or_else(|_| {
+        axum::http::HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")
+    })
+});
+
 fn page(lang: Lang, title: &str, body: &str) -> String {
     format!(
         r#"<!doctype html>
@@ -82,17 +109,7 @@ fn page(lang: Lang, title: &str, body: &str) -> String {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
-<style>
-  body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; background: #f6f7fb; color: #1d2330; }}
-  main {{ max-width: 960px; margin: 0 auto; padding: 24px 16px 48px; }}
-  .card {{ background: #fff; border-radius: 12px; padding: 16px 20px; margin: 12px 0; box-shadow: 0 1px 4px rgba(0,0,0,.08); }}
-  table {{ border-collapse: collapse; width: 100%; }}
-  th, td {{ text-align: left; padding: 8px; border-bottom: 1px solid #e8eaf2; vertical-align: top; }}
-  .breached {{ color: #c5221f; font-weight: 600; }}
-  .meta {{ color: #69708a; font-size: .85rem; }}
-  pre {{ background: #f1f3f8; padding: 8px; border-radius: 6px; overflow-x: auto; }}
-  blockquote {{ margin: 4px 0 8px; padding-left: 10px; border-left: 3px solid #d8dbe3; }}
-</style>
+<style>{STYLE}</style>
 </head>
 <body><main>
 <h1>{title}</h1>
@@ -177,7 +194,7 @@ pub fn case(c: &CaseDto, lang: Lang) -> String {
             };
             format!(
                 "<li><span class=\"meta\">{}</span> <strong>{}</strong> {}{said}{links}</li>",
-                esc(&e.at.to_rfc3339()),
+                esc(&e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                 esc(&e.actor),
                 esc(&e.what)
             )

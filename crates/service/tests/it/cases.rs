@@ -171,6 +171,16 @@ async fn a_buyer_contests_a_loss_a_reviewer_decides_and_the_hold_lifts_at_once()
     assert_eq!(s, 400);
     let page = app.get("/review", Some(REVIEWER)).await;
     assert_eq!(page.status(), 200);
+    let h = page.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'")
+            && csp.contains("frame-ancestors 'none'")
+            && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
     assert!(page.text().await.unwrap().contains(&format!("#{id}")));
     let page = app
         .client
