@@ -26,6 +26,11 @@ use fastrefund_ledger::{CaseAnswer, CaseCall, CaseView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// The body limit of the routes that take a statement: the largest valid body (4,000
+/// characters of up to 12 bytes each as JSON escapes, and 10 links of 2,000 bytes) with
+/// room to spare; past it, 413.
+pub const MAX_BODY_BYTES: usize = 128 * 1024;
+
 /// Who is calling a `/v1/cases` route.
 pub enum Caller {
     /// The API (or admin) token: any buyer's cases.
@@ -73,11 +78,12 @@ impl FromRequestParts<AppState> for CaseCaller {
 impl CaseCaller {
     /// Who the caller is, for a call about `buyer`'s cases.
     fn check(&self, state: &AppState, buyer: BuyerId) -> Result<Caller, ApiError> {
+        // A malformed link is refused whoever calls (as on the buyer's page).
+        let link = link_params(self.query.as_deref())?;
         match &self.bearer {
             Some(Ok(())) => Ok(Caller::Service),
             Some(Err(e)) => Err(e.clone()),
             None => {
-                let link = link_params(self.query.as_deref())?;
                 if link.is_some() && link_ok(state, buyer.0, link) {
                     Ok(Caller::Buyer(buyer.0))
                 } else {
@@ -452,6 +458,11 @@ pub async fn get_case(
     State(state): State<AppState>,
     IdPath(case_id): IdPath,
 ) -> Result<Json<CaseDto>, ApiError> {
+    // The caller's credentials first: a bad token or a malformed link learns nothing.
+    link_params(caller.query.as_deref())?;
+    if let Some(Err(e)) = &caller.bearer {
+        return Err(e.clone());
+    }
     let view = one(call(&state, CaseCall::Get { case_id }).await?)?;
     let who = caller.check(&state, view.case.buyer_id)?;
     if !who.may_see(view.case.buyer_id) {

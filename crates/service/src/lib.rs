@@ -407,9 +407,17 @@ pub fn router_for(
         .route(healthz, get(ops::healthz))
         .route(readyz, get(ops::readyz))
         .route(openapi, get(ops::openapi))
-        .route(cases, post(cases::open_case))
+        // A case's body may carry a 4,000-character statement (up to 12 bytes each as
+        // JSON escapes) and 10 links: room for the largest valid one.
+        .route(
+            cases,
+            post(cases::open_case).layer(DefaultBodyLimit::max(cases::MAX_BODY_BYTES)),
+        )
         .route(case, get(cases::get_case))
-        .route(case_response, post(cases::respond))
+        .route(
+            case_response,
+            post(cases::respond).layer(DefaultBodyLimit::max(cases::MAX_BODY_BYTES)),
+        )
         .route(buyer_cases, get(cases::buyer_cases))
         .route(review, get(cases::queue_page))
         .route(review_cases, get(cases::queue))

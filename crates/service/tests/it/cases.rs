@@ -307,3 +307,28 @@ async fn a_buyer_contests_a_loss_a_reviewer_decides_and_the_hold_lifts_at_once()
     let (s, _) = json_of(app.get(&format!("/v1/cases/{id}?{query}"), None).await).await;
     assert_eq!(s, 200);
 }
+
+/// The largest valid case (4,000 Chinese characters, 10 long links) fits the body
+/// limit; a rating case has no other party and is open for review at once.
+#[tokio::test]
+async fn the_largest_valid_statement_is_accepted() {
+    let app = spawn_app().await;
+    let buyer = app.buyer_with_star(3);
+    let links: Vec<String> = (0..10)
+        .map(|k| format!("https://evidence.example/{k}/{}", "a".repeat(1900)))
+        .collect();
+    let (s, d) = json_of(
+        app.post(
+            "/v1/cases",
+            &json!({"kind": "rating", "buyer_id": buyer, "opened_by": "buyer",
+                    "statement": "中".repeat(4000), "evidence": links}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 201, "{d}");
+    assert_eq!(d["state"], "open");
+    assert!(d["respond_by"].is_null());
+    let (s, d) = json_of(app.post("/v1/cases", &json!({"kind": "rating", "buyer_id": buyer, "opened_by": "merchant", "statement": "x"})).await).await;
+    assert_eq!(s, 409, "a second rating case for the buyer: {d}");
+}
