@@ -35,6 +35,30 @@ pub enum CaseCall {
     Queue { state: Option<String> },
     /// Every decided case, oldest first (for `export-cases`).
     Decided,
+    /// Claims up to `limit` webhook events due at `now`: each is leased for `lease`
+    /// (not due again for that long), so that replicas sharing a ledger rarely send
+    /// the same event at once; receivers deduplicate by `event_id` all the same.
+    OutboxDue {
+        limit: usize,
+        lease: chrono::Duration,
+    },
+    /// What became of a claimed event: delivered to every receiver, or to be tried
+    /// again at `retry_at`.
+    OutboxDone {
+        event_id: String,
+        delivered: bool,
+        retry_at: DateTime<Utc>,
+    },
+}
+
+/// A webhook event waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub event_id: String,
+    /// The JSON to send ([`webhook_payload`]).
+    pub body: String,
+    /// Deliveries tried so far.
+    pub attempts: u32,
 }
 
 /// A case as a call answers it: the case, its trail, and whether the call repeated an
@@ -53,6 +77,8 @@ pub struct CaseView {
 pub enum CaseAnswer {
     One(CaseView),
     Many(Vec<Case>),
+    Outbox(Vec<OutboxEvent>),
+    Done,
 }
 
 impl From<CaseRefusal> for LedgerError {
@@ -108,6 +134,49 @@ pub(crate) fn apply(
             now,
         )
         .map(CaseAnswer::Many),
+        CaseCall::OutboxDue { limit, lease } => {
+            let due: Vec<OutboxEvent> = tx
+                .prepare_cached(
+                    "SELECT event_id, body, attempts FROM case_outbox
+                     WHERE delivered_at IS NULL AND next_attempt_at <= ?1
+                     ORDER BY next_attempt_at, case_id, seq LIMIT ?2",
+                )
+                .and_then(|mut q| {
+                    q.query_map(params![now.timestamp_micros(), limit as i64], |r| {
+                        Ok(OutboxEvent {
+                            event_id: r.get(0)?,
+                            body: r.get(1)?,
+                            attempts: r.get::<_, i64>(2)? as u32,
+                        })
+                    })?
+                    .collect()
+                })
+                .map_err(unavailable)?;
+            for e in &due {
+                tx.prepare_cached(
+                    "UPDATE case_outbox SET next_attempt_at = ?2 WHERE event_id = ?1",
+                )
+                .and_then(|mut q| q.execute(params![e.event_id, (now + lease).timestamp_micros()]))
+                .map_err(unavailable)?;
+            }
+            Ok(CaseAnswer::Outbox(due))
+        }
+        CaseCall::OutboxDone {
+            event_id,
+            delivered,
+            retry_at,
+        } => {
+            let sql = if delivered {
+                "UPDATE case_outbox SET delivered_at = ?2, attempts = attempts + 1 WHERE event_id = ?1"
+            } else {
+                "UPDATE case_outbox SET next_attempt_at = ?2, attempts = attempts + 1 WHERE event_id = ?1"
+            };
+            let at = if delivered { now } else { retry_at };
+            tx.prepare_cached(sql)
+                .and_then(|mut q| q.execute(params![event_id, at.timestamp_micros()]))
+                .map_err(unavailable)?;
+            Ok(CaseAnswer::Done)
+        }
     }
 }
 

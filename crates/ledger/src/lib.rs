@@ -60,7 +60,7 @@ pub mod export;
 mod schema;
 pub mod store;
 
-pub use cases::{CaseAnswer, CaseCall, CaseView};
+pub use cases::{CaseAnswer, CaseCall, CaseView, OutboxEvent};
 pub use store::{LedgerFuture, LedgerStore};
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
@@ -1273,6 +1273,8 @@ impl Writer {
                     reply,
                 } => {
                     let writes = matches!(call, CaseCall::Open(_) | CaseCall::Step { .. });
+                    // (An outbox claim or mark need not wait for the fsync: losing one
+                    // only sends an event again.)
                     Reply::Case(reply, cases::apply(tx, st, call, &deadlines, now), writes)
                 }
                 Cmd::Exposure { buyer, reply } => {

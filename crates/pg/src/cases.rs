@@ -16,7 +16,7 @@ use fastrefund_core::cases::{
 };
 use fastrefund_core::domain::{BuyerId, OrderId, Outcome};
 use fastrefund_ledger::cases::{event_id, webhook_payload};
-use fastrefund_ledger::{CaseAnswer, CaseCall, CaseView, LedgerError};
+use fastrefund_ledger::{CaseAnswer, CaseCall, CaseView, LedgerError, OutboxEvent};
 
 /// The schema of cases (migration 4), as in SQLite's migration 3.
 pub(crate) const MIGRATION: &str = "CREATE TABLE cases (
@@ -122,6 +122,58 @@ pub(crate) async fn apply(
         )
         .await
         .map(CaseAnswer::Many),
+        CaseCall::OutboxDue { limit, lease } => {
+            // Claimed with a lease; a replica claiming at the same moment skips the
+            // rows this one locked.
+            let rows = tx
+                .query(
+                    "UPDATE case_outbox SET next_attempt_at = $3
+                     WHERE event_id IN (
+                        SELECT event_id FROM case_outbox
+                        WHERE delivered_at IS NULL AND next_attempt_at <= $1
+                        ORDER BY next_attempt_at, case_id, seq LIMIT $2
+                        FOR UPDATE SKIP LOCKED)
+                     RETURNING event_id, body, attempts, case_id, seq",
+                    &[
+                        &now.timestamp_micros(),
+                        &(*limit as i64),
+                        &(now + *lease).timestamp_micros(),
+                    ],
+                )
+                .await?;
+            let mut due: Vec<(i64, i64, OutboxEvent)> = rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.get::<_, i64>(3),
+                        r.get::<_, i64>(4),
+                        OutboxEvent {
+                            event_id: r.get(0),
+                            body: r.get(1),
+                            attempts: r.get::<_, i32>(2) as u32,
+                        },
+                    )
+                })
+                .collect();
+            due.sort_by_key(|(case, seq, _)| (*case, *seq));
+            Ok(CaseAnswer::Outbox(
+                due.into_iter().map(|(_, _, e)| e).collect(),
+            ))
+        }
+        CaseCall::OutboxDone {
+            event_id,
+            delivered,
+            retry_at,
+        } => {
+            let sql = if *delivered {
+                "UPDATE case_outbox SET delivered_at = $2, attempts = attempts + 1 WHERE event_id = $1"
+            } else {
+                "UPDATE case_outbox SET next_attempt_at = $2, attempts = attempts + 1 WHERE event_id = $1"
+            };
+            let at = if *delivered { now } else { *retry_at };
+            tx.execute(sql, &[event_id, &at.timestamp_micros()]).await?;
+            Ok(CaseAnswer::Done)
+        }
     }
 }
 

@@ -109,7 +109,7 @@ async fn released(ledger: &dyn LedgerStore, rid: u64) -> bool {
 fn one(a: CaseAnswer) -> fastrefund_ledger::CaseView {
     match a {
         CaseAnswer::One(v) => v,
-        CaseAnswer::Many(_) => panic!("one case expected"),
+        other => panic!("one case expected, got {other:?}"),
     }
 }
 
@@ -438,4 +438,86 @@ proptest! {
         let url = rt.block_on(server.fresh_database());
         rt.block_on(run(&Store::Postgres(url), ops))?;
     }
+}
+
+async fn outbox(store: Arc<dyn LedgerStore>, other: Arc<dyn LedgerStore>) {
+    let d = CaseDeadlines::default();
+    with_a_loss(&*store).await;
+    one(store
+        .cases(CaseCall::Open(opening()), d, t0())
+        .await
+        .unwrap());
+    let due = |s: Arc<dyn LedgerStore>, at: DateTime<Utc>| async move {
+        match s
+            .cases(
+                CaseCall::OutboxDue {
+                    limit: 10,
+                    lease: Duration::seconds(30),
+                },
+                d,
+                at,
+            )
+            .await
+            .unwrap()
+        {
+            CaseAnswer::Outbox(e) => e,
+            other => panic!("{other:?}"),
+        }
+    };
+    // Claimed by one, leased: the other gets nothing until the lease runs out.
+    let (a, b) = tokio::join!(due(store.clone(), t0()), due(other.clone(), t0()));
+    assert_eq!(a.len() + b.len(), 1, "one event, claimed once: {a:?} {b:?}");
+    let event = a.into_iter().chain(b).next().unwrap();
+    assert_eq!(event.event_id, "case-1-1");
+    assert!(
+        event.body.contains("\"type\":\"case.opened\""),
+        "{}",
+        event.body
+    );
+    assert!(
+        due(store.clone(), t0() + Duration::seconds(10))
+            .await
+            .is_empty()
+    );
+    // A failed delivery is due again at its retry time, then delivered for good.
+    let done = |delivered: bool, retry_at: DateTime<Utc>| CaseCall::OutboxDone {
+        event_id: event.event_id.clone(),
+        delivered,
+        retry_at,
+    };
+    store
+        .cases(done(false, t0() + Duration::minutes(2)), d, t0())
+        .await
+        .unwrap();
+    assert!(
+        due(store.clone(), t0() + Duration::minutes(1))
+            .await
+            .is_empty()
+    );
+    let again = due(other.clone(), t0() + Duration::minutes(3)).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    store.cases(done(true, t0()), d, t0()).await.unwrap();
+    assert!(
+        due(store.clone(), t0() + Duration::days(1))
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_leases_each_event_and_retries_it_until_delivered_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger: Arc<dyn LedgerStore> = Store::Sqlite(dir.path().join("ledger.sqlite")).open().await;
+    outbox(ledger.clone(), ledger).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_leases_each_event_and_retries_it_until_delivered_on_two_postgres_replicas() {
+    let Some(server) = pg_server::server() else {
+        return;
+    };
+    let url = server.fresh_database().await;
+    let store = Store::Postgres(url);
+    outbox(store.open().await, store.open().await).await;
 }

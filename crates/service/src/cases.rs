@@ -354,7 +354,7 @@ async fn call(state: &AppState, call: CaseCall) -> Result<CaseAnswer, ApiError> 
 fn one(a: CaseAnswer) -> Result<CaseView, ApiError> {
     match a {
         CaseAnswer::One(v) => Ok(v),
-        CaseAnswer::Many(_) => Err(ApiError::internal("case call", "a list for one case")),
+        _ => Err(ApiError::internal("case call", "not one case")),
     }
 }
 
@@ -362,6 +362,7 @@ fn many(a: CaseAnswer) -> Result<Vec<Case>, ApiError> {
     match a {
         CaseAnswer::Many(v) => Ok(v),
         CaseAnswer::One(v) => Ok(vec![v.case]),
+        _ => Err(ApiError::internal("case call", "not a list of cases")),
     }
 }
 

@@ -48,6 +48,12 @@ pub struct Settings {
     /// Bearer token of reviewers (`FASTREFUND_REVIEWER_TOKEN`): `/review…` only;
     /// random when unset.
     pub reviewer_token: Option<String>,
+    /// Where case events are sent (`webhook_urls`, or `FASTREFUND_WEBHOOK_URLS`
+    /// comma-separated); none by default.
+    pub webhook_urls: Vec<String>,
+    /// The key that signs them (`webhook_secret` / `FASTREFUND_WEBHOOK_SECRET`, at least
+    /// 16 characters; required with `webhook_urls`).
+    pub webhook_secret: Option<String>,
     /// Largest request body accepted, in bytes (default 16 KiB).
     pub max_body_bytes: usize,
     /// Runtime threads serving HTTP (default: one per core).
@@ -135,6 +141,8 @@ impl Default for Settings {
             api_token: None,
             admin_token: None,
             reviewer_token: None,
+            webhook_urls: Vec::new(),
+            webhook_secret: None,
             max_body_bytes: 16 * 1024,
             workers: default_workers(),
             durable_decisions: false,
@@ -158,6 +166,8 @@ struct File {
     api_token: Option<String>,
     admin_token: Option<String>,
     reviewer_token: Option<String>,
+    webhook_urls: Option<Vec<String>>,
+    webhook_secret: Option<String>,
     max_body_bytes: Option<usize>,
     workers: Option<usize>,
     durable_decisions: Option<bool>,
@@ -398,6 +408,10 @@ impl Settings {
                 .reviewer_token
                 .map(|t| token("reviewer_token", t))
                 .transpose()?;
+            if let Some(urls) = f.webhook_urls {
+                s.webhook_urls = urls;
+            }
+            s.webhook_secret = f.webhook_secret.or(s.webhook_secret);
             s.max_body_bytes = f.max_body_bytes.unwrap_or(s.max_body_bytes);
             s.workers = f.workers.unwrap_or(s.workers);
             s.durable_decisions = f.durable_decisions.unwrap_or(s.durable_decisions);
@@ -442,6 +456,39 @@ impl Settings {
         }
         if let Some(v) = env("FASTREFUND_REVIEWER_TOKEN").filter(|v| !v.is_empty()) {
             s.reviewer_token = Some(token("FASTREFUND_REVIEWER_TOKEN", v)?);
+        }
+        if let Some(v) = env("FASTREFUND_WEBHOOK_URLS").filter(|v| !v.is_empty()) {
+            s.webhook_urls = v.split(',').map(|u| u.trim().to_string()).collect();
+        }
+        if let Some(v) = env("FASTREFUND_WEBHOOK_SECRET").filter(|v| !v.is_empty()) {
+            s.webhook_secret = Some(v);
+        }
+        for url in &s.webhook_urls {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && url
+                    .parse::<axum::http::Uri>()
+                    .is_ok_and(|u| u.host().is_some());
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key: "webhook_urls",
+                    message: format!("{url:?} is not an http:// or https:// URL"),
+                });
+            }
+        }
+        match &s.webhook_secret {
+            Some(k) if k.len() < 16 => {
+                return Err(ConfigError::Invalid {
+                    key: "webhook_secret",
+                    message: "needs at least 16 characters".into(),
+                });
+            }
+            None if !s.webhook_urls.is_empty() => {
+                return Err(ConfigError::Invalid {
+                    key: "webhook_secret",
+                    message: "is needed to sign the events sent to webhook_urls".into(),
+                });
+            }
+            _ => {}
         }
         if let Some(v) = env("FASTREFUND_WORKERS") {
             s.workers = v.parse().map_err(|_| ConfigError::Invalid {

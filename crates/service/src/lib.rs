@@ -29,6 +29,7 @@ mod ops;
 mod page;
 mod review_page;
 pub mod server;
+pub mod webhooks;
 pub mod words;
 
 use crate::config::{Limits, Settings};
@@ -494,6 +495,26 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     };
     let state = AppState::with_store(ledger, policy, tokens);
     state.set_clock_skew(settings.clock_skew);
+    if let Some(secret) = settings
+        .webhook_secret
+        .clone()
+        .filter(|_| !settings.webhook_urls.is_empty())
+    {
+        webhooks::spawn(
+            state.clone(),
+            webhooks::WebhookSettings {
+                urls: settings.webhook_urls.clone(),
+                secret,
+                poll: std::time::Duration::from_secs(1),
+                retry_base: std::time::Duration::from_secs(2),
+            },
+        )
+        .map_err(ServeError::Other)?;
+        tracing::info!(
+            receivers = settings.webhook_urls.len(),
+            "case events go to the webhooks"
+        );
+    }
     if let Ok(mut g) = state.0.policy_path.lock() {
         *g = settings.policy.clone();
     }
@@ -559,12 +580,18 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
         }
     };
     let app = router_for(
-        state,
+        state.clone(),
         settings.max_body_bytes,
         &settings.limits,
         admin.is_none(),
     );
     server::run(listener, app, settings.limits, shutdown()).await;
+    // A clean stop: the ledger gives back what it holds (PostgreSQL: the unspent slices
+    // of the day's budget; a crash instead loses them for the day, never spends them
+    // twice).
+    if let Err(e) = state.ledger().close().await {
+        tracing::warn!(error = %e, "the ledger could not give back its budget slices");
+    }
     if let Some((stop, server)) = admin {
         let _ = stop.send(());
         let _ = server.await;

@@ -332,3 +332,104 @@ async fn the_largest_valid_statement_is_accepted() {
     let (s, d) = json_of(app.post("/v1/cases", &json!({"kind": "rating", "buyer_id": buyer, "opened_by": "merchant", "statement": "x"})).await).await;
     assert_eq!(s, 409, "a second rating case for the buyer: {d}");
 }
+
+/// Case events go to a webhook receiver, signed; a receiver that was down when they
+/// happened gets every one of them once it is back, each with its stable id.
+#[tokio::test]
+async fn case_events_reach_a_receiver_that_was_down_once_it_is_back() {
+    use fastrefund_service::webhooks::{WebhookSettings, signature};
+    use std::sync::{Arc, Mutex};
+    let app = spawn_app().await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let secret = "whsec_0123456789abcdef";
+    fastrefund_service::webhooks::spawn(
+        app.state.clone(),
+        WebhookSettings {
+            urls: vec![format!("http://127.0.0.1:{port}/hook")],
+            secret: secret.into(),
+            poll: std::time::Duration::from_millis(50),
+            retry_base: std::time::Duration::from_millis(100),
+        },
+    )
+    .unwrap();
+    // Three moves while the receiver is down: opened, claimed, decided.
+    let buyer = app.buyer_with_star(4);
+    let (s, case) = json_of(app.post("/v1/cases", &json!({"kind": "rating", "buyer_id": buyer, "opened_by": "buyer", "statement": "the order was not mine"})).await).await;
+    assert_eq!(s, 201, "{case}");
+    let id = case["case_id"].as_u64().unwrap();
+    let (s, _) = post_as(
+        &app,
+        REVIEWER,
+        &format!("/review/cases/{id}/claim"),
+        &json!({"reviewer": "li.wei"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = post_as(
+        &app,
+        REVIEWER,
+        &format!("/review/cases/{id}/decision"),
+        &json!({"reviewer": "li.wei", "decision": "split", "note": "half each"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+
+    // The receiver comes up, checking every signature.
+    let got: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+    let seen = got.clone();
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let sig = headers["fastrefund-signature"]
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                let t: i64 = sig
+                    .trim_start_matches("t=")
+                    .split(',')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let id = headers["fastrefund-event-id"].to_str().unwrap().to_string();
+                let v: Value = serde_json::from_str(&body).unwrap();
+                let valid = sig == signature(secret, t, &body) && v["event_id"] == id.as_str();
+                seen.lock().unwrap().push((id, valid));
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        ids = got.lock().unwrap().iter().map(|(i, _)| i.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        if ids.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        ids,
+        [
+            format!("case-{id}-1"),
+            format!("case-{id}-2"),
+            format!("case-{id}-3")
+        ],
+        "every event, once the receiver is back"
+    );
+    assert!(
+        got.lock().unwrap().iter().all(|(_, valid)| *valid),
+        "a bad signature"
+    );
+}
