@@ -819,3 +819,36 @@ fn html(body: String, lang: super::words::Lang) -> Response {
     );
     r
 }
+
+/// Keeps the case gauges of `/metrics` current: undecided cases by kind and state
+/// (`fastrefund_cases_open`) and those past their deadline (`fastrefund_cases_breached`),
+/// read from the ledger every `every`. (Moves and the time to decision are counted as
+/// they happen: `fastrefund_case_moves_total`, `fastrefund_case_hours_to_decision`.)
+pub fn spawn_gauges(state: AppState, every: std::time::Duration) {
+    const KINDS: [(CaseKind, &str); 3] = [
+        (CaseKind::Outcome, "outcome"),
+        (CaseKind::Rating, "rating"),
+        (CaseKind::Decision, "decision"),
+    ];
+    const STATES: [&str; 3] = ["awaiting_response", "open", "claimed"];
+    tokio::spawn(async move {
+        loop {
+            if let Ok(CaseAnswer::Many(cases)) = call(&state, CaseCall::Queue { state: None })
+                .await
+                .map_err(drop)
+            {
+                for (kind, k) in KINDS {
+                    let mine = || cases.iter().filter(move |c| c.kind == kind);
+                    for st in STATES {
+                        let n = mine().filter(|c| c.state.name() == st).count();
+                        metrics::gauge!("fastrefund_cases_open", "kind" => k, "state" => st)
+                            .set(n as f64);
+                    }
+                    let breached = mine().filter(|c| c.breached).count();
+                    metrics::gauge!("fastrefund_cases_breached", "kind" => k).set(breached as f64);
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
+}

@@ -495,6 +495,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     };
     let state = AppState::with_store(ledger, policy, tokens);
     state.set_clock_skew(settings.clock_skew);
+    cases::spawn_gauges(state.clone(), std::time::Duration::from_secs(15));
     if let Some(secret) = settings
         .webhook_secret
         .clone()

@@ -104,3 +104,36 @@ async fn metrics_count_requests_and_decisions() {
         assert!(text.contains(m), "{m} missing");
     }
 }
+
+#[tokio::test]
+async fn undecided_cases_are_gauged_by_kind_and_state() {
+    let app = spawn_app().await;
+    let buyer = app.buyer_with_star(4);
+    let r = app
+        .post(
+            "/v1/cases",
+            &serde_json::json!({"kind": "rating", "buyer_id": buyer, "opened_by": "buyer",
+                                "statement": "a return counted against me was the merchant's fault"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    fastrefund_service::cases::spawn_gauges(
+        app.state.clone(),
+        std::time::Duration::from_millis(20),
+    );
+    let want = "fastrefund_cases_open{kind=\"rating\",state=\"open\"} 1";
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = app.get("/metrics", None).await.text().await.unwrap();
+        if text.contains(want) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(text.contains(want), "{want} not in /metrics");
+    assert!(text.contains("fastrefund_cases_breached{kind=\"rating\"} 0"));
+    assert!(
+        text.contains("fastrefund_case_moves_total{"),
+        "moves are counted"
+    );
+}
