@@ -260,6 +260,23 @@ enum Cmd {
         now: DateTime<Utc>,
         reply: oneshot::Sender<Result<CaseAnswer, LedgerError>>,
     },
+    /// A read: the recorded answer to a repeated call, if any.
+    Replay {
+        req: Replayed,
+        reply: oneshot::Sender<Result<Option<Replay>, LedgerError>>,
+    },
+}
+
+/// A call to answer from the record.
+enum Replayed {
+    Decision(ReturnRequest),
+    Tracking { return_id: u64, tracking: String },
+}
+
+/// A recorded answer.
+enum Replay {
+    Decision(Decided),
+    Tracking(Tracked),
 }
 
 /// A reply waiting for its batch to commit.
@@ -280,6 +297,10 @@ enum Reply {
         oneshot::Sender<Result<BuyerExposure, LedgerError>>,
         Result<BuyerExposure, LedgerError>,
     ),
+    Replay(
+        oneshot::Sender<Result<Option<Replay>, LedgerError>>,
+        Result<Option<Replay>, LedgerError>,
+    ),
     /// `writes`: the call moved a case (answered once durable).
     Case(
         oneshot::Sender<Result<CaseAnswer, LedgerError>>,
@@ -297,6 +318,7 @@ impl Reply {
             Reply::Settle(_, r) => r.is_err(),
             Reply::Exposure(_, r) => r.is_err(),
             Reply::Case(_, r, _) => r.is_err(),
+            Reply::Replay(_, r) => r.is_err(),
         }
     }
 
@@ -325,6 +347,8 @@ impl Reply {
             (Reply::Exposure(tx, r), None) => drop(tx.send(r)),
             (Reply::Exposure(tx, _), Some(e)) => drop(tx.send(Err(e.clone()))),
             (Reply::Case(tx, r, _), None) => drop(tx.send(r)),
+            (Reply::Replay(tx, r), None) => drop(tx.send(r)),
+            (Reply::Replay(tx, _), Some(e)) => drop(tx.send(Err(e.clone()))),
             (Reply::Case(tx, _, _), Some(e)) => drop(tx.send(Err(e.clone()))),
         }
     }
@@ -1192,6 +1216,46 @@ impl State {
     }
 }
 
+impl State {
+    /// The recorded answer to a repeated call (see [`LedgerStore::replay_decision`]).
+    fn replay(&self, tx: &Connection, req: Replayed) -> Result<Option<Replay>, LedgerError> {
+        match req {
+            Replayed::Decision(req) => {
+                let Some(seq) = decision_seq(tx, req.return_id.0)? else {
+                    return Ok(None);
+                };
+                same_request(tx, seq, &req)?;
+                Ok(Some(Replay::Decision(recorded_decision(
+                    tx,
+                    seq,
+                    &self.version_text,
+                )?)))
+            }
+            Replayed::Tracking {
+                return_id,
+                tracking,
+            } => {
+                let Some(rec) = find_return(tx, return_id)? else {
+                    return Err(Refusal::UnknownReturn(return_id).into());
+                };
+                match rec.advance {
+                    Some(a) if a.tracking_number == tracking => {
+                        Ok(Some(Replay::Tracking(Tracked {
+                            return_id,
+                            advanced: true,
+                            amount: a.amount,
+                            reasons: vec![],
+                            repeated: true,
+                        })))
+                    }
+                    Some(_) => Err(Refusal::TrackingConflict { return_id }.into()),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+}
+
 impl Writer {
     fn apply_batch(&mut self, batch: &mut Vec<Cmd>) {
         let mut replies = Vec::with_capacity(batch.len());
@@ -1277,6 +1341,7 @@ impl Writer {
                     // only sends an event again.)
                     Reply::Case(reply, cases::apply(tx, st, call, &deadlines, now), writes)
                 }
+                Cmd::Replay { req, reply } => Reply::Replay(reply, st.replay(tx, req)),
                 Cmd::Exposure { buyer, reply } => {
                     let e = st.book.exposure(buyer);
                     Reply::Exposure(
@@ -1349,6 +1414,7 @@ fn reply_error(c: Cmd, e: &LedgerError) {
         Cmd::Settle { reply, .. } => drop(reply.send(Err(e.clone()))),
         Cmd::Exposure { reply, .. } => drop(reply.send(Err(e.clone()))),
         Cmd::Case { reply, .. } => drop(reply.send(Err(e.clone()))),
+        Cmd::Replay { reply, .. } => drop(reply.send(Err(e.clone()))),
     }
 }
 
@@ -1600,6 +1666,44 @@ impl Ledger {
             reply,
         })
         .await
+    }
+
+    /// See [`LedgerStore::replay_decision`].
+    pub async fn replay_decision(
+        &self,
+        req: ReturnRequest,
+    ) -> Result<Option<Decided>, LedgerError> {
+        match self
+            .call(|reply| Cmd::Replay {
+                req: Replayed::Decision(req),
+                reply,
+            })
+            .await?
+        {
+            Some(Replay::Decision(d)) => Ok(Some(d)),
+            _ => Ok(None),
+        }
+    }
+
+    /// See [`LedgerStore::replay_tracking`].
+    pub async fn replay_tracking(
+        &self,
+        return_id: ReturnId,
+        tracking: String,
+    ) -> Result<Option<Tracked>, LedgerError> {
+        match self
+            .call(|reply| Cmd::Replay {
+                req: Replayed::Tracking {
+                    return_id: return_id.0,
+                    tracking,
+                },
+                reply,
+            })
+            .await?
+        {
+            Some(Replay::Tracking(t)) => Ok(Some(t)),
+            _ => Ok(None),
+        }
     }
 
     /// A buyer's outstanding advances (as committed).

@@ -71,6 +71,21 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// What and where the store is, for the log (no secrets).
     fn describe(&self) -> String;
 
+    /// The recorded answer to `req`, if its `return_id` was decided before, deciding
+    /// nothing (another request under that id is refused, `ReturnIdReused`); `None`
+    /// when it never was. What the service answers a retry with while it has no
+    /// ratings snapshot to decide a new request by.
+    fn replay_decision(&self, req: ReturnRequest) -> LedgerFuture<Option<Decided>>;
+
+    /// The recorded answer to a tracking call, if the return was advanced on
+    /// `tracking_number` before (another tracking number: `TrackingConflict`), advancing
+    /// nothing; `None` otherwise.
+    fn replay_tracking(
+        &self,
+        return_id: ReturnId,
+        tracking_number: String,
+    ) -> LedgerFuture<Option<Tracked>>;
+
     /// A call on cases (spec §10): open, move, read; a move and its effects on the
     /// money commit together, and are answered once durable.
     fn cases(
@@ -155,6 +170,20 @@ impl LedgerStore for Ledger {
     ) -> LedgerFuture<CaseAnswer> {
         let this = self.clone();
         Box::pin(async move { Ledger::cases(&this, call, deadlines, now).await })
+    }
+
+    fn replay_decision(&self, req: ReturnRequest) -> LedgerFuture<Option<Decided>> {
+        let this = self.clone();
+        Box::pin(async move { Ledger::replay_decision(&this, req).await })
+    }
+
+    fn replay_tracking(
+        &self,
+        return_id: ReturnId,
+        tracking_number: String,
+    ) -> LedgerFuture<Option<Tracked>> {
+        let this = self.clone();
+        Box::pin(async move { Ledger::replay_tracking(&this, return_id, tracking_number).await })
     }
 
     fn ready(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>> {

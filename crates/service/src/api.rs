@@ -45,7 +45,24 @@ pub async fn eligibility(
     let req = ReturnRequest::try_from(body)?;
     let now = Utc::now();
     check_times(&req, now, state.clock_skew())?;
-    let serving = ready(&state)?;
+    let serving = match ready(&state) {
+        Ok(serving) => serving,
+        // No snapshot to decide a new request by; a retry of a recorded one still gets
+        // its recorded answer (the ledger has it), and decides nothing.
+        Err(not_ready) => {
+            let return_id = req.return_id.0;
+            return match state.ledger().replay_decision(req).await? {
+                Some(d) => Ok(Json(EligibilityResponse::new(
+                    return_id,
+                    d.decision_id,
+                    &d.decision,
+                    &d.policy_version,
+                    &d.model_version,
+                ))),
+                None => Err(not_ready),
+            };
+        }
+    };
     let rating = serving.ratings.get(req.buyer_id);
     let star = rating.map(|r| r.star);
     // Shadow mode: the snapshot carries a challenger's stars.
@@ -135,7 +152,26 @@ pub async fn tracking(
 ) -> Result<Json<TrackingResponse>, ApiError> {
     let now = Utc::now();
     let (tracking, shipped_at) = body.parse(now, state.clock_skew())?;
-    let serving = ready(&state)?;
+    let serving = match ready(&state) {
+        Ok(serving) => serving,
+        // A retry of a recorded advance gets its recorded answer; nothing new is
+        // advanced without a rating.
+        Err(not_ready) => {
+            return match state
+                .ledger()
+                .replay_tracking(ReturnId(return_id), tracking)
+                .await?
+            {
+                Some(t) => Ok(Json(TrackingResponse {
+                    return_id,
+                    advanced: t.advanced,
+                    amount: t.amount.to_string(),
+                    reasons: t.reasons.iter().map(ReasonDtoOut::from).collect(),
+                })),
+                None => Err(not_ready),
+            };
+        }
+    };
     let stars: Arc<dyn StarLookup> = serving.ratings.clone();
     let t = state
         .ledger()

@@ -1140,3 +1140,88 @@ async fn readiness_follows_a_ledger_fault_for_every_caller() {
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
+
+/// While no ratings snapshot is loaded, a retry of a recorded decision or advance gets
+/// its recorded answer from the ledger; a new request is not decided (503 not ready),
+/// and another request under a recorded id is still refused.
+#[tokio::test]
+async fn retries_are_answered_from_the_ledger_while_no_snapshot_is_loaded() {
+    use fastrefund_ledger::{Ledger, LedgerStore};
+    use fastrefund_service::{AppState, Tokens, router};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    // A decision with its advance, recorded while a snapshot was in service.
+    let ledger = Ledger::open(&path).unwrap();
+    let body = |rid: u64| {
+        let mut r = request(rid, 4242);
+        r["tracking_number"] = json!("SFREPLAY1");
+        r
+    };
+    let req: fastrefund_service::dto::EligibilityRequest = serde_json::from_value(body(1)).unwrap();
+    let req = fastrefund_core::domain::ReturnRequest::try_from(req).unwrap();
+    let d = LedgerStore::decide(
+        &ledger,
+        req,
+        Some(fastrefund_core::domain::Star::try_from(5u8).unwrap()),
+        None,
+        None,
+        std::sync::Arc::new(Policy::default()),
+        "m".into(),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert!(d.decision.advanced_refund);
+    // The service on that ledger, with no snapshot loaded.
+    let state = AppState::new(ledger, Policy::default(), Tokens::new(API, ADMIN));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, router(state, 16 * 1024))
+            .await
+            .unwrap()
+    });
+    let client = reqwest::Client::new();
+    let post = |path: String, body: Value| {
+        let client = client.clone();
+        async move {
+            json_of(
+                client
+                    .post(path)
+                    .bearer_auth(API)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let (s, again) = post(format!("{base}/v1/eligibility"), body(1)).await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(again["decision_id"], d.decision_id);
+    assert_eq!(again["advanced_refund"], true);
+    let (s, t) = post(
+        format!("{base}/v1/returns/1/tracking"),
+        json!({"tracking_number": "SFREPLAY1"}),
+    )
+    .await;
+    assert_eq!((s, &t["advanced"]), (200, &json!(true)), "{t}");
+    // New work waits for a snapshot; another request under a recorded id is refused.
+    let (s, e) = post(format!("{base}/v1/eligibility"), body(2)).await;
+    assert_eq!((s, e["code"].as_str()), (503, Some("not_ready")), "{e}");
+    let mut other = body(1);
+    other["amount"] = json!("1.00");
+    let (s, e) = post(format!("{base}/v1/eligibility"), other).await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (409, Some("return_id_reused")),
+        "{e}"
+    );
+    let (s, e) = post(
+        format!("{base}/v1/returns/1/tracking"),
+        json!({"tracking_number": "SFOTHER"}),
+    )
+    .await;
+    assert_eq!(s, 409, "{e}");
+}
