@@ -19,7 +19,14 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    // `fastrefund-serve serve …` is `fastrefund-serve …`: a drop-in for `fastrefund
+    // serve` in scripts and checks that run the service alone.
+    let cli = Cli::parse_from(
+        std::env::args_os()
+            .enumerate()
+            .filter(|(i, a)| !(*i == 1 && a == "serve"))
+            .map(|(_, a)| a),
+    );
     init_logging(false);
     run(cli.serve)
 }
