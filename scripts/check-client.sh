@@ -5,7 +5,8 @@
 # openapi-spec-validator, then calls every operation through it and checks
 # what comes back parses as the document says: a return decided, tracked and settled;
 # a return_id reused (409 with its error code from the catalogue); exposure, rating,
-# a buyer's link and page; health, readiness, metrics and an admin reload.
+# a buyer's link and page; health, readiness, metrics and an admin reload; a case opened,
+# answered, queued, claimed, released and decided, and the reviewers' pages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=target/client-venv
@@ -24,7 +25,7 @@ PATH="$PWD/$VENV/bin:$PATH" "$VENV/bin/openapi-python-client" generate \
   --path target/openapi.json --output-path "$OUT" >target/client-generate.log 2>&1 ||
   { cat target/client-generate.log; echo "the client does not generate"; exit 1; }
 grep -q "Warning" target/client-generate.log && { cat target/client-generate.log; echo "the generator warned"; exit 1; }
-PYTHONPATH="$OUT" "$VENV/bin/python" - "$BASE" "$FASTREFUND_API_TOKEN" "$FASTREFUND_ADMIN_TOKEN" <<'PY'
+PYTHONPATH="$OUT" "$VENV/bin/python" - "$BASE" "$FASTREFUND_API_TOKEN" "$FASTREFUND_ADMIN_TOKEN" "$FASTREFUND_REVIEWER_TOKEN" <<'PY'
 import datetime as dt, sys
 from fastrefund_client import AuthenticatedClient, Client
 from fastrefund_client.api.refund_services import eligibility, tracking, outcome, exposure
@@ -33,7 +34,12 @@ from fastrefund_client.api.operations import healthz, readyz, metrics, reload
 from fastrefund_client.models import (EligibilityRequest, EligibilityResponse, ErrorBody, ErrorCode,
     Outcome, OutcomeRequest, OutcomeResponse, ReturnReason, TrackingRequest, TrackingResponse,
     ExposureResponse, RatingResponse, BuyerLink, Health, ServingInfo, ReloadRequest)
-base, api_token, admin_token = sys.argv[1:4]
+from fastrefund_client.api.cases import open_case, get_case, respond, buyer_cases
+from fastrefund_client.api.reviewers import queue, claim, release, decide, queue_page, case_page
+from fastrefund_client.models import (OpenCaseRequest, CaseKindDto, PartyDto, CaseDto, CaseList,
+    CaseResponseRequest, ClaimRequest, DecisionRequest, VerdictDto)
+base, api_token, admin_token, reviewer_token = sys.argv[1:5]
+reviewer = AuthenticatedClient(base_url=base, token=reviewer_token)
 api = AuthenticatedClient(base_url=base, token=api_token)
 admin = AuthenticatedClient(base_url=base, token=admin_token)
 anon = Client(base_url=base)
@@ -66,8 +72,26 @@ ok("healthz", healthz.sync_detailed(client=anon), Health)
 ok("readyz", readyz.sync_detailed(client=anon), ServingInfo)
 ok("metrics", metrics.sync_detailed(client=anon), str)
 ok("reload", reload.sync_detailed(client=admin, body=ReloadRequest()), ServingInfo)
+# A case, from opening to decision (spec §10).
+c = ok("open_case", open_case.sync_detailed(client=api, body=OpenCaseRequest(kind=CaseKindDto.RATING,
+    buyer_id=buyer, opened_by=PartyDto.BUYER, statement="a return counted against me was the merchant's fault")), CaseDto, 201)
+ok("get_case", get_case.sync_detailed(c.case_id, client=api), CaseDto)
+e = ok("respond", respond.sync_detailed(c.case_id, client=api, body=CaseResponseRequest(party=PartyDto.MERCHANT,
+    statement="no other party in a rating case")), ErrorBody, 409)
+assert e.error.code == ErrorCode.CASE_WRONG_STATE, e
+ok("buyer_cases", buyer_cases.sync_detailed(buyer, client=api), CaseList)
+ok("queue", queue.sync_detailed(client=reviewer), CaseList)
+ok("claim", claim.sync_detailed(c.case_id, client=reviewer, body=ClaimRequest(reviewer="li.wei")), CaseDto)
+ok("release", release.sync_detailed(c.case_id, client=reviewer, body=ClaimRequest(reviewer="li.wei")), CaseDto)
+ok("claim", claim.sync_detailed(c.case_id, client=reviewer, body=ClaimRequest(reviewer="li.wei")), CaseDto)
+d = ok("decide", decide.sync_detailed(c.case_id, client=reviewer, body=DecisionRequest(reviewer="li.wei",
+    decision=VerdictDto.BUYER_WON, note="the return was the merchant's fault")), CaseDto)
+assert d.decision == "buyer_won", d
+ok("queue_page", queue_page.sync_detailed(client=reviewer), str)
+ok("case_page", case_page.sync_detailed(c.case_id, client=reviewer), str)
 want = {"eligibility", "tracking", "outcome", "exposure", "rating", "buyer_link", "buyer_page",
-        "healthz", "readyz", "metrics", "reload"}
+        "healthz", "readyz", "metrics", "reload", "open_case", "get_case", "respond", "buyer_cases",
+        "queue", "claim", "release", "decide", "queue_page", "case_page"}
 assert called == want, f"not called: {want - called}"
 print(f"generated client: {len(called)} operations called, every answer parsed as documented")
 PY

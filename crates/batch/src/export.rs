@@ -10,13 +10,25 @@ fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_micros()
 }
 
+/// A column of UTC microsecond times.
+fn time(name: &str, v: Vec<Option<i64>>) -> Column {
+    Series::new(name.into(), v)
+        .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+        .into_column()
+}
+
+/// Writes `df` as Parquet atomically: a temporary file, synced, renamed into place.
+fn write_atomically(mut df: DataFrame, out: &Path) -> PolarsResult<()> {
+    let tmp = out.with_extension("parquet.tmp");
+    let f = std::fs::File::create(&tmp)?;
+    ParquetWriter::new(f).finish(&mut df)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, out)?;
+    Ok(())
+}
+
 /// The rows as a `returns` frame (amounts Decimal(18,2), times UTC microseconds).
 pub fn returns_frame(rows: &[ExportRow]) -> PolarsResult<DataFrame> {
-    let time = |name: &str, v: Vec<Option<i64>>| {
-        Series::new(name.into(), v)
-            .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
-            .into_column()
-    };
     let cents: Vec<i128> = rows
         .iter()
         .map(|r| {
@@ -78,22 +90,11 @@ pub fn returns_frame(rows: &[ExportRow]) -> PolarsResult<DataFrame> {
 
 /// Writes the rows as Parquet (atomically: a temporary file renamed into place).
 pub fn write_parquet(rows: &[ExportRow], out: &Path) -> PolarsResult<()> {
-    let mut df = returns_frame(rows)?;
-    let tmp = out.with_extension("parquet.tmp");
-    let f = std::fs::File::create(&tmp)?;
-    ParquetWriter::new(f).finish(&mut df)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, out)?;
-    Ok(())
+    write_atomically(returns_frame(rows)?, out)
 }
 
 /// Decided cases as a `disputes` frame (times UTC microseconds).
 pub fn disputes_frame(rows: &[fastrefund_core::cases::DisputeRow]) -> PolarsResult<DataFrame> {
-    let time = |name: &str, v: Vec<Option<i64>>| {
-        Series::new(name.into(), v)
-            .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
-            .into_column()
-    };
     DataFrame::new_infer_height(vec![
         Column::new(
             DISPUTE_ID.into(),
@@ -131,11 +132,5 @@ pub fn write_disputes_parquet(
     rows: &[fastrefund_core::cases::DisputeRow],
     out: &Path,
 ) -> PolarsResult<()> {
-    let mut df = disputes_frame(rows)?;
-    let tmp = out.with_extension("parquet.tmp");
-    let f = std::fs::File::create(&tmp)?;
-    ParquetWriter::new(f).finish(&mut df)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, out)?;
-    Ok(())
+    write_atomically(disputes_frame(rows)?, out)
 }

@@ -483,18 +483,24 @@ fn models(command: ModelsCommand) -> Result<()> {
     }
 }
 
+/// Runs `read` on the PostgreSQL ledger at `url`, on a runtime of its own.
+fn on_postgres<T, F>(url: &str, read: impl FnOnce(fastrefund_pg::PgLedger) -> F) -> Result<T>
+where
+    F: std::future::Future<Output = Result<T, fastrefund_ledger::LedgerError>>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(async {
+        read(fastrefund_pg::PgLedger::connect(url, fastrefund_pg::PgOptions::default()).await?)
+            .await
+    })?)
+}
+
 fn export_outcomes(ledger: &std::path::Path, out: &std::path::Path) -> Result<()> {
     let name = ledger.to_string_lossy();
     let rows = if fastrefund_pg::is_url(&name) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(async {
-            fastrefund_pg::PgLedger::connect(&name, fastrefund_pg::PgOptions::default())
-                .await?
-                .export_returns()
-                .await
-        })?
+        on_postgres(&name, |pg| async move { pg.export_returns().await })?
     } else {
         fastrefund_ledger::export_returns(ledger)?
     };
@@ -510,15 +516,7 @@ fn export_outcomes(ledger: &std::path::Path, out: &std::path::Path) -> Result<()
 fn export_cases(ledger: &std::path::Path, out: &std::path::Path) -> Result<()> {
     let name = ledger.to_string_lossy();
     let cases = if fastrefund_pg::is_url(&name) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(async {
-            fastrefund_pg::PgLedger::connect(&name, fastrefund_pg::PgOptions::default())
-                .await?
-                .export_cases()
-                .await
-        })?
+        on_postgres(&name, |pg| async move { pg.export_cases().await })?
     } else {
         fastrefund_ledger::export_cases(ledger)?
     };

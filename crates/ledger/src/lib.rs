@@ -183,6 +183,19 @@ pub struct Tracked {
     pub repeated: bool,
 }
 
+impl Tracked {
+    /// The answer to a tracking call that repeats a recorded advance.
+    pub fn repeat(return_id: u64, amount: Money) -> Tracked {
+        Tracked {
+            return_id,
+            advanced: true,
+            amount,
+            reasons: vec![],
+            repeated: true,
+        }
+    }
+}
+
 /// The answer to an outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settled {
@@ -1153,13 +1166,7 @@ impl State {
                 });
             }
             TrackStep::Repeat { amount } => {
-                return Ok(Tracked {
-                    return_id: rid,
-                    advanced: true,
-                    amount,
-                    reasons: vec![],
-                    repeated: true,
-                });
+                return Ok(Tracked::repeat(rid, amount));
             }
             TrackStep::Refuse { reasons } => reasons,
         };
@@ -1238,19 +1245,8 @@ impl State {
                 let Some(rec) = find_return(tx, return_id)? else {
                     return Err(Refusal::UnknownReturn(return_id).into());
                 };
-                match rec.advance {
-                    Some(a) if a.tracking_number == tracking => {
-                        Ok(Some(Replay::Tracking(Tracked {
-                            return_id,
-                            advanced: true,
-                            amount: a.amount,
-                            reasons: vec![],
-                            repeated: true,
-                        })))
-                    }
-                    Some(_) => Err(Refusal::TrackingConflict { return_id }.into()),
-                    None => Ok(None),
-                }
+                let replayed = fastrefund_core::ledger::replay_track(return_id, &rec, &tracking)?;
+                Ok(replayed.map(|amount| Replay::Tracking(Tracked::repeat(return_id, amount))))
             }
         }
     }
@@ -1721,19 +1717,22 @@ fn ts(micros: i64) -> Result<DateTime<Utc>, LedgerError> {
         .ok_or_else(|| unavailable(format!("corrupt time {micros} in the ledger")))
 }
 
+/// A ledger file opened read-only (the service may be writing it meanwhile).
+fn open_read_only(path: &Path) -> Result<Connection, LedgerError> {
+    let open = |message: String| LedgerError::Open {
+        path: path.display().to_string(),
+        message,
+    };
+    if !path.exists() {
+        return Err(open("no such file".into()));
+    }
+    Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| open(e.to_string()))
+}
+
 /// Reads every decided return from a ledger file (read-only; the service may be running).
 pub fn export_returns(path: &Path) -> Result<Vec<ExportRow>, LedgerError> {
-    if !path.exists() {
-        return Err(LedgerError::Open {
-            path: path.display().to_string(),
-            message: "no such file".into(),
-        });
-    }
-    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| LedgerError::Open {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+    let conn = open_read_only(path)?;
     let mut q = conn
         .prepare(
             "SELECT d.return_id, d.order_id, d.buyer_id, d.merchant_id, d.category, d.requested_at, d.reason,
@@ -1810,17 +1809,7 @@ pub fn export_returns(path: &Path) -> Result<Vec<ExportRow>, LedgerError> {
 /// Every decided case in a ledger file, oldest first (read-only; the service may be
 /// running), for `export-cases`.
 pub fn export_cases(path: &Path) -> Result<Vec<fastrefund_core::cases::Case>, LedgerError> {
-    if !path.exists() {
-        return Err(LedgerError::Open {
-            path: path.display().to_string(),
-            message: "no such file".into(),
-        });
-    }
-    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| LedgerError::Open {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+    let conn = open_read_only(path)?;
     let mut q = conn
         .prepare("SELECT body FROM cases WHERE state = 'decided' ORDER BY case_id")
         .map_err(unavailable)?;

@@ -1389,13 +1389,7 @@ async fn track_tx(
         step = step_on(&book)?;
     }
     match step {
-        TrackStep::Repeat { amount } => Ok(Tracked {
-            return_id: rid,
-            advanced: true,
-            amount,
-            reasons: vec![],
-            repeated: true,
-        }),
+        TrackStep::Repeat { amount } => Ok(Tracked::repeat(rid, amount)),
         TrackStep::Advance { amount, flags } => {
             // The advance and the exposure it adds, in one round trip, in this order
             // (prepared first). Their order does not matter to the rows (one
@@ -1647,20 +1641,9 @@ impl LedgerStore for PgLedger {
                     let rec = find_return(tx, return_id.0)
                         .await?
                         .ok_or(Refusal::UnknownReturn(return_id.0))?;
-                    match rec.advance {
-                        Some(a) if a.tracking_number == tracking => Ok(Some(Tracked {
-                            return_id: return_id.0,
-                            advanced: true,
-                            amount: a.amount,
-                            reasons: vec![],
-                            repeated: true,
-                        })),
-                        Some(_) => Err(Refusal::TrackingConflict {
-                            return_id: return_id.0,
-                        }
-                        .into()),
-                        None => Ok(None),
-                    }
+                    let replayed =
+                        fastrefund_core::ledger::replay_track(return_id.0, &rec, &tracking)?;
+                    Ok(replayed.map(|amount| Tracked::repeat(return_id.0, amount)))
                 })
             })
             .await

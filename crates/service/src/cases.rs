@@ -544,6 +544,7 @@ pub async fn buyer_cases(
 
 /// Which cases the queue lists.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct QueueQuery {
     /// `awaiting_response`, `open`, `claimed` or `decided`; all undecided by default.
@@ -801,22 +802,7 @@ fn html(body: String, lang: super::words::Lang) -> Response {
         header::CONTENT_LANGUAGE,
         header::HeaderValue::from_static(lang.tag()),
     );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        super::review_page::CSP.clone(),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        header::HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::X_FRAME_OPTIONS,
-        header::HeaderValue::from_static("DENY"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        header::HeaderValue::from_static("no-referrer"),
-    );
+    super::page::guard(h, super::review_page::CSP.clone());
     r
 }
 

@@ -99,19 +99,24 @@ const STYLE: &str = "
 /// `Content-Security-Policy` of the page: nothing may load or run but [`STYLE`], named
 /// by its SHA-256; no frame may embed the page (the signed link in its URL would be
 /// clicked through), no form or `<base>` may send it elsewhere.
-static PAGE_CSP: std::sync::LazyLock<header::HeaderValue> = std::sync::LazyLock::new(|| {
+static PAGE_CSP: std::sync::LazyLock<header::HeaderValue> =
+    std::sync::LazyLock::new(|| style_csp(STYLE));
+
+/// A CSP under which a page may have `style` (its one inline stylesheet, named by its
+/// SHA-256) and nothing else: no script, no other source, no frame, no form.
+pub(crate) fn style_csp(style: &str) -> header::HeaderValue {
     use sha2::Digest;
-    let hash = base64(&sha2::Sha256::digest(STYLE.as_bytes()));
+    let hash = base64(&sha2::Sha256::digest(style.as_bytes()));
     let csp = format!(
         "default-src 'none'; style-src 'sha256-{hash}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     );
     header::HeaderValue::from_str(&csp).unwrap_or_else(|_| {
         header::HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")
     })
-});
+}
 
 /// Standard base64 with padding (RFC 4648), for the CSP hash.
-pub(crate) fn base64(bytes: &[u8]) -> String {
+fn base64(bytes: &[u8]) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
@@ -140,12 +145,18 @@ pub async fn security_headers(mut r: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
-    let h = r.headers_mut();
     let csp = if html {
         PAGE_CSP.clone()
     } else {
         header::HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")
     };
+    guard(r.headers_mut(), csp);
+    r
+}
+
+/// The headers of a page a browser cannot be turned against: `csp`, no MIME sniffing,
+/// no framing, no `Referer` (a signed link or a case must not leak through a click).
+pub(crate) fn guard(h: &mut header::HeaderMap, csp: header::HeaderValue) {
     h.insert(header::CONTENT_SECURITY_POLICY, csp);
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -159,10 +170,9 @@ pub async fn security_headers(mut r: Response) -> Response {
         header::REFERRER_POLICY,
         header::HeaderValue::from_static("no-referrer"),
     );
-    r
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -6,13 +6,7 @@
 use super::cases::CaseDto;
 use super::words::Lang;
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
+use super::page::esc;
 
 struct Words {
     queue: &'static str,
@@ -90,16 +84,8 @@ const STYLE: &str = "
 
 /// `Content-Security-Policy` of the reviewers' pages: [`STYLE`] by its SHA-256 and
 /// nothing else; no frame may embed them; links leave no `Referer`.
-pub static CSP: std::sync::LazyLock<axum::http::HeaderValue> = std::sync::LazyLock::new(|| {
-    use sha2::Digest;
-    let hash = super::page::base64(&sha2::Sha256::digest(STYLE.as_bytes()));
-    let csp = format!(
-        "default-src 'none'; style-src 'sha256-{hash}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    );
-    axum::http::HeaderValue::from_str(&csp).unwrap_or_else(|_| {
-        axum::http::HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")
-    })
-});
+pub static CSP: std::sync::LazyLock<axum::http::HeaderValue> =
+    std::sync::LazyLock::new(|| super::page::style_csp(STYLE));
 
 fn page(lang: Lang, title: &str, body: &str) -> String {
     format!(

@@ -147,6 +147,18 @@ pub fn track_step<E: From<Refusal>>(
     })
 }
 
+/// The recorded answer to a tracking call that repeats one, deciding nothing: the
+/// advance's amount when `rec` was advanced on `tracking`, `None` when it was not
+/// advanced (a store then has nothing recorded to answer with), and a refusal when it
+/// was advanced on another parcel.
+pub fn replay_track(rid: u64, rec: &ReturnRec, tracking: &str) -> Result<Option<Money>, Refusal> {
+    match &rec.advance {
+        Some(a) if a.tracking_number == tracking => Ok(Some(a.amount)),
+        Some(_) => Err(Refusal::TrackingConflict { return_id: rid }),
+        None => Ok(None),
+    }
+}
+
 /// What an outcome does to an advanced return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SettleStep {

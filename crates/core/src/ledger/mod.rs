@@ -14,7 +14,8 @@ mod memory;
 
 pub use book::{Book, InvariantBroken};
 pub use machine::{
-    Advance, Refusal, ReturnRec, SettleStep, TrackStep, settle_step, shadow_record, track_step,
+    Advance, Refusal, ReturnRec, SettleStep, TrackStep, replay_track, settle_step, shadow_record,
+    track_step,
 };
 pub use memory::{MemoryError, MemoryLedger};
 
