@@ -153,6 +153,51 @@ impl Modify for Links {
             "outcome",
             "settle the advanced return with its outcome",
         );
+        // A case from its opening on: read it, answer it, claim and decide it.
+        let case_link = |op: &str, what: &str| {
+            LinkBuilder::new()
+                .operation_id(op)
+                .parameter("case_id", "$response.body#/case_id")
+                .description(what)
+                .build()
+        };
+        for (path, method_post, links) in [
+            (
+                "/v1/cases",
+                true,
+                &[
+                    ("Case", "get_case", "read the case and its trail"),
+                    ("Response", "respond", "the other party answers"),
+                    ("Claim", "claim", "a reviewer claims the case"),
+                ][..],
+            ),
+            (
+                "/review/cases/{case_id}/claim",
+                true,
+                &[
+                    ("Decision", "decide", "decide the claimed case"),
+                    ("Release", "release", "let the case go back to the queue"),
+                ][..],
+            ),
+        ] {
+            let item = openapi.paths.paths.get_mut(path);
+            let op = item.and_then(|i| {
+                if method_post {
+                    i.post.as_mut()
+                } else {
+                    i.get.as_mut()
+                }
+            });
+            let Some(op) = op else { continue };
+            for status in ["200", "201"] {
+                if let Some(RefOr::T(r)) = op.responses.responses.get_mut(status) {
+                    for (name, target, what) in links {
+                        r.links
+                            .insert((*name).into(), RefOr::T(case_link(target, what)));
+                    }
+                }
+            }
+        }
     }
 }
 
