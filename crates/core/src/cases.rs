@@ -253,6 +253,13 @@ impl CaseEvent {
 pub enum Effect {
     /// The return's settled outcome becomes `to` (the buyer's loss is gone).
     CorrectOutcome { return_id: ReturnId, to: Outcome },
+    /// A person releases the return the rules refused: its address at once, and an
+    /// advance on its tracking number by the ordinary rules (the buyer's limit and the
+    /// day's budget, which no reviewer overrides).
+    ReleaseByReviewer {
+        return_id: ReturnId,
+        reviewer: String,
+    },
 }
 
 /// Why a case or a move is refused: the caller's mistake or a conflict with the case,
@@ -639,6 +646,14 @@ pub fn step(
             };
             if let (Some(to), Some(rid)) = (corrected, next.return_id) {
                 effects.push(Effect::CorrectOutcome { return_id: rid, to });
+            }
+            if let (CaseKind::Decision, Verdict::BuyerWon, Some(rid)) =
+                (next.kind, verdict, next.return_id)
+            {
+                effects.push(Effect::ReleaseByReviewer {
+                    return_id: rid,
+                    reviewer: reviewer.clone(),
+                });
             }
             next.state = CaseState::Decided {
                 verdict: *verdict,

@@ -208,8 +208,10 @@ fn facts(tx: &Connection, o: &Opening) -> Result<SubjectFacts, LedgerError> {
     if let Some(rid) = o.return_id {
         let row = tx
             .prepare_cached(
-                "SELECT d.buyer_id, d.order_id, d.instant, d.advanced, o.outcome, c.to_outcome
+                "SELECT d.buyer_id, d.order_id, d.instant, a.return_id IS NOT NULL, o.outcome,
+                        c.to_outcome
                  FROM decisions d
+                 LEFT JOIN advances a ON a.return_id = d.return_id
                  LEFT JOIN outcomes o ON o.return_id = d.return_id
                  LEFT JOIN outcome_corrections c ON c.return_id = d.return_id
                  WHERE d.return_id = ?1",
@@ -440,6 +442,24 @@ fn apply_effect(
                 .map_err(unavailable)?;
             st.book
                 .set_last_loss(case.buyer_id.0, latest.map(ts).transpose()?);
+        }
+        Effect::ReleaseByReviewer {
+            return_id,
+            reviewer,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO reviewer_releases (return_id, case_id, reviewer, at)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (return_id) DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    return_id.0 as i64,
+                    case.case_id as i64,
+                    reviewer,
+                    now.timestamp_micros()
+                ])
+            })
+            .map_err(unavailable)?;
         }
     }
     Ok(())

@@ -661,11 +661,12 @@ fn find_return(tx: &Connection, rid: u64) -> Result<Option<ReturnRec>, LedgerErr
     use rusqlite::OptionalExtension;
     let row = tx
         .prepare_cached(
-            "SELECT d.buyer_id, d.order_id, d.amount, d.instant, d.star,
+            "SELECT d.buyer_id, d.order_id, d.amount, d.instant OR r.return_id IS NOT NULL, d.star,
                     a.amount, a.tracking_number, o.outcome, o.outcome_at
              FROM decisions d
              LEFT JOIN advances a ON a.return_id = d.return_id
              LEFT JOIN outcomes o ON o.return_id = d.return_id
+             LEFT JOIN reviewer_releases r ON r.return_id = d.return_id
              WHERE d.return_id = ?1",
         )
         .and_then(|mut s| {
@@ -1736,11 +1737,13 @@ pub fn export_returns(path: &Path) -> Result<Vec<ExportRow>, LedgerError> {
     let mut q = conn
         .prepare(
             "SELECT d.return_id, d.order_id, d.buyer_id, d.merchant_id, d.category, d.requested_at, d.reason,
-                    d.amount, d.instant, a.shipped_at, COALESCE(c.to_outcome, o.outcome), o.outcome_at
+                    d.amount, d.instant OR r.return_id IS NOT NULL, a.shipped_at,
+                    COALESCE(c.to_outcome, o.outcome), o.outcome_at
              FROM decisions d
              LEFT JOIN advances a ON a.return_id = d.return_id
              LEFT JOIN outcomes o ON o.return_id = d.return_id
              LEFT JOIN outcome_corrections c ON c.return_id = d.return_id
+             LEFT JOIN reviewer_releases r ON r.return_id = d.return_id
              ORDER BY d.return_id",
         )
         .map_err(unavailable)?;

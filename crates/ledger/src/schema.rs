@@ -140,6 +140,17 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX case_outbox_due ON case_outbox (next_attempt_at) WHERE delivered_at IS NULL;
     ",
+    // 4: a `decision` case won by the buyer: a person released the return the rules
+    // refused (who, and by which case). The decision as the rules made it stays as it
+    // was recorded; a return counts as released when either says so.
+    "
+    CREATE TABLE reviewer_releases (
+        return_id INTEGER PRIMARY KEY,
+        case_id   INTEGER NOT NULL REFERENCES cases (case_id),
+        reviewer  TEXT    NOT NULL,
+        at        INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// Brings the database to the newest schema.

@@ -421,6 +421,22 @@ async fn apply_effect(
             )
             .await?;
         }
+        Effect::ReleaseByReviewer {
+            return_id,
+            reviewer,
+        } => {
+            tx.execute(
+                "INSERT INTO reviewer_releases (return_id, case_id, reviewer, at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (return_id) DO NOTHING",
+                &[
+                    &(return_id.0 as i64),
+                    &(case.case_id as i64),
+                    reviewer,
+                    &now.timestamp_micros(),
+                ],
+            )
+            .await?;
+        }
     }
     Ok(())
 }

@@ -187,6 +187,16 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     ),
     // Cases (spec §10): see `cases`.
     (4, cases::MIGRATION),
+    // A `decision` case won by the buyer: a person released the return (see `cases`).
+    (
+        5,
+        "CREATE TABLE reviewer_releases (
+            return_id BIGINT PRIMARY KEY REFERENCES decisions (return_id),
+            case_id BIGINT NOT NULL REFERENCES cases (case_id),
+            reviewer TEXT NOT NULL,
+            at BIGINT NOT NULL
+        );",
+    ),
 ];
 
 /// The advisory lock (two-int form, apart from the buyers' bigint keys) that serializes
@@ -721,13 +731,14 @@ impl PgLedger {
         let rows = client
             .query(
                 "SELECT d.return_id, d.order_id, d.buyer_id, d.merchant_id, d.category,
-                        d.requested_at, d.reason, d.amount, d.instant,
+                        d.requested_at, d.reason, d.amount, d.instant OR r.return_id IS NOT NULL,
                         a.return_id IS NOT NULL, a.shipped_at,
                         COALESCE(c.to_outcome, o.outcome), o.outcome_at
                  FROM decisions d
                  LEFT JOIN advances a ON a.return_id = d.return_id
                  LEFT JOIN outcomes o ON o.return_id = d.return_id
                  LEFT JOIN outcome_corrections c ON c.return_id = d.return_id
+                 LEFT JOIN reviewer_releases r ON r.return_id = d.return_id
                  ORDER BY d.decision_id",
                 &[],
             )
@@ -1101,11 +1112,12 @@ async fn find_return(tx: &Tx<'_>, rid: u64) -> Result<Option<ReturnRec>, TxError
         .query_opt(
             &st(
                 tx,
-                "SELECT d.buyer_id, d.order_id, d.amount, d.instant, d.star,
-                    a.amount, a.tracking_number, o.outcome, o.outcome_at
+                "SELECT d.buyer_id, d.order_id, d.amount, d.instant OR r.return_id IS NOT NULL,
+                    d.star, a.amount, a.tracking_number, o.outcome, o.outcome_at
              FROM decisions d
              LEFT JOIN advances a ON a.return_id = d.return_id
              LEFT JOIN outcomes o ON o.return_id = d.return_id
+             LEFT JOIN reviewer_releases r ON r.return_id = d.return_id
              WHERE d.return_id = $1",
             )
             .await?,

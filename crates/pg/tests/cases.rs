@@ -521,3 +521,121 @@ async fn the_outbox_leases_each_event_and_retries_it_until_delivered_on_two_post
     let store = Store::Postgres(url);
     outbox(store.open().await, store.open().await).await;
 }
+
+/// A return the rules refused (asked for past the return window), a `decision` case the
+/// buyer wins: a person releases it, the tracking call that was refused before now
+/// advances it by the ordinary rules, the export says it was released, and all of it
+/// survives a restart.
+async fn a_reviewer_releases(store: Store) {
+    let d = CaseDeadlines::default();
+    let ledger = store.open().await;
+    let star = Some(Star::try_from(3u8).unwrap());
+    let mut r = req(60, None);
+    r.delivered_at = Utc.with_ymd_and_hms(2026, 5, 1, 2, 0, 0).unwrap();
+    let decided = ledger
+        .decide(
+            r,
+            star,
+            Some(rated_as_of()),
+            None,
+            Arc::new(Policy::default()),
+            "m".into(),
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        !decided.decision.instant_address_release,
+        "{:?}",
+        decided.decision
+    );
+    let track = |ledger: Arc<dyn LedgerStore>| async move {
+        ledger
+            .track(
+                ReturnId(60),
+                "SF60".into(),
+                t0(),
+                None,
+                Arc::new(Policy::default()),
+                t0(),
+            )
+            .await
+            .unwrap()
+    };
+    assert!(
+        !track(ledger.clone()).await.advanced,
+        "advanced without release"
+    );
+    let o = Opening {
+        kind: CaseKind::Decision,
+        return_id: Some(ReturnId(60)),
+        ..opening()
+    };
+    let case = one(ledger.cases(CaseCall::Open(o), d, t0()).await.unwrap()).case;
+    let step = |command: Command| {
+        let ledger = ledger.clone();
+        async move {
+            ledger
+                .cases(
+                    CaseCall::Step {
+                        case_id: case.case_id,
+                        command,
+                    },
+                    d,
+                    t0(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    step(Command::Claim {
+        reviewer: "li".into(),
+    })
+    .await;
+    step(Command::Decide {
+        reviewer: "li".into(),
+        verdict: Verdict::BuyerWon,
+        note: "the parcel was delayed by the carrier, not the buyer".into(),
+        outcome: None,
+    })
+    .await;
+    let t = track(ledger.clone()).await;
+    assert!(t.advanced, "{t:?}");
+    assert_eq!(
+        ledger.exposure(BuyerId(BUYER)).await.unwrap().open_advances,
+        1
+    );
+    ledger.close().await.unwrap();
+    drop(ledger);
+    let ledger = store.open().await;
+    let again = track(ledger.clone()).await;
+    assert!(again.advanced && again.repeated);
+    let exported = match &store {
+        Store::Sqlite(path) => fastrefund_ledger::export_returns(path).unwrap(),
+        Store::Postgres(url) => PgLedger::connect(url, PgOptions::default())
+            .await
+            .unwrap()
+            .export_returns()
+            .await
+            .unwrap(),
+    };
+    let r60 = exported
+        .iter()
+        .find(|r| r.return_id == ReturnId(60))
+        .unwrap();
+    assert!(r60.instant && r60.advanced);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_case_won_by_the_buyer_releases_the_return_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    a_reviewer_releases(Store::Sqlite(dir.path().join("ledger.sqlite"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_case_won_by_the_buyer_releases_the_return_on_postgres() {
+    let Some(server) = pg_server::server() else {
+        return;
+    };
+    a_reviewer_releases(Store::Postgres(server.fresh_database().await)).await;
+}
