@@ -209,7 +209,7 @@ SELECT buyer_id, pg_advisory_xact_lock(buyer_id) FROM decisions WHERE return_id 
 \endpipeline
 \startpipeline
 SELECT pg_advisory_xact_lock(1718776944, hashtext('SF' || :rid));
-SELECT d.buyer_id, d.order_id, d.amount, d.instant, d.star, a.amount, a.tracking_number, o.outcome, o.outcome_at FROM decisions d LEFT JOIN advances a ON a.return_id = d.return_id LEFT JOIN outcomes o ON o.return_id = d.return_id WHERE d.return_id = :rid;
+SELECT d.buyer_id, d.order_id, d.amount, d.instant OR r.return_id IS NOT NULL, d.star, a.amount, a.tracking_number, o.outcome, o.outcome_at FROM decisions d LEFT JOIN advances a ON a.return_id = d.return_id LEFT JOIN outcomes o ON o.return_id = d.return_id LEFT JOIN reviewer_releases r ON r.return_id = d.return_id WHERE d.return_id = :rid;
 SELECT outstanding, open_advances, last_loss FROM exposure WHERE buyer_id = :rid;
 SELECT reserved FROM daily WHERE day = '2026-07-01';
 SELECT EXISTS (SELECT 1 FROM advances WHERE order_id = (SELECT order_id FROM decisions WHERE return_id = :rid)), EXISTS (SELECT 1 FROM advances WHERE tracking_number = 'SF' || :rid AND return_id <> :rid);
