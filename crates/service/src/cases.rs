@@ -806,6 +806,17 @@ fn html(body: String, lang: super::words::Lang) -> Response {
     r
 }
 
+/// A buyer's cases for their page, newest first; none when the ledger cannot say now.
+pub(crate) async fn of_buyer(state: &AppState, buyer: BuyerId) -> Vec<CaseDto> {
+    match call(state, CaseCall::OfBuyer(buyer)).await.and_then(many) {
+        Ok(cases) => cases.iter().map(|c| dto(state, c, &[])).collect(),
+        Err(e) => {
+            tracing::warn!(error = ?e.code, buyer = buyer.0, "the buyer's cases are left off their page");
+            Vec::new()
+        }
+    }
+}
+
 /// Keeps the case gauges of `/metrics` current: undecided cases by kind and state
 /// (`fastrefund_cases_open`) and those past their deadline (`fastrefund_cases_breached`),
 /// read from the ledger every `every`. (Moves and the time to decision are counted as

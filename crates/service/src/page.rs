@@ -50,7 +50,14 @@ pub async fn buyer_page(
     let lang = parts.lang;
     let view = rating_view(&serving, &policy, BuyerId(buyer), lang)
         .ok_or_else(|| unknown_buyer(&serving, &policy, buyer))?;
-    let mut r = with_language(Html(render(&view, lang)).into_response(), lang);
+    // The buyer's cases, if any (a ledger that cannot answer now leaves them out).
+    let cases = super::cases::of_buyer(&state, BuyerId(buyer)).await;
+    let html = render(&view, lang).replacen(
+        "</main>",
+        &format!("{}</main>", super::review_page::buyer_cases(&cases, lang)),
+        1,
+    );
+    let mut r = with_language(Html(html).into_response(), lang);
     r.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("private, no-store"),

@@ -225,3 +225,33 @@ pub fn case(c: &CaseDto, lang: Lang) -> String {
     );
     page(lang, &format!("{} #{}", w.case, c.case_id), &body)
 }
+
+/// The "your cases" section of a buyer's page: each case's state, its deadline in the
+/// platform's time zone, and the decision once there is one. Empty without cases.
+pub fn buyer_cases(cases: &[CaseDto], lang: Lang) -> String {
+    if cases.is_empty() {
+        return String::new();
+    }
+    let (title, decided, waiting) = match lang {
+        Lang::En => ("Your cases", "decided", "a person decides by"),
+        Lang::ZhCn => ("您的申诉", "已裁决", "人工裁决期限"),
+    };
+    let rows: String = cases
+        .iter()
+        .map(|c| {
+            let what = match &c.decision {
+                Some(d) => format!("{decided}: <strong>{}</strong>", esc(d)),
+                None => format!("{waiting} {}", esc(&c.decide_by_local)),
+            };
+            format!(
+                "<li>#{} · {} · {} · {what}</li>",
+                c.case_id,
+                esc(&c.kind),
+                esc(&c.state)
+            )
+        })
+        .collect();
+    format!(
+        "  <section class=\"card\" id=\"cases\">\n    <h2>{title}</h2>\n    <ul>{rows}</ul>\n  </section>\n"
+    )
+}

@@ -306,6 +306,16 @@ async fn a_buyer_contests_a_loss_a_reviewer_decides_and_the_hold_lifts_at_once()
     assert_eq!(s, 401, "a link opens one buyer's cases");
     let (s, _) = json_of(app.get(&format!("/v1/cases/{id}?{query}"), None).await).await;
     assert_eq!(s, 200);
+    // The buyer's page lists the case and its decision.
+    let page = app.get(link["url"].as_str().unwrap(), None).await;
+    assert_eq!(page.status(), 200);
+    let text = page.text().await.unwrap();
+    assert!(
+        text.contains("Your cases")
+            && text.contains(&format!("#{id}"))
+            && text.contains("buyer_won"),
+        "{text}"
+    );
 }
 
 /// The largest valid case (4,000 Chinese characters, 10 long links) fits the body
