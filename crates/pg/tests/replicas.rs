@@ -76,6 +76,11 @@ impl StarLookup for Stars {
 }
 
 async fn replicas() -> Option<[Arc<dyn LedgerStore>; 2]> {
+    replicas_with_url().await.map(|(_, r)| r)
+}
+
+/// Two replicas on a fresh database, and its URL.
+async fn replicas_with_url() -> Option<(String, [Arc<dyn LedgerStore>; 2])> {
     let server = pg_server::server()?;
     let url = server.fresh_database().await;
     // Started together: the migration runs once, under its advisory lock.
@@ -83,7 +88,7 @@ async fn replicas() -> Option<[Arc<dyn LedgerStore>; 2]> {
         PgLedger::connect(&url, PgOptions::default()),
         PgLedger::connect(&url, PgOptions::default())
     );
-    Some([Arc::new(a.unwrap()), Arc::new(b.unwrap())])
+    Some((url, [Arc::new(a.unwrap()), Arc::new(b.unwrap())]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -482,4 +487,98 @@ async fn a_replica_frozen_mid_transaction_holds_its_buyer_for_seconds_and_no_one
     );
     drop(peer);
     let _ = peer_conn.await;
+}
+
+/// Every ledger table held locked by another session while 300 calls arrive through two
+/// replicas: each call ends within the handler's 5 s with `Unavailable` (the service's
+/// 503), the client backends stay bounded by the two pools, and both replicas decide
+/// again as soon as the lock goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_holding_every_table_locked_neither_hangs_calls_nor_piles_up_backends() {
+    let Some((db_url, replicas)) = replicas_with_url().await else {
+        return;
+    };
+    let policy = Arc::new(Policy::default());
+    let star = Some(Star::try_from(5u8).unwrap());
+    // The tables exist and hold rows.
+    decide(&*replicas[0], req(1, 1, 1, "10.00"), star, &policy)
+        .await
+        .unwrap();
+    let (holder, conn) = tokio_postgres::connect(&db_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    holder
+        .batch_execute(
+            "BEGIN; LOCK TABLE decisions, advances, outcomes, exposure, daily, budget_slices,
+             cases, case_events IN ACCESS EXCLUSIVE MODE",
+        )
+        .await
+        .unwrap();
+    let calls: Vec<_> = (0..300u64)
+        .map(|i| {
+            let (store, policy) = (replicas[(i % 2) as usize].clone(), policy.clone());
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let r = decide(
+                    &*store,
+                    req(1000 + i, 1000 + i, 1000 + i, "10.00"),
+                    star,
+                    &policy,
+                )
+                .await;
+                (r, started.elapsed())
+            })
+        })
+        .collect();
+    let watcher = {
+        let db_url = db_url.clone();
+        tokio::spawn(async move {
+            let (c, conn) = tokio_postgres::connect(&db_url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let mut peak = 0i64;
+            for _ in 0..20 {
+                let n: i64 = c
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity
+                         WHERE backend_type = 'client backend' AND datname = current_database()",
+                        &[],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                peak = peak.max(n);
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            peak
+        })
+    };
+    for c in calls {
+        // A call that waits for the lock without end would hang this test: bound it.
+        let (r, took) = tokio::time::timeout(std::time::Duration::from_secs(10), c)
+            .await
+            .expect("a call hung behind the lock")
+            .unwrap();
+        assert!(matches!(r, Err(LedgerError::Unavailable(_))), "{r:?}");
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "a call waited {took:?}"
+        );
+    }
+    let peak = watcher.await.unwrap();
+    // Two pools of 16, each with a budget connection, the holder and the watcher.
+    assert!(peak <= 2 * 17 + 2, "{peak} client backends");
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    for (k, store) in replicas.iter().enumerate() {
+        let d = decide(
+            &**store,
+            req(5000 + k as u64, 5000, 5000 + k as u64, "10.00"),
+            star,
+            &policy,
+        )
+        .await;
+        assert!(d.is_ok(), "replica {k} does not decide again: {d:?}");
+    }
 }
