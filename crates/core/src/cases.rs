@@ -55,7 +55,29 @@ pub enum Party {
     Merchant,
 }
 
+impl CaseKind {
+    /// Every kind, in the API's order.
+    pub const ALL: [CaseKind; 3] = [CaseKind::Outcome, CaseKind::Rating, CaseKind::Decision];
+
+    /// The kind's name in the API and the stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseKind::Outcome => "outcome",
+            CaseKind::Rating => "rating",
+            CaseKind::Decision => "decision",
+        }
+    }
+}
+
 impl Party {
+    /// The party's name in the API and the trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Party::Buyer => "buyer",
+            Party::Merchant => "merchant",
+        }
+    }
+
     fn other(self) -> Party {
         match self {
             Party::Buyer => Party::Merchant,
@@ -210,11 +232,7 @@ pub struct Case {
 impl Case {
     /// The key no two open cases share: one open case per subject and kind.
     pub fn subject_key(kind: CaseKind, buyer: BuyerId, rid: Option<ReturnId>) -> String {
-        let kind = match kind {
-            CaseKind::Outcome => "outcome",
-            CaseKind::Rating => "rating",
-            CaseKind::Decision => "decision",
-        };
+        let kind = kind.as_str();
         match rid {
             Some(r) => format!("{kind}:return:{}", r.0),
             None => format!("{kind}:buyer:{}", buyer.0),
@@ -429,17 +447,10 @@ pub fn open(
         breached: false,
         state,
     };
-    let mut event = CaseEvent::new(now, party_name(o.opened_by), "opened");
+    let mut event = CaseEvent::new(now, o.opened_by.as_str(), "opened");
     event.statement = Some(o.statement.clone());
     event.evidence = o.evidence.clone();
     Ok((case, vec![event]))
-}
-
-fn party_name(p: Party) -> &'static str {
-    match p {
-        Party::Buyer => "buyer",
-        Party::Merchant => "merchant",
-    }
 }
 
 /// A move on an open case.
@@ -499,7 +510,7 @@ pub fn tick(case: &mut Case, now: DateTime<Utc>) -> Vec<CaseEvent> {
         let mut e = CaseEvent::new(by, "clock", "response_missed");
         e.statement = Some(format!(
             "the {} did not answer by {by}: the opener's statement stands",
-            party_name(case.opened_by.other())
+            case.opened_by.other().as_str()
         ));
         events.push(e);
     }
@@ -550,14 +561,14 @@ pub fn step(
             if *party != next.opened_by.other() {
                 return Err(CaseRefusal::Invalid(format!(
                     "the response is the {}'s to give",
-                    party_name(next.opened_by.other())
+                    next.opened_by.other().as_str()
                 )));
             }
             next.responded_at = Some(now);
             if next.state == CaseState::AwaitingResponse {
                 next.state = CaseState::OpenForReview;
             }
-            let mut e = CaseEvent::new(now, party_name(*party), "responded");
+            let mut e = CaseEvent::new(now, party.as_str(), "responded");
             e.statement = Some(statement.clone());
             e.evidence = evidence.clone();
             events.push(e);

@@ -135,30 +135,40 @@ pub(crate) fn apply(
         )
         .map(CaseAnswer::Many),
         CaseCall::OutboxDue { limit, lease } => {
-            let due: Vec<OutboxEvent> = tx
+            // Claimed and leased in one statement, as in PostgreSQL.
+            let mut due: Vec<(i64, i64, OutboxEvent)> = tx
                 .prepare_cached(
-                    "SELECT event_id, body, attempts FROM case_outbox
-                     WHERE delivered_at IS NULL AND next_attempt_at <= ?1
-                     ORDER BY next_attempt_at, case_id, seq LIMIT ?2",
+                    "UPDATE case_outbox SET next_attempt_at = ?3
+                     WHERE event_id IN (
+                        SELECT event_id FROM case_outbox
+                        WHERE delivered_at IS NULL AND next_attempt_at <= ?1
+                        ORDER BY next_attempt_at, case_id, seq LIMIT ?2)
+                     RETURNING event_id, body, attempts, case_id, seq",
                 )
                 .and_then(|mut q| {
-                    q.query_map(params![now.timestamp_micros(), limit as i64], |r| {
-                        Ok(OutboxEvent {
-                            event_id: r.get(0)?,
-                            body: r.get(1)?,
-                            attempts: r.get::<_, i64>(2)? as u32,
-                        })
-                    })?
+                    q.query_map(
+                        params![
+                            now.timestamp_micros(),
+                            limit as i64,
+                            (now + lease).timestamp_micros()
+                        ],
+                        |r| {
+                            Ok((
+                                r.get(3)?,
+                                r.get(4)?,
+                                OutboxEvent {
+                                    event_id: r.get(0)?,
+                                    body: r.get(1)?,
+                                    attempts: r.get::<_, i64>(2)? as u32,
+                                },
+                            ))
+                        },
+                    )?
                     .collect()
                 })
                 .map_err(unavailable)?;
-            for e in &due {
-                tx.prepare_cached(
-                    "UPDATE case_outbox SET next_attempt_at = ?2 WHERE event_id = ?1",
-                )
-                .and_then(|mut q| q.execute(params![e.event_id, (now + lease).timestamp_micros()]))
-                .map_err(unavailable)?;
-            }
+            due.sort_by_key(|(case, seq, _)| (*case, *seq));
+            let due: Vec<OutboxEvent> = due.into_iter().map(|(_, _, e)| e).collect();
             Ok(CaseAnswer::Outbox(due))
         }
         CaseCall::OutboxDone {
@@ -262,6 +272,7 @@ fn open(
         })
         .map_err(unavailable)?;
     let (case, events) = cases::open(next as u64, o, &f, deadlines, now)?;
+    let body = json(&case)?;
     tx.prepare_cached(
         "INSERT INTO cases (case_id, kind, buyer_id, return_id, subject, opened_at, decide_by,
            state, body)
@@ -270,29 +281,24 @@ fn open(
     .and_then(|mut s| {
         s.execute(params![
             next,
-            json(&case.kind)?.trim_matches('"'),
+            case.kind.as_str(),
             case.buyer_id.0 as i64,
             case.return_id.map(|r| r.0 as i64),
             Case::subject_key(case.kind, case.buyer_id, case.return_id),
             case.opened_at.timestamp_micros(),
             case.decide_by.timestamp_micros(),
             case.state.name(),
-            json(&case)?,
+            body,
         ])
     })
     .map_err(unavailable)?;
     append(tx, &case, &events)?;
+    // A new case's trail is the events just written.
     Ok(CaseView {
         case,
-        events: trail(tx, next as u64)?,
+        events,
         repeated: false,
     })
-}
-
-impl From<LedgerError> for rusqlite::Error {
-    fn from(e: LedgerError) -> Self {
-        rusqlite::Error::ToSqlConversionFailure(Box::new(e))
-    }
 }
 
 /// The case `case_id` as recorded (not ticked).
@@ -326,10 +332,9 @@ fn step(
     let case = load(tx, case_id)?;
     let s = cases::step(&case, command, deadlines, now)?;
     if !s.repeated {
+        let body = json(&s.case)?;
         tx.prepare_cached("UPDATE cases SET state = ?2, body = ?3 WHERE case_id = ?1")
-            .and_then(|mut q| {
-                q.execute(params![case_id as i64, s.case.state.name(), json(&s.case)?])
-            })
+            .and_then(|mut q| q.execute(params![case_id as i64, s.case.state.name(), body]))
             .map_err(unavailable)?;
         append(tx, &s.case, &s.events)?;
         for effect in &s.effects {
@@ -351,6 +356,7 @@ fn append(tx: &Connection, case: &Case, events: &[CaseEvent]) -> Result<(), Ledg
         .map_err(unavailable)?;
     for (k, e) in events.iter().enumerate() {
         let seq = first + k as i64;
+        let body = json(e)?;
         tx.prepare_cached(
             "INSERT INTO case_events (case_id, seq, at, actor, what, body)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -362,7 +368,7 @@ fn append(tx: &Connection, case: &Case, events: &[CaseEvent]) -> Result<(), Ledg
                 e.at.timestamp_micros(),
                 e.actor,
                 e.what,
-                json(e)?
+                body
             ])
         })
         .map_err(unavailable)?;

@@ -254,7 +254,7 @@ async fn open(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &[
             &id,
-            &json(&case.kind)?.trim_matches('"'),
+            &case.kind.as_str(),
             &(case.buyer_id.0 as i64),
             &case.return_id.map(|r| r.0 as i64),
             &Case::subject_key(case.kind, case.buyer_id, case.return_id),
@@ -266,9 +266,10 @@ async fn open(
     )
     .await?;
     append(tx, &case, &events).await?;
+    // A new case's trail is the events just written.
     Ok(CaseView {
-        events: trail(tx, case.case_id).await?,
         case,
+        events,
         repeated: false,
     })
 }

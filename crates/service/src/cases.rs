@@ -271,13 +271,6 @@ pub struct CaseList {
     pub cases: Vec<CaseDto>,
 }
 
-fn name<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 fn local(state: &AppState, t: DateTime<Utc>) -> String {
     t.with_timezone(&state.policy().time_zone)
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
@@ -314,11 +307,11 @@ pub(crate) fn dto(state: &AppState, case: &Case, events: &[CaseEvent]) -> CaseDt
     };
     CaseDto {
         case_id: case.case_id,
-        kind: name(&case.kind),
+        kind: case.kind.as_str().to_string(),
         buyer_id: case.buyer_id.0,
         return_id: case.return_id.map(|r| r.0),
         order_id: case.order_id.map(|o| o.0),
-        opened_by: name(&case.opened_by),
+        opened_by: case.opened_by.as_str().to_string(),
         opened_at: case.opened_at,
         state: case.state.name().to_string(),
         respond_by: case.respond_by,
@@ -367,12 +360,8 @@ fn many(a: CaseAnswer) -> Result<Vec<Case>, ApiError> {
 }
 
 fn counted(what: &'static str, kind: CaseKind) {
-    metrics::counter!("fastrefund_case_moves_total", "move" => what, "kind" => match kind {
-        CaseKind::Outcome => "outcome",
-        CaseKind::Rating => "rating",
-        CaseKind::Decision => "decision",
-    })
-    .increment(1);
+    metrics::counter!("fastrefund_case_moves_total", "move" => what, "kind" => kind.as_str())
+        .increment(1);
 }
 
 /// Open a case: a buyer or a merchant contests an outcome, a star or a refusal.
@@ -822,11 +811,6 @@ pub(crate) async fn of_buyer(state: &AppState, buyer: BuyerId) -> Vec<CaseDto> {
 /// read from the ledger every `every`. (Moves and the time to decision are counted as
 /// they happen: `fastrefund_case_moves_total`, `fastrefund_case_hours_to_decision`.)
 pub fn spawn_gauges(state: AppState, every: std::time::Duration) {
-    const KINDS: [(CaseKind, &str); 3] = [
-        (CaseKind::Outcome, "outcome"),
-        (CaseKind::Rating, "rating"),
-        (CaseKind::Decision, "decision"),
-    ];
     const STATES: [&str; 3] = ["awaiting_response", "open", "claimed"];
     tokio::spawn(async move {
         loop {
@@ -834,7 +818,8 @@ pub fn spawn_gauges(state: AppState, every: std::time::Duration) {
                 .await
                 .map_err(drop)
             {
-                for (kind, k) in KINDS {
+                for kind in CaseKind::ALL {
+                    let k = kind.as_str();
                     let mine = || cases.iter().filter(move |c| c.kind == kind);
                     for st in STATES {
                         let n = mine().filter(|c| c.state.name() == st).count();
