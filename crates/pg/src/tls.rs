@@ -45,7 +45,13 @@ pub(crate) fn settings(url: &str) -> Result<TlsSettings, String> {
                     }
                 });
             }
-            "sslrootcert" => root = Some(percent_decode(v)),
+            "sslrootcert" => {
+                root = Some(
+                    percent_encoding::percent_decode_str(v)
+                        .decode_utf8_lossy()
+                        .into_owned(),
+                );
+            }
             _ => kept.push(kv),
         }
     }
@@ -107,35 +113,6 @@ fn connector(root: Option<&str>) -> Result<MakeRustlsConnect, String> {
     .with_root_certificates(roots)
     .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
-}
-
-/// `%XX` escapes in a URL's query value (a path with spaces or `&`).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1..i + 3)) {
-            (b'%', Some(hex)) => match std::str::from_utf8(hex)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                Some(b) => {
-                    out.push(b);
-                    i += 3;
-                }
-                None => {
-                    out.push(b'%');
-                    i += 1;
-                }
-            },
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
