@@ -54,6 +54,19 @@ enum Store {
 }
 
 impl Store {
+    /// Every decided return, as `export-outcomes` reads the store.
+    async fn exported(&self) -> Vec<fastrefund_core::ledger::ExportRow> {
+        match self {
+            Store::Sqlite(path) => fastrefund_ledger::export_returns(path).unwrap(),
+            Store::Postgres(url) => PgLedger::connect(url, PgOptions::default())
+                .await
+                .unwrap()
+                .export_returns()
+                .await
+                .unwrap(),
+        }
+    }
+
     async fn open(&self) -> Arc<dyn LedgerStore> {
         match self {
             Store::Sqlite(path) => Arc::new(Ledger::open(path).unwrap()),
@@ -206,15 +219,7 @@ async fn lifts_the_hold(store: Store) {
         .unwrap());
     assert_eq!(got.case.state.verdict(), Some(Verdict::BuyerWon));
     // The export gives the corrected outcome (the batch never counts the loss).
-    let exported = match &store {
-        Store::Sqlite(path) => fastrefund_ledger::export_returns(path).unwrap(),
-        Store::Postgres(url) => PgLedger::connect(url, PgOptions::default())
-            .await
-            .unwrap()
-            .export_returns()
-            .await
-            .unwrap(),
-    };
+    let exported = store.exported().await;
     let r41 = exported
         .iter()
         .find(|r| r.return_id == ReturnId(41))
@@ -610,15 +615,7 @@ async fn a_reviewer_releases(store: Store) {
     let ledger = store.open().await;
     let again = track(ledger.clone()).await;
     assert!(again.advanced && again.repeated);
-    let exported = match &store {
-        Store::Sqlite(path) => fastrefund_ledger::export_returns(path).unwrap(),
-        Store::Postgres(url) => PgLedger::connect(url, PgOptions::default())
-            .await
-            .unwrap()
-            .export_returns()
-            .await
-            .unwrap(),
-    };
+    let exported = store.exported().await;
     let r60 = exported
         .iter()
         .find(|r| r.return_id == ReturnId(60))

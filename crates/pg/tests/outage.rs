@@ -127,24 +127,10 @@ async fn a_replica_refuses_a_server_that_does_not_make_commits_durable() {
         .await
         .unwrap();
     tokio::spawn(conn);
-    admin
-        .batch_execute("ALTER SYSTEM SET fsync = off")
-        .await
-        .unwrap();
-    admin
-        .batch_execute("SELECT pg_reload_conf()")
-        .await
-        .unwrap();
+    system_setting(&admin, "ALTER SYSTEM SET fsync = off").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let refused = PgLedger::connect(&url, PgOptions::default()).await;
-    admin
-        .batch_execute("ALTER SYSTEM RESET fsync")
-        .await
-        .unwrap();
-    admin
-        .batch_execute("SELECT pg_reload_conf()")
-        .await
-        .unwrap();
+    system_setting(&admin, "ALTER SYSTEM RESET fsync").await;
     assert!(
         matches!(&refused, Err(LedgerError::Open { message, .. }) if message.contains("fsync = off")),
         "{:?}",
@@ -152,6 +138,16 @@ async fn a_replica_refuses_a_server_that_does_not_make_commits_durable() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     PgLedger::connect(&url, PgOptions::default()).await.unwrap();
+}
+
+/// Changes a server-wide setting (`ALTER SYSTEM …`, which cannot run in a transaction
+/// block) and has the server reload its configuration.
+async fn system_setting(admin: &tokio_postgres::Client, sql: &str) {
+    admin.batch_execute(sql).await.unwrap();
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
 }
 
 /// An advance of 37.13 for buyer `rid` (one each, so that only the day's budget binds),
@@ -372,27 +368,23 @@ async fn the_ledger_runs_over_tls_and_refuses_a_server_it_cannot_verify() {
         .await
         .unwrap();
     tokio::spawn(conn);
-    let set = |sql: String| {
-        let admin = &admin;
-        async move {
-            admin.batch_execute(&sql).await.unwrap();
-            admin
-                .batch_execute("SELECT pg_reload_conf()")
-                .await
-                .unwrap();
-        }
-    };
-    set(format!(
-        "ALTER SYSTEM SET ssl_cert_file = '{}'",
-        path("server.crt").display()
-    ))
+    system_setting(
+        &admin,
+        &format!(
+            "ALTER SYSTEM SET ssl_cert_file = '{}'",
+            path("server.crt").display()
+        ),
+    )
     .await;
-    set(format!(
-        "ALTER SYSTEM SET ssl_key_file = '{}'",
-        path("server.key").display()
-    ))
+    system_setting(
+        &admin,
+        &format!(
+            "ALTER SYSTEM SET ssl_key_file = '{}'",
+            path("server.key").display()
+        ),
+    )
     .await;
-    set("ALTER SYSTEM SET ssl = on".into()).await;
+    system_setting(&admin, "ALTER SYSTEM SET ssl = on").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let sep = if url.contains('?') { '&' } else { '?' };
@@ -435,9 +427,9 @@ async fn the_ledger_runs_over_tls_and_refuses_a_server_it_cannot_verify() {
         Ok::<_, String>((d.decision.advanced_refund, encrypted, refused.err()))
     }
     .await;
-    set("ALTER SYSTEM RESET ssl".into()).await;
-    set("ALTER SYSTEM RESET ssl_cert_file".into()).await;
-    set("ALTER SYSTEM RESET ssl_key_file".into()).await;
+    system_setting(&admin, "ALTER SYSTEM RESET ssl").await;
+    system_setting(&admin, "ALTER SYSTEM RESET ssl_cert_file").await;
+    system_setting(&admin, "ALTER SYSTEM RESET ssl_key_file").await;
     let (advanced, encrypted, refused) = result.unwrap();
     assert!(advanced);
     assert!(encrypted >= 1, "no encrypted session of the ledger");
