@@ -26,6 +26,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub ledger: Option<PathBuf>,
     /// Settings file (TOML): addr, snapshot, policy, ledger, api_token, admin_token, reviewer_token,
+    /// webhook_urls, webhook_secret,
     /// metrics_addr, max_body_bytes, workers, durable_decisions, clock_skew_ms, and the
     /// connection
     /// limits.
