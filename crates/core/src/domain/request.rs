@@ -98,6 +98,30 @@ pub enum ReasonCode {
     /// An advance to this buyer ended in a loss (goods not as sent, or never shipped)
     /// since their star was rated: no instant release until the next rating.
     LossSinceRating,
+    /// A refund without return is offered: the buyer's star and the item's price let
+    /// them keep the goods (a fact, not a refusal).
+    RefundWithoutReturn { amount: Money, max: Money, star: u8 },
+    /// No refund without return below the policy's minimum star for it.
+    RefundOnlyStarBelowMinimum { star: u8, min: u8 },
+    /// No refund without return above the threshold of the category and reason.
+    RefundOnlyAboveThreshold { amount: Money, max: Money },
+    /// The buyer's refund-only total over the last 30 days would pass its cap.
+    RefundOnlyBuyerCap {
+        refunded: Money,
+        amount: Money,
+        cap: Money,
+    },
+    /// The platform's refund-only budget for the day is used up.
+    RefundOnlyBudgetExhausted,
+    /// Goods of this category are never refunded without return.
+    RefundOnlyExcludedGoods { category: String },
+    /// A loss since the rating holds refund-only as it holds instant release.
+    RefundOnlyLossSinceRating,
+    /// The parcel is already on its way (a tracking number was given).
+    RefundOnlyParcelShipped,
+    /// The merchant's own rules for its orders decided this (`rule`: the key of
+    /// `[merchants.<id>]` that did).
+    MerchantRule { merchant_id: u64, rule: String },
 }
 
 impl ReasonCode {
@@ -120,6 +144,15 @@ impl ReasonCode {
             ReasonCode::NotInstant => "not_instant",
             ReasonCode::TrackingNumberReused => "tracking_number_reused",
             ReasonCode::LossSinceRating => "loss_since_rating",
+            ReasonCode::RefundWithoutReturn { .. } => "refund_without_return",
+            ReasonCode::RefundOnlyStarBelowMinimum { .. } => "refund_only_star_below_minimum",
+            ReasonCode::RefundOnlyAboveThreshold { .. } => "refund_only_above_threshold",
+            ReasonCode::RefundOnlyBuyerCap { .. } => "refund_only_buyer_cap",
+            ReasonCode::RefundOnlyBudgetExhausted => "refund_only_budget_exhausted",
+            ReasonCode::RefundOnlyExcludedGoods { .. } => "refund_only_excluded_goods",
+            ReasonCode::RefundOnlyLossSinceRating => "refund_only_loss_since_rating",
+            ReasonCode::RefundOnlyParcelShipped => "refund_only_parcel_shipped",
+            ReasonCode::MerchantRule { .. } => "merchant_rule",
         }
     }
 
@@ -177,6 +210,47 @@ impl ReasonCode {
                 "a refund advanced to you recently was not covered by the parcel that came back; returns go to the merchant until your rating is next updated"
                     .to_string()
             }
+            ReasonCode::RefundWithoutReturn { amount, max, star } => format!(
+                "no need to send this item back: with your {star}-star rating, an item of {amount} (at most {max}) is refunded without a return"
+            ),
+            ReasonCode::RefundOnlyStarBelowMinimum { star, min } => format!(
+                "a refund without sending the item back needs {min} stars or more; your rating is {star} stars"
+            ),
+            ReasonCode::RefundOnlyAboveThreshold { amount, max } => format!(
+                "an item of {amount} must be sent back; refunds without return are for items of at most {max}"
+            ),
+            ReasonCode::RefundOnlyBuyerCap {
+                refunded,
+                amount,
+                cap,
+            } => format!(
+                "refunding {amount} without return on top of {refunded} in the last 30 days would pass the limit of {cap}"
+            ),
+            ReasonCode::RefundOnlyBudgetExhausted => {
+                "the platform's budget for refunds without return is used up for today".to_string()
+            }
+            ReasonCode::RefundOnlyExcludedGoods { category } => {
+                format!("'{category}' goods are never refunded without being sent back")
+            }
+            ReasonCode::RefundOnlyLossSinceRating => {
+                "a recent refund was not covered by the parcel that came back; items must be sent back until your rating is next updated"
+                    .to_string()
+            }
+            ReasonCode::RefundOnlyParcelShipped => {
+                "the parcel is already on its way back, so the refund follows it".to_string()
+            }
+            ReasonCode::MerchantRule { merchant_id, rule } => format!(
+                "merchant {merchant_id}'s own rules for its orders decided this ({})",
+                match rule.as_str() {
+                    "instant_release" => "no instant return address",
+                    "advances" => "no refund advanced before the goods are back",
+                    "advance_limit" => "a lower limit on refunds advanced",
+                    "refund_without_return" => "no refund without return",
+                    "refund_without_return_max" => "a lower price for refunds without return",
+                    "excluded_categories" => "this category is excluded",
+                    other => other,
+                }
+            ),
         }
     }
 }

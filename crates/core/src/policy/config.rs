@@ -1,11 +1,14 @@
 //! The policy file (TOML) and the checked [`Policy`] built from it. Unknown keys, a
 //! star outside 1..=5, an hour outside 0..=23, a negative limit or an unknown time zone
-//! are refused with an error that names the key.
+//! are refused with an error that names the key; so are a refund-only threshold that is
+//! negative or above the advance limit, a category or reason the policy does not know
+//! in its tables, and a merchant's rule that would widen the platform's (naming the
+//! merchant).
 
-use crate::domain::{Category, Money, Star};
+use crate::domain::{Category, Money, ReturnReason, Star};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The policy shipped with the project (`config/policy.toml`).
 pub const DEFAULT_POLICY_TOML: &str = include_str!("../../../../config/policy.toml");
@@ -147,6 +150,71 @@ impl Default for CasesFile {
     }
 }
 
+/// `[refund_without_return]` of the policy file (optional: absent means off): the offer
+/// of a refund without sending the goods back (仅退款) for cheap items.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundOnlyFile {
+    /// Whether the offer is made at all (default false).
+    #[serde(default)]
+    pub enabled: bool,
+    /// The lowest star offered it (default 4).
+    #[serde(default = "four")]
+    pub min_star: i64,
+    /// The most an item may cost, for every category and reason not named below
+    /// (default "30.00").
+    #[serde(default = "thirty")]
+    pub max_amount: String,
+    /// Reason → most an item may cost, in every category not named below.
+    #[serde(default)]
+    pub by_reason: BTreeMap<String, String>,
+    /// Category → (`default` or a reason) → most an item may cost.
+    #[serde(default)]
+    pub by_category: BTreeMap<String, BTreeMap<String, String>>,
+    /// Most one buyer is refunded without return over a rolling 30 days (default
+    /// "200.00").
+    #[serde(default = "two_hundred")]
+    pub per_buyer_30_days: String,
+    /// Most the platform refunds without return in one day (platform time zone), all
+    /// buyers; apart from the advance budget.
+    pub daily_budget: String,
+    /// Categories never refunded without return, beside `instant.excluded_categories`.
+    #[serde(default)]
+    pub excluded_categories: Vec<String>,
+}
+
+fn four() -> i64 {
+    4
+}
+fn thirty() -> String {
+    "30.00".into()
+}
+fn two_hundred() -> String {
+    "200.00".into()
+}
+
+/// `[merchants.<id>]`: one merchant's rules for its own orders. Every key narrows the
+/// platform's rules; one that would widen them is refused at load.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantFile {
+    /// `false`: no instant address release on this merchant's orders.
+    pub instant_release: Option<bool>,
+    /// `false`: the platform advances no refund on this merchant's orders.
+    pub advances: Option<bool>,
+    /// `false`: no refund without return on this merchant's orders.
+    pub refund_without_return: Option<bool>,
+    /// A lower advance limit on this merchant's orders (the buyer's outstanding
+    /// advances plus this one), at most the platform's highest.
+    pub advance_limit: Option<String>,
+    /// A lower refund-only threshold on this merchant's orders, for every category and
+    /// reason, at most the platform's highest.
+    pub refund_without_return_max: Option<String>,
+    /// Categories this merchant excludes from instant release and refund-only.
+    #[serde(default)]
+    pub excluded_categories: Vec<String>,
+}
+
 /// The policy file as written; [`PolicyFile::check`] turns it into a [`Policy`].
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -155,11 +223,85 @@ pub struct PolicyFile {
     pub time_zone: String,
     pub merchant_answer_hours: i64,
     pub unknown_buyer_star: i64,
+    /// The marketplace's category codes: the only ones the policy's lists and tables
+    /// may name (a misspelt category would otherwise never match and say nothing).
+    /// Absent: the categories `[instant]` names, or any code when it says "all".
+    pub known_categories: Option<Vec<String>>,
     pub instant: InstantFile,
     pub pickup: PickupFile,
     pub advance: AdvanceFile,
     #[serde(default)]
     pub cases: CasesFile,
+    pub refund_without_return: Option<RefundOnlyFile>,
+    /// Merchant id → its rules.
+    #[serde(default)]
+    pub merchants: BTreeMap<String, MerchantFile>,
+}
+
+/// The checked refund-without-return rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefundOnly {
+    pub enabled: bool,
+    pub min_star: Star,
+    /// For every category and reason not named in the tables.
+    pub max_amount: Money,
+    pub by_reason: HashMap<ReturnReason, Money>,
+    /// Category → (its default, its reasons).
+    pub by_category: HashMap<String, (Option<Money>, HashMap<ReturnReason, Money>)>,
+    pub per_buyer_30_days: Money,
+    pub daily_budget: Money,
+    /// Beside the instant programme's exclusions.
+    pub excluded_categories: HashSet<String>,
+}
+
+impl RefundOnly {
+    /// Off: no offer is ever made.
+    pub fn off() -> RefundOnly {
+        RefundOnly {
+            enabled: false,
+            min_star: Star::MAX,
+            max_amount: Money::ZERO,
+            by_reason: HashMap::new(),
+            by_category: HashMap::new(),
+            per_buyer_30_days: Money::ZERO,
+            daily_budget: Money::ZERO,
+            excluded_categories: HashSet::new(),
+        }
+    }
+
+    /// The most an item of `category` returned for `reason` may cost to be refunded
+    /// without return: the category's row for the reason, else the category's default,
+    /// else the reason's row, else `max_amount`.
+    pub fn max_for(&self, category: &str, reason: ReturnReason) -> Money {
+        let cat = self.by_category.get(category);
+        cat.and_then(|(_, r)| r.get(&reason).copied())
+            .or_else(|| cat.and_then(|(d, _)| *d))
+            .or_else(|| self.by_reason.get(&reason).copied())
+            .unwrap_or(self.max_amount)
+    }
+
+    /// Every threshold of the table, the default first.
+    fn thresholds(&self) -> impl Iterator<Item = Money> + '_ {
+        std::iter::once(self.max_amount)
+            .chain(self.by_reason.values().copied())
+            .chain(self.by_category.values().flat_map(|(d, r)| {
+                d.iter()
+                    .copied()
+                    .chain(r.values().copied())
+                    .collect::<Vec<_>>()
+            }))
+    }
+}
+
+/// One merchant's checked rules: each narrows the platform's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MerchantRules {
+    pub instant_release: bool,
+    pub advances: bool,
+    pub refund_without_return: bool,
+    pub advance_limit: Option<Money>,
+    pub refund_without_return_max: Option<Money>,
+    pub excluded_categories: HashSet<String>,
 }
 
 /// A checked policy: only this type can decide.
@@ -189,6 +331,10 @@ pub struct Policy {
     pub refuse_reused_tracking: bool,
     /// Deadlines of contested decisions.
     pub cases: crate::cases::CaseDeadlines,
+    /// Refund without return (仅退款).
+    pub refund_only: RefundOnly,
+    /// Merchant id → its rules (merchants without a row follow the platform's).
+    pub merchant_rules: HashMap<u64, MerchantRules>,
 }
 
 impl Default for Policy {
@@ -239,6 +385,102 @@ impl Policy {
     pub fn limit_for(&self, star: Star) -> Money {
         self.limits[star.index()]
     }
+
+    /// The rules of `merchant`, if it has any.
+    pub fn merchant(&self, merchant: u64) -> Option<&MerchantRules> {
+        self.merchant_rules.get(&merchant)
+    }
+
+    /// The advance limit for a star on `merchant`'s orders, and whether the merchant's
+    /// own limit is the one that binds.
+    pub fn limit_for_merchant(&self, star: Star, merchant: u64) -> (Money, bool) {
+        let platform = self.limit_for(star);
+        match self.merchant(merchant).and_then(|m| m.advance_limit) {
+            Some(m) if m < platform => (m, true),
+            _ => (platform, false),
+        }
+    }
+}
+
+fn sorted(s: &HashSet<String>) -> Vec<&str> {
+    let mut v: Vec<&str> = s.iter().map(String::as_str).collect();
+    v.sort_unstable();
+    v
+}
+
+/// Checks `[refund_without_return]`: every threshold a non-negative amount at most the
+/// advance limit of the lowest star offered it; reasons and categories known.
+fn check_refund_only(
+    r: &RefundOnlyFile,
+    limits: &[Money; 5],
+    known_category: &dyn Fn(&str, &String) -> Result<String, PolicyError>,
+    money: &dyn Fn(&str, &str) -> Result<Money, PolicyError>,
+    star: &dyn Fn(&str, i64) -> Result<Star, PolicyError>,
+    invalid: &dyn Fn(&str, String) -> PolicyError,
+) -> Result<RefundOnly, PolicyError> {
+    const SECTION: &str = "refund_without_return";
+    let min_star = star(&format!("{SECTION}.min_star"), r.min_star)?;
+    // The lowest advance limit of a star offered the refund: no buyer is refunded
+    // without return more than the platform would advance them with the goods coming.
+    let (cap_star, cap) = Star::all()
+        .filter(|s| *s >= min_star)
+        .map(|s| (s, limits[s.index()]))
+        .min_by_key(|(_, l)| *l)
+        .unwrap_or((Star::MAX, limits[4]));
+    let threshold = |key: String, v: &str| -> Result<Money, PolicyError> {
+        let m = money(&key, v)?;
+        if m > cap {
+            return Err(invalid(
+                &key,
+                format!(
+                    "{m} is above the advance limit of {cap_star} ({cap}), the lowest limit of a star offered a refund without return"
+                ),
+            ));
+        }
+        Ok(m)
+    };
+    let reason = |key: String, v: &str| -> Result<ReturnReason, PolicyError> {
+        v.parse::<ReturnReason>()
+            .map_err(|e| invalid(&key, e.to_string()))
+    };
+    let max_amount = threshold(format!("{SECTION}.max_amount"), &r.max_amount)?;
+    let mut by_reason = HashMap::new();
+    for (k, v) in &r.by_reason {
+        let key = format!("{SECTION}.by_reason.{k}");
+        by_reason.insert(reason(key.clone(), k)?, threshold(key, v)?);
+    }
+    let mut by_category = HashMap::new();
+    for (c, row) in &r.by_category {
+        let c = known_category(&format!("{SECTION}.by_category.{c}"), c)?;
+        let mut default = None;
+        let mut reasons = HashMap::new();
+        for (k, v) in row {
+            let key = format!("{SECTION}.by_category.{c}.{k}");
+            if k == "default" {
+                default = Some(threshold(key, v)?);
+            } else {
+                reasons.insert(reason(key.clone(), k)?, threshold(key, v)?);
+            }
+        }
+        by_category.insert(c, (default, reasons));
+    }
+    Ok(RefundOnly {
+        enabled: r.enabled,
+        min_star,
+        max_amount,
+        by_reason,
+        by_category,
+        per_buyer_30_days: money(
+            &format!("{SECTION}.per_buyer_30_days"),
+            &r.per_buyer_30_days,
+        )?,
+        daily_budget: money(&format!("{SECTION}.daily_budget"), &r.daily_budget)?,
+        excluded_categories: r
+            .excluded_categories
+            .iter()
+            .map(|c| known_category(&format!("{SECTION}.excluded_categories"), c))
+            .collect::<Result<HashSet<_>, _>>()?,
+    })
 }
 
 impl PolicyFile {
@@ -368,13 +610,135 @@ impl PolicyFile {
                 24 * 60,
             )?),
         };
+        let min_star = star("instant.min_star", self.instant.min_star)?;
+        let known: Option<HashSet<String>> = match (&self.known_categories, &categories) {
+            (Some(v), _) => Some(
+                v.iter()
+                    .map(|c| category("known_categories", c))
+                    .collect::<Result<HashSet<_>, _>>()?,
+            ),
+            (None, Some(listed)) => Some(listed.union(&excluded_categories).cloned().collect()),
+            (None, None) => None,
+        };
+        let known_category = |key: &str, c: &String| {
+            let c = category(key, c)?;
+            match &known {
+                Some(k) if !k.contains(&c) => Err(invalid(
+                    key,
+                    format!(
+                        "names the category {c:?}, which the policy does not know (known_categories: {})",
+                        sorted(k).join(", ")
+                    ),
+                )),
+                _ => Ok(c),
+            }
+        };
+        if let (Some(_), Some(listed)) = (&self.known_categories, &categories) {
+            for c in listed.iter().chain(&excluded_categories) {
+                known_category("instant.categories", c)?;
+            }
+        }
+        let refund_only = match &self.refund_without_return {
+            None => RefundOnly::off(),
+            Some(r) => check_refund_only(r, &limits, &known_category, &money, &star, &invalid)?,
+        };
+        let mut merchant_rules = HashMap::new();
+        for (id, m) in &self.merchants {
+            let at = |k: &str| format!("merchants.{id}.{k}");
+            let merchant: u64 = id.parse().map_err(|_| {
+                invalid(
+                    &format!("merchants.{id}"),
+                    "is not a merchant id (a non-negative integer)".into(),
+                )
+            })?;
+            let widen = |k: &str, why: String| {
+                Err(invalid(
+                    &at(k),
+                    format!("merchant {merchant}: would widen the platform's rules: {why}"),
+                ))
+            };
+            let in_programme = match &self.instant.merchants {
+                Scope::All => true,
+                Scope::List(v) => v.contains(&merchant),
+            };
+            if m.instant_release == Some(true) && !in_programme {
+                return widen(
+                    "instant_release",
+                    "the merchant is not in instant.merchants".into(),
+                );
+            }
+            if m.refund_without_return == Some(true) && !refund_only.enabled {
+                return widen(
+                    "refund_without_return",
+                    "refund_without_return is off for the platform".into(),
+                );
+            }
+            let highest = limits.iter().copied().max().unwrap_or(Money::ZERO);
+            let advance_limit = m
+                .advance_limit
+                .as_deref()
+                .map(|v| money(&at("advance_limit"), v))
+                .transpose()?;
+            if let Some(l) = advance_limit
+                && l > highest
+            {
+                return widen(
+                    "advance_limit",
+                    format!("{l} is above the platform's highest advance limit, {highest}"),
+                );
+            }
+            let rwr_max = m
+                .refund_without_return_max
+                .as_deref()
+                .map(|v| money(&at("refund_without_return_max"), v))
+                .transpose()?;
+            if let Some(l) = rwr_max {
+                let top = refund_only.thresholds().max().unwrap_or(Money::ZERO);
+                if !refund_only.enabled || l > top {
+                    return widen(
+                        "refund_without_return_max",
+                        format!("{l} is above the platform's highest refund-only threshold, {top}"),
+                    );
+                }
+            }
+            let excluded = m
+                .excluded_categories
+                .iter()
+                .map(|c| known_category(&at("excluded_categories"), c))
+                .collect::<Result<HashSet<_>, _>>()
+                .map_err(|e| match e {
+                    PolicyError::Invalid {
+                        origin,
+                        key,
+                        message,
+                    } => PolicyError::Invalid {
+                        origin,
+                        key,
+                        message: format!("merchant {merchant}: {message}"),
+                    },
+                    other => other,
+                })?;
+            merchant_rules.insert(
+                merchant,
+                MerchantRules {
+                    instant_release: m.instant_release.unwrap_or(true),
+                    advances: m.advances.unwrap_or(true),
+                    refund_without_return: m.refund_without_return.unwrap_or(true),
+                    advance_limit,
+                    refund_without_return_max: rwr_max,
+                    excluded_categories: excluded,
+                },
+            );
+        }
         Ok(Policy {
+            refund_only,
+            merchant_rules,
             cases,
             version: self.version,
             time_zone,
             merchant_answer_hours,
             unknown_buyer_star: star("unknown_buyer_star", self.unknown_buyer_star)?,
-            min_star: star("instant.min_star", self.instant.min_star)?,
+            min_star,
             window_days,
             categories,
             merchants: match &self.instant.merchants {

@@ -27,9 +27,9 @@
 
 mod config;
 
-pub use config::{DEFAULT_POLICY_TOML, Policy, PolicyError, PolicyFile};
+pub use config::{DEFAULT_POLICY_TOML, MerchantRules, Policy, PolicyError, PolicyFile, RefundOnly};
 
-use crate::domain::{Decision, Money, ReasonCode, ReturnReason, ReturnRequest, Star};
+use crate::domain::{Decision, MerchantId, Money, ReasonCode, ReturnReason, ReturnRequest, Star};
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};
 
 /// What the ledger knows that a decision depends on.
@@ -88,7 +88,8 @@ pub fn decide(
                 false
             }
             Some(_) => {
-                let refusals = advance_refusals(star, req.amount, ledger, policy);
+                let refusals =
+                    merchant_advance_refusals(req.merchant_id, star, req.amount, ledger, policy);
                 let ok = refusals.is_empty();
                 reasons.extend(refusals);
                 if ok {
@@ -164,6 +165,23 @@ fn instant_release_failures(
             merchant_id: req.merchant_id.0,
         });
     }
+    if let Some(m) = policy.merchant(req.merchant_id.0) {
+        let by_merchant = |rule: &str| ReasonCode::MerchantRule {
+            merchant_id: req.merchant_id.0,
+            rule: rule.to_string(),
+        };
+        if !m.instant_release {
+            reasons.push(by_merchant("instant_release"));
+        }
+        if m.excluded_categories.contains(category)
+            && !policy.excluded_categories.contains(category)
+        {
+            reasons.push(ReasonCode::ExcludedGoods {
+                category: category.to_string(),
+            });
+            reasons.push(by_merchant("excluded_categories"));
+        }
+    }
     if ledger.order_already_refunded {
         reasons.push(ReasonCode::AlreadyRefunded);
     }
@@ -173,21 +191,61 @@ fn instant_release_failures(
     reasons.len() == before
 }
 
-/// Why an advance of `amount` to a buyer of `star` is refused; empty when it is allowed.
+/// Why an advance of `amount` to a buyer of `star` is refused by the platform's rules;
+/// empty when it is allowed.
 pub fn advance_refusals(
     star: Star,
     amount: Money,
     ledger: &LedgerView,
     policy: &Policy,
 ) -> Vec<ReasonCode> {
+    refusals(None, star, amount, ledger, policy)
+}
+
+/// Why an advance of `amount` to a buyer of `star` on an order of `merchant` is
+/// refused, by the platform's rules and the merchant's own (`merchant_rule` says when
+/// the merchant's decided it); empty when it is allowed.
+pub fn merchant_advance_refusals(
+    merchant: MerchantId,
+    star: Star,
+    amount: Money,
+    ledger: &LedgerView,
+    policy: &Policy,
+) -> Vec<ReasonCode> {
+    refusals(Some(merchant), star, amount, ledger, policy)
+}
+
+fn refusals(
+    merchant: Option<MerchantId>,
+    star: Star,
+    amount: Money,
+    ledger: &LedgerView,
+    policy: &Policy,
+) -> Vec<ReasonCode> {
     let mut out = Vec::new();
-    let limit = policy.limit_for(star);
+    let rules = merchant.and_then(|m| policy.merchant(m.0).map(|r| (m.0, r)));
+    let by_merchant = |rule: &str| {
+        rules.map(|(merchant_id, _)| ReasonCode::MerchantRule {
+            merchant_id,
+            rule: rule.to_string(),
+        })
+    };
+    if rules.is_some_and(|(_, r)| !r.advances) {
+        out.extend(by_merchant("advances"));
+    }
+    let (limit, merchant_limit) = match merchant {
+        Some(m) => policy.limit_for_merchant(star, m.0),
+        None => (policy.limit_for(star), false),
+    };
     if ledger.outstanding + amount > limit {
         out.push(ReasonCode::ExposureLimit {
             outstanding: ledger.outstanding,
             amount,
             limit,
         });
+        if merchant_limit && ledger.outstanding + amount <= policy.limit_for(star) {
+            out.extend(by_merchant("advance_limit"));
+        }
     }
     if ledger.advanced_today + amount > policy.daily_budget {
         out.push(ReasonCode::DailyBudgetExhausted);

@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::{BuyerId, Category, MerchantId, OrderId, ReturnId};
+use crate::domain::{BuyerId, Category, MerchantId, Money, OrderId, ReturnId};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -225,4 +225,144 @@ fn decide_never_advances_without_instant_release() {
         );
         assert!(!d.advanced_refund && !d.instant_address_release && !d.courier_pickup);
     }
+}
+
+#[test]
+fn shipped_default_policy_offers_refund_without_return_with_the_issue_figures() {
+    let p = Policy::default();
+    let r = &p.refund_only;
+    assert!(r.enabled);
+    assert_eq!(r.min_star.get(), 4);
+    for reason in ReturnReason::ALL {
+        for c in ["phone_accessories", "shoes", "grocery"] {
+            assert_eq!(
+                r.max_for(c, *reason),
+                "30.00".parse().unwrap(),
+                "{c} {reason}"
+            );
+        }
+    }
+    assert_eq!(r.per_buyer_30_days, "200.00".parse().unwrap());
+    assert!(r.daily_budget > Money::ZERO);
+    assert!(p.merchant_rules.is_empty());
+}
+
+#[test]
+fn the_refund_only_table_picks_the_most_specific_row() {
+    let p = patched(Some(
+        r#"
+        [refund_without_return]
+        max_amount = "30.00"
+        by_reason = { not_received = "20.00" }
+        [refund_without_return.by_category.electronics]
+        default = "10.00"
+        quality = "25.00"
+        "#,
+    ));
+    let r = &p.refund_only;
+    let m = |s: &str| s.parse::<Money>().unwrap();
+    assert_eq!(r.max_for("electronics", ReturnReason::Quality), m("25.00"));
+    assert_eq!(
+        r.max_for("electronics", ReturnReason::NotReceived),
+        m("10.00")
+    );
+    assert_eq!(r.max_for("shoes", ReturnReason::NotReceived), m("20.00"));
+    assert_eq!(r.max_for("shoes", ReturnReason::NoReason), m("30.00"));
+}
+
+#[test]
+fn bad_refund_only_and_merchant_rules_are_refused_naming_the_key() {
+    let cases = [
+        (
+            "[refund_without_return]\nmax_amount = \"-1.00\"",
+            "refund_without_return.max_amount",
+        ),
+        // Above the 4-star advance limit (3000.00), the lowest star offered it.
+        (
+            "[refund_without_return]\nmax_amount = \"3000.01\"",
+            "refund_without_return.max_amount",
+        ),
+        (
+            "[refund_without_return.by_reason]\nchanged_my_mind = \"10.00\"",
+            "refund_without_return.by_reason.changed_my_mind",
+        ),
+        (
+            "[refund_without_return.by_reason]\nquality = \"-0.01\"",
+            "refund_without_return.by_reason.quality",
+        ),
+        (
+            "[refund_without_return.by_category.spaceships]\ndefault = \"10.00\"",
+            "refund_without_return.by_category.spaceships",
+        ),
+        (
+            "[refund_without_return.by_category.shoes]\nbroken = \"10.00\"",
+            "refund_without_return.by_category.shoes.broken",
+        ),
+        (
+            "[refund_without_return]\nexcluded_categories = [\"spaceships\"]",
+            "refund_without_return.excluded_categories",
+        ),
+        (
+            "[refund_without_return]\nmin_star = 6",
+            "refund_without_return.min_star",
+        ),
+        (
+            "[merchants.17]\nadvance_limit = \"20000.00\"",
+            "merchants.17.advance_limit",
+        ),
+        (
+            "[merchants.17]\nrefund_without_return_max = \"31.00\"",
+            "merchants.17.refund_without_return_max",
+        ),
+        (
+            "[merchants.17]\nexcluded_categories = [\"spaceships\"]",
+            "merchants.17.excluded_categories",
+        ),
+        ("[merchants.acme]\nadvances = false", "merchants.acme"),
+        (
+            "[instant]\nmerchants = [1, 2]\n[merchants.17]\ninstant_release = true",
+            "merchants.17.instant_release",
+        ),
+        (
+            "[refund_without_return]\nenabled = false\n[merchants.17]\nrefund_without_return = true",
+            "merchants.17.refund_without_return",
+        ),
+        ("[merchants.17]\nopt_out = true", "opt_out"),
+        (
+            "instant.categories = [\"spaceships\"]",
+            "instant.categories",
+        ),
+    ];
+    for (patch, key) in cases {
+        let e = error_of(patch);
+        assert!(e.contains(key), "{patch}: {e}");
+        if key.starts_with("merchants.17.") {
+            assert!(e.contains("merchant 17"), "{patch}: {e}");
+        }
+    }
+}
+
+#[test]
+fn a_merchant_may_narrow_the_platform_rules() {
+    let p = patched(Some(
+        r#"
+        [merchants.17]
+        instant_release = false
+        advances = false
+        refund_without_return = false
+        advance_limit = "500.00"
+        refund_without_return_max = "10.00"
+        excluded_categories = ["electronics"]
+        "#,
+    ));
+    let m = p.merchant(17).unwrap();
+    assert!(!m.instant_release && !m.advances && !m.refund_without_return);
+    assert_eq!(
+        p.limit_for_merchant(Star::MAX, 17),
+        ("500.00".parse().unwrap(), true)
+    );
+    assert_eq!(
+        p.limit_for_merchant(Star::MAX, 18),
+        ("10000.00".parse().unwrap(), false)
+    );
 }
