@@ -11,12 +11,13 @@
 //! of open cases). Reads tick a case by the clock without writing; the next write
 //! records what time did.
 
-use crate::{LedgerError, State, ts, unavailable};
+use crate::{LedgerError, State, Writing, find_return, unavailable};
 use chrono::{DateTime, Utc};
 use fastrefund_core::cases::{
     self, Case, CaseDeadlines, CaseEvent, CaseRefusal, Command, Effect, Opening, SubjectFacts,
 };
-use fastrefund_core::domain::{BuyerId, OrderId, Outcome};
+use fastrefund_core::domain::BuyerId;
+use fastrefund_core::ledger::{self, Refusal};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// A call on cases.
@@ -215,40 +216,12 @@ fn list(
 /// What the ledger knows of the subject of `o`.
 fn facts(tx: &Connection, o: &Opening) -> Result<SubjectFacts, LedgerError> {
     let mut f = SubjectFacts::default();
-    if let Some(rid) = o.return_id {
-        let row = tx
-            .prepare_cached(
-                "SELECT d.buyer_id, d.order_id, d.instant, a.return_id IS NOT NULL, o.outcome,
-                        c.to_outcome
-                 FROM decisions d
-                 LEFT JOIN advances a ON a.return_id = d.return_id
-                 LEFT JOIN outcomes o ON o.return_id = d.return_id
-                 LEFT JOIN outcome_corrections c ON c.return_id = d.return_id
-                 WHERE d.return_id = ?1",
-            )
-            .and_then(|mut s| {
-                s.query_row([rid.0 as i64], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, bool>(2)?,
-                        r.get::<_, bool>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                        r.get::<_, Option<String>>(5)?,
-                    ))
-                })
-                .optional()
-            })
-            .map_err(unavailable)?;
-        if let Some((buyer, order, instant, advanced, outcome, corrected)) = row {
-            f.return_owner = Some((BuyerId(buyer as u64), OrderId(order as u64)));
-            f.outcome = corrected
-                .or(outcome)
-                .map(|o| o.parse::<Outcome>())
-                .transpose()
-                .map_err(unavailable)?;
-            f.refused = !(instant && advanced);
-        }
+    if let Some(rid) = o.return_id
+        && let Some(rec) = find_return(tx, rid.0)?
+    {
+        f.return_owner = Some((rec.buyer, rec.order));
+        f.outcome = rec.state.outcome().map(|(o, _)| o);
+        f.refused = rec.state.advance().is_none();
     }
     let subject = Case::subject_key(o.kind, o.buyer_id, o.return_id);
     f.open_case = tx
@@ -410,7 +383,8 @@ fn trail(tx: &Connection, case_id: u64) -> Result<Vec<CaseEvent>, LedgerError> {
         .collect()
 }
 
-/// Applies a decision's effect on the money.
+/// Applies a decision's effect on the return it is about, as a move of the return's
+/// state machine (a reviewer's release, a corrected outcome), written as every move is.
 fn apply_effect(
     tx: &Connection,
     st: &mut State,
@@ -418,57 +392,23 @@ fn apply_effect(
     effect: &Effect,
     now: DateTime<Utc>,
 ) -> Result<(), LedgerError> {
-    match effect {
-        Effect::CorrectOutcome { return_id, to } => {
-            let from: Option<String> = tx
-                .prepare_cached("SELECT outcome FROM outcomes WHERE return_id = ?1")
-                .and_then(|mut s| s.query_row([return_id.0 as i64], |r| r.get(0)).optional())
-                .map_err(unavailable)?;
-            let from = from.ok_or_else(|| {
-                unavailable(format!("return {} has no outcome to correct", return_id.0))
-            })?;
-            tx.prepare_cached(
-                "INSERT INTO outcome_corrections (return_id, case_id, from_outcome, to_outcome, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (return_id) DO NOTHING",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    return_id.0 as i64,
-                    case.case_id as i64,
-                    from,
-                    to.as_str(),
-                    now.timestamp_micros()
-                ])
-            })
-            .map_err(unavailable)?;
-            // The buyer's latest loss, from the outcomes as corrected.
-            let latest: Option<i64> = tx
-                .prepare_cached(LATEST_LOSS)
-                .and_then(|mut s| s.query_row([case.buyer_id.0 as i64], |r| r.get(0)))
-                .map_err(unavailable)?;
-            st.book
-                .set_last_loss(case.buyer_id.0, latest.map(ts).transpose()?);
+    let rid = match effect {
+        Effect::CorrectOutcome { return_id, .. } | Effect::ReleaseByReviewer { return_id, .. } => {
+            *return_id
         }
-        Effect::ReleaseByReviewer {
-            return_id,
-            reviewer,
-        } => {
-            tx.prepare_cached(
-                "INSERT INTO reviewer_releases (return_id, case_id, reviewer, at)
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (return_id) DO NOTHING",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    return_id.0 as i64,
-                    case.case_id as i64,
-                    reviewer,
-                    now.timestamp_micros()
-                ])
-            })
-            .map_err(unavailable)?;
-        }
-    }
-    Ok(())
+    };
+    let rec = find_return(tx, rid.0)?.ok_or(Refusal::UnknownReturn(rid.0))?;
+    let moved = match effect {
+        Effect::CorrectOutcome { to, .. } => ledger::correct_step(rid, &rec, *to)?,
+        Effect::ReleaseByReviewer { reviewer, .. } => ledger::release_step(&rec, reviewer),
+    };
+    let w = Writing {
+        day: now.date_naive(),
+        now,
+        shipped_at: now,
+        case_id: Some(case.case_id),
+    };
+    st.write(tx, rid.0, &rec, &moved.effects, &w)
 }
 
 /// The stable id of a case's `seq`th event, for a webhook receiver to deduplicate.

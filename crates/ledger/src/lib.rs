@@ -77,8 +77,8 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use fastrefund_core::ledger::{
-    Advance, Book, InvariantBroken, Refusal, ReturnRec, SettleStep, TrackStep, settle_step,
-    shadow_record, track_step,
+    Advance, Book, DecideStep, Effect, InvariantBroken, NewDecision, Refusal, ReturnRec,
+    ReturnState, SettleStep, TrackStep, decide_step, settle_step, shadow_record, track_step,
 };
 pub use fastrefund_core::ledger::{ExportRow, StarLookup};
 
@@ -94,32 +94,14 @@ pub const MAX_BATCH: usize = 1024;
 pub enum LedgerError {
     #[error("the ledger cannot store this now: {0}")]
     Unavailable(String),
-    #[error("return {0} was never decided")]
-    UnknownReturn(u64),
-    #[error("return {0} was not advanced, so it has no outcome to settle")]
-    NotAdvanced(u64),
-    #[error(
-        "return {return_id} already has outcome {existing}; a different outcome ({given}) is refused"
-    )]
-    OutcomeConflict {
-        return_id: u64,
-        existing: Outcome,
-        given: Outcome,
-    },
-    #[error(
-        "return {return_id} was decided for another request (its `{field}` differs); a return_id is the key of one request only"
-    )]
-    ReturnIdReused { return_id: u64, field: &'static str },
-    #[error(
-        "return {return_id} was advanced on another tracking number; one return has one parcel"
-    )]
-    TrackingConflict { return_id: u64 },
-    #[error(
-        "return {return_id} was settled as {outcome} at another time; a different `at` is refused"
-    )]
-    OutcomeAtConflict { return_id: u64, outcome: Outcome },
-    #[error("`pending` is not an outcome that settles a return")]
-    PendingOutcome,
+    /// The command conflicts with what is recorded, or is the caller's mistake (the
+    /// core's state machine refused it).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The records disagree with themselves: money moves stop until someone looks
+    /// (readiness turns false), never clamped.
+    #[error("the ledger stopped moving money: {0}")]
+    Broken(InvariantBroken),
     #[error("cannot open the ledger at {path}: {message}")]
     Open { path: String, message: String },
     /// A case or a move on it refused (spec §10).
@@ -127,35 +109,10 @@ pub enum LedgerError {
     Case(fastrefund_core::cases::CaseRefusal),
 }
 
-impl From<Refusal> for LedgerError {
-    fn from(r: Refusal) -> Self {
-        match r {
-            Refusal::UnknownReturn(rid) => LedgerError::UnknownReturn(rid),
-            Refusal::NotAdvanced(rid) => LedgerError::NotAdvanced(rid),
-            Refusal::OutcomeConflict {
-                return_id,
-                existing,
-                given,
-            } => LedgerError::OutcomeConflict {
-                return_id,
-                existing,
-                given,
-            },
-            Refusal::TrackingConflict { return_id } => LedgerError::TrackingConflict { return_id },
-            Refusal::OutcomeAtConflict { return_id, outcome } => {
-                LedgerError::OutcomeAtConflict { return_id, outcome }
-            }
-            Refusal::PendingOutcome => LedgerError::PendingOutcome,
-            Refusal::ReturnIdReused { return_id, field } => {
-                LedgerError::ReturnIdReused { return_id, field }
-            }
-        }
-    }
-}
-
 impl From<InvariantBroken> for LedgerError {
     fn from(e: InvariantBroken) -> Self {
-        unavailable(e)
+        tracing::error!(error = %e, "ledger invariant broken; money moves stop");
+        LedgerError::Broken(e)
     }
 }
 
@@ -184,6 +141,28 @@ pub struct Tracked {
 }
 
 impl Tracked {
+    /// The answer to a tracking call on return `rid` (`rec`) that the state machine
+    /// answered with `step`.
+    pub fn from_step(rid: u64, rec: &ReturnRec, step: TrackStep) -> Tracked {
+        match step {
+            TrackStep::Repeat { amount } => Tracked::repeat(rid, amount),
+            TrackStep::Advance { amount, flags } => Tracked {
+                return_id: rid,
+                advanced: true,
+                amount,
+                reasons: flags,
+                repeated: false,
+            },
+            TrackStep::Refuse { reasons } => Tracked {
+                return_id: rid,
+                advanced: false,
+                amount: rec.amount,
+                reasons,
+                repeated: false,
+            },
+        }
+    }
+
     /// The answer to a tracking call that repeats a recorded advance.
     pub fn repeat(return_id: u64, amount: Money) -> Tracked {
         Tracked {
@@ -207,6 +186,25 @@ pub struct Settled {
     /// The buyer's outstanding advances after this settlement.
     pub outstanding: Money,
     pub repeated: bool,
+}
+
+impl Settled {
+    /// The answer to an outcome for return `rid` that the state machine answered with
+    /// `step`; `outstanding`: what the buyer owes after it.
+    pub fn from_step(rid: u64, outcome: Outcome, step: SettleStep, outstanding: Money) -> Settled {
+        let (amount, loss, repeated) = match step {
+            SettleStep::Repeat { amount, loss } => (amount, loss, true),
+            SettleStep::Settle { amount, loss } => (amount, loss, false),
+        };
+        Settled {
+            return_id: rid,
+            outcome,
+            amount,
+            loss,
+            outstanding,
+            repeated,
+        }
+    }
 }
 
 /// A buyer's exposure as the ledger knows it.
@@ -325,13 +323,17 @@ enum Reply {
 impl Reply {
     /// Whether the command was refused or failed (so its rows must not stay).
     fn failed(&self) -> bool {
+        self.error().is_some()
+    }
+
+    fn error(&self) -> Option<&LedgerError> {
         match self {
-            Reply::Decide(_, r) => r.is_err(),
-            Reply::Track(_, r) => r.is_err(),
-            Reply::Settle(_, r) => r.is_err(),
-            Reply::Exposure(_, r) => r.is_err(),
-            Reply::Case(_, r, _) => r.is_err(),
-            Reply::Replay(_, r) => r.is_err(),
+            Reply::Decide(_, r) => r.as_ref().err(),
+            Reply::Track(_, r) => r.as_ref().err(),
+            Reply::Settle(_, r) => r.as_ref().err(),
+            Reply::Exposure(_, r) => r.as_ref().err(),
+            Reply::Case(_, r, _) => r.as_ref().err(),
+            Reply::Replay(_, r) => r.as_ref().err(),
         }
     }
 
@@ -428,6 +430,10 @@ struct Health {
     commit_failed: std::sync::Mutex<Option<String>>,
     /// Fault injection for tests: the next fdatasync fails as if the disk said EIO.
     fail_next_sync: std::sync::atomic::AtomicBool,
+    /// Set for good when the book's invariants broke (the records disagree with
+    /// themselves): every command is refused until an operator has looked and
+    /// restarted the service.
+    broken: std::sync::OnceLock<String>,
 }
 
 impl Health {
@@ -626,16 +632,25 @@ fn load_state(conn: &Connection) -> Result<State, LedgerError> {
             ))
         })
         .map_err(unavailable)?;
+    let mut open: HashMap<u64, (Money, u32)> = HashMap::new();
+    let mut by_day: HashMap<NaiveDate, Money> = HashMap::new();
     for row in rows {
         let (buyer, amount, day, settled) = row.map_err(unavailable)?;
         let amount = parse_money(&amount)?;
         let day: NaiveDate = day.parse().map_err(unavailable)?;
-        st.book.add_advance(buyer as u64, amount, day);
-        if settled {
-            // Losses are noted below, with their times.
-            st.book
-                .settle(buyer as u64, amount, false, DateTime::<Utc>::UNIX_EPOCH)?;
+        let d = by_day.entry(day).or_default();
+        *d = *d + amount;
+        if !settled {
+            let e = open.entry(buyer as u64).or_insert((Money::ZERO, 0));
+            *e = (e.0 + amount, e.1 + 1);
         }
+    }
+    // Losses are noted below, with their times.
+    for (buyer, (owed, n)) in open {
+        st.book.restore_buyer(buyer, owed, n, None)?;
+    }
+    for (day, total) in by_day {
+        st.book.restore_day(day, total);
     }
     let mut q = conn
         .prepare(
@@ -656,58 +671,66 @@ fn load_state(conn: &Connection) -> Result<State, LedgerError> {
     Ok(st)
 }
 
-/// The decided return `rid`, with its advance and outcome, if it was decided.
-fn find_return(tx: &Connection, rid: u64) -> Result<Option<ReturnRec>, LedgerError> {
+/// The decided return `rid` in its state (released, advanced, settled, corrected), if
+/// it was decided.
+pub(crate) fn find_return(tx: &Connection, rid: u64) -> Result<Option<ReturnRec>, LedgerError> {
     use rusqlite::OptionalExtension;
     let row = tx
         .prepare_cached(
             "SELECT d.buyer_id, d.order_id, d.amount, d.instant OR r.return_id IS NOT NULL, d.star,
-                    a.amount, a.tracking_number, o.outcome, o.outcome_at
+                    a.amount, a.tracking_number, o.outcome, o.outcome_at, c.to_outcome
              FROM decisions d
              LEFT JOIN advances a ON a.return_id = d.return_id
              LEFT JOIN outcomes o ON o.return_id = d.return_id
              LEFT JOIN reviewer_releases r ON r.return_id = d.return_id
+             LEFT JOIN outcome_corrections c ON c.return_id = d.return_id
              WHERE d.return_id = ?1",
         )
         .and_then(|mut s| {
             s.query_row([rid as i64], |r| {
                 Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, bool>(3)?,
-                    r.get::<_, u8>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, Option<String>>(7)?,
-                    r.get::<_, Option<i64>>(8)?,
+                    (
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, bool>(3)?,
+                        r.get::<_, u8>(4)?,
+                    ),
+                    (
+                        r.get::<_, Option<String>>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                        r.get::<_, Option<String>>(7)?,
+                        r.get::<_, Option<i64>>(8)?,
+                        r.get::<_, Option<String>>(9)?,
+                    ),
                 ))
             })
             .optional()
         })
         .map_err(unavailable)?;
-    let Some((buyer, order, amount, instant, star, advance, tracking, outcome, outcome_at)) = row
+    let Some(((buyer, order, amount, released, star), (advance, tracking, outcome, at, corrected))) =
+        row
     else {
         return Ok(None);
     };
+    let outcome_of = |o: Option<String>| {
+        o.map(|o| o.parse::<Outcome>().map_err(unavailable))
+            .transpose()
+    };
+    let advance = match (advance, tracking) {
+        (Some(a), Some(t)) => Some(Advance {
+            amount: parse_money(&a)?,
+            tracking_number: t,
+        }),
+        _ => None,
+    };
+    let outcome = outcome_of(outcome)?.zip(at);
     Ok(Some(ReturnRec {
-        buyer: buyer as u64,
-        order: order as u64,
+        buyer: BuyerId(buyer as u64),
+        order: OrderId(order as u64),
         amount: parse_money(&amount)?,
-        instant,
         star: Star::try_from(star).map_err(unavailable)?,
-        advance: advance
-            .map(|a| {
-                parse_money(&a).map(|amount| Advance {
-                    amount,
-                    tracking_number: tracking.unwrap_or_default(),
-                })
-            })
-            .transpose()?,
-        outcome: outcome
-            .map(|o| o.parse::<Outcome>().map_err(unavailable))
-            .transpose()?
-            .map(|o| (o, outcome_at.unwrap_or_default())),
+        state: ReturnState::from_rows(released, advance, outcome, outcome_of(corrected)?)?,
     }))
 }
 
@@ -719,12 +742,13 @@ fn decision_seq(tx: &Connection, rid: u64) -> Result<Option<i64>, LedgerError> {
         .map_err(unavailable)
 }
 
-/// Refuses a request that reuses the `return_id` of the one recorded at row `seq`
-/// for anything else (another buyer, order, merchant, category, amount, reason, dates
-/// or tracking number), naming the first field that differs. Idempotency keys are
-/// bound to the request they were first used with (as Stripe's are): a retry gets the
-/// recorded answer, a different request under the same key a refusal.
-fn same_request(tx: &Connection, seq: i64, req: &ReturnRequest) -> Result<(), LedgerError> {
+/// The request first decided under `return_id`, recorded at row `seq` (what a repeat is
+/// checked against: see `decide_step`).
+fn recorded_request(
+    tx: &Connection,
+    seq: i64,
+    return_id: ReturnId,
+) -> Result<ReturnRequest, LedgerError> {
     #[allow(clippy::type_complexity)]
     let row: (
         i64,
@@ -759,8 +783,8 @@ fn same_request(tx: &Connection, seq: i64, req: &ReturnRequest) -> Result<(), Le
         })
         .map_err(unavailable)?;
     let (buyer, order, merchant, category, amount, reason, delivered, requested, tracking) = row;
-    let recorded = ReturnRequest {
-        return_id: req.return_id,
+    Ok(ReturnRequest {
+        return_id,
         buyer_id: BuyerId(buyer as u64),
         order_id: OrderId(order as u64),
         merchant_id: MerchantId(merchant as u64),
@@ -770,14 +794,7 @@ fn same_request(tx: &Connection, seq: i64, req: &ReturnRequest) -> Result<(), Le
         delivered_at: ts(delivered)?,
         requested_at: ts(requested)?,
         tracking_number: tracking,
-    };
-    match recorded.first_difference(req) {
-        Some(field) => Err(LedgerError::ReturnIdReused {
-            return_id: req.return_id.0,
-            field,
-        }),
-        None => Ok(()),
-    }
+    })
 }
 
 /// The decision recorded at row `seq`, rebuilt exactly as it was answered.
@@ -989,37 +1006,107 @@ fn syncer(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn insert_advance(
-    tx: &Connection,
-    rid: u64,
-    rec: &ReturnRec,
-    tracking: &str,
-    shipped_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-    day: NaiveDate,
-) -> Result<(), LedgerError> {
-    tx.prepare_cached(
-        "INSERT INTO advances (return_id, buyer_id, order_id, amount, tracking_number, shipped_at, advanced_at, local_date)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            rid as i64,
-            rec.buyer as i64,
-            rec.order as i64,
-            rec.amount.to_string(),
-            tracking,
-            shipped_at.timestamp_micros(),
-            now.timestamp_micros(),
-            day.to_string()
-        ])
-    })
-    .map(|_| ())
-    .map_err(unavailable)
+/// What a move's rows need beyond its effects.
+pub(crate) struct Writing {
+    pub day: NaiveDate,
+    pub now: DateTime<Utc>,
+    /// When the parcel was handed to the courier (an advance's `shipped_at`).
+    pub shipped_at: DateTime<Utc>,
+    /// The case whose decision made the move (a reviewer's release, a correction).
+    pub case_id: Option<u64>,
 }
 
 impl State {
+    /// Writes a move's effects on return `rid` (`rec`): each effect's row, then, once
+    /// every row is written, the money in the book (whose invariants are checked as it
+    /// applies them).
+    pub(crate) fn write(
+        &mut self,
+        tx: &Connection,
+        rid: u64,
+        rec: &ReturnRec,
+        effects: &[Effect],
+        w: &Writing,
+    ) -> Result<(), LedgerError> {
+        let exec = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
+            tx.prepare_cached(sql)
+                .and_then(|mut s| s.execute(p))
+                .map(|_| ())
+                .map_err(unavailable)
+        };
+        let (rid_, now) = (rid as i64, w.now.timestamp_micros());
+        let case_id = w.case_id.map(|c| c as i64);
+        let mut latest_loss_of = None;
+        for e in effects {
+            match e {
+                Effect::Advance {
+                    buyer,
+                    amount,
+                    tracking,
+                } => exec(
+                    "INSERT INTO advances (return_id, buyer_id, order_id, amount, tracking_number, shipped_at, advanced_at, local_date)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        rid_,
+                        buyer.0 as i64,
+                        rec.order.0 as i64,
+                        amount.to_string(),
+                        tracking,
+                        w.shipped_at.timestamp_micros(),
+                        now,
+                        w.day.to_string()
+                    ],
+                )?,
+                Effect::TrackingRefused { tracking, reasons } => exec(
+                    "INSERT INTO tracking_refusals (return_id, tracking_number, reasons, at) VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        rid_,
+                        tracking,
+                        serde_json::to_string(reasons).map_err(unavailable)?,
+                        now
+                    ],
+                )?,
+                Effect::Settle { outcome, at, .. } => exec(
+                    "INSERT INTO outcomes (return_id, outcome, outcome_at, recorded_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![rid_, outcome.as_str(), at.timestamp_micros(), now],
+                )?,
+                Effect::ReleasedByReviewer { reviewer } => exec(
+                    "INSERT INTO reviewer_releases (return_id, case_id, reviewer, at) VALUES (?1, ?2, ?3, ?4)",
+                    params![rid_, case_id, reviewer, now],
+                )?,
+                Effect::OutcomeCorrected {
+                    buyer,
+                    from,
+                    to,
+                    loss_changed,
+                } => {
+                    exec(
+                        "INSERT INTO outcome_corrections (return_id, case_id, from_outcome, to_outcome, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![rid_, case_id, from.as_str(), to.as_str(), now],
+                    )?;
+                    if *loss_changed {
+                        latest_loss_of = Some(*buyer);
+                    }
+                }
+            }
+        }
+        // Memory changes only once every row is written.
+        for e in effects {
+            self.book.apply(e, w.day)?;
+        }
+        if let Some(buyer) = latest_loss_of {
+            // The buyer's latest loss, from the outcomes as corrected.
+            let latest: Option<i64> = tx
+                .prepare_cached(cases::LATEST_LOSS)
+                .and_then(|mut s| s.query_row([buyer.0 as i64], |r| r.get(0)))
+                .map_err(unavailable)?;
+            self.book
+                .set_last_loss(buyer.0, latest.map(ts).transpose()?);
+        }
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn decide(
         &mut self,
@@ -1033,21 +1120,39 @@ impl State {
         now: DateTime<Utc>,
     ) -> Result<Decided, LedgerError> {
         let rid = req.return_id.0;
-        if let Some(seq) = decision_seq(tx, rid)? {
-            same_request(tx, seq, &req)?;
-            return recorded_decision(tx, seq, &self.version_text);
-        }
+        let seq = decision_seq(tx, rid)?;
+        let recorded = seq
+            .map(|seq| recorded_request(tx, seq, req.return_id))
+            .transpose()?;
         let day = policy::local_date(now, policy);
-        let view = self.view(
-            tx,
-            rid,
-            req.buyer_id.0,
-            req.order_id.0,
-            day,
-            rated_as_of,
-            req.tracking_number.as_deref(),
-        )?;
-        let decision = policy::decide(&req, star, &view, policy, now);
+        let mut view = None;
+        let step = decide_step::<LedgerError>(recorded.as_ref(), &req, star, policy, now, || {
+            let v = self.view(
+                tx,
+                rid,
+                req.buyer_id.0,
+                req.order_id.0,
+                day,
+                rated_as_of,
+                req.tracking_number.as_deref(),
+            )?;
+            view = Some(v);
+            Ok(v)
+        })?;
+        let (
+            DecideStep::New(NewDecision {
+                decision,
+                rec,
+                effects,
+            }),
+            Some(view),
+        ) = (step, view)
+        else {
+            let seq = seq.ok_or_else(|| {
+                unavailable(format!("return {rid}: no recorded decision to repeat"))
+            })?;
+            return recorded_decision(tx, seq, &self.version_text);
+        };
         // Never handed out twice, even after a power cut lost decisions that were
         // answered (committed) but not yet synced: an id is at least the decision's
         // time in microseconds, so ids after a restart are past any lost one (the
@@ -1095,24 +1200,14 @@ impl State {
             ])
         })
         .map_err(unavailable)?;
-        let rec = ReturnRec {
-            buyer: req.buyer_id.0,
-            order: req.order_id.0,
-            amount: req.amount,
-            instant: decision.instant_address_release,
-            star: decision.star,
-            advance: None,
-            outcome: None,
+        let w = Writing {
+            day,
+            now,
+            shipped_at: now,
+            case_id: None,
         };
-        if decision.advanced_refund {
-            let tracking = req.tracking_number.as_deref().unwrap_or_default();
-            insert_advance(tx, rid, &rec, tracking, now, now, day)?;
-        }
-        // Memory changes only once every row is written.
+        self.write(tx, rid, &rec, &effects, &w)?;
         self.next_decision_id = decision_id + 1;
-        if decision.advanced_refund {
-            self.book.add_advance(rec.buyer, req.amount, day);
-        }
         Ok(Decided {
             decision_id,
             decision,
@@ -1134,56 +1229,34 @@ impl State {
         policy: &Policy,
         now: DateTime<Utc>,
     ) -> Result<Tracked, LedgerError> {
-        let rec = find_return(tx, rid)?.ok_or(LedgerError::UnknownReturn(rid))?;
+        let rec = find_return(tx, rid)?.ok_or(Refusal::UnknownReturn(rid))?;
         let day = policy::local_date(now, policy);
-        let step = track_step::<LedgerError>(
-            rid,
+        let moved = track_step::<LedgerError>(
+            ReturnId(rid),
             &rec,
             tracking,
-            stars.and_then(|s| s.star(BuyerId(rec.buyer))),
+            stars.and_then(|s| s.star(rec.buyer)),
             policy,
             |rec| {
                 self.view(
                     tx,
                     rid,
-                    rec.buyer,
-                    rec.order,
+                    rec.buyer.0,
+                    rec.order.0,
                     day,
                     stars.and_then(|s| s.rated_as_of()),
                     Some(tracking),
                 )
             },
         )?;
-        let reasons = match step {
-            TrackStep::Advance { amount, flags } => {
-                insert_advance(tx, rid, &rec, tracking, shipped_at, now, day)?;
-                self.book.add_advance(rec.buyer, amount, day);
-                return Ok(Tracked {
-                    return_id: rid,
-                    advanced: true,
-                    amount,
-                    reasons: flags,
-                    repeated: false,
-                });
-            }
-            TrackStep::Repeat { amount } => {
-                return Ok(Tracked::repeat(rid, amount));
-            }
-            TrackStep::Refuse { reasons } => reasons,
+        let w = Writing {
+            day,
+            now,
+            shipped_at,
+            case_id: None,
         };
-        let codes = serde_json::to_string(&reasons).map_err(unavailable)?;
-        tx.prepare_cached(
-            "INSERT INTO tracking_refusals (return_id, tracking_number, reasons, at) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .and_then(|mut s| s.execute(params![rid as i64, tracking, codes, now.timestamp_micros()]))
-        .map_err(unavailable)?;
-        Ok(Tracked {
-            return_id: rid,
-            advanced: false,
-            amount: rec.amount,
-            reasons,
-            repeated: false,
-        })
+        self.write(tx, rid, &rec, &moved.effects, &w)?;
+        Ok(Tracked::from_step(rid, &rec, moved.answer))
     }
 
     fn settle(
@@ -1195,32 +1268,28 @@ impl State {
         now: DateTime<Utc>,
     ) -> Result<Settled, LedgerError> {
         let rec = if outcome == Outcome::Pending {
-            None // refused as pending below, before the look-up
+            None // refused as pending by the step, before the look-up
         } else {
             find_return(tx, rid)?
         };
-        let step = settle_step(rid, rec.as_ref(), outcome, at)?;
-        let buyer = rec.as_ref().map_or(0, |r| r.buyer);
-        let (amount, loss, repeated) = match step {
-            SettleStep::Repeat { amount, loss } => (amount, loss, true),
-            SettleStep::Settle { amount, loss } => {
-                tx.prepare_cached("INSERT INTO outcomes (return_id, outcome, outcome_at, recorded_at) VALUES (?1, ?2, ?3, ?4)")
-                    .and_then(|mut s| s.execute(params![rid as i64, outcome.as_str(), at.timestamp_micros(), now.timestamp_micros()]))
-                    .map_err(unavailable)?;
-                self.book.settle(buyer, amount, loss, at).inspect_err(|e| {
-                    tracing::error!(error = %e, "ledger view disagrees with its records");
-                })?;
-                (amount, loss, false)
-            }
+        let moved = settle_step(ReturnId(rid), rec.as_ref(), outcome, at)?;
+        let Some(rec) = rec else {
+            return Err(Refusal::UnknownReturn(rid).into());
         };
-        Ok(Settled {
-            return_id: rid,
+        let w = Writing {
+            // (A settlement counts on no day.)
+            day: now.date_naive(),
+            now,
+            shipped_at: now,
+            case_id: None,
+        };
+        self.write(tx, rid, &rec, &moved.effects, &w)?;
+        Ok(Settled::from_step(
+            rid,
             outcome,
-            amount,
-            loss,
-            outstanding: self.book.exposure(buyer).0,
-            repeated,
-        })
+            moved.answer,
+            self.book.exposure(rec.buyer.0).0,
+        ))
     }
 }
 
@@ -1232,7 +1301,10 @@ impl State {
                 let Some(seq) = decision_seq(tx, req.return_id.0)? else {
                     return Ok(None);
                 };
-                same_request(tx, seq, &req)?;
+                fastrefund_core::ledger::same_request(
+                    &recorded_request(tx, seq, req.return_id)?,
+                    &req,
+                )?;
                 Ok(Some(Replay::Decision(recorded_decision(
                     tx,
                     seq,
@@ -1246,7 +1318,8 @@ impl State {
                 let Some(rec) = find_return(tx, return_id)? else {
                     return Err(Refusal::UnknownReturn(return_id).into());
                 };
-                let replayed = fastrefund_core::ledger::replay_track(return_id, &rec, &tracking)?;
+                let replayed =
+                    fastrefund_core::ledger::replay_track(ReturnId(return_id), &rec, &tracking)?;
                 Ok(replayed.map(|amount| Replay::Tracking(Tracked::repeat(return_id, amount))))
             }
         }
@@ -1269,6 +1342,10 @@ impl Writer {
         let st = &mut self.state;
         let mut broken: Option<String> = None;
         for c in batch.drain(..) {
+            if let Some(why) = self.health.broken.get() {
+                reply_error(c, &unavailable(why));
+                continue;
+            }
             // Each command is atomic: all of its rows or none. A command that fails
             // half-way (an insert refused by the store) is rolled back to its savepoint
             // and answered with its error; the batch's other commands still commit.
@@ -1350,6 +1427,11 @@ impl Writer {
                     )
                 }
             };
+            if let Some(LedgerError::Broken(why)) = reply.error() {
+                let _ = self.health.broken.set(format!(
+                    "{why}; money moves are stopped: check the ledger's records, then restart the service"
+                ));
+            }
             if reply.failed() {
                 st.forget_new_versions();
                 if let Err(e) = exec_cached(tx, "ROLLBACK TO cmd") {
@@ -1504,7 +1586,7 @@ impl Ledger {
     /// for good; or the last commit failed). Readiness follows it.
     pub fn health(&self) -> Result<(), String> {
         let h = &self.shared.health;
-        if let Some(why) = h.sync_failed.get() {
+        if let Some(why) = h.sync_failed.get().or(h.broken.get()) {
             return Err(why.clone());
         }
         match h.commit_failed.lock() {

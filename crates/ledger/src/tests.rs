@@ -155,7 +155,7 @@ async fn no_advance_without_instant_release_and_unknown_returns_are_named() {
         l.track(ReturnId(99), "SF".into(), now(), stars(4), p, now())
             .await
             .unwrap_err(),
-        LedgerError::UnknownReturn(99)
+        LedgerError::Refused(Refusal::UnknownReturn(99))
     );
 }
 
@@ -257,19 +257,19 @@ async fn outcomes_settle_once_and_impossible_transitions_are_refused() {
     assert!(matches!(
         l.settle(ReturnId(1), Outcome::NotShipped, now(), now())
             .await,
-        Err(LedgerError::OutcomeConflict { .. })
+        Err(LedgerError::Refused(Refusal::OutcomeConflict { .. }))
     ));
     assert_eq!(
         l.settle(ReturnId(3), Outcome::ReceivedOk, now(), now())
             .await
             .unwrap_err(),
-        LedgerError::NotAdvanced(3)
+        LedgerError::Refused(Refusal::NotAdvanced(3))
     );
     assert_eq!(
         l.settle(ReturnId(2), Outcome::Pending, now(), now())
             .await
             .unwrap_err(),
-        LedgerError::PendingOutcome
+        LedgerError::Refused(Refusal::PendingOutcome)
     );
     let loss = l
         .settle(ReturnId(2), Outcome::NotShipped, now(), now())

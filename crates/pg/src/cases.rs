@@ -9,12 +9,14 @@
 //! every money command does, after the case's row: no command takes them the other
 //! way round.
 
-use crate::{Tx, TxError, unavailable};
+use crate::{
+    Tx, TxError, Writing, find_return, lock_buyer_of, read_buyer, restore, unavailable, write,
+};
 use chrono::{DateTime, Utc};
 use fastrefund_core::cases::{
     self, Case, CaseDeadlines, CaseEvent, CaseRefusal, Command, Effect, Opening, SubjectFacts,
 };
-use fastrefund_core::domain::{BuyerId, OrderId, Outcome};
+use fastrefund_core::ledger::{self, Book, Refusal};
 use fastrefund_ledger::cases::{event_id, webhook_payload};
 use fastrefund_ledger::{CaseAnswer, CaseCall, CaseView, LedgerError, OutboxEvent};
 
@@ -198,31 +200,12 @@ async fn list(
 
 async fn facts(tx: &Tx<'_>, o: &Opening) -> Result<SubjectFacts, TxError> {
     let mut f = SubjectFacts::default();
-    if let Some(rid) = o.return_id {
-        let row = tx
-            .query_opt(
-                "SELECT d.buyer_id, d.order_id, d.instant, a.return_id IS NOT NULL,
-                        o.outcome, c.to_outcome
-                 FROM decisions d
-                 LEFT JOIN advances a ON a.return_id = d.return_id
-                 LEFT JOIN outcomes o ON o.return_id = d.return_id
-                 LEFT JOIN outcome_corrections c ON c.return_id = d.return_id
-                 WHERE d.return_id = $1",
-                &[&(rid.0 as i64)],
-            )
-            .await?;
-        if let Some(r) = row {
-            f.return_owner = Some((
-                BuyerId(r.get::<_, i64>(0) as u64),
-                OrderId(r.get::<_, i64>(1) as u64),
-            ));
-            let outcome: Option<String> = r.get::<_, Option<String>>(5).or(r.get(4));
-            f.outcome = outcome
-                .map(|o| o.parse::<Outcome>())
-                .transpose()
-                .map_err(|e| TxError::Ledger(unavailable(e)))?;
-            f.refused = !(r.get::<_, bool>(2) && r.get::<_, bool>(3));
-        }
+    if let Some(rid) = o.return_id
+        && let Some(rec) = find_return(tx, rid.0).await?
+    {
+        f.return_owner = Some((rec.buyer, rec.order));
+        f.outcome = rec.state.outcome().map(|(o, _)| o);
+        f.refused = rec.state.advance().is_none();
     }
     let subject = Case::subject_key(o.kind, o.buyer_id, o.return_id);
     f.open_case = tx
@@ -370,74 +353,35 @@ async fn trail(tx: &Tx<'_>, case_id: u64) -> Result<Vec<CaseEvent>, TxError> {
     .collect()
 }
 
+/// Applies a decision's effect on the return it is about, as a move of the return's
+/// state machine (a reviewer's release, a corrected outcome), written as every move is,
+/// under the buyer's lock as every command that moves their money.
 async fn apply_effect(
     tx: &Tx<'_>,
     case: &Case,
     effect: &Effect,
     now: DateTime<Utc>,
 ) -> Result<(), TxError> {
-    match effect {
-        Effect::CorrectOutcome { return_id, to } => {
-            // The buyer's lock, as every command that moves their money takes it.
-            tx.execute(
-                "SELECT pg_advisory_xact_lock($1)",
-                &[&(case.buyer_id.0 as i64)],
-            )
-            .await?;
-            let from: Option<String> = tx
-                .query_opt(
-                    "SELECT outcome FROM outcomes WHERE return_id = $1",
-                    &[&(return_id.0 as i64)],
-                )
-                .await?
-                .map(|r| r.get(0));
-            let from = from.ok_or_else(|| {
-                TxError::Ledger(unavailable(format!(
-                    "return {} has no outcome to correct",
-                    return_id.0
-                )))
-            })?;
-            tx.execute(
-                "INSERT INTO outcome_corrections (return_id, case_id, from_outcome, to_outcome, at)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (return_id) DO NOTHING",
-                &[
-                    &(return_id.0 as i64),
-                    &(case.case_id as i64),
-                    &from,
-                    &to.as_str(),
-                    &now.timestamp_micros(),
-                ],
-            )
-            .await?;
-            // The buyer's latest loss, from their outcomes as corrected.
-            tx.execute(
-                "UPDATE exposure SET last_loss = (
-                    SELECT MAX(o.outcome_at)
-                    FROM outcomes o JOIN decisions d ON d.return_id = o.return_id
-                    LEFT JOIN outcome_corrections c ON c.return_id = o.return_id
-                    WHERE d.buyer_id = $1
-                      AND COALESCE(c.to_outcome, o.outcome) IN ('received_mismatch', 'not_shipped'))
-                 WHERE buyer_id = $1",
-                &[&(case.buyer_id.0 as i64)],
-            )
-            .await?;
+    let rid = match effect {
+        Effect::CorrectOutcome { return_id, .. } | Effect::ReleaseByReviewer { return_id, .. } => {
+            *return_id
         }
-        Effect::ReleaseByReviewer {
-            return_id,
-            reviewer,
-        } => {
-            tx.execute(
-                "INSERT INTO reviewer_releases (return_id, case_id, reviewer, at)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (return_id) DO NOTHING",
-                &[
-                    &(return_id.0 as i64),
-                    &(case.case_id as i64),
-                    reviewer,
-                    &now.timestamp_micros(),
-                ],
-            )
-            .await?;
-        }
-    }
-    Ok(())
+    };
+    let buyer = lock_buyer_of(tx, rid.0).await?;
+    let rec = find_return(tx, rid.0)
+        .await?
+        .ok_or(Refusal::UnknownReturn(rid.0))?;
+    let moved = match effect {
+        Effect::CorrectOutcome { to, .. } => ledger::correct_step(rid, &rec, *to)?,
+        Effect::ReleaseByReviewer { reviewer, .. } => ledger::release_step(&rec, reviewer),
+    };
+    let mut book = Book::default();
+    restore(&mut book, buyer, read_buyer(tx, buyer).await?)?;
+    let w = Writing {
+        day: now.date_naive(),
+        now,
+        shipped_at: now,
+        case_id: Some(case.case_id),
+    };
+    write(tx, rid.0, &rec, &moved.effects, &w, &mut book).await
 }

@@ -68,7 +68,8 @@ use fastrefund_core::domain::{
     ReturnRequest, Star,
 };
 use fastrefund_core::ledger::{
-    Advance, Book, ExportRow, Refusal, ReturnRec, SettleStep, StarLookup, TrackStep, settle_step,
+    Advance, Book, DecideStep, Effect, ExportRow, InvariantBroken, NewDecision, Refusal, ReturnRec,
+    ReturnState, StarLookup, TrackStep, decide_step, decided, same_request, settle_step,
     shadow_record, track_step,
 };
 use fastrefund_core::policy::{self, LedgerView, Policy};
@@ -285,6 +286,10 @@ pub struct PgLedger {
     tls: Option<MakeRustlsConnect>,
     /// `host:port/db`, never the password.
     described: Arc<str>,
+    /// Set for good when a command found the records breaking the book's invariants:
+    /// this replica refuses every command and is not ready until an operator has
+    /// looked and restarted it.
+    broken: Arc<std::sync::OnceLock<String>>,
 }
 
 /// Why a command's transaction stopped: the database, or the rules.
@@ -307,6 +312,12 @@ impl From<LedgerError> for TxError {
 
 impl From<Refusal> for TxError {
     fn from(e: Refusal) -> Self {
+        TxError::Ledger(e.into())
+    }
+}
+
+impl From<InvariantBroken> for TxError {
+    fn from(e: InvariantBroken) -> Self {
         TxError::Ledger(e.into())
     }
 }
@@ -556,6 +567,7 @@ impl PgLedger {
             escrow: Arc::new(Escrow::new(pool(1)?, options.budget_slices)),
             tls: tls.connector.clone(),
             described: Arc::from(format!("PostgreSQL at {}", redact(url))),
+            broken: Arc::default(),
         };
         ledger.check_durable().await.map_err(open)?;
         ledger.migrate().await.map_err(|e| open(e.to_string()))?;
@@ -650,6 +662,9 @@ impl PgLedger {
         F: for<'t> Fn(&'t Tx<'t>) -> Pin<Box<dyn Future<Output = Result<T, TxError>> + Send + 't>>
             + Send,
     {
+        if let Some(why) = self.broken.get() {
+            return Err(unavailable(why));
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -697,6 +712,12 @@ impl PgLedger {
             conn.finish(clean);
             match result {
                 Ok(v) => return Ok(v),
+                Err(TxError::Ledger(LedgerError::Broken(why))) => {
+                    let _ = self.broken.set(format!(
+                        "{why}; money moves are stopped: check the ledger's records, then restart the service"
+                    ));
+                    return Err(LedgerError::Broken(why));
+                }
                 Err(TxError::Ledger(e)) => return Err(e),
                 Err(TxError::Db(e)) if retryable(&e) && attempt < MAX_ATTEMPTS => {
                     tracing::debug!(attempt, error = %e, "ledger transaction retried");
@@ -1018,8 +1039,7 @@ async fn read_buyer(tx: &Tx<'_>, buyer: u64) -> Result<Exposure, TxError> {
 
 /// Puts the buyer's exposure row into `book`.
 fn restore(book: &mut Book, buyer: u64, (owed, open, loss): Exposure) -> Result<(), TxError> {
-    book.restore_buyer(buyer, owed, open, loss)
-        .map_err(|e| TxError::Ledger(unavailable(e)))
+    Ok(book.restore_buyer(buyer, owed, open, loss)?)
 }
 
 /// Claims `amount` of `day`'s budget from this replica's slice for the advance the
@@ -1106,18 +1126,19 @@ async fn indexed_facts_of(tx: &Tx<'_>, rid: u64, tracking: &str) -> Result<(bool
     Ok((r.get(0), r.get(1)))
 }
 
-/// The decided return `rid`, with its advance and outcome.
-async fn find_return(tx: &Tx<'_>, rid: u64) -> Result<Option<ReturnRec>, TxError> {
+/// The decided return `rid` in its state (released, advanced, settled, corrected).
+pub(crate) async fn find_return(tx: &Tx<'_>, rid: u64) -> Result<Option<ReturnRec>, TxError> {
     let Some(r) = tx
         .query_opt(
             &st(
                 tx,
                 "SELECT d.buyer_id, d.order_id, d.amount, d.instant OR r.return_id IS NOT NULL,
-                    d.star, a.amount, a.tracking_number, o.outcome, o.outcome_at
+                    d.star, a.amount, a.tracking_number, o.outcome, o.outcome_at, c.to_outcome
              FROM decisions d
              LEFT JOIN advances a ON a.return_id = d.return_id
              LEFT JOIN outcomes o ON o.return_id = d.return_id
              LEFT JOIN reviewer_releases r ON r.return_id = d.return_id
+             LEFT JOIN outcome_corrections c ON c.return_id = d.return_id
              WHERE d.return_id = $1",
             )
             .await?,
@@ -1127,28 +1148,28 @@ async fn find_return(tx: &Tx<'_>, rid: u64) -> Result<Option<ReturnRec>, TxError
     else {
         return Ok(None);
     };
-    let advance = match r.get::<_, Option<Decimal>>(5) {
-        Some(a) => Some(Advance {
+    let outcome_of = |i: usize| {
+        r.get::<_, Option<&str>>(i)
+            .map(|o| o.parse::<Outcome>().map_err(unavailable))
+            .transpose()
+    };
+    let advance = match (
+        r.get::<_, Option<Decimal>>(5),
+        r.get::<_, Option<String>>(6),
+    ) {
+        (Some(a), Some(t)) => Some(Advance {
             amount: money(a)?,
-            tracking_number: r.get::<_, Option<String>>(6).unwrap_or_default(),
+            tracking_number: t,
         }),
-        None => None,
+        _ => None,
     };
-    let outcome = match r.get::<_, Option<&str>>(7) {
-        Some(o) => Some((
-            o.parse::<Outcome>().map_err(unavailable)?,
-            r.get::<_, Option<i64>>(8).unwrap_or_default(),
-        )),
-        None => None,
-    };
+    let outcome = outcome_of(7)?.zip(r.get::<_, Option<i64>>(8));
     Ok(Some(ReturnRec {
-        buyer: r.get::<_, i64>(0) as u64,
-        order: r.get::<_, i64>(1) as u64,
+        buyer: BuyerId(r.get::<_, i64>(0) as u64),
+        order: OrderId(r.get::<_, i64>(1) as u64),
         amount: money(r.get(2))?,
-        instant: r.get(3),
         star: Star::try_from(r.get::<_, i16>(4) as u8).map_err(unavailable)?,
-        advance,
-        outcome,
+        state: ReturnState::from_rows(r.get(3), advance, outcome, outcome_of(9)?)?,
     }))
 }
 
@@ -1189,48 +1210,159 @@ async fn recorded(tx: &Tx<'_>, rid: u64) -> Result<Option<(ReturnRequest, Decide
     )))
 }
 
-/// The recorded answer to a repeated request, or the refusal of another request under
-/// the same `return_id`.
-fn replay(
-    rid: u64,
-    first: &ReturnRequest,
-    again: &ReturnRequest,
-    d: Decided,
-) -> Result<Decided, TxError> {
-    match first.first_difference(again) {
-        None => Ok(d),
-        Some(field) => Err(TxError::Ledger(LedgerError::ReturnIdReused {
-            return_id: rid,
-            field,
-        })),
-    }
+/// What a move's rows need beyond its effects.
+pub(crate) struct Writing {
+    pub day: NaiveDate,
+    pub now: DateTime<Utc>,
+    /// When the parcel was handed to the courier (an advance's `shipped_at`).
+    pub shipped_at: DateTime<Utc>,
+    /// The case whose decision made the move (a reviewer's release, a correction).
+    pub case_id: Option<u64>,
 }
 
-/// Inserts an advance of `rec` on `tracking`.
-async fn insert_advance(
+/// Writes a move's effects on return `rid` (`rec`): the money into `book` (a copy of
+/// the buyer's row, whose invariants are checked as it applies them), then each
+/// effect's row and, when money moved, the buyer's exposure row, in one round trip
+/// and in that order (prepared first): the insert a unique index refuses (another
+/// replica advanced that order first) must reach `run` before the "transaction is
+/// aborted" of the statements behind it.
+pub(crate) async fn write(
     tx: &Tx<'_>,
     rid: u64,
     rec: &ReturnRec,
-    tracking: &str,
-    shipped_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-    day: NaiveDate,
+    effects: &[Effect],
+    w: &Writing,
+    book: &mut Book,
 ) -> Result<(), TxError> {
-    tx.execute(
-        &st(tx, INSERT_ADVANCE).await?,
-        &[
-            &(rid as i64),
-            &(rec.buyer as i64),
-            &(rec.order as i64),
-            &rec.amount.value(),
-            &tracking,
-            &shipped_at.timestamp_micros(),
-            &now.timestamp_micros(),
-            &day,
-            &tx.claims.slice_id(),
-        ],
-    )
-    .await?;
+    for e in effects {
+        book.apply(e, w.day)?;
+    }
+    let moves_money = effects
+        .iter()
+        .any(|e| matches!(e, Effect::Advance { .. } | Effect::Settle { .. }));
+    let sqls: Vec<&str> = effects.iter().flat_map(effect_sql).copied().collect();
+    warm(tx, &sqls).await?;
+    if moves_money {
+        warm(tx, &[STORE_EXPOSURE]).await?;
+    }
+    let rows = async {
+        for e in effects {
+            write_effect(tx, rid, rec, e, w).await?;
+        }
+        Ok::<(), TxError>(())
+    };
+    let exposure = async {
+        match moves_money {
+            true => store_book(tx, book, rec.buyer.0).await,
+            false => Ok(()),
+        }
+    };
+    tokio::try_join!(biased; rows, exposure)?;
+    Ok(())
+}
+
+const INSERT_REFUSAL: &str =
+    "INSERT INTO tracking_refusals (return_id, tracking_number, reasons, at)
+     VALUES ($1, $2, $3, $4)";
+const INSERT_OUTCOME: &str = "INSERT INTO outcomes (return_id, outcome, outcome_at, recorded_at)
+     VALUES ($1, $2, $3, $4)";
+const INSERT_RELEASE: &str = "INSERT INTO reviewer_releases (return_id, case_id, reviewer, at)
+     VALUES ($1, $2, $3, $4)";
+const INSERT_CORRECTION: &str = "INSERT INTO outcome_corrections (return_id, case_id,
+        from_outcome, to_outcome, at)
+     VALUES ($1, $2, $3, $4, $5)";
+/// The buyer's latest loss, from their outcomes as corrected.
+const RESTORE_LAST_LOSS: &str = "UPDATE exposure SET last_loss = (
+        SELECT MAX(o.outcome_at)
+        FROM outcomes o JOIN decisions d ON d.return_id = o.return_id
+        LEFT JOIN outcome_corrections c ON c.return_id = o.return_id
+        WHERE d.buyer_id = $1
+          AND COALESCE(c.to_outcome, o.outcome) IN ('received_mismatch', 'not_shipped'))
+     WHERE buyer_id = $1";
+
+/// The statements an effect's row takes.
+fn effect_sql(e: &Effect) -> &'static [&'static str] {
+    match e {
+        Effect::Advance { .. } => &[INSERT_ADVANCE],
+        Effect::TrackingRefused { .. } => &[INSERT_REFUSAL],
+        Effect::Settle { .. } => &[INSERT_OUTCOME],
+        Effect::ReleasedByReviewer { .. } => &[INSERT_RELEASE],
+        Effect::OutcomeCorrected { .. } => &[INSERT_CORRECTION, RESTORE_LAST_LOSS],
+    }
+}
+
+/// Writes one effect's row(s).
+async fn write_effect(
+    tx: &Tx<'_>,
+    rid: u64,
+    rec: &ReturnRec,
+    e: &Effect,
+    w: &Writing,
+) -> Result<(), TxError> {
+    let (rid, now) = (rid as i64, w.now.timestamp_micros());
+    let case_id = w.case_id.map(|c| c as i64);
+    match e {
+        Effect::Advance {
+            buyer,
+            amount,
+            tracking,
+        } => {
+            tx.execute(
+                &st(tx, INSERT_ADVANCE).await?,
+                &[
+                    &rid,
+                    &(buyer.0 as i64),
+                    &(rec.order.0 as i64),
+                    &amount.value(),
+                    tracking,
+                    &w.shipped_at.timestamp_micros(),
+                    &now,
+                    &w.day,
+                    &tx.claims.slice_id(),
+                ],
+            )
+            .await?;
+        }
+        Effect::TrackingRefused { tracking, reasons } => {
+            let codes =
+                serde_json::to_string(reasons).map_err(|e| TxError::Ledger(unavailable(e)))?;
+            tx.execute(
+                &st(tx, INSERT_REFUSAL).await?,
+                &[&rid, tracking, &codes, &now],
+            )
+            .await?;
+        }
+        Effect::Settle { outcome, at, .. } => {
+            tx.execute(
+                &st(tx, INSERT_OUTCOME).await?,
+                &[&rid, &outcome.as_str(), &at.timestamp_micros(), &now],
+            )
+            .await?;
+        }
+        Effect::ReleasedByReviewer { reviewer } => {
+            tx.execute(
+                &st(tx, INSERT_RELEASE).await?,
+                &[&rid, &case_id, reviewer, &now],
+            )
+            .await?;
+        }
+        Effect::OutcomeCorrected {
+            buyer,
+            from,
+            to,
+            loss_changed,
+        } => {
+            tx.execute(
+                &st(tx, INSERT_CORRECTION).await?,
+                &[&rid, &case_id, &from.as_str(), &to.as_str(), &now],
+            )
+            .await?;
+            if *loss_changed {
+                tx.execute(&st(tx, RESTORE_LAST_LOSS).await?, &[&(buyer.0 as i64)])
+                    .await?;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -1282,19 +1414,29 @@ async fn decide_tx(
         },
         indexed_facts(tx, rid, req.order_id.0, req.tracking_number.as_deref()),
     )?;
-    if let Some((first, d)) = prior {
-        return replay(rid, &first, req, d);
-    }
     let mut book = Book::default();
     restore(&mut book, buyer, exposure)?;
     book.restore_day(day, spent_as_seen(tx, day, policy, reserved));
     let view = |book: &Book| book.view(buyer, day, rated_as_of, refunded, reused);
-    let mut decision = policy::decide(req, star, &view(&book), policy, now);
-    if decision.advanced_refund && !claim_budget(tx, day, req.amount, policy, now).await? {
+    let first = prior.as_ref().map(|(first, _)| first);
+    let mut new = match decide_step::<TxError>(first, req, star, policy, now, || Ok(view(&book)))? {
+        DecideStep::New(new) => new,
+        DecideStep::Recorded => {
+            return prior
+                .map(|(_, d)| d)
+                .ok_or_else(|| TxError::Ledger(unavailable("no recorded decision to repeat")));
+        }
+    };
+    if new.decision.advanced_refund && !claim_budget(tx, day, req.amount, policy, now).await? {
         // The day's budget has no room left for it: decide again as the rules see that.
         book.restore_day(day, policy.daily_budget);
-        decision = policy::decide(req, star, &view(&book), policy, now);
+        new = decided::<TxError>(req, policy::decide(req, star, &view(&book), policy, now))?;
     }
+    let NewDecision {
+        decision,
+        rec,
+        effects,
+    } = new;
     let shadow = shadow.map(|s| shadow_record(req, s, &view(&book), policy, now, &decision));
     let shadow_json = shadow.as_ref().map(|(json, _)| json.as_str());
     let decision_json =
@@ -1319,27 +1461,21 @@ async fn decide_tx(
         &model_version,
         &shadow_json,
     ];
-    let decision_id: i64 = if decision.advanced_refund {
-        let id: i64 = tx.query_one(&insert, &params).await?.get(0);
-        let rec = ReturnRec {
-            buyer,
-            order: req.order_id.0,
-            amount: req.amount,
-            instant: decision.instant_address_release,
-            star: decision.star,
-            advance: None,
-            outcome: None,
-        };
-        let tracking = req.tracking_number.as_deref().unwrap_or_default();
-        insert_advance(tx, rid, &rec, tracking, now, now, day).await?;
-        book.add_advance(buyer, req.amount, day);
-        store_book(tx, &book, buyer).await?;
-        id
-    } else {
+    let decision_id: i64 = if effects.is_empty() {
         // Nothing else to write: the insert and the COMMIT in one round trip.
         commit_with(tx, tx.query_one(&insert, &params))
             .await?
             .get(0)
+    } else {
+        let id: i64 = tx.query_one(&insert, &params).await?.get(0);
+        let w = Writing {
+            day,
+            now,
+            shipped_at: now,
+            case_id: None,
+        };
+        write(tx, rid, &rec, &effects, &w, &mut book).await?;
+        id
     };
     Ok(Decided {
         decision_id: decision_id as u64,
@@ -1385,67 +1521,29 @@ async fn track_tx(
     book.restore_day(day, spent_as_seen(tx, day, policy, reserved));
     // The index look-ups count only when the step will ask for the view (read with
     // the rest, since the step's closure cannot await them).
-    let facts = (rec.advance.is_none() && rec.instant).then_some(facts);
+    let facts = (rec.state == ReturnState::Released).then_some(facts);
     let step_on = |book: &Book| {
-        track_step::<LedgerError>(rid, &rec, tracking, star_now, policy, |r| {
+        track_step::<LedgerError>(ReturnId(rid), &rec, tracking, star_now, policy, |r| {
             let (refunded, reused) = facts.unwrap_or_default();
-            Ok::<LedgerView, LedgerError>(book.view(r.buyer, day, rated_as_of, refunded, reused))
+            Ok::<LedgerView, LedgerError>(book.view(r.buyer.0, day, rated_as_of, refunded, reused))
         })
     };
-    let mut step = step_on(&book)?;
-    if let TrackStep::Advance { amount, .. } = step
+    let mut moved = step_on(&book)?;
+    if let TrackStep::Advance { amount, .. } = moved.answer
         && !claim_budget(tx, day, amount, policy, now).await?
     {
         // The day's budget has no room left for it: step again as the rules see that.
         book.restore_day(day, policy.daily_budget);
-        step = step_on(&book)?;
+        moved = step_on(&book)?;
     }
-    match step {
-        TrackStep::Repeat { amount } => Ok(Tracked::repeat(rid, amount)),
-        TrackStep::Advance { amount, flags } => {
-            // The advance and the exposure it adds, in one round trip, in this order
-            // (prepared first). Their order does not matter to the rows (one
-            // transaction: if either fails, it is rolled back), but it does to the
-            // error: the insert an order's unique index refuses (another replica
-            // advanced that order first, a retry refuses it) must reach `run` before
-            // the "transaction is aborted" of the statements behind it.
-            warm(tx, &[INSERT_ADVANCE, STORE_EXPOSURE]).await?;
-            book.add_advance(buyer, amount, day);
-            tokio::try_join!(
-                biased;
-                insert_advance(tx, rid, &rec, tracking, shipped_at, now, day),
-                store_book(tx, &book, buyer),
-            )?;
-            Ok(Tracked {
-                return_id: rid,
-                advanced: true,
-                amount,
-                reasons: flags,
-                repeated: false,
-            })
-        }
-        TrackStep::Refuse { reasons } => {
-            let codes =
-                serde_json::to_string(&reasons).map_err(|e| TxError::Ledger(unavailable(e)))?;
-            tx.execute(
-                &st(
-                    tx,
-                    "INSERT INTO tracking_refusals (return_id, tracking_number, reasons, at)
-                 VALUES ($1, $2, $3, $4)",
-                )
-                .await?,
-                &[&(rid as i64), &tracking, &codes, &now.timestamp_micros()],
-            )
-            .await?;
-            Ok(Tracked {
-                return_id: rid,
-                advanced: false,
-                amount: rec.amount,
-                reasons,
-                repeated: false,
-            })
-        }
-    }
+    let w = Writing {
+        day,
+        now,
+        shipped_at,
+        case_id: None,
+    };
+    write(tx, rid, &rec, &moved.effects, &w, &mut book).await?;
+    Ok(Tracked::from_step(rid, &rec, moved.answer))
 }
 
 async fn settle_tx(
@@ -1460,43 +1558,24 @@ async fn settle_tx(
     }
     let buyer = lock_buyer_of(tx, rid).await?;
     let (rec, exposure) = tokio::try_join!(biased; find_return(tx, rid), read_buyer(tx, buyer))?;
-    let step = settle_step(rid, rec.as_ref(), outcome, at)?;
+    let moved = settle_step(ReturnId(rid), rec.as_ref(), outcome, at)?;
+    let rec = rec.ok_or(Refusal::UnknownReturn(rid))?;
     let mut book = Book::default();
     restore(&mut book, buyer, exposure)?;
-    let (amount, loss, repeated) = match step {
-        SettleStep::Repeat { amount, loss } => (amount, loss, true),
-        SettleStep::Settle { amount, loss } => {
-            tx.execute(
-                &st(
-                    tx,
-                    "INSERT INTO outcomes (return_id, outcome, outcome_at, recorded_at)
-                 VALUES ($1, $2, $3, $4)",
-                )
-                .await?,
-                &[
-                    &(rid as i64),
-                    &outcome.as_str(),
-                    &at.timestamp_micros(),
-                    &now.timestamp_micros(),
-                ],
-            )
-            .await?;
-            book.settle(buyer, amount, loss, at).map_err(|e| {
-                tracing::error!(error = %e, "ledger rows disagree with their records");
-                TxError::Ledger(unavailable(e))
-            })?;
-            store_book(tx, &book, buyer).await?;
-            (amount, loss, false)
-        }
+    let w = Writing {
+        // (A settlement counts on no day.)
+        day: now.date_naive(),
+        now,
+        shipped_at: now,
+        case_id: None,
     };
-    Ok(Settled {
-        return_id: rid,
+    write(tx, rid, &rec, &moved.effects, &w, &mut book).await?;
+    Ok(Settled::from_step(
+        rid,
         outcome,
-        amount,
-        loss,
-        outstanding: book.exposure(buyer).0,
-        repeated,
-    })
+        moved.answer,
+        book.exposure(buyer).0,
+    ))
 }
 
 impl LedgerStore for PgLedger {
@@ -1607,6 +1686,9 @@ impl LedgerStore for PgLedger {
     fn ready(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>> {
         let this = self.clone();
         Box::pin(async move {
+            if let Some(why) = this.broken.get() {
+                return Err(why.clone());
+            }
             let client = this
                 .pool
                 .get()
@@ -1631,7 +1713,10 @@ impl LedgerStore for PgLedger {
                 let req = req.clone();
                 Box::pin(async move {
                     match recorded(tx, req.return_id.0).await? {
-                        Some((first, d)) => replay(req.return_id.0, &first, &req, d).map(Some),
+                        Some((first, d)) => {
+                            same_request(&first, &req)?;
+                            Ok(Some(d))
+                        }
                         None => Ok(None),
                     }
                 })
@@ -1654,7 +1739,7 @@ impl LedgerStore for PgLedger {
                         .await?
                         .ok_or(Refusal::UnknownReturn(return_id.0))?;
                     let replayed =
-                        fastrefund_core::ledger::replay_track(return_id.0, &rec, &tracking)?;
+                        fastrefund_core::ledger::replay_track(return_id, &rec, &tracking)?;
                     Ok(replayed.map(|amount| Tracked::repeat(return_id.0, amount)))
                 })
             })

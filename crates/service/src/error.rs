@@ -4,6 +4,7 @@
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use fastrefund_core::ledger::Refusal;
 use fastrefund_ledger::LedgerError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -181,36 +182,45 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A command the ledger's state machine refused, as the API answers it.
+    fn refused(r: Refusal, msg: String) -> ApiError {
+        match r {
+            Refusal::UnknownReturn(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::UnknownReturn, msg)
+            }
+            Refusal::NotAdvanced(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::NotAdvanced, msg)
+            }
+            Refusal::OutcomeConflict { .. }
+            | Refusal::NotSettled(_)
+            | Refusal::CorrectionConflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::OutcomeConflict, msg)
+            }
+            Refusal::ReturnIdReused { field, .. } => ApiError {
+                field: Some(field.to_string()),
+                ..ApiError::new(StatusCode::CONFLICT, ErrorCode::ReturnIdReused, msg)
+            },
+            Refusal::TrackingConflict { .. } => ApiError {
+                field: Some("tracking_number".into()),
+                ..ApiError::new(StatusCode::CONFLICT, ErrorCode::TrackingNumberConflict, msg)
+            },
+            Refusal::OutcomeAtConflict { .. } => ApiError {
+                field: Some("at".into()),
+                ..ApiError::new(StatusCode::CONFLICT, ErrorCode::OutcomeConflict, msg)
+            },
+            Refusal::PendingOutcome => ApiError::field("outcome", ErrorCode::InvalidOutcome, msg),
+        }
+    }
+}
+
 impl From<LedgerError> for ApiError {
     fn from(e: LedgerError) -> ApiError {
         let msg = e.to_string();
         match e {
-            LedgerError::UnknownReturn(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::UnknownReturn, msg)
-            }
-            LedgerError::NotAdvanced(_) => {
-                ApiError::new(StatusCode::CONFLICT, ErrorCode::NotAdvanced, msg)
-            }
-            LedgerError::OutcomeConflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, ErrorCode::OutcomeConflict, msg)
-            }
-            LedgerError::ReturnIdReused { field, .. } => ApiError {
-                field: Some(field.to_string()),
-                ..ApiError::new(StatusCode::CONFLICT, ErrorCode::ReturnIdReused, msg)
-            },
-            LedgerError::TrackingConflict { .. } => ApiError {
-                field: Some("tracking_number".into()),
-                ..ApiError::new(StatusCode::CONFLICT, ErrorCode::TrackingNumberConflict, msg)
-            },
-            LedgerError::OutcomeAtConflict { .. } => ApiError {
-                field: Some("at".into()),
-                ..ApiError::new(StatusCode::CONFLICT, ErrorCode::OutcomeConflict, msg)
-            },
-            LedgerError::PendingOutcome => {
-                ApiError::field("outcome", ErrorCode::InvalidOutcome, msg)
-            }
+            LedgerError::Refused(r) => ApiError::refused(r, msg),
             LedgerError::Case(r) => ApiError::from(r),
-            LedgerError::Unavailable(_) | LedgerError::Open { .. } => {
+            LedgerError::Unavailable(_) | LedgerError::Open { .. } | LedgerError::Broken(_) => {
                 tracing::error!(error = %msg, "ledger unavailable");
                 // Never "nothing was recorded": an answer lost after a commit (the
                 // database's, or an fdatasync that failed after it) may have recorded

@@ -1,5 +1,6 @@
 //! The money a ledger keeps in memory, and the rules that move it.
 
+use super::machine::Effect;
 use crate::domain::Money;
 use crate::policy::LedgerView;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -113,20 +114,74 @@ impl Book {
         self.by_day.insert(day, advanced);
     }
 
-    /// Counts a new advance of `amount` to `buyer` on `day`.
-    pub fn add_advance(&mut self, buyer: u64, amount: Money, day: NaiveDate) {
+    /// Applies a move's effect on the money (an advance on `day`, a settlement; the
+    /// other effects are rows only), then checks the invariants of what it touched, in
+    /// release builds too. A broken invariant is an error, never clamped: the records
+    /// are wrong, and the store stops moving money until someone looks.
+    pub fn apply(&mut self, effect: &Effect, day: NaiveDate) -> Result<(), InvariantBroken> {
+        let buyer = match effect {
+            Effect::Advance { buyer, amount, .. } => {
+                self.add_advance(buyer.0, *amount, day)?;
+                buyer.0
+            }
+            Effect::Settle {
+                buyer,
+                amount,
+                loss,
+                at,
+                ..
+            } => {
+                self.settle(buyer.0, *amount, *loss, *at)?;
+                buyer.0
+            }
+            Effect::TrackingRefused { .. }
+            | Effect::ReleasedByReviewer { .. }
+            | Effect::OutcomeCorrected { .. } => return Ok(()),
+        };
+        self.check(buyer)
+    }
+
+    /// The book's invariant for `buyer`: a buyer it holds owes something, in at least
+    /// one open advance (`Money` is never negative, so nothing else can go wrong in
+    /// one entry; that what a buyer owes is the sum of their open advances is held by
+    /// the property test below and by the stores' `check_invariants` on the records).
+    pub fn check(&self, buyer: u64) -> Result<(), InvariantBroken> {
+        if let Some((owed, open)) = self.outstanding.get(&buyer)
+            && (*open == 0 || *owed == Money::ZERO)
+        {
+            return Err(InvariantBroken(format!(
+                "buyer {buyer} is held owing {owed} in {open} open advances"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Counts a new advance of `amount` to `buyer` on `day`; an amount that is not
+    /// positive is refused and changes nothing.
+    fn add_advance(
+        &mut self,
+        buyer: u64,
+        amount: Money,
+        day: NaiveDate,
+    ) -> Result<(), InvariantBroken> {
+        if amount == Money::ZERO {
+            return Err(InvariantBroken(format!(
+                "an advance of {amount} to buyer {buyer}"
+            )));
+        }
         let e = self.outstanding.entry(buyer).or_insert((Money::ZERO, 0));
         e.0 = e.0 + amount;
         e.1 += 1;
         let d = self.by_day.entry(day).or_default();
         *d = *d + amount;
+        Ok(())
     }
 
     /// Settles one of `buyer`'s advances, of `amount`, with an outcome that is a loss
     /// (`loss`, at `at`) or not. Returns what the buyer still owes. The invariant
     /// (outstanding = the sum of open advances) is checked, never clamped; on error the
     /// book is unchanged.
-    pub fn settle(
+    fn settle(
         &mut self,
         buyer: u64,
         amount: Money,
@@ -178,6 +233,7 @@ impl Book {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::BuyerId;
     use chrono::TimeZone;
     use proptest::prelude::*;
 
@@ -187,6 +243,32 @@ mod tests {
 
     fn day() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 7, 1).unwrap()
+    }
+
+    fn settle(buyer: u64, amount: Money, loss: bool, at: DateTime<Utc>) -> Effect {
+        Effect::Settle {
+            buyer: BuyerId(buyer),
+            amount,
+            outcome: if loss {
+                crate::domain::Outcome::ReceivedMismatch
+            } else {
+                crate::domain::Outcome::ReceivedOk
+            },
+            at,
+            loss,
+        }
+    }
+
+    #[test]
+    fn an_advance_of_nothing_is_an_invariant_broken_and_changes_nothing() {
+        let mut book = Book::default();
+        let e = Effect::Advance {
+            buyer: BuyerId(1),
+            amount: Money::ZERO,
+            tracking: "SF".into(),
+        };
+        assert!(book.apply(&e, day()).is_err());
+        assert_eq!(book, Book::default());
     }
 
     #[derive(Debug, Clone)]
@@ -237,7 +319,7 @@ mod tests {
                 match op {
                     Op::Advance { buyer, cents } => {
                         let m = Money::from_cents(cents);
-                        book.add_advance(buyer, m, day());
+                        book.apply(&Effect::Advance { buyer: BuyerId(buyer), amount: m, tracking: String::new() }, day()).unwrap();
                         open.push((buyer, m));
                         today = today + m;
                     }
@@ -250,7 +332,7 @@ mod tests {
                             .collect();
                         let Some(&i) = mine.get(nth % mine.len().max(1)) else { continue };
                         let (_, m) = open.remove(i);
-                        book.settle(buyer, m, loss, at(hour)).unwrap();
+                        book.apply(&settle(buyer, m, loss, at(hour)), day()).unwrap();
                         if loss {
                             losses.push((buyer, at(hour)));
                         }
@@ -259,7 +341,7 @@ mod tests {
                         let before = book.clone();
                         let owed = book.exposure(buyer).0;
                         let more = owed + Money::from_cents(1);
-                        prop_assert!(book.settle(buyer, more, true, at(1)).is_err());
+                        prop_assert!(book.apply(&settle(buyer, more, true, at(1)), day()).is_err());
                         prop_assert_eq!(&book, &before, "a refused settlement changes nothing");
                     }
                 }

@@ -7,10 +7,13 @@
 
 use super::StarLookup;
 use super::book::{Book, InvariantBroken};
-use super::machine::{Advance, Refusal, ReturnRec, SettleStep, TrackStep, settle_step, track_step};
-use crate::domain::{BuyerId, Decision, Outcome, ReturnRequest, Star};
+use super::machine::{
+    DecideStep, Effect, Moved, NewDecision, Refusal, ReturnRec, SettleStep, TrackStep,
+    correct_step, decide_step, settle_step, track_step,
+};
+use crate::domain::{BuyerId, Decision, Outcome, ReturnId, ReturnRequest, Star};
 use crate::policy::{self, Policy};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::{HashMap, HashSet};
 
 /// Why the in-memory ledger refused or failed a command.
@@ -32,6 +35,8 @@ pub struct MemoryLedger {
     refunded_orders: HashSet<u64>,
     /// Tracking number → the return it backs an advance of.
     tracking: HashMap<String, u64>,
+    /// Set when an invariant broke: no money moves after it.
+    broken: Option<InvariantBroken>,
 }
 
 impl MemoryLedger {
@@ -49,45 +54,50 @@ impl MemoryLedger {
         rated_as_of: Option<DateTime<Utc>>,
         policy: &Policy,
         now: DateTime<Utc>,
-    ) -> Result<Decision, Refusal> {
+    ) -> Result<Decision, MemoryError> {
         let rid = req.return_id.0;
-        if let Some((first, d)) = self.decisions.get(&rid) {
-            return match first.first_difference(req) {
-                None => Ok(d.clone()),
-                Some(field) => Err(Refusal::ReturnIdReused {
-                    return_id: rid,
-                    field,
-                }),
-            };
-        }
+        let recorded = self.decisions.get(&rid);
         let day = policy::local_date(now, policy);
-        let reused = req
-            .tracking_number
-            .as_deref()
-            .is_some_and(|t| self.tracking.get(t).is_some_and(|r| *r != rid));
-        let view = self.book.view(
-            req.buyer_id.0,
-            day,
-            rated_as_of,
-            self.refunded_orders.contains(&req.order_id.0),
-            reused,
-        );
-        let d = policy::decide(req, star, &view, policy, now);
-        let rec = ReturnRec {
-            buyer: req.buyer_id.0,
-            order: req.order_id.0,
-            amount: req.amount,
-            instant: d.instant_address_release,
-            star: d.star,
-            advance: None,
-            outcome: None,
-        };
-        self.returns.insert(rid, rec);
-        if d.advanced_refund {
-            self.advance(rid, req.tracking_number.as_deref().unwrap_or_default(), day);
+        let step = decide_step::<MemoryError>(
+            recorded.map(|(first, _)| first),
+            req,
+            star,
+            policy,
+            now,
+            || {
+                let reused = req
+                    .tracking_number
+                    .as_deref()
+                    .is_some_and(|t| self.tracking.get(t).is_some_and(|r| *r != rid));
+                Ok(self.book.view(
+                    req.buyer_id.0,
+                    day,
+                    rated_as_of,
+                    self.refunded_orders.contains(&req.order_id.0),
+                    reused,
+                ))
+            },
+        )?;
+        match (step, recorded) {
+            (DecideStep::Recorded, Some((_, d))) => Ok(d.clone()),
+            (DecideStep::Recorded, None) => Err(InvariantBroken(format!(
+                "return {rid} answered as recorded with no recorded decision"
+            ))
+            .into()),
+            (
+                DecideStep::New(NewDecision {
+                    decision,
+                    rec,
+                    effects,
+                }),
+                _,
+            ) => {
+                self.apply(rid, &rec, &effects, day)?;
+                self.returns.insert(rid, rec);
+                self.decisions.insert(rid, (req.clone(), decision.clone()));
+                Ok(decision)
+            }
         }
-        self.decisions.insert(rid, (req.clone(), d.clone()));
-        Ok(d)
     }
 
     /// The tracking number of return `rid`, at `now`; `stars` is the rating in force
@@ -102,21 +112,18 @@ impl MemoryLedger {
     ) -> Result<TrackStep, MemoryError> {
         let day = policy::local_date(now, policy);
         let rec = self.returns.get(&rid).ok_or(Refusal::UnknownReturn(rid))?;
-        let star_now = stars.and_then(|s| s.star(BuyerId(rec.buyer)));
+        let star_now = stars.and_then(|s| s.star(rec.buyer));
         let rated_as_of = stars.and_then(|s| s.rated_as_of());
-        let step = track_step::<Refusal>(rid, rec, tracking, star_now, policy, |rec| {
+        let moved = track_step::<Refusal>(ReturnId(rid), rec, tracking, star_now, policy, |rec| {
             Ok(self.book.view(
-                rec.buyer,
+                rec.buyer.0,
                 day,
                 rated_as_of,
-                self.refunded_orders.contains(&rec.order),
+                self.refunded_orders.contains(&rec.order.0),
                 self.tracking.get(tracking).is_some_and(|r| *r != rid),
             ))
         })?;
-        if let TrackStep::Advance { .. } = step {
-            self.advance(rid, tracking, day);
-        }
-        Ok(step)
+        self.moved(rid, moved, day)
     }
 
     /// The outcome of return `rid`.
@@ -126,27 +133,85 @@ impl MemoryLedger {
         outcome: Outcome,
         at: DateTime<Utc>,
     ) -> Result<SettleStep, MemoryError> {
-        let step = settle_step(rid, self.returns.get(&rid), outcome, at)?;
-        if let SettleStep::Settle { amount, loss } = step
-            && let Some(rec) = self.returns.get_mut(&rid)
-        {
-            self.book.settle(rec.buyer, amount, loss, at)?;
-            rec.outcome = Some((outcome, at.timestamp_micros()));
-        }
-        Ok(step)
+        let moved = settle_step(ReturnId(rid), self.returns.get(&rid), outcome, at)?;
+        self.moved(rid, moved, NaiveDate::default())
     }
 
-    /// Advances the decided return `rid` on `tracking`.
-    fn advance(&mut self, rid: u64, tracking: &str, day: chrono::NaiveDate) {
-        let Some(rec) = self.returns.get_mut(&rid) else {
-            return;
+    /// A case corrects the outcome of return `rid` to `to`.
+    pub fn correct(&mut self, rid: u64, to: Outcome) -> Result<(), MemoryError> {
+        let rec = self.returns.get(&rid).ok_or(Refusal::UnknownReturn(rid))?;
+        let moved = correct_step(ReturnId(rid), rec, to)?;
+        self.moved(rid, moved, NaiveDate::default())
+    }
+
+    /// Applies a move of return `rid`: its effects, then its next state.
+    fn moved<A>(&mut self, rid: u64, moved: Moved<A>, day: NaiveDate) -> Result<A, MemoryError> {
+        let Some(rec) = self.returns.get(&rid).cloned() else {
+            return Err(Refusal::UnknownReturn(rid).into());
         };
-        self.book.add_advance(rec.buyer, rec.amount, day);
-        self.refunded_orders.insert(rec.order);
-        self.tracking.insert(tracking.to_string(), rid);
-        rec.advance = Some(Advance {
-            amount: rec.amount,
-            tracking_number: tracking.to_string(),
-        });
+        self.apply(rid, &rec, &moved.effects, day)?;
+        if let Some(rec) = self.returns.get_mut(&rid) {
+            rec.state = moved.next;
+        }
+        Ok(moved.answer)
+    }
+
+    /// Applies `effects` of a move of return `rid` (`rec`): the book's money and the
+    /// maps a store would keep as rows and indexes.
+    fn apply(
+        &mut self,
+        rid: u64,
+        rec: &ReturnRec,
+        effects: &[Effect],
+        day: NaiveDate,
+    ) -> Result<(), MemoryError> {
+        if let Some(broken) = &self.broken
+            && !effects.is_empty()
+        {
+            return Err(broken.clone().into());
+        }
+        for e in effects {
+            if let Err(broken) = self.book.apply(e, day) {
+                self.broken = Some(broken.clone());
+                return Err(broken.into());
+            }
+            match e {
+                Effect::Advance { tracking, .. } => {
+                    self.refunded_orders.insert(rec.order.0);
+                    self.tracking.insert(tracking.clone(), rid);
+                }
+                Effect::OutcomeCorrected {
+                    buyer,
+                    to,
+                    loss_changed: true,
+                    ..
+                } => {
+                    let this = rec
+                        .state
+                        .outcome()
+                        .filter(|_| to.is_buyer_loss())
+                        .and_then(|(_, at)| DateTime::from_timestamp_micros(at));
+                    let latest = self.latest_loss(*buyer, rid).max(this);
+                    self.book.set_last_loss(buyer.0, latest);
+                }
+                Effect::TrackingRefused { .. }
+                | Effect::Settle { .. }
+                | Effect::ReleasedByReviewer { .. }
+                | Effect::OutcomeCorrected { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// `buyer`'s latest loss as the outcomes stand, the one of return `except` (being
+    /// corrected) left out.
+    fn latest_loss(&self, buyer: BuyerId, except: u64) -> Option<DateTime<Utc>> {
+        self.returns
+            .iter()
+            .filter(|(rid, r)| **rid != except && r.buyer == buyer)
+            .filter_map(|(_, r)| r.state.outcome())
+            .filter(|(o, _)| o.is_buyer_loss())
+            .filter_map(|(_, at)| DateTime::from_timestamp_micros(at))
+            .max()
     }
 }

@@ -1,6 +1,8 @@
 //! The ledger's money core, pure and shared by every store: the [`Book`] of open
-//! exposure, advances per day and losses, with the invariant it checks; the rules for a
-//! decided return's tracking number and outcome ([`machine`]); a ledger in memory that
+//! exposure, advances per day and losses, with the invariant it checks after every
+//! effect it applies; a return's money lifecycle as one state machine, every move
+//! (decide, track, settle, a reviewer's release, a case's correction) a pure step
+//! ([`machine`]); a ledger in memory that
 //! runs them ([`MemoryLedger`], what `simulate` replays through); the daily budget
 //! held in escrow by replicas ([`escrow`]); where a buyer's star
 //! comes from ([`StarLookup`]); and one decided return in the shape of the `returns`
@@ -11,11 +13,14 @@ mod book;
 pub mod escrow;
 pub mod machine;
 mod memory;
+#[cfg(any(test, feature = "model"))]
+pub mod model;
 
 pub use book::{Book, InvariantBroken};
 pub use machine::{
-    Advance, Refusal, ReturnRec, SettleStep, TrackStep, replay_track, settle_step, shadow_record,
-    track_step,
+    Advance, DecideStep, Effect, Moved, NewDecision, Refusal, ReturnRec, ReturnState, SettleStep,
+    TrackStep, correct_step, decide_step, decided, release_step, replay_track, same_request,
+    settle_step, shadow_record, track_step,
 };
 pub use memory::{MemoryError, MemoryLedger};
 
