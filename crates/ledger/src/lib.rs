@@ -1,13 +1,17 @@
 //! The durable ledger of decisions, advanced refunds and their outcomes.
 //!
 //! **Rules.** The money rules are the core's, pure and shared with every other store
-//! ([`fastrefund_core::ledger`]): the [`Book`] (open exposure per buyer, advances per
-//! day, latest losses, and the invariant it checks instead of clamping),
-//! [`track_step`] and [`settle_step`] (what a tracking number or an outcome does to a
-//! decided return) and `policy::decide`. This crate reads what a command needs
-//! (through the schema's indexes), calls them, and writes what they decided, atomically
-//! and durably. The core's in-memory ledger runs the same rules, and the model-based
-//! test holds both to one reference.
+//! ([`fastrefund_core::ledger`]): a return's lifecycle as one state machine, whose
+//! every move ([`decide_step`], [`track_step`], [`settle_step`], a reviewer's release
+//! and a case's correction) gives the next state and its effects, and the [`Book`]
+//! (open exposure per buyer, advances per day, latest losses), which applies the
+//! effects' money and checks its invariant after each, never clamping. This crate
+//! reads what a command needs (through the schema's indexes), steps, and writes the
+//! effects (`State::write`), atomically and durably. A broken invariant stops every
+//! command and turns readiness false until an operator restarts the service. The
+//! core's in-memory ledger and the PostgreSQL store run the same steps, and the
+//! model-based test (`fastrefund_core::ledger::model`) holds all three to one
+//! reference.
 //!
 //! **Storage.** SQLite (bundled) in WAL mode. The schema is versioned ([`schema`]).
 //!

@@ -738,3 +738,67 @@ async fn checkpoints_run_off_the_commit_path_and_still_happen() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Issue 25: a broken invariant stops money moves. An advance written behind the
+/// ledger's back (a buyer the book holds owing nothing) is settled: the book refuses to
+/// settle what it never counted, the command fails naming the invariant, readiness
+/// turns false, and every later command is refused until a restart, which rebuilds the
+/// book from the records.
+#[tokio::test]
+async fn a_broken_invariant_stops_money_moves_until_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    let l = Ledger::open(&path).unwrap();
+    let p = Arc::new(Policy::default());
+    let d = l
+        .decide(
+            req(1, 7, 1, "10.00", Some("SF1")),
+            star(5),
+            p.clone(),
+            "m".into(),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert!(d.decision.advanced_refund);
+    let side = rusqlite::Connection::open(&path).unwrap();
+    side.execute_batch(
+        "INSERT INTO decisions (return_id, decision_id, buyer_id, order_id, merchant_id, category,
+           amount, reason, delivered_at, requested_at, decided_at, star, rated, instant, pickup,
+           advanced, pickup_from, merchant_answer_by, policy_version, model_version, reasons,
+           shadow, tracking_number)
+         SELECT 2, decision_id + 1, 8, 2, merchant_id, category, amount, reason, delivered_at,
+           requested_at, decided_at, star, rated, instant, pickup, advanced, pickup_from,
+           merchant_answer_by, policy_version, model_version, reasons, shadow, 'SF2'
+         FROM decisions WHERE return_id = 1;
+         INSERT INTO advances (return_id, buyer_id, order_id, amount, tracking_number, shipped_at,
+           advanced_at, local_date)
+         SELECT 2, 8, 2, amount, 'SF2', shipped_at, advanced_at, local_date
+         FROM advances WHERE return_id = 1;",
+    )
+    .unwrap();
+    drop(side);
+    let e = l
+        .settle(ReturnId(2), Outcome::ReceivedOk, now(), now())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LedgerError::Broken(_)), "{e}");
+    assert!(l.health().unwrap_err().contains("money moves are stopped"));
+    // Nothing moves any more, not even for a buyer the book has right.
+    let e = l
+        .settle(ReturnId(1), Outcome::ReceivedOk, now(), now())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("money moves are stopped"), "{e}");
+    assert!(l.exposure(BuyerId(7)).await.is_err());
+    drop(l);
+    // A restart rebuilds the book from the records: both advances are open.
+    let l = Ledger::open(&path).unwrap();
+    assert_eq!(l.health(), Ok(()));
+    assert_eq!(l.exposure(BuyerId(8)).await.unwrap().open_advances, 1);
+    let s = l
+        .settle(ReturnId(2), Outcome::ReceivedOk, now(), now())
+        .await
+        .unwrap();
+    assert_eq!(s.outstanding, Money::ZERO);
+}

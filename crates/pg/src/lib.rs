@@ -1,9 +1,11 @@
 //! The ledger in PostgreSQL, for several service replicas behind a load balancer.
 //!
-//! **Same rules.** Every command runs the core's money rules
-//! ([`fastrefund_core::ledger`]: the [`Book`], [`track_step`], [`settle_step`] and
-//! `policy::decide`), exactly as the embedded SQLite ledger does; this crate only reads
-//! what a command needs and writes what the rules decided.
+//! **Same rules.** Every command is a move of the core's return state machine
+//! ([`fastrefund_core::ledger::machine`]: [`decide_step`], [`track_step`],
+//! [`settle_step`], and the case's release and correction), exactly as in the embedded
+//! SQLite ledger; this crate only reads the return and the buyer's row, steps, and
+//! writes the move's effects ([`write`]), whose money the [`Book`] applies and checks.
+//! A broken invariant stops this replica's money moves and readiness until a restart.
 //!
 //! **One transaction per command, no global lock on the fast path.** Each command runs
 //! in one READ COMMITTED transaction that first takes a transaction-level advisory lock

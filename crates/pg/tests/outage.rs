@@ -7,7 +7,7 @@
 
 use chrono::{TimeZone, Utc};
 use fastrefund_core::domain::{
-    BuyerId, Category, MerchantId, OrderId, ReturnId, ReturnReason, ReturnRequest, Star,
+    BuyerId, Category, MerchantId, OrderId, Outcome, ReturnId, ReturnReason, ReturnRequest, Star,
 };
 use fastrefund_core::policy::Policy;
 use fastrefund_ledger::{LedgerError, LedgerStore};
@@ -438,4 +438,70 @@ async fn the_ledger_runs_over_tls_and_refuses_a_server_it_cannot_verify() {
         refused.to_string().to_lowercase().contains("certificate"),
         "{refused}"
     );
+}
+
+/// Issue 25: a broken invariant stops this replica's money moves. An advance written
+/// behind the ledger's back (its buyer has no exposure row) is settled: the book
+/// refuses to settle what it never counted, the call fails naming the invariant, the
+/// replica is not ready, and every later call is refused until it is restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_invariant_stops_the_replica_until_a_restart() {
+    let Some(server) = fastrefund_testkit::pg::server() else {
+        return;
+    };
+    let url = server.fresh_database().await;
+    let ledger = PgLedger::connect(&url, PgOptions::default()).await.unwrap();
+    let policy = Arc::new(Policy::default());
+    let star = Some(Star::try_from(5u8).unwrap());
+    let now = Utc.with_ymd_and_hms(2026, 7, 1, 3, 0, 0).unwrap();
+    let d = ledger
+        .decide(req(1), star, None, None, policy.clone(), "m".into(), now)
+        .await
+        .unwrap();
+    assert!(d.decision.advanced_refund);
+    let (side, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    side.batch_execute(
+        "INSERT INTO decisions (return_id, decision_id, buyer_id, order_id, merchant_id, category,
+           amount, reason, delivered_at, requested_at, tracking_number, decided_at, star, instant,
+           decision, policy_version, model_version, shadow)
+         SELECT 2, decision_id + 1000, 8, 2, merchant_id, category, amount, reason, delivered_at,
+           requested_at, 'SF2', decided_at, star, instant, decision, policy_version,
+           model_version, shadow
+         FROM decisions WHERE return_id = 1;
+         INSERT INTO advances (return_id, buyer_id, order_id, amount, tracking_number, shipped_at,
+           advanced_at, local_date)
+         SELECT 2, 8, 2, amount, 'SF2', shipped_at, advanced_at, local_date
+         FROM advances WHERE return_id = 1;",
+    )
+    .await
+    .unwrap();
+    let e = ledger
+        .settle(ReturnId(2), Outcome::ReceivedOk, now, now)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LedgerError::Broken(_)), "{e}");
+    assert!(
+        ledger
+            .ready()
+            .await
+            .unwrap_err()
+            .contains("money moves are stopped")
+    );
+    let e = ledger
+        .settle(ReturnId(1), Outcome::ReceivedOk, now, now)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("money moves are stopped"), "{e}");
+    // Another replica (or this one restarted) is not stopped: only what it read was
+    // broken, and it refuses the same settlement on its own.
+    let other = PgLedger::connect(&url, PgOptions::default()).await.unwrap();
+    assert!(other.ready().await.is_ok());
+    let e = other
+        .settle(ReturnId(2), Outcome::ReceivedOk, now, now)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LedgerError::Broken(_)), "{e}");
 }
