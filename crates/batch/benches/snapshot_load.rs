@@ -58,11 +58,9 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000_000);
     let root = &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let model_json = std::fs::read_to_string(root.join("data/snapshot/model.json")).unwrap();
-    let card = fastrefund_core::scoring::Model::from_json(&model_json, "model.json")
-        .unwrap()
-        .check()
-        .unwrap();
+    let model =
+        fastrefund_snapshot::load_checked_model(&root.join("data/snapshot/model.json")).unwrap();
+    let card = model.card();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("snapshot");
     let t = Instant::now();
@@ -103,18 +101,9 @@ fn main() {
             features: Default::default(),
         };
         let as_of = NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
-        let mut df = ratings_frame(&card, &s, as_of, None).unwrap();
+        let mut df = ratings_frame(card, &s, as_of, None).unwrap();
         std::fs::create_dir_all(&out).unwrap();
-        write_snapshot(
-            &out,
-            &card,
-            &model_json,
-            &mut df,
-            as_of,
-            "bench",
-            Extras::default(),
-        )
-        .unwrap();
+        write_snapshot(&out, &model, &mut df, as_of, "bench", Extras::default()).unwrap();
     }
     let file = std::fs::metadata(out.join("ratings.parquet"))
         .unwrap()

@@ -794,8 +794,9 @@ fn returns_known(h: &History, t: i64) -> LazyFrame {
         )
 }
 
-/// Buyers known at T: registered before T, or with an order before T.
-fn population(h: &History, t: i64) -> LazyFrame {
+/// Buyers known at T: registered before T, or with an order before T. The two tables'
+/// buyer ids that cannot be put together are an error, not an empty population.
+fn population(h: &History, t: i64) -> PolarsResult<LazyFrame> {
     let from_orders = h
         .orders
         .clone()
@@ -809,12 +810,13 @@ fn population(h: &History, t: i64) -> LazyFrame {
                 .lazy()
                 .filter(col(REGISTERED_AT).lt(t_lit(t)))
                 .select([col(BUYER_ID)]);
-            concat([reg, from_orders], UnionArgs::default())
-                .unwrap_or_else(|_| h.orders.clone().lazy().select([col(BUYER_ID)]).limit(0))
+            concat([reg, from_orders], UnionArgs::default()).map_err(|e| {
+                e.context("the buyers known at T: the buyers' and the orders' buyer ids".into())
+            })?
         }
         None => from_orders,
     };
-    all.unique(None, UniqueKeepStrategy::Any)
+    Ok(all.unique(None, UniqueKeepStrategy::Any))
 }
 
 fn join_left(a: LazyFrame, b: LazyFrame) -> LazyFrame {
@@ -896,7 +898,7 @@ pub fn features_with_norms(h: &History, t: i64, norms: LazyFrame) -> PolarsResul
             last_bad_dispute(t),
         ]);
     let mut base = join_left(
-        join_left(join_left(population(h, t), orders), returns),
+        join_left(join_left(population(h, t)?, orders), returns),
         disputes,
     );
     base = match &h.buyers {
@@ -1024,43 +1026,6 @@ pub fn active_as_of(h: &History, t: i64) -> LazyFrame {
 /// Column of [`labelled_features_as_of`]: the buyer is in the performance population.
 pub const ACTIVE: &str = "active_90d";
 
-/// `features`: every buyer's features and label as of `t`, written to `out` (Parquet),
-/// a part at a time when the history is in shards (rows sorted by buyer within a part).
-/// Returns how many buyers were written.
-pub fn write_labelled_features(
-    src: crate::shards::Source<'_>,
-    t: i64,
-    out: &std::path::Path,
-    card: Option<&fastrefund_core::scoring::Scorecard>,
-) -> Result<usize, crate::tables::DataError> {
-    let label = out.display().to_string();
-    let e = |e: PolarsError| crate::tables::read_err(&label, e);
-    let norms = match card {
-        Some(c) => src.norms_for(t, c)?,
-        None => src.norms(t)?,
-    };
-    let mut writer: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>> = None;
-    let mut rows = 0;
-    for k in 0..src.parts() {
-        let h = src.part(k)?;
-        let df = labelled_with_norms(&h, t, norms.clone().lazy()).map_err(e)?;
-        rows += df.height();
-        let w = match &mut writer {
-            Some(w) => w,
-            slot => {
-                let f =
-                    std::fs::File::create(out).map_err(|x| crate::tables::read_err(&label, x))?;
-                slot.insert(ParquetWriter::new(f).batched(df.schema()).map_err(e)?)
-            }
-        };
-        w.write_batch(&df).map_err(e)?;
-    }
-    if let Some(w) = writer {
-        w.finish().map_err(e)?;
-    }
-    Ok(rows)
-}
-
 /// Features as of `t` with the label and the performance flag attached.
 pub fn labelled_features_as_of(h: &History, t: i64) -> PolarsResult<DataFrame> {
     labelled_with_norms(h, t, category_norms(category_counts(h, t)))
@@ -1100,9 +1065,9 @@ pub fn performance_rows(df: &DataFrame) -> PolarsResult<DataFrame> {
 
 /// Microseconds since the epoch of midnight UTC starting `d`.
 pub fn date_micros(d: chrono::NaiveDate) -> i64 {
-    d.and_hms_opt(0, 0, 0)
-        .map(|x| x.and_utc().timestamp_micros())
-        .unwrap_or(0)
+    d.and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+        .timestamp_micros()
 }
 
 #[cfg(test)]

@@ -1,28 +1,34 @@
 //! The batch side (polars), everything that reads a history or a table:
 //!
 //! - [`tables`]: read and check the contract's tables, naming the file, column and row;
-//! - [`features`]: per-buyer features and labels as of a date (lazy expressions);
+//! - [`features`]: per-buyer features and labels as of a date (lazy expressions), and
+//!   [`feature_table`], the `features` command's table of them;
 //! - [`training`]: train and evaluate a scorecard on a history (out of time) or on any
 //!   table, through [`frame`] (polars frames to the trainer's plain data); the
 //!   evaluation comes back as data, and the caller renders the report;
 //! - [`rate`]: score every buyer ([`scores`]) and publish a ratings snapshot, refusing
-//!   one that drifted too far ([`drift`]);
+//!   one that drifted too far (`fastrefund_snapshot::drift`);
 //! - [`shards`]: a history too big to hold, split by buyer into shards on disk, which
 //!   `rate`, `features` and training work through one at a time;
 //! - [`sql`]: the whole rating as one SQL query for Spark or DuckDB (`export-sql`);
-//! - [`export`]: the ledger's returns as Parquet; [`replay`]: send a history's returns
-//!   to a running service; [`dataset_io`], [`progress`]: small helpers.
+//! - [`export`]: the ledger's returns as Parquet; [`history_returns`]: a history's
+//!   returns as the replay client (`fastrefund-replay`, no polars) and `simulate` take
+//!   them; [`judge`]: a generated history's hidden truth beside a snapshot's stars;
+//!   [`dataset_io`], [`progress`]: small helpers.
 
 pub mod dataset_io;
-pub mod drift;
+pub mod error;
 pub mod export;
 pub mod fairness;
+pub mod feature_table;
 pub mod features;
 pub mod frame;
+pub mod history_returns;
+pub mod judge;
 pub mod progress;
 pub mod promises;
 pub mod rate;
-pub mod replay;
+pub mod sample;
 pub mod scores;
 pub mod shards;
 pub mod sql;

@@ -28,50 +28,8 @@ use crate::tables::History;
 use fastrefund_core::cols::*;
 use fastrefund_core::scoring::Scorecard;
 use fastrefund_train::challenger::Challenger;
+use fastrefund_train::evaluation::{OrdersBand, PromiseCheck, VariantMoves};
 use polars::prelude::*;
-use serde::Serialize;
-
-/// What one kind of added return did to the sampled buyers.
-#[derive(Debug, Clone, Serialize)]
-pub struct VariantMoves {
-    pub variant: &'static str,
-    pub buyers: u64,
-    /// Buyers whose score rose.
-    pub score_up: u64,
-    /// Buyers whose score changed at all.
-    pub score_moved: u64,
-    /// Buyers by how many stars they lost (index 0: none … 4).
-    pub stars_lost: [u64; 5],
-    /// Buyers at or above the floor star before who fell below it.
-    pub fell_below_floor: u64,
-}
-
-/// The honest return's effect by how many orders the buyer placed in the last year.
-#[derive(Debug, Clone, Serialize)]
-pub struct OrdersBand {
-    pub orders_365: String,
-    pub buyers: u64,
-    /// Share of the band whose star fell (by one: more is a broken promise).
-    pub star_down_share: f64,
-    /// Mean points the honest return cost the band.
-    pub mean_points_lost: f64,
-}
-
-/// Everything the check found.
-#[derive(Debug, Clone, Serialize)]
-pub struct PromiseCheck {
-    pub as_of: String,
-    pub sampled_buyers: u64,
-    pub floor_star: u8,
-    pub variants: Vec<VariantMoves>,
-    pub honest_by_orders: Vec<OrdersBand>,
-    /// Buyers with a bad outcome whose correction to merchant fault was tried, and
-    /// how many of them did not rate as if the return had never been.
-    pub corrected_tried: u64,
-    pub corrected_differs: u64,
-    /// Broken promises, in words (empty: all kept).
-    pub violations: Vec<String>,
-}
 
 struct Added {
     variant: &'static str,
@@ -204,7 +162,7 @@ pub fn check(
             .filter_map(|i| {
                 let buyer = b.get(i)?;
                 Some((
-                    crate::training::sample_key(buyer, seed),
+                    crate::sample::sample_key(buyer, seed),
                     buyer,
                     o.get(i)?,
                     d.get(i)?,
@@ -288,11 +246,13 @@ pub fn check(
     Ok(PromiseCheck {
         as_of: chrono::DateTime::from_timestamp_micros(t)
             .map(|d| d.date_naive().to_string())
-            .unwrap_or_default(),
+            .ok_or_else(
+                || polars_err!(ComputeError: "the promise check's date ({t} µs) is out of range"),
+            )?,
         sampled_buyers: ids.len() as u64,
         floor_star: floor,
         variants,
-        honest_by_orders: by_orders(&orders_365, &honest_delta),
+        honest_by_orders: OrdersBand::bands(&orders_365, &honest_delta),
         corrected_tried,
         corrected_differs,
         violations,
@@ -470,33 +430,4 @@ fn corrected(h: &History, t: i64, buyers: &[u64], rate: &Rate<'_>) -> PolarsResu
         }
     }
     Ok((tried, differs))
-}
-
-fn by_orders(orders: &[f64], delta: &[(i32, i32)]) -> Vec<OrdersBand> {
-    const BANDS: &[(f64, f64, &str)] = &[
-        (0.0, 1.0, "0"),
-        (1.0, 3.0, "1–2"),
-        (3.0, 10.0, "3–9"),
-        (10.0, 30.0, "10–29"),
-        (30.0, 100.0, "30–99"),
-        (100.0, f64::INFINITY, "100+"),
-    ];
-    BANDS
-        .iter()
-        .map(|(lo, hi, name)| {
-            let rows: Vec<&(i32, i32)> = orders
-                .iter()
-                .zip(delta)
-                .filter(|(o, _)| *o >= lo && *o < hi)
-                .map(|(_, d)| d)
-                .collect();
-            let n = rows.len().max(1) as f64;
-            OrdersBand {
-                orders_365: (*name).into(),
-                buyers: rows.len() as u64,
-                star_down_share: rows.iter().filter(|d| d.1 > 0).count() as f64 / n,
-                mean_points_lost: rows.iter().map(|d| f64::from(d.0)).sum::<f64>() / n,
-            }
-        })
-        .collect()
 }

@@ -1,15 +1,23 @@
 //! Batch scoring: every buyer's features as of a date, scored with the same
 //! [`Scorecard`] the service loads, published as an atomic ratings snapshot.
+//!
+//! `rate` takes the model once, as a [`LoadedModel`] (the checked scorecard and the
+//! text of its `model.json`, which the snapshot carries byte for byte), so the card
+//! that scores and the file that is published cannot disagree. `ratings.parquet`'s
+//! columns are named by [`fastrefund_snapshot::ratings`], which the service's reader
+//! uses too.
 
-use super::drift::{DriftReport, Tally};
 use super::features::{FEATURES, date_micros, features_with_norms};
 pub use super::shards::Source;
 use super::tables::{DataError, History};
 use chrono::NaiveDate;
 use fastrefund_core::cols::BUYER_ID;
 use fastrefund_core::scoring::{MAX_REASONS, Scorecard, Scored};
+use fastrefund_snapshot::drift::{DriftReport, Tally};
+use fastrefund_snapshot::ratings;
 use fastrefund_snapshot::{
-    Baseline, Distribution, MANIFEST_FILE, MODEL_FILE, Manifest, RATINGS_FILE, SnapshotError,
+    Baseline, Distribution, LoadedModel, MANIFEST_FILE, MODEL_FILE, Manifest, RATINGS_FILE,
+    SnapshotError,
 };
 use fastrefund_train::challenger::Challenger;
 use polars::prelude::*;
@@ -56,6 +64,16 @@ pub fn model_inputs(card: &Scorecard, features: &DataFrame) -> Result<Vec<Vec<f6
         .collect()
 }
 
+/// The `buyer_id` column of a feature table; a buyer without one is an error (it would
+/// be rated as buyer 0), never read as 0.
+pub(crate) fn buyer_ids(features: &DataFrame) -> PolarsResult<Vec<u64>> {
+    let ids = features.column(BUYER_ID)?.u64()?;
+    if ids.null_count() > 0 {
+        polars_bail!(ComputeError: "{} buyers of the feature table have no {BUYER_ID}", ids.null_count());
+    }
+    Ok(ids.into_no_null_iter().collect())
+}
+
 /// Scores every buyer known at `t` (µs).
 pub fn score_history(h: &History, card: &Scorecard, t: i64) -> Result<Scores, RateError> {
     let norms = Source::Whole(h).norms_for(t, card)?;
@@ -75,12 +93,7 @@ pub fn score_part(
         features_with_norms(h, t, norms.clone().lazy())?.collect()?
     };
     let _s = tracing::info_span!("score", buyers = features.height()).entered();
-    let ids: Vec<u64> = features
-        .column(BUYER_ID)?
-        .u64()?
-        .iter()
-        .map(|v| v.unwrap_or(0))
-        .collect();
+    let ids = buyer_ids(&features)?;
     let cols = model_inputs(card, &features)?;
     let scored: Vec<Scored> = (0..ids.len())
         .into_par_iter()
@@ -141,13 +154,13 @@ pub fn ratings_frame(
 ) -> PolarsResult<DataFrame> {
     let n = s.buyer_ids.len();
     let mut cols = vec![
-        Column::new(BUYER_ID.into(), s.buyer_ids.clone()),
+        Column::new(ratings::BUYER_ID.into(), s.buyer_ids.clone()),
         Column::new(
-            "star".into(),
+            ratings::STAR.into(),
             s.scored.iter().map(|x| x.star.get()).collect::<Vec<u8>>(),
         ),
         Column::new(
-            "score".into(),
+            ratings::SCORE.into(),
             s.scored.iter().map(|x| x.score).collect::<Vec<i32>>(),
         ),
     ];
@@ -157,17 +170,21 @@ pub fn ratings_frame(
             .iter()
             .map(|x| x.reasons[k].map(|r| r.code(card)))
             .collect();
-        cols.push(Column::new(format!("reason_{}", k + 1).into(), v));
+        cols.push(Column::new(ratings::reason_column(k + 1).into(), v));
     }
-    let days = (as_of - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days() as i32;
+    // Days since 1970-01-01 (`NaiveDate::default()`), as Parquet stores a date.
+    let days = (as_of - NaiveDate::default()).num_days() as i32;
     cols.push(
-        Series::new("as_of".into(), vec![days; n])
+        Series::new(ratings::AS_OF.into(), vec![days; n])
             .into_date()
             .into_column(),
     );
-    cols.push(Column::new("model_version".into(), vec![card.version(); n]));
+    cols.push(Column::new(
+        ratings::MODEL_VERSION.into(),
+        vec![card.version(); n],
+    ));
     if let Some(c) = challenger {
-        cols.push(Column::new("challenger_star".into(), c.to_vec()));
+        cols.push(Column::new(ratings::CHALLENGER_STAR.into(), c.to_vec()));
     }
     DataFrame::new(n, cols)
 }
@@ -191,25 +208,23 @@ pub struct Extras {
 /// `model.json`, `manifest.json`, and with drift `drift.json` and `drift.svg`.
 pub fn write_snapshot(
     dir: &Path,
-    card: &Scorecard,
-    model_json: &str,
-    ratings: &mut DataFrame,
+    model: &LoadedModel,
+    table: &mut DataFrame,
     as_of: NaiveDate,
     data_fingerprint: &str,
     extras: Extras,
 ) -> Result<Manifest, RateError> {
     let mut w = RatingsWriter::new(dir);
-    w.write(ratings)?;
+    w.write(table)?;
     let mut star_counts = [0u64; 5];
-    for s in ratings.column("star")?.u8()?.iter().flatten() {
+    for s in table.column(ratings::STAR)?.u8()?.iter().flatten() {
         star_counts[usize::from(s.clamp(1, 5) - 1)] += 1;
     }
     w.finish()?;
     finish_snapshot(
         dir,
-        card,
-        model_json,
-        (ratings.height() as u64, star_counts),
+        model,
+        (table.height() as u64, star_counts),
         as_of,
         data_fingerprint,
         extras,
@@ -277,8 +292,7 @@ fn sha256_file(path: &Path) -> Result<String, SnapshotError> {
 /// with `star_counts`, and returns its manifest.
 fn finish_snapshot(
     dir: &Path,
-    card: &Scorecard,
-    model_json: &str,
+    model: &LoadedModel,
     (rows, star_counts): (u64, [u64; 5]),
     as_of: NaiveDate,
     data_fingerprint: &str,
@@ -300,9 +314,9 @@ fn finish_snapshot(
         rows,
         star_counts,
         as_of,
-        model_version: card.version().to_string(),
+        model_version: model.card().version().to_string(),
         ratings_sha256,
-        model_sha256: fastrefund_snapshot::sha256_hex(model_json.as_bytes()),
+        model_sha256: fastrefund_snapshot::sha256_hex(model.json().as_bytes()),
         data_fingerprint: data_fingerprint.to_string(),
         created_at: chrono::Utc::now(),
         drift: extras
@@ -317,7 +331,7 @@ fn finish_snapshot(
         distribution: extras.distribution,
         challenger_version: extras.challenger_version,
     };
-    write(MODEL_FILE, model_json)?;
+    write(MODEL_FILE, model.json())?;
     write(MANIFEST_FILE, &pretty(MANIFEST_FILE, &manifest)?)?;
     Ok(manifest)
 }
@@ -380,12 +394,12 @@ pub fn drift_baseline(explicit: Option<&Path>, out: &Path) -> Result<Option<Base
 /// ([`Tally`]).
 pub fn rate(
     src: Source<'_>,
-    card: &Scorecard,
-    model_json: &str,
+    model: &LoadedModel,
     as_of: NaiveDate,
     out: &Path,
     opts: &RateOptions<'_>,
 ) -> Result<Manifest, RateError> {
+    let card = model.card();
     let t = date_micros(as_of);
     let norms = src.norms_for(t, card)?;
     let mut manifest = None;
@@ -397,7 +411,12 @@ pub fn rate(
             let part = src.part(k)?;
             let scores = score_part(&part, card, t, &norms)?;
             drop(part);
-            tally.add(card, opts.baseline.map(|b| b.model()), &scores);
+            tally.add(
+                card,
+                opts.baseline.map(|b| b.model()),
+                &scores.scored,
+                &|n| scores.feature_values(n),
+            );
             let challenger = opts
                 .challenger
                 .map(|c| {
@@ -408,7 +427,9 @@ pub fn rate(
             ratings.write(&ratings_frame(card, &scores, as_of, challenger.as_deref())?)?;
         }
         ratings.finish()?;
-        let drift = opts.baseline.and_then(|b| super::drift::drift(b, &tally));
+        let drift = opts
+            .baseline
+            .and_then(|b| fastrefund_snapshot::drift::drift(b, &tally));
         if let Some(d) = &drift {
             tracing::info!(score_psi = d.score_psi, star_psi = d.star_psi, baseline = %d.baseline_model_version, "drift against the snapshot in service");
             if d.score_psi > opts.max_psi && !opts.force {
@@ -431,14 +452,13 @@ pub fn rate(
         let _s = tracing::info_span!("publish").entered();
         let extras = Extras {
             drift,
-            distribution: Some(super::drift::distribution(&tally)),
+            distribution: Some(fastrefund_snapshot::drift::distribution(&tally)),
             challenger_version: opts.challenger.map(|c| c.model_version.clone()),
             drift_figure: opts.drift_figure,
         };
         manifest = Some(finish_snapshot(
             dir,
-            card,
-            model_json,
+            model,
             (tally.rows(), tally.star_counts()),
             as_of,
             src.fingerprint(),

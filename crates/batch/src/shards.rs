@@ -132,6 +132,51 @@ pub struct Plan {
     pub work_dir: PathBuf,
 }
 
+impl Plan {
+    /// The plan of a command that writes `out`: the shards go in `work_dir`, or beside
+    /// `out` when it is not given.
+    pub fn beside(
+        out: &Path,
+        memory_gib: MemoryGib,
+        shards: Option<u32>,
+        work_dir: Option<PathBuf>,
+    ) -> Plan {
+        Plan {
+            memory_gib: memory_gib.0,
+            shards,
+            work_dir: work_dir.unwrap_or_else(|| {
+                out.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from("."))
+            }),
+        }
+    }
+}
+
+/// A memory budget in GiB as `--memory-gib` gives it: a finite number of at least 0.25
+/// (less cannot hold one slice of a file); anything else is refused, naming it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemoryGib(pub f64);
+
+impl std::str::FromStr for MemoryGib {
+    type Err = String;
+    fn from_str(s: &str) -> Result<MemoryGib, String> {
+        match s.trim().parse::<f64>() {
+            Ok(g) if g.is_finite() && g >= 0.25 => Ok(MemoryGib(g)),
+            _ => Err(format!(
+                "{s:?} is not a memory budget in GiB of at least 0.25"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for MemoryGib {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl Default for Plan {
     fn default() -> Plan {
         Plan {

@@ -1,133 +1,30 @@
 //! The training and evaluation workflows behind `fastrefund train` and `evaluate`:
-//! on a history (buyer features as of a date, out-of-time test) or on any table.
+//! on a history (buyer features as of a date, out-of-time test) or on any table. What
+//! they find comes back as [`Evaluation`] (plain data, in
+//! [`fastrefund_train::evaluation`]), which the caller has the report crate draw.
 
+pub use crate::error::{BrokenPromises, WorkflowError};
+use crate::error::{encode, io};
 use crate::features::{DAY, FEATURES, date_micros, labelled_with_norms, performance_rows};
 use crate::frame as dataset;
-use crate::tables::{DataError, History, load_history};
+use crate::sample::sample_key;
+use crate::tables::{History, load_history};
 use chrono::NaiveDate;
 use fastrefund_core::cols::{BUYER_ID, LABEL};
-use fastrefund_core::scoring::{ModelError, Scorecard, SplitMetrics, TrainingInfo, safety};
-use fastrefund_train::dataset::{Dataset, DatasetError, FeatureData};
-use fastrefund_train::metrics::{self, CalibrationRow};
+use fastrefund_core::scoring::{Scorecard, SplitMetrics, TrainingInfo, safety};
+use fastrefund_train::dataset::{Dataset, FeatureData};
+use fastrefund_train::evaluation::{
+    ChallengerEval, Evaluation, FairnessRow, IvRow, PromiseCheck, Promises,
+};
+use fastrefund_train::metrics;
 use fastrefund_train::{
-    FeatureMeta, TrainError, TrainParams, fit_scorecard, generic_meta, model_columns, score_columns,
+    FeatureMeta, TrainParams, fit_scorecard, generic_meta, model_columns, score_columns,
 };
 use polars::prelude::*;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-
-/// Why a workflow failed.
-#[derive(Debug, thiserror::Error)]
-pub enum WorkflowError {
-    #[error(transparent)]
-    Data(#[from] DataError),
-    #[error(transparent)]
-    Dataset(#[from] DatasetError),
-    #[error(transparent)]
-    Train(#[from] TrainError),
-    #[error(transparent)]
-    Model(#[from] ModelError),
-    #[error("computing features: {0}")]
-    Polars(#[from] PolarsError),
-    #[error("{path}: {message}")]
-    Io { path: String, message: String },
-    #[error("{0}")]
-    Invalid(String),
-    #[error("cannot encode {what}: {source}")]
-    Encode {
-        what: &'static str,
-        source: serde_json::Error,
-    },
-    #[error(transparent)]
-    ModelFile(#[from] fastrefund_snapshot::ModelFileError),
-    #[error(transparent)]
-    Promises(#[from] BrokenPromises),
-}
-
-fn encode(what: &'static str, e: serde_json::Error) -> WorkflowError {
-    WorkflowError::Encode { what, source: e }
-}
-
-fn io(path: &Path, e: impl std::fmt::Display) -> WorkflowError {
-    WorkflowError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
-}
-
-/// Everything an evaluation found, written as `evaluation.json` next to the model.
-#[derive(Debug, Clone, Serialize)]
-pub struct Evaluation {
-    pub model_version: String,
-    pub train: Option<SplitMetrics>,
-    pub test: SplitMetrics,
-    /// Calibration of the test split by score decile.
-    pub calibration: Vec<CalibrationRow>,
-    /// Information value of every candidate feature, and whether the model kept it.
-    pub information_value: Vec<IvRow>,
-    /// ROC curve on the test split: `[false positive rate, true positive rate]`.
-    pub roc: Vec<[f64; 2]>,
-    /// Cumulative shares of bads and goods by score on the test split.
-    pub ks_curve: Vec<[f64; 3]>,
-    /// Score distribution of goods and bads on the test split.
-    pub score_distribution: metrics::ScoreDistribution,
-    /// The challenger on the same splits, when one was trained.
-    pub challenger: Option<ChallengerEval>,
-    /// The promises to honest buyers (buyer models): what the points table guarantees
-    /// and what adding returns to sampled buyers did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub promises: Option<Promises>,
-    /// Share at ≥ 3★, bad rate and adverse-impact ratio by group ([`crate::fairness`];
-    /// buyer models).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub fairness: Vec<crate::fairness::FairnessRow>,
-    pub notes: Vec<String>,
-}
-
-/// [`Evaluation::promises`].
-#[derive(Debug, Clone, Serialize)]
-pub struct Promises {
-    /// Broken promises read off the points table (empty: all kept).
-    pub table_violations: Vec<String>,
-    /// The most points one honest return can cost anyone, by the points table.
-    pub honest_cost_bound: i32,
-    /// The narrowest star band above the floor star, which that cost must not exceed.
-    pub narrowest_band: Option<i32>,
-    pub floor_star: Option<u8>,
-    pub check: crate::promises::PromiseCheck,
-    /// Published although a promise is broken (`--force`).
-    pub forced: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "the model breaks its promises to honest buyers, so it is not published (train with --force to publish it anyway):\n  - {}",
-    .0.join("\n  - ")
-)]
-pub struct BrokenPromises(pub Vec<String>);
-
-/// The challenger's figures on the same splits as the champion's.
-#[derive(Debug, Clone, Serialize)]
-pub struct ChallengerEval {
-    pub model_version: String,
-    pub kind: String,
-    pub train_auc: f64,
-    pub auc: f64,
-    pub ks: f64,
-    pub gini: f64,
-    pub brier: f64,
-    pub roc: Vec<[f64; 2]>,
-    /// Population and bad rate by the challenger's star, test split.
-    pub stars: Vec<fastrefund_core::scoring::StarRow>,
-    /// The same promises to honest buyers tried on the challenger (buyer models): it
-    /// runs in shadow only, so a broken promise does not stop publication, but the
-    /// report shows it beside the champion's, and an AUC bought by breaking them is
-    /// no reason to replace the champion.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub promises: Option<crate::promises::PromiseCheck>,
-}
 
 fn challenger_eval(
     ch: &fastrefund_train::challenger::Challenger,
@@ -152,37 +49,6 @@ fn challenger_eval(
         stars: metrics::star_table(&ch.cutoffs(), te, labels),
         promises: None,
     })
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct IvRow {
-    pub feature: String,
-    pub iv: f64,
-    pub kept: bool,
-}
-
-/// The figures `evaluate --json` prints.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Summary {
-    pub auc: f64,
-    pub ks: f64,
-    pub gini: f64,
-    pub brier: f64,
-    pub rows: u64,
-    pub bads: u64,
-}
-
-impl From<&SplitMetrics> for Summary {
-    fn from(m: &SplitMetrics) -> Summary {
-        Summary {
-            auc: m.auc,
-            ks: m.ks,
-            gini: m.gini,
-            brier: m.brier,
-            rows: m.rows,
-            bads: m.bads,
-        }
-    }
 }
 
 /// Options of `train --data`.
@@ -323,7 +189,7 @@ impl TestScores {
     ) -> Result<TestScores, WorkflowError> {
         let cols = model_columns(card, ds)?;
         Ok(TestScores {
-            card: score_columns(card, &cols, ds.rows()),
+            card: score_columns(card, &cols, ds.rows())?,
             challenger: ch
                 .map(|c| fastrefund_train::challenger::scores(c, ds))
                 .transpose()?,
@@ -349,10 +215,8 @@ type TestPass<'a> = dyn Fn(
     + 'a;
 
 /// The promise check on a fitted challenger (buyer models only).
-type ChallengerPromises<'a> = dyn Fn(
-        &fastrefund_train::challenger::Challenger,
-    ) -> Result<crate::promises::PromiseCheck, WorkflowError>
-    + 'a;
+type ChallengerPromises<'a> =
+    dyn Fn(&fastrefund_train::challenger::Challenger) -> Result<PromiseCheck, WorkflowError> + 'a;
 
 /// The challenger to fit beside the scorecard, and how its promises are tried.
 struct ChallengerPlan<'a> {
@@ -367,13 +231,13 @@ fn finish(
     out: &Path,
     challenger: Option<ChallengerPlan<'_>>,
     promises: Option<Promises>,
-    fairness: Vec<crate::fairness::FairnessRow>,
+    fairness: Vec<FairnessRow>,
 ) -> Result<Trained, WorkflowError> {
     let card = fitted.card;
     let evaluate_span = tracing::info_span!("evaluate").entered();
     let train_scores = {
         let cols = model_columns(&card, train)?;
-        score_columns(&card, &cols, train.rows())
+        score_columns(&card, &cols, train.rows())?
     };
     let train_m = metrics::split_metrics(&card, &train_scores, &train.labels);
     drop(evaluate_span);
@@ -623,7 +487,7 @@ pub fn train_history(o: &HistoryTraining) -> Result<Trained, WorkflowError> {
             let part = src.part(k)?;
             let df = performance_rows(&labelled_with_norms(&part, t2, norms.clone().lazy())?)?;
             drop(part);
-            ids.extend(df.column(BUYER_ID)?.u64()?.iter().map(|v| v.unwrap_or(0)));
+            ids.extend(crate::rate::buyer_ids(&df)?);
             all.append(TestScores::of(card, ch, &performance_dataset(&df)?)?);
         }
         // In buyer order, as a history held whole gives them: sums of floating-point
@@ -705,15 +569,6 @@ fn bottom_n(
     Ok(all
         .sort([SAMPLE_KEY], SortMultipleOptions::default())?
         .head(Some(usize::try_from(n).unwrap_or(usize::MAX))))
-}
-
-/// A seeded 64-bit mix of a buyer id (SplitMix64's finaliser): uniform, and the same
-/// for a buyer however the history is split.
-pub(crate) fn sample_key(buyer: u64, seed: u64) -> u64 {
-    let mut z = buyer ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Rows of `df` whose `column` is at or after `at` (compared as numbers when the
@@ -848,7 +703,7 @@ pub fn evaluate_table(
     let labels = dataset::labels_of(&df, label, &file)?;
     let names: Vec<&str> = card.feature_names().collect();
     let cols: Vec<FeatureData> = dataset::columns_for_model(&df, &names, &file)?;
-    let scores = score_columns(&card, &cols, labels.len());
+    let scores = score_columns(&card, &cols, labels.len())?;
     Ok(metrics::split_metrics(&card, &scores, &labels))
 }
 
@@ -865,6 +720,6 @@ pub fn evaluate_history(
     let df = labelled_with_norms(&h, t, norms.lazy())?;
     let ds = history_dataset(&df)?;
     let cols = model_columns(&card, &ds)?;
-    let scores = score_columns(&card, &cols, ds.rows());
+    let scores = score_columns(&card, &cols, ds.rows())?;
     Ok(metrics::split_metrics(&card, &scores, &ds.labels))
 }

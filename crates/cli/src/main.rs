@@ -234,11 +234,11 @@ struct RateArgs {
 struct PartsArgs {
     /// The peak memory to aim for, in GiB. A history whose working set would pass half
     /// of it is split by buyer into shards on disk and rated one shard at a time.
-    #[arg(long, default_value_t = 4.0)]
-    memory_gib: f64,
+    #[arg(long, default_value = "4")]
+    memory_gib: fastrefund_batch::shards::MemoryGib,
     /// Split into exactly this many shards (1: hold the history whole); overrides
     /// --memory-gib.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     shards: Option<u32>,
     /// Where the shards are written (about the input's size; default: beside --out).
     #[arg(long)]
@@ -276,6 +276,9 @@ struct ReplayArgs {
     limit: Option<usize>,
 }
 
+/// `train`'s options: each parses itself (the per-feature ones by
+/// [`fastrefund_train::options`]), the trainer's parameters default to
+/// [`fastrefund_train::TrainParams::default`], and the trainer checks them.
 #[derive(clap::Args)]
 struct TrainArgs {
     /// A history folder: buyer features as of --as-of, tested out of time.
@@ -321,23 +324,23 @@ struct TrainArgs {
     #[arg(long)]
     registry: Option<PathBuf>,
     /// Most bins per feature.
-    #[arg(long)]
-    max_bins: Option<usize>,
+    #[arg(long, default_value_t = fastrefund_train::TrainParams::default().max_bins)]
+    max_bins: usize,
     /// Score at the base odds.
-    #[arg(long)]
-    base_score: Option<f64>,
+    #[arg(long, default_value_t = fastrefund_train::TrainParams::default().base_score)]
+    base_score: f64,
     /// Points to double the odds.
-    #[arg(long)]
-    pdo: Option<f64>,
+    #[arg(long, default_value_t = fastrefund_train::TrainParams::default().pdo)]
+    pdo: f64,
     /// Of two features whose WOE correlate more than this, keep the one with more IV.
-    #[arg(long)]
-    max_correlation: Option<f64>,
+    #[arg(long, default_value_t = fastrefund_train::TrainParams::default().max_correlation)]
+    max_correlation: f64,
     /// Drop features with less information value.
-    #[arg(long)]
-    min_iv: Option<f64>,
-    /// Least training rows in a bin (default 50; with the least share, 1%).
-    #[arg(long)]
-    min_bin_rows: Option<usize>,
+    #[arg(long, default_value_t = fastrefund_train::TrainParams::default().min_iv)]
+    min_iv: f64,
+    /// Least training rows in a bin (with the least share, 1%).
+    #[arg(long, default_value_t = fastrefund_train::TrainParams::default().min_bin_rows)]
+    min_bin_rows: usize,
     /// Do not train the challenger (bagged trees) beside the scorecard.
     #[arg(long)]
     no_challenger: bool,
@@ -356,37 +359,37 @@ struct TrainArgs {
     /// default), auto (also peak or valley when a bend earns 10% more IV), ascending,
     /// descending, peak, valley, none.
     #[arg(long = "trend", value_name = "FEATURE=TREND")]
-    trends: Vec<String>,
+    trends: Vec<fastrefund_train::options::FeatureTrend>,
     /// Special values with a bin of their own, FEATURE=V1,V2 (repeatable; `*` = every
     /// numeric feature), e.g. `--special '*=-999'`.
     #[arg(long = "special", value_name = "FEATURE=VALUES")]
-    specials: Vec<String>,
+    specials: Vec<fastrefund_train::options::FeatureNumbers>,
     /// Split points to cut a feature's bins at, FEATURE=S1,S2,… increasing (repeatable).
     #[arg(long = "splits", value_name = "FEATURE=POINTS")]
-    splits: Vec<String>,
+    splits: Vec<fastrefund_train::options::FeatureNumbers>,
     /// The bin that takes a category never seen in training: other (the pool of rare
-    /// categories; default), missing, worst.
-    #[arg(long)]
-    unseen_category: Option<fastrefund_train::UnseenCategory>,
+    /// categories), missing, worst.
+    #[arg(long, default_value_t = fastrefund_train::TrainParams::default().unseen_category)]
+    unseen_category: fastrefund_train::UnseenCategory,
     /// Merge adjacent bins whose bad rates differ by less than this (e.g. 0.01).
-    #[arg(long)]
-    min_bad_rate_diff: Option<f64>,
-    /// How a monotone trend's bins are chosen from the pre-bins: greedy (default) or
-    /// optimal (the most information value under the same constraints, exactly).
-    #[arg(long)]
-    binning: Option<fastrefund_train::BinningSearch>,
-    /// How numeric values are cut into pre-bins: quantile (default) or cart
-    /// (optbinning's: a Gini tree's leaves, each at least 5% of the rows).
-    #[arg(long)]
-    prebinning: Option<fastrefund_train::Prebinning>,
-    /// A feature whose coefficient has the wrong sign: drop (default; refit without it,
-    /// so every feature's points rise with its evidence) or keep (as optbinning does).
-    #[arg(long)]
-    wrong_signs: Option<fastrefund_train::WrongSigns>,
-    /// Rank features by iv (default) or quality (optbinning's quality score) for the
-    /// correlation filter and --max-features.
-    #[arg(long)]
-    select: Option<fastrefund_train::Selection>,
+    #[arg(long, default_value_t = fastrefund_train::TrainParams::default().min_bad_rate_diff)]
+    min_bad_rate_diff: f64,
+    /// How a monotone trend's bins are chosen from the pre-bins: greedy or optimal (the
+    /// most information value under the same constraints, exactly).
+    #[arg(long, default_value_t = fastrefund_train::TrainParams::default().binning)]
+    binning: fastrefund_train::BinningSearch,
+    /// How numeric values are cut into pre-bins: quantile or cart (optbinning's: a
+    /// Gini tree's leaves, each at least 5% of the rows).
+    #[arg(long, default_value_t = fastrefund_train::TrainParams::default().prebinning)]
+    prebinning: fastrefund_train::Prebinning,
+    /// A feature whose coefficient has the wrong sign: drop (refit without it, so every
+    /// feature's points rise with its evidence) or keep (as optbinning does).
+    #[arg(long, default_value_t = fastrefund_train::TrainParams::default().wrong_signs)]
+    wrong_signs: fastrefund_train::WrongSigns,
+    /// Rank features by iv or quality (optbinning's quality score) for the correlation
+    /// filter and --max-features.
+    #[arg(long, default_value_t = fastrefund_train::TrainParams::default().selection)]
+    select: fastrefund_train::Selection,
     /// Keep at most this many features, the best by --select.
     #[arg(long)]
     max_features: Option<usize>,
@@ -396,7 +399,7 @@ struct TrainArgs {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    fastrefund_service::cli::init_logging(!matches!(cli.command, Command::Serve(_)));
+    fastrefund_service::cli::init_logging(!matches!(cli.command, Command::Serve(_)))?;
     match cli.command {
         Command::Serve(a) => fastrefund_service::cli::run(a),
         Command::ExportOutcomes { ledger, out } => export_outcomes(&ledger, &out),
@@ -569,20 +572,14 @@ mod batch {
     }
 
     impl PartsArgs {
-        /// The plan for a command writing `out`: shards beside it unless --work-dir.
+        /// The plan for a command writing `out`.
         fn plan(&self, out: &Path) -> fastrefund_batch::shards::Plan {
-            fastrefund_batch::shards::Plan {
-                memory_gib: self.memory_gib,
-                shards: self.shards,
-                work_dir: match &self.work_dir {
-                    Some(w) => w.clone(),
-                    None => out
-                        .parent()
-                        .filter(|p| !p.as_os_str().is_empty())
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| PathBuf::from(".")),
-                },
-            }
+            fastrefund_batch::shards::Plan::beside(
+                out,
+                self.memory_gib,
+                self.shards,
+                self.work_dir.clone(),
+            )
         }
     }
 
@@ -604,7 +601,7 @@ mod batch {
         let sp = progress::spinner("reading and checking the history");
         let opened = fastrefund_batch::shards::Opened::open(data, &parts.plan(out))?;
         sp.set_message("computing features");
-        let buyers = features::write_labelled_features(
+        let buyers = fastrefund_batch::feature_table::write_labelled_features(
             opened.source(),
             features::date_micros(as_of),
             out,
@@ -637,64 +634,32 @@ mod batch {
         Ok(())
     }
 
-    /// `FEATURE=VALUE` of a per-feature option.
-    fn feature_option(s: &str, flag: &str) -> Result<(String, String)> {
-        match s.split_once('=') {
-            Some((f, v)) if !f.trim().is_empty() => {
-                Ok((f.trim().to_string(), v.trim().to_string()))
-            }
-            _ => anyhow::bail!("{flag} {s:?}: expected FEATURE=VALUE"),
-        }
-    }
-
-    /// Comma-separated numbers.
-    fn numbers(s: &str, flag: &str) -> Result<Vec<f64>> {
-        s.split(',')
-            .map(|x| {
-                x.trim()
-                    .parse::<f64>()
-                    .map_err(|_| anyhow::anyhow!("{flag}: {x:?} is not a number"))
-            })
-            .collect()
-    }
-
     pub fn train(a: TrainArgs) -> Result<()> {
         use fastrefund_batch::training;
         use fastrefund_snapshot::registry::{MODEL_FILE, Registry};
-        // Each option given replaces its default.
-        let d = fastrefund_train::TrainParams::default();
-        let mut params = fastrefund_train::TrainParams {
-            max_bins: a.max_bins.unwrap_or(d.max_bins),
-            base_score: a.base_score.unwrap_or(d.base_score),
-            pdo: a.pdo.unwrap_or(d.pdo),
-            max_correlation: a.max_correlation.unwrap_or(d.max_correlation),
-            min_iv: a.min_iv.unwrap_or(d.min_iv),
-            min_bin_rows: a.min_bin_rows.unwrap_or(d.min_bin_rows),
-            unseen_category: a.unseen_category.unwrap_or(d.unseen_category),
-            min_bad_rate_diff: a.min_bad_rate_diff.unwrap_or(d.min_bad_rate_diff),
-            binning: a.binning.unwrap_or(d.binning),
-            prebinning: a.prebinning.unwrap_or(d.prebinning),
-            wrong_signs: a.wrong_signs.unwrap_or(d.wrong_signs),
-            selection: a.select.unwrap_or(d.selection),
-            max_features: a.max_features,
-            ..d
+        // The options as parsed (their defaults are the trainer's); the trainer checks them.
+        let per_feature = |o: Vec<fastrefund_train::options::FeatureNumbers>| {
+            o.into_iter().map(|x| (x.feature, x.value.0)).collect()
         };
-        for t in &a.trends {
-            let (f, v) = feature_option(t, "--trend")?;
-            params.monotonic_trend.insert(
-                f,
-                v.parse()
-                    .map_err(|e: String| anyhow::anyhow!("--trend {t}: {e}"))?,
-            );
-        }
-        for t in &a.specials {
-            let (f, v) = feature_option(t, "--special")?;
-            params.special_codes.insert(f, numbers(&v, "--special")?);
-        }
-        for t in &a.splits {
-            let (f, v) = feature_option(t, "--splits")?;
-            params.user_splits.insert(f, numbers(&v, "--splits")?);
-        }
+        let params = fastrefund_train::TrainParams {
+            max_bins: a.max_bins,
+            base_score: a.base_score,
+            pdo: a.pdo,
+            max_correlation: a.max_correlation,
+            min_iv: a.min_iv,
+            min_bin_rows: a.min_bin_rows,
+            unseen_category: a.unseen_category,
+            min_bad_rate_diff: a.min_bad_rate_diff,
+            binning: a.binning,
+            prebinning: a.prebinning,
+            wrong_signs: a.wrong_signs,
+            selection: a.select,
+            max_features: a.max_features,
+            monotonic_trend: a.trends.into_iter().map(|t| (t.feature, t.value)).collect(),
+            special_codes: per_feature(a.specials),
+            user_splits: per_feature(a.splits),
+            ..Default::default()
+        };
         let sp = progress::spinner("training");
         let (data, table, registry, out) = (a.data, a.table, a.registry, a.out);
         // Trains into `dir` and draws the evaluation report beside the model.
@@ -767,7 +732,7 @@ mod batch {
         );
         println!(
             "{}",
-            serde_json::to_string_pretty(&training::Summary::from(&e.test))?
+            serde_json::to_string_pretty(&fastrefund_train::evaluation::Summary::from(&e.test))?
         );
         Ok(())
     }
@@ -795,7 +760,10 @@ mod batch {
             (None, None) => anyhow::bail!("give --table or --data"),
         };
         if json {
-            println!("{}", serde_json::to_string(&training::Summary::from(&m))?);
+            println!(
+                "{}",
+                serde_json::to_string(&fastrefund_train::evaluation::Summary::from(&m))?
+            );
         } else {
             println!(
                 "rows {}  bads {}  AUC {:.4}  KS {:.4}  Gini {:.4}  Brier {:.5}",
@@ -822,13 +790,7 @@ mod batch {
             None => fastrefund_snapshot::registry::Registry::new(a.registry).champion_model()?,
         };
         let sp = progress::spinner("reading and checking the history");
-        let model_json = std::fs::read_to_string(&model_path)
-            .with_context(|| format!("cannot read {}", model_path.display()))?;
-        let card = fastrefund_core::scoring::Model::from_json(
-            &model_json,
-            &model_path.display().to_string(),
-        )?
-        .check()?;
+        let model = fastrefund_snapshot::load_checked_model(&model_path)?;
         let challenger = a.challenger.as_deref().map(Challenger::load).transpose()?;
         let baseline = rate::drift_baseline(a.baseline.as_deref(), &a.out)?;
         let opened = fastrefund_batch::shards::Opened::open(&a.data, &a.parts.plan(&a.out))?;
@@ -842,7 +804,7 @@ mod batch {
             force: a.force,
             drift_figure: Some(fastrefund_report::drift_figure),
         };
-        let manifest = rate::rate(src, &card, &model_json, a.as_of, &a.out, &opts)?;
+        let manifest = rate::rate(src, &model, a.as_of, &a.out, &opts)?;
         sp.finish_and_clear();
         tracing::info!(
             buyers = manifest.rows,
@@ -860,12 +822,12 @@ mod batch {
         let h = tables::load_history(&a.data)?;
         let from = a.from.map(date_micros).unwrap_or(i64::MIN);
         let to = a.to.map(date_micros).unwrap_or(i64::MAX);
-        let mut returns = fastrefund_batch::replay::returns_in_window(&h, from, to)?;
+        let mut returns = fastrefund_batch::history_returns::returns_in_window(&h, from, to)?;
         if let Some(n) = a.limit {
             returns.truncate(n);
         }
         tracing::info!(returns = returns.len(), server = %a.server, "replaying");
-        let opts = fastrefund_batch::replay::ReplayOptions {
+        let opts = fastrefund_replay::ReplayOptions {
             base: a.server.trim_end_matches('/').to_string(),
             token: a.token,
             concurrency: a.concurrency,
@@ -875,7 +837,7 @@ mod batch {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        let report = rt.block_on(fastrefund_batch::replay::replay(returns, opts));
+        let report = rt.block_on(fastrefund_replay::replay(returns, opts))?;
         println!("{}", serde_json::to_string_pretty(&report)?);
         if report.errors > 0 {
             anyhow::bail!("{} replayed returns failed (see the log)", report.errors);
@@ -895,11 +857,13 @@ mod batch {
                 "nothing to compare: give --candidate-policy, --candidate-model or --candidate-min-star"
             );
         }
-        if let Some(h) = a.merchant_wait_hours
-            && !(h.is_finite() && h >= 0.0)
-        {
-            anyhow::bail!("--merchant-wait-hours must be a number of hours ≥ 0, not {h}");
-        }
+        let options = SimulateOptions {
+            from: a.from,
+            to: a.to,
+            rerate_days: a.rerate_days,
+            merchant_wait_hours: a.merchant_wait_hours,
+        };
+        options.check()?;
         let policy = match &a.policy {
             Some(p) => fastrefund_snapshot::load_policy(p)?,
             None => Policy::default(),
@@ -935,12 +899,7 @@ mod batch {
                 policy: &candidate_policy,
                 model: &candidate_model,
             },
-            &SimulateOptions {
-                from: a.from,
-                to: a.to,
-                rerate_days: a.rerate_days,
-                merchant_wait_hours: a.merchant_wait_hours,
-            },
+            &options,
         )?;
         sp.finish_and_clear();
         if let Some(out) = &a.out {
@@ -952,7 +911,8 @@ mod batch {
     }
 
     pub fn judge(data: &Path, snapshot: &Path, out: Option<&Path>) -> Result<()> {
-        let r = fastrefund_report::judge(data, snapshot)?;
+        let read = fastrefund_batch::judge::truth_and_stars(data, snapshot)?;
+        let r = fastrefund_report::judge(read.rows(), fastrefund_synth::hidden_type_names())?;
         println!("{}", r.table());
         if let Some(out) = out {
             r.write(out)?;

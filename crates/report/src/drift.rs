@@ -1,7 +1,7 @@
 //! The drift figure a snapshot carries beside `drift.json`.
 
 use crate::ReportError;
-use fastrefund_batch::drift::DriftReport;
+use fastrefund_snapshot::drift::DriftReport;
 
 /// SVG bars of the per-feature PSI, and the score and star PSI.
 pub fn drift_svg(r: &DriftReport) -> Result<String, ReportError> {
@@ -20,7 +20,7 @@ pub fn drift_svg(r: &DriftReport) -> Result<String, ReportError> {
     )
 }
 
-/// [`drift_svg`] in the shape `rate` takes ([`fastrefund_batch::rate::DriftFigure`]).
+/// [`drift_svg`] in the shape `rate` takes (`fastrefund_batch::rate::DriftFigure`).
 pub fn drift_figure(r: &DriftReport) -> Result<String, String> {
     drift_svg(r).map_err(|e| e.to_string())
 }

@@ -1,8 +1,12 @@
 //! How a snapshot's stars fall for each hidden buyer type of a generated history.
+//!
+//! The batch side reads the truth and the ratings (`fastrefund_batch::judge`) and the
+//! generator names its hidden types (`fastrefund_synth::hidden_type_names`); this
+//! module only counts and draws, so the report crate needs neither polars nor them. A
+//! hidden type that is not among the names given is an error naming it, never counted
+//! as another type.
 
 use super::{ReportError, io, plot};
-use fastrefund_batch::dataset_io::read_parquet;
-use polars::prelude::*;
 use serde::Serialize;
 use std::path::Path;
 
@@ -29,34 +33,35 @@ pub struct TypeRow {
     pub star_share: [f64; 5],
 }
 
-pub fn judge(data: &Path, snapshot: &Path) -> Result<Judgement, ReportError> {
-    let truth = read_parquet(&data.join("truth.parquet"))?;
-    let ratings = read_parquet(&snapshot.join(fastrefund_snapshot::RATINGS_FILE))?;
-    let joined = truth
-        .lazy()
-        .join(
-            ratings.lazy(),
-            [col("buyer_id")],
-            [col("buyer_id")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .collect()?;
-    let types = joined.column("hidden_type")?.str()?.clone();
-    let stars = joined.column("star")?.u8()?.clone();
-    let reason = joined.column("reason_1")?.str()?.clone();
-    let names = fastrefund_synth::hidden_type_names();
+/// The judgement of every truth buyer's `(hidden type, star, has a reason)` (star
+/// `None`: not rated), with the generator's hidden type `names` in its order (honest,
+/// heavy honest, then the three dishonest types, fraudster last).
+pub fn judge<'a>(
+    buyers: impl IntoIterator<Item = (&'a str, Option<u8>, bool)>,
+    names: [&str; 5],
+) -> Result<Judgement, ReportError> {
     let mut count = [[0u64; 5]; 5];
-    let (mut rated, mut below5, mut below5_reason) = (0u64, 0u64, 0u64);
-    for i in 0..joined.height() {
-        let (Some(t), Some(s)) = (types.get(i), stars.get(i)) else {
+    let (mut all, mut rated, mut below5, mut below5_reason) = (0u64, 0u64, 0u64, 0u64);
+    for (t, star, has_reason) in buyers {
+        all += 1;
+        let Some(s) = star else {
             continue;
         };
+        if !(1..=5).contains(&s) {
+            return Err(ReportError::Invalid(format!(
+                "a {t} buyer has star {s}, outside 1..=5"
+            )));
+        }
+        let k = names.iter().position(|n| *n == t).ok_or_else(|| {
+            ReportError::Invalid(format!(
+                "hidden type {t:?} is none of the generator's {names:?}"
+            ))
+        })?;
         rated += 1;
-        let k = names.iter().position(|n| *n == t).unwrap_or(0);
-        count[k][usize::from(s.clamp(1, 5) - 1)] += 1;
+        count[k][usize::from(s - 1)] += 1;
         if s < 5 {
             below5 += 1;
-            below5_reason += u64::from(reason.get(i).is_some());
+            below5_reason += u64::from(has_reason);
         }
     }
     let by_type: Vec<TypeRow> = names
@@ -82,7 +87,7 @@ pub fn judge(data: &Path, snapshot: &Path) -> Result<Judgement, ReportError> {
         stars.map(|s| count[k][s - 1]).sum::<u64>() as f64 / total.max(1) as f64
     };
     Ok(Judgement {
-        coverage: rated as f64 / joined.height().max(1) as f64,
+        coverage: rated as f64 / all.max(1) as f64,
         dishonest_share_falls: dishonest_share_by_star.windows(2).all(|w| w[0] > w[1]),
         dishonest_share_by_star,
         heavy_honest_3_plus: share(1, 3..=5),

@@ -1,5 +1,10 @@
 //! Reports a person looks at: tables as JSON/Markdown and figures as SVG.
 //!
+//! It draws what the other crates computed, as plain data (the evaluation and the
+//! drift report from `fastrefund-train` and `fastrefund-snapshot`, the judge's rows
+//! read by `fastrefund-batch` and handed over by the caller), so it links neither
+//! polars nor the batch crate.
+//!
 //! - [`judge`]: a snapshot's stars against the generator's hidden truth.
 //! - [`model_report`]: the evaluation report of a trained model (HTML, SVG, CSV).
 
@@ -18,7 +23,7 @@ pub enum ReportError {
     #[error("{path}: {message}")]
     Io { path: String, message: String },
     #[error("{0}")]
-    Polars(#[from] polars::prelude::PolarsError),
+    Invalid(String),
     #[error("plot: {0}")]
     Plot(String),
 }

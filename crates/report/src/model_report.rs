@@ -4,8 +4,8 @@
 
 use super::plot::{self, Line, STAR_COLOURS};
 use super::{ReportError, io};
-use fastrefund_batch::training::Evaluation;
 use fastrefund_core::scoring::{FeatureKind, Scorecard};
+use fastrefund_train::evaluation::{Evaluation, FairnessRow, PromiseCheck, Promises};
 use plotters::style::RGBColor;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -544,7 +544,7 @@ figure {{ margin: 24px 0; }} figcaption {{ font-weight: 600; margin-bottom: 6px;
 }
 
 /// The rows of the added-return table.
-fn variant_rows(c: &fastrefund_batch::promises::PromiseCheck) -> String {
+fn variant_rows(c: &PromiseCheck) -> String {
     let mut rows = String::new();
     for v in &c.variants {
         let l = v.stars_lost;
@@ -566,7 +566,7 @@ fn variant_rows(c: &fastrefund_batch::promises::PromiseCheck) -> String {
 
 /// The challenger, tried the same way: it runs in shadow only, so what it breaks is
 /// shown, not refused.
-fn challenger_promises_html(c: &fastrefund_batch::promises::PromiseCheck) -> String {
+fn challenger_promises_html(c: &PromiseCheck) -> String {
     let verdict = if c.violations.is_empty() {
         "<p><b>The challenger keeps every promise too.</b></p>".to_string()
     } else {
@@ -586,7 +586,7 @@ fn challenger_promises_html(c: &fastrefund_batch::promises::PromiseCheck) -> Str
     )
 }
 
-fn promises_html(p: &fastrefund_batch::training::Promises) -> String {
+fn promises_html(p: &Promises) -> String {
     let c = &p.check;
     let rows = variant_rows(c);
     let mut bands = String::new();
@@ -641,7 +641,7 @@ fn promises_html(p: &fastrefund_batch::training::Promises) -> String {
     )
 }
 
-fn fairness_html(rows: &[fastrefund_batch::fairness::FairnessRow]) -> String {
+fn fairness_html(rows: &[FairnessRow]) -> String {
     if rows.is_empty() {
         return String::new();
     }

@@ -58,16 +58,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Logs to standard error, filtered by `RUST_LOG` (default `info`). With `stage_times`,
-/// each span logs its time as it closes (`close time.busy=…`): where a batch run's time
-/// goes, without a profiler. The service does not (it has /metrics).
-pub fn init_logging(stage_times: bool) {
+/// Logs to standard error, filtered by `RUST_LOG` (default `info` when it is unset). A
+/// `RUST_LOG` that does not parse is refused, naming it, as every other setting is: it
+/// never quietly becomes `info`. With `stage_times`, each span logs its time as it
+/// closes (`close time.busy=…`): where a batch run's time goes, without a profiler. The
+/// service does not (it has /metrics).
+pub fn init_logging(stage_times: bool) -> anyhow::Result<()> {
     use tracing_subscriber::fmt::format::FmtSpan;
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(log_filter(std::env::var("RUST_LOG"))?)
         .with_span_events(if stage_times {
             FmtSpan::CLOSE
         } else {
@@ -75,4 +74,33 @@ pub fn init_logging(stage_times: bool) {
         })
         .with_writer(std::io::stderr)
         .init();
+    Ok(())
+}
+
+/// The log filter of a `RUST_LOG` value: `info` when unset, else the value parsed, or
+/// an error naming it.
+fn log_filter(
+    value: Result<String, std::env::VarError>,
+) -> anyhow::Result<tracing_subscriber::EnvFilter> {
+    use tracing_subscriber::EnvFilter;
+    match value {
+        Err(std::env::VarError::NotPresent) => Ok(EnvFilter::new("info")),
+        Err(e) => anyhow::bail!("RUST_LOG: {e}"),
+        Ok(v) => EnvFilter::try_new(&v).map_err(|e| anyhow::anyhow!("RUST_LOG={v:?}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn a_bad_rust_log_is_refused_naming_it_and_an_unset_one_is_info() {
+        assert!(log_filter(Err(std::env::VarError::NotPresent)).is_ok());
+        assert!(log_filter(Ok("fastrefund=debug,warn".into())).is_ok());
+        let e = log_filter(Ok("fastrefund=loud".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("RUST_LOG=\"fastrefund=loud\""), "{e}");
+    }
 }

@@ -27,6 +27,6 @@ fn main() -> anyhow::Result<()> {
             .filter(|(i, a)| !(*i == 1 && a == "serve"))
             .map(|(_, a)| a),
     );
-    init_logging(false);
+    init_logging(false)?;
     run(cli.serve)
 }

@@ -34,13 +34,13 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use fastrefund_batch::features::date_micros;
+use fastrefund_batch::history_returns::{ReturnsError, returns_in_window};
 use fastrefund_batch::rate::{RateError, score_history};
-use fastrefund_batch::replay::{ReplayReturn, returns_in_window};
 use fastrefund_batch::tables::History;
 use fastrefund_core::cols::*;
 use fastrefund_core::domain::{
-    BuyerId, Category, MerchantId, Money, OrderId, Outcome, ReturnId, ReturnReason, ReturnRequest,
-    Star,
+    BuyerId, Category, HistoryReturn, MerchantId, Money, OrderId, Outcome, ReturnId, ReturnReason,
+    ReturnRequest, Star,
 };
 use fastrefund_core::ledger::{MemoryLedger, StarLookup, TrackStep};
 use fastrefund_core::policy::Policy;
@@ -63,6 +63,8 @@ pub enum SimulateError {
     Polars(#[from] PolarsError),
     #[error(transparent)]
     Rate(#[from] RateError),
+    #[error(transparent)]
+    Returns(#[from] ReturnsError),
     #[error(transparent)]
     Report(#[from] ReportError),
     #[error("{path}: {source}")]
@@ -94,6 +96,26 @@ pub struct SimulateOptions {
     /// Hours of merchant answer an instant release saves; `None` = each policy's
     /// `merchant_answer_hours`.
     pub merchant_wait_hours: Option<f64>,
+}
+
+impl SimulateOptions {
+    /// Refuses options no replay can run with, naming the option: every check of the
+    /// options is here, so the command line only parses them.
+    pub fn check(&self) -> Result<(), SimulateError> {
+        if self.rerate_days == 0 {
+            return Err(SimulateError::Invalid(
+                "rerate_days must be at least 1".into(),
+            ));
+        }
+        if let Some(h) = self.merchant_wait_hours
+            && !(h.is_finite() && h >= 0.0)
+        {
+            return Err(SimulateError::Invalid(format!(
+                "merchant_wait_hours must be a number of hours ≥ 0, not {h}"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Counts and amounts of one group of requests (all, one star, one category).
@@ -191,11 +213,7 @@ pub fn simulate(
     candidate: Scenario<'_>,
     opts: &SimulateOptions,
 ) -> Result<Simulation, SimulateError> {
-    if opts.rerate_days == 0 {
-        return Err(SimulateError::Invalid(
-            "rerate_days must be at least 1".into(),
-        ));
-    }
+    opts.check()?;
     let last = h
         .returns
         .column(REQUESTED_AT)?
@@ -204,7 +222,11 @@ pub fn simulate(
         .ok_or_else(|| SimulateError::Invalid("the history has no returns".into()))?;
     let end_of_history = DateTime::from_timestamp_micros(last)
         .map(|t| t.date_naive() + Duration::days(1))
-        .unwrap_or(opts.from);
+        .ok_or_else(|| {
+            SimulateError::Invalid(format!(
+                "the history's last return was asked at {last} µs since the epoch, out of range"
+            ))
+        })?;
     let to = opts.to.unwrap_or(end_of_history);
     if to <= opts.from {
         return Err(SimulateError::Invalid(format!(
@@ -275,7 +297,7 @@ pub fn simulate(
     })
 }
 
-fn to_request(r: &ReplayReturn) -> Result<ReturnRequest, SimulateError> {
+fn to_request(r: &HistoryReturn) -> Result<ReturnRequest, SimulateError> {
     let bad =
         |what: &str| SimulateError::Invalid(format!("return {}: {what} is not valid", r.return_id));
     Ok(ReturnRequest {
@@ -298,7 +320,7 @@ fn to_request(r: &ReplayReturn) -> Result<ReturnRequest, SimulateError> {
 }
 
 struct Replay<'a> {
-    returns: &'a [ReplayReturn],
+    returns: &'a [HistoryReturn],
     requests: &'a [ReturnRequest],
     from_us: i64,
     to_us: i64,
@@ -314,12 +336,38 @@ enum Event {
     Tracking,
 }
 
-fn decimal(x: f64) -> Decimal {
-    Decimal::from_f64(x).unwrap_or_default()
+/// The expected loss of one advance: its amount times the model's probability that the
+/// buyer turns bad. A probability that is not a number in [0, 1] is an error naming the
+/// return and the score, never a loss of 0.
+fn expected_loss(
+    return_id: u64,
+    amount: Money,
+    score: f64,
+    p: f64,
+) -> Result<Decimal, SimulateError> {
+    match Decimal::from_f64(p) {
+        Some(d) if (0.0..=1.0).contains(&p) => Ok(amount.value() * d),
+        _ => Err(SimulateError::Invalid(format!(
+            "return {return_id}: the model's probability of a loss at score {score} is {p}, not a probability"
+        ))),
+    }
 }
 
-fn money(d: Decimal) -> Money {
-    Money::new(d.round_dp(2)).unwrap_or_default()
+/// A sum of expected losses as money (to the cent); one that is not money (negative or
+/// too large) is an error naming what it is the loss of.
+fn money(d: Decimal, of: &str) -> Result<Money, SimulateError> {
+    Money::new(d.round_dp(2))
+        .map_err(|e| SimulateError::Invalid(format!("the expected loss of {of}: {e}")))
+}
+
+/// A time of the history (µs since the epoch) as an instant; one out of range is an
+/// error naming the return, not the epoch.
+fn instant(return_id: u64, what: &str, micros: i64) -> Result<DateTime<Utc>, SimulateError> {
+    DateTime::from_timestamp_micros(micros).ok_or_else(|| {
+        SimulateError::Invalid(format!(
+            "return {return_id}: {what} ({micros} µs since the epoch) is out of range"
+        ))
+    })
 }
 
 impl Replay<'_> {
@@ -424,7 +472,13 @@ impl Replay<'_> {
                     }
                 }
                 Event::Tracking => {
-                    let at = DateTime::<Utc>::from_timestamp_micros(t).unwrap_or_default();
+                    let at = match instant(r.return_id, "the tracking time", t) {
+                        Ok(at) => at,
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                            continue;
+                        }
+                    };
                     let k = rating_at(t);
                     // The history has no tracking numbers: one per return, so none is
                     // ever reused.
@@ -459,7 +513,18 @@ impl Replay<'_> {
                         }
                     }
                     let score = f64::from(rated[i].1.unwrap_or(default_score));
-                    let el = req.amount.value() * decimal(card.probability_bad(score));
+                    let el = match expected_loss(
+                        r.return_id,
+                        req.amount,
+                        score,
+                        card.probability_bad(score),
+                    ) {
+                        Ok(el) => el,
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                            continue;
+                        }
+                    };
                     let star_ix = usize::from(star.get()) - 1;
                     expected[0] += el;
                     expected[1 + star_ix] += el;
@@ -494,7 +559,13 @@ impl Replay<'_> {
                 }
                 Event::Settle => {
                     if let Some((o, _)) = r.outcome {
-                        let at = DateTime::<Utc>::from_timestamp_micros(t).unwrap_or_default();
+                        let at = match instant(r.return_id, "the outcome time", t) {
+                            Ok(at) => at,
+                            Err(e) => {
+                                failure.get_or_insert(e);
+                                continue;
+                            }
+                        };
                         if let Err(e) = ledger.settle(r.return_id, o, at) {
                             failure.get_or_insert(SimulateError::Invalid(format!(
                                 "return {}: {e}",
@@ -505,19 +576,21 @@ impl Replay<'_> {
                 }
             }
         }
-        total.expected_loss = money(expected[0]);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        total.expected_loss = money(expected[0], "all advances")?;
         for (k, t) in by_star.iter_mut().enumerate() {
-            t.expected_loss = money(expected[1 + k]);
+            t.expected_loss = money(expected[1 + k], &format!("{}★'s advances", k + 1))?;
         }
         for (c, t) in by_category.iter_mut() {
-            t.expected_loss = money(expected_cat.get(c).copied().unwrap_or_default());
+            // A category with no advance has no expected loss: zero, not a fallback.
+            let el = expected_cat.get(c).copied().unwrap_or(Decimal::ZERO);
+            t.expected_loss = money(el, &format!("{c}'s advances"))?;
         }
         total.finish();
         by_star.iter_mut().for_each(Totals::finish);
         by_category.values_mut().for_each(Totals::finish);
-        if let Some(e) = failure {
-            return Err(e);
-        }
         Ok(ScenarioReport {
             name: s.name.to_string(),
             policy_version: policy.version.clone(),

@@ -3,6 +3,7 @@
 //! ```text
 //! SNAPSHOT_DIR/
 //!   ratings.parquet   buyer_id, star (1–5), score, reason_1 … reason_4, as_of, model_version
+//!                     (the columns: [`ratings`])
 //!   model.json        the model that scored it (so reason codes can be put in words)
 //!   manifest.json     rows, star counts, as_of, model version, SHA-256 of both files
 //! ```
@@ -18,11 +19,15 @@
 //! appears twice. The loaded table is compact (sorted ids and packed columns, 17 bytes
 //! a buyer) and looked up by binary search.
 
+pub mod drift;
 pub mod files;
 mod load;
+pub mod ratings;
 pub mod registry;
 
-pub use files::{ModelFileError, PolicyFileError, load_model, load_policy};
+pub use files::{
+    LoadedModel, ModelFileError, PolicyFileError, load_checked_model, load_model, load_policy,
+};
 pub use load::{Baseline, BuyerRating, Ratings};
 
 use chrono::{DateTime, NaiveDate, Utc};

@@ -1,7 +1,7 @@
 //! Loading and checking a snapshot with the `parquet` crate (not polars), so that the
 //! service builds without the batch stack.
 
-use super::{MODEL_FILE, Manifest, RATINGS_FILE, SnapshotError, io};
+use super::{MODEL_FILE, Manifest, RATINGS_FILE, SnapshotError, io, ratings};
 use fastrefund_core::domain::{BuyerId, Star};
 use fastrefund_core::scoring::{MAX_REASONS, MISSING_SUFFIX, Model, ReasonRef, Scorecard};
 use parquet::basic::Type as PhysicalType;
@@ -206,16 +206,16 @@ impl Ratings {
             }
             Ok((i, c.max_def_level()))
         };
-        let (id_col, id_def) = find("buyer_id", PhysicalType::INT64)?;
-        let (star_col, star_def) = find("star", PhysicalType::INT32)?;
-        let (score_col, score_def) = find("score", PhysicalType::INT32)?;
+        let (id_col, id_def) = find(ratings::BUYER_ID, PhysicalType::INT64)?;
+        let (star_col, star_def) = find(ratings::STAR, PhysicalType::INT32)?;
+        let (score_col, score_def) = find(ratings::SCORE, PhysicalType::INT32)?;
         let reason_cols: Vec<(usize, i16)> = (1..=MAX_REASONS)
-            .map(|k| find(&format!("reason_{k}"), PhysicalType::BYTE_ARRAY))
+            .map(|k| find(&ratings::reason_column(k), PhysicalType::BYTE_ARRAY))
             .collect::<Result<_, _>>()?;
-        find("as_of", PhysicalType::INT32)?;
-        find("model_version", PhysicalType::BYTE_ARRAY)?;
+        find(ratings::AS_OF, PhysicalType::INT32)?;
+        find(ratings::MODEL_VERSION, PhysicalType::BYTE_ARRAY)?;
         let challenger_col = match manifest.challenger_version {
-            Some(_) => Some(find("challenger_star", PhysicalType::INT32)?),
+            Some(_) => Some(find(ratings::CHALLENGER_STAR, PhysicalType::INT32)?),
             None => None,
         };
 
@@ -234,15 +234,15 @@ impl Ratings {
             let rg = reader.get_row_group(g).map_err(|e| io(&path, e))?;
             let n = usize::try_from(rg.metadata().num_rows()).unwrap_or(0);
             let (ids, d) = read_chunk::<Int64Type>(rg.as_ref(), id_col, n, &path)?;
-            let ids = required(ids, &d, id_def, "buyer_id", &path)?;
+            let ids = required(ids, &d, id_def, ratings::BUYER_ID, &path)?;
             let (stars, d) = read_chunk::<Int32Type>(rg.as_ref(), star_col, n, &path)?;
-            let stars = required(stars, &d, star_def, "star", &path)?;
+            let stars = required(stars, &d, star_def, ratings::STAR, &path)?;
             let (scores, d) = read_chunk::<Int32Type>(rg.as_ref(), score_col, n, &path)?;
-            let scores = required(scores, &d, score_def, "score", &path)?;
+            let scores = required(scores, &d, score_def, ratings::SCORE, &path)?;
             let challenger = match challenger_col {
                 Some((col, max_def)) => {
                     let (vals, defs) = read_chunk::<Int32Type>(rg.as_ref(), col, n, &path)?;
-                    let vals = required(vals, &defs, max_def, "challenger_star", &path)?;
+                    let vals = required(vals, &defs, max_def, ratings::CHALLENGER_STAR, &path)?;
                     if let Some(v) = vals.iter().find(|v| !(1..=5).contains(*v)) {
                         return Err(invalid(
                             &path,

@@ -51,6 +51,13 @@ pub enum RegistryError {
         expected: String,
         found: String,
     },
+    #[error(
+        "{path} cannot be read ({source}), so the folder is not replaced: move it away or remove it, then train again"
+    )]
+    UnreadableOld {
+        path: String,
+        source: ModelFileError,
+    },
     #[error("{0}")]
     Model(#[from] ModelError),
     #[error(transparent)]
@@ -274,7 +281,9 @@ impl Registry {
 
     /// Moves a freshly trained model folder into the registry as `<dir>/<version>`.
     /// Refuses to overwrite a different model under the same name; the same model
-    /// (same version, hence same data and parameters) replaces the old folder.
+    /// (same version, hence same data and parameters) replaces the old folder. An old
+    /// folder whose model cannot be read is refused too, never deleted: what it holds
+    /// is unknown (a registry's folders are installed whole, so someone put it there).
     pub fn install(&self, trained: &Path) -> Result<PathBuf, RegistryError> {
         let card = load_model(&trained.join(MODEL_FILE))?.check()?;
         let version = card.version().to_string();
@@ -282,9 +291,11 @@ impl Registry {
         let dest = self.folder(&version);
         if dest.exists() {
             let old = dest.join(MODEL_FILE);
-            if let Ok(m) = load_model(&old)
-                && m.model_version != version
-            {
+            let m = load_model(&old).map_err(|source| RegistryError::UnreadableOld {
+                path: old.display().to_string(),
+                source,
+            })?;
+            if m.model_version != version {
                 return Err(RegistryError::Misplaced {
                     path: old.display().to_string(),
                     expected: version,
@@ -476,5 +487,39 @@ mod tests {
         assert_eq!(dest, dir.path().join(&v));
         assert!(!trained.exists());
         assert!(dest.join(MODEL_FILE).is_file());
+    }
+
+    /// A folder under the new model's version whose model cannot be read is kept and
+    /// the install refused, naming the file; the same model again replaces its folder.
+    #[test]
+    fn install_keeps_an_unreadable_old_model_and_says_so() {
+        let (dir, r, v) = copy();
+        let stage = || {
+            let trained = tempfile::tempdir_in(dir.path()).unwrap().keep();
+            std::fs::copy(
+                Registry::new(shipped()).model_path(&v).unwrap(),
+                trained.join(MODEL_FILE),
+            )
+            .unwrap();
+            trained
+        };
+        // The same model again: replaced.
+        r.install(&stage()).unwrap();
+        let old = dir.path().join(&v).join(MODEL_FILE);
+        std::fs::write(&old, "{\"schema").unwrap();
+        std::fs::write(dir.path().join(&v).join("notes.txt"), "kept").unwrap();
+        let trained = stage();
+        let err = r.install(&trained).unwrap_err();
+        assert!(matches!(err, RegistryError::UnreadableOld { .. }), "{err}");
+        assert!(
+            err.to_string().contains(&old.display().to_string()),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&old).unwrap(), "{\"schema");
+        assert!(dir.path().join(&v).join("notes.txt").is_file());
+        assert!(
+            trained.join(MODEL_FILE).is_file(),
+            "the new model is left where it was"
+        );
     }
 }

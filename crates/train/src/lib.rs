@@ -35,14 +35,27 @@ macro_rules! from_str_by_name {
                     .map_err(|_| format!("unknown {} {s:?}: {}", $what, $choices))
             }
         }
+
+        /// The serialised name, as `FromStr` reads it (a command line shows the default
+        /// so).
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match serde_json::to_value(self) {
+                    Ok(serde_json::Value::String(name)) => f.write_str(&name),
+                    _ => Err(std::fmt::Error),
+                }
+            }
+        }
     )*};
 }
 
 pub mod binning;
 pub mod challenger;
 pub mod dataset;
+pub mod evaluation;
 pub mod logistic;
 pub mod metrics;
+pub mod options;
 
 use binning::{BinningParams, NumericSpec, Tally, TrendChoice};
 pub use binning::{BinningSearch, Prebinning};
@@ -1036,8 +1049,14 @@ fn choose_cutoffs(scores: &[i32], labels: &[u8], shares: &[f64; 4]) -> ([i32; 4]
     (c, note)
 }
 
-/// Scores every row of a dataset whose columns are in the model's feature order.
-pub fn score_columns(card: &Scorecard, columns: &[FeatureData], rows: usize) -> Vec<i32> {
+/// Scores every row of a dataset whose columns are in the model's feature order. A row
+/// the model cannot score is an error naming the row and why, never a score of 0 (which
+/// would move the metrics published with the model).
+pub fn score_columns(
+    card: &Scorecard,
+    columns: &[FeatureData],
+    rows: usize,
+) -> Result<Vec<i32>, TrainError> {
     use rayon::prelude::*;
     (0..rows)
         .into_par_iter()
@@ -1046,7 +1065,9 @@ pub fn score_columns(card: &Scorecard, columns: &[FeatureData], rows: usize) -> 
             |vals, r| {
                 vals.clear();
                 vals.extend(columns.iter().map(|c| c.value(r)));
-                card.score(vals).map(|s| s.score).unwrap_or(0)
+                card.score(vals)
+                    .map(|s| s.score)
+                    .map_err(|e| TrainError::Data(format!("scoring row {r}: {e}")))
             },
         )
         .collect()

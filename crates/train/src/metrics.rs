@@ -277,19 +277,6 @@ pub fn score_distribution(scores: &[i32], labels: &[u8], bins: usize) -> ScoreDi
     }
 }
 
-/// Population stability index between two distributions over the same bins (each a
-/// list of shares); empty bins are floored at 0.0001 so the index stays finite.
-pub fn psi(expected: &[f64], actual: &[f64]) -> f64 {
-    expected
-        .iter()
-        .zip(actual)
-        .map(|(e, a)| {
-            let (e, a) = (e.max(1e-4), a.max(1e-4));
-            (a - e) * (a / e).ln()
-        })
-        .sum()
-}
-
 #[cfg(test)]
 mod curve_tests {
     use super::*;
@@ -299,15 +286,6 @@ mod curve_tests {
         let pts = roc_points(&[0.9, 0.8, 0.3, 0.1], &[1, 0, 1, 0], 100);
         assert_eq!(pts.first(), Some(&[0.0, 0.0]));
         assert_eq!(pts.last(), Some(&[1.0, 1.0]));
-    }
-
-    #[test]
-    fn psi_is_zero_for_the_same_distribution_and_grows_with_shift() {
-        let a = [0.25, 0.25, 0.25, 0.25];
-        assert!(psi(&a, &a).abs() < 1e-12);
-        let b = [0.1, 0.2, 0.3, 0.4];
-        let c = [0.01, 0.09, 0.3, 0.6];
-        assert!(psi(&a, &b) > 0.0 && psi(&a, &c) > psi(&a, &b));
     }
 
     #[test]

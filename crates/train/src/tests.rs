@@ -70,10 +70,22 @@ fn scorecard_learns_the_signal_and_ignores_noise() {
     assert!(!names.contains(&"x3"), "noise kept: {:?}", f.candidates);
     let test = toy(10_000, 2);
     let cols = model_columns(&f.card, &test).unwrap();
-    let scores = score_columns(&f.card, &cols, test.rows());
+    let scores = score_columns(&f.card, &cols, test.rows()).unwrap();
     let m = metrics::split_metrics(&f.card, &scores, &test.labels);
     assert!(m.auc > 0.75, "{m:?}");
     assert!(metrics::strictly_falling(&m.stars), "{:?}", m.stars);
+}
+
+/// Rows the model cannot score (here: a column short) are an error naming the row,
+/// never scores of 0 that would move the metrics published with the model.
+#[test]
+fn rows_the_model_cannot_score_are_an_error_not_a_zero_score() {
+    let f = fit(&toy(20_000, 1));
+    let test = toy(100, 2);
+    let mut cols = model_columns(&f.card, &test).unwrap();
+    cols.pop();
+    let e = score_columns(&f.card, &cols, test.rows()).unwrap_err();
+    assert!(e.to_string().contains("scoring row"), "{e}");
 }
 
 #[test]

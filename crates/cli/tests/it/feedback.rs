@@ -5,10 +5,10 @@
 //! heavy returners in the same traffic keep it.
 
 use fastrefund_batch::features::date_micros;
-use fastrefund_batch::replay::{ReplayOptions, replay, returns_in_window};
+use fastrefund_batch::history_returns::returns_in_window;
 use fastrefund_batch::{rate, tables};
 use fastrefund_core::domain::BuyerId;
-use fastrefund_core::scoring::Model;
+use fastrefund_replay::{ReplayOptions, replay};
 use fastrefund_testkit::*;
 use std::collections::{HashMap, HashSet};
 
@@ -52,16 +52,11 @@ async fn buyers_who_keep_not_shipping_lose_instant_release_and_heavy_honest_retu
             force: false,
         })
         .unwrap();
-    let model_json = std::fs::read_to_string(&trained.model_path).unwrap();
-    let card = Model::from_json(&model_json, "model.json")
-        .unwrap()
-        .check()
-        .unwrap();
+    let model = fastrefund_snapshot::load_checked_model(&trained.model_path).unwrap();
     let snap1 = root.path().join("snap1");
     rate::rate(
         rate::Source::Whole(&past),
-        &card,
-        &model_json,
+        &model,
         s,
         &snap1,
         &Default::default(),
@@ -142,7 +137,8 @@ async fn buyers_who_keep_not_shipping_lose_instant_release_and_heavy_honest_retu
             outcomes: true,
         },
     )
-    .await;
+    .await
+    .unwrap();
     assert_eq!(report.errors, 0, "{report:?}");
     assert!(report.losses >= bad.len() as u64, "{report:?}");
 
@@ -154,8 +150,7 @@ async fn buyers_who_keep_not_shipping_lose_instant_release_and_heavy_honest_retu
     let snap2 = root.path().join("snap2");
     rate::rate(
         rate::Source::Whole(&next),
-        &card,
-        &model_json,
+        &model,
         e,
         &snap2,
         &Default::default(),

@@ -6,9 +6,11 @@
 //! [`crate::policy`] or [`crate::scoring`]. This module does no I/O and knows nothing of
 //! polars, linfa or axum.
 
+mod history;
 mod money;
 mod request;
 
+pub use history::HistoryReturn;
 pub use money::{Money, MoneyError};
 pub use request::{Decision, ReasonCode, ReturnRequest};
 
@@ -212,6 +214,10 @@ contract_enum!(
         Pending => "pending",
         /// The merchant was at fault; never counts against the buyer.
         MerchantFault => "merchant_fault",
+        /// Refunded without return (仅退款): the platform chose to let the buyer keep
+        /// low-value goods. Settled, never a loss, never shipped; its own kind in the
+        /// buyer's history.
+        RefundedWithoutReturn => "refunded_without_return",
     }
 );
 

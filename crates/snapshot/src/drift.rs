@@ -7,14 +7,28 @@
 //! feature values in the baseline *model's* bins, so the comparison holds even when
 //! the model changed. `PSI = Σ (actual − expected) · ln(actual / expected)`; by the
 //! usual reading, < 0.1 is stable, 0.1–0.25 worth a look, > 0.25 a shift.
+//!
+//! Plain data and arithmetic, no polars: the batch side adds each scored part of a
+//! history to a [`Tally`] (its scores, and each feature's values read from its table),
+//! and the report crate draws a [`DriftReport`] as `drift.svg`.
 
-use crate::scores::Scores;
-use fastrefund_core::scoring::Scorecard;
-use fastrefund_snapshot::{Baseline, Distribution};
-use fastrefund_train::metrics::psi;
-use polars::prelude::*;
+use crate::{Baseline, Distribution};
+use fastrefund_core::scoring::{Scorecard, Scored};
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// Population stability index between two distributions over the same bins (each a
+/// list of shares); empty bins are floored at 0.0001 so the index stays finite.
+pub fn psi(expected: &[f64], actual: &[f64]) -> f64 {
+    expected
+        .iter()
+        .zip(actual)
+        .map(|(e, a)| {
+            let (e, a) = (e.max(1e-4), a.max(1e-4));
+            (a - e) * (a / e).ln()
+        })
+        .sum()
+}
 
 /// PSI of the new snapshot against the baseline.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -43,17 +57,15 @@ fn shares(counts: &[u64]) -> Vec<f64> {
     counts.iter().map(|c| *c as f64 / n).collect()
 }
 
-fn feature_values(df: &DataFrame, name: &str) -> Option<Vec<f64>> {
-    let c = df.column(name).ok()?.f64().ok()?.clone();
-    Some(c.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
-}
-
 /// Buyers per bin of each of `card`'s features (one slot more for values no bin takes).
 type BinCounts = BTreeMap<String, Vec<u64>>;
 
-fn add_feature_counts(into: &mut BinCounts, card: &Scorecard, df: &DataFrame) {
+/// A feature's values (NaN = missing) by its name; `None`: the table does not have it.
+pub type FeatureValues<'a> = dyn Fn(&str) -> Option<Vec<f64>> + 'a;
+
+fn add_feature_counts(into: &mut BinCounts, card: &Scorecard, values_of: &FeatureValues<'_>) {
     for (j, name) in card.feature_names().enumerate() {
-        let Some(values) = feature_values(df, name) else {
+        let Some(values) = values_of(name) else {
             continue;
         };
         let slots = card.model().features[j].bins.len() + 1;
@@ -88,15 +100,23 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Adds one scored part; `baseline` is the model of the snapshot in service, if any.
-    pub fn add(&mut self, card: &Scorecard, baseline: Option<&Scorecard>, s: &Scores) {
-        for x in &s.scored {
+    /// Adds one scored part: its buyers' score results, and `values_of` each feature's
+    /// values in the same buyer order; `baseline` is the model of the snapshot in
+    /// service, if any.
+    pub fn add(
+        &mut self,
+        card: &Scorecard,
+        baseline: Option<&Scorecard>,
+        scored: &[Scored],
+        values_of: &FeatureValues<'_>,
+    ) {
+        for x in scored {
             self.scores.push(x.score);
             self.stars[x.star.index()] += 1;
         }
-        add_feature_counts(&mut self.own, card, &s.features);
+        add_feature_counts(&mut self.own, card, values_of);
         if let Some(b) = baseline {
-            add_feature_counts(&mut self.baseline, b, &s.features);
+            add_feature_counts(&mut self.baseline, b, values_of);
         }
     }
 
@@ -111,9 +131,14 @@ impl Tally {
     }
 
     /// A tally of one scored history.
-    pub fn of(card: &Scorecard, baseline: Option<&Scorecard>, s: &Scores) -> Tally {
+    pub fn of(
+        card: &Scorecard,
+        baseline: Option<&Scorecard>,
+        scored: &[Scored],
+        values_of: &FeatureValues<'_>,
+    ) -> Tally {
         let mut t = Tally::default();
-        t.add(card, baseline, s);
+        t.add(card, baseline, scored, values_of);
         t
     }
 }
@@ -167,4 +192,18 @@ pub fn drift(baseline: &Baseline, new: &Tally) -> Option<DriftReport> {
         star_psi: psi(&base.star_shares, &shares(&new.stars)),
         features,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psi_is_zero_for_the_same_distribution_and_grows_with_shift() {
+        let a = [0.25, 0.25, 0.25, 0.25];
+        assert!(psi(&a, &a).abs() < 1e-12);
+        let b = [0.1, 0.2, 0.3, 0.4];
+        let c = [0.01, 0.09, 0.3, 0.6];
+        assert!(psi(&a, &b) > 0.0 && psi(&a, &c) > psi(&a, &b));
+    }
 }
