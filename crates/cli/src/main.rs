@@ -104,7 +104,12 @@ enum Command {
         #[arg(long)]
         model: PathBuf,
         /// A labelled table (Parquet or CSV).
-        #[arg(long, conflicts_with = "data", required_unless_present = "data")]
+        #[arg(
+            long,
+            conflicts_with = "data",
+            required_unless_present = "data",
+            requires = "label"
+        )]
         table: Option<PathBuf>,
         /// The label column of --table (0/1, 1 = bad).
         #[arg(long, requires = "table")]
