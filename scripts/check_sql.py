@@ -42,7 +42,8 @@ SESSION_ZONE = "Asia/Kolkata"
 ENUMS = {
     "status": ["paid", "shipped", "delivered", "completed", "cancelled"],
     "reason": ["no_reason", "quality", "not_as_described", "wrong_item", "not_received", "other"],
-    "outcome": ["received_ok", "received_mismatch", "not_shipped", "pending", "merchant_fault"],
+    "outcome": ["received_ok", "received_mismatch", "not_shipped", "pending", "merchant_fault",
+                "refunded_without_return"],
     "decision": ["buyer_won", "merchant_won", "split", "open"],
 }
 TIMES = {

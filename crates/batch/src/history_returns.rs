@@ -129,3 +129,52 @@ pub fn returns_in_window(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::tests::write_history;
+    use crate::tables::load_history;
+
+    fn history() -> History {
+        let dir = tempfile::tempdir().unwrap();
+        write_history(dir.path(), ["", "", "", ""]);
+        load_history(dir.path()).unwrap()
+    }
+
+    #[test]
+    fn a_checked_history_gives_its_returns_in_time_order_with_cents() {
+        let r = returns_in_window(&history(), i64::MIN, i64::MAX).unwrap();
+        let ids: Vec<u64> = r.iter().map(|x| x.return_id).collect();
+        assert_eq!(ids, [3, 2, 1, 6]);
+        let first = &r[0];
+        assert_eq!((first.amount_cents, first.merchant_id), (20_000, 10));
+        assert_eq!(first.outcome.map(|o| o.0), Some(Outcome::MerchantFault));
+    }
+
+    /// An amount that is not money (a table built in code) refuses the window, naming
+    /// the return and the column: it is never sent or replayed as 0.
+    #[test]
+    fn an_amount_that_is_not_money_is_refused_naming_the_return() {
+        for bad in [f64::NAN, -1.0] {
+            let mut h = history();
+            let amounts: Vec<f64> = h
+                .returns
+                .column(AMOUNT)
+                .unwrap()
+                .f64()
+                .unwrap()
+                .iter()
+                .enumerate()
+                .map(|(i, v)| if i == 0 { bad } else { v.unwrap() })
+                .collect();
+            h.returns
+                .with_column(Column::new(AMOUNT.into(), amounts))
+                .unwrap();
+            let e = returns_in_window(&h, i64::MIN, i64::MAX)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("return 1: column `amount`"), "{e}");
+        }
+    }
+}

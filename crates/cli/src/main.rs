@@ -179,6 +179,10 @@ struct SimulateArgs {
     /// Hours of waiting an instant answer saves (default: the policy's merchant deadline, 72 h).
     #[arg(long)]
     merchant_wait_hours: Option<f64>,
+    /// What one return parcel costs (courier, warehouse check, restocking), which a
+    /// refund without return saves: a decimal amount such as 12.00.
+    #[arg(long, default_value = "12.00")]
+    parcel_cost: fastrefund_core::domain::Money,
     /// Folder for simulation.json, simulation.md and the figures.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -867,6 +871,7 @@ mod batch {
             to: a.to,
             rerate_days: a.rerate_days,
             merchant_wait_hours: a.merchant_wait_hours,
+            parcel_cost: a.parcel_cost,
         };
         options.check()?;
         let policy = match &a.policy {

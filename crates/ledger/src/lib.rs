@@ -81,8 +81,9 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use fastrefund_core::ledger::{
-    Advance, Book, DecideStep, Effect, InvariantBroken, NewDecision, Refusal, ReturnRec,
-    ReturnState, SettleStep, TrackStep, decide_step, settle_step, shadow_record, track_step,
+    Advance, Book, DecideStep, Effect, InvariantBroken, KeepStep, NewDecision, Refusal, ReturnRec,
+    ReturnState, SettleStep, TrackStep, decide_step, keep_step, settle_step, shadow_record,
+    track_step,
 };
 pub use fastrefund_core::ledger::{ExportRow, StarLookup};
 
@@ -211,6 +212,29 @@ impl Settled {
     }
 }
 
+/// The answer to a keep call: the refund without return paid (now, or before).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kept {
+    pub return_id: u64,
+    pub amount: Money,
+    pub repeated: bool,
+}
+
+impl Kept {
+    /// The answer the state machine's `step` gives for return `rid`.
+    pub fn from_step(rid: u64, step: KeepStep) -> Kept {
+        let (amount, repeated) = match step {
+            KeepStep::Keep { amount } => (amount, false),
+            KeepStep::Repeat { amount } => (amount, true),
+        };
+        Kept {
+            return_id: rid,
+            amount,
+            repeated,
+        }
+    }
+}
+
 /// A buyer's exposure as the ledger knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BuyerExposure {
@@ -269,6 +293,12 @@ enum Cmd {
         buyer: u64,
         reply: oneshot::Sender<Result<BuyerExposure, LedgerError>>,
     },
+    Keep {
+        return_id: u64,
+        policy: Arc<Policy>,
+        now: DateTime<Utc>,
+        reply: oneshot::Sender<Result<Kept, LedgerError>>,
+    },
     Case {
         call: CaseCall,
         deadlines: fastrefund_core::cases::CaseDeadlines,
@@ -312,6 +342,10 @@ enum Reply {
         oneshot::Sender<Result<BuyerExposure, LedgerError>>,
         Result<BuyerExposure, LedgerError>,
     ),
+    Keep(
+        oneshot::Sender<Result<Kept, LedgerError>>,
+        Result<Kept, LedgerError>,
+    ),
     Replay(
         oneshot::Sender<Result<Option<Replay>, LedgerError>>,
         Result<Option<Replay>, LedgerError>,
@@ -336,6 +370,7 @@ impl Reply {
             Reply::Track(_, r) => r.as_ref().err(),
             Reply::Settle(_, r) => r.as_ref().err(),
             Reply::Exposure(_, r) => r.as_ref().err(),
+            Reply::Keep(_, r) => r.as_ref().err(),
             Reply::Case(_, r, _) => r.as_ref().err(),
             Reply::Replay(_, r) => r.as_ref().err(),
         }
@@ -347,7 +382,7 @@ impl Reply {
         match self {
             Reply::Decide(_, Ok(d)) => d.decision.advanced_refund,
             Reply::Track(_, Ok(t)) => t.advanced,
-            Reply::Settle(_, Ok(_)) | Reply::Exposure(_, Ok(_)) => true,
+            Reply::Settle(_, Ok(_)) | Reply::Exposure(_, Ok(_)) | Reply::Keep(_, Ok(_)) => true,
             // A case's move may correct money (and is a person's word): durable first.
             Reply::Case(_, Ok(_), writes) => *writes,
             _ => false,
@@ -365,6 +400,8 @@ impl Reply {
             (Reply::Settle(tx, _), Some(e)) => drop(tx.send(Err(e.clone()))),
             (Reply::Exposure(tx, r), None) => drop(tx.send(r)),
             (Reply::Exposure(tx, _), Some(e)) => drop(tx.send(Err(e.clone()))),
+            (Reply::Keep(tx, r), None) => drop(tx.send(r)),
+            (Reply::Keep(tx, _), Some(e)) => drop(tx.send(Err(e.clone()))),
             (Reply::Case(tx, r, _), None) => drop(tx.send(r)),
             (Reply::Replay(tx, r), None) => drop(tx.send(r)),
             (Reply::Replay(tx, _), Some(e)) => drop(tx.send(Err(e.clone()))),
@@ -682,8 +719,10 @@ pub(crate) fn find_return(tx: &Connection, rid: u64) -> Result<Option<ReturnRec>
     let row = tx
         .prepare_cached(
             "SELECT d.buyer_id, d.order_id, d.amount, d.instant OR r.return_id IS NOT NULL, d.star,
-                    a.amount, a.tracking_number, o.outcome, o.outcome_at, c.to_outcome
+                    a.amount, a.tracking_number, o.outcome, o.outcome_at, c.to_outcome,
+                    d.requested_at, d.refund_without_return, k.amount, k.kept_at
              FROM decisions d
+             LEFT JOIN kept k ON k.return_id = d.return_id
              LEFT JOIN advances a ON a.return_id = d.return_id
              LEFT JOIN outcomes o ON o.return_id = d.return_id
              LEFT JOIN reviewer_releases r ON r.return_id = d.return_id
@@ -707,13 +746,23 @@ pub(crate) fn find_return(tx: &Connection, rid: u64) -> Result<Option<ReturnRec>
                         r.get::<_, Option<i64>>(8)?,
                         r.get::<_, Option<String>>(9)?,
                     ),
+                    r.get::<_, i64>(10)?,
+                    (
+                        r.get::<_, bool>(11)?,
+                        r.get::<_, Option<String>>(12)?,
+                        r.get::<_, Option<i64>>(13)?,
+                    ),
                 ))
             })
             .optional()
         })
         .map_err(unavailable)?;
-    let Some(((buyer, order, amount, released, star), (advance, tracking, outcome, at, corrected))) =
-        row
+    let Some((
+        (buyer, order, amount, released, star),
+        (advance, tracking, outcome, at, corrected),
+        requested_at,
+        (refund_only_offered, kept_amount, kept_at),
+    )) = row
     else {
         return Ok(None);
     };
@@ -733,9 +782,80 @@ pub(crate) fn find_return(tx: &Connection, rid: u64) -> Result<Option<ReturnRec>
         buyer: BuyerId(buyer as u64),
         order: OrderId(order as u64),
         amount: parse_money(&amount)?,
+        requested_at: ts(requested_at)?,
         star: Star::try_from(star).map_err(unavailable)?,
-        state: ReturnState::from_rows(released, advance, outcome, outcome_of(corrected)?)?,
+        refund_only_offered,
+        state: ReturnState::from_rows(
+            kept_amount
+                .map(|a| parse_money(&a))
+                .transpose()?
+                .zip(kept_at),
+            released,
+            advance,
+            outcome,
+            outcome_of(corrected)?,
+        )?,
     }))
+}
+
+/// What the platform refunded without return on `day` (its running total).
+fn kept_on(tx: &Connection, day: NaiveDate) -> Result<Money, LedgerError> {
+    use rusqlite::OptionalExtension;
+    tx.prepare_cached("SELECT total FROM kept_days WHERE local_date = ?1")
+        .and_then(|mut s| {
+            s.query_row([day.to_string()], |r| r.get::<_, String>(0))
+                .optional()
+        })
+        .map_err(unavailable)?
+        .map_or(Ok(Money::ZERO), |t| parse_money(&t))
+}
+
+/// `view` with the refund-only totals the caps need: `buyer`'s over the 30 days before
+/// `now` (the `kept_buyer_at` index) and the platform's on `day`. Read only while the
+/// policy offers refund-only.
+fn refund_only_view(
+    tx: &Connection,
+    view: LedgerView,
+    buyer: u64,
+    day: NaiveDate,
+    now: DateTime<Utc>,
+    policy: &Policy,
+) -> Result<LedgerView, LedgerError> {
+    if !policy.refund_only.enabled {
+        return Ok(view);
+    }
+    let since = (now - chrono::Duration::days(30)).timestamp_micros();
+    let mut q = tx
+        .prepare_cached(
+            "SELECT amount FROM kept WHERE buyer_id = ?1 AND kept_at > ?2 AND kept_at <= ?3",
+        )
+        .map_err(unavailable)?;
+    let amounts = q
+        .query_map(params![buyer as i64, since, now.timestamp_micros()], |r| {
+            r.get::<_, String>(0)
+        })
+        .map_err(unavailable)?;
+    let mut total = Money::ZERO;
+    for a in amounts {
+        total = total + parse_money(&a.map_err(unavailable)?)?;
+    }
+    Ok(LedgerView {
+        refund_only_30_days: total,
+        refund_only_today: kept_on(tx, day)?,
+        ..view
+    })
+}
+
+/// Whether a tracking number was ever given for return `rid` (advanced or refused):
+/// its parcel is on its way.
+fn tracking_given(tx: &Connection, rid: u64) -> Result<bool, LedgerError> {
+    tx.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM advances WHERE return_id = ?1)
+             OR EXISTS (SELECT 1 FROM tracking_refusals WHERE return_id = ?1)
+             OR EXISTS (SELECT 1 FROM decisions WHERE return_id = ?1 AND tracking_number IS NOT NULL)",
+    )
+    .and_then(|mut s| s.query_row([rid as i64], |r| r.get::<_, bool>(0)))
+    .map_err(unavailable)
 }
 
 /// The row of return `rid`'s decision, if it was decided.
@@ -816,7 +936,7 @@ fn recorded_decision(
     };
     tx.prepare_cached(
         "SELECT decision_id, star, rated, instant, pickup, advanced, pickup_from,
-                merchant_answer_by, reasons, policy_version, model_version
+                merchant_answer_by, reasons, policy_version, model_version, refund_without_return
          FROM decisions WHERE seq = ?1",
     )
     .and_then(|mut s| {
@@ -833,12 +953,13 @@ fn recorded_decision(
                 r.get::<_, String>(8)?,
                 r.get::<_, i64>(9)?,
                 r.get::<_, i64>(10)?,
+                r.get::<_, bool>(11)?,
             ))
         })
     })
     .map_err(unavailable)
     .and_then(
-        |(id, star, rated, instant, pickup, advanced, from, by, reasons, pv, mv)| {
+        |(id, star, rated, instant, pickup, advanced, from, by, reasons, pv, mv, offer)| {
             Ok(Decided {
                 decision_id: id as u64,
                 decision: Decision {
@@ -846,6 +967,7 @@ fn recorded_decision(
                     courier_pickup: pickup,
                     pickup_from: ts_opt(from),
                     advanced_refund: advanced,
+                    refund_without_return: offer,
                     star: Star::try_from(star).map_err(unavailable)?,
                     rated,
                     reasons: serde_json::from_str(&reasons).map_err(unavailable)?,
@@ -909,7 +1031,10 @@ impl State {
             None => false,
         };
         let order_already_refunded = tx
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM advances WHERE order_id = ?1)")
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM advances WHERE order_id = ?1)
+                     OR EXISTS (SELECT 1 FROM kept WHERE order_id = ?1)",
+            )
             .and_then(|mut s| s.query_row([order as i64], |r| r.get::<_, bool>(0)))
             .map_err(unavailable)?;
         Ok(self.book.view(
@@ -1074,6 +1199,26 @@ impl State {
                     "INSERT INTO outcomes (return_id, outcome, outcome_at, recorded_at) VALUES (?1, ?2, ?3, ?4)",
                     params![rid_, outcome.as_str(), at.timestamp_micros(), now],
                 )?,
+                Effect::Kept { buyer, amount, at } => {
+                    exec(
+                        "INSERT INTO kept (return_id, buyer_id, order_id, amount, kept_at, local_date)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            rid_,
+                            buyer.0 as i64,
+                            rec.order.0 as i64,
+                            amount.to_string(),
+                            at.timestamp_micros(),
+                            w.day.to_string()
+                        ],
+                    )?;
+                    let today = kept_on(tx, w.day)? + *amount;
+                    exec(
+                        "INSERT INTO kept_days (local_date, total) VALUES (?1, ?2)
+                         ON CONFLICT (local_date) DO UPDATE SET total = excluded.total",
+                        params![w.day.to_string(), today.to_string()],
+                    )?;
+                }
                 Effect::ReleasedByReviewer { reviewer } => exec(
                     "INSERT INTO reviewer_releases (return_id, case_id, reviewer, at) VALUES (?1, ?2, ?3, ?4)",
                     params![rid_, case_id, reviewer, now],
@@ -1140,6 +1285,7 @@ impl State {
                 rated_as_of,
                 req.tracking_number.as_deref(),
             )?;
+            let v = refund_only_view(tx, v, req.buyer_id.0, day, now, policy)?;
             view = Some(v);
             Ok(v)
         })?;
@@ -1173,8 +1319,9 @@ impl State {
         tx.prepare_cached(
             "INSERT INTO decisions (return_id, decision_id, buyer_id, order_id, merchant_id, category, amount,
                reason, delivered_at, requested_at, decided_at, star, rated, instant, pickup, advanced,
-               pickup_from, merchant_answer_by, policy_version, model_version, reasons, shadow, tracking_number)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+               pickup_from, merchant_answer_by, policy_version, model_version, reasons, shadow, tracking_number,
+               refund_without_return)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -1201,6 +1348,7 @@ impl State {
                 reasons,
                 shadow_json,
                 req.tracking_number.as_deref(),
+                decision.refund_without_return,
             ])
         })
         .map_err(unavailable)?;
@@ -1239,6 +1387,7 @@ impl State {
             ReturnId(rid),
             &rec,
             tracking,
+            shipped_at,
             stars.and_then(|s| s.star(rec.buyer)),
             policy,
             |rec| {
@@ -1261,6 +1410,36 @@ impl State {
         };
         self.write(tx, rid, &rec, &moved.effects, &w)?;
         Ok(Tracked::from_step(rid, &rec, moved.answer))
+    }
+
+    fn keep(
+        &mut self,
+        tx: &Connection,
+        rid: u64,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<Kept, LedgerError> {
+        let rec = find_return(tx, rid)?.ok_or(Refusal::UnknownReturn(rid))?;
+        let day = policy::local_date(now, policy);
+        let moved = keep_step::<LedgerError>(
+            ReturnId(rid),
+            &rec,
+            tracking_given(tx, rid)?,
+            policy,
+            now,
+            |rec| {
+                let v = self.book.view(rec.buyer.0, day, None, false, false);
+                refund_only_view(tx, v, rec.buyer.0, day, now, policy)
+            },
+        )?;
+        let w = Writing {
+            day,
+            now,
+            shipped_at: now,
+            case_id: None,
+        };
+        self.write(tx, rid, &rec, &moved.effects, &w)?;
+        Ok(Kept::from_step(rid, moved.answer))
     }
 
     fn settle(
@@ -1401,6 +1580,12 @@ impl Writer {
                         now,
                     ),
                 ),
+                Cmd::Keep {
+                    return_id,
+                    policy,
+                    now,
+                    reply,
+                } => Reply::Keep(reply, st.keep(tx, return_id, &policy, now)),
                 Cmd::Settle {
                     return_id,
                     outcome,
@@ -1496,6 +1681,7 @@ fn reply_error(c: Cmd, e: &LedgerError) {
         Cmd::Track { reply, .. } => drop(reply.send(Err(e.clone()))),
         Cmd::Settle { reply, .. } => drop(reply.send(Err(e.clone()))),
         Cmd::Exposure { reply, .. } => drop(reply.send(Err(e.clone()))),
+        Cmd::Keep { reply, .. } => drop(reply.send(Err(e.clone()))),
         Cmd::Case { reply, .. } => drop(reply.send(Err(e.clone()))),
         Cmd::Replay { reply, .. } => drop(reply.send(Err(e.clone()))),
     }
@@ -1715,6 +1901,24 @@ impl Ledger {
         .await
     }
 
+    /// Takes the refund-without-return offer of a decided return: the caps are checked
+    /// again and charged, and the return settled as `refunded_without_return`, in one
+    /// transaction, answered once durable.
+    pub async fn keep(
+        &self,
+        return_id: ReturnId,
+        policy: Arc<Policy>,
+        now: DateTime<Utc>,
+    ) -> Result<Kept, LedgerError> {
+        self.call(|reply| Cmd::Keep {
+            return_id: return_id.0,
+            policy,
+            now,
+            reply,
+        })
+        .await
+    }
+
     /// Settles an advanced return with its outcome.
     pub async fn settle(
         &self,
@@ -1824,8 +2028,11 @@ pub fn export_returns(path: &Path) -> Result<Vec<ExportRow>, LedgerError> {
         .prepare(
             "SELECT d.return_id, d.order_id, d.buyer_id, d.merchant_id, d.category, d.requested_at, d.reason,
                     d.amount, d.instant OR r.return_id IS NOT NULL, a.shipped_at,
-                    COALESCE(c.to_outcome, o.outcome), o.outcome_at
+                    CASE WHEN k.return_id IS NOT NULL THEN 'refunded_without_return'
+                         ELSE COALESCE(c.to_outcome, o.outcome) END,
+                    COALESCE(k.kept_at, o.outcome_at)
              FROM decisions d
+             LEFT JOIN kept k ON k.return_id = d.return_id
              LEFT JOIN advances a ON a.return_id = d.return_id
              LEFT JOIN outcomes o ON o.return_id = d.return_id
              LEFT JOIN outcome_corrections c ON c.return_id = d.return_id

@@ -151,6 +151,28 @@ pub const MIGRATIONS: &[&str] = &[
         at        INTEGER NOT NULL
     );
     ",
+    // 5: refund without return (仅退款, issue 27). A decision records whether it made
+    // the offer; `kept` holds each offer taken (one per return: the unique key), found
+    // by buyer and time (the rolling 30-day cap) and by order (refunded once);
+    // `kept_days` the day's running total (the daily refund-only budget), written in
+    // the same transaction.
+    "
+    ALTER TABLE decisions ADD COLUMN refund_without_return INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE kept (
+        return_id  INTEGER PRIMARY KEY,
+        buyer_id   INTEGER NOT NULL,
+        order_id   INTEGER NOT NULL,
+        amount     TEXT    NOT NULL,
+        kept_at    INTEGER NOT NULL,
+        local_date TEXT    NOT NULL
+    );
+    CREATE INDEX kept_buyer_at ON kept (buyer_id, kept_at);
+    CREATE INDEX kept_order_id ON kept (order_id);
+    CREATE TABLE kept_days (
+        local_date TEXT PRIMARY KEY,
+        total      TEXT NOT NULL
+    );
+    ",
 ];
 
 /// Brings the database to the newest schema.

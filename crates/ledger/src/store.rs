@@ -5,7 +5,8 @@
 //! against both.
 
 use crate::{
-    BuyerExposure, CaseAnswer, CaseCall, Decided, Ledger, LedgerError, Settled, StarLookup, Tracked,
+    BuyerExposure, CaseAnswer, CaseCall, Decided, Kept, Ledger, LedgerError, Settled, StarLookup,
+    Tracked,
 };
 use chrono::{DateTime, Utc};
 use fastrefund_core::cases::CaseDeadlines;
@@ -59,6 +60,18 @@ pub trait LedgerStore: Send + Sync + 'static {
         at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> LedgerFuture<Settled>;
+
+    /// Takes the refund-without-return offer of a decided return (spec §11): refused
+    /// when no offer was made or the parcel is on its way; the buyer's 30-day cap and
+    /// the day's refund-only budget are checked again and charged, and the return
+    /// settled as `refunded_without_return`, in one command answered once durable. A
+    /// repeat answers the same and pays nothing twice.
+    fn keep(
+        &self,
+        return_id: ReturnId,
+        policy: Arc<Policy>,
+        now: DateTime<Utc>,
+    ) -> LedgerFuture<Kept>;
 
     /// A buyer's outstanding advances, as committed.
     fn exposure(&self, buyer: BuyerId) -> LedgerFuture<BuyerExposure>;
@@ -155,6 +168,16 @@ impl LedgerStore for Ledger {
     ) -> LedgerFuture<Settled> {
         let this = self.clone();
         Box::pin(async move { Ledger::settle(&this, return_id, outcome, at, now).await })
+    }
+
+    fn keep(
+        &self,
+        return_id: ReturnId,
+        policy: Arc<Policy>,
+        now: DateTime<Utc>,
+    ) -> LedgerFuture<Kept> {
+        let this = self.clone();
+        Box::pin(async move { Ledger::keep(&this, return_id, policy, now).await })
     }
 
     fn exposure(&self, buyer: BuyerId) -> LedgerFuture<BuyerExposure> {

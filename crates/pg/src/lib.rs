@@ -71,13 +71,13 @@ use fastrefund_core::domain::{
 };
 use fastrefund_core::ledger::{
     Advance, Book, DecideStep, Effect, ExportRow, InvariantBroken, NewDecision, Refusal, ReturnRec,
-    ReturnState, StarLookup, TrackStep, decide_step, decided, same_request, settle_step,
+    ReturnState, StarLookup, TrackStep, decide_step, decided, keep_step, same_request, settle_step,
     shadow_record, track_step,
 };
 use fastrefund_core::policy::{self, LedgerView, Policy};
 use fastrefund_ledger::{
-    BuyerExposure, CaseAnswer, CaseCall, Decided, LedgerError, LedgerFuture, LedgerStore, Settled,
-    Tracked,
+    BuyerExposure, CaseAnswer, CaseCall, Decided, Kept, LedgerError, LedgerFuture, LedgerStore,
+    Settled, Tracked,
 };
 use rust_decimal::Decimal;
 use std::future::Future;
@@ -198,6 +198,28 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
             case_id BIGINT NOT NULL REFERENCES cases (case_id),
             reviewer TEXT NOT NULL,
             at BIGINT NOT NULL
+        );",
+    ),
+    // Refund without return (仅退款, issue 27): each offer taken (`kept`, one per return),
+    // found by buyer and time (the rolling 30-day cap) and by order (refunded once);
+    // the day's running total in `kept_days`, whose row a keep locks, so that the
+    // day's refund-only budget holds exactly across replicas. Whether a decision made
+    // the offer is in its `decision` JSON.
+    (
+        6,
+        "CREATE TABLE kept (
+            return_id BIGINT PRIMARY KEY REFERENCES decisions (return_id),
+            buyer_id BIGINT NOT NULL,
+            order_id BIGINT NOT NULL,
+            amount NUMERIC(16,2) NOT NULL CHECK (amount > 0),
+            kept_at BIGINT NOT NULL,
+            local_date DATE NOT NULL
+        );
+        CREATE INDEX kept_buyer_at ON kept (buyer_id, kept_at);
+        CREATE INDEX kept_order ON kept (order_id);
+        CREATE TABLE kept_days (
+            day DATE PRIMARY KEY,
+            total NUMERIC(16,2) NOT NULL CHECK (total >= 0)
         );",
     ),
 ];
@@ -756,8 +778,11 @@ impl PgLedger {
                 "SELECT d.return_id, d.order_id, d.buyer_id, d.merchant_id, d.category,
                         d.requested_at, d.reason, d.amount, d.instant OR r.return_id IS NOT NULL,
                         a.return_id IS NOT NULL, a.shipped_at,
-                        COALESCE(c.to_outcome, o.outcome), o.outcome_at
+                        CASE WHEN k.return_id IS NOT NULL THEN 'refunded_without_return'
+                             ELSE COALESCE(c.to_outcome, o.outcome) END,
+                        COALESCE(k.kept_at, o.outcome_at)
                  FROM decisions d
+                 LEFT JOIN kept k ON k.return_id = d.return_id
                  LEFT JOIN advances a ON a.return_id = d.return_id
                  LEFT JOIN outcomes o ON o.return_id = d.return_id
                  LEFT JOIN outcome_corrections c ON c.return_id = d.return_id
@@ -954,13 +979,16 @@ const READ_RESERVED: &str = "SELECT reserved FROM daily WHERE day = $1";
 const LOCK_TRACKING: &str = "SELECT pg_advisory_xact_lock(1718776944, hashtext($1))";
 const READ_BUYER: &str =
     "SELECT outstanding, open_advances, last_loss FROM exposure WHERE buyer_id = $1";
-const INDEXED_FACTS: &str = "SELECT EXISTS (SELECT 1 FROM advances WHERE order_id = $1),
+const INDEXED_FACTS: &str = "SELECT EXISTS (SELECT 1 FROM advances WHERE order_id = $1)
+            OR EXISTS (SELECT 1 FROM kept WHERE order_id = $1),
         EXISTS (SELECT 1 FROM advances WHERE tracking_number = $2 AND return_id <> $3)";
 const RECORDED: &str = "SELECT buyer_id, order_id, merchant_id, category, amount, reason,
         delivered_at, requested_at, tracking_number, decision_id, decision, policy_version,
         model_version
      FROM decisions WHERE return_id = $1";
 const INDEXED_FACTS_OF: &str = "SELECT EXISTS (SELECT 1 FROM advances
+            WHERE order_id = (SELECT order_id FROM decisions WHERE return_id = $1))
+            OR EXISTS (SELECT 1 FROM kept
             WHERE order_id = (SELECT order_id FROM decisions WHERE return_id = $1)),
         EXISTS (SELECT 1 FROM advances WHERE tracking_number = $2 AND return_id <> $1)";
 const STORE_EXPOSURE: &str =
@@ -1135,8 +1163,12 @@ pub(crate) async fn find_return(tx: &Tx<'_>, rid: u64) -> Result<Option<ReturnRe
             &st(
                 tx,
                 "SELECT d.buyer_id, d.order_id, d.amount, d.instant OR r.return_id IS NOT NULL,
-                    d.star, a.amount, a.tracking_number, o.outcome, o.outcome_at, c.to_outcome
+                    d.star, a.amount, a.tracking_number, o.outcome, o.outcome_at, c.to_outcome,
+                    d.requested_at,
+                    COALESCE((d.decision::jsonb ->> 'refund_without_return')::boolean, false),
+                    k.amount, k.kept_at
              FROM decisions d
+             LEFT JOIN kept k ON k.return_id = d.return_id
              LEFT JOIN advances a ON a.return_id = d.return_id
              LEFT JOIN outcomes o ON o.return_id = d.return_id
              LEFT JOIN reviewer_releases r ON r.return_id = d.return_id
@@ -1170,8 +1202,19 @@ pub(crate) async fn find_return(tx: &Tx<'_>, rid: u64) -> Result<Option<ReturnRe
         buyer: BuyerId(r.get::<_, i64>(0) as u64),
         order: OrderId(r.get::<_, i64>(1) as u64),
         amount: money(r.get(2))?,
+        requested_at: ts(r.get(10))?,
         star: Star::try_from(r.get::<_, i16>(4) as u8).map_err(unavailable)?,
-        state: ReturnState::from_rows(r.get(3), advance, outcome, outcome_of(9)?)?,
+        refund_only_offered: r.get(11),
+        state: ReturnState::from_rows(
+            r.get::<_, Option<Decimal>>(12)
+                .map(money)
+                .transpose()?
+                .zip(r.get::<_, Option<i64>>(13)),
+            r.get(3),
+            advance,
+            outcome,
+            outcome_of(9)?,
+        )?,
     }))
 }
 
@@ -1266,6 +1309,26 @@ pub(crate) async fn write(
 const INSERT_REFUSAL: &str =
     "INSERT INTO tracking_refusals (return_id, tracking_number, reasons, at)
      VALUES ($1, $2, $3, $4)";
+const INSERT_KEPT: &str = "INSERT INTO kept (return_id, buyer_id, order_id, amount, kept_at,
+        local_date)
+     VALUES ($1, $2, $3, $4, $5, $6)";
+/// Adds to the day's refund-only total (its row locked by `keep_tx` before the check).
+const ADD_KEPT_DAY: &str = "INSERT INTO kept_days (day, total) VALUES ($1, $2)
+     ON CONFLICT (day) DO UPDATE SET total = kept_days.total + EXCLUDED.total";
+/// The buyer's refund-only total over (since, until], and the day's.
+const READ_KEPT: &str = "SELECT
+        (SELECT COALESCE(SUM(amount), 0) FROM kept
+          WHERE buyer_id = $1 AND kept_at > $2 AND kept_at <= $3),
+        COALESCE((SELECT total FROM kept_days WHERE day = $4), 0)";
+/// Locks the day's refund-only row (made when missing), so that keeps of one day
+/// check and charge its budget one at a time across replicas.
+const LOCK_KEPT_DAY: &str = "INSERT INTO kept_days (day, total) VALUES ($1, 0)
+     ON CONFLICT (day) DO UPDATE SET total = kept_days.total RETURNING total";
+/// Whether a tracking number was given for the return (advanced or refused, or in
+/// its request): its parcel is on its way.
+const TRACKING_GIVEN: &str = "SELECT EXISTS (SELECT 1 FROM advances WHERE return_id = $1)
+        OR EXISTS (SELECT 1 FROM tracking_refusals WHERE return_id = $1)
+        OR EXISTS (SELECT 1 FROM decisions WHERE return_id = $1 AND tracking_number IS NOT NULL)";
 const INSERT_OUTCOME: &str = "INSERT INTO outcomes (return_id, outcome, outcome_at, recorded_at)
      VALUES ($1, $2, $3, $4)";
 const INSERT_RELEASE: &str = "INSERT INTO reviewer_releases (return_id, case_id, reviewer, at)
@@ -1290,6 +1353,7 @@ fn effect_sql(e: &Effect) -> &'static [&'static str] {
         Effect::Settle { .. } => &[INSERT_OUTCOME],
         Effect::ReleasedByReviewer { .. } => &[INSERT_RELEASE],
         Effect::OutcomeCorrected { .. } => &[INSERT_CORRECTION, RESTORE_LAST_LOSS],
+        Effect::Kept { .. } => &[INSERT_KEPT, ADD_KEPT_DAY],
     }
 }
 
@@ -1340,6 +1404,22 @@ async fn write_effect(
                 &[&rid, &outcome.as_str(), &at.timestamp_micros(), &now],
             )
             .await?;
+        }
+        Effect::Kept { buyer, amount, at } => {
+            tx.execute(
+                &st(tx, INSERT_KEPT).await?,
+                &[
+                    &rid,
+                    &(buyer.0 as i64),
+                    &(rec.order.0 as i64),
+                    &amount.value(),
+                    &at.timestamp_micros(),
+                    &w.day,
+                ],
+            )
+            .await?;
+            tx.execute(&st(tx, ADD_KEPT_DAY).await?, &[&w.day, &amount.value()])
+                .await?;
         }
         Effect::ReleasedByReviewer { reviewer } => {
             tx.execute(
@@ -1419,7 +1499,17 @@ async fn decide_tx(
     let mut book = Book::default();
     restore(&mut book, buyer, exposure)?;
     book.restore_day(day, spent_as_seen(tx, day, policy, reserved));
-    let view = |book: &Book| book.view(buyer, day, rated_as_of, refunded, reused);
+    // The refund-only totals the offer's caps need (read only for a new decision while
+    // the policy offers refund-only; a keep checks them again under the day's lock).
+    let kept = match (&prior, policy.refund_only.enabled) {
+        (None, true) => read_kept(tx, buyer, day, now).await?,
+        _ => (Money::ZERO, Money::ZERO),
+    };
+    let view = |book: &Book| LedgerView {
+        refund_only_30_days: kept.0,
+        refund_only_today: kept.1,
+        ..book.view(buyer, day, rated_as_of, refunded, reused)
+    };
     let first = prior.as_ref().map(|(first, _)| first);
     let mut new = match decide_step::<TxError>(first, req, star, policy, now, || Ok(view(&book)))? {
         DecideStep::New(new) => new,
@@ -1525,10 +1615,24 @@ async fn track_tx(
     // the rest, since the step's closure cannot await them).
     let facts = (rec.state == ReturnState::Released).then_some(facts);
     let step_on = |book: &Book| {
-        track_step::<LedgerError>(ReturnId(rid), &rec, tracking, star_now, policy, |r| {
-            let (refunded, reused) = facts.unwrap_or_default();
-            Ok::<LedgerView, LedgerError>(book.view(r.buyer.0, day, rated_as_of, refunded, reused))
-        })
+        track_step::<LedgerError>(
+            ReturnId(rid),
+            &rec,
+            tracking,
+            shipped_at,
+            star_now,
+            policy,
+            |r| {
+                let (refunded, reused) = facts.unwrap_or_default();
+                Ok::<LedgerView, LedgerError>(book.view(
+                    r.buyer.0,
+                    day,
+                    rated_as_of,
+                    refunded,
+                    reused,
+                ))
+            },
+        )
     };
     let mut moved = step_on(&book)?;
     if let TrackStep::Advance { amount, .. } = moved.answer
@@ -1546,6 +1650,72 @@ async fn track_tx(
     };
     write(tx, rid, &rec, &moved.effects, &w, &mut book).await?;
     Ok(Tracked::from_step(rid, &rec, moved.answer))
+}
+
+/// `buyer`'s refund-only total over the 30 days before `now`, and `day`'s.
+async fn read_kept(
+    tx: &Tx<'_>,
+    buyer: u64,
+    day: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<(Money, Money), TxError> {
+    let since = (now - chrono::Duration::days(30)).timestamp_micros();
+    let r = tx
+        .query_one(
+            &st(tx, READ_KEPT).await?,
+            &[&(buyer as i64), &since, &now.timestamp_micros(), &day],
+        )
+        .await?;
+    Ok((money(r.get(0))?, money(r.get(1))?))
+}
+
+/// Takes the refund-without-return offer of return `rid`: under the buyer's lock and
+/// the day's refund-only row lock, checks the caps again and charges them with the
+/// return's `kept` row, in one transaction.
+async fn keep_tx(
+    tx: &Tx<'_>,
+    rid: u64,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Kept, TxError> {
+    let buyer = lock_buyer_of(tx, rid).await?;
+    let day = policy::local_date(now, policy);
+    let rec = find_return(tx, rid)
+        .await?
+        .ok_or(Refusal::UnknownReturn(rid))?;
+    let given: bool = tx
+        .query_one(&st(tx, TRACKING_GIVEN).await?, &[&(rid as i64)])
+        .await?
+        .get(0);
+    let moved = {
+        // The step reads the view only when the caps decide; the day's row is locked
+        // first, then both totals read.
+        let needs_view = matches!(rec.state, ReturnState::Held | ReturnState::Released)
+            && rec.refund_only_offered
+            && !given;
+        let kept = if needs_view {
+            tx.query_one(&st(tx, LOCK_KEPT_DAY).await?, &[&day]).await?;
+            read_kept(tx, buyer, day, now).await?
+        } else {
+            (Money::ZERO, Money::ZERO)
+        };
+        keep_step::<TxError>(ReturnId(rid), &rec, given, policy, now, |_| {
+            Ok(LedgerView {
+                refund_only_30_days: kept.0,
+                refund_only_today: kept.1,
+                ..LedgerView::default()
+            })
+        })?
+    };
+    let mut book = Book::default();
+    let w = Writing {
+        day,
+        now,
+        shipped_at: now,
+        case_id: None,
+    };
+    write(tx, rid, &rec, &moved.effects, &w, &mut book).await?;
+    Ok(Kept::from_step(rid, moved.answer))
 }
 
 async fn settle_tx(
@@ -1658,6 +1828,24 @@ impl LedgerStore for PgLedger {
         Box::pin(async move {
             this.run(|tx| Box::pin(settle_tx(tx, return_id.0, outcome, at, now)))
                 .await
+        })
+    }
+
+    fn keep(
+        &self,
+        return_id: ReturnId,
+        policy: Arc<Policy>,
+        now: DateTime<Utc>,
+    ) -> LedgerFuture<Kept> {
+        let this = self.clone();
+        // The ledger keeps times in microseconds: answer with what a retry will read.
+        let now = now.trunc_subsecs(6);
+        Box::pin(async move {
+            this.run(move |tx| {
+                let policy = policy.clone();
+                Box::pin(async move { keep_tx(tx, return_id.0, &policy, now).await })
+            })
+            .await
         })
     }
 

@@ -13,7 +13,7 @@
 use fastrefund_core::domain::{BuyerId, Money, ReturnId};
 use fastrefund_core::ledger::StarLookup;
 use fastrefund_core::ledger::model::{
-    AMOUNTS, Answer, BUYERS, Model, OUTCOMES, Op, Stars, TRACKING, now, op, outcome_time, policy,
+    Answer, BUYERS, Model, OUTCOMES, Op, Stars, TRACKING, now, op, outcome_time, policy,
     rated_as_of, refusal_kind, request, star_of, without_id,
 };
 use fastrefund_ledger::{Ledger, LedgerError, LedgerStore, check_invariants};
@@ -156,8 +156,8 @@ async fn run(store: &Store, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 };
                 (got, want)
             }
-            Op::Settle { rid, outcome, late } => {
-                let (o, at) = (OUTCOMES[outcome], outcome_time(late));
+            Op::Settle { rid, outcome, when } => {
+                let (o, at) = (OUTCOMES[outcome], outcome_time(when));
                 let got = match ledger.settle(ReturnId(rid), o, at, now()).await {
                     Ok(s) => Answer::Settled {
                         amount: s.amount,
@@ -168,6 +168,29 @@ async fn run(store: &Store, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     Err(e) => Answer::Refused(kind(&e)),
                 };
                 let want = model.settle(rid, o, at);
+                (got, want)
+            }
+            Op::Keep {
+                rid,
+                cancel: cancelled,
+            } => {
+                let call = ledger.keep(ReturnId(rid), p.clone(), now());
+                if cancelled && !store.applies_cancelled() {
+                    cancel(call).await;
+                    continue;
+                }
+                let want = model.keep(rid, &p);
+                if cancelled {
+                    cancel(call).await;
+                    continue;
+                }
+                let got = match call.await {
+                    Ok(k) => Answer::Kept {
+                        amount: k.amount,
+                        repeated: k.repeated,
+                    },
+                    Err(e) => Answer::Refused(kind(&e)),
+                };
                 (got, want)
             }
             Op::Exposure { buyer } => {

@@ -40,8 +40,11 @@ fn ready(state: &AppState) -> Result<Arc<Serving>, ApiError> {
 pub async fn eligibility(
     _: ApiCaller,
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<EligibilityRequest>,
-) -> Result<Json<EligibilityResponse>, ApiError> {
+) -> Result<Response, ApiError> {
+    let lang = Lang::of(&headers);
+    let answer = |r: EligibilityResponse| with_language(Json(r).into_response(), lang);
     let req = ReturnRequest::try_from(body)?;
     let now = Utc::now();
     check_times(&req, now, state.clock_skew())?;
@@ -52,12 +55,13 @@ pub async fn eligibility(
         Err(not_ready) => {
             let return_id = req.return_id.0;
             return match state.ledger().replay_decision(req).await? {
-                Some(d) => Ok(Json(EligibilityResponse::new(
+                Some(d) => Ok(answer(EligibilityResponse::new(
                     return_id,
                     d.decision_id,
                     &d.decision,
                     &d.policy_version,
                     &d.model_version,
+                    lang,
                 ))),
                 None => Err(not_ready),
             };
@@ -97,12 +101,16 @@ pub async fn eligibility(
         )
         .increment(1);
     }
-    Ok(Json(EligibilityResponse::new(
+    if !d.repeated && d.decision.refund_without_return {
+        metrics::counter!("fastrefund_refund_without_return_offers_total").increment(1);
+    }
+    Ok(answer(EligibilityResponse::new(
         return_id,
         d.decision_id,
         &d.decision,
         &d.policy_version,
         &d.model_version,
+        lang,
     )))
 }
 
@@ -192,6 +200,51 @@ pub async fn tracking(
         advanced: t.advanced,
         amount: t.amount.to_string(),
         reasons: t.reasons.iter().map(ReasonDtoOut::from).collect(),
+    }))
+}
+
+/// Takes the refund-without-return offer of a decided return (spec §11): the buyer keeps
+/// the goods and is refunded now. The ledger settles the return with the outcome
+/// `refunded_without_return`, checking the buyer's 30-day cap and the day's refund-only
+/// budget again and charging both in the same command.
+#[utoipa::path(
+    post, path = "/v1/returns/{return_id}/keep", tag = "refund services",
+    params(("return_id" = u64, Path, description = "A return whose decision offered a refund without return")),
+    request_body(content = Object, description = "No body, or `{}`", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Refunded without return (a repeat answers the same and pays nothing twice)", body = KeepResponse),
+        (status = 400, description = "Malformed JSON or return id", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "The return was never decided", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time (`body_timeout`)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 409, description = "No offer was made (`no_refund_without_return_offer`), the buyer's 30-day cap or the day's budget no longer allow it (`refund_only_buyer_cap`, `refund_only_budget_exhausted`), or the parcel is already on its way (`parcel_on_its_way`: an advance or a tracking number)", body = ErrorBody),
+        (status = 422, description = "A body with fields", body = ErrorBody),
+        (status = 503, description = "Not ready, or the ledger cannot record now (retry: a repeat is answered from the record)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn keep(
+    _: ApiCaller,
+    State(state): State<AppState>,
+    IdPath(return_id): IdPath,
+    body: axum::body::Bytes,
+) -> Result<Json<KeepResponse>, ApiError> {
+    KeepRequest::parse(&body)?;
+    let now = Utc::now();
+    let k = state
+        .ledger()
+        .keep(ReturnId(return_id), state.policy(), now)
+        .await?;
+    if !k.repeated {
+        metrics::counter!("fastrefund_refunds_without_return_total").increment(1);
+    }
+    Ok(Json(KeepResponse {
+        return_id,
+        refunded: k.amount.to_string(),
+        outcome: fastrefund_core::domain::Outcome::RefundedWithoutReturn
+            .as_str()
+            .to_string(),
     }))
 }
 

@@ -310,6 +310,14 @@ pub struct EligibilityResponse {
     /// The platform advances the refund now (a tracking number was given and the
     /// limits allow it).
     pub advanced_refund: bool,
+    /// An offer of a refund without return (仅退款): the buyer may keep the goods and
+    /// the refund service takes it with `POST /v1/returns/{return_id}/keep`. It changes
+    /// none of the three answers above: a buyer who prefers to send the parcel back
+    /// still can.
+    pub refund_without_return: bool,
+    /// With the offer: words for the buyer saying that no return is needed and why, in
+    /// the language `Accept-Language` asks for (`en` or `zh-CN`).
+    pub refund_without_return_words: Option<String>,
     /// The buyer's star used for the decision, 1–5.
     #[schema(minimum = 1, maximum = 5)]
     pub star: u8,
@@ -331,6 +339,7 @@ impl EligibilityResponse {
         d: &Decision,
         policy_version: &str,
         model_version: &str,
+        lang: crate::words::Lang,
     ) -> Self {
         EligibilityResponse {
             return_id,
@@ -339,6 +348,11 @@ impl EligibilityResponse {
             courier_pickup: d.courier_pickup,
             pickup_from: d.pickup_from.map(|t| t.to_rfc3339()),
             advanced_refund: d.advanced_refund,
+            refund_without_return: d.refund_without_return,
+            refund_without_return_words: d
+                .refund_without_return
+                .then(|| crate::words::refund_only_words(&d.reasons, lang))
+                .flatten(),
             star: d.star.get(),
             rated: d.rated,
             reasons: d.reasons.iter().map(ReasonDtoOut::from).collect(),
@@ -395,6 +409,46 @@ pub struct TrackingResponse {
     pub amount: String,
     /// Why not, when not advanced.
     pub reasons: Vec<ReasonDtoOut>,
+}
+
+/// The body of a keep call: none, or an empty object.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeepRequest {}
+
+impl KeepRequest {
+    /// Checks a keep call's body: empty, or `{}`.
+    pub fn parse(body: &[u8]) -> Result<(), ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        match serde_json::from_slice::<KeepRequest>(body) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_data() => Err(ApiError::field(
+                "body",
+                ErrorCode::InvalidField,
+                format!("a keep call takes no fields: {e}"),
+            )),
+            Err(e) => Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                ErrorCode::MalformedJson,
+                format!("the body is not JSON: {e}"),
+            )),
+        }
+    }
+}
+
+/// A refund without return, taken.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct KeepResponse {
+    pub return_id: u64,
+    /// The amount refunded, a decimal string.
+    #[schema(example = "19.90")]
+    pub refunded: String,
+    /// Always `refunded_without_return`: the return is settled, the goods stay with
+    /// the buyer.
+    #[schema(example = "refunded_without_return")]
+    pub outcome: String,
 }
 
 /// The outcome of an advanced return.

@@ -58,6 +58,11 @@ error_codes! {
     MalformedJson => "malformed_json",
     MethodNotAllowed => "method_not_allowed",
     NotAdvanced => "not_advanced",
+    NoRefundWithoutReturnOffer => "no_refund_without_return_offer",
+    ParcelOnItsWay => "parcel_on_its_way",
+    RefundOnlyBudgetExhausted => "refund_only_budget_exhausted",
+    RefundOnlyBuyerCap => "refund_only_buyer_cap",
+    RefundedWithoutReturn => "refunded_without_return",
     NotFound => "not_found",
     NotReady => "not_ready",
     OutcomeConflict => "outcome_conflict",
@@ -210,6 +215,30 @@ impl ApiError {
                 ..ApiError::new(StatusCode::CONFLICT, ErrorCode::OutcomeConflict, msg)
             },
             Refusal::PendingOutcome => ApiError::field("outcome", ErrorCode::InvalidOutcome, msg),
+            Refusal::BeforeRequest { field, .. } => {
+                ApiError::field(field, ErrorCode::InvalidTimestamp, msg)
+            }
+            Refusal::NoRefundWithoutReturnOffer(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::NoRefundWithoutReturnOffer,
+                msg,
+            ),
+            Refusal::ParcelOnItsWay(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::ParcelOnItsWay, msg)
+            }
+            Refusal::RefundOnlyCaps { reasons, .. } => {
+                // The first cap that refused names the code (the buyer's, then the day's).
+                let code = match reasons.first() {
+                    Some(fastrefund_core::domain::ReasonCode::RefundOnlyBudgetExhausted) => {
+                        ErrorCode::RefundOnlyBudgetExhausted
+                    }
+                    _ => ErrorCode::RefundOnlyBuyerCap,
+                };
+                ApiError::new(StatusCode::CONFLICT, code, msg)
+            }
+            Refusal::RefundedWithoutReturn(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::RefundedWithoutReturn, msg)
+            }
         }
     }
 }

@@ -277,7 +277,7 @@ impl AppState {
 }
 
 /// Every route, as written in the router (also the metrics' `route` label).
-pub const ROUTES: [&str; 22] = [
+pub const ROUTES: [&str; 23] = [
     "/v1/eligibility",
     "/v1/returns/{return_id}/tracking",
     "/v1/returns/{return_id}/outcome",
@@ -300,6 +300,7 @@ pub const ROUTES: [&str; 22] = [
     "/review/cases/{case_id}/release",
     "/review/cases/{case_id}/decision",
     "/review/cases/{case_id}/page",
+    "/v1/returns/{return_id}/keep",
 ];
 
 /// Answers 503 with `Retry-After` at once when `max_in_flight` requests are already
@@ -386,6 +387,7 @@ pub fn router_for(
         release,
         decision,
         case_page,
+        keep,
     ] = ROUTES;
     let routes = Router::new();
     let routes = if with_metrics {
@@ -397,6 +399,7 @@ pub fn router_for(
         .route(eligibility, post(api::eligibility))
         .route(tracking, post(api::tracking))
         .route(outcome, post(api::outcome))
+        .route(keep, post(api::keep))
         .route(exposure, get(api::exposure))
         .route(rating, get(api::rating))
         .route(link, post(api::buyer_link))

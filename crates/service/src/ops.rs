@@ -28,6 +28,7 @@ use utoipa::{Modify, OpenApi};
         super::api::eligibility,
         super::api::tracking,
         super::api::outcome,
+        super::api::keep,
         super::api::exposure,
         super::api::rating,
         super::api::buyer_link,
@@ -51,6 +52,7 @@ use utoipa::{Modify, OpenApi};
         EligibilityRequest, EligibilityResponse, ReasonDto, OutcomeDto, ReasonDtoOut,
         TrackingRequest, TrackingResponse, OutcomeRequest, OutcomeResponse, ExposureResponse,
         RatingResponse, ReasonExplained, NextStar, BuyerLink, ReloadRequest, ServingInfo,
+        KeepRequest, KeepResponse,
         ErrorBody, ErrorDetail, super::error::ErrorCode, Health,
         super::cases::OpenCaseRequest, super::cases::CaseKindDto, super::cases::PartyDto,
         super::cases::CaseResponseRequest, super::cases::ClaimRequest,
@@ -154,6 +156,12 @@ impl Modify for Links {
             "settle the advanced return with its outcome",
         );
         // A case from its opening on: read it, answer it, claim and decide it.
+        add(
+            "/v1/eligibility",
+            "Keep",
+            "keep",
+            "take the refund-without-return offer: the buyer keeps the goods",
+        );
         let case_link = |op: &str, what: &str| {
             LinkBuilder::new()
                 .operation_id(op)

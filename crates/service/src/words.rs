@@ -9,7 +9,7 @@
 //! that keeps no promise gets no promise.
 
 use axum::http::{HeaderMap, header};
-use fastrefund_core::domain::Star;
+use fastrefund_core::domain::{ReasonCode, Star};
 use fastrefund_core::policy::Policy;
 use fastrefund_core::scoring::{ReturnEffect, Scorecard, safety};
 use fluent_langneg::{
@@ -131,7 +131,7 @@ pub fn benefits(star: Star, policy: &Policy, lang: Lang) -> Vec<String> {
         policy.merchant_answer_hours,
         policy.min_star.get(),
     );
-    match (star >= policy.min_star, lang) {
+    let mut out = match (star >= policy.min_star, lang) {
         (true, Lang::En) => vec![
             format!(
                 "Instant return address: no waiting for the merchant on no-reason returns asked within {w} days of delivery"
@@ -154,7 +154,48 @@ pub fn benefits(star: Star, policy: &Policy, lang: Lang) -> Vec<String> {
             format!("退货申请由商家在 {hours} 小时内答复"),
             format!("达到 {min} 星即可享受即时退货、上门取件和秒到退款"),
         ],
+    };
+    out.extend(refund_only_benefit(star, policy, lang));
+    out
+}
+
+/// The refund-without-return benefit of a star, where the policy gives it: what it
+/// is, up to which price, and the 30-day limit; or, below its star, what reaches it.
+pub fn refund_only_benefit(star: Star, policy: &Policy, lang: Lang) -> Option<String> {
+    let r = &policy.refund_only;
+    if !r.enabled {
+        return None;
     }
+    let (max, cap, min) = (r.max_amount, r.per_buyer_30_days, r.min_star.get());
+    Some(match (star >= r.min_star, lang) {
+        (true, Lang::En) => format!(
+            "Refund without return: for an item of up to {max}, you keep it and get your money back without sending it (up to {cap} in 30 days)"
+        ),
+        (true, Lang::ZhCn) => {
+            format!("仅退款：{max} 以内的商品无需寄回即可退款（30 天内累计最高 {cap}）")
+        }
+        (false, Lang::En) => {
+            format!("Reach {min} stars for refunds without sending cheap items back")
+        }
+        (false, Lang::ZhCn) => format!("达到 {min} 星即可享受低价商品仅退款，无需寄回"),
+    })
+}
+
+/// Words for the buyer on a decision's refund without return: that no return is needed
+/// and why (their star, the item's price and the most refunded so); `None` when the
+/// decision made no offer.
+pub fn refund_only_words(reasons: &[ReasonCode], lang: Lang) -> Option<String> {
+    reasons.iter().find_map(|r| match r {
+        ReasonCode::RefundWithoutReturn { amount, max, star } => Some(match lang {
+            Lang::En => format!(
+                "No need to send this item back: your {star}-star shopping rating lets you keep an item of {amount} (up to {max}) and get your money back without returning it."
+            ),
+            Lang::ZhCn => format!(
+                "无需寄回商品：您的购物评级为 {star} 星，价格 {amount} 的商品（{max} 以内）可仅退款，无需退货。"
+            ),
+        }),
+        _ => None,
+    })
 }
 
 /// What the model does with returns, in words it keeps (module doc). The definition of

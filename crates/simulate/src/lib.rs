@@ -17,6 +17,12 @@
 //! outstanding until the history's outcome, which settles it through the same rules.
 //! Buyers the ratings do not know get the policy's default star, as online.
 //!
+//! **Refund without return** ([`refund_only`]): every offer the scenario's policy
+//! makes is taken at once through the ledger's keep step (the buyer's 30-day cap and
+//! the day's refund-only budget bind as online); reported per star, category and
+//! merchant with the return shipping saved (`parcel_cost` a parcel) and the losses it
+//! would have allowed (value kept on returns whose history outcome was a buyer loss).
+//!
 //! **What is reported**, in total, per star and per category: requests, the share
 //! answered instantly (address released), with a pickup, and advanced; value advanced;
 //! the **expected loss** on advances — each advance times the scenario model's
@@ -42,17 +48,22 @@ use fastrefund_core::domain::{
     BuyerId, Category, HistoryReturn, MerchantId, Money, OrderId, Outcome, ReturnId, ReturnReason,
     ReturnRequest, Star,
 };
-use fastrefund_core::ledger::{MemoryLedger, StarLookup, TrackStep};
+use fastrefund_core::ledger::{
+    KeepStep, MemoryError, MemoryLedger, Refusal, StarLookup, TrackStep,
+};
 use fastrefund_core::policy::Policy;
 use fastrefund_core::scoring::Scorecard;
 use fastrefund_report::{ReportError, plot};
 use polars::prelude::*;
+pub use refund_only::RefundOnlyTotals;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
+
+pub mod refund_only;
 
 /// Why a simulation could not run.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +107,9 @@ pub struct SimulateOptions {
     /// Hours of merchant answer an instant release saves; `None` = each policy's
     /// `merchant_answer_hours`.
     pub merchant_wait_hours: Option<f64>,
+    /// What one return parcel costs that a refund without return saves (courier,
+    /// warehouse check, restocking); `fastrefund simulate --parcel-cost`, default 12.00.
+    pub parcel_cost: Money,
 }
 
 impl SimulateOptions {
@@ -144,6 +158,8 @@ pub struct Totals {
     pub refused_by_budget: u64,
     pub hours_saved_address: f64,
     pub hours_saved_refund: f64,
+    /// Refund without return: every offer taken ([`refund_only`]).
+    pub refund_only: RefundOnlyTotals,
 }
 
 impl Totals {
@@ -173,11 +189,15 @@ pub struct ScenarioReport {
     /// Index 0 = 1★.
     pub by_star: Vec<Totals>,
     pub by_category: BTreeMap<String, Totals>,
+    /// Refund without return per merchant (merchants with an offer only).
+    pub refund_only_by_merchant: BTreeMap<u64, RefundOnlyTotals>,
 }
 
 /// The two scenarios over the same requests.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Simulation {
+    /// The per-parcel return cost refund-only saves.
+    pub parcel_cost: Money,
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub rating_dates: Vec<NaiveDate>,
@@ -287,6 +307,7 @@ pub fn simulate(
         || ctx.run(candidate, &schedule(candidate.model), opts),
     );
     Ok(Simulation {
+        parcel_cost: opts.parcel_cost,
         from: opts.from,
         to,
         rating_dates,
@@ -414,6 +435,7 @@ impl Replay<'_> {
         let mut by_category: BTreeMap<String, Totals> = BTreeMap::new();
         let mut expected: [Decimal; 7] = Default::default();
         let mut expected_cat: HashMap<String, Decimal> = HashMap::new();
+        let mut by_merchant: BTreeMap<u64, RefundOnlyTotals> = BTreeMap::new();
 
         // Adds to the total, the star's and the category's tallies.
         macro_rules! tally {
@@ -464,7 +486,38 @@ impl Replay<'_> {
                             x.hours_saved_address += wait_hours;
                         }
                     });
-                    if d.instant_address_release && r.tracking {
+                    // Refund without return: every offer is taken at once, through the
+                    // ledger's keep step (the caps checked again and charged); a kept
+                    // return ships nothing and settles nothing more.
+                    let mut kept = false;
+                    if d.refund_without_return {
+                        match ledger.keep(r.return_id, policy, req.requested_at) {
+                            Ok(KeepStep::Keep { amount }) => {
+                                kept = true;
+                                let loss = r.outcome.is_some_and(|(o, _)| o.is_buyer_loss());
+                                let cost = opts.parcel_cost;
+                                tally!(i, |x| x.refund_only.kept(amount, cost, loss));
+                                by_merchant
+                                    .entry(req.merchant_id.0)
+                                    .or_default()
+                                    .kept(amount, cost, loss);
+                            }
+                            Ok(KeepStep::Repeat { .. }) => kept = true,
+                            Err(MemoryError::Refused(Refusal::RefundOnlyCaps {
+                                reasons, ..
+                            })) => tally!(i, |x| x.refund_only.refused(&reasons)),
+                            Err(e) => {
+                                failure.get_or_insert(SimulateError::Invalid(format!(
+                                    "return {}: {e}",
+                                    r.return_id
+                                )));
+                                continue;
+                            }
+                        }
+                    } else {
+                        tally!(i, |x| x.refund_only.refused(&d.reasons));
+                    }
+                    if !kept && d.instant_address_release && r.tracking {
                         let at = r.shipped_at.unwrap_or(r.requested_at).max(r.requested_at);
                         if at < self.to_us {
                             heap.push(Reverse((at, Event::Tracking, i)));
@@ -600,6 +653,7 @@ impl Replay<'_> {
             total,
             by_star,
             by_category,
+            refund_only_by_merchant: by_merchant,
         })
     }
 }
@@ -777,9 +831,25 @@ impl Simulation {
             })
             .collect();
         groups(&mut s, "By category", cats);
+        s.push_str(&refund_only::markdown(
+            self.parcel_cost,
+            (
+                &a.total.refund_only,
+                &refund_only_of(&a.by_star),
+                &refund_only_by(&a.by_category),
+            ),
+            (
+                &b.total.refund_only,
+                &refund_only_of(&b.by_star),
+                &refund_only_by(&b.by_category),
+            ),
+            (&a.refund_only_by_merchant, &b.refund_only_by_merchant),
+            20,
+        ));
         let _ = writeln!(
             s,
-            "\nFigures: `instant-by-star.svg`, `money-by-star.svg`, `instant-by-category.svg`. \
+            "\nFigures: `instant-by-star.svg`, `money-by-star.svg`, `instant-by-category.svg`, \
+             `refund-only-by-star.svg`, `refund-only-by-category.svg`. \
              How each figure is computed: see `fastrefund simulate --help` and `crates/simulate/src/lib.rs`."
         );
         s
@@ -852,6 +922,59 @@ impl Simulation {
                 "% of requests",
             )?,
         )?;
+        let ro = |r: &ScenarioReport, f: fn(&RefundOnlyTotals) -> Money| -> Vec<f64> {
+            r.by_star
+                .iter()
+                .map(|t| f(&t.refund_only).to_f64_lossy())
+                .collect()
+        };
+        let (va, vb) = (ro(a, |t| t.value), ro(b, |t| t.value));
+        let sb = ro(b, |t| t.shipping_saved);
+        let lb = ro(b, |t| t.losses_allowed_value);
+        write(
+            "refund-only-by-star.svg",
+            &plot::grouped_bars(
+                "Refund without return by star: value refunded, shipping saved, losses allowed",
+                &stars,
+                &[
+                    ("refunded, current", &va),
+                    ("refunded, candidate", &vb),
+                    ("shipping saved, candidate", &sb),
+                    ("losses allowed, candidate", &lb),
+                ],
+                "amount",
+            )?,
+        )?;
+        let rc = |r: &ScenarioReport| -> Vec<f64> {
+            cats.iter()
+                .map(|c| {
+                    r.by_category
+                        .get(c)
+                        .map_or(0.0, |t| t.refund_only.value.to_f64_lossy())
+                })
+                .collect()
+        };
+        let (rca, rcb) = (rc(a), rc(b));
+        write(
+            "refund-only-by-category.svg",
+            &plot::grouped_bars(
+                "Value refunded without return, by category",
+                &cats,
+                &[("current", &rca), ("candidate", &rcb)],
+                "amount",
+            )?,
+        )?;
         Ok(())
     }
+}
+
+/// Each group's refund-only figures.
+fn refund_only_of(t: &[Totals]) -> Vec<RefundOnlyTotals> {
+    t.iter().map(|x| x.refund_only.clone()).collect()
+}
+
+fn refund_only_by(t: &BTreeMap<String, Totals>) -> BTreeMap<String, RefundOnlyTotals> {
+    t.iter()
+        .map(|(k, x)| (k.clone(), x.refund_only.clone()))
+        .collect()
 }

@@ -7,7 +7,9 @@ use fastrefund_batch::tables::load_history;
 use fastrefund_core::domain::{Money, Star};
 use fastrefund_core::policy::Policy;
 use fastrefund_core::scoring::Scorecard;
-use fastrefund_simulate::{Scenario, ScenarioReport, SimulateOptions, Totals, simulate};
+use fastrefund_simulate::{
+    RefundOnlyTotals, Scenario, ScenarioReport, SimulateOptions, Totals, simulate,
+};
 use std::path::PathBuf;
 
 fn root() -> PathBuf {
@@ -28,6 +30,7 @@ fn opts() -> SimulateOptions {
         to: None,
         rerate_days: 30,
         merchant_wait_hours: None,
+        parcel_cost: "12.00".parse().unwrap(),
     }
 }
 
@@ -196,6 +199,8 @@ fn simulate_writes_its_report_and_names_bad_input() {
         "instant-by-star.svg",
         "money-by-star.svg",
         "instant-by-category.svg",
+        "refund-only-by-star.svg",
+        "refund-only-by-category.svg",
     ] {
         assert!(out.path().join(f).is_file(), "{f}");
     }
@@ -251,4 +256,39 @@ fn simulate_writes_its_report_and_names_bad_input() {
         ],
         "/nonexistent/model.json",
     );
+}
+
+#[test]
+fn a_refund_only_table_is_replayed_per_star_category_and_merchant() {
+    let mut current = Policy::default();
+    current.refund_only.enabled = false;
+    let mut candidate = Policy::default();
+    // A wider table than the shipped 30.00, so that the sample's cheap items qualify.
+    candidate.refund_only.max_amount = "60.00".parse().unwrap();
+    let (a, b) = run_pair(&current, &candidate);
+    consistent(&a);
+    consistent(&b);
+    assert_eq!(a.total.refund_only.kept, 0, "switched off: no offer");
+    let t = &b.total.refund_only;
+    assert!(t.kept > 0, "{t:?}");
+    // Shipping saved: one parcel per refund without return.
+    assert_eq!(t.shipping_saved, Money::from_cents(1200 * t.kept));
+    assert!(t.losses_allowed_value <= t.value);
+    // Below its minimum star, nobody is refunded without return.
+    for s in &b.by_star[..3] {
+        assert_eq!(s.refund_only.kept, 0);
+    }
+    // Stars, categories and merchants add up to the total.
+    let kept = |it: &mut dyn Iterator<Item = &RefundOnlyTotals>| {
+        it.fold((0, Money::ZERO), |(n, v), x| (n + x.kept, v + x.value))
+    };
+    let whole = (t.kept, t.value);
+    assert_eq!(kept(&mut b.by_star.iter().map(|x| &x.refund_only)), whole);
+    assert_eq!(
+        kept(&mut b.by_category.values().map(|x| &x.refund_only)),
+        whole
+    );
+    assert_eq!(kept(&mut b.refund_only_by_merchant.values()), whole);
+    // What is kept is not shipped: the candidate advances no more than the current.
+    assert!(b.total.value_advanced <= a.total.value_advanced);
 }

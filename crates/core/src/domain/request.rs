@@ -267,6 +267,10 @@ pub struct Decision {
     pub pickup_from: Option<DateTime<Utc>>,
     /// The platform advances the refund now.
     pub advanced_refund: bool,
+    /// An offer of a refund without return (仅退款), beside the other answers and
+    /// changing none of them; taken with the keep call.
+    #[serde(default)]
+    pub refund_without_return: bool,
     /// The star the decision used (the policy's default for an unknown buyer).
     pub star: Star,
     /// Whether the buyer was found in the ratings snapshot.

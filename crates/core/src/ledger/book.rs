@@ -70,6 +70,10 @@ impl Book {
             order_already_refunded,
             tracking_number_reused,
             loss_since_rating: self.loss_since(buyer, rated_as_of),
+            // Refund-only totals are read by the store (index look-ups) and set on
+            // the view it passes: the book holds advances, not history.
+            refund_only_30_days: Money::ZERO,
+            refund_only_today: Money::ZERO,
         }
     }
 
@@ -135,6 +139,7 @@ impl Book {
                 buyer.0
             }
             Effect::TrackingRefused { .. }
+            | Effect::Kept { .. }
             | Effect::ReleasedByReviewer { .. }
             | Effect::OutcomeCorrected { .. } => return Ok(()),
         };

@@ -15,7 +15,14 @@
 //!                                                                          │ Settle
 //!                                                                          ▼
 //!                                                  Settled ── CorrectOutcome (a case) ──▶ Settled{corrected}
+//!
+//!   Held or Released, with a refund-without-return offer ── Keep (caps allow) ──▶ Kept
 //! ```
+//!
+//! **Kept** (仅退款): the refund service took the decision's refund-without-return
+//! offer; the buyer keeps the goods and is refunded at once, settled with the outcome
+//! `refunded_without_return`. A kept return takes no tracking number and no outcome; an
+//! advanced one (its parcel on its way) can no longer be kept.
 //!
 //! Every other pair of state and command is a typed [`Refusal`], or a repeat that
 //! answers what is recorded and moves nothing (a retry is never a second move).
@@ -55,6 +62,9 @@ pub enum ReturnState {
         at: i64,
         corrected: Option<Outcome>,
     },
+    /// Refunded without return at `at` (microseconds since the epoch): settled, the
+    /// goods stay with the buyer.
+    Kept { amount: Money, at: i64 },
 }
 
 impl ReturnState {
@@ -63,11 +73,21 @@ impl ReturnState {
     /// state fits (an outcome without an advance, a correction without an outcome)
     /// are an [`InvariantBroken`], never guessed at.
     pub fn from_rows(
+        kept: Option<(Money, i64)>,
         released: bool,
         advance: Option<Advance>,
         outcome: Option<(Outcome, i64)>,
         corrected: Option<Outcome>,
     ) -> Result<ReturnState, InvariantBroken> {
+        if let Some((amount, at)) = kept {
+            if advance.is_some() || outcome.is_some() || corrected.is_some() {
+                return Err(InvariantBroken(format!(
+                    "a return refunded without return also has rows of an advance ({}) or an outcome ({outcome:?})",
+                    advance.is_some()
+                )));
+            }
+            return Ok(ReturnState::Kept { amount, at });
+        }
         Ok(match (released, advance, outcome, corrected) {
             (false, None, None, None) => ReturnState::Held,
             (true, None, None, None) => ReturnState::Released,
@@ -91,7 +111,7 @@ impl ReturnState {
     pub fn advance(&self) -> Option<&Advance> {
         match self {
             ReturnState::Advanced(a) | ReturnState::Settled { advance: a, .. } => Some(a),
-            ReturnState::Held | ReturnState::Released => None,
+            ReturnState::Held | ReturnState::Released | ReturnState::Kept { .. } => None,
         }
     }
 
@@ -104,6 +124,7 @@ impl ReturnState {
                 corrected,
                 ..
             } => Some((corrected.unwrap_or(*outcome), *at)),
+            ReturnState::Kept { at, .. } => Some((Outcome::RefundedWithoutReturn, *at)),
             _ => None,
         }
     }
@@ -120,8 +141,13 @@ pub struct ReturnRec {
     pub buyer: BuyerId,
     pub order: OrderId,
     pub amount: Money,
+    /// When the buyer asked for the return: no parcel moves and no outcome comes back
+    /// before it.
+    pub requested_at: DateTime<Utc>,
     /// The star it was decided with.
     pub star: Star,
+    /// The decision offered a refund without return.
+    pub refund_only_offered: bool,
     pub state: ReturnState,
 }
 
@@ -157,8 +183,25 @@ pub enum Refusal {
     ReturnIdReused { return_id: u64, field: &'static str },
     #[error("return {0} has no settled outcome to correct")]
     NotSettled(u64),
+    #[error(
+        "`{field}` is before return {return_id} was requested: no parcel moves and no outcome comes back before the return exists"
+    )]
+    BeforeRequest { return_id: u64, field: &'static str },
     #[error("return {return_id}'s outcome was already corrected to {existing}")]
     CorrectionConflict { return_id: u64, existing: Outcome },
+    #[error("return {0} was decided without an offer of a refund without return")]
+    NoRefundWithoutReturnOffer(u64),
+    #[error(
+        "return {0}'s parcel is already on its way (an advance or a tracking number); its refund follows the parcel"
+    )]
+    ParcelOnItsWay(u64),
+    #[error("return {return_id} can no longer be refunded without return: {}", reasons.iter().map(|r| r.message()).collect::<Vec<_>>().join("; "))]
+    RefundOnlyCaps {
+        return_id: u64,
+        reasons: Vec<ReasonCode>,
+    },
+    #[error("return {0} was refunded without return: the refund is paid, no parcel follows")]
+    RefundedWithoutReturn(u64),
 }
 
 /// What a move writes and does to the money. A store writes each effect's row in the
@@ -188,6 +231,13 @@ pub enum Effect {
     },
     /// A reviewer released the address the rules held (a `reviewer_releases` row).
     ReleasedByReviewer { reviewer: String },
+    /// A refund without return of `amount` to `buyer` at `at` (a `kept` row; the store
+    /// adds it to the buyer's 30-day and the day's refund-only totals).
+    Kept {
+        buyer: BuyerId,
+        amount: Money,
+        at: DateTime<Utc>,
+    },
     /// A case corrected the outcome (an `outcome_corrections` row). When whether the
     /// buyer lost changed with it (`loss_changed`), the store reads the buyer's latest
     /// loss again from the outcomes as corrected and sets it in the book.
@@ -322,7 +372,9 @@ pub fn decided<E: From<InvariantBroken>>(
         buyer: req.buyer_id,
         order: req.order_id,
         amount: req.amount,
+        requested_at: req.requested_at,
         star: decision.star,
+        refund_only_offered: decision.refund_without_return,
         state,
     };
     Ok(NewDecision {
@@ -347,16 +399,19 @@ pub enum TrackStep {
     Refuse { reasons: Vec<ReasonCode> },
 }
 
-/// The tracking number `tracking` for the decided return `rid` (`rec`: its record; a
-/// store refuses a return never decided, [`Refusal::UnknownReturn`], before asking).
+/// The tracking number `tracking`, handed to the courier at `shipped_at`, for the
+/// decided return `rid` (`rec`: its record; a store refuses a return never decided,
+/// [`Refusal::UnknownReturn`], before asking).
 /// `star_now` is the buyer's current star (`None`: the rating does not know them, so
 /// the star the return was decided with counts). `view` is asked for only when the
 /// answer hinges on the ledger (a released return not yet advanced): reading it may
 /// cost the store an index look-up.
+#[allow(clippy::too_many_arguments)]
 pub fn track_step<E: From<Refusal>>(
     rid: ReturnId,
     rec: &ReturnRec,
     tracking: &str,
+    shipped_at: DateTime<Utc>,
     star_now: Option<Star>,
     policy: &Policy,
     view: impl FnOnce(&ReturnRec) -> Result<LedgerView, E>,
@@ -369,6 +424,13 @@ pub fn track_step<E: From<Refusal>>(
         }],
         answer: TrackStep::Refuse { reasons },
     };
+    if shipped_at < rec.requested_at {
+        return Err(Refusal::BeforeRequest {
+            return_id: rid.0,
+            field: "shipped_at",
+        }
+        .into());
+    }
     match &rec.state {
         ReturnState::Advanced(a) | ReturnState::Settled { advance: a, .. } => {
             if a.tracking_number != tracking {
@@ -380,6 +442,7 @@ pub fn track_step<E: From<Refusal>>(
                 answer: TrackStep::Repeat { amount: a.amount },
             })
         }
+        ReturnState::Kept { .. } => Err(Refusal::RefundedWithoutReturn(rid.0).into()),
         ReturnState::Held => Ok(refused(vec![ReasonCode::NotInstant])),
         ReturnState::Released => {
             let view = view(rec)?;
@@ -452,9 +515,16 @@ pub fn settle_step(
         return Err(Refusal::PendingOutcome);
     }
     let rec = rec.ok_or(Refusal::UnknownReturn(rid.0))?;
+    if at < rec.requested_at {
+        return Err(Refusal::BeforeRequest {
+            return_id: rid.0,
+            field: "at",
+        });
+    }
     let loss = outcome.is_buyer_loss();
     match &rec.state {
         ReturnState::Held | ReturnState::Released => Err(Refusal::NotAdvanced(rid.0)),
+        ReturnState::Kept { .. } => Err(Refusal::RefundedWithoutReturn(rid.0)),
         ReturnState::Advanced(a) => Ok(Moved {
             next: ReturnState::Settled {
                 advance: a.clone(),
@@ -558,6 +628,70 @@ pub fn correct_step(rid: ReturnId, rec: &ReturnRec, to: Outcome) -> Result<Moved
             existing: *c,
         }),
         _ => Err(Refusal::NotSettled(rid.0)),
+    }
+}
+
+/// What taking a refund-without-return offer does, as the caller is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepStep {
+    /// Taken before: answer the same, pay nothing twice.
+    Repeat { amount: Money },
+    /// Refund `amount` now, the goods stay with the buyer.
+    Keep { amount: Money },
+}
+
+/// The refund service takes the refund-without-return offer of return `rid` at `at`
+/// (`rec`: its record). Only a decision that made the offer may be taken, and only
+/// while the parcel is not on its way (no advance, no tracking number given:
+/// `tracking_given`); the buyer's 30-day cap and the day's refund-only budget are
+/// checked again against `view` (read only when the answer hinges on it). The return
+/// moves to [`ReturnState::Kept`], settled with the outcome `refunded_without_return`.
+pub fn keep_step<E: From<Refusal>>(
+    rid: ReturnId,
+    rec: &ReturnRec,
+    tracking_given: bool,
+    policy: &Policy,
+    at: DateTime<Utc>,
+    view: impl FnOnce(&ReturnRec) -> Result<LedgerView, E>,
+) -> Result<Moved<KeepStep>, E> {
+    match &rec.state {
+        ReturnState::Kept { amount, .. } => Ok(Moved {
+            next: rec.state.clone(),
+            effects: vec![],
+            answer: KeepStep::Repeat { amount: *amount },
+        }),
+        ReturnState::Advanced(_) | ReturnState::Settled { .. } => {
+            Err(Refusal::ParcelOnItsWay(rid.0).into())
+        }
+        ReturnState::Held | ReturnState::Released => {
+            if !rec.refund_only_offered {
+                return Err(Refusal::NoRefundWithoutReturnOffer(rid.0).into());
+            }
+            if tracking_given {
+                return Err(Refusal::ParcelOnItsWay(rid.0).into());
+            }
+            let view = view(rec)?;
+            let reasons = policy::refund_only::cap_refusals(rec.amount, &view, policy);
+            if !reasons.is_empty() {
+                return Err(Refusal::RefundOnlyCaps {
+                    return_id: rid.0,
+                    reasons,
+                }
+                .into());
+            }
+            Ok(Moved {
+                next: ReturnState::Kept {
+                    amount: rec.amount,
+                    at: at.timestamp_micros(),
+                },
+                effects: vec![Effect::Kept {
+                    buyer: rec.buyer,
+                    amount: rec.amount,
+                    at,
+                }],
+                answer: KeepStep::Keep { amount: rec.amount },
+            })
+        }
     }
 }
 

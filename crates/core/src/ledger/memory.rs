@@ -8,11 +8,11 @@
 use super::StarLookup;
 use super::book::{Book, InvariantBroken};
 use super::machine::{
-    DecideStep, Effect, Moved, NewDecision, Refusal, ReturnRec, SettleStep, TrackStep,
-    correct_step, decide_step, settle_step, track_step,
+    DecideStep, Effect, KeepStep, Moved, NewDecision, Refusal, ReturnRec, SettleStep, TrackStep,
+    correct_step, decide_step, keep_step, settle_step, track_step,
 };
-use crate::domain::{BuyerId, Decision, Outcome, ReturnId, ReturnRequest, Star};
-use crate::policy::{self, Policy};
+use crate::domain::{BuyerId, Decision, Money, Outcome, ReturnId, ReturnRequest, Star};
+use crate::policy::{self, LedgerView, Policy};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::{HashMap, HashSet};
 
@@ -37,6 +37,11 @@ pub struct MemoryLedger {
     tracking: HashMap<String, u64>,
     /// Set when an invariant broke: no money moves after it.
     broken: Option<InvariantBroken>,
+    /// Refunds without return per buyer (when, how much), and per day.
+    kept: HashMap<u64, Vec<(DateTime<Utc>, Money)>>,
+    kept_by_day: HashMap<NaiveDate, Money>,
+    /// Returns a tracking number was given for (advanced or not).
+    tracked: HashSet<u64>,
 }
 
 impl MemoryLedger {
@@ -69,12 +74,17 @@ impl MemoryLedger {
                     .tracking_number
                     .as_deref()
                     .is_some_and(|t| self.tracking.get(t).is_some_and(|r| *r != rid));
-                Ok(self.book.view(
-                    req.buyer_id.0,
+                Ok(self.refund_only_view(
+                    self.book.view(
+                        req.buyer_id.0,
+                        day,
+                        rated_as_of,
+                        self.refunded_orders.contains(&req.order_id.0),
+                        reused,
+                    ),
+                    req.buyer_id,
                     day,
-                    rated_as_of,
-                    self.refunded_orders.contains(&req.order_id.0),
-                    reused,
+                    now,
                 ))
             },
         )?;
@@ -100,7 +110,7 @@ impl MemoryLedger {
         }
     }
 
-    /// The tracking number of return `rid`, at `now`; `stars` is the rating in force
+    /// The tracking number of return `rid`, handed over at `now`; `stars` is the rating in force
     /// (the buyer's current star and when it stopped seeing), as for the durable ledger.
     pub fn track(
         &mut self,
@@ -114,16 +124,73 @@ impl MemoryLedger {
         let rec = self.returns.get(&rid).ok_or(Refusal::UnknownReturn(rid))?;
         let star_now = stars.and_then(|s| s.star(rec.buyer));
         let rated_as_of = stars.and_then(|s| s.rated_as_of());
-        let moved = track_step::<Refusal>(ReturnId(rid), rec, tracking, star_now, policy, |rec| {
-            Ok(self.book.view(
-                rec.buyer.0,
-                day,
-                rated_as_of,
-                self.refunded_orders.contains(&rec.order.0),
-                self.tracking.get(tracking).is_some_and(|r| *r != rid),
-            ))
-        })?;
+        let moved =
+            track_step::<Refusal>(ReturnId(rid), rec, tracking, now, star_now, policy, |rec| {
+                Ok(self.book.view(
+                    rec.buyer.0,
+                    day,
+                    rated_as_of,
+                    self.refunded_orders.contains(&rec.order.0),
+                    self.tracking.get(tracking).is_some_and(|r| *r != rid),
+                ))
+            })?;
+        // A tracking number is on record: the parcel is on its way.
+        self.tracked.insert(rid);
         self.moved(rid, moved, day)
+    }
+
+    /// The refund service takes the refund-without-return offer of return `rid` at
+    /// `now`: the caps are checked again and charged in the same move.
+    pub fn keep(
+        &mut self,
+        rid: u64,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<KeepStep, MemoryError> {
+        let day = policy::local_date(now, policy);
+        let rec = self.returns.get(&rid).ok_or(Refusal::UnknownReturn(rid))?;
+        let moved = keep_step::<Refusal>(
+            ReturnId(rid),
+            rec,
+            self.tracked.contains(&rid),
+            policy,
+            now,
+            |rec| {
+                Ok(self.refund_only_view(
+                    self.book.view(rec.buyer.0, day, None, false, false),
+                    rec.buyer,
+                    day,
+                    now,
+                ))
+            },
+        )?;
+        self.moved(rid, moved, day)
+    }
+
+    /// `view` with the buyer's refund-only total over the 30 days before `now` and the
+    /// platform's on `day`.
+    fn refund_only_view(
+        &self,
+        view: LedgerView,
+        buyer: BuyerId,
+        day: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> LedgerView {
+        let since = now - chrono::Duration::days(30);
+        LedgerView {
+            refund_only_30_days: self
+                .kept
+                .get(&buyer.0)
+                .map(|v| {
+                    v.iter()
+                        .filter(|(t, _)| *t > since && *t <= now)
+                        .map(|(_, m)| *m)
+                        .sum()
+                })
+                .unwrap_or(Money::ZERO),
+            refund_only_today: self.kept_by_day.get(&day).copied().unwrap_or(Money::ZERO),
+            ..view
+        }
     }
 
     /// The outcome of return `rid`.
@@ -193,6 +260,12 @@ impl MemoryLedger {
                         .and_then(|(_, at)| DateTime::from_timestamp_micros(at));
                     let latest = self.latest_loss(*buyer, rid).max(this);
                     self.book.set_last_loss(buyer.0, latest);
+                }
+                Effect::Kept { buyer, amount, at } => {
+                    self.refunded_orders.insert(rec.order.0);
+                    self.kept.entry(buyer.0).or_default().push((*at, *amount));
+                    let d = self.kept_by_day.entry(day).or_default();
+                    *d = *d + *amount;
                 }
                 Effect::TrackingRefused { .. }
                 | Effect::Settle { .. }

@@ -18,9 +18,9 @@ pub mod model;
 
 pub use book::{Book, InvariantBroken};
 pub use machine::{
-    Advance, DecideStep, Effect, Moved, NewDecision, Refusal, ReturnRec, ReturnState, SettleStep,
-    TrackStep, correct_step, decide_step, decided, release_step, replay_track, same_request,
-    settle_step, shadow_record, track_step,
+    Advance, DecideStep, Effect, KeepStep, Moved, NewDecision, Refusal, ReturnRec, ReturnState,
+    SettleStep, TrackStep, correct_step, decide_step, decided, keep_step, release_step,
+    replay_track, same_request, settle_step, shadow_record, track_step,
 };
 pub use memory::{MemoryError, MemoryLedger};
 

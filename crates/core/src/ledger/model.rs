@@ -24,31 +24,41 @@ use std::collections::HashMap;
 pub const BUYERS: u64 = 3;
 pub const RETURNS: u64 = 10;
 pub const TRACKING: [&str; 3] = ["SFA", "SFB", "SFC"];
-pub const AMOUNTS: [&str; 3] = ["50.00", "300.00", "700.00"];
+/// 19.90 is offered a refund without return (at most 30.00 by default), to 4★ and up.
+pub const AMOUNTS: [&str; 4] = ["19.90", "50.00", "300.00", "700.00"];
 
 pub fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 7, 1, 3, 0, 0).unwrap()
 }
 
-/// The snapshot in service was rated as of this instant: losses at or after it hold.
+/// The snapshot in service was rated as of this instant (after the requests, at
+/// 02:00): losses at or after it hold.
 pub fn rated_as_of() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 6, 30, 0, 0, 0).unwrap()
+    Utc.with_ymd_and_hms(2026, 7, 1, 2, 30, 0).unwrap()
 }
 
-/// Outcome times: one before the rating, one after.
-pub fn outcome_time(late: bool) -> DateTime<Utc> {
-    if late {
-        Utc.with_ymd_and_hms(2026, 7, 1, 1, 0, 0).unwrap()
-    } else {
-        Utc.with_ymd_and_hms(2026, 6, 29, 1, 0, 0).unwrap()
-    }
+/// The outcome times [`Op::Settle`] picks from: before the return was requested
+/// (refused), before the rating, after it.
+pub const OUTCOME_TIMES: usize = 3;
+
+pub fn outcome_time(when: usize) -> DateTime<Utc> {
+    let minute = [(1, 0), (2, 10), (2, 45)][when % OUTCOME_TIMES];
+    Utc.with_ymd_and_hms(2026, 7, 1, minute.0, minute.1, 0)
+        .unwrap()
 }
 
-/// A tight policy, so that limits and the daily budget are hit often.
+/// A tight policy, so that limits, the daily budget and the refund-only caps are hit
+/// often.
 pub fn policy() -> Policy {
+    let p = Policy::default();
     Policy {
         daily_budget: "1500.00".parse().unwrap(),
-        ..Policy::default()
+        refund_only: policy::RefundOnly {
+            per_buyer_30_days: "40.00".parse().unwrap(),
+            daily_budget: "60.00".parse().unwrap(),
+            ..p.refund_only.clone()
+        },
+        ..p
     }
 }
 
@@ -85,10 +95,16 @@ pub enum Op {
     Settle {
         rid: u64,
         outcome: usize,
-        late: bool,
+        /// Which of the [`outcome_time`]s.
+        when: usize,
     },
     Exposure {
         buyer: u64,
+    },
+    /// Take the refund-without-return offer.
+    Keep {
+        rid: u64,
+        cancel: bool,
     },
     Restart,
 }
@@ -99,9 +115,10 @@ pub fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(rid, buyer, order, amount, tracking, cancel)| Op::Decide { rid, buyer, order, amount, tracking, cancel }),
         4 => (1..=RETURNS, 0..TRACKING.len(), proptest::bool::weighted(0.1))
             .prop_map(|(rid, tracking, cancel)| Op::Track { rid, tracking, cancel }),
-        2 => (1..=RETURNS, 0..4usize, any::<bool>())
-            .prop_map(|(rid, outcome, late)| Op::Settle { rid, outcome, late }),
+        2 => (1..=RETURNS, 0..4usize, prop_oneof![1 => Just(0), 4 => 1..OUTCOME_TIMES])
+            .prop_map(|(rid, outcome, when)| Op::Settle { rid, outcome, when }),
         1 => (0..BUYERS).prop_map(|buyer| Op::Exposure { buyer }),
+        2 => (1..=RETURNS, proptest::bool::weighted(0.1)).prop_map(|(rid, cancel)| Op::Keep { rid, cancel }),
         1 => Just(Op::Restart),
     ]
 }
@@ -143,6 +160,10 @@ pub struct RefReturn {
     /// The advance: its tracking number.
     pub advance: Option<String>,
     pub outcome: Option<(Outcome, DateTime<Utc>)>,
+    /// Refunded without return (kept), and when.
+    pub kept: Option<DateTime<Utc>>,
+    /// A tracking number was recorded for it (advanced or refused).
+    pub tracked: bool,
 }
 
 #[derive(Debug, Default)]
@@ -172,6 +193,10 @@ pub enum Answer {
         repeated: bool,
     },
     Exposure(Money, u32),
+    Kept {
+        amount: Money,
+        repeated: bool,
+    },
     /// An error, by kind.
     Refused(&'static str),
 }
@@ -188,6 +213,11 @@ pub fn refusal_kind(r: &Refusal) -> &'static str {
         Refusal::PendingOutcome => "pending",
         Refusal::NotSettled(_) => "not_settled",
         Refusal::CorrectionConflict { .. } => "correction_conflict",
+        Refusal::BeforeRequest { .. } => "before_request",
+        Refusal::NoRefundWithoutReturnOffer(_) => "no_refund_without_return_offer",
+        Refusal::ParcelOnItsWay(_) => "parcel_on_its_way",
+        Refusal::RefundOnlyCaps { .. } => "refund_only_caps",
+        Refusal::RefundedWithoutReturn(_) => "refunded_without_return",
     }
 }
 
@@ -205,10 +235,17 @@ impl Model {
 
     pub fn view(&self, rid: u64, buyer: u64, order: u64, tracking: Option<&str>) -> LedgerView {
         let advanced = || self.returns.values().filter(|r| r.advance.is_some());
+        let kept = || self.returns.values().filter(|r| r.kept.is_some());
         LedgerView {
             outstanding: self.exposure(buyer).0,
             advanced_today: advanced().map(|r| r.req.amount).sum(),
-            order_already_refunded: advanced().any(|r| r.req.order_id.0 == order),
+            order_already_refunded: advanced().chain(kept()).any(|r| r.req.order_id.0 == order),
+            // Every keep happens at `now()`: within the buyer's 30 days and the day.
+            refund_only_30_days: kept()
+                .filter(|r| r.req.buyer_id.0 == buyer)
+                .map(|r| r.req.amount)
+                .sum(),
+            refund_only_today: kept().map(|r| r.req.amount).sum(),
             tracking_number_reused: tracking.is_some_and(|t| {
                 advanced().any(|r| r.req.return_id.0 != rid && r.advance.as_deref() == Some(t))
             }),
@@ -251,6 +288,8 @@ impl Model {
             decision: decision.clone(),
             decision_id: self.next_id,
             outcome: None,
+            kept: None,
+            tracked: false,
         };
         self.returns.insert(rid, r);
         Answer::Decided {
@@ -265,6 +304,9 @@ impl Model {
             return Answer::Refused("unknown_return");
         };
         let amount = r.req.amount;
+        if r.kept.is_some() {
+            return Answer::Refused("refunded_without_return");
+        }
         if let Some(t) = &r.advance {
             return if t == tracking {
                 Answer::Tracked {
@@ -276,6 +318,9 @@ impl Model {
             } else {
                 Answer::Refused("tracking_conflict")
             };
+        }
+        if let Some(rec) = self.returns.get_mut(&rid) {
+            rec.tracked = true;
         }
         let mut reasons = Vec::new();
         if !r.decision.instant_address_release {
@@ -319,6 +364,12 @@ impl Model {
         let Some(r) = self.returns.get(&rid).cloned() else {
             return Answer::Refused("unknown_return");
         };
+        if at < r.req.requested_at {
+            return Answer::Refused("before_request");
+        }
+        if r.kept.is_some() {
+            return Answer::Refused("refunded_without_return");
+        }
         if r.advance.is_none() {
             return Answer::Refused("not_advanced");
         }
@@ -343,6 +394,45 @@ impl Model {
                     repeated: false,
                 }
             }
+        }
+    }
+}
+
+impl Model {
+    /// The refund service takes the refund-without-return offer of `rid` at `now()`.
+    pub fn keep(&mut self, rid: u64, p: &Policy) -> Answer {
+        let Some(r) = self.returns.get(&rid).cloned() else {
+            return Answer::Refused("unknown_return");
+        };
+        let amount = r.req.amount;
+        if r.kept.is_some() {
+            return Answer::Kept {
+                amount,
+                repeated: true,
+            };
+        }
+        if r.advance.is_some() {
+            return Answer::Refused("parcel_on_its_way");
+        }
+        if !r.decision.refund_without_return {
+            return Answer::Refused("no_refund_without_return_offer");
+        }
+        if r.tracked {
+            return Answer::Refused("parcel_on_its_way");
+        }
+        let view = self.view(rid, r.req.buyer_id.0, r.req.order_id.0, None);
+        let rules = &p.refund_only;
+        if view.refund_only_30_days + amount > rules.per_buyer_30_days
+            || view.refund_only_today + amount > rules.daily_budget
+        {
+            return Answer::Refused("refund_only_caps");
+        }
+        if let Some(rec) = self.returns.get_mut(&rid) {
+            rec.kept = Some(now());
+        }
+        Answer::Kept {
+            amount,
+            repeated: false,
         }
     }
 }
@@ -376,7 +466,7 @@ pub fn without_ids(a: &Answer) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{MemoryError, MemoryLedger, SettleStep, TrackStep};
+    use crate::ledger::{KeepStep, MemoryError, MemoryLedger, SettleStep, TrackStep};
 
     fn kind(e: &MemoryError) -> &'static str {
         match e {
@@ -443,8 +533,8 @@ mod tests {
                     };
                     (got, want)
                 }
-                Op::Settle { rid, outcome, late } => {
-                    let (o, at) = (OUTCOMES[outcome], outcome_time(late));
+                Op::Settle { rid, outcome, when } => {
+                    let (o, at) = (OUTCOMES[outcome], outcome_time(when));
                     let want = model.settle(rid, o, at);
                     let owed = |mem: &MemoryLedger| {
                         mem.book().exposure(model.returns[&rid].req.buyer_id.0).0
@@ -472,6 +562,21 @@ mod tests {
                         let (m, n) = model.exposure(buyer);
                         Answer::Exposure(m, n)
                     })
+                }
+                Op::Keep { rid, .. } => {
+                    let want = model.keep(rid, &p);
+                    let got = match mem.keep(rid, &p, now()) {
+                        Ok(KeepStep::Keep { amount }) => Answer::Kept {
+                            amount,
+                            repeated: false,
+                        },
+                        Ok(KeepStep::Repeat { amount }) => Answer::Kept {
+                            amount,
+                            repeated: true,
+                        },
+                        Err(e) => Answer::Refused(kind(&e)),
+                    };
+                    (got, want)
                 }
                 // Memory has nothing to restart from.
                 Op::Restart => continue,

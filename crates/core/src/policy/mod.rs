@@ -20,12 +20,19 @@
 //!   buyer an advance to whom was settled as a loss since their star was rated gets no
 //!   instant release (so no advance) until the next rating has seen it. A fraud burst
 //!   on a new account then costs one advance, not a day of them.
+//! - **Refund without return** (仅退款, [`refund_only`]): an offer beside the three
+//!   answers, changing none of them, for a buyer of at least its minimum star with no
+//!   loss since the rating, an item at most the threshold of its category and reason,
+//!   not excluded, its parcel not on its way, within the buyer's 30-day cap and the
+//!   day's refund-only budget. A merchant's rules (`[merchants.<id>]`) narrow every
+//!   answer, and say so (`merchant_rule`).
 //! - Otherwise the merchant answers (within `merchant_answer_hours`), and the decision
 //!   carries a reason code for every condition that failed.
 //!
 //! The count of past returns is never a rule: only the rating is.
 
 mod config;
+pub mod refund_only;
 
 pub use config::{DEFAULT_POLICY_TOML, MerchantRules, Policy, PolicyError, PolicyFile, RefundOnly};
 
@@ -46,6 +53,11 @@ pub struct LedgerView {
     /// An advance to this buyer was settled as a loss after their star was rated (the
     /// rating has not seen it yet).
     pub loss_since_rating: bool,
+    /// What the buyer was refunded without return over the 30 days before now.
+    pub refund_only_30_days: Money,
+    /// What the platform refunded without return today (platform time zone), all
+    /// buyers.
+    pub refund_only_today: Money,
 }
 
 /// Decides a return request. `rating` is the buyer's star from the snapshot, `None`
@@ -99,11 +111,14 @@ pub fn decide(
             }
         };
 
+    let refund_without_return = refund_only::offer(req, star, ledger, policy, &mut reasons);
+
     Decision {
         instant_address_release: instant,
         courier_pickup,
         pickup_from,
         advanced_refund,
+        refund_without_return,
         star,
         rated: rating.is_some(),
         reasons,

@@ -29,6 +29,13 @@ struct Case {
     tracking_reused: bool,
     #[serde(default)]
     loss_since_rating: bool,
+    #[serde(default = "d_zero")]
+    refund_only_30_days: String,
+    #[serde(default = "d_zero")]
+    refund_only_today: String,
+    /// The refund-without-return offer; rows without it are checked on the other
+    /// three answers and on every reason but the refund-only ones.
+    refund_without_return: Option<bool>,
     policy: Option<String>,
     instant: bool,
     pickup: bool,
@@ -111,11 +118,25 @@ fn every_policy_case_decides_as_written() {
             order_already_refunded: c.already_refunded,
             tracking_number_reused: c.tracking_reused,
             loss_since_rating: c.loss_since_rating,
+            refund_only_30_days: c.refund_only_30_days.parse().unwrap(),
+            refund_only_today: c.refund_only_today.parse().unwrap(),
         };
         let star = c.star.map(|s| Star::try_from(s).unwrap());
         let d = decide(&req, star, &ledger, &policy, req.requested_at);
-        let codes: Vec<&str> = d.reasons.iter().map(|r| r.code()).collect();
         let mut wrong = Vec::new();
+        let refund_only_code =
+            |code: &str| code.starts_with("refund_only_") || code == "refund_without_return";
+        let codes: Vec<&str> = d
+            .reasons
+            .iter()
+            .map(|r| r.code())
+            .filter(|code| c.refund_without_return.is_some() || !refund_only_code(code))
+            .collect();
+        if let Some(offer) = c.refund_without_return
+            && d.refund_without_return != offer
+        {
+            wrong.push(format!("refund_without_return {}", d.refund_without_return));
+        }
         if d.instant_address_release != c.instant {
             wrong.push(format!("instant {}", d.instant_address_release));
         }

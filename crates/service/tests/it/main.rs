@@ -6,4 +6,5 @@
 mod api;
 mod cases;
 mod hostile;
+mod keep;
 mod kill;

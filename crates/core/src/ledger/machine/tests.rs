@@ -19,7 +19,9 @@ fn rec(state: ReturnState) -> ReturnRec {
         buyer: BuyerId(7),
         order: OrderId(8),
         amount: "59.90".parse().unwrap(),
+        requested_at: at(0),
         star: Star::try_from(5u8).unwrap(),
+        refund_only_offered: false,
         state,
     }
 }
@@ -53,6 +55,7 @@ fn word<A>(r: Result<Moved<A>, Refusal>) -> String {
                     corrected: None, ..
                 } => "settled",
                 ReturnState::Settled { .. } => "corrected",
+                ReturnState::Kept { .. } => "kept",
             };
             let wrote = if m.effects.is_empty() { "" } else { "+" };
             format!("{name}{wrote}")
@@ -142,8 +145,8 @@ fn every_state_and_command_moves_as_the_table_says() {
         assert_eq!(name, row);
         let r = rec(state);
         let got = [
-            word(track_step(rid, &r, "SF1", None, &p, view)),
-            word(track_step(rid, &r, "SF2", None, &p, view)),
+            word(track_step(rid, &r, "SF1", at(1), None, &p, view)),
+            word(track_step(rid, &r, "SF2", at(1), None, &p, view)),
             word(settle_step(rid, Some(&r), Outcome::ReceivedMismatch, at(1))),
             word(settle_step(rid, Some(&r), Outcome::ReceivedOk, at(1))),
             word(settle_step(rid, Some(&r), Outcome::ReceivedMismatch, at(2))),
@@ -162,9 +165,15 @@ fn every_state_and_command_moves_as_the_table_says() {
 #[test]
 fn a_held_return_refuses_a_tracking_number_as_not_instant_and_records_why() {
     let r = rec(ReturnState::Held);
-    let m = track_step(ReturnId(1), &r, "SF1", None, &Policy::default(), |_| {
-        Ok::<_, Refusal>(LedgerView::default())
-    })
+    let m = track_step(
+        ReturnId(1),
+        &r,
+        "SF1",
+        at(1),
+        None,
+        &Policy::default(),
+        |_| Ok::<_, Refusal>(LedgerView::default()),
+    )
     .unwrap();
     assert_eq!(
         m.answer,
@@ -210,15 +219,157 @@ fn a_correction_says_whether_the_loss_went_with_it() {
 #[test]
 fn rows_that_fit_no_state_are_an_invariant_broken() {
     let ok = Some((Outcome::ReceivedOk, 1));
-    assert!(ReturnState::from_rows(false, None, None, None).is_ok());
-    assert!(ReturnState::from_rows(true, Some(adv("SF")), ok, None).is_ok());
+    assert!(ReturnState::from_rows(None, false, None, None, None).is_ok());
+    assert!(ReturnState::from_rows(None, true, Some(adv("SF")), ok, None).is_ok());
     assert!(
-        ReturnState::from_rows(true, None, ok, None).is_err(),
+        ReturnState::from_rows(None, true, None, ok, None).is_err(),
         "outcome, no advance"
     );
-    assert!(ReturnState::from_rows(false, Some(adv("SF")), None, None).is_err());
+    assert!(ReturnState::from_rows(None, false, Some(adv("SF")), None, None).is_err());
     assert!(
-        ReturnState::from_rows(true, Some(adv("SF")), None, Some(Outcome::ReceivedOk)).is_err(),
+        ReturnState::from_rows(None, true, Some(adv("SF")), None, Some(Outcome::ReceivedOk))
+            .is_err(),
         "a correction with no outcome"
+    );
+}
+
+#[test]
+fn times_before_the_return_was_requested_are_refused_naming_the_field() {
+    let r = rec(ReturnState::Released);
+    let early = at(0) - chrono::Duration::seconds(1);
+    let view = |_: &ReturnRec| Ok::<_, Refusal>(LedgerView::default());
+    let p = Policy::default();
+    assert_eq!(
+        track_step(ReturnId(1), &r, "SF1", early, None, &p, view),
+        Err(Refusal::BeforeRequest {
+            return_id: 1,
+            field: "shipped_at"
+        })
+    );
+    let r = rec(ReturnState::Advanced(adv("SF1")));
+    assert_eq!(
+        settle_step(ReturnId(1), Some(&r), Outcome::ReceivedOk, early),
+        Err(Refusal::BeforeRequest {
+            return_id: 1,
+            field: "at"
+        })
+    );
+    assert!(settle_step(ReturnId(1), Some(&r), Outcome::ReceivedOk, at(0)).is_ok());
+}
+
+#[test]
+fn keep_moves_an_offered_return_to_kept_once_and_refuses_every_other_state() {
+    let p = Policy::default();
+    let view = |_: &ReturnRec| Ok::<_, Refusal>(LedgerView::default());
+    let rid = ReturnId(1);
+    let offered = |state| ReturnRec {
+        refund_only_offered: true,
+        ..rec(state)
+    };
+    let kept = ReturnState::Kept {
+        amount: "59.90".parse().unwrap(),
+        at: at(2).timestamp_micros(),
+    };
+    // (state, offered, a tracking number given) → keep's answer.
+    let table = [
+        (ReturnState::Held, true, false, "kept+"),
+        (ReturnState::Released, true, false, "kept+"),
+        (
+            ReturnState::Held,
+            false,
+            false,
+            "refused:NoRefundWithoutReturnOffer",
+        ),
+        (
+            ReturnState::Released,
+            false,
+            false,
+            "refused:NoRefundWithoutReturnOffer",
+        ),
+        (ReturnState::Released, true, true, "refused:ParcelOnItsWay"),
+        (
+            ReturnState::Advanced(adv("SF1")),
+            true,
+            true,
+            "refused:ParcelOnItsWay",
+        ),
+        (states().remove(3).1, true, true, "refused:ParcelOnItsWay"),
+        (kept.clone(), true, false, "kept"),
+    ];
+    for (state, offer, tracked, want) in table {
+        let r = if offer {
+            offered(state.clone())
+        } else {
+            rec(state.clone())
+        };
+        let got = word(keep_step(rid, &r, tracked, &p, at(2), view));
+        assert_eq!(
+            got, want,
+            "keep from {state:?} (offered {offer}, tracked {tracked})"
+        );
+    }
+    // Once kept, the parcel never follows and no outcome settles it.
+    let r = offered(kept);
+    assert_eq!(
+        word(track_step(rid, &r, "SF1", at(3), None, &p, view)),
+        "refused:RefundedWithoutReturn"
+    );
+    assert_eq!(
+        word(settle_step(rid, Some(&r), Outcome::ReceivedOk, at(3))),
+        "refused:RefundedWithoutReturn"
+    );
+    assert_eq!(
+        r.state.outcome().map(|(o, _)| o),
+        Some(Outcome::RefundedWithoutReturn)
+    );
+}
+
+#[test]
+fn keep_checks_the_caps_again_and_charges_the_refund_in_the_same_move() {
+    let p = Policy::default();
+    let r = ReturnRec {
+        refund_only_offered: true,
+        amount: "29.00".parse().unwrap(),
+        ..rec(ReturnState::Released)
+    };
+    let full = |_: &ReturnRec| {
+        Ok::<_, Refusal>(LedgerView {
+            refund_only_30_days: "174.00".parse().unwrap(),
+            ..LedgerView::default()
+        })
+    };
+    match keep_step(ReturnId(1), &r, false, &p, at(2), full) {
+        Err(Refusal::RefundOnlyCaps { reasons, .. }) => {
+            assert_eq!(reasons[0].code(), "refund_only_buyer_cap")
+        }
+        other => panic!("{other:?}"),
+    }
+    let spent = |_: &ReturnRec| {
+        Ok::<_, Refusal>(LedgerView {
+            refund_only_today: p.refund_only.daily_budget,
+            ..LedgerView::default()
+        })
+    };
+    assert!(matches!(
+        keep_step(ReturnId(1), &r, false, &p, at(2), spent),
+        Err(Refusal::RefundOnlyCaps { .. })
+    ));
+    let m = keep_step(ReturnId(1), &r, false, &p, at(2), |_| {
+        Ok::<_, Refusal>(LedgerView::default())
+    })
+    .unwrap();
+    assert_eq!(
+        m.effects,
+        vec![Effect::Kept {
+            buyer: BuyerId(7),
+            amount: "29.00".parse().unwrap(),
+            at: at(2)
+        }]
+    );
+    assert_eq!(
+        m.answer,
+        KeepStep::Keep {
+            amount: "29.00".parse().unwrap()
+        }
     );
 }
