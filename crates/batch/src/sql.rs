@@ -36,6 +36,7 @@ use crate::features::{
 use crate::tables::{Kind, Spec, Table};
 use chrono::NaiveDate;
 use fastrefund_core::scoring::{FeatureKind, MAX_REASONS, MISSING_SUFFIX, Scorecard, Value};
+use fastrefund_snapshot::ratings;
 use std::fmt::Write;
 
 /// The SQL engine a script is written for.
@@ -955,9 +956,14 @@ pub fn rating_sql(
         .map(|c| format!("CASE WHEN score >= {c} THEN 1 ELSE 0 END"))
         .collect::<Vec<_>>()
         .join(" + ");
+    // The columns of ratings.parquet, by the names the snapshot's reader knows them
+    // (`score` is already the score's name in `ranked`).
     let _ = write!(
         s,
-        "SELECT buyer_id,\n       1 + {star} AS star,\n       score"
+        "SELECT {},\n       1 + {star} AS {},\n       {}",
+        ratings::BUYER_ID,
+        ratings::STAR,
+        ratings::SCORE
     );
     for k in 0..MAX_REASONS {
         let mut case = String::from("CASE");
@@ -971,13 +977,16 @@ pub fn rating_sql(
             );
         }
         case.push_str(" END");
-        let _ = write!(s, ",\n       {case} AS reason_{}", k + 1);
+        let _ = write!(s, ",\n       {case} AS {}", ratings::reason_column(k + 1));
     }
     let _ = write!(
         s,
-        ",\n       DATE {} AS as_of,\n       {} AS model_version\nFROM ranked\nORDER BY buyer_id;\n",
+        ",\n       DATE {} AS {},\n       {} AS {}\nFROM ranked\nORDER BY {};\n",
         text(&as_of.to_string()),
-        text(card.version())
+        ratings::AS_OF,
+        text(card.version()),
+        ratings::MODEL_VERSION,
+        ratings::BUYER_ID
     );
     Ok(s)
 }
