@@ -82,7 +82,9 @@ pub fn offer(
     if req.tracking_number.is_some() {
         refused.push(ReasonCode::RefundOnlyParcelShipped);
     }
-    if ledger.order_already_refunded && !reasons.contains(&ReasonCode::AlreadyRefunded) {
+    // An order refunded already is refused whether or not instant release said so
+    // first (its reason is given once).
+    if ledger.order_already_refunded {
         refused.push(ReasonCode::AlreadyRefunded);
     }
     if refused.is_empty() {
@@ -93,9 +95,14 @@ pub fn offer(
         });
         true
     } else {
-        // One `merchant_rule` per rule, however many answers it decided.
+        // One `merchant_rule` per rule and one `already_refunded`, however many
+        // answers they decided.
         for r in refused {
-            if !(matches!(r, ReasonCode::MerchantRule { .. }) && reasons.contains(&r)) {
+            let shared = matches!(
+                r,
+                ReasonCode::MerchantRule { .. } | ReasonCode::AlreadyRefunded
+            );
+            if !(shared && reasons.contains(&r)) {
                 reasons.push(r);
             }
         }

@@ -387,3 +387,83 @@ fn a_merchant_may_narrow_the_platform_rules() {
         ("10000.00".parse().unwrap(), false)
     );
 }
+
+mod refund_only_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn request(cents: u64, reason: usize, category: usize, tracking: bool) -> ReturnRequest {
+        ReturnRequest {
+            return_id: ReturnId(1),
+            buyer_id: BuyerId(1),
+            order_id: OrderId(1),
+            merchant_id: MerchantId(1),
+            category: Category::parse(
+                ["shoes", "phone_accessories", "fresh_food", "home"][category],
+            )
+            .unwrap(),
+            amount: Money::from_cents(cents),
+            reason: ReturnReason::ALL[reason],
+            delivered_at: ts("2026-06-30T02:00:00Z"),
+            requested_at: ts("2026-07-02T02:00:00Z"),
+            tracking_number: tracking.then(|| "SF1".to_string()),
+        }
+    }
+
+    proptest! {
+        /// The offer changes none of the three answers, and is made only when every
+        /// rule holds: star, price, caps, category, no parcel on its way.
+        #[test]
+        fn the_offer_changes_no_other_answer_and_only_when_every_rule_holds(
+            cents in 1..10_000u64,
+            reason in 0..ReturnReason::ALL.len(),
+            category in 0..4usize,
+            tracking: bool,
+            star in 1..=5u8,
+            kept_30 in 0..25_000u64,
+            kept_today in 0..25_000u64,
+            loss: bool,
+            refunded: bool,
+        ) {
+            let on = Policy {
+                refund_only: config::RefundOnly {
+                    daily_budget: Money::from_cents(20_000),
+                    ..Policy::default().refund_only
+                },
+                ..Policy::default()
+            };
+            let off = Policy {
+                refund_only: config::RefundOnly::off(),
+                ..on.clone()
+            };
+            let req = request(cents, reason, category, tracking);
+            let view = LedgerView {
+                refund_only_30_days: Money::from_cents(kept_30),
+                refund_only_today: Money::from_cents(kept_today),
+                loss_since_rating: loss,
+                order_already_refunded: refunded,
+                ..LedgerView::default()
+            };
+            let star = Star::try_from(star).unwrap();
+            let a = decide(&req, Some(star), &view, &on, req.requested_at);
+            let b = decide(&req, Some(star), &view, &off, req.requested_at);
+            prop_assert_eq!(
+                (a.instant_address_release, a.courier_pickup, a.advanced_refund, a.merchant_answer_by),
+                (b.instant_address_release, b.courier_pickup, b.advanced_refund, b.merchant_answer_by)
+            );
+            prop_assert!(!b.refund_without_return);
+            let r = &on.refund_only;
+            let holds = star >= r.min_star
+                && req.amount <= r.max_for(req.category.as_str(), req.reason)
+                && view.refund_only_30_days + req.amount <= r.per_buyer_30_days
+                && view.refund_only_today + req.amount <= r.daily_budget
+                && !on.excluded_categories.contains(req.category.as_str())
+                && !tracking
+                && !loss
+                && !refunded;
+            prop_assert_eq!(a.refund_without_return, holds);
+            let offered = a.reasons.iter().any(|x| x.code() == "refund_without_return");
+            prop_assert_eq!(offered, holds, "the offer says so in its reasons");
+        }
+    }
+}
