@@ -249,3 +249,59 @@ pub async fn replay(
         ..t.report
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a_return(id: u64, requested_at: i64) -> HistoryReturn {
+        HistoryReturn {
+            return_id: id,
+            order_id: id,
+            buyer_id: 100_001,
+            merchant_id: 1,
+            category: "shoes".into(),
+            amount_cents: 5_990,
+            reason: "no_reason".into(),
+            delivered_at: 0,
+            requested_at,
+            tracking: true,
+            advanced: false,
+            shipped_at: None,
+            outcome: None,
+        }
+    }
+
+    #[test]
+    fn a_time_out_of_range_names_the_return_and_is_never_the_epoch() {
+        let r = a_return(7, i64::MAX);
+        let e = rfc3339(&r, "requested_at", r.requested_at).unwrap_err();
+        assert!(e.starts_with("return 7: requested_at"), "{e}");
+        assert_eq!(
+            rfc3339(&r, "delivered_at", 0).unwrap(),
+            "1970-01-01T00:00:00+00:00"
+        );
+    }
+
+    /// Every return that cannot be sent (here: no service listens, or its time is out of
+    /// range) is counted in `errors`; the replay itself finishes.
+    #[tokio::test]
+    async fn returns_that_fail_are_counted_not_dropped() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let report = replay(
+            vec![a_return(1, 1_000_000), a_return(2, i64::MAX)],
+            ReplayOptions {
+                base,
+                token: "t".into(),
+                concurrency: 2,
+                not_shipping: HashSet::new(),
+                outcomes: true,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!((report.returns, report.errors, report.requests), (2, 2, 0));
+    }
+}
