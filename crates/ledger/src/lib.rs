@@ -720,7 +720,7 @@ pub(crate) fn find_return(tx: &Connection, rid: u64) -> Result<Option<ReturnRec>
         .prepare_cached(
             "SELECT d.buyer_id, d.order_id, d.amount, d.instant OR r.return_id IS NOT NULL, d.star,
                     a.amount, a.tracking_number, o.outcome, o.outcome_at, c.to_outcome,
-                    d.requested_at, d.refund_without_return, k.amount, k.kept_at
+                    d.requested_at, d.refund_without_return, k.amount, k.kept_at, d.merchant_id
              FROM decisions d
              LEFT JOIN kept k ON k.return_id = d.return_id
              LEFT JOIN advances a ON a.return_id = d.return_id
@@ -751,6 +751,7 @@ pub(crate) fn find_return(tx: &Connection, rid: u64) -> Result<Option<ReturnRec>
                         r.get::<_, bool>(11)?,
                         r.get::<_, Option<String>>(12)?,
                         r.get::<_, Option<i64>>(13)?,
+                        r.get::<_, i64>(14)?,
                     ),
                 ))
             })
@@ -761,7 +762,7 @@ pub(crate) fn find_return(tx: &Connection, rid: u64) -> Result<Option<ReturnRec>
         (buyer, order, amount, released, star),
         (advance, tracking, outcome, at, corrected),
         requested_at,
-        (refund_only_offered, kept_amount, kept_at),
+        (refund_only_offered, kept_amount, kept_at, merchant),
     )) = row
     else {
         return Ok(None);
@@ -781,6 +782,7 @@ pub(crate) fn find_return(tx: &Connection, rid: u64) -> Result<Option<ReturnRec>
     Ok(Some(ReturnRec {
         buyer: BuyerId(buyer as u64),
         order: OrderId(order as u64),
+        merchant: MerchantId(merchant as u64),
         amount: parse_money(&amount)?,
         requested_at: ts(requested_at)?,
         star: Star::try_from(star).map_err(unavailable)?,

@@ -1166,7 +1166,7 @@ pub(crate) async fn find_return(tx: &Tx<'_>, rid: u64) -> Result<Option<ReturnRe
                     d.star, a.amount, a.tracking_number, o.outcome, o.outcome_at, c.to_outcome,
                     d.requested_at,
                     COALESCE((d.decision::jsonb ->> 'refund_without_return')::boolean, false),
-                    k.amount, k.kept_at
+                    k.amount, k.kept_at, d.merchant_id
              FROM decisions d
              LEFT JOIN kept k ON k.return_id = d.return_id
              LEFT JOIN advances a ON a.return_id = d.return_id
@@ -1201,6 +1201,7 @@ pub(crate) async fn find_return(tx: &Tx<'_>, rid: u64) -> Result<Option<ReturnRe
     Ok(Some(ReturnRec {
         buyer: BuyerId(r.get::<_, i64>(0) as u64),
         order: OrderId(r.get::<_, i64>(1) as u64),
+        merchant: MerchantId(r.get::<_, i64>(14) as u64),
         amount: money(r.get(2))?,
         requested_at: ts(r.get(10))?,
         star: Star::try_from(r.get::<_, i16>(4) as u8).map_err(unavailable)?,

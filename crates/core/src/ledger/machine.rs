@@ -28,7 +28,8 @@
 //! answers what is recorded and moves nothing (a retry is never a second move).
 
 use crate::domain::{
-    BuyerId, Decision, Money, OrderId, Outcome, ReasonCode, ReturnId, ReturnRequest, Star,
+    BuyerId, Decision, MerchantId, Money, OrderId, Outcome, ReasonCode, ReturnId, ReturnRequest,
+    Star,
 };
 use crate::policy::{self, LedgerView, Policy};
 use chrono::{DateTime, Utc};
@@ -140,6 +141,8 @@ impl ReturnState {
 pub struct ReturnRec {
     pub buyer: BuyerId,
     pub order: OrderId,
+    /// The merchant whose order it is (its rules narrow the advance).
+    pub merchant: MerchantId,
     pub amount: Money,
     /// When the buyer asked for the return: no parcel moves and no outcome comes back
     /// before it.
@@ -371,6 +374,7 @@ pub fn decided<E: From<InvariantBroken>>(
     let rec = ReturnRec {
         buyer: req.buyer_id,
         order: req.order_id,
+        merchant: req.merchant_id,
         amount: req.amount,
         requested_at: req.requested_at,
         star: decision.star,
@@ -452,7 +456,13 @@ pub fn track_step<E: From<Refusal>>(
             if view.loss_since_rating && policy.hold_after_loss {
                 reasons.push(ReasonCode::LossSinceRating);
             }
-            reasons.extend(policy::advance_refusals(star, rec.amount, &view, policy));
+            reasons.extend(policy::merchant_advance_refusals(
+                rec.merchant,
+                star,
+                rec.amount,
+                &view,
+                policy,
+            ));
             if view.order_already_refunded {
                 reasons.push(ReasonCode::AlreadyRefunded);
             }

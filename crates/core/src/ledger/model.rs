@@ -330,7 +330,8 @@ impl Model {
             if view.loss_since_rating && p.hold_after_loss {
                 reasons.push(ReasonCode::LossSinceRating);
             }
-            reasons.extend(policy::advance_refusals(
+            reasons.extend(policy::merchant_advance_refusals(
+                r.req.merchant_id,
                 star_of(r.req.buyer_id.0),
                 amount,
                 &view,

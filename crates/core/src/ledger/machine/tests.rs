@@ -18,6 +18,7 @@ fn rec(state: ReturnState) -> ReturnRec {
     ReturnRec {
         buyer: BuyerId(7),
         order: OrderId(8),
+        merchant: MerchantId(1),
         amount: "59.90".parse().unwrap(),
         requested_at: at(0),
         star: Star::try_from(5u8).unwrap(),
@@ -372,4 +373,35 @@ fn keep_checks_the_caps_again_and_charges_the_refund_in_the_same_move() {
             amount: "29.00".parse().unwrap()
         }
     );
+}
+
+#[test]
+fn a_merchants_rules_hold_the_advance_when_the_tracking_number_comes_later() {
+    let mut p = Policy::default();
+    let file: crate::policy::PolicyFile = toml::from_str(&format!(
+        "{}\n[merchants.1]\nadvances = false\n[merchants.2]\nadvance_limit = \"50.00\"\n",
+        crate::policy::DEFAULT_POLICY_TOML.replace("[merchants]\n", "")
+    ))
+    .unwrap();
+    p = Policy {
+        merchant_rules: file.check("test").unwrap().merchant_rules,
+        ..p
+    };
+    let view = |_: &ReturnRec| Ok::<_, Refusal>(LedgerView::default());
+    let codes = |merchant: u64| {
+        let r = ReturnRec {
+            merchant: MerchantId(merchant),
+            ..rec(ReturnState::Released)
+        };
+        match track_step(ReturnId(1), &r, "SF1", at(1), None, &p, view)
+            .unwrap()
+            .answer
+        {
+            TrackStep::Refuse { reasons } => reasons.iter().map(|c| c.code()).collect(),
+            other => vec![format!("{other:?}").leak() as &str],
+        }
+    };
+    assert_eq!(codes(1), vec!["merchant_rule"]);
+    assert_eq!(codes(2), vec!["exposure_limit", "merchant_rule"]);
+    assert!(codes(3)[0].starts_with("Advance"), "{:?}", codes(3));
 }
