@@ -145,7 +145,15 @@ enum Command {
     },
 }
 
+/// `simulate`'s options: at least one of the candidate's (clap refuses a run with none:
+/// nothing to compare); simulate checks their values ([`fastrefund_simulate::SimulateOptions::check`]).
 #[derive(clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("candidate")
+        .args(["candidate_policy", "candidate_model", "candidate_min_star"])
+        .required(true)
+        .multiple(true)
+))]
 struct SimulateArgs {
     /// The history whose returns are replayed.
     #[arg(long)]
@@ -858,14 +866,6 @@ mod batch {
         use fastrefund_core::domain::Star;
         use fastrefund_core::policy::Policy;
         use fastrefund_simulate::{Scenario, SimulateOptions, simulate};
-        if a.candidate_policy.is_none()
-            && a.candidate_model.is_none()
-            && a.candidate_min_star.is_none()
-        {
-            anyhow::bail!(
-                "nothing to compare: give --candidate-policy, --candidate-model or --candidate-min-star"
-            );
-        }
         let options = SimulateOptions {
             from: a.from,
             to: a.to,

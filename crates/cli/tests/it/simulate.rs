@@ -216,9 +216,10 @@ fn simulate_writes_its_report_and_names_bad_input() {
         let e = String::from_utf8_lossy(&r.stderr);
         assert!(e.contains(says), "{args:?}: {e}");
     };
+    // Nothing to compare: clap names the candidate's options.
     fails(
         &["simulate", "--data", data, "--from", "2026-03-01"],
-        "nothing to compare",
+        "--candidate-policy <CANDIDATE_POLICY>|--candidate-model <CANDIDATE_MODEL>|--candidate-min-star <CANDIDATE_MIN_STAR>",
     );
     fails(
         &[
