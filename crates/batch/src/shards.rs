@@ -327,7 +327,10 @@ fn split_in(data: &Path, shards: u32, work: &Path, chunk_rows: u64) -> Result<Sh
         .map_err(|e| read_err(&work.display().to_string(), e))?;
     // The fingerprint (every input file's name and bytes, in table order) is hashed on
     // a thread of its own while the files are split.
-    let all_files: Vec<PathBuf> = TABLES.iter().flat_map(|t| table_files(data, *t)).collect();
+    let mut all_files: Vec<PathBuf> = Vec::new();
+    for t in TABLES {
+        all_files.extend(table_files(data, t)?);
+    }
     let hashing = std::thread::spawn(move || -> Result<String, DataError> {
         let mut hasher = Sha256::new();
         for f in &all_files {
@@ -338,7 +341,7 @@ fn split_in(data: &Path, shards: u32, work: &Path, chunk_rows: u64) -> Result<Sh
     let mut inputs = Vec::new();
     let mut has_buyers = false;
     for table in TABLES {
-        let files = table_files(data, table);
+        let files = table_files(data, table)?;
         if files.is_empty() {
             if table == Table::Buyers {
                 continue;
@@ -786,12 +789,15 @@ fn order_owner(orders: &Inputs, order_id: u64) -> Result<Option<u64>, DataError>
 pub fn shards_for(data: &Path, budget: u64) -> Result<u32, DataError> {
     let mut rows = 0u64;
     for table in TABLES {
-        for f in table_files(data, table) {
+        for f in table_files(data, table)? {
             rows += if is_csv(&f) {
                 // Counting a CSV's rows would take a pass over it: its size over 64
                 // bytes a row estimates them on the safe side (the generator's rows
                 // are about 105 bytes as CSV, so more shards, never fewer).
-                std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0) / 64
+                std::fs::metadata(&f)
+                    .map_err(|e| read_err(&f.display().to_string(), e))?
+                    .len()
+                    / 64
             } else {
                 parquet_rows(&f)?
             };

@@ -318,8 +318,10 @@ pub fn write_history(h: &History, dir: &Path) -> PolarsResult<()> {
     Ok(())
 }
 
-/// Finds the files of a table in `dir`: `name.parquet`, `name.csv`, or `name/*`.
-pub(crate) fn table_files(dir: &Path, table: Table) -> Vec<PathBuf> {
+/// Finds the files of a table in `dir`: `name.parquet`, `name.csv`, or `name/*`. A
+/// folder `name/` that exists but cannot be listed, or an entry of it that cannot be
+/// read, is an error naming it: a table is never read with some of its files left out.
+pub(crate) fn table_files(dir: &Path, table: Table) -> Result<Vec<PathBuf>, DataError> {
     let name = table.name();
     let mut files = Vec::new();
     for ext in ["parquet", "csv"] {
@@ -329,21 +331,29 @@ pub(crate) fn table_files(dir: &Path, table: Table) -> Vec<PathBuf> {
         }
     }
     let folder = dir.join(name);
-    if let Ok(rd) = std::fs::read_dir(&folder) {
-        let mut inner: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.is_file()
-                    && matches!(
-                        p.extension().and_then(|e| e.to_str()),
-                        Some("parquet" | "csv")
-                    )
-            })
-            .collect();
-        inner.sort();
-        files.extend(inner);
+    let label = || folder.display().to_string();
+    let rd = match std::fs::read_dir(&folder) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(files),
+        // A file named like the folder (or another non-folder) is no folder of files.
+        Err(_) if !folder.is_dir() => return Ok(files),
+        Err(e) => return Err(read_err(&label(), e)),
+    };
+    let mut inner = Vec::new();
+    for entry in rd {
+        let p = entry.map_err(|e| read_err(&label(), e))?.path();
+        if p.is_file()
+            && matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("parquet" | "csv")
+            )
+        {
+            inner.push(p);
+        }
     }
-    files
+    inner.sort();
+    files.extend(inner);
+    Ok(files)
 }
 
 impl DataError {
@@ -372,7 +382,7 @@ pub fn load_table(
     table: Table,
     hasher: &mut Sha256,
 ) -> Result<Option<Loaded>, DataError> {
-    let files = table_files(dir, table);
+    let files = table_files(dir, table)?;
     if files.is_empty() {
         return if table == Table::Buyers {
             Ok(None)
@@ -460,12 +470,10 @@ pub(crate) fn parquet_rows(path: &Path) -> Result<u64, DataError> {
                 .collect()
         })
         .map_err(|e| read_err(&label, e))?;
-    let n = df
-        .column("n")
+    df.column("n")
         .ok()
         .and_then(|c| c.u64().ok().and_then(|c| c.get(0)))
-        .unwrap_or(0);
-    Ok(n)
+        .ok_or_else(|| read_err(&label, "its row count cannot be read"))
 }
 
 /// Reads rows `[offset, offset + len)` of one file (all of it with `None`; a CSV is
