@@ -257,6 +257,22 @@ fn simulate_writes_its_report_and_names_bad_input() {
         ],
         "/nonexistent/model.json",
     );
+    // Checked by simulate itself (SimulateOptions::check), not by the command line.
+    for hours in ["--merchant-wait-hours=-1", "--merchant-wait-hours=NaN"] {
+        fails(
+            &[
+                "simulate",
+                "--data",
+                data,
+                "--from",
+                "2026-03-01",
+                "--candidate-min-star",
+                "4",
+                hours,
+            ],
+            "merchant_wait_hours must be a number of hours",
+        );
+    }
 }
 
 #[test]
