@@ -399,6 +399,13 @@ pub fn rate(
     out: &Path,
     opts: &RateOptions<'_>,
 ) -> Result<Manifest, RateError> {
+    if !(opts.max_psi.is_finite() && opts.max_psi >= 0.0) {
+        // A NaN would let every drift through (no PSI is greater than NaN).
+        return Err(RateError::Refused(format!(
+            "max_psi must be a number ≥ 0, not {}",
+            opts.max_psi
+        )));
+    }
     let card = model.card();
     let t = date_micros(as_of);
     let norms = src.norms_for(t, card)?;
@@ -467,4 +474,35 @@ pub fn rate(
         Ok(())
     })?;
     manifest.ok_or_else(|| RateError::Refused("nothing was written".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::tests::write_history;
+    use crate::tables::load_history;
+
+    /// A drift gate that could never close (NaN: no PSI is greater) is refused before
+    /// anything is rated or published.
+    #[test]
+    fn a_max_psi_that_is_not_a_number_is_refused_and_nothing_is_published() {
+        let dir = tempfile::tempdir().unwrap();
+        write_history(dir.path(), ["", "", "", ""]);
+        let h = load_history(dir.path()).unwrap();
+        let model = fastrefund_snapshot::load_checked_model(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/snapshot/model.json"),
+        )
+        .unwrap();
+        let out = dir.path().join("snapshot");
+        for max_psi in [f64::NAN, -0.1] {
+            let opts = RateOptions {
+                max_psi,
+                ..Default::default()
+            };
+            let as_of = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+            let e = rate(Source::Whole(&h), &model, as_of, &out, &opts).unwrap_err();
+            assert!(e.to_string().contains("max_psi must be a number"), "{e}");
+            assert!(!out.exists());
+        }
+    }
 }

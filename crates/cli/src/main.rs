@@ -279,8 +279,8 @@ struct ReplayArgs {
     /// ... and before this day (default: all).
     #[arg(long)]
     to: Option<NaiveDate>,
-    /// Requests in flight.
-    #[arg(long, default_value_t = 16)]
+    /// Requests in flight (at least 1).
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     concurrency: usize,
     /// Buyers who keep not shipping after advances (comma-separated ids).
     #[arg(long, value_delimiter = ',')]
