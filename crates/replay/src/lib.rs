@@ -23,6 +23,8 @@ use std::time::Instant;
 pub enum ReplayError {
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("concurrency must be at least 1 request in flight")]
+    NoConcurrency,
 }
 
 /// A time of the history as RFC 3339, or an error naming the return and the time.
@@ -200,16 +202,19 @@ pub async fn replay(
     returns: Vec<HistoryReturn>,
     o: ReplayOptions,
 ) -> Result<ReplayReport, ReplayError> {
+    if o.concurrency == 0 {
+        return Err(ReplayError::NoConcurrency);
+    }
     let started = Instant::now();
     let n = returns.len();
     let queue = Arc::new(Mutex::new(returns.into_iter().rev().collect::<Vec<_>>()));
     let tally = Arc::new(Mutex::new(Tally::default()));
     let o = Arc::new(o);
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(o.concurrency.max(1))
+        .pool_max_idle_per_host(o.concurrency)
         .build()?;
     let mut workers = Vec::new();
-    for _ in 0..o.concurrency.max(1) {
+    for _ in 0..o.concurrency {
         let (queue, tally, o, client) = (queue.clone(), tally.clone(), o.clone(), client.clone());
         workers.push(tokio::spawn(async move {
             loop {
