@@ -26,31 +26,6 @@ use rand::seq::SliceRandom;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
-fn challenger_eval(
-    ch: &fastrefund_train::challenger::Challenger,
-    train: &Dataset,
-    te: &[i32],
-    labels: &[u8],
-) -> Result<ChallengerEval, WorkflowError> {
-    let tr = fastrefund_train::challenger::scores(ch, train)?;
-    let risk = |s: &[i32]| s.iter().map(|v| -f64::from(*v)).collect::<Vec<_>>();
-    let risk_te = risk(te);
-    let auc = metrics::auc(&risk_te, labels);
-    let p: Vec<f64> = te.iter().map(|s| 1.0 - f64::from(*s) / 1000.0).collect();
-    Ok(ChallengerEval {
-        model_version: ch.model_version.clone(),
-        kind: ch.kind.clone(),
-        train_auc: metrics::auc(&risk(&tr), &train.labels),
-        auc,
-        ks: metrics::ks(&risk_te, labels),
-        gini: 2.0 * auc - 1.0,
-        brier: metrics::brier(&p, labels),
-        roc: metrics::roc_points(&risk_te, labels, 200),
-        stars: metrics::star_table(&ch.cutoffs(), te, labels),
-        promises: None,
-    })
-}
-
 /// Options of `train --data`.
 #[derive(Debug, Clone)]
 pub struct HistoryTraining {
@@ -281,7 +256,7 @@ fn finish(
                 serde_json::to_string(&ch).map_err(|e| encode("challenger.json", e))?,
             )
             .map_err(|e| io(&path, e))?;
-            let mut eval = challenger_eval(&ch, train, te, &scored.labels)?;
+            let mut eval = ChallengerEval::of(&ch, train, te, &scored.labels)?;
             if let Some(check) = challenger_promises {
                 let _s = tracing::info_span!("challenger_promises").entered();
                 let found = check(&ch)?;

@@ -14,6 +14,9 @@
 //! fairness reviews too) the group is flagged for a person to look at: a flag is a
 //! question, not a verdict, since groups can differ in risk.
 
+use crate::TrainError;
+use crate::challenger::Challenger;
+use crate::dataset::Dataset;
 use crate::metrics::{self, CalibrationRow};
 use fastrefund_core::scoring::SplitMetrics;
 use serde::Serialize;
@@ -82,6 +85,35 @@ pub struct ChallengerEval {
     /// no reason to replace the champion.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub promises: Option<PromiseCheck>,
+}
+
+impl ChallengerEval {
+    /// The challenger's figures: its scores on the training rows, and `te`, its scores
+    /// of the test rows with their `labels`.
+    pub fn of(
+        ch: &Challenger,
+        train: &Dataset,
+        te: &[i32],
+        labels: &[u8],
+    ) -> Result<ChallengerEval, TrainError> {
+        let tr = crate::challenger::scores(ch, train)?;
+        let risk = |s: &[i32]| s.iter().map(|v| -f64::from(*v)).collect::<Vec<_>>();
+        let risk_te = risk(te);
+        let auc = metrics::auc(&risk_te, labels);
+        let p: Vec<f64> = te.iter().map(|s| 1.0 - f64::from(*s) / 1000.0).collect();
+        Ok(ChallengerEval {
+            model_version: ch.model_version.clone(),
+            kind: ch.kind.clone(),
+            train_auc: metrics::auc(&risk(&tr), &train.labels),
+            auc,
+            ks: metrics::ks(&risk_te, labels),
+            gini: 2.0 * auc - 1.0,
+            brier: metrics::brier(&p, labels),
+            roc: metrics::roc_points(&risk_te, labels, 200),
+            stars: metrics::star_table(&ch.cutoffs(), te, labels),
+            promises: None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
