@@ -9,7 +9,7 @@ use fastrefund_core::domain::{
     BuyerId, Category, MerchantId, Money, OrderId, Outcome, ReturnId, ReturnReason, ReturnRequest,
     Star,
 };
-use fastrefund_core::ledger::StarLookup;
+use fastrefund_core::ledger::{Refusal, StarLookup};
 use fastrefund_core::policy::Policy;
 use fastrefund_ledger::{Decided, LedgerError, LedgerStore, Tracked};
 use fastrefund_pg::{PgLedger, PgOptions};
@@ -187,10 +187,10 @@ async fn a_return_id_sent_to_both_replicas_at_once_is_decided_once() {
         assert!(
             matches!(
                 other,
-                Err(LedgerError::ReturnIdReused {
+                Err(LedgerError::Refused(Refusal::ReturnIdReused {
                     field: "buyer_id",
                     ..
-                })
+                }))
             ),
             "{other:?}"
         );

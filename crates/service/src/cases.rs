@@ -417,13 +417,20 @@ pub async fn open_case(
         statement: body.statement,
         evidence: body.evidence,
     };
-    let view = one(call(&state, CaseCall::Open(opening)).await?)?;
-    counted("opened", kind);
+    let view = open_for(&state, opening).await?;
     Ok((
         StatusCode::CREATED,
         Json(dto(&state, &view.case, &view.events)),
     )
         .into_response())
+}
+
+/// Opens a case (for the API and the buyer's page alike).
+pub(crate) async fn open_for(state: &AppState, opening: Opening) -> Result<CaseView, ApiError> {
+    let kind = opening.kind;
+    let view = one(call(state, CaseCall::Open(opening)).await?)?;
+    counted("opened", kind);
+    Ok(view)
 }
 
 /// A case, its state, deadlines and trail.

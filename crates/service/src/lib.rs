@@ -19,6 +19,7 @@ mod api;
 pub mod cases;
 pub mod cli;
 pub mod config;
+mod contest;
 pub mod dto;
 mod embedded;
 pub mod error;
@@ -277,7 +278,7 @@ impl AppState {
 }
 
 /// Every route, as written in the router (also the metrics' `route` label).
-pub const ROUTES: [&str; 23] = [
+pub const ROUTES: [&str; 24] = [
     "/v1/eligibility",
     "/v1/returns/{return_id}/tracking",
     "/v1/returns/{return_id}/outcome",
@@ -301,6 +302,7 @@ pub const ROUTES: [&str; 23] = [
     "/review/cases/{case_id}/decision",
     "/review/cases/{case_id}/page",
     "/v1/returns/{return_id}/keep",
+    "/buyers/{buyer_id}/cases",
 ];
 
 /// Answers 503 with `Retry-After` at once when `max_in_flight` requests are already
@@ -388,6 +390,7 @@ pub fn router_for(
         decision,
         case_page,
         keep,
+        contest,
     ] = ROUTES;
     let routes = Router::new();
     let routes = if with_metrics {
@@ -406,6 +409,14 @@ pub fn router_for(
         .route(
             page,
             get(page::buyer_page).layer(axum::middleware::map_response(page::security_headers)),
+        )
+        // The buyer's page posts its contest form here (a statement of 4,000
+        // characters, percent-encoded, fits the cases' limit).
+        .route(
+            contest,
+            post(contest::contest)
+                .layer(DefaultBodyLimit::max(cases::MAX_BODY_BYTES))
+                .layer(axum::middleware::map_response(page::security_headers)),
         )
         .route(reload, post(ops::reload))
         .route(healthz, get(ops::healthz))

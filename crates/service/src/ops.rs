@@ -33,6 +33,7 @@ use utoipa::{Modify, OpenApi};
         super::api::rating,
         super::api::buyer_link,
         super::page::buyer_page,
+        super::contest::contest,
         reload,
         healthz,
         readyz,
@@ -51,8 +52,8 @@ use utoipa::{Modify, OpenApi};
     components(schemas(
         EligibilityRequest, EligibilityResponse, ReasonDto, OutcomeDto, ReasonDtoOut,
         TrackingRequest, TrackingResponse, OutcomeRequest, OutcomeResponse, ExposureResponse,
-        RatingResponse, ReasonExplained, NextStar, BuyerLink, ReloadRequest, ServingInfo,
         KeepRequest, KeepResponse,
+        RatingResponse, ReasonExplained, NextStar, BuyerLink, ReloadRequest, ServingInfo,
         ErrorBody, ErrorDetail, super::error::ErrorCode, Health,
         super::cases::OpenCaseRequest, super::cases::CaseKindDto, super::cases::PartyDto,
         super::cases::CaseResponseRequest, super::cases::ClaimRequest,
@@ -155,13 +156,13 @@ impl Modify for Links {
             "outcome",
             "settle the advanced return with its outcome",
         );
-        // A case from its opening on: read it, answer it, claim and decide it.
         add(
             "/v1/eligibility",
             "Keep",
             "keep",
             "take the refund-without-return offer: the buyer keeps the goods",
         );
+        // A case from its opening on: read it, answer it, claim and decide it.
         let case_link = |op: &str, what: &str| {
             LinkBuilder::new()
                 .operation_id(op)

@@ -54,7 +54,11 @@ pub async fn buyer_page(
     let cases = super::cases::of_buyer(&state, BuyerId(buyer)).await;
     let html = render(&view, lang).replacen(
         "</main>",
-        &format!("{}</main>", super::review_page::buyer_cases(&cases, lang)),
+        &format!(
+            "{}{}</main>",
+            super::review_page::buyer_cases(&cases, lang),
+            super::contest::form(&view, buyer, query.as_deref(), lang)
+        ),
         1,
     );
     let mut r = with_language(Html(html).into_response(), lang);
@@ -72,6 +76,16 @@ pub struct PageParts {
     lang: Lang,
 }
 
+impl PageParts {
+    pub(crate) fn api_token(&self) -> bool {
+        self.api_token
+    }
+
+    pub(crate) fn lang(&self) -> Lang {
+        self.lang
+    }
+}
+
 impl FromRequestParts<AppState> for PageParts {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -85,7 +99,7 @@ impl FromRequestParts<AppState> for PageParts {
 /// The page's one stylesheet, inline (the page is self-contained). It is the only
 /// inline content: no script, no `style` attribute, so the CSP allows exactly this
 /// text by its hash and nothing else.
-const STYLE: &str = "
+pub(crate) const STYLE: &str = "
   body { font-family: system-ui, -apple-system, \"Segoe UI\", sans-serif; margin: 0; background: #f6f7fb; color: #1d2330; }
   main { max-width: 640px; margin: 0 auto; padding: 24px 16px 48px; }
   .card { background: #fff; border-radius: 16px; padding: 20px 24px; margin: 16px 0; box-shadow: 0 1px 4px rgba(0,0,0,.08); }
@@ -101,21 +115,29 @@ const STYLE: &str = "
   progress::-webkit-progress-bar { background: #e8eaf2; }
   progress::-webkit-progress-value { background: linear-gradient(90deg, #f5a623, #1e8e3e); }
   progress::-moz-progress-bar { background: linear-gradient(90deg, #f5a623, #1e8e3e); }
+  select, input, textarea { font: inherit; width: 100%; box-sizing: border-box; margin-top: 4px; }
+  button { font: inherit; padding: 8px 16px; border-radius: 8px; border: 0; background: #1d2330; color: #fff; }
 ";
 
 /// `Content-Security-Policy` of the page: nothing may load or run but [`STYLE`], named
 /// by its SHA-256; no frame may embed the page (the signed link in its URL would be
-/// clicked through), no form or `<base>` may send it elsewhere.
+/// clicked through), no `<base>` may send it elsewhere, and its one form (contesting,
+/// [`super::contest`]) may post only to this origin.
 static PAGE_CSP: std::sync::LazyLock<header::HeaderValue> =
-    std::sync::LazyLock::new(|| style_csp(STYLE));
+    std::sync::LazyLock::new(|| csp(STYLE, "'self'"));
 
 /// A CSP under which a page may have `style` (its one inline stylesheet, named by its
 /// SHA-256) and nothing else: no script, no other source, no frame, no form.
 pub(crate) fn style_csp(style: &str) -> header::HeaderValue {
+    csp(style, "'none'")
+}
+
+/// [`style_csp`] with forms allowed to post to `form_action`.
+fn csp(style: &str, form_action: &str) -> header::HeaderValue {
     use sha2::Digest;
     let hash = base64(&sha2::Sha256::digest(style.as_bytes()));
     let csp = format!(
-        "default-src 'none'; style-src 'sha256-{hash}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "default-src 'none'; style-src 'sha256-{hash}'; base-uri 'none'; form-action {form_action}; frame-ancestors 'none'"
     );
     header::HeaderValue::from_str(&csp).unwrap_or_else(|_| {
         header::HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")

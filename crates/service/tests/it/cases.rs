@@ -443,3 +443,153 @@ async fn case_events_reach_a_receiver_that_was_down_once_it_is_back() {
         "a bad signature"
     );
 }
+
+/// Issue 23, item 4: the buyer contests from their own page, through the signed link
+/// that opens it: a loss (an outcome case on that return) or a reason of their star (a
+/// rating case). The case is listed on the page at once; a refusal is a page that says
+/// what was wrong, in the buyer's language; another buyer's link opens nothing.
+#[tokio::test]
+async fn a_buyer_contests_from_their_page_with_the_signed_link() {
+    let app = spawn_app().await;
+    let buyer = app.buyer_with_star(2);
+    let other = app.buyer_with_star(5);
+    let mut r = request(51, buyer);
+    r["amount"] = json!("20.00");
+    let (s, d) = json_of(app.post("/v1/eligibility", &r).await).await;
+    assert_eq!(s, 200, "{d}");
+    let (_, link) = json_of(
+        app.post(&format!("/v1/buyers/{buyer}/link"), &json!({}))
+            .await,
+    )
+    .await;
+    let url = link["url"].as_str().unwrap().to_string();
+    let page = app.get(&url, None).await.text().await.unwrap();
+    assert!(page.contains("<form method=\"post\""), "{page}");
+    let query = url.split_once('?').unwrap().1.to_string();
+    let action = format!("/buyers/{buyer}/cases?{query}");
+    assert!(page.contains(&action.replace('&', "&amp;")), "{page}");
+    // A reason the page shows.
+    let code = page
+        .split("value=\"reason:")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a 2-star buyer's page lists a reason to contest")
+        .to_string();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |path: String, form: Vec<(&'static str, String)>| {
+        let client = client.clone();
+        let base = app.base.clone();
+        async move {
+            client
+                .post(format!("{base}{path}"))
+                .header("accept-language", "zh-CN")
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = post(
+        action.clone(),
+        vec![
+            ("contest", format!("reason:{code}")),
+            ("return_id", String::new()),
+            ("statement", "这个原因不对".into()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(to, format!("/buyers/{buyer}?{query}#cases"));
+    let page = app.get(&url, None).await.text().await.unwrap();
+    assert!(
+        page.contains("id=\"cases\"") && page.contains("rating"),
+        "{page}"
+    );
+    let (_, cases) = json_of(
+        app.get(&format!("/v1/buyers/{buyer}/cases"), Some(API))
+            .await,
+    )
+    .await;
+    assert_eq!(cases["cases"][0]["kind"], "rating", "{cases}");
+    let id = cases["cases"][0]["case_id"].as_u64().unwrap();
+    let (_, case) = json_of(app.get(&format!("/v1/cases/{id}"), Some(API)).await).await;
+    assert!(
+        case["events"][0]["statement"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("[{code}]")),
+        "{case}"
+    );
+    // Refusals: a loss without its return, an unknown reason, the same subject again;
+    // each is a page naming what was wrong, and writes nothing.
+    for (form, status, says) in [
+        (
+            vec![("contest", "loss".to_string()), ("statement", "x".into())],
+            422,
+            "return_id",
+        ),
+        (
+            vec![
+                ("contest", "reason:no_such_reason".to_string()),
+                ("statement", "x".into()),
+            ],
+            422,
+            "no_such_reason",
+        ),
+        (
+            vec![
+                ("contest", format!("reason:{code}")),
+                ("statement", "again".into()),
+            ],
+            409,
+            "",
+        ),
+    ] {
+        let r = post(action.clone(), form).await;
+        assert_eq!(r.status(), status);
+        assert!(
+            r.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("form-action")
+        );
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("未能提交申诉") && html.contains(says),
+            "{html}"
+        );
+    }
+    let (_, cases) = json_of(
+        app.get(&format!("/v1/buyers/{buyer}/cases"), Some(API))
+            .await,
+    )
+    .await;
+    assert_eq!(cases["cases"].as_array().unwrap().len(), 1, "{cases}");
+    // Another buyer's link opens no case for this buyer.
+    let (_, theirs) = json_of(
+        app.post(&format!("/v1/buyers/{other}/link"), &json!({}))
+            .await,
+    )
+    .await;
+    let their_query = theirs["url"]
+        .as_str()
+        .unwrap()
+        .split_once('?')
+        .unwrap()
+        .1
+        .to_string();
+    let r = post(
+        format!("/buyers/{buyer}/cases?{their_query}"),
+        vec![
+            ("contest", "loss".to_string()),
+            ("return_id", "51".into()),
+            ("statement", "x".into()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+}
