@@ -26,18 +26,23 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use fastrefund_core::cases::{CaseKind, Opening, Party};
 use fastrefund_core::domain::{BuyerId, ReturnId};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// What the form posts.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct ContestForm {
     /// `reason:<code>`, a reason of the buyer's star, or `loss`, the outcome of a
     /// return counted against them.
-    contest: String,
-    /// The return it is about (required for a loss).
+    #[schema(example = "loss")]
+    pub contest: String,
+    /// The return it is about (required for a loss; digits, or empty).
     #[serde(default)]
-    return_id: String,
-    statement: String,
+    #[schema(example = "1001")]
+    pub return_id: String,
+    /// What happened, at most 4,000 characters.
+    #[schema(max_length = 4000)]
+    pub statement: String,
 }
 
 /// The words of the form and its answers.
@@ -127,7 +132,7 @@ pub fn form(v: &RatingResponse, buyer: u64, query: Option<&str>, lang: Lang) -> 
         ("exp" = Option<i64>, Query, description = "Signed link: expiry, unix seconds"),
         ("sig" = Option<String>, Query, pattern = "^[0-9a-f]{64}$", description = "Signed link: HMAC-SHA256 signature, hex"),
     ),
-    request_body(content_type = "application/x-www-form-urlencoded", description = "`contest` (`reason:<code>` or `loss`), `return_id`, `statement`"),
+    request_body(content = ContestForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "Opened: back to the buyer's page (`Location`, and a link to it)", body = String, content_type = "text/html"),
         (status = 400, description = "A malformed form or link (a page that says so)", body = String, content_type = "text/html"),

@@ -59,7 +59,7 @@ use utoipa::{Modify, OpenApi};
         super::cases::CaseResponseRequest, super::cases::ClaimRequest,
         super::cases::DecisionRequest, super::cases::VerdictDto,
         super::cases::CorrectedOutcomeDto, super::cases::CaseDto, super::cases::CaseEventDto,
-        super::cases::CaseList
+        super::cases::CaseList, super::contest::ContestForm
     )),
     modifiers(&BearerAuth, &EdgeResponses, &Links),
     tags(
