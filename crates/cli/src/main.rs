@@ -503,29 +503,20 @@ fn models(command: ModelsCommand) -> Result<()> {
     }
 }
 
-/// Runs `read` on the PostgreSQL ledger at `url`, on a runtime of its own.
-fn on_postgres<T, F>(url: &str, read: impl FnOnce(fastrefund_pg::PgLedger) -> F) -> Result<T>
-where
-    F: std::future::Future<Output = Result<T, fastrefund_ledger::LedgerError>>,
-{
+/// Runs `read` on a runtime of its own.
+fn block_on<T>(
+    read: impl std::future::Future<Output = Result<T, fastrefund_store::LedgerError>>,
+) -> Result<T> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    Ok(rt.block_on(async {
-        read(fastrefund_pg::PgLedger::connect(url, fastrefund_pg::PgOptions::default()).await?)
-            .await
-    })?)
+    Ok(rt.block_on(read)?)
 }
 
 fn export_outcomes(ledger: &std::path::Path, out: &std::path::Path) -> Result<()> {
-    let name = ledger.to_string_lossy();
-    let rows = if fastrefund_pg::is_url(&name) {
-        on_postgres(&name, |pg| async move { pg.export_returns().await })?
-    } else {
-        fastrefund_ledger::export_returns(ledger)?
-    };
+    let rows = block_on(fastrefund_stores::export_returns(ledger))?;
     match out.extension().and_then(|e| e.to_str()) {
-        Some("csv") => fastrefund_ledger::export::write_csv(&rows, out)?,
+        Some("csv") => fastrefund_stores::csv::write_csv(&rows, out)?,
         Some("parquet") => fastrefund_batch::export::write_parquet(&rows, out)?,
         _ => anyhow::bail!("--out must end in .parquet or .csv"),
     }
@@ -534,18 +525,13 @@ fn export_outcomes(ledger: &std::path::Path, out: &std::path::Path) -> Result<()
 }
 
 fn export_cases(ledger: &std::path::Path, out: &std::path::Path) -> Result<()> {
-    let name = ledger.to_string_lossy();
-    let cases = if fastrefund_pg::is_url(&name) {
-        on_postgres(&name, |pg| async move { pg.export_cases().await })?
-    } else {
-        fastrefund_ledger::export_cases(ledger)?
-    };
+    let cases = block_on(fastrefund_stores::export_cases(ledger))?;
     let rows: Vec<_> = cases
         .iter()
         .filter_map(fastrefund_core::cases::DisputeRow::of)
         .collect();
     match out.extension().and_then(|e| e.to_str()) {
-        Some("csv") => fastrefund_ledger::export::write_disputes_csv(&rows, out)?,
+        Some("csv") => fastrefund_stores::csv::write_disputes_csv(&rows, out)?,
         Some("parquet") => fastrefund_batch::export::write_disputes_parquet(&rows, out)?,
         _ => anyhow::bail!("--out must end in .parquet or .csv"),
     }

@@ -1,5 +1,5 @@
-//! Cases in the ledger: what the stores share (the calls and answers of
-//! [`crate::LedgerStore::cases`]) and the SQLite store's half.
+//! Cases in the SQLite ledger (the calls and answers every store shares are
+//! `fastrefund_store`'s).
 //!
 //! A store reads a case, steps it with the core's pure machine
 //! ([`fastrefund_core::cases`]), and writes in one transaction: the case's current
@@ -11,82 +11,16 @@
 //! of open cases). Reads tick a case by the clock without writing; the next write
 //! records what time did.
 
-use crate::{LedgerError, State, Writing, find_return, unavailable};
+use crate::{State, Writing, find_return, unavailable};
 use chrono::{DateTime, Utc};
 use fastrefund_core::cases::{
     self, Case, CaseDeadlines, CaseEvent, CaseRefusal, Command, Effect, Opening, SubjectFacts,
 };
-use fastrefund_core::domain::BuyerId;
 use fastrefund_core::ledger::{self, Refusal};
+use fastrefund_store::{
+    CaseAnswer, CaseCall, CaseView, LedgerError, OutboxEvent, event_id, webhook_payload,
+};
 use rusqlite::{Connection, OptionalExtension, params};
-
-/// A call on cases.
-#[derive(Debug, Clone)]
-pub enum CaseCall {
-    /// Opens a case.
-    Open(Opening),
-    /// A move on case `case_id`.
-    Step { case_id: u64, command: Command },
-    /// One case with its trail.
-    Get { case_id: u64 },
-    /// A buyer's cases, newest first.
-    OfBuyer(BuyerId),
-    /// The review queue: open cases (or those in `state`), breached first, then the
-    /// soonest `decide_by`.
-    Queue { state: Option<String> },
-    /// Every decided case, oldest first (for `export-cases`).
-    Decided,
-    /// Claims up to `limit` webhook events due at `now`: each is leased for `lease`
-    /// (not due again for that long), so that replicas sharing a ledger rarely send
-    /// the same event at once; receivers deduplicate by `event_id` all the same.
-    OutboxDue {
-        limit: usize,
-        lease: chrono::Duration,
-    },
-    /// What became of a claimed event: delivered to every receiver, or to be tried
-    /// again at `retry_at`.
-    OutboxDone {
-        event_id: String,
-        delivered: bool,
-        retry_at: DateTime<Utc>,
-    },
-}
-
-/// A webhook event waiting in the outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxEvent {
-    pub event_id: String,
-    /// The JSON to send ([`webhook_payload`]).
-    pub body: String,
-    /// Deliveries tried so far.
-    pub attempts: u32,
-}
-
-/// A case as a call answers it: the case, its trail, and whether the call repeated an
-/// earlier move.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct CaseView {
-    #[serde(flatten)]
-    pub case: Case,
-    pub events: Vec<CaseEvent>,
-    #[serde(skip)]
-    pub repeated: bool,
-}
-
-/// What a case call answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CaseAnswer {
-    One(CaseView),
-    Many(Vec<Case>),
-    Outbox(Vec<OutboxEvent>),
-    Done,
-}
-
-impl From<CaseRefusal> for LedgerError {
-    fn from(r: CaseRefusal) -> Self {
-        LedgerError::Case(r)
-    }
-}
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String, LedgerError> {
     serde_json::to_string(v).map_err(unavailable)
@@ -409,31 +343,6 @@ fn apply_effect(
         case_id: Some(case.case_id),
     };
     st.write(tx, rid.0, &rec, &moved.effects, &w)
-}
-
-/// The stable id of a case's `seq`th event, for a webhook receiver to deduplicate.
-pub fn event_id(case_id: u64, seq: u64) -> String {
-    format!("case-{case_id}-{seq}")
-}
-
-/// The JSON a webhook receiver gets for one event of a case.
-pub fn webhook_payload(case: &Case, seq: u64, e: &CaseEvent) -> Result<String, LedgerError> {
-    json(&serde_json::json!({
-        "event_id": event_id(case.case_id, seq),
-        "type": format!("case.{}", e.what),
-        "case_id": case.case_id,
-        "kind": case.kind,
-        "state": case.state.name(),
-        "verdict": case.state.verdict().map(|v| v.as_str()),
-        "buyer_id": case.buyer_id.0,
-        "return_id": case.return_id.map(|r| r.0),
-        "order_id": case.order_id.map(|o| o.0),
-        "respond_by": case.respond_by,
-        "decide_by": case.decide_by,
-        "at": e.at,
-        "actor": e.actor,
-        "statement": e.statement,
-    }))
 }
 
 /// A buyer's latest loss, from their outcomes as corrected by cases.

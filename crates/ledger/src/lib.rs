@@ -60,17 +60,17 @@
 //! otherwise.
 
 pub mod cases;
-pub mod export;
 mod schema;
 pub mod store;
 
-pub use cases::{CaseAnswer, CaseCall, CaseView, OutboxEvent};
-pub use store::{LedgerFuture, LedgerStore};
+use fastrefund_store::{
+    BuyerExposure, CaseAnswer, CaseCall, Decided, Kept, LedgerError, Settled, Tracked,
+};
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use fastrefund_core::domain::{
-    BuyerId, Category, Decision, MerchantId, Money, OrderId, Outcome, ReasonCode, ReturnId,
-    ReturnReason, ReturnRequest, Star,
+    BuyerId, Category, Decision, MerchantId, Money, OrderId, Outcome, ReturnId, ReturnReason,
+    ReturnRequest, Star,
 };
 use fastrefund_core::policy::{self, LedgerView, Policy};
 use rusqlite::{Connection, params};
@@ -81,11 +81,10 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use fastrefund_core::ledger::{
-    Advance, Book, DecideStep, Effect, InvariantBroken, KeepStep, NewDecision, Refusal, ReturnRec,
-    ReturnState, SettleStep, TrackStep, decide_step, keep_step, settle_step, shadow_record,
-    track_step,
+    Advance, Book, DecideStep, Effect, NewDecision, Refusal, ReturnRec, ReturnState, decide_step,
+    keep_step, settle_step, shadow_record, track_step,
 };
-pub use fastrefund_core::ledger::{ExportRow, StarLookup};
+use fastrefund_core::ledger::{ExportRow, StarLookup};
 
 /// How many times a new leader lets the other ready tasks run before it writes, so
 /// that one commit carries every request already on its way.
@@ -93,155 +92,6 @@ const LEADER_YIELDS: usize = 2;
 
 /// Most commands applied in one transaction.
 pub const MAX_BATCH: usize = 1024;
-
-/// Why a ledger call failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum LedgerError {
-    #[error("the ledger cannot store this now: {0}")]
-    Unavailable(String),
-    /// The command conflicts with what is recorded, or is the caller's mistake (the
-    /// core's state machine refused it).
-    #[error(transparent)]
-    Refused(#[from] Refusal),
-    /// The records disagree with themselves: money moves stop until someone looks
-    /// (readiness turns false), never clamped.
-    #[error("the ledger stopped moving money: {0}")]
-    Broken(InvariantBroken),
-    #[error("cannot open the ledger at {path}: {message}")]
-    Open { path: String, message: String },
-    /// A case or a move on it refused (spec §10).
-    #[error(transparent)]
-    Case(fastrefund_core::cases::CaseRefusal),
-}
-
-impl From<InvariantBroken> for LedgerError {
-    fn from(e: InvariantBroken) -> Self {
-        tracing::error!(error = %e, "ledger invariant broken; money moves stop");
-        LedgerError::Broken(e)
-    }
-}
-
-/// A decided return request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Decided {
-    pub decision_id: u64,
-    pub decision: Decision,
-    pub policy_version: String,
-    pub model_version: String,
-    /// The return was decided before; this is the recorded decision.
-    pub repeated: bool,
-    /// A new decision taken in shadow mode: whether the challenger's would have been the
-    /// same on instant release and the advance (`None`: no challenger, or a repeat).
-    pub shadow_agrees: Option<bool>,
-}
-
-/// The answer to a tracking number.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tracked {
-    pub return_id: u64,
-    pub advanced: bool,
-    pub amount: Money,
-    pub reasons: Vec<ReasonCode>,
-    pub repeated: bool,
-}
-
-impl Tracked {
-    /// The answer to a tracking call on return `rid` (`rec`) that the state machine
-    /// answered with `step`.
-    pub fn from_step(rid: u64, rec: &ReturnRec, step: TrackStep) -> Tracked {
-        match step {
-            TrackStep::Repeat { amount } => Tracked::repeat(rid, amount),
-            TrackStep::Advance { amount, flags } => Tracked {
-                return_id: rid,
-                advanced: true,
-                amount,
-                reasons: flags,
-                repeated: false,
-            },
-            TrackStep::Refuse { reasons } => Tracked {
-                return_id: rid,
-                advanced: false,
-                amount: rec.amount,
-                reasons,
-                repeated: false,
-            },
-        }
-    }
-
-    /// The answer to a tracking call that repeats a recorded advance.
-    pub fn repeat(return_id: u64, amount: Money) -> Tracked {
-        Tracked {
-            return_id,
-            advanced: true,
-            amount,
-            reasons: vec![],
-            repeated: true,
-        }
-    }
-}
-
-/// The answer to an outcome.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settled {
-    pub return_id: u64,
-    pub outcome: Outcome,
-    pub amount: Money,
-    /// The advance was lost (mismatch or never shipped).
-    pub loss: bool,
-    /// The buyer's outstanding advances after this settlement.
-    pub outstanding: Money,
-    pub repeated: bool,
-}
-
-impl Settled {
-    /// The answer to an outcome for return `rid` that the state machine answered with
-    /// `step`; `outstanding`: what the buyer owes after it.
-    pub fn from_step(rid: u64, outcome: Outcome, step: SettleStep, outstanding: Money) -> Settled {
-        let (amount, loss, repeated) = match step {
-            SettleStep::Repeat { amount, loss } => (amount, loss, true),
-            SettleStep::Settle { amount, loss } => (amount, loss, false),
-        };
-        Settled {
-            return_id: rid,
-            outcome,
-            amount,
-            loss,
-            outstanding,
-            repeated,
-        }
-    }
-}
-
-/// The answer to a keep call: the refund without return paid (now, or before).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Kept {
-    pub return_id: u64,
-    pub amount: Money,
-    pub repeated: bool,
-}
-
-impl Kept {
-    /// The answer the state machine's `step` gives for return `rid`.
-    pub fn from_step(rid: u64, step: KeepStep) -> Kept {
-        let (amount, repeated) = match step {
-            KeepStep::Keep { amount } => (amount, false),
-            KeepStep::Repeat { amount } => (amount, true),
-        };
-        Kept {
-            return_id: rid,
-            amount,
-            repeated,
-        }
-    }
-}
-
-/// A buyer's exposure as the ledger knows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BuyerExposure {
-    pub outstanding: Money,
-    /// Advances not yet settled.
-    pub open_advances: u32,
-}
 
 /// What the writer holds in memory. It does not grow with the number of returns ever
 /// decided (a marketplace decides millions a day): only what the hot path needs and

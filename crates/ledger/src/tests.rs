@@ -1,6 +1,6 @@
 use super::*;
 use chrono::TimeZone;
-use fastrefund_core::domain::{Category, MerchantId, OrderId, ReturnReason};
+use fastrefund_core::domain::{Category, MerchantId, OrderId, ReasonCode, ReturnReason};
 
 pub(super) fn req(
     rid: u64,

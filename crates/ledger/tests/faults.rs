@@ -99,7 +99,7 @@ async fn a_full_disk_acknowledges_nothing_unrecorded_and_recovers_with_space() {
             Ok(_) => acked.push(rid),
             Err(e) => {
                 assert!(
-                    matches!(e, fastrefund_ledger::LedgerError::Unavailable(_)),
+                    matches!(e, fastrefund_store::LedgerError::Unavailable(_)),
                     "{e}"
                 );
                 refused += 1;

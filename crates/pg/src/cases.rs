@@ -1,5 +1,5 @@
 //! Cases in PostgreSQL: the same tables and the same core machine as the SQLite store
-//! ([`fastrefund_ledger::cases`]), shared by every replica.
+//! ([`fastrefund_store::cases`]), shared by every replica.
 //!
 //! A move locks its case's row (`FOR UPDATE`) before reading it, so two reviewers
 //! claiming one case on two replicas are served one after the other: one gets it, the
@@ -17,8 +17,8 @@ use fastrefund_core::cases::{
     self, Case, CaseDeadlines, CaseEvent, CaseRefusal, Command, Effect, Opening, SubjectFacts,
 };
 use fastrefund_core::ledger::{self, Book, Refusal};
-use fastrefund_ledger::cases::{event_id, webhook_payload};
-use fastrefund_ledger::{CaseAnswer, CaseCall, CaseView, LedgerError, OutboxEvent};
+use fastrefund_store::{CaseAnswer, CaseCall, CaseView, LedgerError, OutboxEvent};
+use fastrefund_store::{event_id, webhook_payload};
 
 /// The schema of cases (migration 4), as in SQLite's migration 3.
 pub(crate) const MIGRATION: &str = "CREATE TABLE cases (

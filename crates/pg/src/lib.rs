@@ -75,7 +75,7 @@ use fastrefund_core::ledger::{
     shadow_record, track_step,
 };
 use fastrefund_core::policy::{self, LedgerView, Policy};
-use fastrefund_ledger::{
+use fastrefund_store::{
     BuyerExposure, CaseAnswer, CaseCall, Decided, Kept, LedgerError, LedgerFuture, LedgerStore,
     Settled, Tracked,
 };

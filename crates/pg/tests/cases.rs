@@ -15,8 +15,9 @@ use fastrefund_core::domain::{
     BuyerId, Category, MerchantId, OrderId, Outcome, ReturnId, ReturnReason, ReturnRequest, Star,
 };
 use fastrefund_core::policy::Policy;
-use fastrefund_ledger::{CaseAnswer, CaseCall, Ledger, LedgerError, LedgerStore};
+use fastrefund_ledger::Ledger;
 use fastrefund_pg::{PgLedger, PgOptions};
+use fastrefund_store::{CaseAnswer, CaseCall, LedgerError, LedgerStore};
 use proptest::prelude::*;
 use std::sync::Arc;
 
@@ -119,7 +120,7 @@ async fn released(ledger: &dyn LedgerStore, rid: u64) -> bool {
         .instant_address_release
 }
 
-fn one(a: CaseAnswer) -> fastrefund_ledger::CaseView {
+fn one(a: CaseAnswer) -> fastrefund_store::CaseView {
     match a {
         CaseAnswer::One(v) => v,
         other => panic!("one case expected, got {other:?}"),

@@ -16,8 +16,9 @@ use fastrefund_core::ledger::model::{
     Answer, BUYERS, Model, OUTCOMES, Op, Stars, TRACKING, now, op, outcome_time, policy,
     rated_as_of, refusal_kind, request, star_of, without_id,
 };
-use fastrefund_ledger::{Ledger, LedgerError, LedgerStore, check_invariants};
+use fastrefund_ledger::{Ledger, check_invariants};
 use fastrefund_pg::{PgLedger, PgOptions};
+use fastrefund_store::{LedgerError, LedgerStore};
 use proptest::prelude::*;
 use std::future::Future;
 use std::sync::Arc;

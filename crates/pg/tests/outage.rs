@@ -10,8 +10,8 @@ use fastrefund_core::domain::{
     BuyerId, Category, MerchantId, OrderId, Outcome, ReturnId, ReturnReason, ReturnRequest, Star,
 };
 use fastrefund_core::policy::Policy;
-use fastrefund_ledger::{LedgerError, LedgerStore};
 use fastrefund_pg::{PgLedger, PgOptions};
+use fastrefund_store::{LedgerError, LedgerStore};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -11,8 +11,8 @@ use fastrefund_core::domain::{
 };
 use fastrefund_core::ledger::{Refusal, StarLookup};
 use fastrefund_core::policy::Policy;
-use fastrefund_ledger::{Decided, LedgerError, LedgerStore, Tracked};
 use fastrefund_pg::{PgLedger, PgOptions};
+use fastrefund_store::{Decided, LedgerError, LedgerStore, Tracked};
 use std::collections::HashSet;
 use std::sync::Arc;
 

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use fastrefund_core::domain::{BuyerId, Money, ReturnId, ReturnRequest, Star};
 use fastrefund_core::policy::Policy;
-use fastrefund_ledger::StarLookup;
+use fastrefund_store::StarLookup;
 use std::sync::Arc;
 
 fn ready(state: &AppState) -> Result<Arc<Serving>, ApiError> {

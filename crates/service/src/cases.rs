@@ -22,7 +22,7 @@ use fastrefund_core::cases::{
     Case, CaseEvent, CaseKind, CaseState, Command, Opening, Party, Verdict,
 };
 use fastrefund_core::domain::{BuyerId, OrderId, Outcome, ReturnId};
-use fastrefund_ledger::{CaseAnswer, CaseCall, CaseView};
+use fastrefund_store::{CaseAnswer, CaseCall, CaseView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -5,7 +5,7 @@
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use fastrefund_core::ledger::Refusal;
-use fastrefund_ledger::LedgerError;
+use fastrefund_store::LedgerError;
 use serde::Serialize;
 use utoipa::ToSchema;
 

@@ -41,9 +41,9 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use error::ErrorCode;
 use fastrefund_core::policy::Policy;
-use fastrefund_ledger::{Ledger, LedgerError, LedgerStore};
 use fastrefund_snapshot::PolicyFileError;
 use fastrefund_snapshot::{Manifest, Ratings, SnapshotError};
+use fastrefund_store::{LedgerError, LedgerStore};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -467,23 +467,16 @@ pub fn metrics_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The ledger store the settings name: a `postgres://` or `postgresql://` URL is a
-/// PostgreSQL ledger shared by replicas; anything else is the path of the embedded
-/// SQLite ledger.
+/// The ledger store the settings name (`fastrefund_stores::open`: a PostgreSQL URL or
+/// the path of the embedded SQLite ledger).
 async fn open_ledger(settings: &Settings) -> Result<Arc<dyn LedgerStore>, ServeError> {
-    let name = settings.ledger.to_string_lossy();
-    if fastrefund_pg::is_url(&name) {
-        let pg =
-            fastrefund_pg::PgLedger::connect(&name, fastrefund_pg::PgOptions::default()).await?;
-        return Ok(Arc::new(pg));
-    }
-    let ledger = Ledger::open_with(
-        &settings.ledger,
-        fastrefund_ledger::LedgerOptions {
+    let options = fastrefund_stores::OpenOptions {
+        sqlite: fastrefund_stores::LedgerOptions {
             sync_every_decision: settings.durable_decisions,
         },
-    )?;
-    Ok(Arc::new(ledger))
+        ..Default::default()
+    };
+    Ok(fastrefund_stores::open(&settings.ledger, options).await?)
 }
 
 /// Opens the ledger, loads the policy and snapshot, and serves until SIGINT or SIGTERM.

@@ -16,7 +16,7 @@
 
 use crate::AppState;
 use chrono::Utc;
-use fastrefund_ledger::{CaseAnswer, CaseCall, OutboxEvent};
+use fastrefund_store::{CaseAnswer, CaseCall, OutboxEvent};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;

@@ -1146,8 +1146,9 @@ async fn readiness_follows_a_ledger_fault_for_every_caller() {
 /// and another request under a recorded id is still refused.
 #[tokio::test]
 async fn retries_are_answered_from_the_ledger_while_no_snapshot_is_loaded() {
-    use fastrefund_ledger::{Ledger, LedgerStore};
+    use fastrefund_ledger::Ledger;
     use fastrefund_service::{AppState, Tokens, router};
+    use fastrefund_store::LedgerStore;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.sqlite");
     // A decision with its advance, recorded while a snapshot was in service.

@@ -1,6 +1,6 @@
 //! Writing exported returns as CSV (the data contract's text form; no polars needed).
 
-use super::ExportRow;
+use fastrefund_store::ExportRow;
 use std::io::Write;
 use std::path::Path;
 
