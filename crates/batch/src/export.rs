@@ -18,7 +18,7 @@ fn time(name: &str, v: Vec<Option<i64>>) -> Column {
 }
 
 /// Writes `df` as Parquet atomically: a temporary file, synced, renamed into place.
-fn write_atomically(mut df: DataFrame, out: &Path) -> PolarsResult<()> {
+pub(crate) fn write_atomically(mut df: DataFrame, out: &Path) -> PolarsResult<()> {
     let tmp = out.with_extension("parquet.tmp");
     let f = std::fs::File::create(&tmp)?;
     ParquetWriter::new(f).finish(&mut df)?;

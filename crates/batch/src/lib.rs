@@ -11,11 +11,14 @@
 //! - [`shards`]: a history too big to hold, split by buyer into shards on disk, which
 //!   `rate`, `features` and training work through one at a time;
 //! - [`sql`]: the whole rating as one SQL query for Spark or DuckDB (`export-sql`);
+//! - [`cases`]: the decided-cases file (the `disputes` shape and what the overturn
+//!   rates need), written by `export-cases` and `simulate`, read by `--cases`;
 //! - [`export`]: the ledger's returns as Parquet; [`history_returns`]: a history's
 //!   returns as the replay client (`fastrefund-replay`, no polars) and `simulate` take
 //!   them; [`judge`]: a generated history's hidden truth beside a snapshot's stars;
 //!   [`dataset_io`], [`progress`]: small helpers.
 
+pub mod cases;
 pub mod dataset_io;
 pub mod error;
 pub mod export;

@@ -20,6 +20,7 @@ use fastrefund_snapshot::{
     SnapshotError,
 };
 use fastrefund_train::challenger::Challenger;
+use fastrefund_train::overturn::Overturns;
 use polars::prelude::*;
 use rayon::prelude::*;
 use std::path::Path;
@@ -44,10 +45,15 @@ pub enum RateError {
     },
     #[error("cannot draw the drift figure: {0}")]
     Figure(String),
+    #[error("cannot draw the cases figure: {0}")]
+    CasesFigure(String),
 }
 
 /// Draws the drift figure (SVG) from a drift report; the report crate has one.
 pub type DriftFigure = fn(&DriftReport) -> Result<String, String>;
+
+/// Draws the cases figure (SVG) from the overturn rates; the report crate has one.
+pub type CasesFigure = fn(&Overturns) -> Result<String, String>;
 
 pub use crate::scores::Scores;
 
@@ -202,10 +208,15 @@ pub struct Extras {
     pub challenger_version: Option<String>,
     /// Draws `drift.svg` beside `drift.json`.
     pub drift_figure: Option<DriftFigure>,
+    /// The overturn rates of decided cases (`cases.json`).
+    pub cases: Option<Overturns>,
+    /// Draws `cases.svg` beside `cases.json`.
+    pub cases_figure: Option<CasesFigure>,
 }
 
 /// Writes a snapshot's files into `dir` and returns its manifest: `ratings.parquet`,
-/// `model.json`, `manifest.json`, and with drift `drift.json` and `drift.svg`.
+/// `model.json`, `manifest.json`, with drift `drift.json` and `drift.svg`, and with
+/// cases `cases.json` and `cases.svg`.
 pub fn write_snapshot(
     dir: &Path,
     model: &LoadedModel,
@@ -309,6 +320,12 @@ fn finish_snapshot(
             write("drift.svg", &draw(d).map_err(RateError::Figure)?)?;
         }
     }
+    if let Some(o) = &extras.cases {
+        write("cases.json", &pretty("cases.json", o)?)?;
+        if let Some(draw) = extras.cases_figure {
+            write("cases.svg", &draw(o).map_err(RateError::CasesFigure)?)?;
+        }
+    }
     let manifest = Manifest {
         manifest_version: fastrefund_snapshot::MANIFEST_VERSION,
         rows,
@@ -350,6 +367,11 @@ pub struct RateOptions<'a> {
     pub force: bool,
     /// Draws `drift.svg` (the caller's renderer; none: the drift is written as JSON only).
     pub drift_figure: Option<DriftFigure>,
+    /// The overturn rates of the cases decided since the snapshot in service
+    /// (`rate --cases`), published as `cases.json` (and `cases.svg`) in the snapshot.
+    pub cases: Option<&'a Overturns>,
+    /// Draws `cases.svg` (the caller's renderer; none: JSON only).
+    pub cases_figure: Option<CasesFigure>,
 }
 
 impl Default for RateOptions<'_> {
@@ -360,6 +382,8 @@ impl Default for RateOptions<'_> {
             max_psi: 0.25,
             force: false,
             drift_figure: None,
+            cases: None,
+            cases_figure: None,
         }
     }
 }
@@ -462,6 +486,8 @@ pub fn rate(
             distribution: Some(fastrefund_snapshot::drift::distribution(&tally)),
             challenger_version: opts.challenger.map(|c| c.model_version.clone()),
             drift_figure: opts.drift_figure,
+            cases: opts.cases.cloned(),
+            cases_figure: opts.cases_figure,
         };
         manifest = Some(finish_snapshot(
             dir,

@@ -195,6 +195,11 @@ impl Table {
         }
     }
 
+    /// The contract's column names of this table, in the spec's order.
+    pub fn column_names(self) -> impl Iterator<Item = &'static str> {
+        self.specs().iter().map(|s| s.name)
+    }
+
     fn column_list(self) -> String {
         self.specs()
             .iter()
@@ -535,6 +540,25 @@ pub(crate) fn normalised(
         );
     }
     DataFrame::new(raw.height(), out).map_err(|e| read_err(label, e))
+}
+
+/// A column outside the contract's tables read as a nullable column of `kind` (e.g. the
+/// extra columns of a decided-cases file), with the same checks and errors.
+pub(crate) fn normalise_as(
+    s: &Series,
+    name: &'static str,
+    kind: Kind,
+    file: &str,
+) -> Result<Series, DataError> {
+    normalise(
+        s,
+        &Spec {
+            name,
+            kind,
+            nullable: true,
+        },
+        file,
+    )
 }
 
 fn bad(file: &str, row: usize, column: &'static str, problem: impl Into<String>) -> DataError {

@@ -74,6 +74,26 @@ pub struct Trained {
     pub model_path: PathBuf,
 }
 
+impl Trained {
+    /// Adds the `cases` section (overturn rates of decided cases, read beforehand with
+    /// [`crate::cases::overturns`] so a bad file stops the run before training) to the
+    /// evaluation, and writes `evaluation.json` in `dir` again with it.
+    pub fn with_cases(
+        &mut self,
+        dir: &Path,
+        cases: fastrefund_train::overturn::Overturns,
+    ) -> Result<(), WorkflowError> {
+        self.evaluation.cases = Some(cases);
+        let path = dir.join("evaluation.json");
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&self.evaluation)
+                .map_err(|e| encode("evaluation.json", e))?,
+        )
+        .map_err(|e| io(&path, e))
+    }
+}
+
 fn buyer_meta() -> Vec<FeatureMeta> {
     FEATURES
         .iter()
@@ -290,6 +310,7 @@ fn finish(
         challenger,
         promises,
         fairness,
+        cases: None,
         notes,
     };
     let model_path = out.join("model.json");

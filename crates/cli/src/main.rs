@@ -38,13 +38,20 @@ enum Command {
         out: PathBuf,
     },
     /// Write every decided case in the `disputes` table shape (.parquet or .csv), so that
-    /// the next rating reads reviewers' decisions as it reads disputes.
+    /// the next rating reads reviewers' decisions as it reads disputes; then the columns
+    /// the overturn rates need (case_kind, return_id, star_at_open, reason_code,
+    /// merchant_at_fault: docs/input-types.md).
     ExportCases {
         /// The ledger: a SQLite file, or a PostgreSQL URL (`postgres://USER@HOST:PORT/DB`).
         #[arg(long)]
         ledger: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// The ratings snapshot that was in service when the cases were opened: each
+        /// buyer's star there is `star_at_open`, its first reason `reason_code` (without
+        /// it both are left empty).
+        #[arg(long)]
+        snapshot: Option<PathBuf>,
     },
     /// Generate a synthetic purchase and return history with a known truth.
     Generate {
@@ -119,9 +126,13 @@ enum Command {
         data: Option<PathBuf>,
         #[arg(long)]
         as_of: Option<NaiveDate>,
-        /// Print {"auc", "ks", "gini", "brier", "rows"} as JSON.
+        /// Print {"auc", "ks", "gini", "brier", "rows"} as JSON (with --cases, and "cases").
         #[arg(long)]
         json: bool,
+        /// A decided-cases file (export-cases or simulate --contested-out): also report
+        /// the overturn rates by star at opening and by reason code.
+        #[arg(long)]
+        cases: Option<PathBuf>,
     },
     /// Score every buyer as of a date and publish a ratings snapshot atomically.
     Rate(RateArgs),
@@ -194,6 +205,15 @@ struct SimulateArgs {
     /// Folder for simulation.json, simulation.md and the figures.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also write contested outcomes for a demo (.parquet or .csv, the decided-cases
+    /// shape): merchants misreport some losses, buyers contest, reviewers decide, with
+    /// the truth in `merchant_at_fault` (see docs/data-team.md); buyers rated with the
+    /// current model.
+    #[arg(long)]
+    contested_out: Option<PathBuf>,
+    /// The seed of the contested outcomes.
+    #[arg(long, default_value_t = 1, requires = "contested_out")]
+    contested_seed: u64,
 }
 
 #[derive(Subcommand)]
@@ -242,6 +262,11 @@ struct RateArgs {
     /// Publish even past --max-psi.
     #[arg(long)]
     force: bool,
+    /// A decided-cases file (export-cases or simulate --contested-out) of the cases
+    /// decided under the snapshot in service: the snapshot carries their overturn rates
+    /// by star at opening and by reason code (`cases.json`, `cases.svg`).
+    #[arg(long)]
+    cases: Option<PathBuf>,
     #[command(flatten)]
     parts: PartsArgs,
 }
@@ -372,6 +397,10 @@ struct TrainArgs {
     /// Publish the model even if it breaks a promise to honest buyers (the report says so).
     #[arg(long)]
     force: bool,
+    /// A decided-cases file (export-cases or simulate --contested-out): the report gains
+    /// a `cases` section, the overturn rates by star at opening and by reason code.
+    #[arg(long)]
+    cases: Option<PathBuf>,
     /// A feature's monotonic trend, FEATURE=TREND (repeatable): auto_asc_desc (the
     /// default), auto (also peak or valley when a bend earns 10% more IV), ascending,
     /// descending, peak, valley, none.
@@ -420,7 +449,11 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Serve(a) => fastrefund_service::cli::run(a),
         Command::ExportOutcomes { ledger, out } => export_outcomes(&ledger, &out),
-        Command::ExportCases { ledger, out } => export_cases(&ledger, &out),
+        Command::ExportCases {
+            ledger,
+            out,
+            snapshot,
+        } => export_cases(&ledger, &out, snapshot.as_deref()),
         Command::Models { command } => models(command),
         Command::Generate {
             buyers,
@@ -451,7 +484,8 @@ fn main() -> Result<()> {
             data,
             as_of,
             json,
-        } => batch::evaluate(&model, table, label, data, as_of, json),
+            cases,
+        } => batch::evaluate(&model, table, label, data, as_of, json, cases.as_deref()),
         Command::Rate(a) => batch::rate(a),
         Command::Replay(a) => batch::replay(a),
         Command::Simulate(a) => batch::simulate(a),
@@ -524,18 +558,29 @@ fn export_outcomes(ledger: &std::path::Path, out: &std::path::Path) -> Result<()
     Ok(())
 }
 
-fn export_cases(ledger: &std::path::Path, out: &std::path::Path) -> Result<()> {
+fn export_cases(
+    ledger: &std::path::Path,
+    out: &std::path::Path,
+    snapshot: Option<&std::path::Path>,
+) -> Result<()> {
+    use fastrefund_batch::cases::{CaseRow, write_cases};
+    // The snapshot first: a bad one stops the export before the ledger is read.
+    let at_open = snapshot
+        .map(fastrefund_snapshot::Ratings::load)
+        .transpose()?;
     let cases = block_on(fastrefund_stores::export_cases(ledger))?;
-    let rows: Vec<_> = cases
+    let rows: Vec<CaseRow> = cases
         .iter()
-        .filter_map(fastrefund_core::cases::DisputeRow::of)
+        .filter_map(|c| CaseRow::of(c, at_open.as_ref()))
         .collect();
-    match out.extension().and_then(|e| e.to_str()) {
-        Some("csv") => fastrefund_stores::csv::write_disputes_csv(&rows, out)?,
-        Some("parquet") => fastrefund_batch::export::write_disputes_parquet(&rows, out)?,
-        _ => anyhow::bail!("--out must end in .parquet or .csv"),
+    write_cases(&rows, out)?;
+    let rated = rows.iter().filter(|r| r.star_at_open.is_some()).count();
+    tracing::info!(decided = cases.len(), exported = rows.len(), with_star_at_open = rated, out = %out.display(), "cases exported as disputes (a case about no order is not a dispute)");
+    if at_open.is_none() {
+        tracing::warn!(
+            "no --snapshot: star_at_open and reason_code are left empty, so the overturn rates will count these cases under `star unknown`"
+        );
     }
-    tracing::info!(decided = cases.len(), exported = rows.len(), out = %out.display(), "cases exported as disputes (a case about no order is not a dispute)");
     Ok(())
 }
 
@@ -663,6 +708,12 @@ mod batch {
             user_splits: per_feature(a.splits),
             ..Default::default()
         };
+        // A bad cases file stops the run before the training.
+        let cases = a
+            .cases
+            .as_deref()
+            .map(fastrefund_batch::cases::overturns)
+            .transpose()?;
         let sp = progress::spinner("training");
         let (data, table, registry, out) = (a.data, a.table, a.registry, a.out);
         // Trains into `dir` and draws the evaluation report beside the model.
@@ -694,6 +745,10 @@ mod batch {
                 })?,
                 (None, None) => anyhow::bail!("give --data or --table"),
             };
+            let mut trained = trained;
+            if let Some(c) = cases {
+                trained.with_cases(dir, c)?;
+            }
             fastrefund_report::model_report(&trained.card, &trained.evaluation, dir)?;
             Ok(trained)
         };
@@ -724,6 +779,9 @@ mod batch {
         for n in &e.notes {
             tracing::warn!("{n}");
         }
+        if let Some(c) = &e.cases {
+            say_cases(c);
+        }
         tracing::info!(
             model = %model_path.display(),
             version = %e.model_version,
@@ -747,8 +805,10 @@ mod batch {
         data: Option<PathBuf>,
         as_of: Option<NaiveDate>,
         json: bool,
+        cases: Option<&Path>,
     ) -> Result<()> {
         use fastrefund_batch::training;
+        let cases = cases.map(fastrefund_batch::cases::overturns).transpose()?;
         let m = match (table, data) {
             (Some(t), _) => training::evaluate_table(
                 model,
@@ -763,10 +823,11 @@ mod batch {
             (None, None) => anyhow::bail!("give --table or --data"),
         };
         if json {
-            println!(
-                "{}",
-                serde_json::to_string(&fastrefund_train::evaluation::Summary::from(&m))?
-            );
+            let mut v = serde_json::to_value(fastrefund_train::evaluation::Summary::from(&m))?;
+            if let (Some(c), Some(o)) = (&cases, v.as_object_mut()) {
+                o.insert("cases".into(), serde_json::to_value(c)?);
+            }
+            println!("{}", serde_json::to_string(&v)?);
         } else {
             println!(
                 "rows {}  bads {}  AUC {:.4}  KS {:.4}  Gini {:.4}  Brier {:.5}",
@@ -781,8 +842,35 @@ mod batch {
                     s.bad_rate
                 );
             }
+            if let Some(c) = &cases {
+                println!("cases ({})", c.source);
+                for r in &c.by_star {
+                    println!(
+                        "  {:<14} {:>6} decided  overturned {:>5.1}%{}",
+                        r.group,
+                        r.decided,
+                        100.0 * r.overturn_rate,
+                        if r.high { "  (too often)" } else { "" }
+                    );
+                }
+                for f in &c.findings {
+                    println!("  {f}");
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The overturn rates' findings in the log: a star too often overturned is a warning.
+    fn say_cases(c: &fastrefund_train::overturn::Overturns) {
+        let high = c.high_stars().count();
+        for f in &c.findings {
+            if high > 0 && f.starts_with("The model is wrong") {
+                tracing::warn!("{f}");
+            } else {
+                tracing::info!("{f}");
+            }
+        }
     }
 
     pub fn rate(a: RateArgs) -> Result<()> {
@@ -796,6 +884,11 @@ mod batch {
         let model = fastrefund_snapshot::load_checked_model(&model_path)?;
         let challenger = a.challenger.as_deref().map(Challenger::load).transpose()?;
         let baseline = rate::drift_baseline(a.baseline.as_deref(), &a.out)?;
+        let cases = a
+            .cases
+            .as_deref()
+            .map(fastrefund_batch::cases::overturns)
+            .transpose()?;
         let opened = fastrefund_batch::shards::Opened::open(&a.data, &a.parts.plan(&a.out))?;
         let src = opened.source();
         tracing::info!(parts = src.parts(), "rating");
@@ -806,9 +899,14 @@ mod batch {
             max_psi: a.max_psi,
             force: a.force,
             drift_figure: Some(fastrefund_report::drift_figure),
+            cases: cases.as_ref(),
+            cases_figure: Some(fastrefund_report::cases_figure),
         };
         let manifest = rate::rate(src, &model, a.as_of, &a.out, &opts)?;
         sp.finish_and_clear();
+        if let Some(c) = &cases {
+            say_cases(c);
+        }
         tracing::info!(
             buyers = manifest.rows,
             stars = ?manifest.star_counts,
@@ -903,6 +1001,29 @@ mod batch {
             tracing::info!(out = %out.display(), "simulation written");
         }
         print!("{}", sim.markdown());
+        if let Some(path) = &a.contested_out {
+            let c = fastrefund_simulate::contested::contested_for(
+                &h,
+                &model,
+                &options,
+                sim.to,
+                a.contested_seed,
+            )?;
+            fastrefund_batch::cases::write_cases(&c.rows, path)?;
+            let s = &c.summary;
+            tracing::info!(
+                out = %path.display(),
+                seed = s.seed,
+                misreported = s.misreported,
+                recorded_losses = s.recorded_losses,
+                contested = s.contested,
+                decided = s.decided,
+                merchant_at_fault = s.merchant_at_fault,
+                overturned = s.overturned,
+                overturned_merchant_at_fault = s.overturned_merchant_at_fault,
+                "contested outcomes written"
+            );
+        }
         Ok(())
     }
 

@@ -7,12 +7,16 @@
 //!
 //! - [`judge`]: a snapshot's stars against the generator's hidden truth.
 //! - [`model_report`]: the evaluation report of a trained model (HTML, SVG, CSV).
+//! - [`cases_svg`], [`cases_csv`]: the overturn rates of decided cases (the `cases`
+//!   section of the report and of a snapshot's monitoring).
 
+mod cases;
 mod drift;
 mod judge;
 mod model_report;
 pub mod plot;
 
+pub use cases::{cases_csv, cases_figure, cases_svg};
 pub use drift::{drift_figure, drift_svg};
 pub use judge::{Judgement, judge};
 pub use model_report::model_report;

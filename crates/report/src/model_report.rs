@@ -256,6 +256,14 @@ pub fn model_report(card: &Scorecard, e: &Evaluation, out: &Path) -> Result<(), 
             )?,
         ));
     }
+    if let Some(o) = &e.cases {
+        figures.push((
+            "cases.svg".into(),
+            "Cases overturned by star at opening and by reason code (grey: too often)".into(),
+            crate::cases::cases_svg(o)?,
+        ));
+        write(&out.join("cases.csv"), &crate::cases::cases_csv(o))?;
+    }
     for (file, _, svg) in &figures {
         write(&figs.join(file), svg)?;
     }
@@ -481,6 +489,11 @@ fn html(card: &Scorecard, e: &Evaluation, figures: &[(String, String, String)]) 
         })
         .unwrap_or_default();
     let fairness = fairness_html(&e.fairness);
+    let cases = e
+        .cases
+        .as_ref()
+        .map(crate::cases::cases_html)
+        .unwrap_or_default();
     let notes: String = e
         .notes
         .iter()
@@ -515,6 +528,7 @@ figure {{ margin: 24px 0; }} figcaption {{ font-weight: 600; margin-bottom: 6px;
 <table><tr><th>star</th><th>buyers</th><th>share</th><th>bad rate</th><th>score</th></tr>{stars}</table>
 {promises}
 {fairness}
+{cases}
 <h2>Notes</h2><ul>{notes}</ul>
 <h2>Features, bins, weight of evidence and points</h2>
 <p>Scaling: {base} points at odds {odds}:1, {pdo} points to double the odds. Label: {label}.</p>

@@ -23,6 +23,11 @@
 //! merchant with the return shipping saved (`parcel_cost` a parcel) and the losses it
 //! would have allowed (value kept on returns whose history outcome was a buyer loss).
 //!
+//! **Contested outcomes** ([`contested`], `--contested-out`): cases and their
+//! decisions with a known truth (which losses were really the merchant's fault), in the
+//! decided-cases file's shape, for the overturn rates of `train`, `evaluate` and `rate
+//! --cases`.
+//!
 //! **What is reported**, in total, per star and per category: requests, the share
 //! answered instantly (address released), with a pickup, and advanced; value advanced;
 //! the **expected loss** on advances — each advance times the scenario model's
@@ -63,6 +68,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 
+pub mod contested;
 pub mod refund_only;
 
 /// Why a simulation could not run.

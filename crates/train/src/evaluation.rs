@@ -48,6 +48,10 @@ pub struct Evaluation {
     /// buyer models).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fairness: Vec<FairnessRow>,
+    /// Overturn rates of decided cases by star at opening and by reason code
+    /// (`train --cases`; [`crate::overturn`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cases: Option<crate::overturn::Overturns>,
     pub notes: Vec<String>,
 }
 

@@ -56,6 +56,7 @@ pub mod evaluation;
 pub mod logistic;
 pub mod metrics;
 pub mod options;
+pub mod overturn;
 
 use binning::{BinningParams, NumericSpec, Tally, TrendChoice};
 pub use binning::{BinningSearch, Prebinning};

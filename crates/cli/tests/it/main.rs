@@ -6,6 +6,7 @@
 mod batch;
 mod export;
 mod feedback;
+mod overturn;
 mod parity;
 mod promises;
 mod shards;
