@@ -12,6 +12,10 @@
 #     null type), by polars (decimal and integer money, naive ms and ns times, a date,
 #     Categorical and Enum columns, 0/1 flags) and as CSV (DuckDB detects its types:
 #     money becomes doubles; Spark reads it as text);
+#   - the shipped sample with every seventh intact return refunded without return
+#     instead (check_sql.py write-histories: outcome refunded_without_return, nothing
+#     shipped or advanced), with the champion and with the generated history's model;
+#     and it must be rated otherwise than the sample, or the check would prove nothing;
 #   - the pandas history with a text amount that is no amount ("12,50"), and the CSV one
 #     with an order time that is no time (February 30th): `rate` refuses each, and the
 #     SQL stops on both engines with an error naming the column (returns.amount,
@@ -73,6 +77,12 @@ quiet "$PY" scripts/check_sql.py write-histories data/sample "$W/teams"
 for writer in pandas polars csv; do
   check "$writer" "$W/teams/$writer" "$CHAMPION" 2026-06-30 duckdb spark
 done
+# Returns refunded without return (issue 27): a return asked, never a bad outcome nor one
+# received intact, in rate and in the SQL alike; with the champion and with the generated
+# history's model, and rated otherwise than the sample (so the check proves something).
+check kept "$W/teams/kept" "$CHAMPION" 2026-06-30 duckdb
+check kept-generated-model "$W/teams/kept" "$W/model/model.json" 2026-06-30 duckdb
+"$PY" scripts/check_sql.py differ "$W/sample-snap/ratings.parquet" "$W/kept-snap/ratings.parquet"
 
 # A text amount that is no amount: rate refuses the file, and the SQL stops naming the column.
 if "$BIN" rate --data "$W/teams/bad-amount" --model "$CHAMPION" --as-of 2026-06-30 --out "$W/bad-snap" >"$W/log" 2>&1; then

@@ -25,7 +25,12 @@ by its column); prints one line, exit status 0 when it does.
        check_sql.py write-histories SOURCE_DIR OUT_DIR
 Writes SOURCE_DIR's history again the way data teams write it, as OUT_DIR/pandas,
 OUT_DIR/polars and OUT_DIR/csv, and OUT_DIR/bad-amount and OUT_DIR/bad-time (see
-write_histories), for `rate` and the SQL to read the same files."""
+write_histories), for `rate` and the SQL to read the same files; and OUT_DIR/kept, the
+history with some returns refunded without return (see write_kept).
+
+       check_sql.py differ RATINGS_A RATINGS_B
+Prints how many buyers have another score, star or reason in B than in A; exit status 1
+when none does (a check on B would prove nothing that A's did not)."""
 import os
 import sys
 import tempfile
@@ -137,6 +142,43 @@ def write_histories(src, out):
     print(f"wrote {src} as pandas, polars and a CSV writer write it into {out}")
 
 
+def write_kept(src, out):
+    """OUT/kept: SOURCE's history with every seventh return received intact (by
+    return_id) refunded without return instead (issue 27: the buyer kept the goods, so
+    nothing was shipped or advanced, and the outcome is `refunded_without_return` at the
+    same time), the rest linked unchanged. Such a return is a return asked, never a bad
+    outcome and never one received intact, in `rate` and in the SQL alike."""
+    import polars as pl
+
+    c = pl.col
+    os.makedirs(f"{out}/kept")
+    returns = pl.read_parquet(f"{src}/returns.parquet")
+    kept = (c("outcome") == "received_ok") & (c("return_id") % 7 == 0)
+    returns.with_columns(
+        pl.when(kept).then(pl.lit("refunded_without_return")).otherwise(c("outcome")).alias("outcome"),
+        pl.when(kept).then(pl.lit(False)).otherwise(c("advanced")).alias("advanced"),
+        pl.when(kept).then(None).otherwise(c("shipped_at")).alias("shipped_at"),
+    ).write_parquet(f"{out}/kept/returns.parquet")
+    for t in ("orders", "disputes", "buyers"):
+        os.link(f"{src}/{t}.parquet", f"{out}/kept/{t}.parquet")
+    n = returns.filter(kept).height
+    print(f"wrote {src} with {n} returns refunded without return into {out}/kept")
+
+
+def differ(a, b):
+    import duckdb
+
+    con = duckdb.connect()
+    n = con.execute(
+        f"""SELECT count(*) FROM read_parquet('{a}') x JOIN read_parquet('{b}') y USING (buyer_id)
+            WHERE x.score <> y.score OR x.star <> y.star
+               OR x.reason_1 IS DISTINCT FROM y.reason_1 OR x.reason_2 IS DISTINCT FROM y.reason_2
+               OR x.reason_3 IS DISTINCT FROM y.reason_3 OR x.reason_4 IS DISTINCT FROM y.reason_4"""
+    ).fetchone()[0]
+    print(f"{n} buyers rated differently in {b} than in {a}")
+    return 0 if n > 0 else 1
+
+
 def statements(path):
     return [s for s in open(path).read().split(";") if s.strip()]
 
@@ -242,7 +284,10 @@ def fails(engine, sql, data, message):
 def main():
     if sys.argv[1] == "write-histories":
         write_histories(*sys.argv[2:4])
+        write_kept(*sys.argv[2:4])
         return
+    if sys.argv[1] == "differ":
+        sys.exit(differ(*sys.argv[2:4]))
     if sys.argv[1] == "fails":
         sys.exit(fails(*sys.argv[2:6]))
     engine, args = sys.argv[1], sys.argv[2:]

@@ -252,3 +252,75 @@ fn events_after_the_as_of_date_change_no_feature() {
         .unwrap();
     assert!(fa.equals_missing(&fb), "{fa}\n{fb}");
 }
+
+/// Issue 27: a return refunded without return (the buyer kept the goods, the platform
+/// chose it) counts into the buyer's history as its own kind: a return asked, never a
+/// bad outcome and never one received intact. Buyer 2 of the golden history (one return
+/// never shipped after an advance) asks for one more return, of a new order, settled
+/// each way in turn before T; the SQL of `export-sql` classifies outcomes the same way
+/// (`scripts/check-sql.sh` rates a history with such returns both ways and compares).
+#[test]
+fn a_refund_without_return_counts_as_a_return_asked_never_bad_nor_intact() {
+    let features = |outcome: Option<&str>| {
+        let dir = tempfile::tempdir().unwrap();
+        let order =
+            "9,2,12,womens_wear,20.00,2025-12-10T00:00:00Z,2025-12-12T00:00:00Z,delivered\n";
+        let ret = match outcome {
+            None => String::new(),
+            Some("pending") => {
+                "9,9,2,2025-12-13T00:00:00Z,no_reason,20.00,true,false,,pending,\n".to_string()
+            }
+            Some(o) => {
+                format!(
+                    "9,9,2,2025-12-13T00:00:00Z,no_reason,20.00,true,false,,{o},2025-12-14T00:00:00Z\n"
+                )
+            }
+        };
+        write_history(dir.path(), [order, &ret, "", ""]);
+        let h = load_history(dir.path()).unwrap();
+        let df = labelled_features_as_of(&h, t0()).unwrap();
+        let (id, vals) = rows(&df).into_iter().nth(1).unwrap();
+        assert_eq!(id, 2);
+        let label = df.column(LABEL).unwrap().f64().unwrap().get(1);
+        let named: BTreeMapF = FEATURES.iter().map(|f| f.name).zip(vals).collect();
+        (named, label)
+    };
+    let (kept, kept_label) = features(Some("refunded_without_return"));
+    let (pending, pending_label) = features(Some("pending"));
+    let (none, _) = features(None);
+    let (intact, _) = features(Some("received_ok"));
+    let (lost, _) = features(Some("received_mismatch"));
+    let at = |m: &BTreeMapF, f: &str| m[f];
+
+    // Exactly as a return asked whose outcome is not known: every feature, the label.
+    assert_eq!(kept, pending);
+    assert_eq!(kept_label, pending_label);
+    // A return asked: the counts and the value move as for any return.
+    for f in ["returns_90", "returns_365"] {
+        assert_eq!(at(&kept, f), Some(2.0), "{f}");
+        assert_eq!(at(&none, f), Some(1.0), "{f}");
+    }
+    assert_ne!(
+        at(&kept, "return_value_share_365"),
+        at(&none, "return_value_share_365")
+    );
+    // Never a bad outcome: as without it, where a mismatch adds one.
+    for f in [
+        "mismatch_365",
+        "not_shipped_365",
+        "bad_outcomes_90",
+        "bad_outcomes_ever",
+        "days_since_last_bad",
+        "advanced_loss_share_365",
+    ] {
+        assert_eq!(at(&kept, f), at(&none, f), "{f}");
+    }
+    assert_eq!(at(&lost, "bad_outcomes_ever"), Some(3.0));
+    assert_eq!(at(&kept, "bad_outcomes_ever"), Some(2.0));
+    // Never received intact: buyer 2's one settled return was lost, and stays the only
+    // one; received intact, it would be one of two.
+    assert_eq!(at(&kept, "intact_share_365"), Some(0.0));
+    assert_eq!(at(&intact, "intact_share_365"), Some(0.5));
+}
+
+type BTreeMapF = std::collections::BTreeMap<&'static str, Option<f64>>;
