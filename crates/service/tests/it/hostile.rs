@@ -422,25 +422,22 @@ async fn clients_that_never_read_their_answers_cannot_hold_the_connections() {
     for _ in 0..4 {
         stuck.push(pipeline_and_never_read(app.addr()).await);
     }
-    // Every connection is taken, by clients that do not read...
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(1))
-        .build()
-        .unwrap();
-    let url = format!("{}/healthz", app.base);
-    // ...until the write timeout (0.5 s) closes theirs: then a normal client is served
-    // within a second.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let r = client.get(&url).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    // The stuck clients' connections were closed by the server.
+    // Every connection is taken, by clients that do not read, until the write timeout
+    // (0.5 s after the server's writes stall) closes theirs. When that is depends on
+    // how much the kernel lets the server buffer first (its send buffer grows up to
+    // net.ipv4.tcp_wmem's maximum, 4 MiB here, about 20,000 answers), so the test
+    // waits for it, up to a bound; without the write timeout nothing ever closes them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    // A stuck client's connection is closed by the server: a write to it fails (the
+    // server reset it), while an open one takes nothing more (its buffers are full).
+    // Reading instead would take the answers and make the client a reading one.
+    let again = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     for mut s in stuck {
-        let mut buf = vec![0u8; 1 << 16];
         let closed = loop {
-            match tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => break true,
-                Ok(Ok(_)) => continue,
-                Err(_) => break false,
+            match tokio::time::timeout(Duration::from_millis(200), s.write_all(again)).await {
+                Ok(Err(_)) => break true,
+                _ if tokio::time::Instant::now() > deadline => break false,
+                _ => {}
             }
         };
         assert!(
@@ -448,6 +445,17 @@ async fn clients_that_never_read_their_answers_cannot_hold_the_connections() {
             "a client that never read still holds its connection"
         );
     }
+    // Then a normal client is served at once.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 #[tokio::test]
