@@ -126,11 +126,3 @@ pub fn disputes_frame(rows: &[fastrefund_core::cases::DisputeRow]) -> PolarsResu
         ),
     ])
 }
-
-/// Writes decided cases as a `disputes` Parquet file (atomically).
-pub fn write_disputes_parquet(
-    rows: &[fastrefund_core::cases::DisputeRow],
-    out: &Path,
-) -> PolarsResult<()> {
-    write_atomically(disputes_frame(rows)?, out)
-}

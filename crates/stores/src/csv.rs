@@ -38,35 +38,3 @@ pub fn write_csv(rows: &[ExportRow], out: &Path) -> std::io::Result<()> {
     }
     std::fs::rename(tmp, out)
 }
-
-/// The `disputes` table columns, in contract order.
-pub const DISPUTE_COLUMNS: &str =
-    "dispute_id,order_id,buyer_id,opened_at,decided_at,decision,fraud_flag";
-
-/// Writes decided cases as a `disputes` CSV (atomically).
-pub fn write_disputes_csv(
-    rows: &[fastrefund_core::cases::DisputeRow],
-    out: &Path,
-) -> std::io::Result<()> {
-    let tmp = out.with_extension("csv.tmp");
-    {
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        writeln!(w, "{DISPUTE_COLUMNS}")?;
-        for r in rows {
-            writeln!(
-                w,
-                "{},{},{},{},{},{},{}",
-                r.dispute_id,
-                r.order_id.0,
-                r.buyer_id.0,
-                r.opened_at.to_rfc3339(),
-                r.decided_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                r.decision,
-                r.fraud_flag
-            )?;
-        }
-        w.flush()?;
-        w.get_ref().sync_all()?;
-    }
-    std::fs::rename(tmp, out)
-}
