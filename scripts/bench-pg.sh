@@ -17,6 +17,7 @@
 #   BASELINE_BIN     optional: another build, measured the same way in the same run,
 #                    right after each of this build's rounds (the ratio is per round)
 #   REPLICAS         the replica counts (default "1 2 4")
+#   REPLICA_WORKERS  "share": each replica runs cores/N worker threads (default: one per core)
 # Starts and stops its own throwaway PostgreSQL (scripts/pg-test-server.sh). Everything
 # shares the machine's cores: PostgreSQL, the replicas, wrk and pgbench.
 set -euo pipefail
@@ -53,14 +54,22 @@ count() { curl -sf "127.0.0.1:$1/metrics" | awk '/^fastrefund_advances_total/ {p
 rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
 db=0
 
-# start_replicas BIN N LEDGER: starts N replicas of BIN on LEDGER; sets ports.
+# start_replicas BIN N LEDGER: starts N replicas of BIN on LEDGER; sets ports. With
+# REPLICA_WORKERS=share each replica gets its share of the machine's cores as worker
+# threads (at least one), as a replica gets its CPU quota in a cluster: N replicas on
+# one machine then run as many runtime threads as one replica would. Otherwise each
+# takes the service's default (one per core).
 start_replicas() {
-  local bin=$1 n=$2 ledger=$3 sub=() port i
+  local bin=$1 n=$2 ledger=$3 sub=() port i workers
   [[ $(basename "$bin") == *-serve ]] || sub=(serve)
+  workers=$(nproc)
+  if [ "${REPLICA_WORKERS:-}" = share ]; then
+    workers=$(( $(nproc) / n )); [ "$workers" -ge 1 ] || workers=1
+  fi
   ports=()
   for ((i = 0; i < n; i++)); do
     port=$(free_port)
-    "$bin" "${sub[@]}" --ledger "$ledger" --policy "$W/policy.toml" --addr "127.0.0.1:$port" >"$W/serve$i.log" 2>&1 &
+    FASTREFUND_WORKERS=$workers "$bin" "${sub[@]}" --ledger "$ledger" --policy "$W/policy.toml" --addr "127.0.0.1:$port" >"$W/serve$i.log" 2>&1 &
     pids+=($!)
     ports+=("$port")
   done
