@@ -584,21 +584,34 @@ impl State {
             .map(|seq| recorded_request(tx, seq, req.return_id))
             .transpose()?;
         let day = policy::local_date(now, policy);
-        let mut view = None;
-        let step = decide_step::<LedgerError>(recorded.as_ref(), &req, star, policy, now, || {
-            let v = self.view(
-                tx,
-                rid,
-                req.buyer_id.0,
-                req.order_id.0,
-                day,
-                rated_as_of,
-                req.tracking_number.as_deref(),
-            )?;
-            let v = refund_only_view(tx, v, req.buyer_id.0, day, now, policy)?;
-            view = Some(v);
-            Ok(v)
-        })?;
+        // The view the decision was taken on (with the refund-only totals, when read).
+        let view = std::cell::Cell::new(None);
+        let step = decide_step::<LedgerError>(
+            recorded.as_ref(),
+            &req,
+            star,
+            policy,
+            now,
+            || {
+                let v = self.view(
+                    tx,
+                    rid,
+                    req.buyer_id.0,
+                    req.order_id.0,
+                    day,
+                    rated_as_of,
+                    req.tracking_number.as_deref(),
+                )?;
+                view.set(Some(v));
+                Ok(v)
+            },
+            |v| {
+                let v = refund_only_view(tx, v, req.buyer_id.0, day, now, policy)?;
+                view.set(Some(v));
+                Ok(v)
+            },
+        )?;
+        let view = view.get();
         let (
             DecideStep::New(NewDecision {
                 decision,

@@ -1512,7 +1512,9 @@ async fn decide_tx(
         ..book.view(buyer, day, rated_as_of, refunded, reused)
     };
     let first = prior.as_ref().map(|(first, _)| first);
-    let mut new = match decide_step::<TxError>(first, req, star, policy, now, || Ok(view(&book)))? {
+    // (The refund-only totals were read with the rest, in the same round trip.)
+    let step = decide_step::<TxError>(first, req, star, policy, now, || Ok(view(&book)), Ok)?;
+    let mut new = match step {
         DecideStep::New(new) => new,
         DecideStep::Recorded => {
             return prior

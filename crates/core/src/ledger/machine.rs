@@ -307,7 +307,13 @@ pub struct NewDecision {
 /// `recorded` is the request first decided under the same `return_id`, if any: the
 /// same request again is [`DecideStep::Recorded`], another one is refused, naming the
 /// field that differs (an idempotency key is bound to its first request, as
-/// Stripe's are). `view` is read only for a new decision.
+/// Stripe's are). `view` is read only for a new decision; `refund_only` fills in the
+/// refund-only totals (the buyer's 30 days, the day's) only when the decision made
+/// without them offers a refund without return: the caps can only take the offer
+/// away, and the offer changes no other answer (both held by the policy's property
+/// test), so a store reads those totals for the few requests that could be offered
+/// one, not for every decision.
+#[allow(clippy::too_many_arguments)]
 pub fn decide_step<E: From<Refusal> + From<InvariantBroken>>(
     recorded: Option<&ReturnRequest>,
     req: &ReturnRequest,
@@ -315,13 +321,17 @@ pub fn decide_step<E: From<Refusal> + From<InvariantBroken>>(
     policy: &Policy,
     now: DateTime<Utc>,
     view: impl FnOnce() -> Result<LedgerView, E>,
+    refund_only: impl FnOnce(LedgerView) -> Result<LedgerView, E>,
 ) -> Result<DecideStep, E> {
     if let Some(first) = recorded {
         same_request(first, req)?;
         return Ok(DecideStep::Recorded);
     }
     let view = view()?;
-    let decision = policy::decide(req, star, &view, policy, now);
+    let mut decision = policy::decide(req, star, &view, policy, now);
+    if decision.refund_without_return {
+        decision = policy::decide(req, star, &refund_only(view)?, policy, now);
+    }
     decided(req, decision).map(DecideStep::New)
 }
 

@@ -74,19 +74,15 @@ impl MemoryLedger {
                     .tracking_number
                     .as_deref()
                     .is_some_and(|t| self.tracking.get(t).is_some_and(|r| *r != rid));
-                Ok(self.refund_only_view(
-                    self.book.view(
-                        req.buyer_id.0,
-                        day,
-                        rated_as_of,
-                        self.refunded_orders.contains(&req.order_id.0),
-                        reused,
-                    ),
-                    req.buyer_id,
+                Ok(self.book.view(
+                    req.buyer_id.0,
                     day,
-                    now,
+                    rated_as_of,
+                    self.refunded_orders.contains(&req.order_id.0),
+                    reused,
                 ))
             },
+            |view| Ok(self.refund_only_view(view, req.buyer_id, day, now)),
         )?;
         match (step, recorded) {
             (DecideStep::Recorded, Some((_, d))) => Ok(d.clone()),
