@@ -1,5 +1,7 @@
-//! The day's advance budget in escrow (the arithmetic and its invariant,
-//! `advanced ≤ reserved ≤ budget`, are [`fastrefund_core::ledger::escrow`]'s).
+//! A day's budget in escrow (the arithmetic and its invariant, `spent ≤ reserved ≤
+//! budget`, are [`fastrefund_core::ledger::escrow`]'s). Two budgets use it, each with
+//! its own tables ([`Tables`]): the advances' (`daily`, `budget_slices`) and the
+//! refunds without return's (`refund_only_days`, `refund_only_slices`).
 //!
 //! A replica keeps its slice of each day in memory and its reservations in two tables:
 //! `daily.reserved` (what every slice of the day holds, with what was advanced before
@@ -38,8 +40,33 @@ pub(crate) struct Claim {
     pub slice_id: i64,
 }
 
+/// Where one budget's reservations live: the day's row (its `reserved` total) and the
+/// replicas' slice rows. Names written here, never taken from input.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tables {
+    pub days: &'static str,
+    pub slices: &'static str,
+    /// What the budget pays, for the log.
+    pub what: &'static str,
+}
+
+/// The advances' budget.
+pub(crate) const ADVANCES: Tables = Tables {
+    days: "daily",
+    slices: "budget_slices",
+    what: "advance",
+};
+
+/// The refunds without return's budget (issue 27).
+pub(crate) const REFUND_ONLY: Tables = Tables {
+    days: "refund_only_days",
+    slices: "refund_only_slices",
+    what: "refund without return",
+};
+
 /// This replica's slices, and how it reserves more.
 pub(crate) struct Escrow {
+    tables: Tables,
     days: Mutex<HashMap<NaiveDate, DaySlice>>,
     /// One reservation at a time: a command that finds the slice short waits for the
     /// reservation under way, then tries its slice again.
@@ -61,7 +88,7 @@ pub(crate) enum ReserveError {
 }
 
 impl Escrow {
-    pub(crate) fn new(pool: Pool, slices: u32) -> Escrow {
+    pub(crate) fn new(pool: Pool, slices: u32, tables: Tables) -> Escrow {
         let holder = format!(
             "pid {} on {} since {}",
             std::process::id(),
@@ -69,6 +96,7 @@ impl Escrow {
             Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
         );
         Escrow {
+            tables,
             days: Mutex::new(HashMap::new()),
             reserving: tokio::sync::Mutex::new(()),
             pool,
@@ -167,24 +195,26 @@ impl Escrow {
             .get()
             .await
             .map_err(|e| ReserveError::Db(e.to_string()))?;
+        let Tables { days, slices, .. } = self.tables;
         let tx = client.transaction().await.map_err(db)?;
         tx.execute(
-            "INSERT INTO daily (day, advanced, reserved) VALUES ($1, 0, 0)
-             ON CONFLICT (day) DO NOTHING",
+            &format!(
+                "INSERT INTO {days} (day, reserved) VALUES ($1, 0) ON CONFLICT (day) DO NOTHING"
+            ),
             &[&day],
         )
         .await
         .map_err(db)?;
         let reserved: Decimal = tx
             .query_one(
-                "SELECT reserved FROM daily WHERE day = $1 FOR UPDATE",
+                &format!("SELECT reserved FROM {days} WHERE day = $1 FOR UPDATE"),
                 &[&day],
             )
             .await
             .map_err(db)?
             .get(0);
         let reserved = Money::new(reserved)
-            .map_err(|e| ReserveError::Db(format!("corrupt daily.reserved: {e}")))?;
+            .map_err(|e| ReserveError::Db(format!("corrupt {days}.reserved: {e}")))?;
         let chunk = (budget.value() / Decimal::from(self.slices))
             .round_dp_with_strategy(2, RoundingStrategy::ToZero);
         let chunk = Money::new(chunk).unwrap_or(Money::ZERO);
@@ -192,7 +222,7 @@ impl Escrow {
             return Err(ReserveError::Exhausted);
         };
         tx.execute(
-            "UPDATE daily SET reserved = reserved + $2 WHERE day = $1",
+            &format!("UPDATE {days} SET reserved = reserved + $2 WHERE day = $1"),
             &[&day, &granted.value()],
         )
         .await
@@ -200,7 +230,7 @@ impl Escrow {
         let slice_id: i64 = match slice_id {
             Some(id) => {
                 tx.execute(
-                    "UPDATE budget_slices SET reserved = reserved + $2 WHERE slice_id = $1",
+                    &format!("UPDATE {slices} SET reserved = reserved + $2 WHERE slice_id = $1"),
                     &[&id, &granted.value()],
                 )
                 .await
@@ -209,8 +239,10 @@ impl Escrow {
             }
             None => tx
                 .query_one(
-                    "INSERT INTO budget_slices (day, holder, reserved, opened_at)
-                     VALUES ($1, $2, $3, $4) RETURNING slice_id",
+                    &format!(
+                        "INSERT INTO {slices} (day, holder, reserved, opened_at)
+                         VALUES ($1, $2, $3, $4) RETURNING slice_id"
+                    ),
                     &[
                         &day,
                         &self.holder,
@@ -225,7 +257,7 @@ impl Escrow {
         // A COMMIT whose answer is lost counts as refused: what it reserved, if
         // anything, stays unspent for the day (fail closed).
         tx.commit().await.map_err(db)?;
-        tracing::debug!(%day, %granted, slice_id, "budget slice reserved");
+        tracing::debug!(%day, %granted, slice_id, budget = self.tables.what, "budget slice reserved");
         Ok((slice_id, granted))
     }
 
@@ -240,18 +272,21 @@ impl Escrow {
             .filter(|(_, _, back)| *back > Money::ZERO)
             .collect();
         let mut total = Money::ZERO;
+        let Tables { days, slices, .. } = self.tables;
         let mut client = self.pool.get().await.map_err(|e| e.to_string())?;
         for (day, slice_id, back) in backs {
             let tx = client.transaction().await.map_err(|e| e.to_string())?;
             tx.execute(
-                "UPDATE daily SET reserved = reserved - $2 WHERE day = $1",
+                &format!("UPDATE {days} SET reserved = reserved - $2 WHERE day = $1"),
                 &[&day, &back.value()],
             )
             .await
             .map_err(|e| crate::db_error(&e))?;
             tx.execute(
-                "UPDATE budget_slices SET reserved = reserved - $2, closed_at = $3
-                 WHERE slice_id = $1",
+                &format!(
+                    "UPDATE {slices} SET reserved = reserved - $2, closed_at = $3
+                     WHERE slice_id = $1"
+                ),
                 &[&slice_id, &back.value(), &now.timestamp_micros()],
             )
             .await
@@ -296,7 +331,7 @@ impl Claims {
             Fate::InDoubt => {
                 for c in &held {
                     tracing::warn!(day = %c.day, amount = %c.amount, slice_id = c.slice_id,
-                        "an advance's COMMIT went unanswered: its budget stays claimed");
+                        "a COMMIT that spent a budget went unanswered: its claim stays spent");
                 }
             }
         }

@@ -23,6 +23,9 @@
 //! spends them from memory, recording the slice beside each advance; `advanced ≤
 //! reserved ≤ budget` holds per day across replicas, kills and restarts. A clean stop
 //! ([`PgLedger::close`]) gives the unspent part back; a crash loses it for the day.
+//! The day's refund-only budget (issue 27) is held the same way, in tables of its own
+//! (`refund_only_days`, `refund_only_slices`, the slice beside each `kept` row), so no
+//! refund without return locks a shared row either.
 //!
 //! **Nothing waits for ever.** Every session sets `lock_timeout`, `statement_timeout`
 //! and `idle_in_transaction_session_timeout` ([`PgOptions`]), and TCP keepalives; a
@@ -70,9 +73,9 @@ use fastrefund_core::domain::{
     ReturnRequest, Star,
 };
 use fastrefund_core::ledger::{
-    Advance, Book, DecideStep, Effect, ExportRow, InvariantBroken, NewDecision, Refusal, ReturnRec,
-    ReturnState, StarLookup, TrackStep, decide_step, decided, keep_step, same_request, settle_step,
-    shadow_record, track_step,
+    Advance, Book, DecideStep, Effect, ExportRow, InvariantBroken, KeepStep, NewDecision, Refusal,
+    ReturnRec, ReturnState, StarLookup, TrackStep, decide_step, decided, keep_step, same_request,
+    settle_step, shadow_record, track_step,
 };
 use fastrefund_core::policy::{self, LedgerView, Policy};
 use fastrefund_store::{
@@ -222,6 +225,30 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
             total NUMERIC(16,2) NOT NULL CHECK (total >= 0)
         );",
     ),
+    // The refund-only daily budget in escrow too, as the advances' is (see `escrow`):
+    // no keep locks a shared row. What was kept before this migration stays reserved
+    // for its day (`kept_days`, no longer written).
+    (
+        7,
+        "ALTER TABLE daily ALTER COLUMN advanced SET DEFAULT 0;
+        CREATE TABLE refund_only_days (
+            day DATE PRIMARY KEY,
+            reserved NUMERIC(16,2) NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+            kept_before NUMERIC(16,2) NOT NULL DEFAULT 0 CHECK (kept_before >= 0)
+        );
+        INSERT INTO refund_only_days (day, reserved, kept_before)
+            SELECT day, total, total FROM kept_days;
+        CREATE TABLE refund_only_slices (
+            slice_id BIGSERIAL PRIMARY KEY,
+            day DATE NOT NULL,
+            holder TEXT NOT NULL,
+            reserved NUMERIC(16,2) NOT NULL CHECK (reserved >= 0),
+            opened_at BIGINT NOT NULL,
+            closed_at BIGINT
+        );
+        CREATE INDEX refund_only_slices_day ON refund_only_slices (day);
+        ALTER TABLE kept ADD COLUMN slice_id BIGINT REFERENCES refund_only_slices (slice_id);",
+    ),
 ];
 
 /// The advisory lock (two-int form, apart from the buyers' bigint keys) that serializes
@@ -306,6 +333,8 @@ pub struct PgLedger {
     pool: Pool,
     /// This replica's slices of the daily budget.
     escrow: Arc<Escrow>,
+    /// This replica's slices of the daily refund-only budget.
+    refund_escrow: Arc<Escrow>,
     /// The TLS connector (`None`: plain TCP), for cancel requests too.
     tls: Option<MakeRustlsConnect>,
     /// `host:port/db`, never the password.
@@ -361,6 +390,9 @@ struct Tx<'c> {
     /// The replica's budget slices, and what this transaction claimed of them.
     escrow: &'c Arc<Escrow>,
     claims: Claims,
+    /// The same for the refund-only budget.
+    refund_escrow: &'c Arc<Escrow>,
+    refund_claims: Claims,
 }
 
 /// The transaction has not sent its COMMIT.
@@ -399,6 +431,7 @@ impl Drop for Tx<'_> {
             _ => Fate::RolledBack,
         };
         self.claims.settle(self.escrow, fate);
+        self.refund_claims.settle(self.refund_escrow, fate);
     }
 }
 
@@ -588,7 +621,16 @@ impl PgLedger {
             pool: pool(options.max_connections)?,
             // Reservations have connections of their own: a command waiting for one
             // holds a pooled connection, so the reservation must not wait for another.
-            escrow: Arc::new(Escrow::new(pool(1)?, options.budget_slices)),
+            escrow: Arc::new(Escrow::new(
+                pool(1)?,
+                options.budget_slices,
+                escrow::ADVANCES,
+            )),
+            refund_escrow: Arc::new(Escrow::new(
+                pool(1)?,
+                options.budget_slices,
+                escrow::REFUND_ONLY,
+            )),
             tls: tls.connector.clone(),
             described: Arc::from(format!("PostgreSQL at {}", redact(url))),
             broken: Arc::default(),
@@ -705,6 +747,8 @@ impl PgLedger {
                 commit: AtomicU8::new(OPEN),
                 escrow: &self.escrow,
                 claims: Claims::default(),
+                refund_escrow: &self.refund_escrow,
+                refund_claims: Claims::default(),
             };
             let (begun, worked) = tokio::join!(biased; client.batch_execute("BEGIN"), work(&tx));
             let result = match (begun, worked) {
@@ -825,6 +869,12 @@ impl PgLedger {
             .give_back(Utc::now())
             .await
             .map_err(unavailable)?;
+        let refund_back = self
+            .refund_escrow
+            .give_back(Utc::now())
+            .await
+            .map_err(unavailable)?;
+        tracing::info!(%refund_back, "unspent refund-only slices returned");
         tracing::info!(%back, "unspent budget slices returned");
         Ok(back)
     }
@@ -848,7 +898,8 @@ impl PgLedger {
     /// Checks the money invariants against the rows themselves: each buyer's exposure
     /// row equals their advances minus their settled advances, and no row is negative;
     /// each day's advances fit what is reserved for it, which is what its slices hold;
-    /// each slice's advances fit the slice. Returns each buyer's outstanding amount.
+    /// each slice's advances fit the slice; the same for the refund-only budget and the
+    /// refunds without return. Returns each buyer's outstanding amount.
     pub async fn check_invariants(&self) -> Result<Vec<(u64, Money, u32)>, String> {
         let client = self.pool.get().await.map_err(|e| e.to_string())?;
         let escrow = client
@@ -872,6 +923,36 @@ impl PgLedger {
             )
             .await
             .map_err(|e| db_error(&e))?;
+        let refund_only = client
+            .query(
+                "WITH spent AS (
+                    SELECT local_date AS day, SUM(amount) AS kept FROM kept GROUP BY local_date),
+                 held AS (
+                    SELECT day, SUM(reserved) AS reserved FROM refund_only_slices GROUP BY day)
+                 SELECT COALESCE(d.day, s.day)::TEXT, s.kept, d.reserved, d.kept_before,
+                        h.reserved
+                 FROM refund_only_days d FULL JOIN spent s ON s.day = d.day
+                 LEFT JOIN held h ON h.day = COALESCE(d.day, s.day)
+                 WHERE COALESCE(s.kept, 0) > COALESCE(d.reserved, 0)
+                    OR COALESCE(d.reserved, 0) <> COALESCE(d.kept_before, 0) + COALESCE(h.reserved, 0)
+                 UNION ALL
+                 SELECT 'slice ' || b.slice_id, SUM(k.amount), b.reserved, NULL, NULL
+                 FROM refund_only_slices b JOIN kept k ON k.slice_id = b.slice_id
+                 GROUP BY b.slice_id, b.reserved HAVING SUM(k.amount) > b.reserved",
+                &[],
+            )
+            .await
+            .map_err(|e| db_error(&e))?;
+        if let Some(r) = refund_only.first() {
+            return Err(format!(
+                "refund-only budget escrow broken on {}: kept {:?}, reserved {:?} (before slices {:?}, in slices {:?})",
+                r.get::<_, String>(0),
+                r.get::<_, Option<Decimal>>(1),
+                r.get::<_, Option<Decimal>>(2),
+                r.get::<_, Option<Decimal>>(3),
+                r.get::<_, Option<Decimal>>(4),
+            ));
+        }
         if let Some(r) = escrow.first() {
             return Err(format!(
                 "budget escrow broken on {}: advanced {:?}, reserved {:?} (before slices {:?}, in slices {:?})",
@@ -1311,20 +1392,14 @@ const INSERT_REFUSAL: &str =
     "INSERT INTO tracking_refusals (return_id, tracking_number, reasons, at)
      VALUES ($1, $2, $3, $4)";
 const INSERT_KEPT: &str = "INSERT INTO kept (return_id, buyer_id, order_id, amount, kept_at,
-        local_date)
-     VALUES ($1, $2, $3, $4, $5, $6)";
-/// Adds to the day's refund-only total (its row locked by `keep_tx` before the check).
-const ADD_KEPT_DAY: &str = "INSERT INTO kept_days (day, total) VALUES ($1, $2)
-     ON CONFLICT (day) DO UPDATE SET total = kept_days.total + EXCLUDED.total";
-/// The buyer's refund-only total over (since, until], and the day's.
+        local_date, slice_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// The buyer's refund-only total over (since, until], and the day's reserved total of
+/// the refund-only budget (read without a lock: see [`refund_only_as_seen`]).
 const READ_KEPT: &str = "SELECT
         (SELECT COALESCE(SUM(amount), 0) FROM kept
           WHERE buyer_id = $1 AND kept_at > $2 AND kept_at <= $3),
-        COALESCE((SELECT total FROM kept_days WHERE day = $4), 0)";
-/// Locks the day's refund-only row (made when missing), so that keeps of one day
-/// check and charge its budget one at a time across replicas.
-const LOCK_KEPT_DAY: &str = "INSERT INTO kept_days (day, total) VALUES ($1, 0)
-     ON CONFLICT (day) DO UPDATE SET total = kept_days.total RETURNING total";
+        COALESCE((SELECT reserved FROM refund_only_days WHERE day = $4), 0)";
 /// Whether a tracking number was given for the return (advanced or refused, or in
 /// its request): its parcel is on its way.
 const TRACKING_GIVEN: &str = "SELECT EXISTS (SELECT 1 FROM advances WHERE return_id = $1)
@@ -1354,7 +1429,7 @@ fn effect_sql(e: &Effect) -> &'static [&'static str] {
         Effect::Settle { .. } => &[INSERT_OUTCOME],
         Effect::ReleasedByReviewer { .. } => &[INSERT_RELEASE],
         Effect::OutcomeCorrected { .. } => &[INSERT_CORRECTION, RESTORE_LAST_LOSS],
-        Effect::Kept { .. } => &[INSERT_KEPT, ADD_KEPT_DAY],
+        Effect::Kept { .. } => &[INSERT_KEPT],
     }
 }
 
@@ -1416,11 +1491,10 @@ async fn write_effect(
                     &amount.value(),
                     &at.timestamp_micros(),
                     &w.day,
+                    &tx.refund_claims.slice_id(),
                 ],
             )
             .await?;
-            tx.execute(&st(tx, ADD_KEPT_DAY).await?, &[&w.day, &amount.value()])
-                .await?;
         }
         Effect::ReleasedByReviewer { reviewer } => {
             tx.execute(
@@ -1500,20 +1574,19 @@ async fn decide_tx(
     let mut book = Book::default();
     restore(&mut book, buyer, exposure)?;
     book.restore_day(day, spent_as_seen(tx, day, policy, reserved));
-    // The refund-only totals the offer's caps need (read only for a new decision while
-    // the policy offers refund-only; a keep checks them again under the day's lock).
-    let kept = match (&prior, policy.refund_only.enabled) {
-        (None, true) => read_kept(tx, buyer, day, now).await?,
-        _ => (Money::ZERO, Money::ZERO),
-    };
-    let view = |book: &Book| LedgerView {
+    // The refund-only totals the offer's caps need are read only when the decision
+    // made without them offers a refund without return (see `decide_step`; a keep
+    // checks them again and claims the budget).
+    let mut kept = (Money::ZERO, Money::ZERO);
+    let view = |book: &Book, kept: (Money, Money)| LedgerView {
         refund_only_30_days: kept.0,
         refund_only_today: kept.1,
         ..book.view(buyer, day, rated_as_of, refunded, reused)
     };
     let first = prior.as_ref().map(|(first, _)| first);
     // (The refund-only totals were read with the rest, in the same round trip.)
-    let step = decide_step::<TxError>(first, req, star, policy, now, || Ok(view(&book)), Ok)?;
+    // (The refund-only totals need a round trip: read below, when an offer is made.)
+    let step = decide_step::<TxError>(first, req, star, policy, now, || Ok(view(&book, kept)), Ok)?;
     let mut new = match step {
         DecideStep::New(new) => new,
         DecideStep::Recorded => {
@@ -1522,17 +1595,31 @@ async fn decide_tx(
                 .ok_or_else(|| TxError::Ledger(unavailable("no recorded decision to repeat")));
         }
     };
+    if new.decision.refund_without_return {
+        let (buyer_30_days, reserved) = read_kept(tx, buyer, day, now).await?;
+        kept = (
+            buyer_30_days,
+            refund_only_as_seen(tx, day, policy, reserved),
+        );
+        new = decided::<TxError>(
+            req,
+            policy::decide(req, star, &view(&book, kept), policy, now),
+        )?;
+    }
     if new.decision.advanced_refund && !claim_budget(tx, day, req.amount, policy, now).await? {
         // The day's budget has no room left for it: decide again as the rules see that.
         book.restore_day(day, policy.daily_budget);
-        new = decided::<TxError>(req, policy::decide(req, star, &view(&book), policy, now))?;
+        new = decided::<TxError>(
+            req,
+            policy::decide(req, star, &view(&book, kept), policy, now),
+        )?;
     }
     let NewDecision {
         decision,
         rec,
         effects,
     } = new;
-    let shadow = shadow.map(|s| shadow_record(req, s, &view(&book), policy, now, &decision));
+    let shadow = shadow.map(|s| shadow_record(req, s, &view(&book, kept), policy, now, &decision));
     let shadow_json = shadow.as_ref().map(|(json, _)| json.as_str());
     let decision_json =
         serde_json::to_string(&decision).map_err(|e| TxError::Ledger(unavailable(e)))?;
@@ -1655,7 +1742,8 @@ async fn track_tx(
     Ok(Tracked::from_step(rid, &rec, moved.answer))
 }
 
-/// `buyer`'s refund-only total over the 30 days before `now`, and `day`'s.
+/// `buyer`'s refund-only total over the 30 days before `now`, and the refund-only
+/// budget's reserved total for `day` (read without a lock).
 async fn read_kept(
     tx: &Tx<'_>,
     buyer: u64,
@@ -1672,9 +1760,39 @@ async fn read_kept(
     Ok((money(r.get(0))?, money(r.get(1))?))
 }
 
-/// Takes the refund-without-return offer of return `rid`: under the buyer's lock and
-/// the day's refund-only row lock, checks the caps again and charges them with the
-/// return's `kept` row, in one transaction.
+/// What `day`'s refund-only budget looks spent, to the rules: the budget less this
+/// replica's room (as [`spent_as_seen`] for the advances' budget).
+fn refund_only_as_seen(tx: &Tx<'_>, day: NaiveDate, policy: &Policy, reserved: Money) -> Money {
+    let budget = policy.refund_only.daily_budget;
+    let room = tx.refund_escrow.room(day, budget, reserved);
+    budget.checked_sub(room).unwrap_or(Money::ZERO)
+}
+
+/// Claims `amount` of `day`'s refund-only budget from this replica's slice for the
+/// keep the transaction is about to write: `false` when less is left unreserved.
+async fn claim_refund_budget(
+    tx: &Tx<'_>,
+    day: NaiveDate,
+    amount: Money,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<bool, TxError> {
+    let budget = policy.refund_only.daily_budget;
+    match tx.refund_escrow.claim(day, amount, budget, now).await {
+        Ok(claim) => {
+            tx.refund_claims.hold(claim);
+            Ok(true)
+        }
+        Err(ReserveError::Exhausted) => Ok(false),
+        Err(ReserveError::Db(e)) => Err(TxError::Ledger(unavailable(format!(
+            "reserving a slice of the day's refund-only budget: {e}"
+        )))),
+    }
+}
+
+/// Takes the refund-without-return offer of return `rid`: under the buyer's lock,
+/// checks the caps again and charges them with the return's `kept` row (the day's
+/// refund-only budget claimed from this replica's slice), in one transaction.
 async fn keep_tx(
     tx: &Tx<'_>,
     rid: u64,
@@ -1690,26 +1808,33 @@ async fn keep_tx(
         .query_one(&st(tx, TRACKING_GIVEN).await?, &[&(rid as i64)])
         .await?
         .get(0);
-    let moved = {
-        // The step reads the view only when the caps decide; the day's row is locked
-        // first, then both totals read.
-        let needs_view = matches!(rec.state, ReturnState::Held | ReturnState::Released)
-            && rec.refund_only_offered
-            && !given;
-        let kept = if needs_view {
-            tx.query_one(&st(tx, LOCK_KEPT_DAY).await?, &[&day]).await?;
-            read_kept(tx, buyer, day, now).await?
-        } else {
-            (Money::ZERO, Money::ZERO)
-        };
+    // The step reads the view only when the caps decide: the buyer's 30 days under
+    // their lock, the day's budget as this replica's room; a keep then claims its
+    // amount from the replica's slice (no shared row), and one the day's budget has
+    // no room for is stepped again as the rules see that.
+    let needs_view = matches!(rec.state, ReturnState::Held | ReturnState::Released)
+        && rec.refund_only_offered
+        && !given;
+    let (buyer_30_days, reserved) = if needs_view {
+        read_kept(tx, buyer, day, now).await?
+    } else {
+        (Money::ZERO, Money::ZERO)
+    };
+    let step_on = |today: Money| {
         keep_step::<TxError>(ReturnId(rid), &rec, given, policy, now, |_| {
             Ok(LedgerView {
-                refund_only_30_days: kept.0,
-                refund_only_today: kept.1,
+                refund_only_30_days: buyer_30_days,
+                refund_only_today: today,
                 ..LedgerView::default()
             })
-        })?
+        })
     };
+    let mut moved = step_on(refund_only_as_seen(tx, day, policy, reserved))?;
+    if let KeepStep::Keep { amount } = moved.answer
+        && !claim_refund_budget(tx, day, amount, policy, now).await?
+    {
+        moved = step_on(policy.refund_only.daily_budget)?;
+    }
     let mut book = Book::default();
     let w = Writing {
         day,

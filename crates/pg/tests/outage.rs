@@ -449,6 +449,8 @@ async fn a_broken_invariant_stops_the_replica_until_a_restart() {
     let Some(server) = fastrefund_testkit::pg::server() else {
         return;
     };
+    // The other tests of this binary stop the server: not while this one runs.
+    let _alone = SERVER.lock().await;
     let url = server.fresh_database().await;
     let ledger = PgLedger::connect(&url, PgOptions::default()).await.unwrap();
     let policy = Arc::new(Policy::default());

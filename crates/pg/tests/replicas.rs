@@ -582,3 +582,63 @@ async fn a_session_holding_every_table_locked_neither_hangs_calls_nor_piles_up_b
         assert!(d.is_ok(), "replica {k} does not decide again: {d:?}");
     }
 }
+
+/// Issue 27: the day's refund-only budget holds to the cent across replicas, with no
+/// shared row locked by each keep (escrow, as the advances' budget): 24 buyers take a
+/// refund without return of 19.90 at the same moment through two replicas, against a
+/// budget of 200.00. Exactly ten are paid (199.00), the others are refused for the
+/// budget, and the records' escrow invariant holds, also after the replicas return
+/// their unspent slices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_refund_only_budget_holds_to_the_cent_across_two_replicas() {
+    let Some((url, replicas)) = replicas_with_url().await else {
+        return;
+    };
+    let mut p = Policy::default();
+    assert!(
+        p.refund_only.enabled,
+        "the default policy offers refund-only"
+    );
+    p.refund_only.daily_budget = "200.00".parse().unwrap();
+    let policy = Arc::new(p);
+    let star = Some(Star::try_from(5u8).unwrap());
+    for rid in 1..=24u64 {
+        let d = decide(
+            &*replicas[(rid % 2) as usize],
+            req(rid, 500 + rid, rid, "19.90"),
+            star,
+            &policy,
+        )
+        .await
+        .unwrap();
+        assert!(d.decision.refund_without_return, "{:?}", d.decision.reasons);
+    }
+    let calls: Vec<_> = (1..=24u64)
+        .map(|rid| {
+            let (store, policy) = (replicas[(rid % 2) as usize].clone(), policy.clone());
+            tokio::spawn(async move { store.keep(ReturnId(rid), policy, now()).await })
+        })
+        .collect();
+    let (mut paid, mut refused) = (0, 0);
+    for c in calls {
+        match c.await.unwrap() {
+            Ok(k) => {
+                assert_eq!(k.amount, "19.90".parse::<Money>().unwrap());
+                paid += 1;
+            }
+            Err(LedgerError::Refused(Refusal::RefundOnlyCaps { .. })) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(
+        (paid, refused),
+        (10, 14),
+        "200.00 pays ten refunds of 19.90"
+    );
+    let check = PgLedger::connect(&url, PgOptions::default()).await.unwrap();
+    check.check_invariants().await.unwrap();
+    for r in &replicas {
+        r.close().await.unwrap();
+    }
+    check.check_invariants().await.unwrap();
+}
