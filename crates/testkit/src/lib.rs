@@ -39,6 +39,17 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(policy: Policy, snapshot: Option<PathBuf>) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
+    spawn_app_on(ledger, policy, snapshot, dir).await
+}
+
+/// The real router on `ledger` (any store: a test of the PostgreSQL store passes
+/// one), with the sample snapshot unless `snapshot` names another.
+pub async fn spawn_app_on(
+    ledger: impl fastrefund_store::LedgerStore,
+    policy: Policy,
+    snapshot: Option<PathBuf>,
+    dir: tempfile::TempDir,
+) -> TestApp {
     let state = AppState::new(ledger, policy, Tokens::with_reviewer(API, ADMIN, REVIEWER));
     state.reload(Some(snapshot), None).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

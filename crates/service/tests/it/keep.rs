@@ -256,3 +256,61 @@ async fn a_policy_with_a_bad_refund_only_table_is_refused_and_the_last_good_one_
     let (_, d) = json_of(app.post("/v1/eligibility", &cheap(1, b, "19.90")).await).await;
     assert_eq!(d["refund_without_return"], true);
 }
+
+/// The keep call over HTTP on the PostgreSQL store (issue 27): offered, kept once, a
+/// repeat answered the same, a tracking number after it refused, a keep without an
+/// offer refused, and the kept return exported with its own outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_over_http_on_postgres() {
+    let Some(server) = fastrefund_testkit::pg::server() else {
+        return;
+    };
+    let url = server.fresh_database().await;
+    let pg = fastrefund_pg::PgLedger::connect(&url, fastrefund_pg::PgOptions::default())
+        .await
+        .unwrap();
+    let app = spawn_app_on(
+        pg,
+        fastrefund_core::policy::Policy::default(),
+        Some(sample_snapshot()),
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let b = app.buyer_with_star(4);
+    let (s, d) = json_of(app.post("/v1/eligibility", &cheap(1, b, "19.90")).await).await;
+    assert_eq!((s, &d["refund_without_return"]), (200, &json!(true)), "{d}");
+    let (s, k) = keep(&app, 1).await;
+    assert_eq!(s, 200, "{k}");
+    assert_eq!(k["refunded"], "19.90");
+    assert_eq!(keep(&app, 1).await, (200, k));
+    let (s, e) = json_of(
+        app.post(
+            "/v1/returns/1/tracking",
+            &json!({"tracking_number": "SFKEEP1"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (409, Some("refunded_without_return")),
+        "{e}"
+    );
+    let (_, d) = json_of(app.post("/v1/eligibility", &cheap(2, b, "300.00")).await).await;
+    assert_eq!(d["refund_without_return"], false, "{d}");
+    let (s, e) = keep(&app, 2).await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (409, Some("no_refund_without_return_offer")),
+        "{e}"
+    );
+    let rows = fastrefund_pg::PgLedger::connect(&url, fastrefund_pg::PgOptions::default())
+        .await
+        .unwrap()
+        .export_returns()
+        .await
+        .unwrap();
+    let kept: Vec<_> = rows.iter().filter(|r| r.return_id.0 == 1).collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].outcome.as_str(), "refunded_without_return");
+}
