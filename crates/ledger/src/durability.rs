@@ -88,14 +88,15 @@ pub(crate) const WRITER_CHECKPOINT_PAGES: u32 = 20_000;
 /// Checkpoints the WAL into the database from its own connection, off the commit
 /// path (the writer's automatic checkpoints would stall a batch for milliseconds).
 /// Stops when the ledger is dropped.
-pub(crate) fn checkpointer(path: PathBuf, alive: std::sync::Weak<Shared>) {
-    let Ok(conn) = Connection::open(&path) else {
-        return;
-    };
+/// Its connection is opened by the caller (`Ledger::open_with`), so a ledger whose
+/// checkpointer cannot start is refused at open, never left to grow its WAL; a
+/// checkpoint that fails (the writer busy) is counted and tried again.
+pub(crate) fn checkpointer(conn: Connection, alive: std::sync::Weak<Shared>) {
     let _ = conn.busy_timeout(std::time::Duration::from_millis(100));
     while alive.strong_count() > 0 {
         std::thread::sleep(std::time::Duration::from_millis(200));
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            metrics::counter!("fastrefund_ledger_checkpoints_skipped_total").increment(1);
             tracing::debug!(error = %e, "checkpoint skipped");
         }
     }

@@ -230,11 +230,14 @@ impl Ledger {
             health,
             _owner: owner,
         });
-        let p = path.to_path_buf();
+        let checkpoints = Connection::open(path).map_err(|e| LedgerError::Open {
+            path: path.display().to_string(),
+            message: format!("the checkpointer's connection: {e}"),
+        })?;
         let alive = Arc::downgrade(&shared);
         std::thread::Builder::new()
             .name("ledger-checkpoint".into())
-            .spawn(move || checkpointer(p, alive))
+            .spawn(move || checkpointer(checkpoints, alive))
             .map_err(|e| spawn_err(&e))?;
         Ok(Ledger {
             shared,
