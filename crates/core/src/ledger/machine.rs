@@ -129,11 +129,6 @@ impl ReturnState {
             _ => None,
         }
     }
-
-    /// Whether the return address was released (so a tracking number may advance it).
-    pub fn released(&self) -> bool {
-        !matches!(self, ReturnState::Held)
-    }
 }
 
 /// A decided return as commands on it need it.

@@ -9,7 +9,7 @@ use super::StarLookup;
 use super::book::{Book, InvariantBroken};
 use super::machine::{
     DecideStep, Effect, KeepStep, Moved, NewDecision, Refusal, ReturnRec, SettleStep, TrackStep,
-    correct_step, decide_step, keep_step, settle_step, track_step,
+    decide_step, keep_step, settle_step, track_step,
 };
 use crate::domain::{BuyerId, Decision, Money, Outcome, ReturnId, ReturnRequest, Star};
 use crate::policy::{self, LedgerView, Policy};
@@ -200,13 +200,6 @@ impl MemoryLedger {
         self.moved(rid, moved, NaiveDate::default())
     }
 
-    /// A case corrects the outcome of return `rid` to `to`.
-    pub fn correct(&mut self, rid: u64, to: Outcome) -> Result<(), MemoryError> {
-        let rec = self.returns.get(&rid).ok_or(Refusal::UnknownReturn(rid))?;
-        let moved = correct_step(ReturnId(rid), rec, to)?;
-        self.moved(rid, moved, NaiveDate::default())
-    }
-
     /// Applies a move of return `rid`: its effects, then its next state.
     fn moved<A>(&mut self, rid: u64, moved: Moved<A>, day: NaiveDate) -> Result<A, MemoryError> {
         let Some(rec) = self.returns.get(&rid).cloned() else {
@@ -243,26 +236,14 @@ impl MemoryLedger {
                     self.refunded_orders.insert(rec.order.0);
                     self.tracking.insert(tracking.clone(), rid);
                 }
-                Effect::OutcomeCorrected {
-                    buyer,
-                    to,
-                    loss_changed: true,
-                    ..
-                } => {
-                    let this = rec
-                        .state
-                        .outcome()
-                        .filter(|_| to.is_buyer_loss())
-                        .and_then(|(_, at)| DateTime::from_timestamp_micros(at));
-                    let latest = self.latest_loss(*buyer, rid).max(this);
-                    self.book.set_last_loss(buyer.0, latest);
-                }
                 Effect::Kept { buyer, amount, at } => {
                     self.refunded_orders.insert(rec.order.0);
                     self.kept.entry(buyer.0).or_default().push((*at, *amount));
                     let d = self.kept_by_day.entry(day).or_default();
                     *d = *d + *amount;
                 }
+                // (Cases' moves, a reviewer's release and a correction, are the
+                // durable stores' only: `simulate` replays no case.)
                 Effect::TrackingRefused { .. }
                 | Effect::Settle { .. }
                 | Effect::ReleasedByReviewer { .. }
@@ -270,17 +251,5 @@ impl MemoryLedger {
             }
         }
         Ok(())
-    }
-
-    /// `buyer`'s latest loss as the outcomes stand, the one of return `except` (being
-    /// corrected) left out.
-    fn latest_loss(&self, buyer: BuyerId, except: u64) -> Option<DateTime<Utc>> {
-        self.returns
-            .iter()
-            .filter(|(rid, r)| **rid != except && r.buyer == buyer)
-            .filter_map(|(_, r)| r.state.outcome())
-            .filter(|(o, _)| o.is_buyer_loss())
-            .filter_map(|(_, at)| DateTime::from_timestamp_micros(at))
-            .max()
     }
 }
