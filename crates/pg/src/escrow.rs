@@ -46,6 +46,10 @@ pub(crate) struct Claim {
 pub(crate) struct Tables {
     pub days: &'static str,
     pub slices: &'static str,
+    /// The payments, each with its `amount`, `local_date` and `slice_id`.
+    pub paid: &'static str,
+    /// The day row's column of what was paid before slices existed (reserved for good).
+    pub before: &'static str,
     /// What the budget pays, for the log.
     pub what: &'static str,
 }
@@ -54,6 +58,8 @@ pub(crate) struct Tables {
 pub(crate) const ADVANCES: Tables = Tables {
     days: "daily",
     slices: "budget_slices",
+    paid: "advances",
+    before: "advanced",
     what: "advance",
 };
 
@@ -61,6 +67,8 @@ pub(crate) const ADVANCES: Tables = Tables {
 pub(crate) const REFUND_ONLY: Tables = Tables {
     days: "refund_only_days",
     slices: "refund_only_slices",
+    paid: "kept",
+    before: "kept_before",
     what: "refund without return",
 };
 
@@ -103,6 +111,11 @@ impl Escrow {
             holder,
             slices: slices.max(1),
         }
+    }
+
+    /// What the budget pays, for messages.
+    pub(crate) fn what(&self) -> &'static str {
+        self.tables.what
     }
 
     fn days(&self) -> std::sync::MutexGuard<'_, HashMap<NaiveDate, DaySlice>> {
@@ -296,6 +309,53 @@ impl Escrow {
         }
         Ok(total)
     }
+}
+
+/// Where the records break the escrow of `tables`' budget, if they do: a day whose
+/// payments pass what is reserved for it, a day whose reserved total is not what was
+/// paid before slices plus what its slices hold, or a slice whose payments pass it.
+pub(crate) async fn broken(
+    client: &tokio_postgres::Client,
+    tables: Tables,
+) -> Result<Option<String>, String> {
+    let Tables {
+        days,
+        slices,
+        paid,
+        before,
+        what,
+    } = tables;
+    let rows = client
+        .query(
+            &format!(
+                "WITH spent AS (
+                    SELECT local_date AS day, SUM(amount) AS paid FROM {paid} GROUP BY local_date),
+                 held AS (
+                    SELECT day, SUM(reserved) AS reserved FROM {slices} GROUP BY day)
+                 SELECT COALESCE(d.day, s.day)::TEXT, s.paid, d.reserved, d.{before}, h.reserved
+                 FROM {days} d FULL JOIN spent s ON s.day = d.day
+                 LEFT JOIN held h ON h.day = COALESCE(d.day, s.day)
+                 WHERE COALESCE(s.paid, 0) > COALESCE(d.reserved, 0)
+                    OR COALESCE(d.reserved, 0) <> COALESCE(d.{before}, 0) + COALESCE(h.reserved, 0)
+                 UNION ALL
+                 SELECT 'slice ' || b.slice_id, SUM(p.amount), b.reserved, NULL, NULL
+                 FROM {slices} b JOIN {paid} p ON p.slice_id = b.slice_id
+                 GROUP BY b.slice_id, b.reserved HAVING SUM(p.amount) > b.reserved"
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| crate::db_error(&e))?;
+    Ok(rows.first().map(|r| {
+        format!(
+            "{what} budget escrow broken on {}: paid {:?}, reserved {:?} (before slices {:?}, in slices {:?})",
+            r.get::<_, String>(0),
+            r.get::<_, Option<Decimal>>(1),
+            r.get::<_, Option<Decimal>>(2),
+            r.get::<_, Option<Decimal>>(3),
+            r.get::<_, Option<Decimal>>(4),
+        )
+    }))
 }
 
 /// The claims a command's transaction holds, and what becomes of them when it ends.

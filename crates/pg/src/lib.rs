@@ -902,66 +902,10 @@ impl PgLedger {
     /// refunds without return. Returns each buyer's outstanding amount.
     pub async fn check_invariants(&self) -> Result<Vec<(u64, Money, u32)>, String> {
         let client = self.pool.get().await.map_err(|e| e.to_string())?;
-        let escrow = client
-            .query(
-                "WITH spent AS (
-                    SELECT local_date AS day, SUM(amount) AS advanced FROM advances
-                    GROUP BY local_date),
-                 held AS (
-                    SELECT day, SUM(reserved) AS reserved FROM budget_slices GROUP BY day)
-                 SELECT COALESCE(d.day, s.day)::TEXT, s.advanced, d.reserved, d.advanced,
-                        h.reserved
-                 FROM daily d FULL JOIN spent s ON s.day = d.day
-                 LEFT JOIN held h ON h.day = COALESCE(d.day, s.day)
-                 WHERE COALESCE(s.advanced, 0) > COALESCE(d.reserved, 0)
-                    OR COALESCE(d.reserved, 0) <> COALESCE(d.advanced, 0) + COALESCE(h.reserved, 0)
-                 UNION ALL
-                 SELECT 'slice ' || b.slice_id, SUM(a.amount), b.reserved, NULL, NULL
-                 FROM budget_slices b JOIN advances a ON a.slice_id = b.slice_id
-                 GROUP BY b.slice_id, b.reserved HAVING SUM(a.amount) > b.reserved",
-                &[],
-            )
-            .await
-            .map_err(|e| db_error(&e))?;
-        let refund_only = client
-            .query(
-                "WITH spent AS (
-                    SELECT local_date AS day, SUM(amount) AS kept FROM kept GROUP BY local_date),
-                 held AS (
-                    SELECT day, SUM(reserved) AS reserved FROM refund_only_slices GROUP BY day)
-                 SELECT COALESCE(d.day, s.day)::TEXT, s.kept, d.reserved, d.kept_before,
-                        h.reserved
-                 FROM refund_only_days d FULL JOIN spent s ON s.day = d.day
-                 LEFT JOIN held h ON h.day = COALESCE(d.day, s.day)
-                 WHERE COALESCE(s.kept, 0) > COALESCE(d.reserved, 0)
-                    OR COALESCE(d.reserved, 0) <> COALESCE(d.kept_before, 0) + COALESCE(h.reserved, 0)
-                 UNION ALL
-                 SELECT 'slice ' || b.slice_id, SUM(k.amount), b.reserved, NULL, NULL
-                 FROM refund_only_slices b JOIN kept k ON k.slice_id = b.slice_id
-                 GROUP BY b.slice_id, b.reserved HAVING SUM(k.amount) > b.reserved",
-                &[],
-            )
-            .await
-            .map_err(|e| db_error(&e))?;
-        if let Some(r) = refund_only.first() {
-            return Err(format!(
-                "refund-only budget escrow broken on {}: kept {:?}, reserved {:?} (before slices {:?}, in slices {:?})",
-                r.get::<_, String>(0),
-                r.get::<_, Option<Decimal>>(1),
-                r.get::<_, Option<Decimal>>(2),
-                r.get::<_, Option<Decimal>>(3),
-                r.get::<_, Option<Decimal>>(4),
-            ));
-        }
-        if let Some(r) = escrow.first() {
-            return Err(format!(
-                "budget escrow broken on {}: advanced {:?}, reserved {:?} (before slices {:?}, in slices {:?})",
-                r.get::<_, String>(0),
-                r.get::<_, Option<Decimal>>(1),
-                r.get::<_, Option<Decimal>>(2),
-                r.get::<_, Option<Decimal>>(3),
-                r.get::<_, Option<Decimal>>(4),
-            ));
+        for tables in [escrow::ADVANCES, escrow::REFUND_ONLY] {
+            if let Some(why) = escrow::broken(&client, tables).await? {
+                return Err(why);
+            }
         }
         let wrong = client
             .query(
@@ -1153,39 +1097,68 @@ fn restore(book: &mut Book, buyer: u64, (owed, open, loss): Exposure) -> Result<
     Ok(book.restore_buyer(buyer, owed, open, loss)?)
 }
 
-/// Claims `amount` of `day`'s budget from this replica's slice for the advance the
-/// transaction is about to write (reserving more first when the slice is short):
-/// `false` when less than that is left unreserved. The claim is kept if the
-/// transaction commits and given back if it certainly does not ([`escrow::Claims`]).
-async fn claim_budget(
-    tx: &Tx<'_>,
-    day: NaiveDate,
-    amount: Money,
-    policy: &Policy,
-    now: DateTime<Utc>,
-) -> Result<bool, TxError> {
-    match tx.escrow.claim(day, amount, policy.daily_budget, now).await {
-        Ok(claim) => {
-            tx.claims.hold(claim);
-            Ok(true)
+/// One of the day's two budgets, each held in escrow by its own [`Escrow`].
+#[derive(Debug, Clone, Copy)]
+enum Budget {
+    Advances,
+    RefundOnly,
+}
+
+impl Budget {
+    fn of(self, policy: &Policy) -> Money {
+        match self {
+            Budget::Advances => policy.daily_budget,
+            Budget::RefundOnly => policy.refund_only.daily_budget,
         }
-        Err(ReserveError::Exhausted) => Ok(false),
-        Err(ReserveError::Db(e)) => Err(TxError::Ledger(unavailable(format!(
-            "reserving a slice of the day's budget: {e}"
-        )))),
     }
 }
 
-/// What `day`'s budget looks spent, to the rules: the budget less this replica's room
-/// ([`Escrow::room`]), so that the rules refuse for the budget (and say so among the
-/// reasons) exactly when an advance would not fit; for one replica alone, what the
-/// day's advances add up to.
-fn spent_as_seen(tx: &Tx<'_>, day: NaiveDate, policy: &Policy, reserved: Money) -> Money {
-    let room = tx.escrow.room(day, policy.daily_budget, reserved);
-    policy.daily_budget.checked_sub(room).unwrap_or(Money::ZERO)
+impl Tx<'_> {
+    fn escrow_of(&self, b: Budget) -> (&Arc<Escrow>, &Claims) {
+        match b {
+            Budget::Advances => (self.escrow, &self.claims),
+            Budget::RefundOnly => (self.refund_escrow, &self.refund_claims),
+        }
+    }
+
+    /// What `day`'s budget `b` looks spent, to the rules: the budget less this
+    /// replica's room ([`Escrow::room`]), so that the rules refuse for the budget (and
+    /// say so among the reasons) exactly when a payment would not fit; for one replica
+    /// alone, what the day's payments add up to. `reserved`: the day's reserved total.
+    fn spent_as_seen(&self, b: Budget, day: NaiveDate, policy: &Policy, reserved: Money) -> Money {
+        let budget = b.of(policy);
+        let room = self.escrow_of(b).0.room(day, budget, reserved);
+        budget.checked_sub(room).unwrap_or(Money::ZERO)
+    }
+
+    /// Claims `amount` of `day`'s budget `b` from this replica's slice for the payment
+    /// the transaction is about to write (reserving more first when the slice is
+    /// short): `false` when less than that is left unreserved. The claim is kept if the
+    /// transaction commits and given back if it certainly does not ([`escrow::Claims`]).
+    async fn claim(
+        &self,
+        b: Budget,
+        day: NaiveDate,
+        amount: Money,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<bool, TxError> {
+        let (escrow, claims) = self.escrow_of(b);
+        match escrow.claim(day, amount, b.of(policy), now).await {
+            Ok(claim) => {
+                claims.hold(claim);
+                Ok(true)
+            }
+            Err(ReserveError::Exhausted) => Ok(false),
+            Err(ReserveError::Db(e)) => Err(TxError::Ledger(unavailable(format!(
+                "reserving a slice of the day's {} budget: {e}",
+                escrow.what()
+            )))),
+        }
+    }
 }
 
-/// The day's reserved total, read without a lock (for [`spent_as_seen`]).
+/// The day's reserved total, read without a lock (for [`Tx::spent_as_seen`]).
 async fn read_reserved(tx: &Tx<'_>, day: NaiveDate) -> Result<Money, TxError> {
     let reserved = tx
         .query_opt(&st(tx, READ_RESERVED).await?, &[&day])
@@ -1395,7 +1368,7 @@ const INSERT_KEPT: &str = "INSERT INTO kept (return_id, buyer_id, order_id, amou
         local_date, slice_id)
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 /// The buyer's refund-only total over (since, until], and the day's reserved total of
-/// the refund-only budget (read without a lock: see [`refund_only_as_seen`]).
+/// the refund-only budget (read without a lock: see [`Tx::spent_as_seen`]).
 const READ_KEPT: &str = "SELECT
         (SELECT COALESCE(SUM(amount), 0) FROM kept
           WHERE buyer_id = $1 AND kept_at > $2 AND kept_at <= $3),
@@ -1573,7 +1546,10 @@ async fn decide_tx(
     )?;
     let mut book = Book::default();
     restore(&mut book, buyer, exposure)?;
-    book.restore_day(day, spent_as_seen(tx, day, policy, reserved));
+    book.restore_day(
+        day,
+        tx.spent_as_seen(Budget::Advances, day, policy, reserved),
+    );
     // The refund-only totals the offer's caps need are read only when the decision
     // made without them offers a refund without return (see `decide_step`; a keep
     // checks them again and claims the budget).
@@ -1599,14 +1575,18 @@ async fn decide_tx(
         let (buyer_30_days, reserved) = read_kept(tx, buyer, day, now).await?;
         kept = (
             buyer_30_days,
-            refund_only_as_seen(tx, day, policy, reserved),
+            tx.spent_as_seen(Budget::RefundOnly, day, policy, reserved),
         );
         new = decided::<TxError>(
             req,
             policy::decide(req, star, &view(&book, kept), policy, now),
         )?;
     }
-    if new.decision.advanced_refund && !claim_budget(tx, day, req.amount, policy, now).await? {
+    if new.decision.advanced_refund
+        && !tx
+            .claim(Budget::Advances, day, req.amount, policy, now)
+            .await?
+    {
         // The day's budget has no room left for it: decide again as the rules see that.
         book.restore_day(day, policy.daily_budget);
         new = decided::<TxError>(
@@ -1700,7 +1680,10 @@ async fn track_tx(
     let rec = rec.ok_or(Refusal::UnknownReturn(rid))?;
     let mut book = Book::default();
     restore(&mut book, buyer, exposure)?;
-    book.restore_day(day, spent_as_seen(tx, day, policy, reserved));
+    book.restore_day(
+        day,
+        tx.spent_as_seen(Budget::Advances, day, policy, reserved),
+    );
     // The index look-ups count only when the step will ask for the view (read with
     // the rest, since the step's closure cannot await them).
     let facts = (rec.state == ReturnState::Released).then_some(facts);
@@ -1726,7 +1709,7 @@ async fn track_tx(
     };
     let mut moved = step_on(&book)?;
     if let TrackStep::Advance { amount, .. } = moved.answer
-        && !claim_budget(tx, day, amount, policy, now).await?
+        && !tx.claim(Budget::Advances, day, amount, policy, now).await?
     {
         // The day's budget has no room left for it: step again as the rules see that.
         book.restore_day(day, policy.daily_budget);
@@ -1758,36 +1741,6 @@ async fn read_kept(
         )
         .await?;
     Ok((money(r.get(0))?, money(r.get(1))?))
-}
-
-/// What `day`'s refund-only budget looks spent, to the rules: the budget less this
-/// replica's room (as [`spent_as_seen`] for the advances' budget).
-fn refund_only_as_seen(tx: &Tx<'_>, day: NaiveDate, policy: &Policy, reserved: Money) -> Money {
-    let budget = policy.refund_only.daily_budget;
-    let room = tx.refund_escrow.room(day, budget, reserved);
-    budget.checked_sub(room).unwrap_or(Money::ZERO)
-}
-
-/// Claims `amount` of `day`'s refund-only budget from this replica's slice for the
-/// keep the transaction is about to write: `false` when less is left unreserved.
-async fn claim_refund_budget(
-    tx: &Tx<'_>,
-    day: NaiveDate,
-    amount: Money,
-    policy: &Policy,
-    now: DateTime<Utc>,
-) -> Result<bool, TxError> {
-    let budget = policy.refund_only.daily_budget;
-    match tx.refund_escrow.claim(day, amount, budget, now).await {
-        Ok(claim) => {
-            tx.refund_claims.hold(claim);
-            Ok(true)
-        }
-        Err(ReserveError::Exhausted) => Ok(false),
-        Err(ReserveError::Db(e)) => Err(TxError::Ledger(unavailable(format!(
-            "reserving a slice of the day's refund-only budget: {e}"
-        )))),
-    }
 }
 
 /// Takes the refund-without-return offer of return `rid`: under the buyer's lock,
@@ -1829,9 +1782,11 @@ async fn keep_tx(
             })
         })
     };
-    let mut moved = step_on(refund_only_as_seen(tx, day, policy, reserved))?;
+    let mut moved = step_on(tx.spent_as_seen(Budget::RefundOnly, day, policy, reserved))?;
     if let KeepStep::Keep { amount } = moved.answer
-        && !claim_refund_budget(tx, day, amount, policy, now).await?
+        && !tx
+            .claim(Budget::RefundOnly, day, amount, policy, now)
+            .await?
     {
         moved = step_on(policy.refund_only.daily_budget)?;
     }
