@@ -339,7 +339,6 @@ fn apply_effect(
     let w = Writing {
         day: now.date_naive(),
         now,
-        shipped_at: now,
         case_id: Some(case.case_id),
     };
     st.write(tx, rid.0, &rec, &moved.effects, &w)

@@ -449,8 +449,6 @@ impl State {
 pub(crate) struct Writing {
     pub day: NaiveDate,
     pub now: DateTime<Utc>,
-    /// When the parcel was handed to the courier (an advance's `shipped_at`).
-    pub shipped_at: DateTime<Utc>,
     /// The case whose decision made the move (a reviewer's release, a correction).
     pub case_id: Option<u64>,
 }
@@ -482,6 +480,7 @@ impl State {
                     buyer,
                     amount,
                     tracking,
+                    shipped_at,
                 } => exec(
                     "INSERT INTO advances (return_id, buyer_id, order_id, amount, tracking_number, shipped_at, advanced_at, local_date)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -491,7 +490,7 @@ impl State {
                         rec.order.0 as i64,
                         amount.to_string(),
                         tracking,
-                        w.shipped_at.timestamp_micros(),
+                        shipped_at.timestamp_micros(),
                         now,
                         w.day.to_string()
                     ],
@@ -678,7 +677,6 @@ impl State {
         let w = Writing {
             day,
             now,
-            shipped_at: now,
             case_id: None,
         };
         self.write(tx, rid, &rec, &effects, &w)?;
@@ -728,7 +726,6 @@ impl State {
         let w = Writing {
             day,
             now,
-            shipped_at,
             case_id: None,
         };
         self.write(tx, rid, &rec, &moved.effects, &w)?;
@@ -758,7 +755,6 @@ impl State {
         let w = Writing {
             day,
             now,
-            shipped_at: now,
             case_id: None,
         };
         self.write(tx, rid, &rec, &moved.effects, &w)?;
@@ -786,7 +782,6 @@ impl State {
             // (A settlement counts on no day.)
             day: now.date_naive(),
             now,
-            shipped_at: now,
             case_id: None,
         };
         self.write(tx, rid, &rec, &moved.effects, &w)?;

@@ -380,7 +380,6 @@ async fn apply_effect(
     let w = Writing {
         day: now.date_naive(),
         now,
-        shipped_at: now,
         case_id: Some(case.case_id),
     };
     write(tx, rid.0, &rec, &moved.effects, &w, &mut book).await

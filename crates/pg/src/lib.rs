@@ -1314,8 +1314,6 @@ async fn recorded(tx: &Tx<'_>, rid: u64) -> Result<Option<(ReturnRequest, Decide
 pub(crate) struct Writing {
     pub day: NaiveDate,
     pub now: DateTime<Utc>,
-    /// When the parcel was handed to the courier (an advance's `shipped_at`).
-    pub shipped_at: DateTime<Utc>,
     /// The case whose decision made the move (a reviewer's release, a correction).
     pub case_id: Option<u64>,
 }
@@ -1421,6 +1419,7 @@ async fn write_effect(
             buyer,
             amount,
             tracking,
+            shipped_at,
         } => {
             tx.execute(
                 &st(tx, INSERT_ADVANCE).await?,
@@ -1430,7 +1429,7 @@ async fn write_effect(
                     &(rec.order.0 as i64),
                     &amount.value(),
                     tracking,
-                    &w.shipped_at.timestamp_micros(),
+                    &shipped_at.timestamp_micros(),
                     &now,
                     &w.day,
                     &tx.claims.slice_id(),
@@ -1580,6 +1579,7 @@ async fn decide_tx(
         new = decided::<TxError>(
             req,
             policy::decide(req, star, &view(&book, kept), policy, now),
+            now,
         )?;
     }
     if new.decision.advanced_refund
@@ -1592,6 +1592,7 @@ async fn decide_tx(
         new = decided::<TxError>(
             req,
             policy::decide(req, star, &view(&book, kept), policy, now),
+            now,
         )?;
     }
     let NewDecision {
@@ -1633,7 +1634,6 @@ async fn decide_tx(
         let w = Writing {
             day,
             now,
-            shipped_at: now,
             case_id: None,
         };
         write(tx, rid, &rec, &effects, &w, &mut book).await?;
@@ -1718,7 +1718,6 @@ async fn track_tx(
     let w = Writing {
         day,
         now,
-        shipped_at,
         case_id: None,
     };
     write(tx, rid, &rec, &moved.effects, &w, &mut book).await?;
@@ -1794,7 +1793,6 @@ async fn keep_tx(
     let w = Writing {
         day,
         now,
-        shipped_at: now,
         case_id: None,
     };
     write(tx, rid, &rec, &moved.effects, &w, &mut book).await?;
@@ -1821,7 +1819,6 @@ async fn settle_tx(
         // (A settlement counts on no day.)
         day: now.date_naive(),
         now,
-        shipped_at: now,
         case_id: None,
     };
     write(tx, rid, &rec, &moved.effects, &w, &mut book).await?;

@@ -271,6 +271,7 @@ mod tests {
             buyer: BuyerId(1),
             amount: Money::ZERO,
             tracking: "SF".into(),
+            shipped_at: at(1),
         };
         assert!(book.apply(&e, day()).is_err());
         assert_eq!(book, Book::default());
@@ -324,7 +325,7 @@ mod tests {
                 match op {
                     Op::Advance { buyer, cents } => {
                         let m = Money::from_cents(cents);
-                        book.apply(&Effect::Advance { buyer: BuyerId(buyer), amount: m, tracking: String::new() }, day()).unwrap();
+                        book.apply(&Effect::Advance { buyer: BuyerId(buyer), amount: m, tracking: String::new(), shipped_at: at(1) }, day()).unwrap();
                         open.push((buyer, m));
                         today = today + m;
                     }

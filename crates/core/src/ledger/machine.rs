@@ -206,12 +206,14 @@ pub enum Refusal {
 /// move's transaction and hands the money effects to [`super::Book::apply`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Advance `amount` to `buyer` on `tracking` (an `advances` row; the book adds it
-    /// to the buyer's exposure and the day's total).
+    /// Advance `amount` to `buyer` on `tracking`, handed to the courier at
+    /// `shipped_at` (an `advances` row; the book adds it to the buyer's exposure and the
+    /// day's total).
     Advance {
         buyer: BuyerId,
         amount: Money,
         tracking: String,
+        shipped_at: DateTime<Utc>,
     },
     /// A tracking number that advanced nothing, and why (a `tracking_refusals` row).
     TrackingRefused {
@@ -327,7 +329,7 @@ pub fn decide_step<E: From<Refusal> + From<InvariantBroken>>(
     if decision.refund_without_return {
         decision = policy::decide(req, star, &refund_only(view)?, policy, now);
     }
-    decided(req, decision).map(DecideStep::New)
+    decided(req, decision, now).map(DecideStep::New)
 }
 
 /// Refuses `again` unless it is the request `first` recorded under its `return_id`,
@@ -344,11 +346,12 @@ pub fn same_request(first: &ReturnRequest, again: &ReturnRequest) -> Result<(), 
     }
 }
 
-/// The return and effects a new `decision` on `req` makes (for a store that decides
-/// again when its budget claim fails, see `decide_step`).
+/// The return and effects a new `decision` on `req`, taken at `now`, makes (for a
+/// store that decides again when its budget claim fails, see `decide_step`).
 pub fn decided<E: From<InvariantBroken>>(
     req: &ReturnRequest,
     decision: Decision,
+    now: DateTime<Utc>,
 ) -> Result<NewDecision, E> {
     let (state, effects) = match (
         decision.instant_address_release,
@@ -362,10 +365,12 @@ pub fn decided<E: From<InvariantBroken>>(
                 amount: req.amount,
                 tracking_number: t.clone(),
             }),
+            // A parcel named in the request is taken as handed over when decided.
             vec![Effect::Advance {
                 buyer: req.buyer_id,
                 amount: req.amount,
                 tracking: t.clone(),
+                shipped_at: now,
             }],
         ),
         (instant, true, t) => {
@@ -484,6 +489,7 @@ pub fn track_step<E: From<Refusal>>(
                     buyer: rec.buyer,
                     amount: rec.amount,
                     tracking: tracking.to_string(),
+                    shipped_at,
                 }],
                 answer: TrackStep::Advance {
                     amount: rec.amount,
