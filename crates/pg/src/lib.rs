@@ -1559,7 +1559,14 @@ async fn decide_tx(
         ..book.view(buyer, day, rated_as_of, refunded, reused)
     };
     let first = prior.as_ref().map(|(first, _)| first);
-    // (The refund-only totals were read with the rest, in the same round trip.)
+    // A new decision again, when the rules must see more than the first view showed.
+    let redecide = |book: &Book, kept| {
+        decided::<TxError>(
+            req,
+            policy::decide(req, star, &view(book, kept), policy, now),
+            now,
+        )
+    };
     // (The refund-only totals need a round trip: read below, when an offer is made.)
     let step = decide_step::<TxError>(first, req, star, policy, now, || Ok(view(&book, kept)), Ok)?;
     let mut new = match step {
@@ -1576,11 +1583,7 @@ async fn decide_tx(
             buyer_30_days,
             tx.spent_as_seen(Budget::RefundOnly, day, policy, reserved),
         );
-        new = decided::<TxError>(
-            req,
-            policy::decide(req, star, &view(&book, kept), policy, now),
-            now,
-        )?;
+        new = redecide(&book, kept)?;
     }
     if new.decision.advanced_refund
         && !tx
@@ -1589,11 +1592,7 @@ async fn decide_tx(
     {
         // The day's budget has no room left for it: decide again as the rules see that.
         book.restore_day(day, policy.daily_budget);
-        new = decided::<TxError>(
-            req,
-            policy::decide(req, star, &view(&book, kept), policy, now),
-            now,
-        )?;
+        new = redecide(&book, kept)?;
     }
     let NewDecision {
         decision,
