@@ -31,6 +31,7 @@
 //! - Only the moves below exist; anything else is a typed [`CaseRefusal`].
 
 use crate::domain::{BuyerId, OrderId, Outcome, ReturnId};
+use crate::scoring::{ModelError, Points, Scorecard, Scored};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -225,8 +226,80 @@ pub struct Case {
     pub decide_by: DateTime<Utc>,
     /// Past `decide_by` before a decision.
     pub breached: bool,
+    /// The reason a `rating` case contests, if it names one (not the star as a whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contested: Option<Contested>,
     #[serde(flatten)]
     pub state: CaseState,
+}
+
+/// The reason a `rating` case contests: its code as the rating shows it (a feature's
+/// code, with `:missing` when the value was missing) and the points the buyer's value of
+/// that feature earned in the snapshot in service when the case was opened: the
+/// evidence the buyer contests. The service fills `points` in; a buyer cannot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contested {
+    pub reason_code: String,
+    pub points: i32,
+}
+
+/// A reason struck from a buyer's star: a `rating` case the buyer won on a contested
+/// reason. From the decision on, the reason's feature earns its best points while the
+/// buyer's value of it earns no fewer points than when the case was opened (the evidence
+/// the reviewer found wrong); new evidence, which earns fewer, counts again. The
+/// service applies it to the snapshot's points at once, and `rate --overrides` to the
+/// next snapshot's: one rule ([`crate::scoring::Scorecard::strike`]), so the two agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Strike {
+    pub case_id: u64,
+    pub buyer_id: BuyerId,
+    pub reason_code: String,
+    pub points_at_open: i32,
+    pub decided_at: DateTime<Utc>,
+}
+
+impl Strike {
+    /// The strike `case` makes: a decided `rating` case the buyer won, on a contested
+    /// reason; `None` for any other case.
+    pub fn of(case: &Case) -> Option<Strike> {
+        let CaseState::Decided {
+            verdict: Verdict::BuyerWon,
+            at,
+            ..
+        } = &case.state
+        else {
+            return None;
+        };
+        let c = case.contested.as_ref()?;
+        (case.kind == CaseKind::Rating).then(|| Strike {
+            case_id: case.case_id,
+            buyer_id: case.buyer_id,
+            reason_code: c.reason_code.clone(),
+            points_at_open: c.points,
+            decided_at: *at,
+        })
+    }
+}
+
+/// A buyer's rating with `strikes` (theirs) applied to their per-feature `points`: the
+/// corrected rating and the cases that struck a reason, or `None` when no strike holds
+/// (none given, the evidence got worse since, or the model no longer has the feature).
+pub fn corrected(
+    card: &Scorecard,
+    points: &Points,
+    strikes: &[Strike],
+) -> Result<Option<(Scored, Vec<u64>)>, ModelError> {
+    let mut p = points.clone();
+    let mut by = Vec::new();
+    for s in strikes {
+        if card.strike(&mut p, &s.reason_code, s.points_at_open) {
+            by.push(s.case_id);
+        }
+    }
+    if by.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((card.score_points(&p)?, by)))
 }
 
 impl Case {
@@ -340,7 +413,12 @@ pub struct Opening {
     pub opened_by: Party,
     pub statement: String,
     pub evidence: Vec<String>,
+    /// The reason a `rating` case contests, if any.
+    pub contested: Option<Contested>,
 }
+
+/// The longest reason code a case may contest, in bytes.
+const MAX_REASON_CODE_LEN: usize = 200;
 
 /// Checks a statement and its evidence: not empty, at most
 /// [`MAX_STATEMENT_CHARS`] characters, at most [`MAX_EVIDENCE`] links, each `https://`.
@@ -428,6 +506,20 @@ pub fn open(
         }
         _ => {}
     }
+    if let Some(c) = &o.contested {
+        if o.kind != CaseKind::Rating {
+            return Err(CaseRefusal::Invalid(
+                "`reason_code` is contested in a rating case only".into(),
+            ));
+        }
+        let code = &c.reason_code;
+        if code.is_empty() || code.len() > MAX_REASON_CODE_LEN || code.chars().any(char::is_control)
+        {
+            return Err(CaseRefusal::Invalid(format!(
+                "`reason_code` must be a reason code of 1 to {MAX_REASON_CODE_LEN} bytes"
+            )));
+        }
+    }
     // Only an outcome has another party to hear before a reviewer decides.
     let (state, respond_by) = match o.kind {
         CaseKind::Outcome => (CaseState::AwaitingResponse, Some(now + deadlines.respond)),
@@ -445,6 +537,7 @@ pub fn open(
         responded_at: None,
         decide_by: now + deadlines.decide(o.kind),
         breached: false,
+        contested: o.contested.clone(),
         state,
     };
     let mut event = CaseEvent::new(now, o.opened_by.as_str(), "opened");

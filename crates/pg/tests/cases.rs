@@ -136,6 +136,7 @@ fn opening() -> Opening {
         opened_by: Party::Buyer,
         statement: "The parcel left sealed.".into(),
         evidence: vec!["https://example.com/seal.jpg".into()],
+        contested: None,
     }
 }
 

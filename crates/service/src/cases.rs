@@ -416,6 +416,7 @@ pub async fn open_case(
         opened_by,
         statement: body.statement,
         evidence: body.evidence,
+        contested: None,
     };
     let view = open_for(&state, opening).await?;
     Ok((

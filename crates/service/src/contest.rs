@@ -252,6 +252,7 @@ async fn open(
         opened_by: Party::Buyer,
         statement,
         evidence: Vec::new(),
+        contested: None,
     };
     open_for(state, opening).await.map(drop)
 }

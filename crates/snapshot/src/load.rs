@@ -3,7 +3,7 @@
 
 use super::{MODEL_FILE, Manifest, RATINGS_FILE, SnapshotError, io, ratings};
 use fastrefund_core::domain::{BuyerId, Star};
-use fastrefund_core::scoring::{MAX_REASONS, MISSING_SUFFIX, Model, ReasonRef, Scorecard};
+use fastrefund_core::scoring::{MAX_REASONS, MISSING_SUFFIX, Model, Points, ReasonRef, Scorecard};
 use parquet::basic::Type as PhysicalType;
 use parquet::column::reader::{ColumnReader, get_typed_column_reader};
 use parquet::data_type::{ByteArrayType, DataType, Int32Type, Int64Type};
@@ -49,7 +49,13 @@ pub struct Ratings {
     reasons: Vec<[u16; MAX_REASONS]>,
     /// The challenger's stars (0 = none), when the snapshot carries them.
     challenger: Option<Vec<u8>>,
+    /// Each buyer's points per feature (`n_features` a buyer, in model order;
+    /// [`MISSING_POINTS`] for a missing value), when the snapshot carries them.
+    points: Option<Vec<i16>>,
 }
+
+/// A missing value in the packed points (it earns the feature's missing points).
+const MISSING_POINTS: i16 = i16::MIN;
 
 fn invalid(path: &Path, message: impl Into<String>) -> SnapshotError {
     SnapshotError::Invalid {
@@ -218,6 +224,22 @@ impl Ratings {
             Some(_) => Some(find(ratings::CHALLENGER_STAR, PhysicalType::INT32)?),
             None => None,
         };
+        // The points columns: every feature's, or none (a snapshot from before them).
+        let n_features = model.n_features();
+        let points_names: Vec<String> = model.feature_names().map(ratings::points_column).collect();
+        let has_points = schema
+            .columns()
+            .iter()
+            .any(|c| c.name().starts_with(ratings::POINTS_PREFIX));
+        let points_cols: Vec<(usize, i16)> = if has_points {
+            points_names
+                .iter()
+                .map(|name| find(name, PhysicalType::INT32))
+                .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
+        let mut points: Vec<i16> = Vec::new();
 
         // Every code a rating may carry: each feature's, with and without the suffix.
         let code_index: HashMap<String, u16> = (0..model.n_features())
@@ -228,7 +250,7 @@ impl Ratings {
             .filter_map(|c| model.reason_by_code(&c).map(|r| (c, pack(r))))
             .collect();
         let total = usize::try_from(manifest.rows).unwrap_or(usize::MAX);
-        let mut rows: Vec<(u64, i32, u8, [u16; MAX_REASONS], u8)> =
+        let mut rows: Vec<(u64, i32, u8, [u16; MAX_REASONS], u8, usize)> =
             Vec::with_capacity(total.min(1 << 28));
         for g in 0..reader.num_row_groups() {
             let rg = reader.get_row_group(g).map_err(|e| io(&path, e))?;
@@ -253,6 +275,36 @@ impl Ratings {
                 }
                 None => vec![0u8; n],
             };
+            if has_points {
+                let mut chunk = vec![MISSING_POINTS; n * n_features];
+                for (j, (col, max_def)) in points_cols.iter().enumerate() {
+                    let (vals, defs) = read_chunk::<Int32Type>(rg.as_ref(), *col, n, &path)?;
+                    let mut it = vals.iter();
+                    for r in 0..n {
+                        let present = *max_def == 0 || defs.get(r).is_some_and(|d| d == max_def);
+                        if !present {
+                            continue;
+                        }
+                        let v = *it
+                            .next()
+                            .ok_or_else(|| invalid(&path, "points column is short"))?;
+                        chunk[r * n_features + j] = i16::try_from(v)
+                            .ok()
+                            .filter(|v| *v != MISSING_POINTS)
+                            .ok_or_else(|| {
+                                invalid(
+                                    &path,
+                                    format!(
+                                        "row {}: `{}` is {v}, outside the points a snapshot keeps (±32,767)",
+                                        rows.len() + r + 1,
+                                        points_names[j]
+                                    ),
+                                )
+                            })?;
+                    }
+                }
+                points.extend_from_slice(&chunk);
+            }
             let mut reasons = vec![[NO_REASON; MAX_REASONS]; n];
             for (k, (col, max_def)) in reason_cols.iter().enumerate() {
                 let (vals, defs) = read_chunk::<ByteArrayType>(rg.as_ref(), *col, n, &path)?;
@@ -300,12 +352,14 @@ impl Ratings {
                         ),
                     ));
                 }
+                let at = rows.len();
                 rows.push((
                     ids[r] as u64,
                     scores[r],
                     star.get(),
                     reasons[r],
                     challenger[r],
+                    at,
                 ));
             }
         }
@@ -349,8 +403,12 @@ impl Ratings {
             stars: Vec::with_capacity(rows.len()),
             reasons: Vec::with_capacity(rows.len()),
             challenger: has_challenger.then(|| Vec::with_capacity(rows.len())),
+            points: has_points.then(|| Vec::with_capacity(points.len())),
         };
-        for (id, score, star, reasons, ch) in rows {
+        for (id, score, star, reasons, ch, at) in rows {
+            if let Some(p) = &mut out.points {
+                p.extend_from_slice(&points[at * n_features..(at + 1) * n_features]);
+            }
             out.ids.push(id);
             out.scores.push(score);
             out.stars.push(star);
@@ -375,6 +433,23 @@ impl Ratings {
                 .as_ref()
                 .and_then(|c| Star::try_from(c[i]).ok()),
         })
+    }
+
+    /// A buyer's points per feature, as rated (before any strike), when the snapshot
+    /// carries them and knows the buyer: what a struck reason is scored again from.
+    pub fn points(&self, buyer: BuyerId) -> Option<Points> {
+        let all = self.points.as_ref()?;
+        let i = self.ids.binary_search(&buyer.0).ok()?;
+        let n = self.model.n_features();
+        let (points, missing) = all[i * n..(i + 1) * n]
+            .iter()
+            .enumerate()
+            .map(|(j, p)| match *p {
+                MISSING_POINTS => (self.model.missing_points(j), true),
+                p => (i32::from(p), false),
+            })
+            .unzip();
+        Some(Points { points, missing })
     }
 
     /// Buyers rated.

@@ -18,6 +18,7 @@ fn opening(kind: CaseKind, by: Party) -> Opening {
         opened_by: by,
         statement: "The parcel left sealed.".into(),
         evidence: vec!["https://example.com/photo.jpg".into()],
+        contested: None,
     }
 }
 
@@ -353,4 +354,65 @@ proptest! {
         }
         prop_assert!(trail.windows(2).all(|w| w[0].at <= w[1].at || w[1].actor == "clock"));
     }
+}
+
+#[test]
+fn a_rating_case_the_buyer_won_strikes_its_contested_reason_and_no_other_case_does() {
+    let card = crate::scoring::tiny_model().check().unwrap();
+    let d = CaseDeadlines::default();
+    let mut o = opening(CaseKind::Rating, Party::Buyer);
+    o.return_id = None;
+    o.contested = Some(Contested {
+        reason_code: "losses".into(),
+        points: 150,
+    });
+    let (case, _) = open(1, &o, &SubjectFacts::default(), &d, t0()).unwrap();
+    let claim = Command::Claim {
+        reviewer: "li".into(),
+    };
+    let claimed = step(&case, &claim, &d, t0()).unwrap().case;
+    let decide = |verdict| Command::Decide {
+        reviewer: "li".into(),
+        verdict,
+        note: "the losses were the courier's".into(),
+        outcome: None,
+    };
+    let won = step(&claimed, &decide(Verdict::BuyerWon), &d, t0())
+        .unwrap()
+        .case;
+    let strike = Strike::of(&won).expect("a won rating case on a reason strikes");
+    assert_eq!((strike.case_id, strike.points_at_open), (1, 150));
+    let points = card.points_numeric(&[2.0, 40.0, 0.0]).unwrap();
+    let (scored, by) = corrected(&card, &points, std::slice::from_ref(&strike))
+        .unwrap()
+        .unwrap();
+    assert_eq!(by, vec![1]);
+    assert_eq!(scored, card.score_numeric(&[0.0, 40.0, 0.0]).unwrap());
+    // Lost, or about the star as a whole: nothing is struck.
+    let lost = step(&claimed, &decide(Verdict::MerchantWon), &d, t0())
+        .unwrap()
+        .case;
+    assert_eq!(Strike::of(&lost), None);
+    let mut whole = won.clone();
+    whole.contested = None;
+    assert_eq!(Strike::of(&whole), None);
+    assert_eq!(corrected(&card, &points, &[]).unwrap(), None);
+    // A contested reason belongs to a rating case only, and is a real code.
+    let mut wrong = opening(CaseKind::Outcome, Party::Buyer);
+    wrong.contested = o.contested.clone();
+    let facts = SubjectFacts {
+        return_owner: Some((BuyerId(7), OrderId(9))),
+        outcome: Some(Outcome::ReceivedMismatch),
+        ..SubjectFacts::default()
+    };
+    assert!(matches!(
+        open(2, &wrong, &facts, &d, t0()),
+        Err(CaseRefusal::Invalid(_))
+    ));
+    let mut empty = o.clone();
+    empty.contested = Some(Contested {
+        reason_code: String::new(),
+        points: 0,
+    });
+    assert!(open(3, &empty, &SubjectFacts::default(), &d, t0()).is_err());
 }

@@ -61,6 +61,15 @@ pub struct Scored {
     pub reasons: [Option<ReasonRef>; MAX_REASONS],
 }
 
+/// One buyer's points per feature (in model order) and which values were missing: what
+/// a snapshot keeps of each buyer so that the rating can be scored again without the
+/// features, with a reason struck ([`Scorecard::strike`], [`crate::cases::Strike`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Points {
+    pub points: Vec<i32>,
+    pub missing: Vec<bool>,
+}
+
 /// Suffix of a stored reason code whose feature had no value (e.g. a buyer who never
 /// shipped a return has no shipping time): `days_to_ship_mean_365:missing`.
 pub const MISSING_SUFFIX: &str = ":missing";
@@ -267,6 +276,53 @@ impl Scorecard {
         Ok(self.score_with(|j| self.points_and_missing(j, Value::Num(values[j]))))
     }
 
+    /// The points and missing flags one buyer's numeric values earn (NaN = missing).
+    pub fn points_numeric(&self, values: &[f64]) -> Result<Points, ModelError> {
+        if values.len() != self.prepared.len() {
+            return Err(ModelError::Arity {
+                expected: self.prepared.len(),
+                got: values.len(),
+            });
+        }
+        let (points, missing) = (0..values.len())
+            .map(|j| self.points_and_missing(j, Value::Num(values[j])))
+            .unzip();
+        Ok(Points { points, missing })
+    }
+
+    /// Scores one buyer from their points: the same [`Scored`] as scoring the values
+    /// that earned them.
+    pub fn score_points(&self, p: &Points) -> Result<Scored, ModelError> {
+        let n = self.prepared.len();
+        if p.points.len() != n || p.missing.len() != n {
+            return Err(ModelError::Arity {
+                expected: n,
+                got: p.points.len().min(p.missing.len()),
+            });
+        }
+        Ok(self.score_with(|j| (p.points[j], p.missing[j])))
+    }
+
+    /// Strikes the reason `code` from `p` (a rating case the buyer won on it): its
+    /// feature earns its best points, not missing, if its points now are no fewer than
+    /// `points_at_open`, the evidence the case contested. Worse evidence since (fewer
+    /// points) counts: nothing is struck. Returns whether it struck; a code the model
+    /// does not have strikes nothing.
+    pub fn strike(&self, p: &mut Points, code: &str, points_at_open: i32) -> bool {
+        let Some(r) = self.reason_by_code(code) else {
+            return false;
+        };
+        let j = usize::from(r.feature);
+        match p.points.get(j) {
+            Some(now) if *now >= points_at_open => {
+                p.points[j] = self.prepared[j].best;
+                p.missing[j] = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn score_with(&self, points_of: impl Fn(usize) -> (i32, bool)) -> Scored {
         let mut score = 0i32;
         let mut volume_cost = 0i32;
@@ -329,6 +385,11 @@ impl Scorecard {
     /// Feature `j` is a [`ReturnEffect::Volume`] feature.
     pub fn is_volume(&self, j: usize) -> bool {
         self.prepared[j].volume
+    }
+
+    /// The points a missing value of feature `j` earns.
+    pub fn missing_points(&self, j: usize) -> i32 {
+        self.prepared[j].missing
     }
 
     /// The most points feature `j` can give (its best bin).
@@ -448,3 +509,5 @@ impl Model {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) use tests::tiny_model;

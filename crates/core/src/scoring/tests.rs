@@ -41,7 +41,7 @@ fn feature(name: &str, bins: Vec<Bin>) -> Feature {
 }
 
 /// A hand-made scorecard: two numeric features and a categorical one.
-pub(crate) fn tiny_model() -> Model {
+pub fn tiny_model() -> Model {
     let mut missing = bin("missing", None, None, 5);
     missing.missing = true;
     let mut cat_a = bin("a, b", None, None, 30);
@@ -256,4 +256,57 @@ fn probability_of_bad_falls_as_score_rises() {
     // At the base score the odds are base_odds:1.
     let p = s.probability_bad(600.0);
     assert!((p - 1.0 / 51.0).abs() < 1e-12, "{p}");
+}
+
+#[test]
+fn scoring_from_points_is_scoring_from_values() {
+    let s = tiny_model().check().unwrap();
+    for losses in [f64::NAN, 0.0, 1.0, 2.5, 3.0, 7.0] {
+        for age in [f64::NAN, 0.0, 29.0, 30.0, 100.0] {
+            // The categorical feature read as a number goes to `other`.
+            for kind in [0.0, 1.0] {
+                let values = [losses, age, kind];
+                let p = s.points_numeric(&values).unwrap();
+                assert_eq!(
+                    s.score_points(&p).unwrap(),
+                    s.score_numeric(&values).unwrap(),
+                    "{values:?}"
+                );
+            }
+        }
+    }
+    assert!(s.points_numeric(&[1.0]).is_err(), "arity is checked");
+    assert!(s.score_points(&Points::default()).is_err());
+}
+
+#[test]
+fn a_struck_reason_earns_its_best_points_while_the_evidence_is_no_worse() {
+    let s = tiny_model().check().unwrap();
+    // 2 losses earn 150 of 200.
+    let p = s.points_numeric(&[2.0, 40.0, 0.0]).unwrap();
+    assert_eq!(p.points[0], 150);
+    // The evidence the case saw: struck to the best bin, and no longer a reason.
+    let mut same = p.clone();
+    assert!(s.strike(&mut same, "losses", 150));
+    assert_eq!(same.points[0], 200);
+    let scored = s.score_points(&same).unwrap();
+    assert_eq!(
+        scored.score,
+        s.score_numeric(&[0.0, 40.0, 0.0]).unwrap().score
+    );
+    assert!(scored.reasons.iter().flatten().all(|r| r.feature != 0));
+    // Better evidence since is struck as well.
+    let mut better = s.points_numeric(&[0.5, 40.0, 0.0]).unwrap();
+    assert!(s.strike(&mut better, "losses", 150));
+    // Worse evidence since (a third loss: 100 points) counts: nothing is struck.
+    let mut worse = s.points_numeric(&[3.0, 40.0, 0.0]).unwrap();
+    assert!(!s.strike(&mut worse, "losses", 150));
+    assert_eq!(worse.points[0], 100);
+    // A missing value struck is no longer missing; an unknown code strikes nothing.
+    let mut missing = s.points_numeric(&[f64::NAN, 40.0, 0.0]).unwrap();
+    assert!(s.strike(&mut missing, "losses:missing", 5));
+    assert_eq!((missing.points[0], missing.missing[0]), (200, false));
+    let mut unknown = p.clone();
+    assert!(!s.strike(&mut unknown, "no_such_reason", 0));
+    assert_eq!(unknown, p);
 }
