@@ -69,6 +69,13 @@ pub(crate) fn apply(
             now,
         )
         .map(CaseAnswer::Many),
+        CaseCall::DecidedRating => list(
+            tx,
+            "SELECT body FROM cases WHERE state = 'decided' AND kind = 'rating' ORDER BY case_id",
+            [],
+            now,
+        )
+        .map(CaseAnswer::Many),
         CaseCall::OutboxDue { limit, lease } => {
             // Claimed and leased in one statement, as in PostgreSQL.
             let mut due: Vec<(i64, i64, OutboxEvent)> = tx

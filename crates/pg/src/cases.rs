@@ -124,6 +124,14 @@ pub(crate) async fn apply(
         )
         .await
         .map(CaseAnswer::Many),
+        CaseCall::DecidedRating => list(
+            tx,
+            "SELECT body FROM cases WHERE state = 'decided' AND kind = 'rating' ORDER BY case_id",
+            None,
+            now,
+        )
+        .await
+        .map(CaseAnswer::Many),
         CaseCall::OutboxDue { limit, lease } => {
             // Claimed with a lease; a replica claiming at the same moment skips the
             // rows this one locked.

@@ -638,3 +638,90 @@ async fn a_decision_case_won_by_the_buyer_releases_the_return_on_postgres() {
     };
     a_reviewer_releases(Store::Postgres(server.fresh_database().await)).await;
 }
+
+/// A rating case on a reason, decided for the buyer, is read back as a strike from the
+/// store (what the service loads its corrections from), after the store is opened
+/// again; a rating case lost, or about the star as a whole, strikes nothing.
+async fn strikes_are_read_back(store: Store) {
+    use fastrefund_core::cases::{Contested, Strike, Verdict};
+    let d = CaseDeadlines::default();
+    let ledger = store.open().await;
+    let rating = |buyer: u64, contested: Option<Contested>| Opening {
+        kind: CaseKind::Rating,
+        buyer_id: BuyerId(buyer),
+        return_id: None,
+        contested,
+        ..opening()
+    };
+    let reason = || {
+        Some(Contested {
+            reason_code: "days_since_last_bad".into(),
+            points: -12,
+        })
+    };
+    let mut ids = Vec::new();
+    for (buyer, contested, verdict) in [
+        (501, reason(), Verdict::BuyerWon),
+        (502, reason(), Verdict::MerchantWon),
+        (503, None, Verdict::BuyerWon),
+    ] {
+        let case = one(ledger
+            .cases(CaseCall::Open(rating(buyer, contested)), d, t0())
+            .await
+            .unwrap())
+        .case;
+        for command in [
+            Command::Claim {
+                reviewer: "li".into(),
+            },
+            Command::Decide {
+                reviewer: "li".into(),
+                verdict,
+                note: "checked".into(),
+                outcome: None,
+            },
+        ] {
+            let step = CaseCall::Step {
+                case_id: case.case_id,
+                command,
+            };
+            ledger.cases(step, d, t0()).await.unwrap();
+        }
+        ids.push(case.case_id);
+    }
+    drop(ledger);
+    let ledger = store.open().await;
+    let CaseAnswer::Many(decided) = ledger
+        .cases(CaseCall::DecidedRating, d, t0())
+        .await
+        .unwrap()
+    else {
+        panic!("a list of cases expected");
+    };
+    assert_eq!(decided.len(), 3);
+    let strikes: Vec<Strike> = decided.iter().filter_map(Strike::of).collect();
+    assert_eq!(strikes.len(), 1, "{strikes:?}");
+    assert_eq!(
+        (
+            strikes[0].case_id,
+            strikes[0].buyer_id,
+            strikes[0].points_at_open
+        ),
+        (ids[0], BuyerId(501), -12)
+    );
+    assert_eq!(strikes[0].reason_code, "days_since_last_bad");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strikes_are_read_back_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    strikes_are_read_back(Store::Sqlite(dir.path().join("ledger.sqlite"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strikes_are_read_back_on_postgres() {
+    let Some(server) = pg_server::server() else {
+        return;
+    };
+    strikes_are_read_back(Store::Postgres(server.fresh_database().await)).await;
+}

@@ -67,7 +67,7 @@ pub async fn eligibility(
             };
         }
     };
-    let rating = serving.ratings.get(req.buyer_id);
+    let rating = state.served(&serving, req.buyer_id).map(|s| s.rating);
     let star = rating.map(|r| r.star);
     // Shadow mode: the snapshot carries a challenger's stars.
     let shadow = serving
@@ -180,7 +180,10 @@ pub async fn tracking(
             };
         }
     };
-    let stars: Arc<dyn StarLookup> = serving.ratings.clone();
+    let stars: Arc<dyn StarLookup> = Arc::new(crate::strikes::ServedStars {
+        ratings: serving.ratings.clone(),
+        strikes: state.strikes().clone(),
+    });
     let t = state
         .ledger()
         .track(
@@ -292,11 +295,10 @@ pub async fn outcome(
     }))
 }
 
-fn star_of(serving: &Serving, policy: &Policy, buyer: BuyerId) -> Star {
-    serving
-        .ratings
-        .get(buyer)
-        .map(|r| r.star)
+fn star_of(state: &AppState, serving: &Serving, policy: &Policy, buyer: BuyerId) -> Star {
+    state
+        .served(serving, buyer)
+        .map(|s| s.rating.star)
         .unwrap_or(policy.unknown_buyer_star)
 }
 
@@ -319,7 +321,7 @@ pub async fn exposure(
 ) -> Result<Json<ExposureResponse>, ApiError> {
     let serving = ready(&state)?;
     let policy = state.policy();
-    let star = star_of(&serving, &policy, BuyerId(buyer));
+    let star = star_of(&state, &serving, &policy, BuyerId(buyer));
     let e = state.ledger().exposure(BuyerId(buyer)).await?;
     let limit = policy.limit_for(star);
     Ok(Json(ExposureResponse {
@@ -337,12 +339,14 @@ pub async fn exposure(
 
 /// The rating view of a buyer, shared by the JSON endpoint and the buyer's page.
 pub fn rating_view(
+    state: &AppState,
     serving: &Serving,
     policy: &Policy,
     buyer: BuyerId,
     lang: Lang,
 ) -> Option<RatingResponse> {
-    let r = serving.ratings.get(buyer)?;
+    let served = state.served(serving, buyer)?;
+    let r = served.rating;
     let card = serving.ratings.model();
     let cuts = card.model().stars.min_score;
     let k = usize::from(r.star.get());
@@ -387,6 +391,7 @@ pub fn rating_view(
         next_star,
         as_of: serving.ratings.manifest.as_of.to_string(),
         model_version: serving.ratings.manifest.model_version.clone(),
+        corrected_by_cases: served.corrected_by,
     })
 }
 
@@ -424,7 +429,7 @@ pub async fn rating(
     let serving = ready(&state)?;
     let policy = state.policy();
     let lang = Lang::of(&headers);
-    let view = rating_view(&serving, &policy, BuyerId(buyer), lang)
+    let view = rating_view(&state, &serving, &policy, BuyerId(buyer), lang)
         .ok_or_else(|| unknown_buyer(&serving, &policy, buyer))?;
     Ok(with_language(Json(view).into_response(), lang))
 }

@@ -19,7 +19,7 @@ use axum::http::{StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use fastrefund_core::cases::{
-    Case, CaseEvent, CaseKind, CaseState, Command, Opening, Party, Verdict,
+    Case, CaseEvent, CaseKind, CaseState, Command, Contested, Opening, Party, Verdict,
 };
 use fastrefund_core::domain::{BuyerId, OrderId, Outcome, ReturnId};
 use fastrefund_store::{CaseAnswer, CaseCall, CaseView};
@@ -138,6 +138,11 @@ pub struct OpenCaseRequest {
     #[serde(default)]
     #[schema(max_items = 10)]
     pub evidence: Vec<String>,
+    /// For a `rating` case: the reason contested, one of the `code`s the buyer's rating
+    /// shows now. Won by the buyer, the case strikes it from the star at once.
+    #[serde(default)]
+    #[schema(example = "days_since_last_bad")]
+    pub reason_code: Option<String>,
 }
 
 /// What a case contests.
@@ -251,6 +256,11 @@ pub struct CaseDto {
     pub decided_at: Option<DateTime<Utc>>,
     /// The outcome the return now has, when the decision corrected it.
     pub corrected_outcome: Option<String>,
+    /// The reason a `rating` case contests.
+    pub reason_code: Option<String>,
+    /// Whether the case strikes that reason from the buyer's star (a `rating` case the
+    /// buyer won on a reason).
+    pub strikes_reason: bool,
     /// Who did what, when, and what they said; oldest first.
     pub events: Vec<CaseEventDto>,
 }
@@ -325,6 +335,8 @@ pub(crate) fn dto(state: &AppState, case: &Case, events: &[CaseEvent]) -> CaseDt
         note,
         decided_at,
         corrected_outcome: corrected,
+        reason_code: case.contested.as_ref().map(|c| c.reason_code.clone()),
+        strikes_reason: fastrefund_core::cases::Strike::of(case).is_some(),
         events: events
             .iter()
             .map(|e| CaseEventDto {
@@ -338,9 +350,14 @@ pub(crate) fn dto(state: &AppState, case: &Case, events: &[CaseEvent]) -> CaseDt
     }
 }
 
-async fn call(state: &AppState, call: CaseCall) -> Result<CaseAnswer, ApiError> {
+pub(crate) async fn call(state: &AppState, call: CaseCall) -> Result<CaseAnswer, ApiError> {
     let deadlines = state.policy().cases;
     let answer = state.ledger().cases(call, deadlines, Utc::now()).await?;
+    if let CaseAnswer::One(view) = &answer {
+        // A decision recorded here corrects the star at once (other replicas: at
+        // their next refresh).
+        state.strikes().add(&view.case);
+    }
     Ok(answer)
 }
 
@@ -416,7 +433,10 @@ pub async fn open_case(
         opened_by,
         statement: body.statement,
         evidence: body.evidence,
-        contested: None,
+        contested: body
+            .reason_code
+            .map(|code| contested(&state, buyer, &code))
+            .transpose()?,
     };
     let view = open_for(&state, opening).await?;
     Ok((
@@ -424,6 +444,42 @@ pub async fn open_case(
         Json(dto(&state, &view.case, &view.events)),
     )
         .into_response())
+}
+
+/// The reason `code` of `buyer`'s star, as contested now: it must be one of the
+/// reasons the buyer is shown, and the snapshot must keep the buyer's points (what the
+/// case contests, and what a strike is measured against).
+pub(crate) fn contested(
+    state: &AppState,
+    buyer: BuyerId,
+    code: &str,
+) -> Result<Contested, ApiError> {
+    let refuse = |message: String| ApiError::field("reason_code", ErrorCode::InvalidField, message);
+    let serving = state.serving().ok_or_else(ApiError::not_ready)?;
+    let served = state.served(&serving, buyer).ok_or_else(|| {
+        refuse(format!(
+            "buyer {} is not in the ratings: no reason to contest",
+            buyer.0
+        ))
+    })?;
+    let card = serving.ratings.model();
+    let shown = served
+        .rating
+        .reasons
+        .iter()
+        .flatten()
+        .find(|r| r.code(card) == code)
+        .ok_or_else(|| refuse(format!("`{code}` is not a reason of this buyer's star")))?;
+    let points = serving.ratings.points(buyer).ok_or_else(|| {
+        refuse(format!(
+            "the snapshot in service (as of {}) keeps no points per reason, so a reason cannot be contested until the next rating; contest the star as a whole (no reason_code)",
+            serving.ratings.manifest.as_of
+        ))
+    })?;
+    Ok(Contested {
+        reason_code: code.to_string(),
+        points: points.points[usize::from(shown.feature)],
+    })
 }
 
 /// Opens a case (for the API and the buyer's page alike).

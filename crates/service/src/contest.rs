@@ -11,7 +11,6 @@
 //! language, with a link back.
 
 use super::AppState;
-use super::api::rating_view;
 use super::cases::open_for;
 use super::error::ApiError;
 use super::extract::IdPath;
@@ -202,26 +201,18 @@ async fn open(
             )
         })?)),
     };
-    let (kind, statement) = match f.contest.split_once(':') {
+    let (kind, statement, contested) = match f.contest.split_once(':') {
         Some(("reason", code)) => {
             // Only a reason the buyer is shown can be contested from the page.
-            let serving = state.serving().ok_or_else(ApiError::not_ready)?;
-            let view = rating_view(&serving, &state.policy(), BuyerId(buyer), parts.lang())
-                .ok_or_else(|| {
-                    ApiError::field(
-                        "contest",
-                        super::error::ErrorCode::InvalidField,
-                        "the rating does not know this buyer",
-                    )
-                })?;
-            if !view.reasons.iter().any(|r| r.code == code) {
-                return Err(ApiError::field(
-                    "contest",
-                    super::error::ErrorCode::InvalidField,
-                    format!("`{code}` is not a reason of this buyer's star"),
-                ));
-            }
-            (CaseKind::Rating, format!("[{code}] {}", f.statement))
+            let c = super::cases::contested(state, BuyerId(buyer), code).map_err(|e| ApiError {
+                field: Some("contest".into()),
+                ..e
+            })?;
+            (
+                CaseKind::Rating,
+                format!("[{code}] {}", f.statement),
+                Some(c),
+            )
         }
         None if f.contest == "loss" => {
             if return_id.is_none() {
@@ -231,7 +222,7 @@ async fn open(
                     "`return_id` names the return whose loss is contested",
                 ));
             }
-            (CaseKind::Outcome, f.statement)
+            (CaseKind::Outcome, f.statement, None)
         }
         _ => {
             return Err(ApiError::field(
@@ -252,7 +243,7 @@ async fn open(
         opened_by: Party::Buyer,
         statement,
         evidence: Vec::new(),
-        contested: None,
+        contested,
     };
     open_for(state, opening).await.map(drop)
 }

@@ -550,6 +550,11 @@ pub struct RatingResponse {
     #[schema(format = Date)]
     pub as_of: String,
     pub model_version: String,
+    /// The cases a reviewer decided in the buyer's favour that struck a reason from
+    /// this star (the star and reasons above are the corrected ones); empty when the
+    /// snapshot's rating stands as rated.
+    #[serde(default)]
+    pub corrected_by_cases: Vec<u64>,
 }
 
 /// A signed link a buyer-facing front end can hand to a logged-in buyer.

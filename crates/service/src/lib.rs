@@ -30,6 +30,7 @@ mod ops;
 mod page;
 mod review_page;
 pub mod server;
+pub mod strikes;
 pub mod webhooks;
 pub mod words;
 
@@ -40,10 +41,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use error::ErrorCode;
+use fastrefund_core::domain::BuyerId;
 use fastrefund_core::policy::Policy;
 use fastrefund_snapshot::PolicyFileError;
 use fastrefund_snapshot::{Manifest, Ratings, SnapshotError};
-use fastrefund_store::{LedgerError, LedgerStore};
+use fastrefund_store::{CaseAnswer, CaseCall, LedgerError, LedgerStore};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -136,6 +138,8 @@ struct Inner {
     clock_skew_ms: std::sync::atomic::AtomicI64,
     /// The ledger's readiness, asked at most once per interval.
     readiness: ops::Readiness,
+    /// Reasons struck by rating cases the buyers won.
+    strikes: Arc<strikes::Strikes>,
 }
 
 /// Everything a handler needs; cheap to clone.
@@ -197,7 +201,34 @@ impl AppState {
             metrics: ops::metrics_handle(),
             clock_skew_ms: std::sync::atomic::AtomicI64::new(dto::CLOCK_SKEW.num_milliseconds()),
             readiness: ops::Readiness::new(ops::READINESS_INTERVAL),
+            strikes: Arc::default(),
         }))
+    }
+
+    /// The reasons struck by rating cases the buyers won ([`strikes`]).
+    pub fn strikes(&self) -> &Arc<strikes::Strikes> {
+        &self.0.strikes
+    }
+
+    /// `buyer`'s rating as served: the snapshot's, corrected by their strikes.
+    pub fn served(&self, serving: &Serving, buyer: BuyerId) -> Option<strikes::Served> {
+        strikes::served(&serving.ratings, &self.0.strikes, buyer)
+    }
+
+    /// Reads the strikes again from the ledger's decided rating cases.
+    pub async fn refresh_strikes(&self) -> Result<(), ServeError> {
+        let decided = match cases::call(self, CaseCall::DecidedRating).await {
+            Ok(CaseAnswer::Many(cases)) => cases,
+            Ok(_) => return Err(ServeError::Other("the ledger answered no case list".into())),
+            Err(e) => {
+                return Err(ServeError::Other(format!(
+                    "the decided rating cases could not be read: {}",
+                    e.message
+                )));
+            }
+        };
+        self.0.strikes.replace(&decided);
+        Ok(())
     }
 
     pub fn tokens(&self) -> &Tokens {
@@ -262,6 +293,8 @@ impl AppState {
         })
         .await
         .map_err(|e| ServeError::Other(format!("reload task failed: {e}")))??;
+        // A snapshot is never served without the corrections recorded since.
+        self.refresh_strikes().await?;
         self.0.serving.store(Some(Arc::new(serving)));
         if let Ok(mut g) = self.0.snapshot_path.lock() {
             *g = snap_path;
@@ -503,6 +536,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let state = AppState::with_store(ledger, policy, tokens);
     state.set_clock_skew(settings.clock_skew);
     cases::spawn_gauges(state.clone(), std::time::Duration::from_secs(15));
+    strikes::spawn_refresh(state.clone(), strikes::REFRESH);
     if let Some(secret) = settings
         .webhook_secret
         .clone()

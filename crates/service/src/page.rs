@@ -48,7 +48,7 @@ pub async fn buyer_page(
     let serving = state.serving().ok_or_else(ApiError::not_ready)?;
     let policy = state.policy();
     let lang = parts.lang;
-    let view = rating_view(&serving, &policy, BuyerId(buyer), lang)
+    let view = rating_view(&state, &serving, &policy, BuyerId(buyer), lang)
         .ok_or_else(|| unknown_buyer(&serving, &policy, buyer))?;
     // The buyer's cases, if any (a ledger that cannot answer now leaves them out).
     let cases = super::cases::of_buyer(&state, BuyerId(buyer)).await;
@@ -281,7 +281,7 @@ pub fn render(v: &RatingResponse, lang: Lang) -> String {
     <h1>{heading}</h1>
     <div class="stars" aria-label="{star} / 5">{stars}</div>
     <p><strong>{star} {of_five}</strong> · {score_word} {score}</p>
-    <p class="meta">{as_of_word} {as_of} · {model_word} {model}</p>
+    <p class="meta">{as_of_word} {as_of} · {model_word} {model}</p>{corrected}
   </section>
   <section class="card">
     <h2>{gives}</h2>
@@ -317,6 +317,19 @@ pub fn render(v: &RatingResponse, lang: Lang) -> String {
         score = v.score,
         as_of = esc(&v.as_of),
         model = esc(&v.model_version),
+        corrected = if v.corrected_by_cases.is_empty() {
+            String::new()
+        } else {
+            let ids: Vec<String> = v
+                .corrected_by_cases
+                .iter()
+                .map(|c| format!("#{c}"))
+                .collect();
+            format!(
+                "\n    <p class=\"good\" id=\"corrected\">{}</p>",
+                esc(&(c.corrected_by)(&ids.join(", ")))
+            )
+        },
         benefits = benefits,
         reasons = reasons,
         next = next,

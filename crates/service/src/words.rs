@@ -81,6 +81,8 @@ pub struct Chrome {
     /// "You are {points} points from {star} stars."
     pub points_from: fn(i32, u8) -> String,
     pub recomputed: &'static str,
+    /// "Corrected by case {ids}: a reviewer struck a reason …"
+    pub corrected_by: fn(&str) -> String,
 }
 
 pub fn chrome(lang: Lang) -> Chrome {
@@ -100,6 +102,11 @@ pub fn chrome(lang: Lang) -> Chrome {
             highest: "You have the highest rating.",
             points_from: |p, s| format!("You are <strong>{p} points</strong> from {s} stars."),
             recomputed: "Your rating is recomputed regularly from your orders, returns and disputes.",
+            corrected_by: |ids| {
+                format!(
+                    "Corrected by case {ids}: a reviewer found a reason wrong, and it no longer counts against you."
+                )
+            },
         },
         Lang::ZhCn => Chrome {
             title: "您的购物评级",
@@ -116,6 +123,9 @@ pub fn chrome(lang: Lang) -> Chrome {
             highest: "您已是最高评级。",
             points_from: |p, s| format!("距离 {s} 星还差 <strong>{p} 分</strong>。"),
             recomputed: "您的评级会根据您的订单、退货和纠纷定期重新计算。",
+            corrected_by: |ids| {
+                format!("已由申诉 {ids} 更正：审核员认定一项原因有误，它不再计入您的评级。")
+            },
         },
     }
 }

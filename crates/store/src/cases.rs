@@ -22,6 +22,9 @@ pub enum CaseCall {
     Queue { state: Option<String> },
     /// Every decided case, oldest first (for `export-cases`).
     Decided,
+    /// Every decided `rating` case, oldest first: the service keeps the strikes among
+    /// them ([`fastrefund_core::cases::Strike::of`]) to correct the stars it serves.
+    DecidedRating,
     /// Claims up to `limit` webhook events due at `now`: each is leased for `lease`
     /// (not due again for that long), so that replicas sharing a ledger rarely send
     /// the same event at once; receivers deduplicate by `event_id` all the same.

@@ -593,3 +593,117 @@ async fn a_buyer_contests_from_their_page_with_the_signed_link() {
     .await;
     assert_eq!(r.status(), 401);
 }
+
+/// A buyer of the fixture below 5★ whose first reason, struck, raises the star; with
+/// that reason's code, its feature, and the corrected star and score, worked out here
+/// from the snapshot's points and the model's best bin (not by the service's code).
+fn buyer_whose_first_reason_matters(app: &fastrefund_testkit::TestApp) -> (u64, String, u8, i32) {
+    use fastrefund_core::domain::BuyerId;
+    let serving = app.state.serving().unwrap();
+    let r = &serving.ratings;
+    let card = r.model();
+    for &b in r.sample_ids(r.len()) {
+        let rating = r.get(BuyerId(b)).unwrap();
+        let Some(first) = rating.reasons[0] else {
+            continue;
+        };
+        let mut p = r.points(BuyerId(b)).expect("the fixture keeps points");
+        let j = usize::from(first.feature);
+        p.points[j] = card.best_points(j);
+        p.missing[j] = false;
+        let fixed = card.score_points(&p).unwrap();
+        if fixed.star > rating.star {
+            return (b, first.code(card), fixed.star.get(), fixed.score);
+        }
+    }
+    panic!("no buyer of the fixture gains a star from their first reason struck");
+}
+
+#[tokio::test]
+async fn a_rating_case_won_strikes_the_reason_and_every_answer_uses_the_corrected_star_at_once() {
+    let app = spawn_app().await;
+    let (buyer, code, star, score) = buyer_whose_first_reason_matters(&app);
+    let path = format!("/v1/buyers/{buyer}/rating");
+    let rating =
+        async |app: &fastrefund_testkit::TestApp| json_of(app.get(&path, Some(API)).await).await.1;
+    let before = rating(&app).await;
+    assert!(
+        before["star"].as_u64().unwrap() < u64::from(star),
+        "{before}"
+    );
+    assert_eq!(before["corrected_by_cases"], json!([]));
+
+    // A reason the buyer is not shown cannot be contested; nothing is opened.
+    let open = |reason: &str| {
+        json!({"kind": "rating", "buyer_id": buyer, "opened_by": "buyer",
+               "statement": "Those returns were the merchant's mistakes.", "reason_code": reason})
+    };
+    let (s, d) = json_of(app.post("/v1/cases", &open("no_such_reason")).await).await;
+    assert_eq!(s, 422, "{d}");
+    assert_eq!(d["error"]["field"], "reason_code", "{d}");
+    let (s, d) = json_of(app.post("/v1/cases", &open(&code)).await).await;
+    assert_eq!(s, 201, "{d}");
+    assert_eq!(d["reason_code"], json!(code));
+    let id = d["case_id"].as_u64().unwrap();
+
+    let claim = json!({"reviewer": "li.wei"});
+    let (s, d) = post_as(&app, REVIEWER, &format!("/review/cases/{id}/claim"), &claim).await;
+    assert_eq!(s, 200, "{d}");
+    let decision = json!({"reviewer": "li.wei", "decision": "buyer_won",
+                          "note": "The returns behind this reason were the merchant's fault."});
+    let (s, d) = post_as(
+        &app,
+        REVIEWER,
+        &format!("/review/cases/{id}/decision"),
+        &decision,
+    )
+    .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["strikes_reason"], true, "{d}");
+
+    // At once: the rating API, the page, and the decisions.
+    let after = rating(&app).await;
+    assert_eq!(after["star"], json!(star), "{after}");
+    assert_eq!(after["score"], json!(score), "{after}");
+    assert_eq!(after["corrected_by_cases"], json!([id]), "{after}");
+    assert!(
+        after["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["code"] != json!(code)),
+        "the struck reason is gone: {after}"
+    );
+    let (s, d) = json_of(app.post("/v1/eligibility", &request(7_001, buyer)).await).await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(
+        d["star"],
+        json!(star),
+        "the decision uses the corrected star: {d}"
+    );
+    let (_, e) = json_of(
+        app.get(&format!("/v1/buyers/{buyer}/exposure"), Some(API))
+            .await,
+    )
+    .await;
+    assert_eq!(e["star"], json!(star), "{e}");
+    let page = app
+        .get(&format!("/buyers/{buyer}"), Some(API))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("#{id}")),
+        "the page says which case corrected it"
+    );
+
+    // What a restart does: the strikes this process knew are gone, and loading the
+    // snapshot reads them again from the ledger before serving it.
+    app.state.strikes().replace(&[]);
+    assert_eq!(rating(&app).await["star"], before["star"], "forgotten");
+    app.state.reload(None, None).await.unwrap();
+    let restarted = rating(&app).await;
+    assert_eq!(restarted["star"], json!(star), "{restarted}");
+    assert_eq!(restarted["corrected_by_cases"], json!([id]), "{restarted}");
+}
