@@ -44,6 +44,7 @@ pub(crate) fn apply(
             step(tx, st, case_id, &command, deadlines, now).map(CaseAnswer::One)
         }
         CaseCall::Get { case_id } => get(tx, case_id, now).map(CaseAnswer::One),
+        CaseCall::Record(rid) => find_return(tx, rid.0).map(CaseAnswer::Record),
         CaseCall::OfBuyer(buyer) => list(
             tx,
             "SELECT body FROM cases WHERE buyer_id = ?1 ORDER BY case_id DESC",

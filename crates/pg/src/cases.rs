@@ -97,6 +97,7 @@ pub(crate) async fn apply(
                 repeated: false,
             }))
         }
+        CaseCall::Record(rid) => crate::find_return(tx, rid.0).await.map(CaseAnswer::Record),
         CaseCall::OfBuyer(buyer) => list(
             tx,
             "SELECT body FROM cases WHERE buyer_id = $1 ORDER BY case_id DESC",

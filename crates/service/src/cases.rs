@@ -258,6 +258,8 @@ pub struct CaseDto {
     pub corrected_outcome: Option<String>,
     /// The reason a `rating` case contests.
     pub reason_code: Option<String>,
+    /// The points that reason earned the buyer when the case was opened.
+    pub reason_points: Option<i32>,
     /// Whether the case strikes that reason from the buyer's star (a `rating` case the
     /// buyer won on a reason).
     pub strikes_reason: bool,
@@ -336,6 +338,7 @@ pub(crate) fn dto(state: &AppState, case: &Case, events: &[CaseEvent]) -> CaseDt
         decided_at,
         corrected_outcome: corrected,
         reason_code: case.contested.as_ref().map(|c| c.reason_code.clone()),
+        reason_points: case.contested.as_ref().map(|c| c.points),
         strikes_reason: fastrefund_core::cases::Strike::of(case).is_some(),
         events: events
             .iter()
@@ -841,7 +844,31 @@ pub async fn case_page(
     let lang = super::words::Lang::of(&headers);
     let view = one(call(&state, CaseCall::Get { case_id }).await?)?;
     let case = dto(&state, &view.case, &view.events);
-    Ok(html(super::review_page::case(&case, lang), lang))
+    let rec = match view.case.return_id {
+        Some(rid) => match call(&state, CaseCall::Record(rid)).await? {
+            CaseAnswer::Record(rec) => rec,
+            _ => return Err(ApiError::internal("case call", "not a return's record")),
+        },
+        None => None,
+    };
+    let star_now = state.serving().and_then(|serving| {
+        let served = state.served(&serving, view.case.buyer_id)?;
+        let card = serving.ratings.model();
+        let reasons = served
+            .rating
+            .reasons
+            .iter()
+            .flatten()
+            .map(|r| r.code(card))
+            .collect();
+        Some((
+            served.rating.star.get(),
+            reasons,
+            serving.ratings.manifest.as_of.to_string(),
+        ))
+    });
+    let record = super::review_page::record(&case, rec.as_ref(), star_now, lang);
+    Ok(html(super::review_page::case(&case, &record, lang), lang))
 }
 
 fn html(body: String, lang: super::words::Lang) -> Response {

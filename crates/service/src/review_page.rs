@@ -25,6 +25,15 @@ struct Words {
     claim_hint: &'static str,
     decide_hint: &'static str,
     back: &'static str,
+    record: &'static str,
+    never_decided: &'static str,
+    decided_with: &'static str,
+    amount: &'static str,
+    requested: &'static str,
+    money: &'static str,
+    star_now: &'static str,
+    contested: &'static str,
+    points_at_open: &'static str,
 }
 
 fn words(lang: Lang) -> Words {
@@ -46,6 +55,15 @@ fn words(lang: Lang) -> Words {
             claim_hint: "Claim the case (a 60-minute lease, renewed by claiming again):",
             decide_hint: "Then decide, with a note both parties will read:",
             back: "Back to the queue",
+            record: "The record",
+            never_decided: "The ledger has no decision for this return.",
+            decided_with: "Decided with",
+            amount: "amount",
+            requested: "requested",
+            money: "Money",
+            star_now: "The buyer's star now",
+            contested: "Reason contested",
+            points_at_open: "points it earned when the case was opened",
         },
         Lang::ZhCn => Words {
             queue: "待审核的申诉",
@@ -64,6 +82,15 @@ fn words(lang: Lang) -> Words {
             claim_hint: "认领此申诉（租约 60 分钟，再次认领即续期）：",
             decide_hint: "然后裁决，并写明双方都会看到的理由：",
             back: "返回列表",
+            record: "记录",
+            never_decided: "账本中没有此退货的决定。",
+            decided_with: "决定时的星级",
+            amount: "金额",
+            requested: "申请时间",
+            money: "资金",
+            star_now: "买家当前星级",
+            contested: "被申诉的原因",
+            points_at_open: "申诉提交时该项得分",
         },
     }
 }
@@ -142,7 +169,7 @@ pub fn queue(cases: &[CaseDto], lang: Lang) -> String {
 }
 
 /// One case's page.
-pub fn case(c: &CaseDto, lang: Lang) -> String {
+pub fn case(c: &CaseDto, record: &str, lang: Lang) -> String {
     let w = words(lang);
     let late = if c.breached {
         format!(" <span class=\"breached\">{}</span>", w.breached)
@@ -205,7 +232,7 @@ pub fn case(c: &CaseDto, lang: Lang) -> String {
     let body = format!(
         "<p><a href=\"/review\">{back}</a></p>\
          <div class=\"card\"><p>{kind_l}: <strong>{kind}</strong> · {buyer_l}: {buyer} · {ret_l}: {ret} · {state_l}: <strong>{state}</strong></p>\
-         <p>{by_l}: {by}{late}</p>{respond}</div>\
+         <p>{by_l}: {by}{late}</p>{respond}</div>{record}\
          <div class=\"card\"><h2>{trail}</h2><ol>{events}</ol></div>{next}",
         back = w.back,
         kind_l = w.kind,
@@ -224,6 +251,81 @@ pub fn case(c: &CaseDto, lang: Lang) -> String {
         trail = w.trail,
     );
     page(lang, &format!("{} #{}", w.case, c.case_id), &body)
+}
+
+/// What a reviewer sees of the subject: the return's record from the ledger (the star
+/// it was decided with, amount, request time, where its money is) and the buyer's
+/// star and reasons now (corrected by any strike), with the reason a rating case
+/// contests and the points it earned when the case was opened.
+pub fn record(
+    c: &CaseDto,
+    rec: Option<&fastrefund_core::ledger::ReturnRec>,
+    star_now: Option<(u8, Vec<String>, String)>,
+    lang: Lang,
+) -> String {
+    use fastrefund_core::ledger::ReturnState;
+    let w = words(lang);
+    let mut rows = String::new();
+    if c.return_id.is_some() {
+        match rec {
+            None => rows.push_str(&format!("<p>{}</p>", w.never_decided)),
+            Some(r) => {
+                let money = match &r.state {
+                    ReturnState::Held => "held: no instant release".to_string(),
+                    ReturnState::Released => "released, not advanced".to_string(),
+                    ReturnState::Advanced(a) => {
+                        format!("advanced {} on {}", a.amount, a.tracking_number)
+                    }
+                    ReturnState::Settled {
+                        advance,
+                        outcome,
+                        corrected,
+                        ..
+                    } => format!(
+                        "advanced {} on {}; outcome {}{}",
+                        advance.amount,
+                        advance.tracking_number,
+                        outcome.as_str(),
+                        corrected
+                            .map(|o| format!(", corrected to {}", o.as_str()))
+                            .unwrap_or_default()
+                    ),
+                    ReturnState::Kept { amount, .. } => {
+                        format!("refunded without return: {amount}")
+                    }
+                };
+                rows.push_str(&format!(
+                    "<p>{}: <strong>{}★</strong> · {}: {} · {}: {}</p><p>{}: {}</p>",
+                    w.decided_with,
+                    r.star.get(),
+                    w.amount,
+                    r.amount,
+                    w.requested,
+                    esc(&r
+                        .requested_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                    w.money,
+                    esc(&money)
+                ));
+            }
+        }
+    }
+    if let Some((star, reasons, as_of)) = star_now {
+        rows.push_str(&format!(
+            "<p>{}: <strong>{star}★</strong> ({as_of}) · {}</p>",
+            w.star_now,
+            esc(&reasons.join(", "))
+        ));
+    }
+    if let (Some(code), Some(points)) = (&c.reason_code, c.reason_points) {
+        rows.push_str(&format!(
+            "<p>{}: <code>{}</code> · {}: {points}</p>",
+            w.contested,
+            esc(code),
+            w.points_at_open
+        ));
+    }
+    format!("<div class=\"card\"><h2>{}</h2>{rows}</div>", w.record)
 }
 
 /// The "your cases" section of a buyer's page: each case's state, its deadline in the

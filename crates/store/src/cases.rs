@@ -22,6 +22,9 @@ pub enum CaseCall {
     Queue { state: Option<String> },
     /// Every decided case, oldest first (for `export-cases`).
     Decided,
+    /// The record of a case's return (its decision's star, amount, advance, outcome and
+    /// correction), for the reviewer's page; `None` when it was never decided.
+    Record(fastrefund_core::domain::ReturnId),
     /// Every decided `rating` case, oldest first: the service keeps the strikes among
     /// them ([`fastrefund_core::cases::Strike::of`]) to correct the stars it serves.
     DecidedRating,
@@ -68,6 +71,8 @@ pub enum CaseAnswer {
     One(CaseView),
     Many(Vec<Case>),
     Outbox(Vec<OutboxEvent>),
+    /// A return's record ([`CaseCall::Record`]).
+    Record(Option<fastrefund_core::ledger::ReturnRec>),
     Done,
 }
 

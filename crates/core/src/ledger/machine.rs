@@ -44,7 +44,7 @@ pub struct Advance {
 }
 
 /// Where a decided return is in its money lifecycle.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReturnState {
     /// Decided without instant address release: the parcel goes back the ordinary way
     /// and is never advanced (unless a reviewer releases it).
@@ -132,7 +132,7 @@ impl ReturnState {
 }
 
 /// A decided return as commands on it need it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReturnRec {
     pub buyer: BuyerId,
     pub order: OrderId,

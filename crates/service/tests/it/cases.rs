@@ -196,6 +196,11 @@ async fn a_buyer_contests_a_loss_a_reviewer_decides_and_the_hold_lifts_at_once()
         text.contains("It arrived empty.") && text.contains("courier") && text.contains("处理记录"),
         "{text}"
     );
+    // The return's record from the ledger: the star it was decided with and its money.
+    assert!(
+        text.contains("advanced 80.00 on SFCASE41; outcome received_mismatch"),
+        "{text}"
+    );
 
     // Two reviewers: one holds it; only the holder decides.
     let claim = |who: &str| json!({"reviewer": who});
@@ -646,6 +651,16 @@ async fn a_rating_case_won_strikes_the_reason_and_every_answer_uses_the_correcte
     assert_eq!(d["reason_code"], json!(code));
     let id = d["case_id"].as_u64().unwrap();
 
+    // The reviewer's page shows the reason contested, the points it earned then, and
+    // the buyer's star now.
+    let page = app
+        .get(&format!("/review/cases/{id}/page"), Some(REVIEWER))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&format!("<code>{code}</code>")), "{page}");
+    assert!(page.contains(&format!("{}★", before["star"])), "{page}");
     let claim = json!({"reviewer": "li.wei"});
     let (s, d) = post_as(&app, REVIEWER, &format!("/review/cases/{id}/claim"), &claim).await;
     assert_eq!(s, 200, "{d}");
