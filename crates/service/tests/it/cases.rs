@@ -722,3 +722,63 @@ async fn a_rating_case_won_strikes_the_reason_and_every_answer_uses_the_correcte
     assert_eq!(restarted["star"], json!(star), "{restarted}");
     assert_eq!(restarted["corrected_by_cases"], json!([id]), "{restarted}");
 }
+
+/// Two replicas on one PostgreSQL ledger: a rating case decided on one corrects the
+/// star the other serves within its refresh (and the deciding one at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strike_decided_on_one_replica_reaches_the_other() {
+    let Some(server) = fastrefund_testkit::pg::server() else {
+        return;
+    };
+    let url = server.fresh_database().await;
+    let replica = async || {
+        let pg = fastrefund_pg::PgLedger::connect(&url, fastrefund_pg::PgOptions::default())
+            .await
+            .unwrap();
+        fastrefund_testkit::spawn_app_on(
+            pg,
+            fastrefund_core::policy::Policy::default(),
+            Some(fastrefund_testkit::sample_snapshot()),
+            tempfile::tempdir().unwrap(),
+        )
+        .await
+    };
+    let (a, b) = (replica().await, replica().await);
+    fastrefund_service::strikes::spawn_refresh(
+        b.state.clone(),
+        std::time::Duration::from_millis(100),
+    );
+    let (buyer, code, star, _) = buyer_whose_first_reason_matters(&a);
+    let open = json!({"kind": "rating", "buyer_id": buyer, "opened_by": "buyer",
+                      "statement": "Not mine.", "reason_code": code});
+    let (s, d) = json_of(a.post("/v1/cases", &open).await).await;
+    assert_eq!(s, 201, "{d}");
+    let id = d["case_id"].as_u64().unwrap();
+    for (path, body) in [
+        ("claim", json!({"reviewer": "li"})),
+        (
+            "decision",
+            json!({"reviewer": "li", "decision": "buyer_won", "note": "checked"}),
+        ),
+    ] {
+        let (s, d) = post_as(&a, REVIEWER, &format!("/review/cases/{id}/{path}"), &body).await;
+        assert_eq!(s, 200, "{d}");
+    }
+    let star_on = async |app: &fastrefund_testkit::TestApp| {
+        let path = format!("/v1/buyers/{buyer}/rating");
+        json_of(app.get(&path, Some(API)).await).await.1["star"].clone()
+    };
+    assert_eq!(
+        star_on(&a).await,
+        json!(star),
+        "at once on the deciding replica"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while star_on(&b).await != json!(star) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other replica never served the corrected star"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
