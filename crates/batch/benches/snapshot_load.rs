@@ -2,15 +2,16 @@
 //! How long a large snapshot takes to load and how much memory it holds per buyer.
 //! Writes a snapshot of N buyers (default 10,000,000; `SNAPSHOT_BUYERS` to change) with
 //! the batch writer `rate` uses — scores spread over the shipped model's range, stars
-//! from its cut-offs, up to four reason codes — then loads it three times with
-//! `Ratings::load` (what `serve` and a reload do: read, checksum, decode, validate
-//! every row), each time in a fresh child process so that the memory it reports is the
+//! from its cut-offs, up to four reason codes, points per feature — then loads it three
+//! times with `Ratings::load` (what `serve` and a reload do: read, checksum, decode,
+//! validate every row), each time in a fresh child process so that the memory it reports is the
 //! snapshot's alone: the time, the resident memory the loaded snapshot holds, the
 //! process's peak, and bytes per buyer.
 //! Run: `cargo bench --bench snapshot_load`.
 
 use chrono::NaiveDate;
 use fastrefund_batch::rate::{Extras, Scores, ratings_frame, write_snapshot};
+use fastrefund_batch::scores::PointsTable;
 use fastrefund_core::scoring::{MAX_REASONS, ReasonRef, Scored};
 use fastrefund_snapshot::Ratings;
 use std::time::Instant;
@@ -95,9 +96,19 @@ fn main() {
                 }
             })
             .collect();
+        // Points per feature as a model gives them (a few dozen either side of 0),
+        // one value in eight missing.
+        let cells = n * nf as usize;
+        let (points, missing) = (0..cells)
+            .map(|_| {
+                let r = next();
+                ((r % 121) as i32 - 60, (r >> 32) % 8 == 0)
+            })
+            .unzip();
         let s = Scores {
             buyer_ids: (0..n as u64).map(|i| 100_000 + i * 3).collect(),
             scored,
+            points: PointsTable::from_flat(nf as usize, points, missing).unwrap(),
             features: Default::default(),
         };
         let as_of = NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();

@@ -264,7 +264,7 @@ pub fn read_decided_cases(path: &Path) -> Result<Vec<DecidedCase>, DataError> {
 }
 
 /// `reason_code` as text (a column with no value at all may have the null type).
-fn reason_codes(s: &Series, label: &str) -> Result<Vec<Option<String>>, DataError> {
+pub(crate) fn reason_codes(s: &Series, label: &str) -> Result<Vec<Option<String>>, DataError> {
     let t = match s.dtype() {
         DataType::String | DataType::Null | DataType::Categorical(_, _) | DataType::Enum(_, _) => s
             .cast(&DataType::String)

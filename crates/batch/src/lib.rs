@@ -13,6 +13,8 @@
 //! - [`sql`]: the whole rating as one SQL query for Spark or DuckDB (`export-sql`);
 //! - [`cases`]: the decided-cases file (the `disputes` shape and what the overturn
 //!   rates need), written by `export-cases` and `simulate`, read by `--cases`;
+//! - [`overrides`]: the reasons reviewers struck from buyers' stars (rating cases the
+//!   buyer won), written by `export-cases --overrides`, applied by `rate --overrides`;
 //! - [`export`]: the ledger's returns as Parquet; [`history_returns`]: a history's
 //!   returns as the replay client (`fastrefund-replay`, no polars) and `simulate` take
 //!   them; [`judge`]: a generated history's hidden truth beside a snapshot's stars;
@@ -28,6 +30,7 @@ pub mod features;
 pub mod frame;
 pub mod history_returns;
 pub mod judge;
+pub mod overrides;
 pub mod progress;
 pub mod promises;
 pub mod rate;

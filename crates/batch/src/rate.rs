@@ -5,9 +5,12 @@
 //! text of its `model.json`, which the snapshot carries byte for byte), so the card
 //! that scores and the file that is published cannot disagree. `ratings.parquet`'s
 //! columns are named by [`fastrefund_snapshot::ratings`], which the service's reader
-//! uses too.
+//! uses too: the rating (after any strikes, [`crate::overrides`]) and each buyer's
+//! points per feature (before them), so the service can strike a reason again.
 
 use super::features::{FEATURES, date_micros, features_with_norms};
+use super::overrides::{Applied, Overrides};
+use super::scores::PointsTable;
 pub use super::shards::Source;
 use super::tables::{DataError, History};
 use chrono::NaiveDate;
@@ -101,22 +104,31 @@ pub fn score_part(
     let _s = tracing::info_span!("score", buyers = features.height()).entered();
     let ids = buyer_ids(&features)?;
     let cols = model_inputs(card, &features)?;
-    let scored: Vec<Scored> = (0..ids.len())
-        .into_par_iter()
+    // Each buyer's points first (the snapshot keeps them), then the rating from them:
+    // the same as scoring the values ([`Scorecard::score_points`]).
+    let mut points = PointsTable::zeroed(ids.len(), cols.len());
+    let scored: Vec<Scored> = points
+        .rows_mut()
+        .enumerate()
         .map_init(
             || vec![0.0; cols.len()],
-            |row, i| {
+            |row, (i, (p, m))| {
                 for (v, c) in row.iter_mut().zip(&cols) {
                     *v = c[i];
                 }
-                card.score_numeric(row)
+                let pm = card.points_numeric(row)?;
+                p.copy_from_slice(&pm.points);
+                m.copy_from_slice(&pm.missing);
+                card.score_points(&pm)
             },
         )
         .collect::<Result<_, _>>()
         .map_err(SnapshotError::from)?;
+    drop(cols);
     Ok(Scores {
         buyer_ids: ids,
         scored,
+        points,
         features,
     })
 }
@@ -151,7 +163,10 @@ pub fn challenger_scores(ch: &Challenger, s: &Scores) -> Result<Vec<(i32, u8)>, 
         .collect())
 }
 
-/// The `ratings.parquet` frame (with `challenger_star` when a challenger is given).
+/// The `ratings.parquet` frame (with `challenger_star` when a challenger is given):
+/// `star`, `score` and the reasons as `s.scored` has them (struck, once overrides were
+/// applied), and one `points_<feature>` column per model feature, in model order, from
+/// `s.points` (never struck).
 pub fn ratings_frame(
     card: &Scorecard,
     s: &Scores,
@@ -191,6 +206,23 @@ pub fn ratings_frame(
     ));
     if let Some(c) = challenger {
         cols.push(Column::new(ratings::CHALLENGER_STAR.into(), c.to_vec()));
+    }
+    // The points each buyer's values earned, before any strike (null: missing), within
+    // what the snapshot's reader keeps (16 bits, its lowest value marking a missing one).
+    for (j, name) in card.feature_names().enumerate() {
+        let c = s.points.column(j);
+        let keeps = i32::from(i16::MIN) + 1..=i32::from(i16::MAX);
+        if let Some(v) = [c.min(), c.max()]
+            .into_iter()
+            .flatten()
+            .find(|v| !keeps.contains(v))
+        {
+            polars_bail!(ComputeError: "the model gives {v} points for `{name}`, outside the ±32,767 a snapshot keeps");
+        }
+        cols.push(
+            c.with_name(ratings::points_column(name).into())
+                .into_column(),
+        );
     }
     DataFrame::new(n, cols)
 }
@@ -372,6 +404,10 @@ pub struct RateOptions<'a> {
     pub cases: Option<&'a Overturns>,
     /// Draws `cases.svg` (the caller's renderer; none: JSON only).
     pub cases_figure: Option<CasesFigure>,
+    /// Reasons struck by rating cases the buyers won (`rate --overrides`): each buyer
+    /// with strikes is published with the corrected rating
+    /// ([`crate::overrides::Overrides::apply`]).
+    pub overrides: Option<&'a Overrides>,
 }
 
 impl Default for RateOptions<'_> {
@@ -384,6 +420,7 @@ impl Default for RateOptions<'_> {
             drift_figure: None,
             cases: None,
             cases_figure: None,
+            overrides: None,
         }
     }
 }
@@ -413,9 +450,9 @@ pub fn drift_baseline(explicit: Option<&Path>, out: &Path) -> Result<Option<Base
 /// `max_psi` is refused (nothing is published) unless `force`.
 ///
 /// The history is held whole or split into shards ([`Source`]): the category norms
-/// come from a first pass over every part, then each part's buyers are scored and
-/// appended to `ratings.parquet`, keeping only what the distributions and drift need
-/// ([`Tally`]).
+/// come from a first pass over every part, then each part's buyers are scored, given
+/// their strikes (`opts.overrides`), and appended to `ratings.parquet`, keeping only
+/// what the distributions and drift need ([`Tally`]).
 pub fn rate(
     src: Source<'_>,
     model: &LoadedModel,
@@ -436,12 +473,18 @@ pub fn rate(
     let mut manifest = None;
     fastrefund_snapshot::publish_dir::<RateError>(out, |dir| {
         let mut tally = Tally::default();
+        let mut applied = Applied::default();
         let mut ratings = RatingsWriter::new(dir);
         for k in 0..src.parts() {
             let _s = tracing::info_span!("part", k, of = src.parts()).entered();
             let part = src.part(k)?;
-            let scores = score_part(&part, card, t, &norms)?;
+            let mut scores = score_part(&part, card, t, &norms)?;
             drop(part);
+            if let Some(o) = opts.overrides {
+                let _s = tracing::info_span!("overrides").entered();
+                o.apply(card, &mut scores, &mut applied)
+                    .map_err(SnapshotError::from)?;
+            }
             tally.add(
                 card,
                 opts.baseline.map(|b| b.model()),
@@ -458,6 +501,9 @@ pub fn rate(
             ratings.write(&ratings_frame(card, &scores, as_of, challenger.as_deref())?)?;
         }
         ratings.finish()?;
+        if let Some(o) = opts.overrides {
+            o.log(&applied);
+        }
         let drift = opts
             .baseline
             .and_then(|b| fastrefund_snapshot::drift::drift(b, &tally));

@@ -6,7 +6,9 @@
 //! and `buyers` (the caller binds them to Parquet files or warehouse tables; a history
 //! without buyers binds an empty `buyers` table) and returns the columns of
 //! `ratings.parquet`: `buyer_id, star, score, reason_1 … reason_4, as_of,
-//! model_version`.
+//! model_version`, then `points_<feature>` for each model feature (null: missing). It
+//! applies no overrides (`rate --overrides`, [`crate::overrides`]): it has no table of
+//! strikes, so its ratings are those of `rate` without them.
 //!
 //! Its first step reads each table in whatever types the contract
 //! accepts, as data teams write them (docs/input-types.md: money as a decimal of any
@@ -923,7 +925,7 @@ pub fn rating_sql(
     for j in 0..n {
         let _ = write!(
             s,
-            ",\n         m{j}, {} - p{j} AS l{j}",
+            ",\n         m{j}, p{j}, {} - p{j} AS l{j}",
             card.best_points(j)
         );
     }
@@ -981,13 +983,21 @@ pub fn rating_sql(
     }
     let _ = write!(
         s,
-        ",\n       DATE {} AS {},\n       {} AS {}\nFROM ranked\nORDER BY {};\n",
+        ",\n       DATE {} AS {},\n       {} AS {}",
         text(&as_of.to_string()),
         ratings::AS_OF,
         text(card.version()),
         ratings::MODEL_VERSION,
-        ratings::BUYER_ID
     );
+    // Each feature's points, null when its value is missing, as `rate` writes them.
+    for (j, f) in model.features.iter().enumerate() {
+        let _ = write!(
+            s,
+            ",\n       CASE WHEN m{j} THEN NULL ELSE p{j} END AS {}",
+            ratings::points_column(&f.name)
+        );
+    }
+    let _ = write!(s, "\nFROM ranked\nORDER BY {};\n", ratings::BUYER_ID);
     Ok(s)
 }
 
@@ -1114,6 +1124,29 @@ mod tests {
     fn regular_expressions_have_no_backslash_so_both_engines_read_them_alike() {
         for d in [Dialect::Spark, Dialect::Duckdb] {
             assert!(!inputs_sql(d).contains('\\'), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn the_result_ends_with_each_features_points_in_model_order() {
+        let names = [
+            "account_age_days",
+            "returns_365",
+            "relative_return_rate_365",
+            "return_value_share_365",
+            "days_to_ship_mean_365",
+            "days_since_last_bad",
+            "days_to_request_mean_365",
+        ];
+        for d in [Dialect::Spark, Dialect::Duckdb] {
+            let sql = champion_sql(d);
+            let mut at = sql.find("AS model_version").unwrap();
+            for (j, name) in names.iter().enumerate() {
+                let col = format!("CASE WHEN m{j} THEN NULL ELSE p{j} END AS points_{name}");
+                let here = sql.find(&col).unwrap_or_else(|| panic!("{d:?}: no {col}"));
+                assert!(here > at, "{d:?}: {name} out of order");
+                at = here;
+            }
         }
     }
 

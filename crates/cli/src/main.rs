@@ -40,13 +40,20 @@ enum Command {
     /// Write every decided case in the `disputes` table shape (.parquet or .csv), so that
     /// the next rating reads reviewers' decisions as it reads disputes; then the columns
     /// the overturn rates need (case_kind, return_id, star_at_open, reason_code,
-    /// merchant_at_fault: docs/input-types.md).
+    /// merchant_at_fault: docs/input-types.md). With --overrides, also the reasons
+    /// struck by rating cases the buyers won, for `rate --overrides`.
     ExportCases {
         /// The ledger: a SQLite file, or a PostgreSQL URL (`postgres://USER@HOST:PORT/DB`).
         #[arg(long)]
         ledger: PathBuf,
+        /// The decided cases (.parquet or .csv); may be left out with --overrides.
+        #[arg(long, required_unless_present = "overrides")]
+        out: Option<PathBuf>,
+        /// Also write the overrides file (.parquet or .csv): one row per reason struck
+        /// by a rating case the buyer won (case_id, buyer_id, reason_code,
+        /// points_at_open, decided_at), for `rate --overrides`.
         #[arg(long)]
-        out: PathBuf,
+        overrides: Option<PathBuf>,
         /// The ratings snapshot that was in service when the cases were opened: each
         /// buyer's star there is `star_at_open`, its first reason `reason_code` (without
         /// it both are left empty).
@@ -267,6 +274,11 @@ struct RateArgs {
     /// by star at opening and by reason code (`cases.json`, `cases.svg`).
     #[arg(long)]
     cases: Option<PathBuf>,
+    /// The reasons struck by rating cases the buyers won (export-cases --overrides,
+    /// .parquet or .csv): each such buyer is published with the reason struck, as the
+    /// service already serves them (the points_<feature> columns stay unstruck).
+    #[arg(long)]
+    overrides: Option<PathBuf>,
     #[command(flatten)]
     parts: PartsArgs,
 }
@@ -452,8 +464,14 @@ fn main() -> Result<()> {
         Command::ExportCases {
             ledger,
             out,
+            overrides,
             snapshot,
-        } => export_cases(&ledger, &out, snapshot.as_deref()),
+        } => export_cases(
+            &ledger,
+            out.as_deref(),
+            overrides.as_deref(),
+            snapshot.as_deref(),
+        ),
         Command::Models { command } => models(command),
         Command::Generate {
             buyers,
@@ -560,15 +578,25 @@ fn export_outcomes(ledger: &std::path::Path, out: &std::path::Path) -> Result<()
 
 fn export_cases(
     ledger: &std::path::Path,
-    out: &std::path::Path,
+    out: Option<&std::path::Path>,
+    overrides: Option<&std::path::Path>,
     snapshot: Option<&std::path::Path>,
 ) -> Result<()> {
     use fastrefund_batch::cases::{CaseRow, write_cases};
+    use fastrefund_batch::overrides::{strikes_of, write_overrides};
     // The snapshot first: a bad one stops the export before the ledger is read.
     let at_open = snapshot
         .map(fastrefund_snapshot::Ratings::load)
         .transpose()?;
     let cases = block_on(fastrefund_stores::export_cases(ledger))?;
+    if let Some(path) = overrides {
+        let strikes = strikes_of(&cases);
+        write_overrides(&strikes, path)?;
+        tracing::info!(decided = cases.len(), strikes = strikes.len(), out = %path.display(), "reasons struck by rating cases the buyers won exported, for rate --overrides");
+    }
+    let Some(out) = out else {
+        return Ok(());
+    };
     let rows: Vec<CaseRow> = cases
         .iter()
         .filter_map(|c| CaseRow::of(c, at_open.as_ref()))
@@ -889,6 +917,12 @@ mod batch {
             .as_deref()
             .map(fastrefund_batch::cases::overturns)
             .transpose()?;
+        // A bad overrides file stops the run before the history is read.
+        let overrides = a
+            .overrides
+            .as_deref()
+            .map(fastrefund_batch::overrides::read_overrides)
+            .transpose()?;
         let opened = fastrefund_batch::shards::Opened::open(&a.data, &a.parts.plan(&a.out))?;
         let src = opened.source();
         tracing::info!(parts = src.parts(), "rating");
@@ -901,6 +935,7 @@ mod batch {
             drift_figure: Some(fastrefund_report::drift_figure),
             cases: cases.as_ref(),
             cases_figure: Some(fastrefund_report::cases_figure),
+            overrides: overrides.as_ref(),
         };
         let manifest = rate::rate(src, &model, a.as_of, &a.out, &opts)?;
         sp.finish_and_clear();
