@@ -7,7 +7,7 @@
 //! | `case_kind` | text, nullable | `outcome`, `rating` or `decision` |
 //! | `return_id` | id, nullable | the return the case is about |
 //! | `star_at_open` | 1–5, nullable | the buyer's star when the case was opened |
-//! | `reason_code` | text, nullable | the first reason of that star (`reason_1`) |
+//! | `reason_code` | text, nullable | the reason a `rating` case contested; for any other case, the first reason of that star (`reason_1`) |
 //! | `merchant_at_fault` | bool, nullable | the known truth, in a simulated file only |
 //!
 //! `export-cases` and `simulate --contested-out` write it ([`write_cases`]); `train`,
@@ -29,7 +29,8 @@ use std::path::Path;
 pub const CASE_KIND: &str = "case_kind";
 /// `star_at_open`: the buyer's star (1–5) when the case was opened.
 pub const STAR_AT_OPEN: &str = "star_at_open";
-/// `reason_code`: the first reason code of that star.
+/// `reason_code`: the reason a rating case contested, or the first reason code of that
+/// star.
 pub const REASON_CODE: &str = "reason_code";
 /// `merchant_at_fault`: the known truth of a simulated case (was the contested loss
 /// really the merchant's fault?); empty in an export from a ledger.
@@ -69,7 +70,12 @@ impl CaseRow {
             case_kind: case.kind.as_str(),
             return_id: case.return_id.map(|r| r.0),
             star_at_open: rating.map(|(_, b)| b.star),
-            reason_code: rating.and_then(|(r, b)| b.reasons[0].map(|x| x.code(r.model()))),
+            // The reason a rating case contested; otherwise the star's first reason.
+            reason_code: case
+                .contested
+                .as_ref()
+                .map(|c| c.reason_code.clone())
+                .or_else(|| rating.and_then(|(r, b)| b.reasons[0].map(|x| x.code(r.model())))),
             merchant_at_fault: None,
         })
     }

@@ -30,6 +30,7 @@
 //! with a fraud flag (by `decided_at`).
 
 use super::tables::History;
+use fastrefund_core::cases::CASE_DISPUTE_ID_BASE;
 use fastrefund_core::cols::*;
 use fastrefund_core::scoring::{ReturnEffect, Trend};
 use polars::prelude::*;
@@ -580,8 +581,16 @@ fn lost_known(t: i64) -> Expr {
         .eq(lit("merchant_won"))
         .and(col(DECIDED_AT).lt(t_lit(t)))
 }
+/// A case a reviewer decided for the buyer, exported as a dispute (`export-cases`: ids
+/// from [`CASE_DISPUTE_ID_BASE`]): a correction in the buyer's favour, which no feature
+/// counts (docs/promises.md).
+fn case_won_by_buyer() -> Expr {
+    col(DISPUTE_ID)
+        .gt_eq(lit(CASE_DISPUTE_ID_BASE))
+        .and(col(DECISION).eq(lit("buyer_won")).fill_null(lit(false)))
+}
 pub fn disputes_opened_365(t: i64) -> Expr {
-    count_if(within(OPENED_AT, t, 365)).alias("disputes_opened_365")
+    count_if(within(OPENED_AT, t, 365).and(case_won_by_buyer().not())).alias("disputes_opened_365")
 }
 pub fn disputes_lost_365(t: i64) -> Expr {
     count_if(within(DECIDED_AT, t, 365).and(lost_known(t))).alias("disputes_lost_365")

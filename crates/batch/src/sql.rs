@@ -771,7 +771,12 @@ norms AS (
             w("outcome_us", 365)
         )),
         bad_ever = count_if(bad),
-        opened = count_if(&w("opened_us", 365)),
+        // A case a reviewer decided for the buyer, exported as a dispute, never counts.
+        opened = count_if(&format!(
+            "{} AND NOT (dispute_id >= {} AND COALESCE(decision = 'buyer_won', FALSE))",
+            w("opened_us", 365),
+            fastrefund_core::cases::CASE_DISPUTE_ID_BASE
+        )),
         lost_365 = count_if(&format!("{} AND {lost}", w("decided_us", 365))),
         fraud_365 = count_if(&format!(
             "{} AND {lost} AND fraud_flag",

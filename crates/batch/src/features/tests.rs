@@ -324,3 +324,27 @@ fn a_refund_without_return_counts_as_a_return_asked_never_bad_nor_intact() {
 }
 
 type BTreeMapF = std::collections::BTreeMap<&'static str, Option<f64>>;
+
+#[test]
+fn a_case_won_by_the_buyer_exported_as_a_dispute_counts_in_no_feature() {
+    let plain = tempfile::tempdir().unwrap();
+    write_history(plain.path(), ["", "", "", ""]);
+    let with_case = tempfile::tempdir().unwrap();
+    // Reviewers' decisions as `export-cases` writes them (ids from 2^62): one won by
+    // buyer 1, who must rate as if it had never been; one lost by buyer 2, which counts.
+    write_history(
+        with_case.path(),
+        [
+            "",
+            "",
+            "4611686018427387905,1,1,2025-12-21T00:00:00Z,2025-12-22T00:00:00Z,buyer_won,false\n\
+             4611686018427387906,4,2,2025-12-21T00:00:00Z,2025-12-22T00:00:00Z,merchant_won,false\n",
+            "",
+        ],
+    );
+    let features =
+        |dir: &Path| rows(&labelled_features_as_of(&load_history(dir).unwrap(), t0()).unwrap());
+    let (a, b) = (features(plain.path()), features(with_case.path()));
+    assert_eq!(a[0], b[0], "buyer 1's won case counts in no feature");
+    assert_ne!(a[1], b[1], "buyer 2's lost case counts");
+}

@@ -380,3 +380,95 @@ fn a_bad_overrides_file_is_refused_naming_the_file_row_and_column_and_nothing_is
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--out"));
 }
+
+/// The end-to-end check: a buyer's star before a rating case, after a reviewer
+/// decides it for them (the service, at once), and after the next `rate` (the batch,
+/// from `export-cases --overrides`) is one corrected star, with the same score and
+/// reasons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_star_after_the_decision_and_after_the_next_rate_are_the_same_corrected_star() {
+    use fastrefund_testkit::{API, REVIEWER, json_of};
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let before = dir.path().join("before");
+    rate_ok(&before, &[]);
+    let app = fastrefund_testkit::spawn_app_with(
+        fastrefund_core::policy::Policy::default(),
+        Some(before.clone()),
+    )
+    .await;
+    let r = Ratings::load(&before).unwrap();
+    let (buyer, code, _) = buyer_whose_star_a_strike_changes(&r, &ids(&ratings(&before)));
+    let rating = async || {
+        let path = format!("/v1/buyers/{buyer}/rating");
+        json_of(app.get(&path, Some(API)).await).await.1
+    };
+    let star_before = rating().await;
+    assert_eq!(
+        star_before["star"],
+        json!(r.get(BuyerId(buyer)).unwrap().star.get())
+    );
+
+    // The buyer contests their first reason; a reviewer decides for them.
+    let open = json!({"kind": "rating", "buyer_id": buyer, "opened_by": "buyer",
+                      "statement": "Those were the courier's losses.", "reason_code": code});
+    let (status, case) = json_of(app.post("/v1/cases", &open).await).await;
+    assert_eq!(status, 201, "{case}");
+    let id = case["case_id"].as_u64().unwrap();
+    for (path, body) in [
+        ("claim", json!({"reviewer": "li.wei"})),
+        (
+            "decision",
+            json!({"reviewer": "li.wei", "decision": "buyer_won", "note": "the courier's scans"}),
+        ),
+    ] {
+        let r = app
+            .client
+            .post(format!("{}/review/cases/{id}/{path}", app.base))
+            .bearer_auth(REVIEWER)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let served = rating().await;
+    assert_ne!(served["star"], star_before["star"], "{served}");
+    assert_eq!(served["corrected_by_cases"], json!([id]));
+
+    // The batch side: the strike from the ledger (read while the service runs), then
+    // the next rate.
+    let ledger = app.dir.path().join("ledger.sqlite");
+    let overrides = dir.path().join("overrides.csv");
+    let o = run(&[
+        "export-cases",
+        "--ledger",
+        s(&ledger),
+        "--overrides",
+        s(&overrides),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let next = dir.path().join("next");
+    rate_ok(&next, &["--overrides", s(&overrides)]);
+    let rated = Ratings::load(&next).unwrap();
+    let (star, score, reasons) = rating_of(&rated, buyer);
+    assert_eq!(served["star"], json!(star));
+    assert_eq!(served["score"], json!(score));
+    let served_reasons: Vec<String> = served["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["code"].as_str().unwrap().to_string())
+        .collect();
+    let rated_reasons: Vec<String> = reasons.into_iter().flatten().collect();
+    assert_eq!(served_reasons, rated_reasons);
+
+    // And the service on the next snapshot answers the same star (the strike, applied
+    // again to a snapshot rated with it, changes nothing).
+    app.state.reload(Some(Some(next)), None).await.unwrap();
+    let again = rating().await;
+    assert_eq!(
+        (&again["star"], &again["score"]),
+        (&served["star"], &served["score"])
+    );
+}
