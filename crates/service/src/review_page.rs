@@ -270,29 +270,47 @@ pub fn record(
         match rec {
             None => rows.push_str(&format!("<p>{}</p>", w.never_decided)),
             Some(r) => {
-                let money = match &r.state {
-                    ReturnState::Held => "held: no instant release".to_string(),
-                    ReturnState::Released => "released, not advanced".to_string(),
-                    ReturnState::Advanced(a) => {
+                let zh = matches!(lang, Lang::ZhCn);
+                let advanced = |a: &fastrefund_core::ledger::Advance| {
+                    if zh {
+                        format!("已垫付 {}（运单 {}）", a.amount, a.tracking_number)
+                    } else {
                         format!("advanced {} on {}", a.amount, a.tracking_number)
                     }
-                    ReturnState::Settled {
-                        advance,
-                        outcome,
-                        corrected,
-                        ..
-                    } => format!(
-                        "advanced {} on {}; outcome {}{}",
-                        advance.amount,
-                        advance.tracking_number,
-                        outcome.as_str(),
-                        corrected
-                            .map(|o| format!(", corrected to {}", o.as_str()))
-                            .unwrap_or_default()
-                    ),
-                    ReturnState::Kept { amount, .. } => {
+                };
+                let money = match (&r.state, zh) {
+                    (ReturnState::Held, false) => "held: no instant release".to_string(),
+                    (ReturnState::Held, true) => "未即时放行".to_string(),
+                    (ReturnState::Released, false) => "released, not advanced".to_string(),
+                    (ReturnState::Released, true) => "已放行，未垫付".to_string(),
+                    (ReturnState::Advanced(a), _) => advanced(a),
+                    (
+                        ReturnState::Settled {
+                            advance,
+                            outcome,
+                            corrected,
+                            ..
+                        },
+                        _,
+                    ) => {
+                        let (word, fixed) = if zh {
+                            ("；结果", "，已更正为")
+                        } else {
+                            ("; outcome", ", corrected to")
+                        };
+                        format!(
+                            "{}{word} {}{}",
+                            advanced(advance),
+                            outcome.as_str(),
+                            corrected
+                                .map(|o| format!("{fixed} {}", o.as_str()))
+                                .unwrap_or_default()
+                        )
+                    }
+                    (ReturnState::Kept { amount, .. }, false) => {
                         format!("refunded without return: {amount}")
                     }
+                    (ReturnState::Kept { amount, .. }, true) => format!("仅退款：{amount}"),
                 };
                 rows.push_str(&format!(
                     "<p>{}: <strong>{}★</strong> · {}: {} · {}: {}</p><p>{}: {}</p>",

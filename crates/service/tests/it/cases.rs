@@ -198,7 +198,7 @@ async fn a_buyer_contests_a_loss_a_reviewer_decides_and_the_hold_lifts_at_once()
     );
     // The return's record from the ledger: the star it was decided with and its money.
     assert!(
-        text.contains("advanced 80.00 on SFCASE41; outcome received_mismatch"),
+        text.contains("已垫付 80.00（运单 SFCASE41）；结果 received_mismatch"),
         "{text}"
     );
 
