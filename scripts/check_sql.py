@@ -328,9 +328,13 @@ def compare(engine, sql, data, ratings):
         got = f"read_parquet('{tmp}/got/*{'/*.parquet' if engine == 'spark' else ''}')"
         want = f"read_parquet('{ratings}')"
         reasons = [f"reason_{k}" for k in range(1, 5)]
+        # Each feature's points (`points_<feature>`, null where the value was missing),
+        # as rate writes them, must be what the SQL computes too.
+        points = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {want}").fetchall() if r[0].startswith("points_")]
         differs = " OR ".join(
             ["w.star IS DISTINCT FROM CAST(g.star AS INTEGER)", "abs(w.score - CAST(g.score AS DOUBLE)) > 1e-6"]
             + [f"w.{r} IS DISTINCT FROM g.{r}" for r in reasons]
+            + [f"w.{p} IS DISTINCT FROM CAST(g.{p} AS INTEGER)" for p in points]
         )
         # Spark reads unsigned 64-bit ids as DECIMAL(20,0): compare ids as UBIGINT.
         join = f"(SELECT *, CAST(buyer_id AS UBIGINT) AS id FROM {want}) w FULL JOIN (SELECT *, CAST(buyer_id AS UBIGINT) AS id FROM {got}) g ON w.id = g.id"
@@ -346,7 +350,7 @@ def compare(engine, sql, data, ratings):
         ).fetchone()
         print(
             f"{engine}{f' in {len(files)} buyer shards' if len(files) > 1 else ''}: {n_got} buyers from SQL, {n_want} rated; {missing} missing, {extra} extra, "
-            f"{bad} disagree (max score difference {dmax:.2g}); "
+            f"{bad} disagree (max score difference {dmax:.2g}; {len(points)} points columns compared); "
             f"as_of {'ok' if as_of_ok else 'WRONG'}, model_version {'ok' if version_ok else 'WRONG'}; {took:.1f} s"
         )
         if bad:
