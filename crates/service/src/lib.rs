@@ -536,7 +536,12 @@ pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let state = AppState::with_store(ledger, policy, tokens);
     state.set_clock_skew(settings.clock_skew);
     cases::spawn_gauges(state.clone(), std::time::Duration::from_secs(15));
-    strikes::spawn_refresh(state.clone(), strikes::REFRESH);
+    // Another replica's decisions reach this one only through a shared ledger; a
+    // SQLite ledger has one process writing it (its lock), this one, whose decisions
+    // are added at once, and its reads run on the writer, which a refresh would load.
+    if fastrefund_stores::is_url(&settings.ledger.to_string_lossy()) {
+        strikes::spawn_refresh(state.clone(), strikes::REFRESH);
+    }
     if let Some(secret) = settings
         .webhook_secret
         .clone()

@@ -13,8 +13,9 @@
 //! - **Where they come from.** The ledger: a decided rating case is the record (the
 //!   override, with the case as its reason). They are read with each snapshot load
 //!   ([`crate::AppState::reload`]: a service never serves a snapshot without them), again
-//!   every [`REFRESH`] (replicas sharing a PostgreSQL ledger see each other's decisions
-//!   within that), and added at once when this process records a decision.
+//!   every [`REFRESH`] on a PostgreSQL ledger (replicas sharing it see each other's
+//!   decisions within that; a SQLite ledger has one writing process, this one), and
+//!   added at once when this process records a decision.
 //! - **Every answer uses them**: the eligibility decision's star, the tracking call's
 //!   limit, the exposure limit, the rating API and the buyer's page, which also say which
 //!   cases corrected the star.
