@@ -83,6 +83,21 @@ done
 check kept "$W/teams/kept" "$CHAMPION" 2026-06-30 duckdb
 check kept-generated-model "$W/teams/kept" "$W/model/model.json" 2026-06-30 duckdb
 "$PY" scripts/check_sql.py differ "$W/sample-snap/ratings.parquet" "$W/kept-snap/ratings.parquet"
+# Reasons struck by rating cases the buyers won (issue 23): `rate --overrides` and
+# `export-sql --overrides` over the same strikes (40 that hold, 20 on worse evidence)
+# agree on every buyer, and differ from the unstruck sample (so the check proves something).
+mkdir "$W/struck"
+for t in orders returns disputes buyers; do ln -s "$PWD/data/sample/$t.parquet" "$W/struck/$t.parquet"; done
+"$PY" scripts/check_sql.py write-overrides "$W/sample-snap" "$W/struck/overrides.csv"
+quiet "$BIN" rate --data data/sample --model "$CHAMPION" --as-of 2026-06-30 --out "$W/struck-snap" --force --overrides "$W/struck/overrides.csv"
+for engine in duckdb spark; do
+  quiet "$BIN" export-sql --model "$CHAMPION" --as-of 2026-06-30 --dialect "$engine" --overrides --out "$W/struck-$engine.sql"
+done
+echo -n "struck as of 2026-06-30, "
+"$PY" scripts/check_sql.py duckdb "$W/struck-duckdb.sql" "$W/struck" "$W/struck-snap/ratings.parquet" 2>"$W/duckdb.err" \
+  || { tail -20 "$W/duckdb.err" >&2; exit 1; }
+SPARK_JOBS+=("$W/struck-spark.sql" "$W/struck" "$W/struck-snap/ratings.parquet")
+"$PY" scripts/check_sql.py differ "$W/sample-snap/ratings.parquet" "$W/struck-snap/ratings.parquet"
 
 # A text amount that is no amount: rate refuses the file, and the SQL stops naming the column.
 if "$BIN" rate --data "$W/teams/bad-amount" --model "$CHAMPION" --as-of 2026-06-30 --out "$W/bad-snap" >"$W/log" 2>&1; then

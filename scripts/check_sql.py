@@ -206,6 +206,9 @@ def run_duckdb(sql, data, out, tmp):
             con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_csv('{f}.csv')")
         else:
             con.execute(f"CREATE TABLE {t} ({BUYERS_SCHEMA})")
+    # The strikes, for a query written with `export-sql --overrides`.
+    if os.path.exists(f"{data}/overrides.csv"):
+        con.execute(f"CREATE VIEW overrides AS SELECT * FROM read_csv('{data}/overrides.csv')")
     stmts = statements(sql)
     for s in stmts[:-1]:
         con.execute(s)
@@ -259,6 +262,8 @@ def run_spark(sql, data, out, tmp):
             spark.read.option("header", True).csv(f"{f}.csv").createOrReplaceTempView(t)
         else:
             spark.createDataFrame([], BUYERS_SCHEMA).createOrReplaceTempView(t)
+    if os.path.exists(f"{data}/overrides.csv"):
+        spark.read.option("header", True).csv(f"{data}/overrides.csv").createOrReplaceTempView("overrides")
     stmts = statements(sql)
     for s in stmts[:-1]:
         spark.sql(s)
@@ -281,7 +286,34 @@ def fails(engine, sql, data, message):
         return 1
 
 
+def write_overrides(snap, out):
+    """An overrides file (export-cases --overrides' columns) for the snapshot in `snap`:
+    the first reason of 40 buyers struck with the points it earns them now, and of 20
+    more with one point more than it earns (worse evidence since: nothing struck)."""
+    import json
+
+    import pandas as pd
+
+    model = json.load(open(f"{snap}/model.json"))
+    column = {f["reason"]["code"]: f"points_{f['name']}" for f in model["features"]}
+    r = pd.read_parquet(f"{snap}/ratings.parquet")
+    rows = []
+    for _, b in r.iterrows():
+        code = b["reason_1"]
+        if code is None or code not in column or pd.isna(b[column[code]]):
+            continue
+        worse = len(rows) >= 40
+        rows.append((len(rows) + 1, int(b["buyer_id"]), code, int(b[column[code]]) + (1 if worse else 0), "2026-07-01T08:00:00Z"))
+        if len(rows) == 60:
+            break
+    assert len(rows) == 60, f"only {len(rows)} buyers with a reason to strike"
+    pd.DataFrame(rows, columns=["case_id", "buyer_id", "reason_code", "points_at_open", "decided_at"]).to_csv(out, index=False)
+
+
 def main():
+    if sys.argv[1] == "write-overrides":
+        write_overrides(*sys.argv[2:4])
+        return
     if sys.argv[1] == "write-histories":
         write_histories(*sys.argv[2:4])
         write_kept(*sys.argv[2:4])

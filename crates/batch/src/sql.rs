@@ -849,12 +849,18 @@ fn points_sql(card: &Scorecard, j: usize, x: &str) -> Result<String, SqlError> {
     Ok(s)
 }
 
-/// The whole rating as one SQL query, for `dialect`.
+/// The whole rating as one SQL query, for `dialect`. With `overrides`, the query also
+/// reads a table `overrides` (the file `export-cases --overrides` writes: `buyer_id`,
+/// `reason_code`, `points_at_open`, …) and strikes those reasons as `rate --overrides`
+/// does ([`fastrefund_core::scoring::Scorecard::strike`]): a struck feature earns its
+/// best points, not missing, while its points are at least `points_at_open`. The
+/// `points_<feature>` columns stay the unstruck points.
 pub fn rating_sql(
     card: &Scorecard,
     as_of: NaiveDate,
     dialect: Dialect,
     shard: Option<BuyerShard>,
+    overrides: bool,
 ) -> Result<String, SqlError> {
     let t = date_micros(as_of);
     let model = card.model();
@@ -909,14 +915,54 @@ pub fn rating_sql(
             points_sql(card, j, &format!("x{j}"))?
         );
     }
-    s.push_str("\n  FROM features\n),\nlosses AS (\n  SELECT buyer_id");
+    s.push_str("\n  FROM features\n),\n");
+    // The points scored: with overrides, each struck feature at its best (`sp`, `sm`);
+    // `p` and `m` stay the points as rated, for the points columns.
+    let (sp, sm) = if overrides {
+        s.push_str(
+            "-- The reasons struck by rating cases the buyers won (export-cases --overrides),\n\
+             -- one row a case: a feature's code, or its code with ':missing'.\n\
+             strikes AS (\n  SELECT CAST(buyer_id AS DECIMAL(20, 0)) AS buyer_id",
+        );
+        // Per buyer and feature, the fewest points at opening among its strikes: a
+        // strike holds when the points are at least that.
+        for j in 0..n {
+            let code = &card.reason(j).code;
+            let _ = write!(
+                s,
+                ",\n         MIN(CASE WHEN CAST(reason_code AS STRING) IN ({}, {}) THEN CAST(points_at_open AS BIGINT) END) AS a{j}",
+                text(code),
+                text(&format!("{code}{MISSING_SUFFIX}"))
+            );
+        }
+        s.push_str("\n  FROM overrides\n  GROUP BY CAST(buyer_id AS DECIMAL(20, 0))\n),\nstruck AS (\n  SELECT p.*");
+        for j in 0..n {
+            let _ = write!(s, ",\n         COALESCE(p.p{j} >= o.a{j}, FALSE) AS k{j}");
+        }
+        s.push_str(
+            "\n  FROM points p\n  LEFT JOIN strikes o ON CAST(p.buyer_id AS DECIMAL(20, 0)) = o.buyer_id\n),\nscored AS (\n  SELECT buyer_id",
+        );
+        for j in 0..n {
+            let _ = write!(
+                s,
+                ",\n         m{j}, p{j}, CASE WHEN k{j} THEN {} ELSE p{j} END AS sp{j}, m{j} AND NOT k{j} AS sm{j}",
+                card.best_points(j)
+            );
+        }
+        s.push_str("\n  FROM struck\n),\n");
+        ("sp", "sm")
+    } else {
+        ("p", "m")
+    };
+    let scored_from = if overrides { "scored" } else { "points" };
+    s.push_str("losses AS (\n  SELECT buyer_id");
     let score = (0..n)
-        .map(|j| format!("p{j}"))
+        .map(|j| format!("{sp}{j}"))
         .collect::<Vec<_>>()
         .join(" + ");
     let volume: Vec<String> = (0..n)
         .filter(|j| card.is_volume(*j))
-        .map(|j| format!("{} - p{j}", card.best_points(j)))
+        .map(|j| format!("{} - {sp}{j}", card.best_points(j)))
         .collect();
     let score = match card.floor_score() {
         // The volume floor (see `fastrefund_core::scoring`).
@@ -930,11 +976,11 @@ pub fn rating_sql(
     for j in 0..n {
         let _ = write!(
             s,
-            ",\n         m{j}, p{j}, {} - p{j} AS l{j}",
+            ",\n         m{j}, p{j}, {sm}{j} AS n{j}, {} - {sp}{j} AS l{j}",
             card.best_points(j)
         );
     }
-    s.push_str("\n  FROM points\n),\nranked AS (\n  SELECT *");
+    let _ = write!(s, "\n  FROM {scored_from}\n),\nranked AS (\n  SELECT *");
     // Feature j's place among the reasons: the features that cost more, or as much and
     // come first in the model, go before it.
     for j in 0..n {
@@ -978,7 +1024,7 @@ pub fn rating_sql(
             let code = &card.reason(j).code;
             let _ = write!(
                 case,
-                " WHEN r{j} = {k} AND l{j} > 0 THEN CASE WHEN m{j} THEN {} ELSE {} END",
+                " WHEN r{j} = {k} AND l{j} > 0 THEN CASE WHEN n{j} THEN {} ELSE {} END",
                 text(&format!("{code}{MISSING_SUFFIX}")),
                 text(code)
             );
@@ -1065,6 +1111,7 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(),
             d,
             None,
+            false,
         )
         .unwrap()
     }
@@ -1166,15 +1213,20 @@ mod tests {
             .unwrap()
             .check()
             .unwrap();
-        for d in [Dialect::Spark, Dialect::Duckdb] {
+        for (d, overrides) in [Dialect::Spark, Dialect::Duckdb]
+            .into_iter()
+            .flat_map(|d| [(d, false), (d, true)])
+        {
             let sql = rating_sql(
                 &card,
                 NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(),
                 d,
                 None,
+                overrides,
             )
             .unwrap();
             assert_eq!(sql.matches(';').count(), 1, "{d:?}");
+            assert_eq!(sql.contains("FROM overrides"), overrides);
             assert!(sql.trim_end().ends_with(';'));
         }
     }

@@ -110,6 +110,10 @@ enum Command {
         /// one after the other on an engine that cannot hold every buyer at once.
         #[arg(long, value_name = "K/N")]
         buyer_shard: Option<fastrefund_batch::sql::BuyerShard>,
+        /// Also read a table `overrides` (the file `export-cases --overrides` writes) and
+        /// strike those reasons, as `rate --overrides` does.
+        #[arg(long)]
+        overrides: bool,
     },
     /// Train a scorecard on a history (--data) or on any labelled table (--table).
     Train(Box<TrainArgs>),
@@ -493,7 +497,15 @@ fn main() -> Result<()> {
             dialect,
             out,
             buyer_shard,
-        } => batch::export_sql(&model, as_of, dialect, out.as_deref(), buyer_shard),
+            overrides,
+        } => batch::export_sql(
+            &model,
+            as_of,
+            dialect,
+            out.as_deref(),
+            buyer_shard,
+            overrides,
+        ),
         Command::Train(a) => batch::train(*a),
         Command::Evaluate {
             model,
@@ -694,9 +706,10 @@ mod batch {
         dialect: fastrefund_batch::sql::Dialect,
         out: Option<&Path>,
         shard: Option<fastrefund_batch::sql::BuyerShard>,
+        overrides: bool,
     ) -> Result<()> {
         let card = fastrefund_snapshot::load_model(model)?.check()?;
-        let sql = fastrefund_batch::sql::rating_sql(&card, as_of, dialect, shard)?;
+        let sql = fastrefund_batch::sql::rating_sql(&card, as_of, dialect, shard, overrides)?;
         match out {
             Some(p) => {
                 std::fs::write(p, &sql).with_context(|| format!("cannot write {}", p.display()))?;
