@@ -66,13 +66,13 @@ impl Strikes {
         self.any.store(true, Ordering::Release);
     }
 
-    /// `buyer`'s strikes, if any.
-    fn of(&self, buyer: BuyerId) -> Option<Vec<Strike>> {
+    /// `f` of `buyer`'s strikes, if they have any (read in place, under the lock).
+    fn with<R>(&self, buyer: BuyerId, f: impl FnOnce(&[Strike]) -> R) -> Option<R> {
         if !self.any.load(Ordering::Acquire) {
             return None;
         }
         let g = self.by_buyer.read().unwrap_or_else(|e| e.into_inner());
-        g.get(&buyer).cloned()
+        g.get(&buyer).map(|mine| f(mine))
     }
 }
 
@@ -94,13 +94,14 @@ pub fn served(ratings: &Ratings, strikes: &Strikes, buyer: BuyerId) -> Option<Se
         rating,
         corrected_by: Vec::new(),
     };
-    let Some(mine) = strikes.of(buyer) else {
+    // Only a buyer with strikes is scored again, from the snapshot's points.
+    let Some(Some(result)) = strikes.with(buyer, |mine| {
+        let points = ratings.points(buyer)?;
+        Some(corrected(ratings.model(), &points, mine))
+    }) else {
         return Some(plain);
     };
-    let Some(points) = ratings.points(buyer) else {
-        return Some(plain);
-    };
-    match corrected(ratings.model(), &points, &mine) {
+    match result {
         Ok(Some((scored, by))) => Some(Served {
             rating: BuyerRating {
                 star: scored.star,

@@ -388,7 +388,8 @@ impl Ratings {
                 ),
             ));
         }
-        if !rows.windows(2).all(|w| w[0].0 < w[1].0) {
+        let in_order = rows.windows(2).all(|w| w[0].0 < w[1].0);
+        if !in_order {
             rows.sort_unstable_by_key(|r| r.0);
             if let Some(w) = rows.windows(2).find(|w| w[0].0 == w[1].0) {
                 return Err(invalid(&path, format!("buyer {} is rated twice", w[0].0)));
@@ -403,10 +404,16 @@ impl Ratings {
             stars: Vec::with_capacity(rows.len()),
             reasons: Vec::with_capacity(rows.len()),
             challenger: has_challenger.then(|| Vec::with_capacity(rows.len())),
-            points: has_points.then(|| Vec::with_capacity(points.len())),
+            // Rows already in buyer order (as `rate` writes them) keep their points as
+            // read; otherwise they are laid out again in the sorted order below.
+            points: match (has_points, in_order) {
+                (false, _) => None,
+                (true, true) => Some(std::mem::take(&mut points)),
+                (true, false) => Some(Vec::with_capacity(points.len())),
+            },
         };
         for (id, score, star, reasons, ch, at) in rows {
-            if let Some(p) = &mut out.points {
+            if let (Some(p), false) = (&mut out.points, in_order) {
                 p.extend_from_slice(&points[at * n_features..(at + 1) * n_features]);
             }
             out.ids.push(id);
